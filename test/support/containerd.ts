@@ -1,0 +1,184 @@
+// Real containerd (Debian package, CRI plugin built in) for tests, one instance per simulated node:
+// each has its own root, state dir, gRPC and ttrpc sockets, CRI stream port and registry hosts
+// config, so several run side by side without touching the host's /run/containerd or /var/lib.
+// Pulls only: the native snapshotter works everywhere, and no CNI network is needed.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GrpcImageRuntime, loadCriProto, type CriProto } from '../../agent/cri/grpc-runtime.ts';
+import { systemBinary } from './binaries.ts';
+import { ManagedProcess } from './process.ts';
+import type { RegistryEndpoint } from './registry.ts';
+import { makeTempDir, removeDir } from './tmp.ts';
+import { waitFor } from './wait.ts';
+
+export interface ContainerdOptions {
+  /** Names the node: temp dir, process name, log lines. */
+  name: string;
+  /** Registries reached over plain HTTP (hosts.toml per host). */
+  registries: readonly RegistryEndpoint[];
+  /** How long to wait for the CRI socket to answer Version. */
+  readyTimeoutMs?: number;
+}
+
+export interface TestContainerd {
+  name: string;
+  /** The CRI (and containerd API) socket path. */
+  socket: string;
+  root: string;
+  state: string;
+  logFile: string;
+  /** The current process; replaced by restart(). */
+  readonly process: ManagedProcess;
+  /** Milliseconds from spawn to CRI Version answering, for the last start. */
+  startupMs: number;
+  /** SIGTERM; root and state are kept for restart(). */
+  stop(): Promise<void>;
+  /** SIGKILL, as in a crash; root and state are kept for restart(). */
+  kill(): Promise<void>;
+  /** Stops it if running, starts it again on the same dirs and waits for CRI. */
+  restart(): Promise<void>;
+  /** Stops it and removes all its files. */
+  dispose(): Promise<void>;
+}
+
+// Snapshotters that need kernel features or devices this environment does not have; left enabled
+// they only log errors, but disabling them keeps the log about what matters.
+const DISABLED_PLUGINS = [
+  'io.containerd.snapshotter.v1.aufs',
+  'io.containerd.snapshotter.v1.btrfs',
+  'io.containerd.snapshotter.v1.devmapper',
+  'io.containerd.snapshotter.v1.zfs',
+  'io.containerd.tracing.processor.v1.otlp',
+];
+
+const toml = (s: string): string => JSON.stringify(s);
+
+function configToml(dirs: { root: string; state: string; socket: string; hostsDir: string; cniDir: string }): string {
+  const cri = '[plugins."io.containerd.grpc.v1.cri"]';
+  return `version = 2
+root = ${toml(dirs.root)}
+state = ${toml(dirs.state)}
+disabled_plugins = [${DISABLED_PLUGINS.map(toml).join(', ')}]
+
+[grpc]
+  address = ${toml(dirs.socket)}
+
+[ttrpc]
+  address = ${toml(`${dirs.socket}.ttrpc`)}
+
+[debug]
+  level = "info"
+
+# The default is /opt/containerd, shared by every instance on the host.
+[plugins."io.containerd.internal.v1.opt"]
+  path = ${toml(join(dirs.root, 'opt'))}
+
+${cri}
+  # Port 0: each instance gets its own stream server port (the old fixed 10010 would collide).
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = ${toml(join(dirs.cniDir, 'bin'))}
+    conf_dir = ${toml(join(dirs.cniDir, 'net.d'))}
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = ${toml(dirs.hostsDir)}
+`;
+}
+
+/** certs.d/<host>/hosts.toml: the registry speaks plain HTTP. */
+function writeHostsConfig(hostsDir: string, registry: RegistryEndpoint): void {
+  const dir = join(hostsDir, registry.host);
+  mkdirSync(dir, { recursive: true });
+  const url = `http://${registry.host}`;
+  writeFileSync(
+    join(dir, 'hosts.toml'),
+    `server = ${toml(url)}\n\n[host.${toml(url)}]\n  capabilities = ["pull", "resolve"]\n`,
+  );
+}
+
+export async function startContainerd(opts: ContainerdOptions): Promise<TestContainerd> {
+  const safeName = opts.name.replace(/[^a-zA-Z0-9-]/g, '-');
+  const dir = makeTempDir(`containerd-${safeName}`);
+  const root = join(dir, 'root');
+  const state = join(dir, 'state');
+  const socket = join(state, 'containerd.sock');
+  const hostsDir = join(dir, 'certs.d');
+  const cniDir = join(dir, 'cni');
+  for (const d of [root, state, hostsDir, join(cniDir, 'bin'), join(cniDir, 'net.d')]) mkdirSync(d, { recursive: true });
+  for (const r of opts.registries) writeHostsConfig(hostsDir, r);
+  const configFile = join(dir, 'config.toml');
+  writeFileSync(configFile, configToml({ root, state, socket, hostsDir, cniDir }));
+  const logFile = join(dir, 'containerd.log');
+  const command = systemBinary('containerd');
+  const proto: CriProto = loadCriProto();
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
+  const procName = `containerd-${safeName}`;
+
+  let proc: ManagedProcess | undefined;
+
+  const launch = async (): Promise<number> => {
+    const started = Date.now();
+    const p = ManagedProcess.start({ name: procName, command, args: ['--config', configFile], logFile });
+    proc = p;
+    const cri = new GrpcImageRuntime({ endpoint: socket, proto });
+    try {
+      await waitFor(
+        async () => {
+          if (!p.running) throw new Error(`exited with code ${String(await p.wait())}`);
+          await cri.version({ signal: AbortSignal.timeout(2000) });
+          return true;
+        },
+        { what: `${procName} CRI Version on ${socket}`, timeoutMs: readyTimeoutMs, intervalMs: 50 },
+      );
+    } catch (err) {
+      await p.stop();
+      throw new Error(`${procName} did not start: ${(err as Error).message}\n--- ${logFile} ---\n${p.tail()}`);
+    } finally {
+      cri.close();
+    }
+    return Date.now() - started;
+  };
+
+  const current = (): ManagedProcess => {
+    if (proc === undefined) throw new Error(`${procName} was never started`);
+    return proc;
+  };
+
+  const instance: TestContainerd = {
+    name: opts.name,
+    socket,
+    root,
+    state,
+    logFile,
+    get process() {
+      return current();
+    },
+    startupMs: 0,
+    async stop() {
+      await proc?.stop();
+    },
+    async kill() {
+      const p = current();
+      p.signal('SIGKILL');
+      await p.wait();
+      await p.stop();
+    },
+    async restart() {
+      await proc?.stop();
+      instance.startupMs = await launch();
+    },
+    async dispose() {
+      await proc?.stop();
+      removeDir(dir);
+    },
+  };
+  try {
+    instance.startupMs = await launch();
+  } catch (err) {
+    removeDir(dir);
+    throw err;
+  }
+  return instance;
+}

@@ -1,0 +1,298 @@
+// A real Kubernetes control plane for tests: etcd, kube-apiserver (RBAC, service-account token signing,
+// an audit log of writes) and optionally kube-controller-manager (garbage collection, namespaces), all on
+// 127.0.0.1, built from their Go modules by test/support/tools/build-binaries.sh.
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Agent, request } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { KubeConfig } from '@kubernetes/client-node';
+import { cachedBinary } from './binaries.ts';
+import { ManagedProcess } from './process.ts';
+import { freePort } from './ports.ts';
+import { makeTempDir, removeDir } from './tmp.ts';
+import { waitFor } from './wait.ts';
+
+export interface KubectlResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+export interface KubectlOptions {
+  input?: string;
+  kubeconfig?: string;
+  /** Resolve with the result instead of throwing when kubectl exits non-zero. */
+  allowFailure?: boolean;
+}
+
+export interface ControlPlaneOptions {
+  /** Start kube-controller-manager too (garbage collector, namespace and service-account controllers). */
+  controllerManager?: boolean;
+}
+
+export interface ControlPlane {
+  /** https://127.0.0.1:<port> */
+  readonly server: string;
+  /** A kubeconfig file for a member of system:masters. */
+  readonly adminKubeconfig: string;
+  /** JSON lines, one per write request (create/update/patch/delete) at Metadata level. */
+  readonly auditLogPath: string;
+  readonly dir: string;
+  kubeConfig(kubeconfigPath?: string): KubeConfig;
+  kubectl(args: readonly string[], opts?: KubectlOptions): Promise<KubectlResult>;
+  /**
+   * A kubeconfig that authenticates as the ServiceAccount (created if missing) with a bound token from the
+   * TokenRequest API. `boundPod` binds the token to a pod, as the kubelet does for a pod's projected token.
+   */
+  serviceAccountKubeconfig(namespace: string, name: string, opts?: { boundPod?: string }): Promise<string>;
+  /** Stops kube-apiserver only (etcd keeps the data) and starts it again on the same port. */
+  restartApiServer(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  verbs: [create, update, patch, delete, deletecollection]
+- level: None
+`;
+
+function writeKubeconfig(path: string, server: string, caFile: string, user: string, token: string): void {
+  const ca = readFileSync(caFile).toString('base64');
+  const text = `apiVersion: v1
+kind: Config
+clusters:
+- name: kwarm-test
+  cluster:
+    server: ${server}
+    certificate-authority-data: ${ca}
+users:
+- name: ${user}
+  user:
+    token: ${token}
+contexts:
+- name: ${user}@kwarm-test
+  context:
+    cluster: kwarm-test
+    user: ${user}
+current-context: ${user}@kwarm-test
+`;
+  writeFileSync(path, text, { mode: 0o600 });
+}
+
+async function httpOk(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpRequest(url, { timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => { resolve(false); });
+    req.on('timeout', () => { req.destroy(); resolve(false); });
+    req.end();
+  });
+}
+
+async function readyz(server: string, token: string, ca: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(`${server}/readyz`, {
+      agent: new Agent({ ca }),
+      headers: { authorization: `Bearer ${token}` },
+      timeout: 2000,
+    }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => { resolve(false); });
+    req.on('timeout', () => { req.destroy(); resolve(false); });
+    req.end();
+  });
+}
+
+function failStart(proc: ManagedProcess, err: unknown): Error {
+  const why = err instanceof Error ? err.message : String(err);
+  return new Error(`${proc.name} did not become ready: ${why}\n--- last lines of ${proc.logFile} ---\n${proc.tail()}`);
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const started = Date.now();
+  const dir = makeTempDir('control-plane');
+  const processes: ManagedProcess[] = [];
+  try {
+    const etcdPort = await freePort();
+    const peerPort = await freePort();
+    const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+    const etcd = ManagedProcess.start({
+      name: 'etcd',
+      command: cachedBinary('etcd'),
+      args: [
+        '--name=kwarm-test', `--data-dir=${join(dir, 'etcd')}`,
+        `--listen-client-urls=${etcdUrl}`, `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=http://127.0.0.1:${peerPort}`, `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-cluster=kwarm-test=http://127.0.0.1:${peerPort}`,
+        '--unsafe-no-fsync', '--log-level=warn', '--quota-backend-bytes=4294967296',
+      ],
+      logFile: join(dir, 'etcd.log'),
+    });
+    processes.push(etcd);
+    await waitFor(() => httpOk(`${etcdUrl}/health`), { what: 'etcd /health', timeoutMs: 30_000 })
+      .catch((err: unknown) => { throw failStart(etcd, err); });
+
+    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    writeFileSync(join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+    writeFileSync(join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    const adminToken = randomBytes(24).toString('hex');
+    writeFileSync(join(dir, 'tokens.csv'), `${adminToken},kwarm-admin,kwarm-admin,"system:masters"\n`, { mode: 0o600 });
+    writeFileSync(join(dir, 'audit-policy.yaml'), AUDIT_POLICY);
+    const auditLogPath = join(dir, 'audit.log');
+    const certDir = join(dir, 'pki');
+    const apiPort = await freePort();
+    const server = `https://127.0.0.1:${apiPort}`;
+
+    const apiArgs = [
+      `--etcd-servers=${etcdUrl}`,
+      '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
+      `--cert-dir=${certDir}`,
+      `--token-auth-file=${join(dir, 'tokens.csv')}`,
+      '--authorization-mode=RBAC',
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${join(dir, 'sa.pub')}`,
+      `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+      '--api-audiences=https://kubernetes.default.svc.cluster.local',
+      '--service-cluster-ip-range=10.96.0.0/16',
+      `--audit-policy-file=${join(dir, 'audit-policy.yaml')}`, `--audit-log-path=${auditLogPath}`,
+      '--audit-log-format=json', '--audit-log-mode=blocking',
+      '--allow-privileged=true',
+      '--v=1',
+    ];
+    let apiserver = startApiServer(dir, apiArgs);
+    processes.push(apiserver);
+    // The API server writes its self-signed serving certificate followed by its CA into the cert dir.
+    const caFile = join(certDir, 'apiserver.crt');
+    const waitReady = async (proc: ManagedProcess): Promise<void> => {
+      await waitFor(async () => {
+        if (!proc.running) throw new Error(`exited with code ${String(await proc.wait())}`);
+        let ca: Buffer;
+        try { ca = readFileSync(caFile); } catch { return false; }
+        return readyz(server, adminToken, ca);
+      }, { what: 'kube-apiserver /readyz', timeoutMs: 90_000, intervalMs: 250 })
+        .catch((err: unknown) => { throw failStart(proc, err); });
+    };
+    await waitReady(apiserver);
+
+    const adminKubeconfig = join(dir, 'admin.kubeconfig');
+    writeKubeconfig(adminKubeconfig, server, caFile, 'kwarm-admin', adminToken);
+
+    if (opts.controllerManager ?? false) {
+      const kcmPort = await freePort();
+      const kcm = ManagedProcess.start({
+        name: 'kube-controller-manager',
+        command: cachedBinary('kube-controller-manager'),
+        args: [
+          `--kubeconfig=${adminKubeconfig}`, '--leader-elect=false',
+          '--controllers=garbagecollector,namespace,serviceaccount',
+          '--bind-address=127.0.0.1', `--secure-port=${kcmPort}`,
+          `--cert-dir=${join(dir, 'kcm-pki')}`,
+          '--concurrent-gc-syncs=5', '--v=1',
+        ],
+        logFile: join(dir, 'kube-controller-manager.log'),
+      });
+      processes.push(kcm);
+    }
+
+    const kubectlBin = cachedBinary('kubectl');
+    const kubectl = (args: readonly string[], kopts: KubectlOptions = {}): Promise<KubectlResult> =>
+      new Promise((resolve, reject) => {
+        const child = execFile(kubectlBin, [`--kubeconfig=${kopts.kubeconfig ?? adminKubeconfig}`, ...args], {
+          maxBuffer: 64 * 1024 * 1024,
+          env: { ...process.env, KUBECONFIG: '' },
+        }, (err, stdout, stderr) => {
+          const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
+          const res = { stdout, stderr, code };
+          if (code !== 0 && kopts.allowFailure !== true) {
+            reject(new Error(`kubectl ${args.join(' ')} exited ${code}: ${stderr.trim()}`));
+          } else {
+            resolve(res);
+          }
+        });
+        if (kopts.input !== undefined) child.stdin?.end(kopts.input);
+        else child.stdin?.end();
+      });
+
+    let saCounter = 0;
+    const cp: ControlPlane = {
+      server,
+      adminKubeconfig,
+      auditLogPath,
+      dir,
+      kubeConfig(path?: string): KubeConfig {
+        const kc = new KubeConfig();
+        kc.loadFromFile(path ?? adminKubeconfig);
+        return kc;
+      },
+      kubectl,
+      async serviceAccountKubeconfig(namespace, name, sopts = {}) {
+        await kubectl(['create', 'namespace', namespace], { allowFailure: true });
+        await kubectl(['create', 'serviceaccount', name, '-n', namespace], { allowFailure: true });
+        const args = ['create', 'token', name, '-n', namespace, '--duration=2h'];
+        if (sopts.boundPod !== undefined) args.push('--bound-object-kind=Pod', `--bound-object-name=${sopts.boundPod}`);
+        const { stdout } = await kubectl(args);
+        const path = join(dir, `sa-${namespace}-${name}-${saCounter++}.kubeconfig`);
+        writeKubeconfig(path, server, caFile, `system:serviceaccount:${namespace}:${name}`, stdout.trim());
+        return path;
+      },
+      async restartApiServer() {
+        await apiserver.stop();
+        apiserver = startApiServer(dir, apiArgs);
+        processes.push(apiserver);
+        await waitReady(apiserver);
+      },
+      async stop() {
+        for (const p of [...processes].reverse()) await p.stop();
+        if (process.env.KWARM_KEEP_TEST_DIRS === undefined) removeDir(dir);
+      },
+    };
+    console.log(`    [harness] kube-apiserver ${await serverVersion(kubectl)} + etcd ready at ${server} in ${Date.now() - started} ms${opts.controllerManager === true ? ' (with kube-controller-manager)' : ''}`);
+    return cp;
+  } catch (err) {
+    for (const p of processes.reverse()) await p.stop();
+    throw err;
+  }
+}
+
+function startApiServer(dir: string, args: string[]): ManagedProcess {
+  return ManagedProcess.start({
+    name: 'kube-apiserver',
+    command: cachedBinary('kube-apiserver'),
+    args,
+    logFile: join(dir, 'kube-apiserver.log'),
+  });
+}
+
+async function serverVersion(kubectl: ControlPlane['kubectl']): Promise<string> {
+  const { stdout } = await kubectl(['version', '-o', 'json']);
+  const parsed: unknown = JSON.parse(stdout);
+  if (typeof parsed === 'object' && parsed !== null && 'serverVersion' in parsed) {
+    const sv: unknown = parsed.serverVersion;
+    if (typeof sv === 'object' && sv !== null && 'gitVersion' in sv && typeof sv.gitVersion === 'string') return sv.gitVersion;
+  }
+  return 'unknown version';
+}
+
+let shared: Promise<ControlPlane> | undefined;
+
+/** One control plane per mocha process, with kube-controller-manager; stopped by the root hook in hooks.ts. */
+export function sharedControlPlane(): Promise<ControlPlane> {
+  shared ??= startControlPlane({ controllerManager: true });
+  return shared;
+}
+
+export async function stopSharedControlPlane(): Promise<void> {
+  if (shared === undefined) return;
+  const cp = await shared.catch(() => undefined);
+  shared = undefined;
+  await cp?.stop();
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Builds the control-plane binaries the tests run (kube-apiserver, kube-controller-manager,
+# kubectl, etcd, helm) from their Go modules, once per pinned version, into a cache outside git.
+#
+#   test/support/tools/build-binaries.sh            # build what is missing, print the bin dir
+#   KWARM_CACHE=/somewhere test/support/tools/build-binaries.sh
+#
+# The pins live in test/support/tools/versions.env; changing one rebuilds only what it names.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache=${KWARM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kwarm}
+bin="$cache/bin"
+work="$cache/build"
+mkdir -p "$bin" "$work"
+
+log() { printf '[build-binaries] %s\n' "$*" >&2; }
+
+command -v go >/dev/null || { log "go is not on PATH; install Go >= 1.24 first"; exit 1; }
+
+export GOFLAGS="-buildvcs=false -mod=mod"
+export CGO_ENABLED=0
+
+stamp_ok() { [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1.version" 2>/dev/null)" = "$2" ]; }
+stamp() { echo "$2" > "$bin/.$1.version"; }
+
+timed() {
+  local start=$SECONDS
+  "$@"
+  log "$1 took $((SECONDS - start)) s"
+}
+
+build_kubernetes() {
+  local want="v$K8S_VERSION"
+  if stamp_ok kube-apiserver "$want" && stamp_ok kube-controller-manager "$want" && stamp_ok kubectl "$want"; then
+    return
+  fi
+  log "building kube-apiserver, kube-controller-manager, kubectl $want (one time, several minutes)"
+  local dir="$work/kubernetes-$want" staging="v0.${K8S_VERSION#1.}"
+  rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+  printf 'module kwarm.local/kubernetes-binaries\n\ngo 1.24\n' > go.mod
+  # k8s.io/kubernetes points its staging modules at ./staging with replace directives, which only
+  # apply inside its own repository; here each one is pinned to the published module of the same release.
+  local gomod
+  gomod=$(go mod download -json "k8s.io/kubernetes@$want" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  local edits=()
+  while read -r mod; do
+    edits+=("-replace=$mod=$mod@$staging")
+  done < <(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod")
+  [ ${#edits[@]} -gt 10 ] || { log "could not read staging modules from $gomod"; exit 1; }
+  go mod edit "${edits[@]}" "-require=k8s.io/kubernetes@$want"
+  local pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl)
+  go get "${pkgs[@]/%/@$want}"
+  local v=k8s.io/component-base/version c=k8s.io/client-go/pkg/version
+  local minor=${K8S_VERSION#1.}; minor=${minor%%.*}
+  local ld="-s -w"
+  for p in $v $c; do
+    ld+=" -X $p.gitVersion=$want -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  go build -trimpath -ldflags "$ld" -o "$bin/" "${pkgs[@]}"
+  for b in kube-apiserver kube-controller-manager kubectl; do stamp "$b" "$want"; done
+}
+
+build_etcd() {
+  local want="v$ETCD_VERSION"
+  stamp_ok etcd "$want" && return
+  log "building etcd $want"
+  local dir="$work/etcd-$want"
+  rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+  printf 'module kwarm.local/etcd-binary\n\ngo 1.24\n' > go.mod
+  cat > main.go <<'EOF'
+// The etcd server entry point, built from the published go.etcd.io/etcd/server/v3 module.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+EOF
+  go get "go.etcd.io/etcd/server/v3@$want"
+  go build -trimpath -ldflags "-s -w" -o "$bin/etcd" .
+  stamp etcd "$want"
+}
+
+build_helm() {
+  local want="v$HELM_VERSION"
+  stamp_ok helm "$want" && return
+  log "building helm $want"
+  GOBIN="$bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$want" "helm.sh/helm/v3/cmd/helm@$want"
+  stamp helm "$want"
+}
+
+what=${1:-all}
+case "$what" in
+  all) timed build_etcd; timed build_kubernetes; timed build_helm ;;
+  etcd) timed build_etcd ;;
+  kubernetes) timed build_kubernetes ;;
+  helm) timed build_helm ;;
+  *) log "unknown target $what (all, etcd, kubernetes, helm)"; exit 2 ;;
+esac
+echo "$bin"

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what the tests need and is not in node_modules: Debian packages (containerd with its
+# CRI plugin, the docker-registry OCI registry, htpasswd) and the Go-built control plane
+# (etcd, kube-apiserver, kube-controller-manager, kubectl, helm). Does nothing when all is present.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+need_pkgs=()
+command -v containerd >/dev/null || need_pkgs+=(containerd)
+command -v docker-registry >/dev/null || need_pkgs+=(docker-registry)
+command -v htpasswd >/dev/null || need_pkgs+=(apache2-utils)
+command -v runc >/dev/null || need_pkgs+=(runc)
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need_pkgs[*]}"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { log "not root and no sudo: install ${need_pkgs[*]} by hand"; exit 1; }
+    sudo="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  # The package starts a system containerd; the tests run their own instances, one per node.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet containerd 2>/dev/null; then
+    $sudo systemctl disable --now containerd >/dev/null 2>&1 || true
+  fi
+fi
+
+if ! command -v go >/dev/null; then
+  if [ -x /usr/local/go/bin/go ]; then
+    export PATH="/usr/local/go/bin:$PATH"
+  else
+    log "go not found: install Go >= 1.24 (it builds etcd, kube-apiserver, kubectl and helm once)"
+    exit 1
+  fi
+fi
+
+start=$SECONDS
+bash "$here/build-binaries.sh" all >/dev/null
+log "tools ready in $((SECONDS - start)) s"
