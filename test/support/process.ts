@@ -97,8 +97,11 @@ export class ManagedProcess {
       ac.abort();
       await killed;
     }
-    this.log.end();
-    await once(this.log, 'close').catch(() => undefined);
+    if (!this.log.closed) {
+      const closed = once(this.log, 'close').catch(() => undefined);
+      this.log.end();
+      await closed;
+    }
   }
 }
 

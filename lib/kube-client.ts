@@ -1,0 +1,278 @@
+// The one place kwarm talks HTTP to the Kubernetes API. Authentication comes from client-node's KubeConfig;
+// responses are `unknown` until the caller decodes them. Reads, writes and watches share one keep-alive agent.
+import { Agent, request, type RequestOptions } from 'node:https';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { createInterface } from 'node:readline';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export type PatchType = 'apply' | 'merge' | 'json';
+
+const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
+  apply: 'application/apply-patch+yaml',
+  merge: 'application/merge-patch+json',
+  json: 'application/json-patch+json',
+};
+
+export interface ListPage {
+  items: unknown[];
+  resourceVersion: string;
+}
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+
+export interface WatchEvent {
+  type: WatchEventType;
+  object: unknown;
+}
+
+/** An error response from the API server, with its HTTP status and the Status reason when it sent one. */
+export class KubeApiError extends Error {
+  readonly status: number;
+  readonly reason: string;
+
+  constructor(status: number, reason: string, message: string) {
+    super(message);
+    this.name = 'KubeApiError';
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof KubeApiError && err.status === 404;
+}
+
+export function isConflict(err: unknown): boolean {
+  return err instanceof KubeApiError && err.status === 409;
+}
+
+export function isGone(err: unknown): boolean {
+  return err instanceof KubeApiError && err.status === 410;
+}
+
+/** Called after every request, for metrics: the method and the resource path's kind-ish segment. */
+export type RequestObserver = (method: HttpMethod, path: string, status: number) => void;
+
+export interface KubeClientOptions {
+  userAgent?: string;
+  /** Awaited before every write (POST, PUT, PATCH, DELETE): the client-side write rate limit. */
+  beforeWrite?: (signal: AbortSignal) => Promise<void>;
+  observe?: RequestObserver;
+  /** Per-request timeout for everything but watches. */
+  timeoutMs?: number;
+}
+
+export interface RequestSpec {
+  method: HttpMethod;
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal: AbortSignal;
+}
+
+function buildPath(path: string, query: RequestSpec['query']): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) params.set(k, String(v));
+  const qs = params.toString();
+  return qs === '' ? path : `${path}?${qs}`;
+}
+
+function statusFields(body: unknown): { reason: string; message: string } {
+  if (typeof body === 'object' && body !== null) {
+    const reason = 'reason' in body && typeof body.reason === 'string' ? body.reason : '';
+    const message = 'message' in body && typeof body.message === 'string' ? body.message : '';
+    return { reason, message };
+  }
+  return { reason: '', message: '' };
+}
+
+export class KubeClient {
+  private readonly kc: KubeConfig;
+  private readonly server: URL;
+  private readonly opts: KubeClientOptions;
+  private agent: Agent | undefined;
+
+  constructor(kc: KubeConfig, opts: KubeClientOptions = {}) {
+    const cluster = kc.getCurrentCluster();
+    if (cluster === null) throw new Error('kubeconfig has no current cluster');
+    this.kc = kc;
+    this.server = new URL(cluster.server);
+    this.opts = opts;
+  }
+
+  /** Base request options with credentials; re-evaluated each time so rotated tokens are picked up. */
+  private async requestOptions(method: HttpMethod, path: string, headers: Record<string, string>): Promise<RequestOptions> {
+    const opts: RequestOptions = { headers: { ...headers } };
+    await this.kc.applyToHTTPSOptions(opts);
+    this.agent ??= new Agent({
+      keepAlive: true,
+      maxSockets: 32,
+      ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+      ...(opts.cert !== undefined ? { cert: opts.cert } : {}),
+      ...(opts.key !== undefined ? { key: opts.key } : {}),
+      ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
+    });
+    return {
+      ...opts,
+      agent: this.server.protocol === 'https:' ? this.agent : undefined,
+      method,
+      host: this.server.hostname,
+      port: this.server.port,
+      path: this.server.pathname.replace(/\/$/, '') + path,
+      headers: { 'user-agent': this.opts.userAgent ?? 'kwarm', accept: 'application/json', ...(opts.headers as Record<string, string>) },
+    };
+  }
+
+  private send(ropts: RequestOptions, signal: AbortSignal, payload?: string): Promise<IncomingMessage> {
+    const fn = this.server.protocol === 'https:' ? request : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = fn({ ...ropts, signal }, resolve);
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  /** Sends a request and returns the decoded JSON body (`undefined` for an empty body). */
+  async request(spec: RequestSpec): Promise<unknown> {
+    const write = spec.method !== 'GET';
+    if (write && this.opts.beforeWrite) await this.opts.beforeWrite(spec.signal);
+    const payload = spec.body === undefined ? undefined : JSON.stringify(spec.body);
+    const headers: Record<string, string> = {};
+    if (payload !== undefined) headers['content-type'] = spec.contentType ?? 'application/json';
+    const path = buildPath(spec.path, spec.query);
+    const ropts = await this.requestOptions(spec.method, path, headers);
+    const signal = this.opts.timeoutMs === undefined ? spec.signal : AbortSignal.any([spec.signal, AbortSignal.timeout(this.opts.timeoutMs)]);
+    const res = await this.send(ropts, signal, payload);
+    const chunks: Buffer[] = [];
+    for await (const chunk of res) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString('utf8');
+    const status = res.statusCode ?? 0;
+    this.opts.observe?.(spec.method, spec.path, status);
+    let body: unknown;
+    try {
+      body = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      body = text;
+    }
+    if (status < 200 || status >= 300) {
+      const { reason, message } = statusFields(body);
+      throw new KubeApiError(status, reason, `${spec.method} ${spec.path}: ${status} ${message || (typeof body === 'string' ? body : '')}`.trim());
+    }
+    return body;
+  }
+
+  get(path: string, signal: AbortSignal): Promise<unknown> {
+    return this.request({ method: 'GET', path, signal });
+  }
+
+  /** GET that returns `undefined` on 404. */
+  async getOptional(path: string, signal: AbortSignal): Promise<unknown> {
+    try {
+      return await this.get(path, signal);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Lists a collection, following `continue` tokens, and returns all items with the list's resourceVersion. */
+  async list(path: string, query: { labelSelector?: string; fieldSelector?: string; limit?: number }, signal: AbortSignal): Promise<ListPage> {
+    const items: unknown[] = [];
+    let cont: string | undefined;
+    let resourceVersion = '';
+    do {
+      const page = await this.request({
+        method: 'GET', path, signal,
+        query: { labelSelector: query.labelSelector, fieldSelector: query.fieldSelector, limit: query.limit ?? 500, continue: cont },
+      });
+      if (typeof page !== 'object' || page === null || !('items' in page) || !Array.isArray(page.items)) {
+        throw new Error(`GET ${path}: response is not a list`);
+      }
+      items.push(...(page.items as unknown[]));
+      const meta: unknown = 'metadata' in page ? page.metadata : undefined;
+      cont = undefined;
+      if (typeof meta === 'object' && meta !== null) {
+        if ('resourceVersion' in meta && typeof meta.resourceVersion === 'string') resourceVersion = meta.resourceVersion;
+        if ('continue' in meta && typeof meta.continue === 'string' && meta.continue !== '') cont = meta.continue;
+      }
+    } while (cont !== undefined);
+    return { items, resourceVersion };
+  }
+
+  create(path: string, body: unknown, signal: AbortSignal): Promise<unknown> {
+    return this.request({ method: 'POST', path, body, signal });
+  }
+
+  /** Server-side apply with `force`, owned by `fieldManager`. */
+  apply(path: string, body: unknown, fieldManager: string, signal: AbortSignal): Promise<unknown> {
+    return this.request({
+      method: 'PATCH', path, body, signal, contentType: PATCH_CONTENT_TYPES.apply,
+      query: { fieldManager, force: true },
+    });
+  }
+
+  patch(path: string, type: PatchType, body: unknown, signal: AbortSignal, fieldManager?: string): Promise<unknown> {
+    return this.request({ method: 'PATCH', path, body, signal, contentType: PATCH_CONTENT_TYPES[type], query: { fieldManager } });
+  }
+
+  /** DELETE; a 404 counts as success. */
+  async delete(path: string, signal: AbortSignal, body?: unknown): Promise<void> {
+    try {
+      await this.request({ method: 'DELETE', path, body, signal });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /**
+   * Watches a collection from `resourceVersion` and calls `onEvent` for each event. Resolves when the server
+   * closes the stream or `signal` aborts; rejects on HTTP errors (a 410 rejects with a KubeApiError).
+   * A watch ERROR event is turned into a KubeApiError with the status it carries.
+   */
+  async watch(
+    path: string,
+    query: { resourceVersion: string; labelSelector?: string; fieldSelector?: string; timeoutSeconds?: number },
+    onEvent: (ev: WatchEvent) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const full = buildPath(path, {
+      watch: true, allowWatchBookmarks: true, resourceVersion: query.resourceVersion,
+      labelSelector: query.labelSelector, fieldSelector: query.fieldSelector, timeoutSeconds: query.timeoutSeconds ?? 300,
+    });
+    const ropts = await this.requestOptions('GET', full, {});
+    const res = await this.send(ropts, signal);
+    const status = res.statusCode ?? 0;
+    this.opts.observe?.('GET', path, status);
+    if (status !== 200) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+      let body: unknown;
+      try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { body = undefined; }
+      const { reason, message } = statusFields(body);
+      throw new KubeApiError(status, reason, `watch ${path}: ${status} ${message}`.trim());
+    }
+    const lines = createInterface({ input: res, crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (line === '') continue;
+      const ev: unknown = JSON.parse(line);
+      if (typeof ev !== 'object' || ev === null || !('type' in ev) || typeof ev.type !== 'string') continue;
+      const object: unknown = 'object' in ev ? ev.object : undefined;
+      if (ev.type === 'ERROR') {
+        const code = typeof object === 'object' && object !== null && 'code' in object && typeof object.code === 'number' ? object.code : 500;
+        const { reason, message } = statusFields(object);
+        res.destroy();
+        throw new KubeApiError(code, reason, `watch ${path}: ${code} ${message}`.trim());
+      }
+      if (ev.type === 'ADDED' || ev.type === 'MODIFIED' || ev.type === 'DELETED' || ev.type === 'BOOKMARK') {
+        onEvent({ type: ev.type, object });
+      }
+    }
+  }
+
+  close(): void {
+    this.agent?.destroy();
+  }
+}
