@@ -117,26 +117,33 @@ export async function startContainerd(opts: ContainerdOptions): Promise<TestCont
   const procName = `containerd-${safeName}`;
 
   let proc: ManagedProcess | undefined;
+  // One ManagedProcess.stop() per process, however stop/kill/restart/dispose calls follow or overlap.
+  let stopping: Promise<void> | undefined;
+  const stopProc = (): Promise<void> => (stopping ??= proc?.stop() ?? Promise.resolve());
 
   const launch = async (): Promise<number> => {
     const started = Date.now();
     const p = ManagedProcess.start({ name: procName, command, args: ['--config', configFile], logFile });
     proc = p;
-    const cri = new GrpcImageRuntime({ endpoint: socket, proto });
+    stopping = undefined;
     try {
       await waitFor(
         async () => {
           if (!p.running) throw new Error(`exited with code ${String(await p.wait())}`);
-          await cri.version({ signal: AbortSignal.timeout(2000) });
+          // A fresh client each time: a channel that failed once waits out its reconnect back-off.
+          const cri = new GrpcImageRuntime({ endpoint: socket, proto });
+          try {
+            await cri.version({ signal: AbortSignal.timeout(2000) });
+          } finally {
+            cri.close();
+          }
           return true;
         },
-        { what: `${procName} CRI Version on ${socket}`, timeoutMs: readyTimeoutMs, intervalMs: 50 },
+        { what: `${procName} CRI Version on ${socket}`, timeoutMs: readyTimeoutMs, intervalMs: 25 },
       );
     } catch (err) {
-      await p.stop();
+      await stopProc();
       throw new Error(`${procName} did not start: ${(err as Error).message}\n--- ${logFile} ---\n${p.tail()}`);
-    } finally {
-      cri.close();
     }
     return Date.now() - started;
   };
@@ -157,20 +164,20 @@ export async function startContainerd(opts: ContainerdOptions): Promise<TestCont
     },
     startupMs: 0,
     async stop() {
-      await proc?.stop();
+      await stopProc();
     },
     async kill() {
       const p = current();
       p.signal('SIGKILL');
       await p.wait();
-      await p.stop();
+      await stopProc();
     },
     async restart() {
-      await proc?.stop();
+      await stopProc();
       instance.startupMs = await launch();
     },
     async dispose() {
-      await proc?.stop();
+      await stopProc();
       removeDir(dir);
     },
   };

@@ -208,11 +208,11 @@ export class FakeCri {
     return this.calls.filter((c) => c.method === method && (image === undefined || c.image === image));
   }
 
-  async stop(): Promise<void> {
+  /** Drops every connection and call at once and removes the socket. */
+  stop(): Promise<void> {
     this.server.forceShutdown();
-    // Let grpc-js release the socket before its directory goes.
-    await sleep(10);
     removeDir(this.dir);
+    return Promise.resolve();
   }
 
   private record(method: string, request: unknown): RecordedCall {

@@ -96,11 +96,15 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   const command = systemBinary('docker-registry');
 
   let proc: ManagedProcess | undefined;
+  // One ManagedProcess.stop() per process, however stop/kill/restart/dispose calls follow or overlap.
+  let stopping: Promise<void> | undefined;
+  const stopProc = (): Promise<void> => (stopping ??= proc?.stop() ?? Promise.resolve());
 
   const launch = async (): Promise<number> => {
     const started = Date.now();
     const p = ManagedProcess.start({ name, command, args: ['serve', configFile], logFile });
     proc = p;
+    stopping = undefined;
     try {
       await waitFor(
         async () => {
@@ -113,7 +117,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
         { what: `${name} on ${url}`, timeoutMs: 20_000, intervalMs: 50 },
       );
     } catch (err) {
-      await p.stop();
+      await stopProc();
       throw new Error(`${name} did not start: ${(err as Error).message}\n--- ${logFile} ---\n${p.tail()}`);
     }
     return Date.now() - started;
@@ -127,14 +131,14 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     storageDir,
     startupMs: 0,
     async stop() {
-      await proc?.stop();
+      await stopProc();
     },
     async start() {
       if (proc?.running === true) throw new Error(`${name} is already running`);
       registry.startupMs = await launch();
     },
     async dispose() {
-      await proc?.stop();
+      await stopProc();
       removeDir(dir);
     },
   };

@@ -1,0 +1,59 @@
+// Installs kwarm's CRDs (deploy/crds, as committed) into a test control plane and waits until the API
+// server serves them.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CRD_FILE_PATTERN } from '../../api/generated-files.ts';
+import { crdName } from '../../api/crd.ts';
+import { API_VERSION, kinds } from '../../api/v1alpha1/index.ts';
+import type { ControlPlane } from './control-plane.ts';
+import { waitFor } from './wait.ts';
+
+const CRD_DIR = join(import.meta.dirname, '..', '..', 'deploy', 'crds');
+
+export function crdFiles(): string[] {
+  return readdirSync(CRD_DIR).filter((n) => CRD_FILE_PATTERN.test(n)).sort().map((n) => join(CRD_DIR, n));
+}
+
+function servedResources(discovery: string): Set<string> {
+  const parsed: unknown = JSON.parse(discovery);
+  const names = new Set<string>();
+  if (typeof parsed === 'object' && parsed !== null && 'resources' in parsed && Array.isArray(parsed.resources)) {
+    for (const r of parsed.resources as unknown[]) {
+      if (typeof r === 'object' && r !== null && 'name' in r && typeof r.name === 'string') names.add(r.name);
+    }
+  }
+  return names;
+}
+
+async function install(cp: ControlPlane): Promise<void> {
+  const files = crdFiles();
+  if (files.length !== kinds.length) {
+    throw new Error(`expected ${kinds.length} CRD files in ${CRD_DIR}, found ${files.length}: run npm run crds`);
+  }
+  await cp.kubectl(['apply', '--server-side', '--field-manager=kwarm-tests', '--force-conflicts', ...files.flatMap((f) => ['-f', f])]);
+  await cp.kubectl(['wait', '--for=condition=Established', '--timeout=60s', ...kinds.map((k) => `crd/${crdName(k.names)}`)]);
+  // Established comes a moment before discovery lists the resources; kubectl needs discovery.
+  await waitFor(async () => {
+    const { stdout, code } = await cp.kubectl(['get', '--raw', `/apis/${API_VERSION}`], { allowFailure: true });
+    if (code !== 0) return false;
+    const served = servedResources(stdout);
+    return kinds.every((k) => served.has(k.names.plural));
+  }, { what: `discovery of ${API_VERSION} listing ${kinds.map((k) => k.names.plural).join(', ')}`, timeoutMs: 30_000, intervalMs: 200 });
+}
+
+const installed = new WeakMap<ControlPlane, Promise<void>>();
+
+/**
+ * Applies deploy/crds/*.yaml server-side and waits until each CRD is Established and served.
+ * Once per control plane; later calls wait for the first.
+ */
+export function installCrds(cp: ControlPlane): Promise<void> {
+  let done = installed.get(cp);
+  if (done === undefined) {
+    done = install(cp);
+    installed.set(cp, done);
+    // A failed install may be retried by the next caller.
+    done.catch(() => { installed.delete(cp); });
+  }
+  return done;
+}
