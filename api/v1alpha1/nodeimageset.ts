@@ -1,0 +1,119 @@
+// NodeImageSet: the per-node contract, named after its Node. kwarm-controller owns spec (the images
+// wanted there), the node's kwarm-agent owns status (what it did) through the status subresource.
+import * as s from '../schema.ts';
+import type { Infer, Input } from '../schema.ts';
+import type { KindDefinition } from '../crd.ts';
+import { imageDigest, imageReference } from './image-reference.ts';
+import { DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, resourceSchema } from './meta.ts';
+import { NODE_PULL_PHASES } from './prepullimage.ts';
+import { retrySchema, timeoutSchema } from './pull-settings.ts';
+
+export const nodeImageSetNames = {
+  kind: 'NodeImageSet',
+  listKind: 'NodeImageSetList',
+  plural: 'nodeimagesets',
+  singular: 'nodeimageset',
+  shortNames: ['nis'],
+  scope: 'Cluster',
+} as const;
+
+export const DEFAULT_MAX_CONCURRENT_PULLS = 2;
+/** Images per node; keeps a NodeImageSet far below etcd's 1.5 MiB request limit. */
+export const MAX_NODE_IMAGES = 512;
+export const MAX_IMAGE_SOURCES = 16;
+
+export const nodeImageSetSpecSchema = s.object({
+  maxConcurrentPulls: s.integer({
+    minimum: 1,
+    maximum: 64,
+    format: 'int32',
+    description: 'Pulls the agent runs at once on this node (the controller\'s --max-pulls-per-node).',
+  }).default(DEFAULT_MAX_CONCURRENT_PULLS),
+  images: s.array(s.object({
+    image: imageReference('Image reference, passed to the runtime unchanged.'),
+    imageDigest: imageDigest('Expected digest (sha256:<64 hex>); a pull resolving to another digest fails.').optional(),
+    pullSecrets: s.array(s.string({ minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN }), {
+      maxItems: 16,
+      listType: 'set',
+      description: 'Names of Secrets in kwarm\'s namespace (copies made by the controller) to authenticate with.',
+    }).default([]),
+    timeout: timeoutSchema,
+    retry: retrySchema.default({}),
+    round: s.integer({
+      minimum: 0,
+      format: 'int64',
+      description: 'Version token: raising it makes the agent pull again even if it has already finished this image.',
+    }).default(0).validate({ rule: 'self >= oldSelf', message: 'must not decrease' }),
+    sources: s.array(s.object({
+      namespace: s.string({ maxLength: 63, pattern: DNS_LABEL_PATTERN, description: 'Namespace of the PrePullImage.' }),
+      name: s.string({ maxLength: 253, description: 'Name of the PrePullImage.' }),
+    }), {
+      maxItems: MAX_IMAGE_SOURCES,
+      listType: { map: ['namespace', 'name'] },
+      description: `PrePullImages that want this image here (at most ${MAX_IMAGE_SOURCES} are listed).`,
+    }).default([]),
+  }), {
+    maxItems: MAX_NODE_IMAGES,
+    listType: { map: ['image'] },
+    description: 'Images wanted on this node, one entry per image reference.',
+  }).default([]),
+}, { description: 'Written by kwarm-controller only.' });
+
+export const nodeImageSetStatusSchema = s.object({
+  observedGeneration: s.integer({ minimum: 0, format: 'int64', description: 'The metadata.generation this status describes.' }).optional(),
+  runtime: s.object({
+    name: s.string({ maxLength: 64, description: 'Runtime name from CRI Version, e.g. containerd.' }),
+    version: s.string({ maxLength: 128, description: 'Runtime version from CRI Version.' }),
+  }, { description: 'The container runtime the agent talks to.' }).optional(),
+  heartbeatTime: s.dateTime({ description: 'Last time the agent confirmed it is alive and reconciling.' }).optional(),
+  imageFs: s.object({
+    usedBytes: s.integer({ minimum: 0, format: 'int64', description: 'Bytes used on the image filesystem.' }).optional(),
+    capacityBytes: s.integer({ minimum: 0, format: 'int64', description: 'Size of the image filesystem.' }).optional(),
+    usedPercent: s.integer({ minimum: 0, maximum: 100, format: 'int32', description: 'usedBytes as a percentage of capacityBytes.' }).optional(),
+    pullsPaused: s.boolean({ description: 'True while new pulls wait because the disk guard threshold is exceeded.' }).optional(),
+  }, { description: 'The runtime\'s image filesystem.' }).optional(),
+  images: s.array(s.object({
+    image: s.string({ maxLength: 512, description: 'The image reference from spec.' }),
+    phase: s.enumeration(NODE_PULL_PHASES, { description: 'Pending, Pulling, Completed or Failed.' }),
+    imageId: s.string({ maxLength: 512, description: 'Image id the runtime reports.' }).optional(),
+    repoDigest: s.string({ maxLength: 512, description: 'Repository digest the runtime reports, repository@sha256:<hex>.' }).optional(),
+    sizeBytes: s.integer({ minimum: 0, format: 'int64', description: 'Image size the runtime reports.' }).optional(),
+    attempts: s.integer({ minimum: 0, format: 'int32', description: 'Pull attempts in this round.' }).optional(),
+    round: s.integer({ minimum: 0, format: 'int64', description: 'The spec round this entry describes.' }).optional(),
+    reason: s.string({ maxLength: 128, description: 'Machine-readable reason of the last failure, e.g. ImageNotFound.' }).optional(),
+    message: s.string({ maxLength: 1024, description: 'Details of the last failure.' }).optional(),
+    startedAt: s.dateTime({ description: 'When the current or last pull started.' }).optional(),
+    finishedAt: s.dateTime({ description: 'When the last pull finished.' }).optional(),
+    lastVerifiedAt: s.dateTime({ description: 'When the runtime last confirmed the image is present.' }).optional(),
+  }), {
+    maxItems: MAX_NODE_IMAGES,
+    listType: { map: ['image'] },
+    description: 'One entry per spec image.',
+  }).optional(),
+  desired: s.integer({ minimum: 0, format: 'int32', description: 'Images in spec.' }).optional(),
+  ready: s.integer({ minimum: 0, format: 'int32', description: 'Images Completed.' }).optional(),
+  pulling: s.integer({ minimum: 0, format: 'int32', description: 'Images Pulling.' }).optional(),
+  failed: s.integer({ minimum: 0, format: 'int32', description: 'Images Failed.' }).optional(),
+}, { description: 'Written by the node\'s kwarm-agent only, through the status subresource.' });
+
+export const nodeImageSetSchema = resourceSchema(nodeImageSetNames.kind, nodeImageSetSpecSchema, nodeImageSetStatusSchema);
+
+export type NodeImageSet = Infer<typeof nodeImageSetSchema>;
+export type NodeImageSetSpec = Infer<typeof nodeImageSetSpecSchema>;
+export type NodeImageSetSpecInput = Input<typeof nodeImageSetSpecSchema>;
+export type NodeImage = NodeImageSetSpec['images'][number];
+export type NodeImageSetStatus = Infer<typeof nodeImageSetStatusSchema>;
+export type NodeImageStatus = NonNullable<NodeImageSetStatus['images']>[number];
+
+export const nodeImageSetDefinition: KindDefinition = {
+  names: nodeImageSetNames,
+  description: 'NodeImageSet lists the images wanted on one node (it is named after the Node) and, in status, what that node\'s kwarm-agent did about them.',
+  spec: nodeImageSetSpecSchema,
+  status: nodeImageSetStatusSchema,
+  printerColumns: [
+    { name: 'Desired', type: 'integer', jsonPath: '.status.desired', description: 'Images in spec.' },
+    { name: 'Ready', type: 'integer', jsonPath: '.status.ready', description: 'Images present on the node.' },
+    { name: 'Pulling', type: 'integer', jsonPath: '.status.pulling', description: 'Images being pulled.' },
+    { name: 'Failed', type: 'integer', jsonPath: '.status.failed', description: 'Images that failed.' },
+  ],
+};

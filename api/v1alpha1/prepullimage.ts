@@ -1,0 +1,103 @@
+// PrePullImage: one image wanted on a set of nodes. Written by the controller for each container of a
+// matched workload, or by hand.
+import * as s from '../schema.ts';
+import type { Infer, Input } from '../schema.ts';
+import type { KindDefinition } from '../crd.ts';
+import { imageDigest, imageReference } from './image-reference.ts';
+import { conditions, DNS_SUBDOMAIN_PATTERN, labelSelector, resourceSchema } from './meta.ts';
+import { pullSecretReferences, resourcesSchema, retrySchema, timeoutSchema } from './pull-settings.ts';
+
+export const prePullImageNames = {
+  kind: 'PrePullImage',
+  listKind: 'PrePullImageList',
+  plural: 'prepullimages',
+  singular: 'prepullimage',
+  shortNames: ['ppi'],
+  scope: 'Namespaced',
+} as const;
+
+export const PREPULLIMAGE_PHASES = ['Pending', 'InProgress', 'Completed', 'Failed'] as const;
+export type PrePullImagePhase = (typeof PREPULLIMAGE_PHASES)[number];
+export const NODE_PULL_PHASES = ['Pending', 'Pulling', 'Completed', 'Failed'] as const;
+export type NodePullPhase = (typeof NODE_PULL_PHASES)[number];
+
+/** Condition types the controller sets on a PrePullImage. */
+export const prePullImageConditionTypes = {
+  /** True once the image is present on every target node; `kubectl wait --for=condition=Ready` uses it. */
+  Ready: 'Ready',
+} as const;
+
+export const MAX_NODE_NAMES = 1000;
+/** Per-node detail kept in PrePullImage status; the full per-node truth lives in NodeImageSets. */
+export const MAX_STATUS_NODES = 20;
+
+export const prePullImageSpecSchema = s.object({
+  image: imageReference('The image to pre-pull, e.g. registry.example.com/team/app:v2 or with @sha256:<digest>; passed to the runtime unchanged.'),
+  imageDigest: imageDigest('Expected digest (sha256:<64 hex>). A pull that resolves to another digest fails.').optional(),
+  nodes: s.object({
+    names: s.array(s.string({ minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN }), {
+      maxItems: MAX_NODE_NAMES,
+      listType: 'set',
+      description: 'Nodes by name.',
+    }).optional(),
+    selector: labelSelector('Nodes by label.').optional(),
+  }, {
+    description: 'Target nodes: those named plus those the selector matches, always only Ready ones. Neither set: all ready nodes.',
+  }).default({}),
+  imagePullSecrets: pullSecretReferences('Secrets (type kubernetes.io/dockerconfigjson) in this namespace holding registry credentials.').optional(),
+  retry: retrySchema.default({}),
+  timeout: timeoutSchema,
+  resources: resourcesSchema.default({}),
+}, { description: 'The image and where it is wanted.' }).validate({
+  rule: "!has(self.imageDigest) || !self.image.contains('@') || self.image.endsWith('@' + self.imageDigest)",
+  message: 'must match the digest in spec.image when the image reference has one',
+  fieldPath: '.imageDigest',
+  check: (spec) => spec.imageDigest === undefined || !spec.image.includes('@') || spec.image.endsWith(`@${spec.imageDigest}`),
+});
+
+export const prePullImageStatusSchema = s.object({
+  observedGeneration: s.integer({ minimum: 0, format: 'int64', description: 'The metadata.generation this status describes.' }).optional(),
+  phase: s.enumeration(PREPULLIMAGE_PHASES, {
+    description: 'Pending: no node has started. InProgress: pulls are under way. Completed: present on every target node. Failed: some node gave up after its retries.',
+  }).optional(),
+  summary: s.object({
+    total: s.integer({ minimum: 0, format: 'int32', description: 'Target nodes.' }),
+    pending: s.integer({ minimum: 0, format: 'int32', description: 'Nodes that have not started.' }),
+    pulling: s.integer({ minimum: 0, format: 'int32', description: 'Nodes pulling now or waiting to retry.' }),
+    completed: s.integer({ minimum: 0, format: 'int32', description: 'Nodes that have the image.' }),
+    failed: s.integer({ minimum: 0, format: 'int32', description: 'Nodes that gave up.' }),
+  }, { description: 'Target nodes by state.' }).optional(),
+  ready: s.string({ maxLength: 32, description: 'completed/total, for the READY column.' }).optional(),
+  conditions: conditions('Ready: the image is present on every target node.').optional(),
+  startTime: s.dateTime({ description: 'When the first node started pulling.' }).optional(),
+  completionTime: s.dateTime({ description: 'When the last target node completed.' }).optional(),
+  nodes: s.array(s.object({
+    node: s.string({ maxLength: 253, description: 'Node name.' }),
+    phase: s.enumeration(NODE_PULL_PHASES, { description: 'State of the pull on this node.' }),
+    reason: s.string({ maxLength: 128, description: 'Machine-readable reason, e.g. ImageNotFound.' }).optional(),
+    message: s.string({ maxLength: 1024, description: 'Details for humans.' }).optional(),
+  }), {
+    maxItems: MAX_STATUS_NODES,
+    listType: { map: ['node'] },
+    description: `A few nodes worth a look, failed ones first, at most ${MAX_STATUS_NODES}; the NodeImageSet named after a node has its full detail.`,
+  }).optional(),
+}, { description: 'Written by kwarm-controller from the NodeImageSets of the target nodes.' });
+
+export const prePullImageSchema = resourceSchema(prePullImageNames.kind, prePullImageSpecSchema, prePullImageStatusSchema);
+
+export type PrePullImage = Infer<typeof prePullImageSchema>;
+export type PrePullImageSpec = Infer<typeof prePullImageSpecSchema>;
+export type PrePullImageSpecInput = Input<typeof prePullImageSpecSchema>;
+export type PrePullImageStatus = Infer<typeof prePullImageStatusSchema>;
+
+export const prePullImageDefinition: KindDefinition = {
+  names: prePullImageNames,
+  description: 'PrePullImage asks for one image to be present on a set of nodes. kwarm-controller writes one per container of each workload a PrePullPolicy selects; it can also be written by hand.',
+  spec: prePullImageSpecSchema,
+  status: prePullImageStatusSchema,
+  printerColumns: [
+    { name: 'Image', type: 'string', jsonPath: '.spec.image', description: 'The image to pre-pull.' },
+    { name: 'Ready', type: 'string', jsonPath: '.status.ready', description: 'Nodes that have the image / target nodes.' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Pending, InProgress, Completed or Failed.' },
+  ],
+};
