@@ -1,13 +1,13 @@
-// Writes the CRDs (deploy/crds, charts/kwarm/crds) and docs/api-reference.md from api/v1alpha1.
+// Writes the CRDs (deploy/crds, charts/kwarm/crds), docs/api-reference.md and the README's API tables from api/v1alpha1.
 //   node api/generate.ts          write them
 //   node api/generate.ts --check  exit 1 listing the files that differ from what would be written
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CRD_DIRECTORIES, CRD_FILE_PATTERN, generatedFiles } from './generated-files.ts';
+import { CRD_DIRECTORIES, CRD_FILE_PATTERN, README_PATH, generatedFiles } from './generated-files.ts';
 
 const root = join(import.meta.dirname, '..');
 const check = process.argv.includes('--check');
-const files = generatedFiles();
+const files = generatedFiles(readFileSync(join(root, README_PATH), 'utf8'));
 const wanted = new Set(files.map((f) => f.path));
 
 // Generated CRDs of kinds that no longer exist.
