@@ -42,6 +42,10 @@ export interface ControlPlane {
   readonly dir: string;
   kubeConfig(kubeconfigPath?: string): KubeConfig;
   kubectl(args: readonly string[], opts?: KubectlOptions): Promise<KubectlResult>;
+  /** Server-side applies YAML (one or more documents) as the admin, or as the given kubeconfig's user. */
+  apply(manifest: string, opts?: { kubeconfig?: string; namespace?: string }): Promise<void>;
+  /** `kubectl wait --for=<condition>`, e.g. waitFor('prepullimage/app', 'condition=Ready', { namespace: 'demo' }). */
+  waitFor(resource: string, condition: string, opts?: { namespace?: string; timeoutSeconds?: number }): Promise<void>;
   /**
    * A kubeconfig that authenticates as the ServiceAccount (created if missing) with a bound token from the
    * TokenRequest API. `boundPod` binds the token to a pod, as the kubelet does for a pod's projected token.
@@ -234,6 +238,16 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         return kc;
       },
       kubectl,
+      async apply(manifest, aopts = {}) {
+        const ns = aopts.namespace === undefined ? [] : ['-n', aopts.namespace];
+        await kubectl(['apply', '--server-side', '--field-manager=kwarm-tests', '--force-conflicts', ...ns, '-f', '-'], {
+          input: manifest, ...(aopts.kubeconfig !== undefined ? { kubeconfig: aopts.kubeconfig } : {}),
+        });
+      },
+      async waitFor(resource, condition, wopts = {}) {
+        const ns = wopts.namespace === undefined ? [] : ['-n', wopts.namespace];
+        await kubectl(['wait', `--for=${condition}`, `--timeout=${wopts.timeoutSeconds ?? 60}s`, ...ns, resource]);
+      },
       async serviceAccountKubeconfig(namespace, name, sopts = {}) {
         await kubectl(['create', 'namespace', namespace], { allowFailure: true });
         await kubectl(['create', 'serviceaccount', name, '-n', namespace], { allowFailure: true });

@@ -36,6 +36,14 @@ describe('harness: control plane (etcd + kube-apiserver + kube-controller-manage
     expect(stillDenied.stdout.trim()).to.equal('no');
   });
 
+  it('applies YAML server-side and waits for conditions', async () => {
+    await cp.apply('apiVersion: v1\nkind: Namespace\nmetadata:\n  name: harness-apply\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  namespace: harness-apply\ndata:\n  k: v\n');
+    await cp.waitFor('configmap/applied', 'jsonpath={.data.k}=v', { namespace: 'harness-apply', timeoutSeconds: 10 });
+    const failed = await cp.waitFor('configmap/applied', 'jsonpath={.data.k}=other', { namespace: 'harness-apply', timeoutSeconds: 2 })
+      .then(() => 'returned', (err: unknown) => (err instanceof Error ? err.message : String(err)));
+    expect(failed).to.match(/timed out/);
+  });
+
   it('records writes in the audit log with the user who made them', async () => {
     await cp.kubectl(['create', 'configmap', 'audited', '-n', 'default', '--from-literal=a=b']);
     const entry = await waitFor(() => readFileSync(cp.auditLogPath, 'utf8').split('\n')
