@@ -89,10 +89,16 @@ EOF
 }
 
 build_helm() {
-  local want="v$HELM_VERSION"
+  local minor=${K8S_VERSION#1.}; minor=${minor%%.*}
+  # Helm's default capabilities (what `helm template` and `helm lint` assume) follow the Kubernetes pin.
+  local want="v$HELM_VERSION+k8s1.$minor"
   stamp_ok helm "$want" && return
   log "building helm $want"
-  GOBIN="$bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$want" "helm.sh/helm/v3/cmd/helm@$want"
+  local ld="-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
+  for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    ld+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
+  done
+  GOBIN="$bin" go install -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
   stamp helm "$want"
 }
 

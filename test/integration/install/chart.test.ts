@@ -1,0 +1,131 @@
+// The install artefacts on a real API server: the Helm chart and the kustomize tree hold the same objects and
+// both apply; the RBAC they grant is no wider than the agent and controller need; the admission policy keeps
+// an agent to its own node's NodeImageSet status.
+import { expect } from 'chai';
+import { loadAllYaml } from '@kubernetes/client-node';
+import { sharedControlPlane, type ControlPlane } from '../../support/control-plane.ts';
+import { installCrds } from '../../support/crds.ts';
+import { helm } from '../../support/helm.ts';
+
+interface Obj { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }
+
+function objects(yaml: string): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const doc of loadAllYaml(yaml) as unknown[]) {
+    if (doc === null || typeof doc !== 'object') continue;
+    const o = doc as Obj;
+    out.set(`${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`, JSON.parse(JSON.stringify(doc)));
+  }
+  return out;
+}
+
+describe('install: Helm chart, kustomize tree, least-privilege RBAC', function () {
+  this.timeout(240_000);
+  let cp: ControlPlane;
+
+  before(async () => {
+    cp = await sharedControlPlane();
+    await installCrds(cp);
+  });
+
+  it('passes helm lint, and its values schema rejects wrong values', async () => {
+    const lint = await helm(['lint', 'charts/kwarm', '--strict']);
+    expect(lint.stdout).to.include('0 chart(s) failed');
+    for (const bad of ['controller.maxConcurrentPulls=-1', 'agent.maxPullsPerNode=0', 'logFormat=xml', 'agent.criSocket=relative/path', 'controller.unknownKey=1']) {
+      const res = await helm(['template', 'kwarm', 'charts/kwarm', '--set', bad], { allowFailure: true });
+      expect(res.code, bad).to.not.equal(0);
+      expect(res.stderr, bad).to.match(/values don't meet the specifications of the schema/);
+    }
+  });
+
+  it('renders the same objects as kubectl kustomize deploy/default (and config/default)', async () => {
+    const chart = objects((await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system', '--include-crds'])).stdout);
+    const kustomized = objects((await cp.kubectl(['kustomize', 'deploy/default'])).stdout);
+    const legacy = objects((await cp.kubectl(['kustomize', 'config/default'])).stdout);
+    const namespace = kustomized.get('Namespace//kwarm-system');
+    expect(namespace, 'the kustomize tree creates the namespace').to.not.equal(undefined);
+    kustomized.delete('Namespace//kwarm-system');
+    expect([...kustomized.keys()].sort()).to.deep.equal([...chart.keys()].sort());
+    for (const [key, obj] of chart) expect(kustomized.get(key), key).to.deep.equal(obj);
+    expect([...legacy.keys()].length).to.equal(kustomized.size + 1);
+  });
+
+  it('applies server-side from the kustomize tree, and installs with helm install', async () => {
+    await cp.kubectl(['apply', '--server-side', '--field-manager=kwarm-tests', '--force-conflicts', '-k', 'deploy/default']);
+    const { stdout } = await cp.kubectl(['get', 'deploy,ds,sa,validatingadmissionpolicy', '-n', 'kwarm-system', '-o', 'name']);
+    expect(stdout).to.include('deployment.apps/kwarm-controller').and.include('daemonset.apps/kwarm-agent')
+      .and.include('serviceaccount/kwarm-agent').and.include('validatingadmissionpolicy.admissionregistration.k8s.io/kwarm-agent-own-node-only');
+    const install = await helm(['install', 'kwarm-helm', 'charts/kwarm', '-n', 'kwarm-helm', '--create-namespace', '--wait=false'], { cp });
+    expect(install.stdout).to.include('STATUS: deployed').and.include('kubectl wait --for=condition=Ready prepullimage');
+    const { stdout: ds } = await cp.kubectl(['get', 'ds', 'kwarm-helm-agent', '-n', 'kwarm-helm', '-o', 'json']);
+    const spec = (JSON.parse(ds) as { spec: { template: { spec: { volumes: { hostPath?: { type?: string } }[]; hostNetwork?: boolean; containers: { securityContext: { readOnlyRootFilesystem: boolean; allowPrivilegeEscalation: boolean; capabilities: { drop: string[] } } }[] } } } }).spec.template.spec;
+    expect(spec.volumes.map((v) => v.hostPath?.type)).to.deep.equal(['Socket']);
+    expect(spec.hostNetwork ?? false).to.equal(false);
+    expect(spec.containers[0]!.securityContext).to.deep.include({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    expect(spec.containers[0]!.securityContext.capabilities.drop).to.deep.equal(['ALL']);
+    await helm(['uninstall', 'kwarm-helm', '-n', 'kwarm-helm'], { cp });
+  });
+
+  describe('RBAC is no wider than needed', () => {
+    let agent: string;
+    let controller: string;
+    const can = async (kubeconfig: string, ...args: string[]): Promise<string> =>
+      (await cp.kubectl(['auth', 'can-i', ...args], { kubeconfig, allowFailure: true })).stdout.trim();
+
+    before(async () => {
+      await cp.kubectl(['apply', '--server-side', '--field-manager=kwarm-tests', '--force-conflicts', '-k', 'deploy/default']);
+      agent = await cp.serviceAccountKubeconfig('kwarm-system', 'kwarm-agent');
+      controller = await cp.serviceAccountKubeconfig('kwarm-system', 'kwarm-controller');
+    });
+
+    it('agent: reads NodeImageSets and writes only their status; gets Secrets only in its namespace', async () => {
+      expect(await can(agent, 'watch', 'nodeimagesets.kwarm.io')).to.equal('yes');
+      expect(await can(agent, 'patch', 'nodeimagesets.kwarm.io', '--subresource=status')).to.equal('yes');
+      expect(await can(agent, 'update', 'nodeimagesets.kwarm.io')).to.equal('no');
+      expect(await can(agent, 'patch', 'nodeimagesets.kwarm.io')).to.equal('no');
+      expect(await can(agent, 'create', 'nodeimagesets.kwarm.io')).to.equal('no');
+      expect(await can(agent, 'list', 'secrets', '-A')).to.equal('no');
+      expect(await can(agent, 'get', 'secrets', '-n', 'default')).to.equal('no');
+      expect(await can(agent, 'list', 'secrets', '-n', 'kwarm-system')).to.equal('no');
+      expect(await can(agent, 'get', 'secrets', '-n', 'kwarm-system')).to.equal('yes');
+      expect(await can(agent, 'list', 'pods', '-A')).to.equal('no');
+      expect(await can(agent, 'get', 'prepullimages.kwarm.io', '-A')).to.equal('no');
+    });
+
+    it('controller: never writes workloads, writes Secrets only in its namespace', async () => {
+      expect(await can(controller, 'watch', 'deployments.apps', '-A')).to.equal('yes');
+      for (const verb of ['update', 'patch', 'create', 'delete']) {
+        expect(await can(controller, verb, 'deployments.apps', '-n', 'default'), verb).to.equal('no');
+      }
+      expect(await can(controller, 'create', 'secrets', '-n', 'kwarm-system')).to.equal('yes');
+      expect(await can(controller, 'create', 'secrets', '-n', 'default')).to.equal('no');
+      expect(await can(controller, 'patch', 'nodeimagesets.kwarm.io')).to.equal('yes');
+      expect(await can(controller, 'patch', 'nodes')).to.equal('no');
+      expect(await can(controller, 'update', 'leases.coordination.k8s.io', '-n', 'kwarm-system')).to.equal('yes');
+      expect(await can(controller, 'update', 'leases.coordination.k8s.io', '-n', 'default')).to.equal('no');
+    });
+
+    it('admission policy: an agent token bound to node A can write node A\'s status but not node B\'s', async () => {
+      for (const node of ['vap-node-a', 'vap-node-b']) {
+        await cp.apply(`apiVersion: v1\nkind: Node\nmetadata:\n  name: ${node}\n---\napiVersion: kwarm.io/v1alpha1\nkind: NodeImageSet\nmetadata:\n  name: ${node}\nspec: {}\n`);
+      }
+      await cp.apply('apiVersion: v1\nkind: Pod\nmetadata:\n  name: agent-on-a\n  namespace: kwarm-system\nspec:\n  serviceAccountName: kwarm-agent\n  nodeName: vap-node-a\n  containers:\n  - name: agent\n    image: kwarm-agent:test\n');
+      const bound = await cp.serviceAccountKubeconfig('kwarm-system', 'kwarm-agent', { boundPod: 'agent-on-a' });
+      const patch = (node: string, kubeconfig: string) => cp.kubectl(['patch', 'nodeimageset', node, '--subresource=status', '--type=merge',
+        '-p', '{"status":{"observedGeneration":1}}'], { kubeconfig, allowFailure: true });
+
+      const own = await patch('vap-node-a', bound);
+      expect(own.code, own.stderr).to.equal(0);
+      const other = await patch('vap-node-b', bound);
+      expect(other.code).to.not.equal(0);
+      expect(other.stderr).to.match(/kwarm-agent-own-node-only/).and.match(/may write only nodeimagesets\/vap-node-a\/status/);
+      // A token without a node (not bound to a scheduled pod) cannot write any status.
+      const unbound = await patch('vap-node-a', agent);
+      expect(unbound.code).to.not.equal(0);
+      expect(unbound.stderr).to.match(/carries no node name/);
+      // The policy does not get in the controller's way.
+      const ctrl = await cp.kubectl(['patch', 'nodeimageset', 'vap-node-b', '--type=merge', '-p', '{"spec":{"maxConcurrentPulls":3}}'], { kubeconfig: controller, allowFailure: true });
+      expect(ctrl.code, ctrl.stderr).to.equal(0);
+    });
+  });
+});
