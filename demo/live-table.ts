@@ -46,9 +46,10 @@ export function renderTable(input: TableInput): string {
   for (const set of input.nodeImageSets) {
     for (const i of set.spec.images) if (!images.includes(i.image)) images.push(i.image);
   }
-  const sets = [...input.nodeImageSets].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  const nameOf = (set: NodeImageSet): string => set.metadata.name ?? '';
+  const sets = [...input.nodeImageSets].sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
   const header = ['NODE', ...images.map(shortImage)];
-  const rows = sets.map((set) => [set.metadata.name, ...images.map((img) => cell(set, img, input.now))]);
+  const rows = sets.map((set) => [nameOf(set), ...images.map((img) => cell(set, img, input.now))]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n');

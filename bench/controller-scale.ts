@@ -1,0 +1,229 @@
+// kwarm-controller at scale on a real API server: Node objects without kubelets, Deployments selected by
+// one PrePullPolicy, and this process playing every agent (it marks each NodeImageSet's images Completed
+// as soon as they appear). Reports the controller's RSS and CPU, the time from one Deployment's image
+// change to all affected NodeImageSets updated, the API writes per image change and during an idle resync.
+//
+//   node_modules/.bin/node bench/controller-scale.ts [--nodes=5000] [--deployments=2000] [--pools=40]
+//
+// Deployments are spread over node pools (a pod nodeSelector), as real clusters partition workloads;
+// every node of a pool pre-pulls the images of the pool's Deployments (deployments/pools images per node).
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import winston from 'winston';
+import { KubeClient } from '../lib/kube-client.ts';
+import { ListWatch } from '../lib/list-watch.ts';
+import { startControlPlane } from '../test/support/control-plane.ts';
+import { ControllerProcess, controllerKubeconfig, metricValue } from '../test/support/controller-process.ts';
+import { installCrds } from '../test/support/crds.ts';
+
+function arg(name: string, fallback: number): number {
+  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
+  const n = hit === undefined ? fallback : Number(hit.slice(name.length + 3));
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer`);
+  return n;
+}
+
+const NODES = arg('nodes', 5000);
+const DEPLOYMENTS = arg('deployments', 2000);
+const POOLS = arg('pools', 40);
+const NAMESPACES = 20;
+const RESYNC_SECONDS = 20;
+const KWARM = '/apis/kwarm.io/v1alpha1';
+
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++];
+      if (item !== undefined) await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: limit }, worker));
+}
+
+async function waitUntil(what: string, timeoutMs: number, probe: () => boolean | Promise<boolean>): Promise<number> {
+  const start = Date.now();
+  for (;;) {
+    if (await probe()) return Date.now() - start;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function procStats(pid: number): { rssMiB: number; peakMiB: number; cpuSeconds: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 'NaN');
+  // utime and stime are fields 14 and 15, after the parenthesised command name.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return { rssMiB: kb('VmRSS') / 1024, peakMiB: kb('VmHWM') / 1024, cpuSeconds: ticks / 100 };
+}
+
+/** What the simulated agents keep of a NodeImageSet. */
+interface NisView { name: string; images: { image: string; round: number }[]; done: Set<string> }
+
+function decodeNis(raw: unknown): NisView | undefined {
+  const o = raw as { metadata?: { name?: string }; spec?: { images?: { image: string; round?: number }[] }; status?: { images?: { image: string; phase: string; round?: number }[] } };
+  const name = o.metadata?.name;
+  if (name === undefined) return undefined;
+  const images = (o.spec?.images ?? []).map((e) => ({ image: e.image, round: e.round ?? 0 }));
+  const done = new Set((o.status?.images ?? []).filter((s) => s.phase === 'Completed').map((s) => `${s.image}@${String(s.round ?? 0)}`));
+  return { name, images, done };
+}
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const log = winston.createLogger({ silent: true });
+  const cp = await startControlPlane();
+  const ac = new AbortController();
+  const signal = ac.signal;
+  let controller: ControllerProcess | undefined;
+  const admin = new KubeClient(cp.kubeConfig(), { timeoutMs: 60_000 });
+  try {
+    await installCrds(cp);
+    console.log(`bench: ${NODES} nodes, ${DEPLOYMENTS} Deployments in ${POOLS} pools (${(DEPLOYMENTS / POOLS).toFixed(0)} images per node, ${(NODES / POOLS).toFixed(0)} nodes per pool)`);
+
+    // --- the cluster -----------------------------------------------------------------------------------
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const nodeNames = Array.from({ length: NODES }, (_, i) => `node-${String(i).padStart(5, '0')}`);
+    await eachLimited(nodeNames, 32, async (name) => {
+      const pool = `p${Number(name.slice(5)) % POOLS}`;
+      await admin.create('/api/v1/nodes', { metadata: { name, labels: { 'kubernetes.io/os': 'linux', 'kwarm-bench/pool': pool } } }, signal);
+      await admin.patch(`/api/v1/nodes/${name}/status`, 'merge', { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'bench', lastHeartbeatTime: now, lastTransitionTime: now }] } }, signal);
+    });
+    for (let n = 0; n < NAMESPACES; n++) await admin.create('/api/v1/namespaces', { metadata: { name: `bench-${n}` } }, signal);
+    await admin.create(`${KWARM}/prepullpolicies`, {
+      apiVersion: 'kwarm.io/v1alpha1', kind: 'PrePullPolicy', metadata: { name: 'default' },
+      spec: { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } } },
+    }, signal);
+    const deployment = (i: number, tag: string): { ns: string; name: string; body: unknown } => {
+      const ns = `bench-${i % NAMESPACES}`;
+      const name = `app-${i}`;
+      return {
+        ns, name,
+        body: {
+          apiVersion: 'apps/v1', kind: 'Deployment',
+          metadata: { namespace: ns, name, labels: { app: name, 'kwarm.io/enabled': 'true' } },
+          spec: {
+            replicas: 1, selector: { matchLabels: { app: name } },
+            template: {
+              metadata: { labels: { app: name } },
+              spec: {
+                nodeSelector: { 'kwarm-bench/pool': `p${i % POOLS}` },
+                // Nodes without a lifecycle controller keep the not-ready taint the API server adds on create.
+                tolerations: [{ key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoSchedule' }],
+                containers: [{ name: 'app', image: `registry.bench.example/team-${i % NAMESPACES}/app-${i}:${tag}` }],
+              },
+            },
+          },
+        },
+      };
+    };
+    await eachLimited(Array.from({ length: DEPLOYMENTS }, (_, i) => i), 32, async (i) => {
+      const d = deployment(i, 'v1');
+      await admin.create(`/apis/apps/v1/namespaces/${d.ns}/deployments`, d.body, signal);
+    });
+    console.log(`setup: ${NODES} nodes and ${DEPLOYMENTS} Deployments created in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+    // --- the simulated agents: complete whatever appears in a NodeImageSet ----------------------------------
+    const pending = new Set<string>();
+    let agentWrites = 0;
+    const nis = new ListWatch<NisView>({
+      client: admin, path: `${KWARM}/nodeimagesets`, decode: decodeNis, log,
+      onChange: (_key, v) => {
+        if (v !== undefined && v.images.some((e) => !v.done.has(`${e.image}@${e.round}`))) pending.add(v.name);
+      },
+    });
+    const nisRunning = nis.run(signal);
+    const agentsRunning = (async () => {
+      while (!signal.aborted) {
+        const batch = [...pending];
+        pending.clear();
+        await eachLimited(batch, 16, async (name) => {
+          const v = nis.get(name);
+          if (v === undefined) return;
+          const images = v.images.map((e) => ({ image: e.image, phase: 'Completed', round: e.round, attempts: 1, startedAt: now, finishedAt: now }));
+          await admin.patch(`${KWARM}/nodeimagesets/${name}/status`, 'merge', { status: { images, desired: images.length, ready: images.length, pulling: 0, failed: 0 } }, signal)
+            .then(() => { agentWrites++; }, () => { pending.add(name); });
+        });
+        await sleep(100, undefined, { signal }).catch(() => undefined);
+      }
+    })();
+
+    // --- the controller -------------------------------------------------------------------------------------
+    const tStart = Date.now();
+    controller = await ControllerProcess.start({
+      kubeconfig: await controllerKubeconfig(cp),
+      name: 'controller-bench',
+      args: ['--max-concurrent-pulls=0', '--write-qps=500', '--write-burst=500', `--resync-period=${RESYNC_SECONDS}s`],
+      logLevel: 'info',
+      waitReady: false,
+    });
+    await controller.waitReady(600_000);
+    const pid = controller.process.pid ?? 0;
+    const completed = async (): Promise<number> => (await controller!.metric('kwarm_prepullimages_by_phase', { phase: 'Completed' })) ?? 0;
+    await waitUntil('every PrePullImage Completed', 1_800_000, async () => (await completed()) === DEPLOYMENTS && pending.size === 0);
+    const initial = procStats(pid);
+    console.log(`initial convergence: ${((Date.now() - tStart) / 1000).toFixed(1)} s to ${DEPLOYMENTS} PrePullImages Completed on ${NODES} NodeImageSets; controller CPU ${initial.cpuSeconds.toFixed(1)} s, RSS ${initial.rssMiB.toFixed(0)} MiB (peak ${initial.peakMiB.toFixed(0)} MiB); simulated agent status writes ${agentWrites}`);
+
+    // --- idle: a full resync with nothing changed ------------------------------------------------------------
+    await sleep(5000);
+    const idleText = await controller.metrics();
+    const idleWrites = metricValue(idleText, 'kwarm_api_writes_total') ?? 0;
+    const idlePasses = metricValue(idleText, 'kwarm_reconcile_duration_seconds_count') ?? 0;
+    const idleCpu = procStats(pid).cpuSeconds;
+    await sleep((RESYNC_SECONDS + 5) * 1000);
+    const afterIdle = await controller.metrics();
+    const idle = {
+      writes: (metricValue(afterIdle, 'kwarm_api_writes_total') ?? 0) - idleWrites,
+      passes: (metricValue(afterIdle, 'kwarm_reconcile_duration_seconds_count') ?? 0) - idlePasses,
+      cpu: procStats(pid).cpuSeconds - idleCpu,
+    };
+    console.log(`idle ${RESYNC_SECONDS + 5} s (resync period ${RESYNC_SECONDS} s): ${idle.passes} passes, ${idle.writes} API writes, controller CPU ${idle.cpu.toFixed(2)} s`);
+
+    // --- one image change -----------------------------------------------------------------------------------
+    const target = 7;
+    const changed = deployment(target, 'v2');
+    const newImage = `registry.bench.example/team-${target % NAMESPACES}/app-${target}:v2`;
+    const affected = nodeNames.filter((n) => Number(n.slice(5)) % POOLS === target % POOLS);
+    const before = await controller.metrics();
+    const passesBefore = metricValue(before, 'kwarm_reconcile_duration_seconds_count') ?? 0;
+    const sumBefore = metricValue(before, 'kwarm_reconcile_duration_seconds_sum') ?? 0;
+    const planBefore = metricValue(before, 'kwarm_reconcile_plan_duration_seconds_sum') ?? 0;
+    const tChange = Date.now();
+    await admin.patch(`/apis/apps/v1/namespaces/${changed.ns}/deployments/${changed.name}`, 'merge', { spec: { template: { spec: { containers: [{ name: 'app', image: newImage }] } } } }, signal);
+    await waitUntil('all affected NodeImageSets to want the new image', 300_000, () => affected.every((n) => nis.get(n)?.images.some((e) => e.image === newImage) === true));
+    const toNis = Date.now() - tChange;
+    const toCompleted = await waitUntil('the PrePullImage to be Completed again', 300_000, async () => {
+      const raw = await admin.get(`${KWARM}/namespaces/${changed.ns}/prepullimages/deployment.${changed.name}.app`, signal) as { spec: { image: string }; status?: { phase?: string } };
+      return raw.spec.image === newImage && raw.status?.phase === 'Completed';
+    });
+    await sleep(5000);
+    const after = await controller.metrics();
+    const kinds = ['prepullimages', 'prepullimages/status', 'nodeimagesets', 'events', 'prepullpolicies/status', 'secrets'];
+    const byKind = kinds.map((k) => [k, (metricValue(after, 'kwarm_api_writes_total', { kind: k }) ?? 0) - (metricValue(before, 'kwarm_api_writes_total', { kind: k }) ?? 0)] as const);
+    const total = (metricValue(after, 'kwarm_api_writes_total') ?? 0) - (metricValue(before, 'kwarm_api_writes_total') ?? 0);
+    const passes = (metricValue(after, 'kwarm_reconcile_duration_seconds_count') ?? 0) - passesBefore;
+    const passSeconds = (metricValue(after, 'kwarm_reconcile_duration_seconds_sum') ?? 0) - sumBefore;
+    console.log(`image change on ${affected.length} affected nodes: all their NodeImageSets updated in ${toNis} ms (since the Deployment patch), PrePullImage Completed in ${toNis + toCompleted} ms`);
+    console.log(`writes for the image change: ${total} (${byKind.filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ')}); affected nodes + constant = ${affected.length} + ${total - affected.length}`);
+    const planSeconds = (metricValue(after, 'kwarm_reconcile_plan_duration_seconds_sum') ?? 0) - planBefore;
+    console.log(`reconcile passes during the change: ${passes}, mean ${(passSeconds / Math.max(1, passes) * 1000).toFixed(0)} ms per pass over the whole cluster, of which ${(planSeconds / Math.max(1, passes) * 1000).toFixed(0)} ms computing (the rest waits for API writes)`);
+    const final = procStats(pid);
+    console.log(`controller: RSS ${final.rssMiB.toFixed(0)} MiB (peak ${final.peakMiB.toFixed(0)} MiB), CPU ${final.cpuSeconds.toFixed(1)} s in total`);
+    console.log(`goals: RSS <= 300 MiB: ${final.peakMiB <= 300 ? 'met' : 'MISSED'}; idle resync 0 writes: ${idle.writes === 0 ? 'met' : 'MISSED'}; writes per change <= affected nodes + constant: ${total - affected.length <= 10 ? 'met' : 'MISSED'}`);
+    ac.abort();
+    await Promise.allSettled([nisRunning, agentsRunning]);
+  } finally {
+    ac.abort();
+    await controller?.stop();
+    admin.close();
+    await cp.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  process.exitCode = 1;
+});

@@ -1,0 +1,172 @@
+// The objects the controller writes, as request bodies, and the comparable form of what it reads back, so
+// "changed?" is a digest comparison. Pure: no I/O; times come from the caller.
+import { API_VERSION, type PrePullImage, type PrePullImageStatus, type PrePullPolicyStatus } from '../api/v1alpha1/index.ts';
+import { canonicalDigest } from './canonical-json.ts';
+import {
+  CONTAINER_ANNOTATION,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  POLICY_LABEL,
+  WORKLOAD_ANNOTATION,
+  type DesiredPrePullImage,
+} from './desired-images.ts';
+import type { PlannedNodeImageSet } from './node-plan.ts';
+import { SECRET_COPY_LABEL, SECRET_SOURCE_ANNOTATION, type SecretCopy } from './pull-secrets.ts';
+import type { StatusEvent } from './status-rollup.ts';
+import { workloadApiVersion } from './workload-images.ts';
+
+export const FIELD_MANAGER = 'kwarm-controller';
+const KWARM = `/apis/${API_VERSION}`;
+
+export const paths = {
+  policies: `${KWARM}/prepullpolicies`,
+  policyStatus: (name: string) => `${KWARM}/prepullpolicies/${name}/status`,
+  prePullImages: `${KWARM}/prepullimages`,
+  prePullImage: (ns: string, name: string) => `${KWARM}/namespaces/${ns}/prepullimages/${name}`,
+  prePullImageStatus: (ns: string, name: string) => `${KWARM}/namespaces/${ns}/prepullimages/${name}/status`,
+  nodeImageSets: `${KWARM}/nodeimagesets`,
+  nodeImageSet: (name: string) => `${KWARM}/nodeimagesets/${name}`,
+  nodes: '/api/v1/nodes',
+  serviceAccounts: '/api/v1/serviceaccounts',
+  secrets: '/api/v1/secrets',
+  namespacedSecrets: (ns: string) => `/api/v1/namespaces/${ns}/secrets`,
+  secret: (ns: string, name: string) => `/api/v1/namespaces/${ns}/secrets/${name}`,
+  events: (ns: string) => `/api/v1/namespaces/${ns}/events`,
+  workloads: {
+    Deployment: '/apis/apps/v1/deployments',
+    StatefulSet: '/apis/apps/v1/statefulsets',
+    DaemonSet: '/apis/apps/v1/daemonsets',
+    Job: '/apis/batch/v1/jobs',
+    CronJob: '/apis/batch/v1/cronjobs',
+  },
+} as const;
+
+// ---- PrePullImages the controller derives ---------------------------------------------------------------
+
+/** The part of a derived PrePullImage the controller owns, in one comparable shape. */
+interface ManagedShape {
+  labels: Record<string, string | undefined>;
+  annotations: Record<string, string | undefined>;
+  owner: { apiVersion: string; kind: string; name: string; uid: string } | undefined;
+  spec: unknown;
+}
+
+function managedShape(d: DesiredPrePullImage): ManagedShape {
+  return {
+    labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [POLICY_LABEL]: d.policy },
+    annotations: { [WORKLOAD_ANNOTATION]: `${d.owner.kind}/${d.owner.name}`, [CONTAINER_ANNOTATION]: d.containerName },
+    owner: { apiVersion: workloadApiVersion(d.owner.kind), kind: d.owner.kind, name: d.owner.name, uid: d.owner.uid },
+    spec: { ...d.spec, imagePullSecrets: d.spec.imagePullSecrets },
+  };
+}
+
+export function desiredPrePullImageDigest(d: DesiredPrePullImage): string {
+  return canonicalDigest(managedShape(d));
+}
+
+/** The same shape read from a cached PrePullImage; equal digests mean nothing to write. */
+export function cachedPrePullImageDigest(ppi: PrePullImage): string {
+  const labels = ppi.metadata.labels ?? {};
+  const annotations = ppi.metadata.annotations ?? {};
+  const owner = ppi.metadata.ownerReferences?.find((o) => o.controller === true);
+  const s = ppi.spec;
+  return canonicalDigest({
+    labels: { [MANAGED_BY_LABEL]: labels[MANAGED_BY_LABEL], [POLICY_LABEL]: labels[POLICY_LABEL] },
+    annotations: { [WORKLOAD_ANNOTATION]: annotations[WORKLOAD_ANNOTATION], [CONTAINER_ANNOTATION]: annotations[CONTAINER_ANNOTATION] },
+    owner: owner === undefined ? undefined : { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid },
+    spec: { image: s.image, nodes: s.nodes, imagePullSecrets: s.imagePullSecrets ?? [], retry: s.retry, timeout: s.timeout },
+  } satisfies ManagedShape);
+}
+
+export function isManaged(ppi: PrePullImage): boolean {
+  return ppi.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
+}
+
+export function prePullImageApplyBody(d: DesiredPrePullImage): unknown {
+  const shape = managedShape(d);
+  const spec: Record<string, unknown> = { image: d.spec.image, nodes: d.spec.nodes, retry: d.spec.retry, timeout: d.spec.timeout };
+  if (d.spec.imagePullSecrets.length > 0) spec.imagePullSecrets = d.spec.imagePullSecrets;
+  return {
+    apiVersion: API_VERSION,
+    kind: 'PrePullImage',
+    metadata: {
+      name: d.name,
+      namespace: d.namespace,
+      labels: shape.labels,
+      annotations: shape.annotations,
+      // The workload owns it: deleting the workload lets the garbage collector delete it.
+      ownerReferences: [{ ...shape.owner, controller: true, blockOwnerDeletion: false }],
+    },
+    spec,
+  };
+}
+
+export function prePullImageStatusBody(namespace: string, name: string, status: PrePullImageStatus): unknown {
+  return { apiVersion: API_VERSION, kind: 'PrePullImage', metadata: { name, namespace }, status };
+}
+
+export function prePullPolicyStatusBody(name: string, status: PrePullPolicyStatus): unknown {
+  return { apiVersion: API_VERSION, kind: 'PrePullPolicy', metadata: { name }, status };
+}
+
+// ---- NodeImageSets --------------------------------------------------------------------------------------
+
+export function nodeImageSetApplyBody(p: PlannedNodeImageSet): unknown {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'NodeImageSet',
+    metadata: {
+      name: p.node,
+      // The Node owns it: when the Node is deleted, the garbage collector deletes its NodeImageSet.
+      ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: p.node, uid: p.nodeUid, controller: true, blockOwnerDeletion: false }],
+    },
+    spec: p.spec,
+  };
+}
+
+// ---- Secrets and Events ---------------------------------------------------------------------------------
+
+export function secretCopyBody(namespace: string, c: SecretCopy): unknown {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: c.name,
+      namespace,
+      labels: { [SECRET_COPY_LABEL]: 'true', [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+      annotations: { [SECRET_SOURCE_ANNOTATION]: c.source },
+    },
+    type: c.type,
+    data: c.data,
+  };
+}
+
+export interface EventSubject {
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+}
+
+/** A core/v1 Event on a PrePullImage, as `kubectl describe` shows them. */
+export function eventBody(subject: EventSubject, ev: StatusEvent, now: string, instance: string): unknown {
+  return {
+    apiVersion: 'v1',
+    kind: 'Event',
+    metadata: { generateName: `${subject.name}.`, namespace: subject.namespace },
+    involvedObject: { apiVersion: API_VERSION, kind: 'PrePullImage', namespace: subject.namespace, name: subject.name, uid: subject.uid },
+    type: ev.type,
+    reason: ev.reason,
+    message: ev.message,
+    source: { component: FIELD_MANAGER },
+    reportingComponent: FIELD_MANAGER,
+    reportingInstance: instance,
+    firstTimestamp: now,
+    lastTimestamp: now,
+    count: 1,
+  };
+}
+
+/** metav1.Time: RFC 3339 in whole seconds. */
+export function metaTime(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}

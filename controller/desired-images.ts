@@ -1,0 +1,189 @@
+// From policies and workloads to the PrePullImages kwarm should write: one per (workload, container) of
+// every workload a PrePullPolicy selects, with the policy's settings. Pure: no I/O, no clock.
+import type { PrePullPolicy, Retry } from '../api/v1alpha1/index.ts';
+import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector, type LabelSet } from './label-selector.ts';
+import { compilePodPlacement, type PodPlacement } from './node-eligibility.ts';
+import { prePullImageName, type WorkloadIdentity, type WorkloadKind, type WorkloadPodTemplate } from './workload-images.ts';
+
+/** Labels and annotations on the PrePullImages the controller writes. */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY_VALUE = 'kwarm-controller';
+export const POLICY_LABEL = 'kwarm.io/policy';
+export const WORKLOAD_ANNOTATION = 'kwarm.io/workload';
+export const CONTAINER_ANNOTATION = 'kwarm.io/container';
+
+/** What the controller keeps of a workload: its labels and its pod template. */
+export interface WorkloadView {
+  readonly labels: LabelSet;
+  readonly template: WorkloadPodTemplate;
+}
+
+export interface ServiceAccountView {
+  readonly namespace: string;
+  readonly name: string;
+  readonly imagePullSecrets: readonly string[];
+}
+
+export function serviceAccountKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+/** The spec fields the controller owns on a PrePullImage it derives (the rest is left to defaults). */
+export interface ManagedPrePullImageSpec {
+  readonly image: string;
+  readonly nodes: { readonly selector?: { readonly matchLabels: LabelSet } };
+  readonly imagePullSecrets: readonly { readonly name: string }[];
+  readonly retry: Retry;
+  readonly timeout: string;
+}
+
+export interface DesiredPrePullImage {
+  readonly namespace: string;
+  readonly name: string;
+  readonly policy: string;
+  readonly owner: WorkloadIdentity;
+  readonly containerName: string;
+  readonly spec: ManagedPrePullImageSpec;
+  /** Where the workload's pods can run; shared by every image of the workload. */
+  readonly placement: PodPlacement;
+}
+
+export interface PolicyEvaluation {
+  readonly name: string;
+  /** undefined when the selector compiled; otherwise why the policy selects nothing. */
+  readonly selectorError: string | undefined;
+  readonly watchedWorkloads: number;
+  readonly watchedByKind: Readonly<Record<WorkloadKind, number>>;
+  /** Workloads this policy selects that an earlier policy (by name) already took. */
+  readonly shadowed: number;
+  /** Keys (namespace/name) of the PrePullImages derived through this policy. */
+  readonly images: readonly string[];
+}
+
+export interface DesiredImages {
+  /** By `namespace/name`. */
+  readonly images: ReadonlyMap<string, DesiredPrePullImage>;
+  readonly policies: ReadonlyMap<string, PolicyEvaluation>;
+}
+
+export function prePullImageKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+interface CompiledPolicy {
+  readonly policy: PrePullPolicy;
+  readonly name: string;
+  readonly selector: CompiledLabelSelector | undefined;
+  readonly selectorError: string | undefined;
+  readonly namespaces: ReadonlySet<string> | undefined;
+  readonly kinds: ReadonlySet<string>;
+}
+
+function compilePolicy(policy: PrePullPolicy): CompiledPolicy {
+  const compiled = compileLabelSelector({ matchLabels: policy.spec.selector.matchLabels });
+  const namespaces = policy.spec.selector.namespaces;
+  return {
+    policy,
+    name: policy.metadata.name ?? '',
+    // An empty matchLabels would select every workload; the CRD forbids it, and so do we.
+    selector: compiled.ok && compiled.value.requirements.length > 0 ? compiled.value : undefined,
+    selectorError: !compiled.ok ? compiled.error : compiled.value.requirements.length === 0 ? 'selector.matchLabels is empty' : undefined,
+    namespaces: namespaces === undefined ? undefined : new Set(namespaces),
+    kinds: new Set(policy.spec.workloadKinds),
+  };
+}
+
+function selects(p: CompiledPolicy, w: WorkloadView): boolean {
+  const id = w.template.identity;
+  return p.selector !== undefined && p.kinds.has(id.kind) && (p.namespaces === undefined || p.namespaces.has(id.namespace)) &&
+    compiledSelectorMatches(p.selector, w.labels);
+}
+
+/** The pull secrets a derived PrePullImage names: `additional`, plus the template's and the ServiceAccount's when inheriting. */
+export function pullSecretsFor(
+  policy: PrePullPolicy,
+  template: WorkloadPodTemplate,
+  serviceAccounts: ReadonlyMap<string, ServiceAccountView>,
+): string[] {
+  const names: string[] = [];
+  if (policy.spec.imagePullSecrets.inherit) {
+    names.push(...template.imagePullSecrets);
+    const sa = serviceAccounts.get(serviceAccountKey(template.identity.namespace, template.serviceAccountName));
+    names.push(...(sa?.imagePullSecrets ?? []));
+  }
+  names.push(...policy.spec.imagePullSecrets.additional.map((r) => r.name));
+  return [...new Set(names.filter((n) => n !== ''))];
+}
+
+function emptyKindCounts(): Record<WorkloadKind, number> {
+  return { Deployment: 0, StatefulSet: 0, DaemonSet: 0, Job: 0, CronJob: 0 };
+}
+
+/**
+ * Each workload goes to the first policy (by name) that selects it, so two overlapping policies never
+ * fight over the same PrePullImage; the others count it as shadowed.
+ */
+export function desiredPrePullImages(
+  policies: Iterable<PrePullPolicy>,
+  workloads: Iterable<WorkloadView>,
+  serviceAccounts: ReadonlyMap<string, ServiceAccountView>,
+): DesiredImages {
+  const compiled = [...policies]
+    .filter((p) => p.metadata.deletionTimestamp === undefined)
+    .map(compilePolicy)
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const stats = new Map(compiled.map((p) => [p.name, { byKind: emptyKindCounts(), shadowed: 0, images: [] as string[] }]));
+  const images = new Map<string, DesiredPrePullImage>();
+
+  for (const w of workloads) {
+    let owner: CompiledPolicy | undefined;
+    for (const p of compiled) {
+      if (!selects(p, w)) continue;
+      const s = stats.get(p.name);
+      if (s === undefined) continue;
+      if (owner === undefined) {
+        owner = p;
+        s.byKind[w.template.identity.kind]++;
+      } else {
+        s.shadowed++;
+      }
+    }
+    if (owner === undefined) continue;
+    const { identity } = w.template;
+    const spec = owner.policy.spec;
+    const placement = compilePodPlacement(w.template.schedulingSpec);
+    const imagePullSecrets = pullSecretsFor(owner.policy, w.template, serviceAccounts).map((name) => ({ name }));
+    const matchLabels = spec.nodeSelector.matchLabels;
+    const nodes = Object.keys(matchLabels).length > 0 ? { selector: { matchLabels } } : {};
+    for (const c of w.template.images) {
+      const name = prePullImageName(identity.kind, identity.name, c.containerName);
+      const key = prePullImageKey(identity.namespace, name);
+      images.set(key, {
+        namespace: identity.namespace,
+        name,
+        policy: owner.name,
+        owner: identity,
+        containerName: c.containerName,
+        spec: { image: c.image, nodes, imagePullSecrets, retry: spec.retry, timeout: spec.timeout },
+        placement,
+      });
+      stats.get(owner.name)?.images.push(key);
+    }
+  }
+
+  const evaluations = new Map<string, PolicyEvaluation>();
+  for (const p of compiled) {
+    const s = stats.get(p.name);
+    if (s === undefined) continue;
+    const watched = Object.values(s.byKind).reduce((a, b) => a + b, 0);
+    evaluations.set(p.name, {
+      name: p.name,
+      selectorError: p.selectorError,
+      watchedWorkloads: watched,
+      watchedByKind: s.byKind,
+      shadowed: s.shadowed,
+      images: s.images,
+    });
+  }
+  return { images, policies: evaluations };
+}

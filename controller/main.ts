@@ -1,0 +1,133 @@
+// kwarm-controller: parses flags and wires the pieces together. Everything below this file takes its
+// configuration as parameters.
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { KubeConfig } from '@kubernetes/client-node';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { durationMilliseconds } from '../api/v1alpha1/index.ts';
+import { closeServer, serveHealth, serveMetrics } from '../lib/endpoints.ts';
+import { KubeClient } from '../lib/kube-client.ts';
+import { LeaderElector } from '../lib/leader-election.ts';
+import { createLogger, LOG_FORMATS, LOG_LEVELS } from '../lib/logger.ts';
+import { TokenBucket } from '../lib/token-bucket.ts';
+import { ControllerMetrics } from './metrics.ts';
+import { Controller } from './reconciler.ts';
+
+function duration(name: string, text: string): number {
+  const ms = durationMilliseconds(text);
+  if (ms === undefined) throw new Error(`--${name}: "${text}" is not a duration such as 15s or 5m`);
+  return ms;
+}
+
+async function main(): Promise<number> {
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName('kwarm-controller')
+    .usage('$0 [flags]\n\nPlans which images each node pre-pulls (NodeImageSets) from PrePullPolicies, workloads and PrePullImages.')
+    .option('max-concurrent-pulls', { type: 'number', default: 10, describe: 'Cluster-wide (node, image) pulls released and not finished; 0 = unlimited' })
+    .option('max-pulls-per-node', { type: 'number', default: 2, describe: 'Concurrent pulls per node, written into each NodeImageSet (1-64)' })
+    .option('metrics-bind-address', { type: 'string', default: ':8080', describe: 'Address of /metrics; 0 disables it' })
+    .option('health-probe-bind-address', { type: 'string', default: ':8081', describe: 'Address of /healthz and /readyz; 0 disables it' })
+    .option('kubeconfig', { type: 'string', describe: 'Path to a kubeconfig; default: $KUBECONFIG, ~/.kube/config or in-cluster' })
+    .option('namespace', { type: 'string', default: 'kwarm-system', describe: 'kwarm\'s namespace: the leader Lease and pull secret copies live here' })
+    .option('leader-elect', { type: 'boolean', default: true, describe: 'Take a Lease before reconciling, so only one replica writes' })
+    .option('leader-election-id', { type: 'string', default: 'kwarm-controller', describe: 'Name of the Lease' })
+    .option('leader-elect-lease-duration', { type: 'string', default: '15s', describe: 'How long a Lease lasts without renewal' })
+    .option('leader-elect-renew-deadline', { type: 'string', default: '10s', describe: 'The leader gives up when it cannot renew for this long' })
+    .option('leader-elect-retry-period', { type: 'string', default: '2s', describe: 'Interval between Lease attempts' })
+    .option('resync-period', { type: 'string', default: '5m', describe: 'Full pass without events; writes nothing when nothing changed' })
+    .option('write-qps', { type: 'number', default: 50, describe: 'Client-side limit of API writes per second' })
+    .option('write-burst', { type: 'number', default: 100, describe: 'API writes allowed at once above --write-qps' })
+    .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
+    .option('log-format', { choices: LOG_FORMATS, default: 'json' as const })
+    .strict()
+    .help()
+    .parseAsync();
+
+  const maxConcurrentPulls = argv['max-concurrent-pulls'];
+  const maxPullsPerNode = argv['max-pulls-per-node'];
+  if (!Number.isInteger(maxConcurrentPulls) || maxConcurrentPulls < 0) throw new Error('--max-concurrent-pulls must be an integer >= 0');
+  if (!Number.isInteger(maxPullsPerNode) || maxPullsPerNode < 1 || maxPullsPerNode > 64) throw new Error('--max-pulls-per-node must be an integer from 1 to 64');
+
+  const log = createLogger({ level: argv['log-level'], format: argv['log-format'], component: 'kwarm-controller' });
+  const kc = new KubeConfig();
+  if (argv.kubeconfig !== undefined) kc.loadFromFile(argv.kubeconfig);
+  else kc.loadFromDefault();
+
+  const metrics = new ControllerMetrics();
+  const bucket = new TokenBucket(argv['write-qps'], argv['write-burst']);
+  const client = new KubeClient(kc, {
+    userAgent: 'kwarm-controller',
+    timeoutMs: 30_000,
+    beforeWrite: (signal) => bucket.take(signal),
+    observe: (method, path, status) => { metrics.observeRequest(method, path, status); },
+  });
+  const identity = `${hostname()}_${randomUUID().slice(0, 8)}`;
+  const controller = new Controller({
+    client, log, metrics, identity,
+    namespace: argv.namespace,
+    maxConcurrentPulls,
+    maxPullsPerNode,
+    resyncPeriodMs: duration('resync-period', argv['resync-period']),
+  });
+
+  const stop = new AbortController();
+  let elector: LeaderElector | undefined;
+  const metricsServer = await serveMetrics(metrics.registry, argv['metrics-bind-address']);
+  const healthServer = await serveHealth({
+    live: {},
+    ready: {
+      // A standby replica is ready (it serves probes and waits for the Lease); a leader once its caches synced.
+      caches: () => (elector !== undefined && !elector.isLeader) || controller.synced ? { ok: true } : { ok: false, reason: 'caches not synced yet' },
+    },
+  }, argv['health-probe-bind-address']);
+
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      log.info('stopping', { signal: sig });
+      stop.abort(new Error(sig));
+    });
+  }
+
+  log.info('starting', {
+    identity, namespace: argv.namespace, maxConcurrentPulls, maxPullsPerNode, leaderElect: argv['leader-elect'],
+    writeQps: argv['write-qps'], writeBurst: argv['write-burst'],
+  });
+  let code = 0;
+  try {
+    if (argv['leader-elect']) {
+      elector = new LeaderElector({
+        client, log, identity,
+        namespace: argv.namespace,
+        name: argv['leader-election-id'],
+        leaseDurationSeconds: Math.ceil(duration('leader-elect-lease-duration', argv['leader-elect-lease-duration']) / 1000),
+        renewDeadlineMs: duration('leader-elect-renew-deadline', argv['leader-elect-renew-deadline']),
+        retryPeriodMs: duration('leader-elect-retry-period', argv['leader-elect-retry-period']),
+      });
+      const outcome = await elector.run(stop.signal, async (leaderSignal) => {
+        metrics.leader.set(1);
+        try {
+          await controller.run(leaderSignal);
+        } finally {
+          metrics.leader.set(0);
+        }
+      });
+      // Losing the lease leaves caches and overlays of a past term: exit and let the Deployment restart us.
+      if (outcome === 'lost') code = 1;
+    } else {
+      metrics.leader.set(1);
+      await controller.run(stop.signal);
+    }
+  } finally {
+    await closeServer(metricsServer);
+    await closeServer(healthServer);
+    client.close();
+  }
+  log.info('stopped', { code });
+  return code;
+}
+
+main().then((code) => { process.exitCode = code; }, (err: unknown) => {
+  process.stderr.write(`kwarm-controller: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 2;
+});

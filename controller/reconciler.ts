@@ -1,0 +1,512 @@
+// The controller's one reconcile loop. Informers only mark work dirty; each pass recomputes everything
+// from the caches with the pure planners and writes only what differs from what the API server holds.
+// What the controller just wrote is remembered until its own informers show it, so a pass that runs before
+// the watch caught up neither writes twice nor miscounts the pull budget.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { V1Node } from '@kubernetes/client-node';
+import type { Logger } from 'winston';
+import type { PrePullImage, PrePullImagePhase, PrePullImageStatus, PrePullPolicy, PrePullPolicyStatus } from '../api/v1alpha1/index.ts';
+import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
+import { ListWatch } from '../lib/list-watch.ts';
+import {
+  cachedPrePullImageDigest,
+  desiredPrePullImageDigest,
+  eventBody,
+  FIELD_MANAGER,
+  isManaged,
+  metaTime,
+  nodeImageSetApplyBody,
+  paths,
+  prePullImageApplyBody,
+  prePullImageStatusBody,
+  prePullPolicyStatusBody,
+  secretCopyBody,
+} from './api-objects.ts';
+import { canonicalDigest } from './canonical-json.ts';
+import {
+  decodeNode,
+  decodeNodeImageSet,
+  decodePolicy,
+  decodePrePullImage,
+  decodeSecret,
+  decodeServiceAccount,
+  workloadDecoder,
+} from './cluster-cache.ts';
+import { desiredPrePullImages, prePullImageKey, type DesiredPrePullImage, type ServiceAccountView, type WorkloadView } from './desired-images.ts';
+import type { ControllerMetrics } from './metrics.ts';
+import { planNodeImageSets, type ImageTarget, type NodeImageSetView, type PlannedNodeImageSet } from './node-plan.ts';
+import {
+  copyMatches,
+  DOCKER_CFG,
+  DOCKER_CONFIG_JSON,
+  planSecretCopies,
+  SECRET_COPY_LABEL,
+  secretKey,
+  type SecretView,
+} from './pull-secrets.ts';
+import { prePullImageStatus, prePullPolicyStatus, type StatusEvent } from './status-rollup.ts';
+import { workloadKinds, type WorkloadKind } from './workload-images.ts';
+
+export interface ControllerOptions {
+  readonly client: KubeClient;
+  readonly log: Logger;
+  readonly metrics: ControllerMetrics;
+  /** kwarm's namespace: pull secret copies live here. */
+  readonly namespace: string;
+  /** 0 = unlimited. */
+  readonly maxConcurrentPulls: number;
+  readonly maxPullsPerNode: number;
+  /** A full pass without any event this often; it writes nothing when nothing changed. */
+  readonly resyncPeriodMs: number;
+  /** Events arriving within this window are handled by one pass. */
+  readonly debounceMs?: number;
+  /** Writes sent at once (the client's rate limit still applies). */
+  readonly writeConcurrency?: number;
+  /** Shown as the reporting instance of Events. */
+  readonly identity: string;
+  readonly now?: () => Date;
+}
+
+/** The parts of a write response the controller remembers. */
+function responseMeta(body: unknown): { generation: number; resourceVersion: string | undefined; uid: string | undefined } {
+  const meta = typeof body === 'object' && body !== null && 'metadata' in body ? body.metadata : undefined;
+  const get = (k: string): unknown => (typeof meta === 'object' && meta !== null && k in meta ? (meta as Record<string, unknown>)[k] : undefined);
+  const generation = get('generation');
+  const rv = get('resourceVersion');
+  const uid = get('uid');
+  return {
+    generation: typeof generation === 'number' ? generation : 0,
+    resourceVersion: typeof rv === 'string' ? rv : undefined,
+    uid: typeof uid === 'string' ? uid : undefined,
+  };
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Runs `fn` over `items`, at most `limit` at once. */
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++];
+      if (item !== undefined) await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+interface StatusOverlay<S> {
+  /** The cached resourceVersion when we wrote; once the cache moves on, the cache is the truth again. */
+  readonly rvBefore: string | undefined;
+  readonly status: S;
+  readonly digest: string;
+}
+
+export class Controller {
+  private readonly o: ControllerOptions & { debounceMs: number; writeConcurrency: number; now: () => Date };
+  private readonly policies: ListWatch<PrePullPolicy>;
+  private readonly prePullImages: ListWatch<PrePullImage>;
+  private readonly nodeImageSets: ListWatch<NodeImageSetView>;
+  private readonly nodes: ListWatch<V1Node>;
+  private readonly serviceAccounts: ListWatch<ServiceAccountView>;
+  private readonly secretSources: ListWatch<SecretView>[];
+  private readonly secretCopies: ListWatch<SecretView>;
+  private readonly workloads: Map<WorkloadKind, ListWatch<WorkloadView>>;
+  private readonly informers: ListWatch<unknown>[];
+
+  private dirty = true;
+  private wake: (() => void) | undefined;
+  private syncedAll = false;
+  private passes = 0;
+
+  // What this process wrote and its informers have not shown yet.
+  private readonly nisOverlay = new Map<string, { generation: number; view: NodeImageSetView }>();
+  private readonly ppiOverlay = new Map<string, { generation: number; digest: string }>();
+  private readonly ppiStatusOverlay = new Map<string, StatusOverlay<PrePullImageStatus>>();
+  private readonly policyStatusOverlay = new Map<string, StatusOverlay<PrePullPolicyStatus>>();
+  private readonly copyOverlay = new Map<string, SecretView | 'deleted'>();
+  private readonly deleting = new Set<string>();
+
+  constructor(opts: ControllerOptions) {
+    this.o = { debounceMs: 100, writeConcurrency: 8, now: () => new Date(), ...opts };
+    const { client, log } = opts;
+    const onChange = (): void => { this.markDirty(); };
+    const lw = <T>(path: string, decode: (raw: unknown) => T | undefined, extra: { fieldSelector?: string; labelSelector?: string } = {}): ListWatch<T> =>
+      new ListWatch<T>({ client, path, decode, onChange, log, ...extra });
+    this.policies = lw(paths.policies, decodePolicy);
+    this.prePullImages = lw(paths.prePullImages, decodePrePullImage);
+    this.nodeImageSets = lw(paths.nodeImageSets, decodeNodeImageSet);
+    this.nodes = lw(paths.nodes, decodeNode);
+    this.serviceAccounts = lw(paths.serviceAccounts, decodeServiceAccount);
+    this.secretSources = [DOCKER_CONFIG_JSON, DOCKER_CFG].map((type) => lw(paths.secrets, decodeSecret, { fieldSelector: `type=${type}` }));
+    this.secretCopies = lw(paths.namespacedSecrets(opts.namespace), decodeSecret, { labelSelector: `${SECRET_COPY_LABEL}=true` });
+    this.workloads = new Map(workloadKinds.map((k) => [k, lw(paths.workloads[k], workloadDecoder(k))]));
+    this.informers = [
+      this.policies, this.prePullImages, this.nodeImageSets, this.nodes, this.serviceAccounts, this.secretCopies,
+      ...this.secretSources, ...this.workloads.values(),
+    ] as ListWatch<unknown>[];
+  }
+
+  /** All informers have listed once and the first pass is done. */
+  get synced(): boolean {
+    return this.syncedAll && this.passes > 0;
+  }
+
+  /** Informers whose watch is down, for readiness. */
+  unhealthyInformers(): string[] {
+    return this.informers.filter((i) => !i.healthy).map((i) => i.lastError ?? 'not synced');
+  }
+
+  markDirty(): void {
+    this.dirty = true;
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private async waitForWork(signal: AbortSignal): Promise<void> {
+    if (this.dirty) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(() => { this.dirty = true; done(); }, this.o.resyncPeriodMs);
+      signal.addEventListener('abort', done, { once: true });
+      this.wake = done;
+    });
+  }
+
+  /** Lists and watches everything, then reconciles until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { log } = this.o;
+    const running = this.informers.map((i) => i.run(signal));
+    try {
+      await Promise.all(this.informers.map((i) => i.waitForSync(signal)));
+      this.syncedAll = true;
+      log.info('caches synced', { nodes: this.nodes.size, prePullImages: this.prePullImages.size, nodeImageSets: this.nodeImageSets.size });
+      let failures = 0;
+      // A function, so TypeScript does not keep the narrowing of `aborted` across awaits.
+      const stopping = (): boolean => signal.aborted;
+      while (!stopping()) {
+        await this.waitForWork(signal);
+        if (stopping()) break;
+        await sleep(this.o.debounceMs, undefined, { signal }).catch(() => undefined);
+        if (stopping()) break;
+        this.dirty = false;
+        const end = this.o.metrics.reconcileDuration.startTimer();
+        try {
+          const ok = await this.reconcile(signal);
+          failures = ok ? 0 : failures + 1;
+        } catch (err) {
+          if (stopping()) break;
+          failures++;
+          log.error('reconcile failed', { error: errorText(err) });
+        } finally {
+          end();
+          this.passes++;
+        }
+        if (failures > 0) {
+          // Some write failed: try again, backing off so a broken API server is not hammered.
+          this.dirty = true;
+          await sleep(Math.min(30_000, 200 * 2 ** Math.min(failures, 8)), undefined, { signal }).catch(() => undefined);
+        }
+      }
+    } finally {
+      await Promise.allSettled(running);
+    }
+  }
+
+  // ---- one pass -------------------------------------------------------------------------------------------
+
+  private nodeImageSetView(name: string): NodeImageSetView | undefined {
+    const cached = this.nodeImageSets.get(name);
+    const overlay = this.nisOverlay.get(name);
+    if (overlay === undefined) return cached;
+    if (cached !== undefined && cached.generation >= overlay.generation) {
+      this.nisOverlay.delete(name);
+      return cached;
+    }
+    // Our write is not in the cache yet: its spec, with whatever status the cache has.
+    return cached === undefined ? overlay.view : { ...overlay.view, status: cached.status };
+  }
+
+  private copyView(name: string): SecretView | undefined {
+    const cached = this.secretCopies.get(secretKey(this.o.namespace, name));
+    const overlay = this.copyOverlay.get(name);
+    if (overlay === undefined) return cached;
+    if (overlay === 'deleted' ? cached === undefined : copyMatches(cached, { name, source: overlay.annotations['kwarm.io/source'] ?? '', type: overlay.type, data: overlay.data })) {
+      this.copyOverlay.delete(name);
+      return cached;
+    }
+    return overlay === 'deleted' ? undefined : overlay;
+  }
+
+  private sourceSecret(key: string): SecretView | undefined {
+    for (const lw of this.secretSources) {
+      const s = lw.get(key);
+      // Our own copies have the same types; they are never a source.
+      if (s !== undefined && s.labels[SECRET_COPY_LABEL] !== 'true') return s;
+    }
+    return undefined;
+  }
+
+  private async write(what: string, fn: () => Promise<unknown>): Promise<unknown> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      this.o.log.warn('write failed', { what, error: errorText(err) });
+      throw err;
+    }
+  }
+
+  /** One full pass. Resolves false when some write failed (the pass is retried). */
+  private async reconcile(signal: AbortSignal): Promise<boolean> {
+    const { client, log, metrics, namespace } = this.o;
+    const now = metaTime(this.o.now());
+    let computeMs = 0;
+    let mark = performance.now();
+    const computed = (): void => { computeMs += performance.now() - mark; };
+    const resume = (): void => { mark = performance.now(); };
+    let failed = false;
+    const attempt = async (what: string, fn: () => Promise<unknown>): Promise<unknown> => {
+      try {
+        return await this.write(what, fn);
+      } catch {
+        failed = true;
+        return undefined;
+      }
+    };
+
+    // 1. Desired PrePullImages from policies and workloads.
+    const serviceAccounts = new Map([...this.serviceAccounts.entries()]);
+    const workloads: WorkloadView[] = [];
+    for (const lw of this.workloads.values()) for (const w of lw.values()) workloads.push(w);
+    const desired = desiredPrePullImages(this.policies.values(), workloads, serviceAccounts);
+
+    const cachedPPIs = new Map<string, PrePullImage>();
+    for (const p of this.prePullImages.values()) {
+      const ns = p.metadata.namespace;
+      const name = p.metadata.name;
+      if (ns !== undefined && name !== undefined) cachedPPIs.set(prePullImageKey(ns, name), p);
+    }
+
+    const ppiWrites: DesiredPrePullImage[] = [];
+    const ppiDeletes: PrePullImage[] = [];
+    const generationOf = new Map<string, number>();
+    for (const [key, d] of desired.images) {
+      const cached = cachedPPIs.get(key);
+      if (cached !== undefined && !isManaged(cached)) {
+        log.debug('a hand-written PrePullImage has the name kwarm would derive; leaving it alone', { prePullImage: key });
+        continue;
+      }
+      const digest = desiredPrePullImageDigest(d);
+      const overlay = this.ppiOverlay.get(key);
+      if (overlay !== undefined && cached !== undefined && (cached.metadata.generation ?? 0) >= overlay.generation) this.ppiOverlay.delete(key);
+      const pending = this.ppiOverlay.get(key);
+      if (pending?.digest === digest) {
+        generationOf.set(key, pending.generation);
+        continue;
+      }
+      if (cached !== undefined && cachedPrePullImageDigest(cached) === digest) continue;
+      ppiWrites.push(d);
+    }
+    for (const [key, p] of cachedPPIs) {
+      if (isManaged(p) && !desired.images.has(key) && p.metadata.deletionTimestamp === undefined && !this.deleting.has(key)) ppiDeletes.push(p);
+    }
+
+    // 2. Targets: derived images as desired now (not as cached), plus hand-written ones.
+    const targetsRaw: { target: Omit<ImageTarget, 'pullSecrets'>; secretRefs: string[] }[] = [];
+    for (const [key, d] of desired.images) {
+      const cached = cachedPPIs.get(key);
+      if (cached !== undefined && !isManaged(cached)) continue;
+      targetsRaw.push({
+        target: {
+          key, namespace: d.namespace, name: d.name, image: d.spec.image, imageDigest: undefined,
+          nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, retry: d.spec.retry, timeout: d.spec.timeout,
+        },
+        secretRefs: d.spec.imagePullSecrets.map((r) => secretKey(d.namespace, r.name)),
+      });
+    }
+    for (const [key, p] of cachedPPIs) {
+      if (isManaged(p) || p.metadata.deletionTimestamp !== undefined) continue;
+      const ns = p.metadata.namespace ?? '';
+      targetsRaw.push({
+        target: {
+          key, namespace: ns, name: p.metadata.name ?? '', image: p.spec.image, imageDigest: p.spec.imageDigest,
+          nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, retry: p.spec.retry, timeout: p.spec.timeout,
+        },
+        secretRefs: (p.spec.imagePullSecrets ?? []).map((r) => secretKey(ns, r.name)),
+      });
+    }
+
+    // 3. Pull secret copies.
+    const copies = new Map<string, SecretView>();
+    for (const c of this.secretCopies.values()) {
+      const v = this.copyView(c.name);
+      if (v !== undefined) copies.set(c.name, v);
+    }
+    for (const [name, v] of this.copyOverlay) if (v !== 'deleted' && !copies.has(name)) copies.set(name, v);
+    const secretPlan = planSecretCopies(targetsRaw.flatMap((t) => t.secretRefs), (k) => this.sourceSecret(k), copies);
+    const targets: ImageTarget[] = targetsRaw.map(({ target, secretRefs }) => ({
+      ...target,
+      pullSecrets: secretRefs.flatMap((r) => secretPlan.copyNames.get(r) ?? []),
+    }));
+
+    // 4. Per-node plans within the budget.
+    const current = new Map<string, NodeImageSetView>();
+    for (const name of new Set([...this.nodeImageSets.values()].map((v) => v.name).concat([...this.nisOverlay.keys()]))) {
+      const v = this.nodeImageSetView(name);
+      if (v !== undefined) current.set(name, v);
+    }
+    const plan = planNodeImageSets({
+      targets,
+      nodes: this.nodes.values(),
+      current,
+      maxConcurrentPulls: this.o.maxConcurrentPulls,
+      maxPullsPerNode: this.o.maxPullsPerNode,
+    });
+    const nisWrites: PlannedNodeImageSet[] = [];
+    for (const [name, p] of plan.nodeImageSets) {
+      const cur = current.get(name);
+      if (cur === undefined || cur.specDigest !== p.digest) nisWrites.push(p);
+    }
+
+    // 5. Writes, in the order the agents need them: secrets, then PrePullImages, then NodeImageSets.
+    computed();
+    const limit = this.o.writeConcurrency;
+    await eachLimited(secretPlan.apply, limit, async (c) => {
+      const body = await attempt(`secret ${c.name}`, () => client.apply(paths.secret(namespace, c.name), secretCopyBody(namespace, c), FIELD_MANAGER, signal));
+      if (body !== undefined) {
+        const written = decodeSecret(body);
+        if (written !== undefined) this.copyOverlay.set(c.name, written);
+      }
+    });
+    await eachLimited(ppiWrites, limit, async (d) => {
+      const key = prePullImageKey(d.namespace, d.name);
+      const body = await attempt(`prepullimage ${key}`, () => client.apply(paths.prePullImage(d.namespace, d.name), prePullImageApplyBody(d), FIELD_MANAGER, signal));
+      if (body !== undefined) {
+        const { generation } = responseMeta(body);
+        this.ppiOverlay.set(key, { generation, digest: desiredPrePullImageDigest(d) });
+        generationOf.set(key, generation);
+      }
+    });
+    await eachLimited(nisWrites, limit, async (p) => {
+      const body = await attempt(`nodeimageset ${p.node}`, () => client.apply(paths.nodeImageSet(p.node), nodeImageSetApplyBody(p), FIELD_MANAGER, signal));
+      if (body !== undefined) {
+        const { generation } = responseMeta(body);
+        this.nisOverlay.set(p.node, {
+          generation,
+          view: { name: p.node, generation, ownerUid: p.nodeUid, specDigest: p.digest, released: p.released, status: current.get(p.node)?.status ?? new Map() },
+        });
+      }
+    });
+
+    // 6. Status back up, and Events on transitions.
+    resume();
+    const phases: Record<PrePullImagePhase, number> = { Pending: 0, InProgress: 0, Completed: 0, Failed: 0 };
+    const phaseOf = new Map<string, PrePullImagePhase | undefined>();
+    const statusWrites: { key: string; p: PrePullImage; status: PrePullImageStatus; digest: string; events: StatusEvent[] }[] = [];
+    const targetByKey = new Map(targets.map((t) => [t.key, t]));
+    const secretRefsByKey = new Map(targetsRaw.map((t) => [t.target.key, t.secretRefs]));
+    for (const [key, p] of cachedPPIs) {
+      const t = targetByKey.get(key);
+      if (t === undefined || p.metadata.deletionTimestamp !== undefined) continue;
+      const overlay = this.ppiStatusOverlay.get(key);
+      if (overlay !== undefined && overlay.rvBefore !== p.metadata.resourceVersion) this.ppiStatusOverlay.delete(key);
+      const previous = this.ppiStatusOverlay.get(key)?.status ?? p.status;
+      const refs = secretRefsByKey.get(key) ?? [];
+      const problems = refs.flatMap((r) => {
+        const pr = secretPlan.problems.get(r);
+        return pr === undefined ? [] : [`${r}: ${pr.reason}: ${pr.message}`];
+      });
+      const { status, events } = prePullImageStatus({
+        generation: generationOf.get(key) ?? p.metadata.generation ?? 0,
+        image: t.image,
+        nodes: plan.targetNodes.get(key) ?? [],
+        planned: plan.nodeImageSets,
+        current,
+        previous,
+        secrets: { referenced: refs.length, problems },
+        now,
+      });
+      phaseOf.set(key, status.phase);
+      if (status.phase !== undefined) phases[status.phase]++;
+      const digest = canonicalDigest(status);
+      if (digest !== canonicalDigest(previous ?? {})) statusWrites.push({ key, p, status, digest, events });
+    }
+    computed();
+    await eachLimited(statusWrites, limit, async (w) => {
+      const ns = w.p.metadata.namespace ?? '';
+      const name = w.p.metadata.name ?? '';
+      const body = await attempt(`prepullimage status ${w.key}`, () => client.apply(paths.prePullImageStatus(ns, name), prePullImageStatusBody(ns, name, w.status), FIELD_MANAGER, signal));
+      if (body === undefined) return;
+      this.ppiStatusOverlay.set(w.key, { rvBefore: w.p.metadata.resourceVersion, status: w.status, digest: w.digest });
+      // Events only after the status that records the transition: a retried pass never repeats them (a crash
+      // between the two writes loses one Event rather than duplicating it).
+      for (const ev of w.events) {
+        await attempt(`event ${w.key} ${ev.reason}`, () => client.create(paths.events(ns), eventBody({ namespace: ns, name, uid: w.p.metadata.uid ?? '' }, ev, now, this.o.identity), signal));
+      }
+    });
+
+    resume();
+    const policyWrites: { name: string; status: PrePullPolicyStatus; rv: string | undefined; digest: string }[] = [];
+    metrics.watchedDeployments.reset();
+    metrics.watchedWorkloads.reset();
+    for (const policy of this.policies.values()) {
+      const name = policy.metadata.name ?? '';
+      const ev = desired.policies.get(name);
+      if (ev === undefined) continue;
+      metrics.watchedDeployments.set({ policy: name }, ev.watchedByKind.Deployment);
+      for (const [kind, n] of Object.entries(ev.watchedByKind)) metrics.watchedWorkloads.set({ policy: name, kind }, n);
+      const overlay = this.policyStatusOverlay.get(name);
+      if (overlay !== undefined && overlay.rvBefore !== policy.metadata.resourceVersion) this.policyStatusOverlay.delete(name);
+      const previous = this.policyStatusOverlay.get(name)?.status ?? policy.status;
+      const status = prePullPolicyStatus({
+        generation: policy.metadata.generation ?? 0,
+        evaluation: ev,
+        imagePhases: ev.images.map((k) => phaseOf.get(k)),
+        previous,
+        now,
+      });
+      const digest = canonicalDigest(status);
+      if (digest !== canonicalDigest(previous ?? {})) policyWrites.push({ name, status, rv: policy.metadata.resourceVersion, digest });
+    }
+    computed();
+    await eachLimited(policyWrites, limit, async (w) => {
+      const body = await attempt(`prepullpolicy status ${w.name}`, () => client.apply(paths.policyStatus(w.name), prePullPolicyStatusBody(w.name, w.status), FIELD_MANAGER, signal));
+      if (body !== undefined) this.policyStatusOverlay.set(w.name, { rvBefore: w.rv, status: w.status, digest: w.digest });
+    });
+
+    // 7. Deletions last: nothing still needs them.
+    await eachLimited(ppiDeletes, limit, async (p) => {
+      const key = prePullImageKey(p.metadata.namespace ?? '', p.metadata.name ?? '');
+      this.deleting.add(key);
+      await attempt(`delete prepullimage ${key}`, () => client.delete(paths.prePullImage(p.metadata.namespace ?? '', p.metadata.name ?? ''), signal));
+    });
+    for (const key of this.deleting) if (!cachedPPIs.has(key)) this.deleting.delete(key);
+    await eachLimited(secretPlan.remove, limit, async (name) => {
+      await attempt(`delete secret ${name}`, () => client.delete(paths.secret(namespace, name), signal));
+      this.copyOverlay.set(name, 'deleted');
+    });
+
+    metrics.planDuration.observe(computeMs / 1000);
+    metrics.setPhases(phases);
+    metrics.unfinishedPulls.set(plan.unfinished);
+    metrics.heldPulls.set(plan.held);
+    const writes = secretPlan.apply.length + ppiWrites.length + nisWrites.length + statusWrites.length + policyWrites.length + ppiDeletes.length + secretPlan.remove.length;
+    if (writes > 0) {
+      log.debug('reconciled', {
+        secrets: secretPlan.apply.length, prePullImages: ppiWrites.length, nodeImageSets: nisWrites.length, statuses: statusWrites.length,
+        policies: policyWrites.length, deleted: ppiDeletes.length + secretPlan.remove.length, unfinished: plan.unfinished, held: plan.held,
+        computeMs: Math.round(computeMs),
+      });
+    }
+    return !failed;
+  }
+}

@@ -1,0 +1,219 @@
+// From NodeImageSet statuses back up to PrePullImage and PrePullPolicy status, and the Events the
+// transitions deserve. Pure: the caller passes the time, and a resync with nothing changed produces the
+// same status (timestamps move only on transitions), so it writes nothing.
+import {
+  MAX_STATUS_NODES,
+  prePullImageConditionTypes,
+  prePullPolicyConditionTypes,
+  type Condition,
+  type NodePullPhase,
+  type PrePullImagePhase,
+  type PrePullImageStatus,
+  type PrePullPolicyStatus,
+} from '../api/v1alpha1/index.ts';
+import type { PolicyEvaluation } from './desired-images.ts';
+import type { NodeImageSetView, PlannedNodeImageSet } from './node-plan.ts';
+
+export const PULL_SECRETS_READY = 'PullSecretsReady';
+
+export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullSecretProblem';
+
+export interface StatusEvent {
+  readonly type: 'Normal' | 'Warning';
+  readonly reason: EventReason;
+  readonly message: string;
+}
+
+/** Sets a condition, keeping lastTransitionTime when the status did not change. */
+export function setCondition(
+  previous: readonly Condition[] | undefined,
+  next: Omit<Condition, 'lastTransitionTime'>,
+  now: string,
+): Condition {
+  const old = previous?.find((c) => c.type === next.type);
+  const lastTransitionTime = old !== undefined && old.status === next.status ? old.lastTransitionTime : now;
+  return { ...next, lastTransitionTime };
+}
+
+export interface SecretResolution {
+  /** Secrets the PrePullImage names. */
+  readonly referenced: number;
+  /** One line per secret that could not be used, e.g. `regcred: SecretNotFound: ...`. */
+  readonly problems: readonly string[];
+}
+
+export interface ImageStatusInput {
+  readonly generation: number;
+  readonly image: string;
+  /** Eligible target nodes. */
+  readonly nodes: readonly string[];
+  readonly planned: ReadonlyMap<string, PlannedNodeImageSet>;
+  readonly current: ReadonlyMap<string, NodeImageSetView>;
+  readonly previous: PrePullImageStatus | undefined;
+  readonly secrets: SecretResolution;
+  readonly now: string;
+}
+
+interface NodeState {
+  readonly node: string;
+  readonly phase: NodePullPhase;
+  readonly reason: string | undefined;
+  readonly message: string | undefined;
+  readonly startedAt: string | undefined;
+  readonly finishedAt: string | undefined;
+}
+
+function nodeState(node: string, image: string, input: ImageStatusInput): NodeState {
+  const round = input.planned.get(node)?.released.get(image);
+  const s = round === undefined ? undefined : input.current.get(node)?.status.get(image);
+  // Status of an older round says nothing about this one, except that it is under way.
+  if (s === undefined || round === undefined || s.round !== round) {
+    return { node, phase: 'Pending', reason: round === undefined ? 'WaitingForBudget' : undefined, message: undefined, startedAt: undefined, finishedAt: undefined };
+  }
+  return { node, phase: s.phase, reason: s.reason, message: s.message, startedAt: s.startedAt, finishedAt: s.finishedAt };
+}
+
+function phaseOf(total: number, c: Record<NodePullPhase, number>): PrePullImagePhase {
+  if (total > 0 && c.Completed === total) return 'Completed';
+  if (c.Failed > 0 && c.Pending + c.Pulling === 0) return 'Failed';
+  if (c.Pulling > 0 || c.Completed + c.Failed > 0) return 'InProgress';
+  return 'Pending';
+}
+
+function clip(text: string | undefined, max: number): string | undefined {
+  return text === undefined ? undefined : text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+const DETAIL_ORDER: Record<NodePullPhase, number> = { Failed: 0, Pulling: 1, Pending: 2, Completed: 3 };
+
+export function prePullImageStatus(input: ImageStatusInput): { status: PrePullImageStatus; events: StatusEvent[] } {
+  const { generation, image, now } = input;
+  const counts: Record<NodePullPhase, number> = { Pending: 0, Pulling: 0, Completed: 0, Failed: 0 };
+  const notable: NodeState[] = [];
+  let firstStart: string | undefined;
+  let lastFinish: string | undefined;
+  for (const node of input.nodes) {
+    const st = nodeState(node, image, input);
+    counts[st.phase]++;
+    if (st.phase !== 'Completed' && notable.length < MAX_STATUS_NODES * 4) notable.push(st);
+    if (st.startedAt !== undefined && (firstStart === undefined || st.startedAt < firstStart)) firstStart = st.startedAt;
+    if (st.finishedAt !== undefined && (lastFinish === undefined || st.finishedAt > lastFinish)) lastFinish = st.finishedAt;
+  }
+  const total = input.nodes.length;
+  const phase = phaseOf(total, counts);
+  const prev = input.previous?.observedGeneration === generation ? input.previous : undefined;
+  const prevPhase = prev?.phase;
+
+  const ready = ((): Omit<Condition, 'lastTransitionTime'> => {
+    const base = { type: prePullImageConditionTypes.Ready, observedGeneration: generation };
+    switch (phase) {
+      case 'Completed':
+        return { ...base, status: 'True', reason: 'ImagePresent', message: `${image} is present on all ${total} target nodes` };
+      case 'Failed':
+        return { ...base, status: 'False', reason: 'PullFailed', message: `${image} failed on ${counts.Failed} of ${total} target nodes` };
+      case 'InProgress':
+        return { ...base, status: 'False', reason: 'Pulling', message: `${counts.Completed} of ${total} target nodes have ${image}` };
+      case 'Pending':
+        return total === 0
+          ? { ...base, status: 'False', reason: 'NoTargetNodes', message: 'no Ready, schedulable node matches' }
+          : { ...base, status: 'False', reason: 'Pending', message: `waiting to pull ${image} on ${total} target nodes` };
+      default: {
+        const unreachable: never = phase;
+        return unreachable;
+      }
+    }
+  })();
+  const conditions: Condition[] = [setCondition(input.previous?.conditions, ready, now)];
+  if (input.secrets.referenced > 0) {
+    const ok = input.secrets.problems.length === 0;
+    conditions.push(setCondition(input.previous?.conditions, {
+      type: PULL_SECRETS_READY,
+      status: ok ? 'True' : 'False',
+      reason: ok ? 'Copied' : 'SecretUnusable',
+      message: ok ? `${input.secrets.referenced} pull secrets copied to kwarm's namespace` : clip(input.secrets.problems.join('; '), 4096) ?? '',
+      observedGeneration: generation,
+    }, now));
+  }
+
+  notable.sort((a, b) => DETAIL_ORDER[a.phase] - DETAIL_ORDER[b.phase] || (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  const nodes = notable.slice(0, MAX_STATUS_NODES).map((st) => {
+    const reason = clip(st.reason, 128);
+    const message = clip(st.message, 1024);
+    return { node: st.node, phase: st.phase, ...(reason !== undefined ? { reason } : {}), ...(message !== undefined ? { message } : {}) };
+  });
+
+  const started = counts.Pulling + counts.Completed + counts.Failed > 0;
+  const startTime = prev?.startTime ?? (started ? firstStart ?? now : undefined);
+  const completionTime = phase === 'Completed' ? (prevPhase === 'Completed' ? prev?.completionTime : undefined) ?? lastFinish ?? now : undefined;
+  const status: PrePullImageStatus = {
+    observedGeneration: generation,
+    phase,
+    summary: { total, pending: counts.Pending, pulling: counts.Pulling, completed: counts.Completed, failed: counts.Failed },
+    ready: `${counts.Completed}/${total}`,
+    conditions,
+    ...(startTime !== undefined ? { startTime } : {}),
+    ...(completionTime !== undefined ? { completionTime } : {}),
+    ...(nodes.length > 0 ? { nodes } : {}),
+  };
+
+  const events: StatusEvent[] = [];
+  if (phase !== prevPhase) {
+    if (phase === 'InProgress' && (prevPhase === undefined || prevPhase === 'Pending')) {
+      events.push({ type: 'Normal', reason: 'PullStarted', message: `Pulling ${image} on ${total} target nodes` });
+    } else if (phase === 'Completed') {
+      events.push({ type: 'Normal', reason: 'PullCompleted', message: `${image} is present on all ${total} target nodes` });
+    } else if (phase === 'Failed') {
+      const failed = nodes.find((n) => n.phase === 'Failed');
+      const why = failed === undefined ? '' : `; ${failed.node}: ${failed.reason ?? 'failed'}${failed.message !== undefined ? ` (${failed.message})` : ''}`;
+      events.push({ type: 'Warning', reason: 'PullFailed', message: clip(`${image} failed on ${counts.Failed} of ${total} target nodes${why}`, 1024) ?? '' });
+    }
+  }
+  const oldSecrets = input.previous?.conditions?.find((c) => c.type === PULL_SECRETS_READY);
+  const newSecrets = conditions.find((c) => c.type === PULL_SECRETS_READY);
+  if (newSecrets?.status === 'False' && (oldSecrets?.status !== 'False' || oldSecrets.message !== newSecrets.message)) {
+    events.push({ type: 'Warning', reason: 'PullSecretProblem', message: clip(newSecrets.message, 1024) ?? '' });
+  }
+  return { status, events };
+}
+
+export const RESOURCES_IGNORED_MESSAGE =
+  'spec.resources has no effect: kwarm runs no pull Jobs or pods; each node\'s kwarm-agent pulls through the CRI socket';
+
+export interface PolicyStatusInput {
+  readonly generation: number;
+  readonly evaluation: PolicyEvaluation;
+  /** Phases of the PrePullImages derived through the policy that exist so far. */
+  readonly imagePhases: readonly (PrePullImagePhase | undefined)[];
+  readonly previous: PrePullPolicyStatus | undefined;
+  readonly now: string;
+}
+
+export function prePullPolicyStatus(input: PolicyStatusInput): PrePullPolicyStatus {
+  const { evaluation: ev, generation, now } = input;
+  const total = input.imagePhases.length;
+  const completed = input.imagePhases.filter((p) => p === 'Completed').length;
+  const failed = input.imagePhases.filter((p) => p === 'Failed').length;
+  const shadowed = ev.shadowed > 0 ? `; ${ev.shadowed} more selected workloads belong to an earlier policy (by name)` : '';
+  const base = { type: prePullPolicyConditionTypes.Ready, observedGeneration: generation };
+  const ready: Omit<Condition, 'lastTransitionTime'> = ev.selectorError !== undefined
+    ? { ...base, status: 'False', reason: 'InvalidSelector', message: ev.selectorError }
+    : ev.watchedWorkloads === 0
+      ? { ...base, status: 'True', reason: 'NoWorkloads', message: `no workload matches the selector${shadowed}` }
+      : completed === total
+        ? { ...base, status: 'True', reason: 'ImagesPresent', message: `all ${total} images of ${ev.watchedWorkloads} workloads are present on their target nodes${shadowed}` }
+        : failed > 0
+          ? { ...base, status: 'False', reason: 'PullFailed', message: `${failed} of ${total} images failed; ${completed} ready${shadowed}` }
+          : { ...base, status: 'False', reason: 'Pulling', message: `${completed} of ${total} images ready${shadowed}` };
+  const resources: Omit<Condition, 'lastTransitionTime'> = {
+    type: prePullPolicyConditionTypes.ResourcesIgnored,
+    status: 'True',
+    reason: 'NoPullJobs',
+    message: RESOURCES_IGNORED_MESSAGE,
+    observedGeneration: generation,
+  };
+  return {
+    observedGeneration: generation,
+    watchedWorkloads: ev.watchedWorkloads,
+    conditions: [setCondition(input.previous?.conditions, ready, now), setCondition(input.previous?.conditions, resources, now)],
+  };
+}

@@ -1,0 +1,97 @@
+import { expect } from 'chai';
+import {
+  desiredPrePullImages,
+  pullSecretsFor,
+  serviceAccountKey,
+  type ServiceAccountView,
+} from '../../../controller/desired-images.ts';
+import { placementAllows } from '../../../controller/node-eligibility.ts';
+import { node, policy, workload } from './planning-fixtures.ts';
+
+const basic = policy('default', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } } });
+const noSAs = new Map<string, ServiceAccountView>();
+
+describe('controller/desired-images', () => {
+  it('derives one PrePullImage per container and initContainer of a selected Deployment, with the policy settings', () => {
+    const w = workload({ name: 'my-app', podSpec: { initContainers: [{ name: 'init', image: 'reg.example/init:1' }], containers: [{ name: 'app', image: 'my-registry/my-app:v2' }] } });
+    const { images, policies } = desiredPrePullImages([basic], [w], noSAs);
+    expect([...images.keys()]).to.deep.equal(['shop/deployment.my-app.init', 'shop/deployment.my-app.app']);
+    const app = images.get('shop/deployment.my-app.app')!;
+    expect(app.spec).to.deep.equal({
+      image: 'my-registry/my-app:v2',
+      nodes: {},
+      imagePullSecrets: [],
+      retry: { maxAttempts: 3, backoffSeconds: 30 },
+      timeout: '10m',
+    });
+    expect(app.owner).to.deep.equal({ kind: 'Deployment', namespace: 'shop', name: 'my-app', uid: 'uid-my-app' });
+    expect(app.policy).to.equal('default');
+    expect(policies.get('default')).to.include({ watchedWorkloads: 1, shadowed: 0, selectorError: undefined });
+    expect(policies.get('default')!.images).to.have.length(2);
+  });
+
+  it('follows the pod template: a changed image gives the same PrePullImage name with the new image', () => {
+    const v1 = desiredPrePullImages([basic], [workload({ name: 'a', podSpec: { containers: [{ name: 'app', image: 'r.example/a:v1' }] } })], noSAs);
+    const v2 = desiredPrePullImages([basic], [workload({ name: 'a', podSpec: { containers: [{ name: 'app', image: 'r.example/a:v2' }] } })], noSAs);
+    expect(v1.images.get('shop/deployment.a.app')!.spec.image).to.equal('r.example/a:v1');
+    expect(v2.images.get('shop/deployment.a.app')!.spec.image).to.equal('r.example/a:v2');
+  });
+
+  it('selects by labels, namespaces and workload kinds', () => {
+    const p = policy('p', { selector: { matchLabels: { team: 'a' }, namespaces: ['shop'] }, workloadKinds: ['Deployment', 'CronJob'] });
+    const spec = { containers: [{ name: 'c', image: 'r.example/x:1' }] };
+    const ws = [
+      workload({ name: 'match', labels: { team: 'a' }, podSpec: spec }),
+      workload({ name: 'cron', kind: 'CronJob', labels: { team: 'a' }, podSpec: spec }),
+      workload({ name: 'wrong-label', labels: { team: 'b' }, podSpec: spec }),
+      workload({ name: 'other-ns', namespace: 'other', labels: { team: 'a' }, podSpec: spec }),
+      workload({ name: 'sts', kind: 'StatefulSet', labels: { team: 'a' }, podSpec: spec }),
+    ];
+    const { images, policies } = desiredPrePullImages([p], ws, noSAs);
+    expect([...images.keys()].sort()).to.deep.equal(['shop/cronjob.cron.c', 'shop/deployment.match.c']);
+    expect(policies.get('p')!.watchedWorkloads).to.equal(2);
+    expect(policies.get('p')!.watchedByKind).to.include({ Deployment: 1, CronJob: 1, StatefulSet: 0 });
+  });
+
+  it('gives a workload selected by two policies to the first by name and counts it as shadowed by the other', () => {
+    const a = policy('a-policy', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, timeout: '5m' });
+    const b = policy('b-policy', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, timeout: '20m' });
+    const w = workload({ name: 'x', podSpec: { containers: [{ name: 'c', image: 'r.example/x:1' }] } });
+    const { images, policies } = desiredPrePullImages([b, a], [w], noSAs);
+    expect(images.get('shop/deployment.x.c')!.policy).to.equal('a-policy');
+    expect(images.get('shop/deployment.x.c')!.spec.timeout).to.equal('5m');
+    expect(policies.get('b-policy')).to.include({ watchedWorkloads: 0, shadowed: 1 });
+  });
+
+  it('writes the policy nodeSelector into spec.nodes and keeps the workload placement', () => {
+    const p = policy('p', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, nodeSelector: { matchLabels: { pool: 'gpu' } } });
+    const w = workload({ name: 'x', podSpec: { nodeSelector: { disk: 'ssd' }, containers: [{ name: 'c', image: 'r.example/x:1' }] } });
+    const img = desiredPrePullImages([p], [w], noSAs).images.get('shop/deployment.x.c')!;
+    expect(img.spec.nodes).to.deep.equal({ selector: { matchLabels: { pool: 'gpu' } } });
+    expect(placementAllows(img.placement, node({ name: 'n1', labels: { disk: 'ssd' } })).eligible).to.equal(true);
+    expect(placementAllows(img.placement, node({ name: 'n2', labels: { disk: 'hdd' } })).eligible).to.equal(false);
+  });
+
+  it('ignores policies being deleted', () => {
+    const deleting = { ...basic, metadata: { ...basic.metadata, deletionTimestamp: '2024-01-01T00:00:00Z' } };
+    const w = workload({ name: 'x', podSpec: { containers: [{ name: 'c', image: 'r.example/x:1' }] } });
+    expect(desiredPrePullImages([deleting], [w], noSAs).images.size).to.equal(0);
+  });
+
+  describe('pull secrets', () => {
+    const w = workload({ name: 'x', podSpec: { serviceAccountName: 'builder', imagePullSecrets: [{ name: 'tpl' }], containers: [{ name: 'c', image: 'r.example/x:1' }] } });
+    const sas = new Map([[serviceAccountKey('shop', 'builder'), { namespace: 'shop', name: 'builder', imagePullSecrets: ['sa-secret', 'tpl'] }]]);
+
+    it('uses only `additional` without inherit', () => {
+      const p = policy('p', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, imagePullSecrets: { additional: [{ name: 'extra' }] } });
+      expect(pullSecretsFor(p, w.template, sas)).to.deep.equal(['extra']);
+    });
+
+    it('adds the template and ServiceAccount secrets with inherit, de-duplicated', () => {
+      const p = policy('p', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, imagePullSecrets: { inherit: true, additional: [{ name: 'extra' }] } });
+      expect(pullSecretsFor(p, w.template, sas)).to.deep.equal(['tpl', 'sa-secret', 'extra']);
+      const img = desiredPrePullImages([p], [w], sas).images.get('shop/deployment.x.c')!;
+      expect(img.spec.imagePullSecrets).to.deep.equal([{ name: 'tpl' }, { name: 'sa-secret' }, { name: 'extra' }]);
+    });
+  });
+});

@@ -1,0 +1,198 @@
+import { expect } from 'chai';
+import { MAX_NODE_IMAGES } from '../../../api/v1alpha1/index.ts';
+import { compilePodPlacement } from '../../../controller/node-eligibility.ts';
+import {
+  isFinished,
+  nodeImageSetDigest,
+  planNodeImageSets,
+  type ImageTarget,
+  type NodeImageSetView,
+  type PlanInput,
+} from '../../../controller/node-plan.ts';
+import { node, nodeImageSetView } from './planning-fixtures.ts';
+
+function target(name: string, image: string, extra: Partial<ImageTarget> = {}): ImageTarget {
+  return {
+    key: `shop/${name}`,
+    namespace: 'shop',
+    name,
+    image,
+    imageDigest: undefined,
+    nodeNames: undefined,
+    nodeSelector: undefined,
+    placement: undefined,
+    pullSecrets: [],
+    retry: { maxAttempts: 3, backoffSeconds: 30 },
+    timeout: '10m',
+    ...extra,
+  };
+}
+
+const three = [node({ name: 'n1' }), node({ name: 'n2' }), node({ name: 'n3' })];
+
+function plan(input: Partial<PlanInput> & Pick<PlanInput, 'targets'>) {
+  return planNodeImageSets({ nodes: three, current: new Map(), maxConcurrentPulls: 0, maxPullsPerNode: 2, ...input });
+}
+
+function imagesOn(p: ReturnType<typeof plan>, n: string): string[] {
+  return p.nodeImageSets.get(n)?.spec.images.map((e) => e.image) ?? [];
+}
+
+/** The cache's view of what a plan wrote, with the given status per node/image. */
+function asCurrent(p: ReturnType<typeof plan>, status: (n: string, image: string) => 'Completed' | 'Failed' | 'Pulling' | undefined): Map<string, NodeImageSetView> {
+  return new Map([...p.nodeImageSets].map(([n, s]) => {
+    const st: Record<string, { phase: 'Completed' | 'Failed' | 'Pulling' }> = {};
+    for (const e of s.spec.images) {
+      const phase = status(n, e.image);
+      if (phase !== undefined) st[e.image] = { phase };
+    }
+    return [n, { ...nodeImageSetView(n, Object.fromEntries(s.released), st), ownerUid: s.nodeUid, specDigest: s.digest }];
+  }));
+}
+
+describe('controller/node-plan', () => {
+  it('puts an image on every Ready, schedulable node and writes the per-node limit', () => {
+    const nodes = [...three, node({ name: 'down', ready: false }), node({ name: 'cordoned', unschedulable: true })];
+    const p = plan({ targets: [target('a', 'r.example/a:1')], nodes, maxPullsPerNode: 3 });
+    expect([...p.nodeImageSets.keys()]).to.deep.equal(['n1', 'n2', 'n3']);
+    expect(p.targetNodes.get('shop/a')).to.deep.equal(['n1', 'n2', 'n3']);
+    const spec = p.nodeImageSets.get('n1')!.spec;
+    expect(spec).to.deep.equal({
+      maxConcurrentPulls: 3,
+      images: [{ image: 'r.example/a:1', pullSecrets: [], timeout: '10m', retry: { maxAttempts: 3, backoffSeconds: 30 }, round: 0, sources: [{ namespace: 'shop', name: 'a' }] }],
+    });
+    expect(p.unfinished).to.equal(3);
+    expect(p.held).to.equal(0);
+  });
+
+  it('honours spec.nodes: names plus selector, and an invalid selector selects nothing', () => {
+    const nodes = [node({ name: 'n1', labels: { pool: 'a' } }), node({ name: 'n2' }), node({ name: 'n3', labels: { pool: 'a' } })];
+    const p = plan({
+      nodes,
+      targets: [
+        target('named', 'r.example/a:1', { nodeNames: ['n2'] }),
+        target('both', 'r.example/b:1', { nodeNames: ['n2'], nodeSelector: { matchLabels: { pool: 'a' } } }),
+        target('selector', 'r.example/c:1', { nodeSelector: { matchExpressions: [{ key: 'pool', operator: 'DoesNotExist' }] } }),
+        target('invalid', 'r.example/d:1', { nodeSelector: { matchExpressions: [{ key: 'pool', operator: 'In' }] } }),
+      ],
+    });
+    expect(p.targetNodes.get('shop/named')).to.deep.equal(['n2']);
+    expect(p.targetNodes.get('shop/both')).to.deep.equal(['n1', 'n2', 'n3']);
+    expect(p.targetNodes.get('shop/selector')).to.deep.equal(['n2']);
+    expect(p.targetNodes.get('shop/invalid')).to.deep.equal([]);
+  });
+
+  it('limits workload-derived images to nodes the pods can run on (taints, nodeSelector)', () => {
+    const nodes = [
+      node({ name: 'n1', labels: { disk: 'ssd' } }),
+      node({ name: 'n2', labels: { disk: 'ssd' }, taints: [{ key: 'dedicated', value: 'gpu', effect: 'NoSchedule' }] }),
+      node({ name: 'n3' }),
+    ];
+    const placement = compilePodPlacement({ nodeSelector: { disk: 'ssd' } });
+    const p = plan({ nodes, targets: [target('a', 'r.example/a:1', { placement })] });
+    expect(p.targetNodes.get('shop/a')).to.deep.equal(['n1']);
+    expect([...p.nodeImageSets.keys()]).to.deep.equal(['n1']);
+  });
+
+  it('merges targets wanting the same image on a node: one entry, the most patient settings, all sources', () => {
+    const p = plan({
+      targets: [
+        target('b', 'r.example/x:1', { pullSecrets: ['s2', 's1'], retry: { maxAttempts: 5, backoffSeconds: 60 }, timeout: '1h' }),
+        target('a', 'r.example/x:1', { pullSecrets: ['s1'], retry: { maxAttempts: 2, backoffSeconds: 10 }, timeout: '10m' }),
+      ],
+    });
+    const images = p.nodeImageSets.get('n1')!.spec.images;
+    expect(images).to.have.length(1);
+    expect(images[0]).to.deep.include({ pullSecrets: ['s1', 's2'], timeout: '1h', retry: { maxAttempts: 5, backoffSeconds: 10 } });
+    expect(images[0]!.sources).to.deep.equal([{ namespace: 'shop', name: 'a' }, { namespace: 'shop', name: 'b' }]);
+  });
+
+  it('keeps NodeImageSets of nodes that no longer want anything (emptied), and leaves those of deleted nodes alone', () => {
+    const current = new Map([
+      ['n1', nodeImageSetView('n1', { 'r.example/old:1': 0 })],
+      ['gone', nodeImageSetView('gone', { 'r.example/old:1': 0 })],
+    ]);
+    const p = plan({ targets: [], current });
+    expect([...p.nodeImageSets.keys()]).to.deep.equal(['n1']);
+    expect(p.nodeImageSets.get('n1')!.spec.images).to.deep.equal([]);
+  });
+
+  it('produces the same digest for a plan and for the cached copy of what it wrote, so nothing is rewritten', () => {
+    const p1 = plan({ targets: [target('a', 'r.example/a:1'), target('b', 'r.example/b:1', { pullSecrets: ['z', 'y'] })] });
+    const current = asCurrent(p1, () => 'Completed');
+    const p2 = plan({ targets: [target('b', 'r.example/b:1', { pullSecrets: ['y', 'z'] }), target('a', 'r.example/a:1')], current });
+    for (const [n, s] of p2.nodeImageSets) expect(s.digest).to.equal(current.get(n)!.specDigest);
+    // The digest covers the spec in any order.
+    const spec = p2.nodeImageSets.get('n1')!.spec;
+    expect(nodeImageSetDigest('uid-n1', { ...spec, images: [...spec.images].reverse() })).to.equal(p2.nodeImageSets.get('n1')!.digest);
+  });
+
+  it('keeps the round of entries already released', () => {
+    const current = new Map([['n1', nodeImageSetView('n1', { 'r.example/a:1': 4 }, { 'r.example/a:1': { phase: 'Pulling', round: 4 } })]]);
+    const p = plan({ targets: [target('a', 'r.example/a:1')], current });
+    expect(p.nodeImageSets.get('n1')!.spec.images[0]!.round).to.equal(4);
+    expect(p.nodeImageSets.get('n2')!.spec.images[0]!.round).to.equal(0);
+  });
+
+  describe('the cluster-wide budget', () => {
+    const targets = [target('a', 'r.example/a:1'), target('b', 'r.example/b:1')];
+
+    it('releases at most max-concurrent-pulls pairs, image by image', () => {
+      const p = plan({ targets, maxConcurrentPulls: 2 });
+      expect(imagesOn(p, 'n1')).to.deep.equal(['r.example/a:1']);
+      expect(imagesOn(p, 'n2')).to.deep.equal(['r.example/a:1']);
+      expect(p.nodeImageSets.has('n3')).to.equal(false);
+      expect(p.unfinished).to.equal(2);
+      expect(p.held).to.equal(4);
+    });
+
+    it('counts unfinished pairs from the NodeImageSets, so a new controller neither forgets nor exceeds it', () => {
+      const first = plan({ targets, maxConcurrentPulls: 2 });
+      // A restarted controller sees the two released pairs still pulling: nothing more is released.
+      const again = plan({ targets, maxConcurrentPulls: 2, current: asCurrent(first, () => 'Pulling') });
+      expect(again.unfinished).to.equal(2);
+      expect(again.held).to.equal(4);
+      expect(imagesOn(again, 'n3')).to.deep.equal([]);
+      // One finishes (even a failure or a stale earlier round counts only for its own round): one more is released.
+      const current = asCurrent(first, (n) => (n === 'n1' ? 'Failed' : 'Pulling'));
+      const next = plan({ targets, maxConcurrentPulls: 2, current });
+      expect(next.unfinished).to.equal(2);
+      expect(imagesOn(next, 'n3')).to.deep.equal(['r.example/a:1']);
+    });
+
+    it('never exceeds the budget over a whole rollout driven step by step', () => {
+      let current = new Map<string, NodeImageSetView>();
+      const done = new Set<string>();
+      for (let step = 0; step < 20; step++) {
+        const p = plan({ targets, maxConcurrentPulls: 1, current });
+        expect(p.unfinished).to.be.at.most(1);
+        current = asCurrent(p, (n, image) => (done.has(`${n} ${image}`) ? 'Completed' : 'Pulling'));
+        // The agent finishes whatever is released.
+        for (const [n, s] of p.nodeImageSets) for (const e of s.spec.images) done.add(`${n} ${e.image}`);
+        if (p.held === 0 && p.unfinished === 0) break;
+      }
+      expect(done.size).to.equal(6);
+    });
+
+    it('treats 0 as unlimited', () => {
+      const p = plan({ targets, maxConcurrentPulls: 0 });
+      expect(p.unfinished).to.equal(6);
+      expect(p.held).to.equal(0);
+    });
+
+    it('holds images beyond what a NodeImageSet may list', () => {
+      const many = Array.from({ length: MAX_NODE_IMAGES + 3 }, (_, i) => target(`t${i}`, `r.example/img${String(i).padStart(4, '0')}:1`, { nodeNames: ['n1'] }));
+      const p = plan({ targets: many });
+      expect(p.nodeImageSets.get('n1')!.spec.images).to.have.length(MAX_NODE_IMAGES);
+      expect(p.held).to.equal(3);
+    });
+  });
+
+  it('isFinished looks only at the current round', () => {
+    expect(isFinished({ phase: 'Completed', round: 1 }, 1)).to.equal(true);
+    expect(isFinished({ phase: 'Failed', round: 1 }, 1)).to.equal(true);
+    expect(isFinished({ phase: 'Completed', round: 0 }, 1)).to.equal(false);
+    expect(isFinished({ phase: 'Pulling', round: 1 }, 1)).to.equal(false);
+    expect(isFinished(undefined, 0)).to.equal(false);
+  });
+});

@@ -1,0 +1,152 @@
+import { expect } from 'chai';
+import type { PrePullImageStatus } from '../../../api/v1alpha1/index.ts';
+import type { PolicyEvaluation } from '../../../controller/desired-images.ts';
+import type { NodeImageSetView, PlannedNodeImageSet } from '../../../controller/node-plan.ts';
+import {
+  prePullImageStatus,
+  prePullPolicyStatus,
+  PULL_SECRETS_READY,
+  setCondition,
+  type ImageStatusInput,
+} from '../../../controller/status-rollup.ts';
+import { nodeImageSetView } from './planning-fixtures.ts';
+
+const IMAGE = 'r.example/app:v2';
+const T0 = '2024-05-01T10:00:00Z';
+const T1 = '2024-05-01T10:05:00Z';
+
+function planned(nodes: readonly string[], round = 0): Map<string, PlannedNodeImageSet> {
+  return new Map(nodes.map((n) => [n, { node: n, nodeUid: `uid-${n}`, digest: 'd', released: new Map([[IMAGE, round]]), spec: { maxConcurrentPulls: 2, images: [] } }]));
+}
+
+type Phase = 'Pending' | 'Pulling' | 'Completed' | 'Failed';
+function current(phases: Record<string, Phase>, extra: { reason?: string; message?: string } = {}): Map<string, NodeImageSetView> {
+  return new Map(Object.entries(phases).map(([n, phase]) => [n, nodeImageSetView(n, { [IMAGE]: 0 }, {
+    [IMAGE]: { phase, startedAt: `2024-05-01T10:0${n.slice(1)}:00Z`, ...(phase === 'Completed' || phase === 'Failed' ? { finishedAt: `2024-05-01T10:1${n.slice(1)}:00Z` } : {}), ...(phase === 'Failed' ? extra : {}) },
+  })]));
+}
+
+function input(over: Partial<ImageStatusInput>): ImageStatusInput {
+  return {
+    generation: 2,
+    image: IMAGE,
+    nodes: ['n1', 'n2', 'n3'],
+    planned: planned(['n1', 'n2', 'n3']),
+    current: new Map(),
+    previous: undefined,
+    secrets: { referenced: 0, problems: [] },
+    now: T1,
+    ...over,
+  };
+}
+
+describe('controller/status-rollup', () => {
+  it('is Pending with READY 0/n before any agent reports, and says why when no node qualifies', () => {
+    const { status, events } = prePullImageStatus(input({}));
+    expect(status).to.deep.include({ phase: 'Pending', ready: '0/3', observedGeneration: 2 });
+    expect(status.summary).to.deep.equal({ total: 3, pending: 3, pulling: 0, completed: 0, failed: 0 });
+    expect(status.conditions?.[0]).to.include({ type: 'Ready', status: 'False', reason: 'Pending' });
+    expect(status.startTime).to.equal(undefined);
+    expect(events).to.deep.equal([]);
+    const none = prePullImageStatus(input({ nodes: [] })).status;
+    expect(none.conditions?.[0]).to.include({ reason: 'NoTargetNodes' });
+  });
+
+  it('goes InProgress with a PullStarted event, then Completed with the Ready condition True and times', () => {
+    const started = prePullImageStatus(input({ current: current({ n1: 'Completed', n2: 'Pulling' }) }));
+    expect(started.status).to.deep.include({ phase: 'InProgress', ready: '1/3', startTime: '2024-05-01T10:01:00Z' });
+    expect(started.status.summary).to.deep.equal({ total: 3, pending: 1, pulling: 1, completed: 1, failed: 0 });
+    expect(started.events.map((e) => e.reason)).to.deep.equal(['PullStarted']);
+
+    const done = prePullImageStatus(input({ current: current({ n1: 'Completed', n2: 'Completed', n3: 'Completed' }), previous: started.status }));
+    expect(done.status).to.deep.include({ phase: 'Completed', ready: '3/3', startTime: '2024-05-01T10:01:00Z', completionTime: '2024-05-01T10:13:00Z' });
+    expect(done.status.conditions?.[0]).to.include({ type: 'Ready', status: 'True', reason: 'ImagePresent', lastTransitionTime: T1 });
+    expect(done.status.nodes).to.equal(undefined);
+    expect(done.events.map((e) => e.reason)).to.deep.equal(['PullCompleted']);
+  });
+
+  it('produces an identical status and no events when nothing changed (a resync writes nothing)', () => {
+    const first = prePullImageStatus(input({ current: current({ n1: 'Completed', n2: 'Completed', n3: 'Completed' }) }));
+    const again = prePullImageStatus(input({ current: current({ n1: 'Completed', n2: 'Completed', n3: 'Completed' }), previous: first.status, now: '2030-01-01T00:00:00Z' }));
+    expect(again.status).to.deep.equal(first.status);
+    expect(again.events).to.deep.equal([]);
+  });
+
+  it('is Failed once every node finished and one gave up, listing failed nodes first with their reason', () => {
+    const { status, events } = prePullImageStatus(input({ current: current({ n1: 'Completed', n2: 'Failed', n3: 'Completed' }, { reason: 'ImageNotFound', message: 'manifest unknown' }) }));
+    expect(status.phase).to.equal('Failed');
+    expect(status.nodes).to.deep.equal([{ node: 'n2', phase: 'Failed', reason: 'ImageNotFound', message: 'manifest unknown' }]);
+    expect(events).to.have.length(1);
+    expect(events[0]).to.include({ type: 'Warning', reason: 'PullFailed' });
+    expect(events[0]!.message).to.contain('ImageNotFound');
+  });
+
+  it('ignores status of another round and marks pairs held by the budget as waiting', () => {
+    const cur = current({ n1: 'Completed' });
+    const { status } = prePullImageStatus(input({ planned: new Map([...planned(['n1'], 1)]), current: cur }));
+    expect(status.summary).to.deep.include({ completed: 0, pending: 3 });
+    expect(status.nodes?.map((n) => [n.node, n.reason])).to.deep.equal([['n1', undefined], ['n2', 'WaitingForBudget'], ['n3', 'WaitingForBudget']]);
+  });
+
+  it('starts over (times, events) when the generation changes, e.g. a new image', () => {
+    const old: PrePullImageStatus = {
+      observedGeneration: 1, phase: 'Completed', startTime: T0, completionTime: T0, ready: '3/3',
+      conditions: [{ type: 'Ready', status: 'True', reason: 'ImagePresent', message: 'x', lastTransitionTime: T0 }],
+    };
+    const { status, events } = prePullImageStatus(input({ previous: old, current: current({ n1: 'Pulling' }) }));
+    expect(status.phase).to.equal('InProgress');
+    expect(status.startTime).to.equal('2024-05-01T10:01:00Z');
+    expect(status.completionTime).to.equal(undefined);
+    expect(status.conditions?.[0]).to.include({ status: 'False', lastTransitionTime: T1 });
+    expect(events.map((e) => e.reason)).to.deep.equal(['PullStarted']);
+  });
+
+  it('bounds per-node detail', () => {
+    const nodes = Array.from({ length: 50 }, (_, i) => `n${i}`);
+    const { status } = prePullImageStatus(input({ nodes, planned: planned(nodes) }));
+    expect(status.nodes).to.have.length(20);
+  });
+
+  it('reports pull secret problems as a condition and a Warning event, once', () => {
+    const secrets = { referenced: 2, problems: ['shop/regcred: SecretNotFound: Secret shop/regcred does not exist'] };
+    const first = prePullImageStatus(input({ secrets }));
+    const cond = first.status.conditions?.find((c) => c.type === PULL_SECRETS_READY);
+    expect(cond).to.include({ status: 'False', reason: 'SecretUnusable' });
+    expect(first.events.map((e) => e.reason)).to.deep.equal(['PullSecretProblem']);
+    const again = prePullImageStatus(input({ secrets, previous: first.status }));
+    expect(again.events).to.deep.equal([]);
+    const fixed = prePullImageStatus(input({ secrets: { referenced: 2, problems: [] }, previous: first.status }));
+    expect(fixed.status.conditions?.find((c) => c.type === PULL_SECRETS_READY)).to.include({ status: 'True', reason: 'Copied' });
+  });
+
+  it('setCondition keeps lastTransitionTime while the status stays', () => {
+    const prev = [{ type: 'Ready', status: 'False' as const, reason: 'A', message: '', lastTransitionTime: T0 }];
+    expect(setCondition(prev, { type: 'Ready', status: 'False', reason: 'B', message: 'm' }, T1).lastTransitionTime).to.equal(T0);
+    expect(setCondition(prev, { type: 'Ready', status: 'True', reason: 'B', message: 'm' }, T1).lastTransitionTime).to.equal(T1);
+  });
+
+  describe('policy status', () => {
+    const ev = (over: Partial<PolicyEvaluation> = {}): PolicyEvaluation => ({
+      name: 'default', selectorError: undefined, watchedWorkloads: 2, shadowed: 0, images: ['a', 'b'],
+      watchedByKind: { Deployment: 2, StatefulSet: 0, DaemonSet: 0, Job: 0, CronJob: 0 }, ...over,
+    });
+
+    it('counts watched workloads and says resources has no effect', () => {
+      const s = prePullPolicyStatus({ generation: 3, evaluation: ev(), imagePhases: ['Completed', 'InProgress'], previous: undefined, now: T0 });
+      expect(s.watchedWorkloads).to.equal(2);
+      expect(s.observedGeneration).to.equal(3);
+      expect(s.conditions?.find((c) => c.type === 'Ready')).to.include({ status: 'False', reason: 'Pulling', message: '1 of 2 images ready' });
+      expect(s.conditions?.find((c) => c.type === 'ResourcesIgnored')).to.include({ status: 'True', reason: 'NoPullJobs' });
+      expect(s.conditions?.find((c) => c.type === 'ResourcesIgnored')?.message).to.contain('no effect');
+    });
+
+    it('is Ready when every image is present, and not when one failed or the selector is invalid', () => {
+      const ok = prePullPolicyStatus({ generation: 1, evaluation: ev(), imagePhases: ['Completed', 'Completed'], previous: undefined, now: T0 });
+      expect(ok.conditions?.[0]).to.include({ status: 'True', reason: 'ImagesPresent' });
+      const failed = prePullPolicyStatus({ generation: 1, evaluation: ev(), imagePhases: ['Completed', 'Failed'], previous: undefined, now: T0 });
+      expect(failed.conditions?.[0]).to.include({ status: 'False', reason: 'PullFailed' });
+      const bad = prePullPolicyStatus({ generation: 1, evaluation: ev({ selectorError: 'boom', watchedWorkloads: 0 }), imagePhases: [], previous: undefined, now: T0 });
+      expect(bad.conditions?.[0]).to.include({ status: 'False', reason: 'InvalidSelector', message: 'boom' });
+    });
+  });
+});
