@@ -1,0 +1,120 @@
+// kwarm-agent's command line, parsed and checked into typed values. The environment is passed in
+// (main.ts reads NODE_NAME), so parsing is pure apart from yargs itself.
+import yargs from 'yargs';
+import { durationMilliseconds } from '../api/v1alpha1/duration.ts';
+import { parseBindAddress } from '../lib/endpoints.ts';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../lib/logger.ts';
+
+export const DEFAULT_NAMESPACE = 'kwarm-system';
+
+export interface AgentFlags {
+  nodeName: string;
+  /** Undefined: in-cluster configuration. */
+  kubeconfig: string | undefined;
+  namespace: string;
+  /** Undefined: auto-detect. */
+  criSocket: string | undefined;
+  maxPullsPerNode: number;
+  verifyIntervalMs: number;
+  diskThresholdPercent: number;
+  diskCheckIntervalMs: number;
+  metricsBindAddress: string;
+  healthProbeBindAddress: string;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  shutdownGraceMs: number;
+}
+
+export type ParsedFlags = { kind: 'run'; flags: AgentFlags } | { kind: 'help'; text: string };
+
+export class FlagError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FlagError';
+  }
+}
+
+function duration(flag: string, value: string, minMs: number): number {
+  const ms = durationMilliseconds(value);
+  if (ms === undefined) throw new FlagError(`--${flag}: ${JSON.stringify(value)} is not a duration such as 30s, 5m or 1h`);
+  if (ms < minMs) throw new FlagError(`--${flag}: must be at least ${minMs} ms, got ${value}`);
+  return ms;
+}
+
+function isOneOf<T extends string>(values: readonly T[], v: string): v is T {
+  return (values as readonly string[]).includes(v);
+}
+
+function parser(argv: readonly string[]) {
+  return yargs([...argv])
+    .scriptName('kwarm-agent')
+    .usage('$0 [flags]\n\nPulls the images listed in this node\'s NodeImageSet through the CRI socket.')
+    .options({
+      'node-name': { type: 'string', describe: 'This node\'s name (default: the NODE_NAME environment variable)' },
+      kubeconfig: { type: 'string', describe: 'Path to a kubeconfig (default: in-cluster configuration)' },
+      namespace: { type: 'string', default: DEFAULT_NAMESPACE, describe: 'kwarm\'s namespace, where copied pull secrets live' },
+      'cri-socket': { type: 'string', describe: 'CRI endpoint (path or unix:// URL); default: auto-detect containerd, CRI-O, k3s' },
+      'max-pulls-per-node': { type: 'number', default: 2, describe: 'Most pulls at once on this node (caps the NodeImageSet\'s maxConcurrentPulls)' },
+      'verify-interval': { type: 'string', default: '5m', describe: 'How often images are checked and re-pulled if the runtime lost them' },
+      'disk-threshold-percent': { type: 'number', default: 0, describe: 'No new pulls while the image filesystem is this full (0 = off)' },
+      'disk-check-interval': { type: 'string', default: '30s', describe: 'How often the image filesystem is measured' },
+      'metrics-bind-address': { type: 'string', default: ':8080', describe: 'Address of /metrics ("0" = off)' },
+      'health-probe-bind-address': { type: 'string', default: ':8081', describe: 'Address of /healthz and /readyz ("0" = off)' },
+      'log-level': { type: 'string', default: 'info', choices: LOG_LEVELS },
+      'log-format': { type: 'string', default: 'json', choices: LOG_FORMATS },
+      'shutdown-grace-period': { type: 'string', default: '25s', describe: 'On SIGTERM, how long running pulls may take to finish' },
+    })
+    .strict()
+    .wrap(120)
+    .help(false)
+    .version(false)
+    .exitProcess(false)
+    .fail((msg: string | undefined, err: Error | undefined) => {
+      throw new FlagError(msg ?? err?.message ?? 'invalid flags');
+    });
+}
+
+/** Parses and checks the flags; `--help` returns the usage text. Throws FlagError on bad input. */
+export async function parseAgentFlags(argv: readonly string[], env: { NODE_NAME?: string | undefined }): Promise<ParsedFlags> {
+  const p = parser(argv);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    return { kind: 'help', text: await p.options({ help: { type: 'boolean', describe: 'Show this help' } }).getHelp() };
+  }
+  const a = p.parseSync();
+  const nodeName = (a['node-name'] ?? env.NODE_NAME ?? '').trim();
+  if (nodeName === '') throw new FlagError('--node-name or the NODE_NAME environment variable is required');
+  const maxPulls = a['max-pulls-per-node'];
+  if (!Number.isInteger(maxPulls) || maxPulls < 1 || maxPulls > 64) throw new FlagError(`--max-pulls-per-node: must be an integer from 1 to 64, got ${maxPulls}`);
+  const threshold = a['disk-threshold-percent'];
+  if (!Number.isFinite(threshold) || threshold < 0 || threshold > 100) throw new FlagError(`--disk-threshold-percent: must be from 0 to 100, got ${threshold}`);
+  for (const flag of ['metrics-bind-address', 'health-probe-bind-address'] as const) {
+    try {
+      parseBindAddress(a[flag]);
+    } catch (err) {
+      throw new FlagError(`--${flag}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  const level = a['log-level'];
+  const format = a['log-format'];
+  if (!isOneOf(LOG_LEVELS, level)) throw new FlagError(`--log-level: ${level}`);
+  if (!isOneOf(LOG_FORMATS, format)) throw new FlagError(`--log-format: ${format}`);
+  const criSocket = a['cri-socket']?.trim();
+  return {
+    kind: 'run',
+    flags: {
+      nodeName,
+      kubeconfig: a.kubeconfig,
+      namespace: a.namespace,
+      criSocket: criSocket === '' ? undefined : criSocket,
+      maxPullsPerNode: maxPulls,
+      verifyIntervalMs: duration('verify-interval', a['verify-interval'], 1000),
+      diskThresholdPercent: threshold,
+      diskCheckIntervalMs: duration('disk-check-interval', a['disk-check-interval'], 100),
+      metricsBindAddress: a['metrics-bind-address'],
+      healthProbeBindAddress: a['health-probe-bind-address'],
+      logLevel: level,
+      logFormat: format,
+      shutdownGraceMs: duration('shutdown-grace-period', a['shutdown-grace-period'], 0),
+    },
+  };
+}

@@ -1,0 +1,99 @@
+// kwarm-agent: parses flags, builds the clients and servers, runs the node's Agent until SIGTERM.
+import type { KubeConfig } from '@kubernetes/client-node';
+import { boundPort, closeServer, serveHealth, serveMetrics } from '../lib/endpoints.ts';
+import { KubeClient } from '../lib/kube-client.ts';
+import { createLogger } from '../lib/logger.ts';
+import { Agent } from './agent.ts';
+import { inClusterAccess, type ClusterAccess } from './cluster-access.ts';
+import { createAgentMetrics } from './agent-metrics.ts';
+import { FlagError, parseAgentFlags } from './flags.ts';
+
+/** --kubeconfig through client-node (loaded only then); in a pod, the mounted ServiceAccount. */
+async function clusterAccess(kubeconfig: string | undefined): Promise<ClusterAccess> {
+  if (kubeconfig === undefined) {
+    return inClusterAccess({ host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT });
+  }
+  const { KubeConfig: Config } = await import('@kubernetes/client-node');
+  const kc = new Config();
+  kc.loadFromFile(kubeconfig);
+  return kc;
+}
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = await parseAgentFlags(process.argv.slice(2), { NODE_NAME: process.env.NODE_NAME });
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err;
+    process.stderr.write(`kwarm-agent: ${err.message}\n(see kwarm-agent --help)\n`);
+    return 2;
+  }
+  if (parsed.kind === 'help') {
+    process.stdout.write(`${parsed.text}\n`);
+    return 0;
+  }
+  const flags = parsed.flags;
+  const log = createLogger({ level: flags.logLevel, format: flags.logFormat, component: 'kwarm-agent' });
+
+  let access: ClusterAccess;
+  try {
+    access = await clusterAccess(flags.kubeconfig);
+  } catch (err) {
+    log.error('cannot reach the API server', { error: err instanceof Error ? err.message : String(err) });
+    return 2;
+  }
+  // KubeClient calls only the two methods ClusterAccess has (see cluster-access.ts).
+  const client = new KubeClient(access as KubeConfig, { userAgent: `kwarm-agent/${flags.nodeName}`, timeoutMs: 30_000 });
+  const metrics = createAgentMetrics();
+  const agent = new Agent({
+    nodeName: flags.nodeName,
+    namespace: flags.namespace,
+    criSocket: flags.criSocket,
+    maxPullsPerNode: flags.maxPullsPerNode,
+    verifyIntervalMs: flags.verifyIntervalMs,
+    diskThresholdPercent: flags.diskThresholdPercent,
+    diskCheckIntervalMs: flags.diskCheckIntervalMs,
+    shutdownGraceMs: flags.shutdownGraceMs,
+  }, { client, log, metrics });
+
+  const metricsServer = await serveMetrics(metrics.registry, flags.metricsBindAddress);
+  const healthServer = await serveHealth({ live: {}, ready: agent.readiness() }, flags.healthProbeBindAddress);
+  log.info('kwarm-agent starting', {
+    node: flags.nodeName,
+    namespace: flags.namespace,
+    criSocket: flags.criSocket ?? 'auto-detect',
+    metricsPort: boundPort(metricsServer),
+    healthPort: boundPort(healthServer),
+  });
+
+  const stop = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (stop.signal.aborted) {
+      log.warn('second signal; exiting at once', { signal: sig });
+      process.exit(1);
+    }
+    log.info('signal received', { signal: sig });
+    stop.abort(new Error(sig));
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  const summary = await agent.run(stop.signal);
+  await closeServer(metricsServer);
+  await closeServer(healthServer);
+  client.close();
+  log.info('kwarm-agent stopped', { ...summary });
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+    // Anything still holding the event loop (a socket being torn down) must not keep the pod alive.
+    setTimeout(() => process.exit(code), 2000).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`kwarm-agent: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

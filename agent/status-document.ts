@@ -1,0 +1,62 @@
+// The NodeImageSet status the agent publishes, built from what it knows, and the merge patch that
+// writes it. Pure: the same inputs give the same document, so "changed" is a string comparison.
+import type { NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
+import { recordStatus, rfc3339, type ImageRecord } from './image-record.ts';
+
+export interface ImageFsReport {
+  usedBytes?: number;
+  capacityBytes?: number;
+  usedPercent?: number;
+  pullsPaused?: boolean;
+}
+
+export interface StatusInputs {
+  /** Records in spec order. */
+  records: readonly ImageRecord[];
+  /** metadata.generation of the spec the records describe. */
+  observedGeneration: number | undefined;
+  runtime: { name: string; version: string } | undefined;
+  /** Epoch ms of the last heartbeat. */
+  heartbeatAt: number | undefined;
+  imageFs: ImageFsReport | undefined;
+}
+
+export function buildStatus(input: StatusInputs): NodeImageSetStatus {
+  const images = input.records.map(recordStatus);
+  const count = (phase: string): number => images.filter((i) => i.phase === phase).length;
+  const status: NodeImageSetStatus = {};
+  if (input.observedGeneration !== undefined) status.observedGeneration = input.observedGeneration;
+  if (input.runtime !== undefined) status.runtime = { name: input.runtime.name.slice(0, 64), version: input.runtime.version.slice(0, 128) };
+  if (input.heartbeatAt !== undefined) status.heartbeatTime = rfc3339(input.heartbeatAt);
+  if (input.imageFs !== undefined) status.imageFs = { ...input.imageFs };
+  status.images = images;
+  status.desired = images.length;
+  status.ready = count('Completed');
+  status.pulling = count('Pulling');
+  status.failed = count('Failed');
+  return status;
+}
+
+/** Every top-level status field, so a patch can clear the ones the document leaves out. */
+const STATUS_FIELDS = ['observedGeneration', 'runtime', 'heartbeatTime', 'imageFs', 'images', 'desired', 'ready', 'pulling', 'failed'] as const;
+
+/**
+ * A JSON merge patch for the status subresource that makes the status equal `status`: fields
+ * absent from it are set to null (deleted); `images` is a list, so a merge patch replaces it whole.
+ */
+export function statusMergePatch(status: NodeImageSetStatus): { status: Record<string, unknown> } {
+  const body: Record<string, unknown> = {};
+  for (const field of STATUS_FIELDS) body[field] = status[field] ?? null;
+  // imageFs is an object: merged key by key, so clear its absent keys too.
+  if (status.imageFs !== undefined) {
+    const fs: Record<string, unknown> = {};
+    for (const k of ['usedBytes', 'capacityBytes', 'usedPercent', 'pullsPaused'] as const) fs[k] = status.imageFs[k] ?? null;
+    body.imageFs = fs;
+  }
+  return { status: body };
+}
+
+/** A stable text form for "did anything change". */
+export function statusKey(status: NodeImageSetStatus): string {
+  return JSON.stringify(statusMergePatch(status));
+}

@@ -1,0 +1,144 @@
+// Writes the NodeImageSet status through the status subresource with JSON merge patches: only when
+// the document changed since the last successful write, at most one patch per `minIntervalMs`
+// (changes in between are coalesced into the next one), retried with back-off while the API server
+// is unreachable. The agent writes nothing else.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'winston';
+import { API_VERSION } from '../api/v1alpha1/group.ts';
+import type { NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
+import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
+import type { AgentMetrics } from './agent-metrics.ts';
+import { statusKey, statusMergePatch } from './status-document.ts';
+
+export const FIELD_MANAGER = 'kwarm-agent';
+
+export interface StatusReporterOptions {
+  client: KubeClient;
+  nodeName: string;
+  log: Logger;
+  metrics: AgentMetrics;
+  /** Least time between two patches. */
+  minIntervalMs?: number;
+  /** Back-off after a failed write: first delay and ceiling. */
+  retryMs?: { initial: number; max: number };
+}
+
+export function statusPath(nodeName: string): string {
+  return `/apis/${API_VERSION}/nodeimagesets/${encodeURIComponent(nodeName)}/status`;
+}
+
+export class StatusReporter {
+  readonly #opts: StatusReporterOptions;
+  #desired: { key: string; status: NodeImageSetStatus } | undefined;
+  #writtenKey: string | undefined;
+  #uid: string | undefined;
+  #lastWriteAt = Number.NEGATIVE_INFINITY;
+  #wake: (() => void) | undefined;
+  #writing: Promise<void> | undefined;
+
+  constructor(opts: StatusReporterOptions) {
+    this.#opts = opts;
+  }
+
+  /** The document to publish; cheap to call on every change. */
+  update(status: NodeImageSetStatus): void {
+    const key = statusKey(status);
+    if (this.#desired?.key === key) return;
+    this.#desired = { key, status };
+    this.#poke();
+  }
+
+  /**
+   * What the watch sees: the object's uid, or undefined when it does not exist. A new uid (the
+   * object was deleted and created again) has an empty status, so everything is written again.
+   */
+  objectSeen(uid: string | undefined): void {
+    if (uid !== this.#uid) this.#writtenKey = undefined;
+    this.#uid = uid;
+    this.#poke();
+  }
+
+  /** True when a change is waiting to be written. */
+  get pending(): boolean {
+    return this.#uid !== undefined && this.#desired !== undefined && this.#desired.key !== this.#writtenKey;
+  }
+
+  #poke(): void {
+    if (!this.pending) return;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  #changed(signal: AbortSignal): Promise<void> {
+    if (this.pending) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#wake = done;
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Writes changes until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { initial, max } = this.#opts.retryMs ?? { initial: 1000, max: 30_000 };
+    const minInterval = this.#opts.minIntervalMs ?? 1000;
+    let failures = 0;
+    const stopped = (): boolean => signal.aborted;
+    while (!stopped()) {
+      await this.#changed(signal);
+      if (stopped()) break;
+      const wait = this.#lastWriteAt + minInterval - Date.now();
+      if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
+      try {
+        await this.#write(signal);
+        failures = 0;
+      } catch (err) {
+        if (stopped()) break;
+        const delay = Math.min(max, initial * 2 ** Math.min(failures++, 10));
+        this.#opts.log.warn('status write failed; retrying', { node: this.#opts.nodeName, error: err instanceof Error ? err.message : String(err), retryInMs: delay });
+        await sleep(delay, undefined, { signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Writes the latest document now if it is not written yet (at shutdown). */
+  async flush(signal: AbortSignal): Promise<void> {
+    await this.#write(signal);
+  }
+
+  async #write(signal: AbortSignal): Promise<void> {
+    // One write at a time: a flush waits for the loop's write and then writes what is left.
+    while (this.#writing !== undefined) await this.#writing.catch(() => undefined);
+    if (!this.pending || this.#desired === undefined) return;
+    const { key, status } = this.#desired;
+    const writing = this.#patch(key, status, signal);
+    this.#writing = writing;
+    try {
+      await writing;
+    } finally {
+      this.#writing = undefined;
+    }
+  }
+
+  async #patch(key: string, status: NodeImageSetStatus, signal: AbortSignal): Promise<void> {
+    const { client, nodeName, metrics } = this.#opts;
+    this.#lastWriteAt = Date.now();
+    try {
+      await client.patch(statusPath(nodeName), 'merge', statusMergePatch(status), signal, FIELD_MANAGER);
+    } catch (err) {
+      if (isNotFound(err)) {
+        // Deleted under us: the watch reports it, and reports a new object when there is one.
+        this.#uid = undefined;
+        return;
+      }
+      metrics.statusWrites.inc({ result: 'error' });
+      throw err;
+    }
+    metrics.statusWrites.inc({ result: 'written' });
+    this.#writtenKey = key;
+  }
+}

@@ -1,0 +1,163 @@
+// Faults on the node side, against real containerd: containerd killed in the middle of a pull and
+// restarted; the CRI socket absent when the agent starts; the agent killed in the middle of a pull
+// and started again; an image removed behind the agent's back. Pulls are slowed down by a
+// throttling proxy in front of the real registry so "in the middle" is a real window.
+import { expect } from 'chai';
+import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
+import { KubeClient } from '../../../lib/kube-client.ts';
+import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../../support/agent-process.ts';
+import { startContainerd, type TestContainerd } from '../../support/containerd.ts';
+import { sharedControlPlane } from '../../support/control-plane.ts';
+import { installCrds } from '../../support/crds.ts';
+import { buildAndPushImage, type PushedImage } from '../../support/oci-image.ts';
+import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import { waitFor } from '../../support/wait.ts';
+import { allIn, applySpec, imageStatus, waitForStatus } from './node-image-sets.ts';
+import { startThrottledProxy, type ThrottledProxy } from './throttled-proxy.ts';
+
+const MiB = 1024 * 1024;
+const NAMESPACE = 'kwarm-system';
+
+/** The reference of `img` as pulled through the proxy. */
+function viaProxy(proxy: ThrottledProxy, img: PushedImage): string {
+  return `${proxy.host}/${img.repository}:${img.tag}`;
+}
+
+describe('agent: runtime-side faults', function () {
+  this.timeout(180_000);
+  let admin: KubeClient;
+  let kubeconfig: string;
+  let registry: TestRegistry | undefined;
+  let proxy: ThrottledProxy | undefined;
+  const cleanups: (() => Promise<void>)[] = [];
+
+  before(async () => {
+    const cp = await sharedControlPlane();
+    await installCrds(cp);
+    admin = new KubeClient(cp.kubeConfig());
+    kubeconfig = await agentKubeconfig(cp, { namespace: NAMESPACE });
+    registry = await startRegistry();
+    // 8 MiB at 2 MiB/s: a pull takes about four seconds.
+    proxy = await startThrottledProxy(registry, 2 * MiB);
+  });
+
+  after(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    await proxy?.stop();
+    await registry?.dispose();
+    admin.close();
+  });
+
+  async function node(name: string): Promise<{ containerd: TestContainerd; cri: GrpcImageRuntime }> {
+    const containerd = await startContainerd({ name, registries: [registry!, proxy!] });
+    const cri = new GrpcImageRuntime({ endpoint: containerd.socket });
+    cleanups.push(async () => {
+      cri.close();
+      await containerd.dispose();
+    });
+    return { containerd, cri };
+  }
+
+  async function agentOn(nodeName: string, socket: string, extra: Partial<Parameters<typeof startAgentProcess>[0]> = {}): Promise<AgentProcess> {
+    const agent = await startAgentProcess({ nodeName, kubeconfig, criSocket: socket, verifyInterval: '5m', ...extra });
+    cleanups.push(() => agent.dispose());
+    return agent;
+  }
+
+  it('containerd killed mid-pull and restarted: readiness drops, the pull resumes without spending attempts, status converges', async () => {
+    const NODE = 'fault-containerd-kill';
+    const { containerd, cri } = await node(NODE);
+    const big = await buildAndPushImage(registry!, { repository: 'faults/kill-containerd', tag: 'v1', layers: [8 * MiB] });
+    const ref = viaProxy(proxy!, big);
+    const agent = await agentOn(NODE, containerd.socket);
+    await agent.waitReady();
+    await applySpec(admin, NODE, { images: [{ image: ref, retry: { maxAttempts: 1, backoffSeconds: 1 } }] });
+    await waitForStatus(admin, NODE, (o) => imageStatus(o, ref)?.phase === 'Pulling', { what: 'the pull to start' });
+    await waitFor(async () => (await agent.metric('kwarm_active_pulls')) === 1, { what: 'PullImage in flight' });
+
+    await containerd.kill();
+    await waitFor(async () => (await agent.readyz()).status === 503, { what: 'readiness to report the runtime gone', timeoutMs: 15_000 });
+    const down = await waitForStatus(admin, NODE, (o) => imageStatus(o, ref)?.reason === 'RuntimeUnavailable', { what: 'status to say the runtime is unavailable' });
+    expect(imageStatus(down, ref)?.phase).to.equal('Pending');
+    await containerd.restart();
+
+    const done = await waitForStatus(admin, NODE, allIn('Completed', [ref]), { what: 'Completed after the restart', timeoutMs: 60_000 });
+    // maxAttempts is 1: the interrupted pull did not count as a failed attempt.
+    expect(imageStatus(done, ref)).to.include({ imageId: big.configDigest, attempts: 1 });
+    expect((await cri.imageStatus(ref, { signal: AbortSignal.timeout(10_000) }))?.id).to.equal(big.configDigest);
+    await agent.waitReady(15_000);
+    expect(agent.process.running).to.equal(true);
+    expect(await agent.metric('kwarm_cri_errors_total', { reason: 'RuntimeUnavailable' })).to.be.at.least(1);
+  });
+
+  it('CRI socket absent at start: the agent waits (no crash loop), then connects and pulls when it appears', async () => {
+    const NODE = 'fault-cri-absent';
+    const { containerd, cri } = await node(NODE);
+    await containerd.stop();
+    const img = await buildAndPushImage(registry!, { repository: 'faults/late-cri', tag: 'v1', layers: [256 * 1024] });
+    await applySpec(admin, NODE, { images: [{ image: img.reference }] });
+    const agent = await agentOn(NODE, containerd.socket);
+    await waitFor(() => agent.logText().includes('container runtime not reachable yet'), { what: 'the agent to say it waits for the runtime' });
+    expect((await agent.readyz()).status).to.equal(503);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(agent.process.running, 'agent still running').to.equal(true);
+
+    await containerd.restart();
+    const done = await waitForStatus(admin, NODE, allIn('Completed', [img.reference]), { what: 'Completed once the runtime appeared', timeoutMs: 60_000 });
+    expect(imageStatus(done, img.reference)?.imageId).to.equal(img.configDigest);
+    expect(done.status?.runtime?.name).to.equal('containerd');
+    expect((await cri.imageStatus(img.reference, { signal: AbortSignal.timeout(10_000) }))?.id).to.equal(img.configDigest);
+    await agent.waitReady();
+  });
+
+  it('agent killed mid-pull and restarted: finished images are not pulled again, the interrupted one completes', async () => {
+    const NODE = 'fault-agent-kill';
+    const { containerd, cri } = await node(NODE);
+    const [small1, small2, big] = await Promise.all([
+      buildAndPushImage(registry!, { repository: 'faults/agent-kill-1', tag: 'v1', layers: [128 * 1024] }),
+      buildAndPushImage(registry!, { repository: 'faults/agent-kill-2', tag: 'v1', layers: [128 * 1024] }),
+      buildAndPushImage(registry!, { repository: 'faults/agent-kill-big', tag: 'v1', layers: [8 * MiB] }),
+    ]);
+    const refs = [small1.reference, small2.reference, viaProxy(proxy!, big)];
+    const bigRef = refs[2]!;
+    const first = await agentOn(NODE, containerd.socket);
+    await applySpec(admin, NODE, { maxConcurrentPulls: 3, images: refs.map((image) => ({ image })) });
+    await waitForStatus(admin, NODE, (o) => allIn('Completed', refs.slice(0, 2))(o) && imageStatus(o, bigRef)?.phase === 'Pulling', {
+      what: 'the small images Completed and the big one Pulling',
+    });
+    await first.kill();
+
+    const second = await agentOn(NODE, containerd.socket, { logFile: first.logFile });
+    const done = await waitForStatus(admin, NODE, allIn('Completed', refs), { what: 'all Completed after the restart', timeoutMs: 60_000 });
+    expect(imageStatus(done, bigRef)?.imageId).to.equal(big.configDigest);
+    // The new agent pulled only what was not finished.
+    expect(await second.metric('kwarm_pulls_total', { status: 'succeeded' })).to.equal(1);
+    expect(await second.metric('kwarm_pulls_total')).to.equal(1);
+    for (const r of refs) expect(await cri.imageStatus(r, { signal: AbortSignal.timeout(10_000) }), r).to.not.equal(undefined);
+  });
+
+  it('image removed behind the agent\'s back: pulled again within the verify period and counted', async () => {
+    const NODE = 'fault-image-gc';
+    const { containerd, cri } = await node(NODE);
+    const img = await buildAndPushImage(registry!, { repository: 'faults/gc', tag: 'v1', layers: [256 * 1024] });
+    const agent = await agentOn(NODE, containerd.socket, { verifyInterval: '2s' });
+    await applySpec(admin, NODE, { images: [{ image: img.reference }] });
+    const first = await waitForStatus(admin, NODE, allIn('Completed', [img.reference]), { what: 'first pull Completed' });
+    const firstFinished = imageStatus(first, img.reference)?.finishedAt;
+
+    await cri.removeImage(img.reference, { signal: AbortSignal.timeout(10_000) });
+    const removedAt = Date.now();
+    await waitFor(async () => (await cri.imageStatus(img.reference, { signal: AbortSignal.timeout(10_000) }))?.id === img.configDigest, {
+      what: 'the image back in containerd', timeoutMs: 15_000, intervalMs: 100,
+    });
+    const backMs = Date.now() - removedAt;
+    console.log(`      [figures] image removed behind the agent's back was back in containerd after ${backMs} ms (verify interval 2 s)`);
+    expect(backMs).to.be.below(6000);
+    expect(await agent.metric('kwarm_repulls_total')).to.equal(1);
+    const again = await waitForStatus(admin, NODE, (o) => allIn('Completed', [img.reference])(o) && imageStatus(o, img.reference)?.finishedAt !== firstFinished, {
+      what: 'status to show the new pull',
+    });
+    expect(imageStatus(again, img.reference)?.imageId).to.equal(img.configDigest);
+    expect(imageStatus(again, img.reference)?.lastVerifiedAt).to.be.a('string');
+  });
+});
