@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     // As in a pod: the compiled build (what Dockerfile.agent ships), in-cluster ServiceAccount
     // credentials, default intervals, info logs.
     const entry = args.source ? undefined : await compiledAgent();
-    const inCluster = await agentInClusterCredentials(cp, { namespace: 'kwarm-system' });
+    const inCluster = await agentInClusterCredentials(cp, { namespace: 'kwarm-system', nodeName: NODE });
     agent = await startAgentProcess({ nodeName: NODE, inCluster, criSocket: containerd.socket, logLevel: 'info', ...(entry !== undefined ? { entry } : {}) });
     console.log(`agent: ${entry ?? 'agent/main.ts (type stripping)'}`);
     await agent.waitReady();
@@ -177,8 +177,7 @@ async function main(): Promise<void> {
 
     // Idle: everything Completed, default intervals (verify 5m, disk check 30s, runtime probe 5s).
     // A second agent, on its own node, started with --kubeconfig, for comparison of memory.
-    const kubeconfig = await agentKubeconfig(cp, { namespace: 'kwarm-system' });
-    withKubeconfig = await startAgentProcess({ nodeName: `${NODE}-kubeconfig`, kubeconfig, criSocket: containerd.socket, logLevel: 'info' });
+    withKubeconfig = await startAgentProcess({ nodeName: `${NODE}-kubeconfig`, kubeconfig: await agentKubeconfig(cp, { namespace: 'kwarm-system', nodeName: `${NODE}-kubeconfig` }), criSocket: containerd.socket, logLevel: 'info' });
     await withKubeconfig.waitReady();
     await sleep(5000);
     const a = procFigures(pid);

@@ -59,13 +59,13 @@ describe('e2e: controller and agents with containerd', function () {
       buildAndPushImage(privateRegistry, { repository: 'secret/app', tag: 'v1', layers: [128 * 1024] }),
     ]);
     images = { v1, v2, secret };
-    const agentConfig = await agentKubeconfig(cp, { namespace: KWARM_NS });
+    const kubeconfigFor = (nodeName: string): Promise<string> => agentKubeconfig(cp, { namespace: KWARM_NS, nodeName });
     for (const name of NODES) {
       const rt = await startContainerd({ name, registries: [plain, privateRegistry] });
       runtimes.push(rt);
       cris.push(new GrpcImageRuntime({ endpoint: rt.socket }));
       await createNode(admin, { name, labels: { 'kwarm-test/pool': POOL } }, signal);
-      const agent = await startAgentProcess({ nodeName: name, kubeconfig: agentConfig, criSocket: rt.socket, namespace: KWARM_NS, verifyInterval: '5m' });
+      const agent = await startAgentProcess({ nodeName: name, kubeconfig: await kubeconfigFor(name), criSocket: rt.socket, namespace: KWARM_NS, verifyInterval: '5m' });
       agents.push(agent);
     }
     for (const a of agents) await a.waitReady();

@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SERVICE_ACCOUNT_DIR } from '../../agent/cluster-access.ts';
 import type { ControlPlane } from './control-plane.ts';
+import { agentKubeconfig as bareAgentKubeconfig, agentToken } from './kwarm-access.ts';
 import { freePort } from './ports.ts';
 import { ManagedProcess } from './process.ts';
 import { makeTempDir, removeDir } from './tmp.ts';
@@ -212,92 +213,25 @@ export async function startAgentProcess(opts: AgentProcessOptions): Promise<Agen
   return agent;
 }
 
-export interface AgentRbacOptions {
-  /** kwarm's namespace: the agent's ServiceAccount lives here and may GET secrets here. */
+export interface AgentAccessOptions {
+  /** kwarm's namespace: the chart's agent ServiceAccount lives here and may GET secrets here. */
   namespace: string;
-  serviceAccount?: string;
+  /** The node the agent runs on: its token is bound to a pod on this node, as in a DaemonSet. */
+  nodeName: string;
 }
 
-const granted = new WeakMap<ControlPlane, Map<string, Promise<void>>>();
-
-async function grantAgentRbac(cp: ControlPlane, opts: AgentRbacOptions): Promise<string> {
-  const sa = opts.serviceAccount ?? 'kwarm-agent';
-  const key = `${opts.namespace}/${sa}`;
-  let perCp = granted.get(cp);
-  if (perCp === undefined) {
-    perCp = new Map();
-    granted.set(cp, perCp);
-  }
-  let done = perCp.get(key);
-  if (done === undefined) {
-    done = cp.kubectl(['apply', '-f', '-'], { input: agentRbacYaml(opts.namespace, sa) }).then(() => undefined);
-    perCp.set(key, done);
-    done.catch(() => { perCp.delete(key); });
-  }
-  await done;
-  return sa;
-}
-
-/** The same RBAC as agentKubeconfig, and what the kubelet would mount into the agent's pod. */
-export async function agentInClusterCredentials(cp: ControlPlane, opts: AgentRbacOptions): Promise<InClusterCredentials> {
-  const sa = await grantAgentRbac(cp, opts);
-  const { stdout } = await cp.kubectl(['create', 'token', sa, '-n', opts.namespace, '--duration=2h']);
+/** What the kubelet would mount into the agent's pod: a pod-bound token of the chart's agent ServiceAccount. */
+export async function agentInClusterCredentials(cp: ControlPlane, opts: AgentAccessOptions): Promise<InClusterCredentials> {
+  const token = await agentToken(cp, opts.nodeName, opts.namespace);
   const caData = cp.kubeConfig().getCurrentCluster()?.caData;
   if (caData === undefined) throw new Error('the admin kubeconfig has no certificate-authority-data');
-  return { token: stdout.trim(), caPem: Buffer.from(caData, 'base64').toString('utf8'), server: cp.server };
+  return { token, caPem: Buffer.from(caData, 'base64').toString('utf8'), server: cp.server };
 }
 
 /**
- * Creates the agent's least-privilege RBAC on `cp` (once per namespace): read NodeImageSets, patch
- * only their status, GET (not list or watch) secrets in kwarm's namespace. Returns a kubeconfig for
- * the agent's ServiceAccount.
+ * A kubeconfig for the agent on `nodeName` with the chart's RBAC and admission policy (installed on `cp` once
+ * per namespace): read NodeImageSets, patch only its own node's status, GET secrets in kwarm's namespace.
  */
-export async function agentKubeconfig(cp: ControlPlane, opts: AgentRbacOptions): Promise<string> {
-  const sa = await grantAgentRbac(cp, opts);
-  return cp.serviceAccountKubeconfig(opts.namespace, sa);
-}
-
-function agentRbacYaml(namespace: string, sa: string): string {
-  const name = `kwarm-agent-test-${namespace}-${sa}`;
-  return `apiVersion: v1
-kind: Namespace
-metadata: {name: ${namespace}}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: ${sa}, namespace: ${namespace}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: ${name}}
-rules:
-- apiGroups: [kwarm.io]
-  resources: [nodeimagesets]
-  verbs: [get, list, watch]
-- apiGroups: [kwarm.io]
-  resources: [nodeimagesets/status]
-  verbs: [patch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: ${name}}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: ${name}}
-subjects:
-- {kind: ServiceAccount, name: ${sa}, namespace: ${namespace}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: ${name}, namespace: ${namespace}}
-rules:
-- apiGroups: [""]
-  resources: [secrets]
-  verbs: [get]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: ${name}, namespace: ${namespace}}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: ${name}}
-subjects:
-- {kind: ServiceAccount, name: ${sa}, namespace: ${namespace}}
-`;
+export async function agentKubeconfig(cp: ControlPlane, opts: AgentAccessOptions): Promise<string> {
+  return bareAgentKubeconfig(cp, opts.nodeName, opts.namespace);
 }

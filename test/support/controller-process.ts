@@ -2,7 +2,6 @@
 // test control plane, with its metrics and health endpoints on free loopback ports.
 import { join } from 'node:path';
 import { request } from 'node:http';
-import type { ControlPlane } from './control-plane.ts';
 import { ManagedProcess } from './process.ts';
 import { freePort } from './ports.ts';
 import { makeTempDir } from './tmp.ts';
@@ -131,14 +130,6 @@ export class ControllerProcess {
   }
 }
 
-/**
- * A kubeconfig for the ServiceAccount kwarm-system/kwarm-controller, bound to cluster-admin until the
- * chart's RBAC is tested here; its writes show up in the audit log under that user.
- */
-export async function controllerKubeconfig(cp: ControlPlane, namespace = 'kwarm-system'): Promise<string> {
-  const path = await cp.serviceAccountKubeconfig(namespace, 'kwarm-controller');
-  await cp.kubectl(['create', 'clusterrolebinding', `kwarm-controller-test-${namespace}`, '--clusterrole=cluster-admin', `--serviceaccount=${namespace}:kwarm-controller`], { allowFailure: true });
-  return path;
-}
+export { controllerKubeconfig } from './kwarm-access.ts';
 
 export const CONTROLLER_USER = (namespace = 'kwarm-system'): string => `system:serviceaccount:${namespace}:kwarm-controller`;

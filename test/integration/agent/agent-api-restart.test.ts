@@ -41,8 +41,8 @@ describe('agent: API server restarted while the spec changes', function () {
     cri = new GrpcImageRuntime({ endpoint: containerd.socket });
     const [a, b, c, d] = await Promise.all(['a', 'b', 'c', 'd'].map((n) =>
       buildAndPushImage(registry!, { repository: `api-restart/${n}`, tag: 'v1', layers: [128 * 1024] }))) as [PushedImage, PushedImage, PushedImage, PushedImage];
-    const kubeconfig = await agentKubeconfig(cp, { namespace: 'kwarm-system' });
-    agent = await startAgentProcess({ nodeName: NODE, kubeconfig, criSocket: containerd.socket, verifyInterval: '5m' });
+    const kubeconfigFor = (nodeName: string): Promise<string> => agentKubeconfig(cp!, { namespace: 'kwarm-system', nodeName });
+    agent = await startAgentProcess({ nodeName: NODE, kubeconfig: await kubeconfigFor(NODE), criSocket: containerd.socket, verifyInterval: '5m' });
     await agent.waitReady();
     await applySpec(admin, NODE, { images: [{ image: a.reference }] });
     await waitForStatus(admin, NODE, allIn('Completed', [a.reference]), { what: 'a Completed' });

@@ -38,8 +38,8 @@ describe('agent: concurrency limit', function () {
     await installCrds(cp);
     admin = new KubeClient(cp.kubeConfig());
     fake = await FakeCri.start({ defaultPull: { kind: 'succeed', delayMs: 400 } });
-    const kubeconfig = await agentKubeconfig(cp, { namespace: 'kwarm-system' });
-    agent = await startAgentProcess({ nodeName: NODE, kubeconfig, criSocket: fake.socket, maxPullsPerNode: 4, verifyInterval: '5m' });
+    const kubeconfigFor = (nodeName: string): Promise<string> => agentKubeconfig(cp, { namespace: 'kwarm-system', nodeName });
+    agent = await startAgentProcess({ nodeName: NODE, kubeconfig: await kubeconfigFor(NODE), criSocket: fake.socket, maxPullsPerNode: 4, verifyInterval: '5m' });
     await agent.waitReady();
   });
 

@@ -20,13 +20,13 @@ describe('agent: disk guard', function () {
   this.timeout(120_000);
   let cp: ControlPlane;
   let admin: KubeClient;
-  let kubeconfig: string;
+  let kubeconfigFor: (nodeName: string) => Promise<string>;
 
   before(async () => {
     cp = await sharedControlPlane();
     await installCrds(cp);
     admin = new KubeClient(cp.kubeConfig());
-    kubeconfig = await agentKubeconfig(cp, { namespace: 'kwarm-system' });
+    kubeconfigFor = (nodeName) => agentKubeconfig(cp, { namespace: 'kwarm-system', nodeName });
   });
 
   after(() => {
@@ -49,7 +49,7 @@ describe('agent: disk guard', function () {
       registry = await startRegistry();
       containerd = await startContainerd({ name: NODE, registries: [registry] });
       const img = await buildAndPushImage(registry, { repository: 'disk/held', tag: 'v1', layers: [4096] });
-      agent = await startAgentProcess({ nodeName: NODE, kubeconfig, criSocket: containerd.socket, diskThresholdPercent: 1, diskCheckInterval: '500ms' });
+      agent = await startAgentProcess({ nodeName: NODE, kubeconfig: await kubeconfigFor(NODE), criSocket: containerd.socket, diskThresholdPercent: 1, diskCheckInterval: '500ms' });
       await applySpec(admin, NODE, { images: [{ image: img.reference }] });
       const obj = await waitForStatus(admin, NODE, (o) => o.status?.imageFs?.pullsPaused === true && imageStatus(o, img.reference) !== undefined, {
         what: 'status to report pulls paused',
@@ -73,7 +73,7 @@ describe('agent: disk guard', function () {
     it('starts no pull above the threshold, resumes once below, and says so in status', async () => {
       fake = await FakeCri.start();
       const figures = { blocks: 1000, bfree: 50, bsize: 4096 };
-      const client = new KubeClient(cp.kubeConfig(kubeconfig));
+      const client = new KubeClient(cp.kubeConfig(await kubeconfigFor(NODE)));
       const log = winston.createLogger({ silent: true });
       const agent = new Agent({
         nodeName: NODE,

@@ -19,14 +19,14 @@ const NAMESPACE = 'kwarm-system';
 describe('agent: registry-side faults', function () {
   this.timeout(180_000);
   let admin: KubeClient;
-  let kubeconfig: string;
+  let kubeconfigFor: (nodeName: string) => Promise<string>;
   const cleanups: (() => Promise<void>)[] = [];
 
   before(async () => {
     const cp = await sharedControlPlane();
     await installCrds(cp);
     admin = new KubeClient(cp.kubeConfig());
-    kubeconfig = await agentKubeconfig(cp, { namespace: NAMESPACE });
+    kubeconfigFor = (nodeName) => agentKubeconfig(cp, { namespace: NAMESPACE, nodeName });
   });
 
   after(async () => {
@@ -41,7 +41,7 @@ describe('agent: registry-side faults', function () {
     const stalled = 'registry.example.com/stall/forever:v1';
     const others = [1, 2, 3].map((i) => `registry.example.com/stall/other-${i}:v1`);
     fake.script(stalled, { kind: 'stall' });
-    const agent = await startAgentProcess({ nodeName: NODE, kubeconfig, criSocket: fake.socket, verifyInterval: '5m' });
+    const agent = await startAgentProcess({ nodeName: NODE, kubeconfig: await kubeconfigFor(NODE), criSocket: fake.socket, verifyInterval: '5m' });
     cleanups.push(() => agent.dispose());
     // One slot only: if the stalled pull kept it, nothing else could ever run.
     await applySpec(admin, NODE, {
@@ -74,7 +74,7 @@ describe('agent: registry-side faults', function () {
       registry = await startRegistry();
       containerd = await startContainerd({ name: NODE, registries: [registry] });
       cri = new GrpcImageRuntime({ endpoint: containerd.socket });
-      agent = await startAgentProcess({ nodeName: NODE, kubeconfig, criSocket: containerd.socket, verifyInterval: '5m' });
+      agent = await startAgentProcess({ nodeName: NODE, kubeconfig: await kubeconfigFor(NODE), criSocket: containerd.socket, verifyInterval: '5m' });
       await agent.waitReady();
     });
 

@@ -26,7 +26,7 @@ function viaProxy(proxy: ThrottledProxy, img: PushedImage): string {
 describe('agent: runtime-side faults', function () {
   this.timeout(180_000);
   let admin: KubeClient;
-  let kubeconfig: string;
+  let kubeconfigFor: (nodeName: string) => Promise<string>;
   let registry: TestRegistry | undefined;
   let proxy: ThrottledProxy | undefined;
   const cleanups: (() => Promise<void>)[] = [];
@@ -35,7 +35,7 @@ describe('agent: runtime-side faults', function () {
     const cp = await sharedControlPlane();
     await installCrds(cp);
     admin = new KubeClient(cp.kubeConfig());
-    kubeconfig = await agentKubeconfig(cp, { namespace: NAMESPACE });
+    kubeconfigFor = (nodeName) => agentKubeconfig(cp, { namespace: NAMESPACE, nodeName });
     registry = await startRegistry();
     // 8 MiB at 2 MiB/s: a pull takes about four seconds.
     proxy = await startThrottledProxy(registry, 2 * MiB);
@@ -59,7 +59,7 @@ describe('agent: runtime-side faults', function () {
   }
 
   async function agentOn(nodeName: string, socket: string, extra: Partial<Parameters<typeof startAgentProcess>[0]> = {}): Promise<AgentProcess> {
-    const agent = await startAgentProcess({ nodeName, kubeconfig, criSocket: socket, verifyInterval: '5m', ...extra });
+    const agent = await startAgentProcess({ nodeName, kubeconfig: await kubeconfigFor(nodeName), criSocket: socket, verifyInterval: '5m', ...extra });
     cleanups.push(() => agent.dispose());
     return agent;
   }

@@ -20,13 +20,13 @@ const NAMESPACE = 'kwarm-system';
 describe('agent: lifecycle', function () {
   this.timeout(180_000);
   let admin: KubeClient;
-  let kubeconfig: string;
+  let kubeconfigFor: (nodeName: string) => Promise<string>;
 
   before(async () => {
     const cp = await sharedControlPlane();
     await installCrds(cp);
     admin = new KubeClient(cp.kubeConfig());
-    kubeconfig = await agentKubeconfig(cp, { namespace: NAMESPACE });
+    kubeconfigFor = (nodeName) => agentKubeconfig(cp, { namespace: NAMESPACE, nodeName });
   });
 
   after(() => {
@@ -68,7 +68,7 @@ describe('agent: lifecycle', function () {
         desired: 3, ready: 1, pulling: 2, failed: 0,
       });
       const recorder = await recordVersions(admin, NODE);
-      agent = await startAgentProcess({ nodeName: NODE, kubeconfig, criSocket: node.socket, verifyInterval: '5m' });
+      agent = await startAgentProcess({ nodeName: NODE, kubeconfig: await kubeconfigFor(NODE), criSocket: node.socket, verifyInterval: '5m' });
       const done = await waitForStatus(admin, NODE, allIn('Completed', refs), { what: 'all Completed after the start' });
       await recorder.stop();
 
@@ -102,7 +102,7 @@ describe('agent: lifecycle', function () {
       const queued = ['registry.example.com/sigterm/q1:v1', 'registry.example.com/sigterm/q2:v1'];
       fake.script(slow, { kind: 'succeed', delayMs: 1500 });
       fake.script(stalled, { kind: 'stall' });
-      agent = await startAgentProcess({ nodeName: NODE, kubeconfig, criSocket: fake.socket, shutdownGracePeriod: '3s', verifyInterval: '5m' });
+      agent = await startAgentProcess({ nodeName: NODE, kubeconfig: await kubeconfigFor(NODE), criSocket: fake.socket, shutdownGracePeriod: '3s', verifyInterval: '5m' });
       await agent.waitReady();
       await applySpec(admin, NODE, { maxConcurrentPulls: 2, images: [slow, stalled, ...queued].map((image) => ({ image })) });
       await waitFor(() => fake!.activePulls === 2, { what: 'two pulls running', timeoutMs: 30_000, intervalMs: 20 });
@@ -126,7 +126,7 @@ describe('agent: lifecycle', function () {
     });
 
     it('exits at once when nothing is running', async () => {
-      const idle = await startAgentProcess({ nodeName: 'agent-sigterm-idle', kubeconfig, criSocket: fake!.socket, shutdownGracePeriod: '20s' });
+      const idle = await startAgentProcess({ nodeName: 'agent-sigterm-idle', kubeconfig: await kubeconfigFor('agent-sigterm-idle'), criSocket: fake!.socket, shutdownGracePeriod: '20s' });
       try {
         await idle.waitReady();
         const t0 = Date.now();

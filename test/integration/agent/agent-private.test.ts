@@ -57,7 +57,7 @@ describe('agent: private images with pull secrets from the kwarm namespace', fun
     registry = await startRegistry({ auth: { username: USER, password: PASSWORD } });
     node = await startContainerd({ name: NODE, registries: [registry] });
     cri = new GrpcImageRuntime({ endpoint: node.socket });
-    const kubeconfig = await agentKubeconfig(cp, { namespace: NAMESPACE });
+    const kubeconfigFor = (nodeName: string): Promise<string> => agentKubeconfig(cp!, { namespace: NAMESPACE, nodeName });
     const names = ['good', 'wrong', 'both', 'none', 'missing'] as const;
     const pushed = await Promise.all(names.map((n) => buildAndPushImage(registry!, { repository: `private/${n}`, tag: 'v1', layers: [64 * 1024] })));
     images = Object.fromEntries(names.map((n, i) => [n, pushed[i]!])) as typeof images;
@@ -68,7 +68,7 @@ describe('agent: private images with pull secrets from the kwarm namespace', fun
       // Credentials for another registry are never sent to this one.
       dockerConfigSecret('regcred-elsewhere', 'other.example.com', USER, PASSWORD),
     ]) await admin.apply(`${secrets}/${s.metadata.name}`, s, 'kwarm-tests', AbortSignal.timeout(30_000));
-    agent = await startAgentProcess({ nodeName: NODE, kubeconfig, criSocket: node.socket, verifyInterval: '5m' });
+    agent = await startAgentProcess({ nodeName: NODE, kubeconfig: await kubeconfigFor(NODE), criSocket: node.socket, verifyInterval: '5m' });
     await agent.waitReady();
   });
 

@@ -50,8 +50,8 @@ describe('agent: pulls its NodeImageSet into containerd (vertical slice)', funct
     cri = new GrpcImageRuntime({ endpoint: node.socket });
     images = await Promise.all(['a', 'b', 'c', 'd'].map((n, i) =>
       buildAndPushImage(registry!, { repository: `slice/${n}`, tag: 'v1', layers: [256 * 1024 * (i + 1), 4096] })));
-    const kubeconfig = await agentKubeconfig(cp, { namespace: NAMESPACE });
-    agent = await startAgentProcess({ nodeName: NODE, kubeconfig, criSocket: node.socket, verifyInterval: '5m' });
+    const kubeconfigFor = (nodeName: string): Promise<string> => agentKubeconfig(cp!, { namespace: NAMESPACE, nodeName });
+    agent = await startAgentProcess({ nodeName: NODE, kubeconfig: await kubeconfigFor(NODE), criSocket: node.socket, verifyInterval: '5m' });
     await agent.waitReady();
   });
 
@@ -130,7 +130,7 @@ describe('agent: pulls its NodeImageSet into containerd (vertical slice)', funct
   it('runs in a pod\'s way: in-cluster ServiceAccount token and CA, no kubeconfig', async () => {
     const inCluster = await startAgentProcess({
       nodeName: `${NODE}-in-cluster`,
-      inCluster: await agentInClusterCredentials(cp, { namespace: NAMESPACE }),
+      inCluster: await agentInClusterCredentials(cp, { namespace: NAMESPACE, nodeName: `${NODE}-in-cluster` }),
       criSocket: node!.socket,
       verifyInterval: '5m',
     });

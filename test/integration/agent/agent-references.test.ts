@@ -18,7 +18,7 @@ const NODE = 'agent-references-node';
 describe('agent: digests, mutable tags and restarts', function () {
   this.timeout(180_000);
   let admin: KubeClient;
-  let kubeconfig: string;
+  let kubeconfigFor: (nodeName: string) => Promise<string>;
   let registry: TestRegistry | undefined;
   let containerd: TestContainerd | undefined;
   let cri: GrpcImageRuntime | undefined;
@@ -29,7 +29,7 @@ describe('agent: digests, mutable tags and restarts', function () {
     const logFile = agent?.logFile;
     await agent?.stop();
     if (agent !== undefined) stopped.push(agent);
-    agent = await startAgentProcess({ nodeName: NODE, kubeconfig, criSocket: containerd!.socket, verifyInterval: '5m', ...(logFile !== undefined ? { logFile } : {}) });
+    agent = await startAgentProcess({ nodeName: NODE, kubeconfig: await kubeconfigFor(NODE), criSocket: containerd!.socket, verifyInterval: '5m', ...(logFile !== undefined ? { logFile } : {}) });
     await agent.waitReady();
     return agent;
   };
@@ -38,7 +38,7 @@ describe('agent: digests, mutable tags and restarts', function () {
     const cp = await sharedControlPlane();
     await installCrds(cp);
     admin = new KubeClient(cp.kubeConfig());
-    kubeconfig = await agentKubeconfig(cp, { namespace: 'kwarm-system' });
+    kubeconfigFor = (nodeName) => agentKubeconfig(cp, { namespace: 'kwarm-system', nodeName });
     registry = await startRegistry();
     containerd = await startContainerd({ name: NODE, registries: [registry] });
     cri = new GrpcImageRuntime({ endpoint: containerd.socket });
