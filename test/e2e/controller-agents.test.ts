@@ -111,6 +111,21 @@ describe('e2e: controller and agents with containerd', function () {
     for (const n of NODES) expect(await specImages(admin, n, signal)).to.deep.equal([images.v2.reference]);
   });
 
+  it('supports the README\'s gated rollout: pause, set image, wait for the PrePullImage, resume', async () => {
+    const ppi = 'prepullimage/deployment.my-app.app';
+    await cp.kubectl(['-n', APP_NS, 'rollout', 'pause', 'deployment/my-app']);
+    await cp.kubectl(['-n', APP_NS, 'set', 'image', 'deployment/my-app', `app=${images.v1.reference}`]);
+    await cp.kubectl(['-n', APP_NS, 'wait', `--for=jsonpath={.spec.image}=${images.v1.reference}`, ppi, '--timeout=60s']);
+    const ready = await cp.kubectl(['-n', APP_NS, 'wait', '--for=condition=Ready', ppi, '--timeout=120s']);
+    expect(ready.stdout).to.contain('condition met');
+    // Ready now describes the new image on every node, while the rollout is still paused.
+    const p = await getPrePullImage(admin, APP_NS, 'deployment.my-app.app', signal);
+    expect(p?.spec.image).to.equal(images.v1.reference);
+    expect(p?.status?.ready).to.equal('3/3');
+    expect(await presentEverywhere(images.v1.reference)).to.equal(true);
+    await cp.kubectl(['-n', APP_NS, 'rollout', 'resume', 'deployment/my-app']);
+  });
+
   it('pulls a private image with the ServiceAccount\'s secret from the workload namespace (imagePullSecrets.inherit)', async () => {
     await cp.kubectl(['create', 'namespace', PRIVATE_NS]);
     const auth = Buffer.from(`${USER}:${PASSWORD}`).toString('base64');
