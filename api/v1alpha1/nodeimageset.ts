@@ -80,7 +80,7 @@ export const nodeImageSetStatusSchema = s.object({
     sizeBytes: s.integer({ minimum: 0, format: 'int64', description: 'Image size the runtime reports.' }).optional(),
     attempts: s.integer({ minimum: 0, format: 'int32', description: 'Pull attempts in this round.' }).optional(),
     round: s.integer({ minimum: 0, format: 'int64', description: 'The spec round this entry describes.' }).optional(),
-    reason: s.string({ maxLength: 128, description: 'Machine-readable reason of the last failure, e.g. ImageNotFound.' }).optional(),
+    reason: s.string({ maxLength: 128, description: 'Why the last attempt failed: NotFound, Unauthorized, InvalidReference, NoMatchingPlatform or DigestMismatch (permanent), RateLimited, Timeout, RuntimeUnavailable, RegistryUnavailable, NoSpace, Cancelled or Unknown (retried).' }).optional(),
     message: s.string({ maxLength: 1024, description: 'Details of the last failure.' }).optional(),
     startedAt: s.dateTime({ description: 'When the current or last pull started.' }).optional(),
     finishedAt: s.dateTime({ description: 'When the last pull finished.' }).optional(),

@@ -74,7 +74,7 @@ export const prePullImageStatusSchema = s.object({
   nodes: s.array(s.object({
     node: s.string({ maxLength: 253, description: 'Node name.' }),
     phase: s.enumeration(NODE_PULL_PHASES, { description: 'State of the pull on this node.' }),
-    reason: s.string({ maxLength: 128, description: 'Machine-readable reason, e.g. ImageNotFound.' }).optional(),
+    reason: s.string({ maxLength: 128, description: 'Machine-readable reason of the last failure on that node, as in its NodeImageSet (NotFound, Unauthorized, DigestMismatch, Timeout, ...).' }).optional(),
     message: s.string({ maxLength: 1024, description: 'Details for humans.' }).optional(),
   }), {
     maxItems: MAX_STATUS_NODES,
