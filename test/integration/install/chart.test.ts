@@ -38,6 +38,21 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
     }
   });
 
+  it('renders the optional parts on request: monitors, the disk guard mount; and leaves them out by default', async () => {
+    const kinds = (yaml: string): string[] => [...objects(yaml).keys()].map((k) => k.split('/')[0]!);
+    const base = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system'])).stdout;
+    expect(kinds(base)).to.not.include('ServiceMonitor').and.not.include('PodMonitor');
+    expect(base).to.not.include('image-fs');
+    const on = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system', '--set', 'metrics.serviceMonitor.enabled=true',
+      '--set', 'metrics.podMonitor.enabled=true', '--set', 'agent.diskThresholdPercent=90'])).stdout;
+    expect(kinds(on)).to.include('ServiceMonitor').and.include('PodMonitor');
+    const ds = objects(on).get('DaemonSet/kwarm-system/kwarm-agent') as { spec: { template: { spec: { volumes: { name: string; hostPath: { path: string; type: string } }[]; containers: { args: string[]; volumeMounts: { name: string; readOnly?: boolean }[] }[] } } } };
+    const pod = ds.spec.template.spec;
+    expect(pod.volumes.find((v) => v.name === 'image-fs')?.hostPath).to.deep.equal({ path: '/var/lib/containerd', type: 'Directory' });
+    expect(pod.containers[0]!.volumeMounts.find((m) => m.name === 'image-fs')?.readOnly).to.equal(true);
+    expect(pod.containers[0]!.args).to.include('--disk-threshold-percent=90');
+  });
+
   it('renders the same objects as kubectl kustomize deploy/default (and config/default)', async () => {
     const chart = objects((await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system', '--include-crds'])).stdout);
     const kustomized = objects((await cp.kubectl(['kustomize', 'deploy/default'])).stdout);
