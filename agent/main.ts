@@ -1,23 +1,12 @@
 // kwarm-agent: parses flags, builds the clients and servers, runs the node's Agent until SIGTERM.
-import type { KubeConfig } from '@kubernetes/client-node';
 import { boundPort, closeServer, serveHealth, serveMetrics } from '../lib/endpoints.ts';
+import { loadClusterAccess, type ClusterAccess } from '../lib/cluster-access.ts';
 import { KubeClient } from '../lib/kube-client.ts';
 import { createLogger } from '../lib/logger.ts';
 import { Agent } from './agent.ts';
-import { inClusterAccess, type ClusterAccess } from './cluster-access.ts';
+import { agentAccessSource } from './cluster-access.ts';
 import { createAgentMetrics } from './agent-metrics.ts';
 import { FlagError, parseAgentFlags } from './flags.ts';
-
-/** --kubeconfig through client-node (loaded only then); in a pod, the mounted ServiceAccount. */
-async function clusterAccess(kubeconfig: string | undefined): Promise<ClusterAccess> {
-  if (kubeconfig === undefined) {
-    return inClusterAccess({ host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT });
-  }
-  const { KubeConfig: Config } = await import('@kubernetes/client-node');
-  const kc = new Config();
-  kc.loadFromFile(kubeconfig);
-  return kc;
-}
 
 async function main(): Promise<number> {
   let parsed;
@@ -37,13 +26,15 @@ async function main(): Promise<number> {
 
   let access: ClusterAccess;
   try {
-    access = await clusterAccess(flags.kubeconfig);
+    access = await loadClusterAccess(agentAccessSource(flags.kubeconfig, {
+      KUBERNETES_SERVICE_HOST: process.env.KUBERNETES_SERVICE_HOST,
+      KUBERNETES_SERVICE_PORT: process.env.KUBERNETES_SERVICE_PORT,
+    }));
   } catch (err) {
-    log.error('cannot reach the API server', { error: err instanceof Error ? err.message : String(err) });
+    log.error('no usable API server configuration', { error: err instanceof Error ? err.message : String(err) });
     return 2;
   }
-  // KubeClient calls only the two methods ClusterAccess has (see cluster-access.ts).
-  const client = new KubeClient(access as KubeConfig, { userAgent: `kwarm-agent/${flags.nodeName}`, timeoutMs: 30_000 });
+  const client = new KubeClient(access, { userAgent: `kwarm-agent/${flags.nodeName}`, timeoutMs: 30_000 });
   const metrics = createAgentMetrics();
   const agent = new Agent({
     nodeName: flags.nodeName,

@@ -1,22 +1,30 @@
 // Decoders for the informers: each turns a raw API object into the small projection the controller keeps
 // (managedFields and everything the planner does not read are dropped), or undefined when it is not one.
-import { loadYaml, type V1Node, type V1Pod, type V1PodSpec } from '@kubernetes/client-node';
+// Projections are plain objects of the structural types the planners read (no client-node model classes).
+// At 5,000 nodes the caches are most of the controller's memory, so decoders share repeated strings through
+// SharedValues and, given the object they replace, return it unchanged when nothing they keep changed (then
+// the reconciler need not run a pass for a kubelet or agent heartbeat).
 import { decode } from '../api/schema.ts';
 import {
-  nodeImageSetSchema,
+  NODE_PULL_PHASES,
+  nodeImageSetSpecSchema,
   prePullImageSchema,
   prePullPolicySchema,
+  type NodePullPhase,
   type PrePullImage,
   type PrePullPolicy,
 } from '../api/v1alpha1/index.ts';
 import type { ServiceAccountView, WorkloadView } from './desired-images.ts';
-import { nodeImageSetDigest, type NodeImageSetView, type NodeImageStatusView } from './node-plan.ts';
+import type { NodeSelectorRequirementSpec, NodeSelectorTermSpec, NodeView, TaintSpec, TolerationSpec } from './node-eligibility.ts';
+import { entriesDigest, specDigestOf, type NodeImageSetView, type NodeImageStatusView } from './node-plan.ts';
 import type { SecretView } from './pull-secrets.ts';
 import {
   containerImages,
   imagePullSecretNames,
   schedulingSpecFor,
   serviceAccountNameOf,
+  type ContainerSpec,
+  type PodSpecView,
   type WorkloadKind,
 } from './workload-images.ts';
 
@@ -26,7 +34,8 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function field(v: unknown, ...path: string[]): unknown {
+/** The value at `path` inside nested objects, or undefined. */
+export function field(v: unknown, ...path: string[]): unknown {
   let cur = v;
   for (const p of path) {
     if (!isObj(cur)) return undefined;
@@ -35,7 +44,7 @@ function field(v: unknown, ...path: string[]): unknown {
   return cur;
 }
 
-function str(v: unknown): string | undefined {
+export function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
@@ -45,36 +54,119 @@ function stringMap(v: unknown): Record<string, string> {
   return out;
 }
 
-function pick(v: unknown, keys: readonly string[]): Obj | undefined {
-  if (!isObj(v)) return undefined;
-  const out: Obj = {};
-  for (const k of keys) if (v[k] !== undefined) out[k] = v[k];
+/**
+ * A bounded table of shared values by key. When full it starts over, so values that left the cluster are
+ * not kept forever (objects already sharing a value keep sharing it).
+ */
+export class InternPool<T> {
+  private readonly items = new Map<string, T>();
+  private readonly limit: number;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  share(key: string, make: () => T): T {
+    const hit = this.items.get(key);
+    if (hit !== undefined) return hit;
+    if (this.items.size >= this.limit) this.items.clear();
+    const value = make();
+    this.items.set(key, value);
+    return value;
+  }
+
+  get size(): number {
+    return this.items.size;
+  }
+}
+
+/**
+ * What decoders share between cached objects. JSON.parse makes a new copy of every string, yet image
+ * references, timestamps, label keys and values repeat across thousands of objects; nodes of one pool
+ * have equal NodeImageSet specs, and many of their status entries are equal too.
+ */
+export class SharedValues {
+  readonly strings = new InternPool<string>(100_000);
+  readonly released = new InternPool<ReadonlyMap<string, number>>(10_000);
+  readonly statuses = new InternPool<NodeImageStatusView>(100_000);
+
+  string(s: string): string {
+    return this.strings.share(s, () => s);
+  }
+}
+
+type Intern = (s: string) => string;
+
+function interner(shared: SharedValues | undefined): Intern {
+  return shared === undefined ? (x) => x : (x) => shared.string(x);
+}
+
+function internedMap(v: unknown, intern: Intern): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (isObj(v)) for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out[intern(k)] = intern(val);
   return out;
+}
+
+/** Projections are built in a fixed key order, so equal projections serialise equally. */
+function sameProjection(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function list<T>(v: unknown, item: (x: unknown) => T | undefined): T[] {
+  if (!Array.isArray(v)) return [];
+  const out: T[] = [];
+  for (const x of v as unknown[]) {
+    const d = item(x);
+    if (d !== undefined) out.push(d);
+  }
+  return out;
+}
+
+function strings(v: unknown): string[] | undefined {
+  return Array.isArray(v) ? (v as unknown[]).filter((x): x is string => typeof x === 'string') : undefined;
+}
+
+/** `{ ...(value !== undefined ? { key: value } : {}) }` for several keys: exactOptionalPropertyTypes forbids explicit undefined. */
+function defined<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  return out as { [K in keyof T]?: Exclude<T[K], undefined> };
 }
 
 // ---- nodes ------------------------------------------------------------------------------------------
 
-/** Name, uid, labels, taints, unschedulable and the Ready condition: what eligibility reads. */
-export function decodeNode(raw: unknown): V1Node | undefined {
-  const name = str(field(raw, 'metadata', 'name'));
-  if (name === undefined) return undefined;
+function taintOf(v: unknown): TaintSpec | undefined {
+  const key = str(field(v, 'key'));
+  const effect = str(field(v, 'effect'));
+  if (key === undefined || effect === undefined) return undefined;
+  return { key, effect, ...defined({ value: str(field(v, 'value')) }) };
+}
+
+/**
+ * Name, uid, labels, taints, unschedulable and the Ready condition: what eligibility reads. `previous` (the
+ * cached projection) is returned when none of that changed.
+ */
+export function decodeNode(raw: unknown, previous?: NodeView, shared?: SharedValues): NodeView | undefined {
+  const intern = interner(shared);
+  const rawName = str(field(raw, 'metadata', 'name'));
+  if (rawName === undefined) return undefined;
+  const name = intern(rawName);
   const conditions = field(raw, 'status', 'conditions');
   const ready = Array.isArray(conditions) ? (conditions as unknown[]).find((c) => field(c, 'type') === 'Ready') : undefined;
-  const projected = {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: { name, uid: str(field(raw, 'metadata', 'uid')), labels: stringMap(field(raw, 'metadata', 'labels')) },
-    spec: pick(field(raw, 'spec'), ['unschedulable', 'taints']) ?? {},
-    status: { conditions: ready === undefined ? [] : [pick(ready, ['type', 'status'])] },
+  const readyStatus = str(field(ready, 'status'));
+  const taints = list(field(raw, 'spec', 'taints'), taintOf);
+  const node: NodeView = {
+    metadata: { name, ...defined({ uid: str(field(raw, 'metadata', 'uid')) }), labels: internedMap(field(raw, 'metadata', 'labels'), intern) },
+    spec: {
+      ...(field(raw, 'spec', 'unschedulable') === true ? { unschedulable: true } : {}),
+      ...(taints.length > 0 ? { taints } : {}),
+    },
+    status: { conditions: readyStatus === undefined ? [] : [{ type: 'Ready', status: readyStatus }] },
   };
-  // client-node's own deserializer (JSON is YAML), so eligibility sees the model classes it is tested with.
-  return loadYaml<V1Node>(JSON.stringify(projected));
+  return previous !== undefined && sameProjection(previous, node) ? previous : node;
 }
 
 // ---- workloads ----------------------------------------------------------------------------------------
-
-const CONTAINER_FIELDS = ['name', 'image'];
-const POD_SPEC_FIELDS = ['imagePullSecrets', 'serviceAccountName', 'serviceAccount', 'nodeName', 'nodeSelector', 'tolerations', 'os', 'hostNetwork'];
 
 function rawPodSpec(kind: WorkloadKind, raw: unknown): unknown {
   switch (kind) {
@@ -92,25 +184,80 @@ function rawPodSpec(kind: WorkloadKind, raw: unknown): unknown {
   }
 }
 
-/** A workload's identity, labels and the scheduling-relevant part of its pod template. */
-export function workloadDecoder(kind: WorkloadKind): (raw: unknown) => WorkloadView | undefined {
-  return (raw) => {
+function containerOf(v: unknown, intern: Intern): ContainerSpec | undefined {
+  const name = str(field(v, 'name'));
+  const image = str(field(v, 'image'));
+  return name === undefined ? undefined : { name, ...defined({ image: image === undefined ? undefined : intern(image) }) };
+}
+
+function tolerationOf(v: unknown): TolerationSpec | undefined {
+  if (!isObj(v)) return undefined;
+  const seconds = v.tolerationSeconds;
+  return defined({
+    key: str(v.key),
+    operator: str(v.operator),
+    value: str(v.value),
+    effect: str(v.effect),
+    tolerationSeconds: typeof seconds === 'number' ? seconds : undefined,
+  });
+}
+
+function requirementOf(v: unknown): NodeSelectorRequirementSpec | undefined {
+  const key = str(field(v, 'key'));
+  const operator = str(field(v, 'operator'));
+  if (key === undefined || operator === undefined) return undefined;
+  return { key, operator, ...defined({ values: strings(field(v, 'values')) }) };
+}
+
+function termOf(v: unknown): NodeSelectorTermSpec | undefined {
+  if (!isObj(v)) return undefined;
+  const matchExpressions = list(v.matchExpressions, requirementOf);
+  const matchFields = list(v.matchFields, requirementOf);
+  return {
+    ...(matchExpressions.length > 0 ? { matchExpressions } : {}),
+    ...(matchFields.length > 0 ? { matchFields } : {}),
+  };
+}
+
+/** The template's pod spec, keeping only what placement, images and pull secrets read. */
+function podSpecOf(spec: Obj, intern: Intern): PodSpecView {
+  const container = (v: unknown): ContainerSpec | undefined => containerOf(v, intern);
+  const initContainers = list(spec.initContainers, container);
+  const imagePullSecrets = list(spec.imagePullSecrets, (r) => (isObj(r) ? defined({ name: str(r.name) }) : undefined));
+  const tolerations = list(spec.tolerations, tolerationOf);
+  const required = field(spec, 'affinity', 'nodeAffinity', 'requiredDuringSchedulingIgnoredDuringExecution');
+  const osName = str(field(spec, 'os', 'name'));
+  return {
+    containers: list(spec.containers, container),
+    ...(initContainers.length > 0 ? { initContainers } : {}),
+    ...(imagePullSecrets.length > 0 ? { imagePullSecrets } : {}),
+    ...(tolerations.length > 0 ? { tolerations } : {}),
+    ...(isObj(spec.nodeSelector) ? { nodeSelector: stringMap(spec.nodeSelector) } : {}),
+    ...(isObj(required) ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: list(required.nodeSelectorTerms, termOf) } } } } : {}),
+    ...(osName !== undefined ? { os: { name: osName } } : {}),
+    ...(typeof spec.hostNetwork === 'boolean' ? { hostNetwork: spec.hostNetwork } : {}),
+    ...defined({
+      serviceAccountName: str(spec.serviceAccountName),
+      serviceAccount: str(spec.serviceAccount),
+      nodeName: str(spec.nodeName),
+    }),
+  };
+}
+
+/**
+ * A workload's identity, labels and the scheduling-relevant part of its pod template; `previous` is returned
+ * when none of that changed (a status update, a scale).
+ */
+export function workloadDecoder(kind: WorkloadKind, shared?: SharedValues): (raw: unknown, previous?: WorkloadView) => WorkloadView | undefined {
+  const intern = interner(shared);
+  return (raw, previous) => {
     const namespace = str(field(raw, 'metadata', 'namespace'));
     const name = str(field(raw, 'metadata', 'name'));
     const uid = str(field(raw, 'metadata', 'uid'));
     const spec = rawPodSpec(kind, raw);
     if (namespace === undefined || name === undefined || uid === undefined || !isObj(spec)) return undefined;
-    const containers = (list: unknown): Obj[] => (Array.isArray(list) ? (list as unknown[]).flatMap((c): Obj[] => { const p = pick(c, CONTAINER_FIELDS); return p === undefined ? [] : [p]; }) : []);
-    const required = field(spec, 'affinity', 'nodeAffinity', 'requiredDuringSchedulingIgnoredDuringExecution');
-    const projected: Obj = {
-      ...pick(spec, POD_SPEC_FIELDS),
-      containers: containers(spec.containers),
-      initContainers: containers(spec.initContainers),
-      ...(required !== undefined ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: required } } } : {}),
-    };
-    const podSpec: V1PodSpec | undefined = loadYaml<V1Pod>(JSON.stringify({ apiVersion: 'v1', kind: 'Pod', spec: projected })).spec;
-    if (podSpec === undefined) return undefined;
-    return {
+    const podSpec = podSpecOf(spec, intern);
+    const workload: WorkloadView = {
       labels: stringMap(field(raw, 'metadata', 'labels')),
       template: {
         identity: { kind, namespace, name, uid },
@@ -121,6 +268,7 @@ export function workloadDecoder(kind: WorkloadKind): (raw: unknown) => WorkloadV
         serviceAccountName: serviceAccountNameOf(podSpec),
       },
     };
+    return previous !== undefined && sameProjection(previous, workload) ? previous : workload;
   };
 }
 
@@ -161,31 +309,87 @@ export function decodePrePullImage(raw: unknown): PrePullImage | undefined {
   return r.ok ? r.value : undefined;
 }
 
-/** Only what diffing and budget counting need, so 5,000 NodeImageSets stay small in memory. */
-export function decodeNodeImageSet(raw: unknown): NodeImageSetView | undefined {
-  const r = decode(nodeImageSetSchema, raw);
-  if (!r.ok) return undefined;
-  const nis = r.value;
-  const name = nis.metadata.name;
-  if (name === undefined) return undefined;
-  const ownerUid = nis.metadata.ownerReferences?.find((o) => o.kind === 'Node' && o.apiVersion === 'v1')?.uid;
-  const status = new Map<string, NodeImageStatusView>();
-  for (const s of nis.status?.images ?? []) {
-    status.set(s.image, {
-      phase: s.phase,
-      round: s.round ?? 0,
-      ...(s.reason !== undefined ? { reason: s.reason } : {}),
-      ...(s.message !== undefined && s.phase === 'Failed' ? { message: s.message } : {}),
-      ...(s.startedAt !== undefined ? { startedAt: s.startedAt } : {}),
-      ...(s.finishedAt !== undefined ? { finishedAt: s.finishedAt } : {}),
-    });
+function nonNegativeInteger(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
+
+function isNodePullPhase(v: unknown): v is NodePullPhase {
+  return (NODE_PULL_PHASES as readonly unknown[]).includes(v);
+}
+
+function statusEntry(v: unknown, intern: Intern, shared: SharedValues | undefined): [string, NodeImageStatusView] | undefined {
+  if (!isObj(v)) return undefined;
+  const image = str(v.image);
+  const phase = v.phase;
+  if (image === undefined || !isNodePullPhase(phase)) return undefined;
+  const reason = str(v.reason);
+  // Only a failure's message is shown upward; a message of any other phase is not kept.
+  const message = phase === 'Failed' ? str(v.message) : undefined;
+  const startedAt = str(v.startedAt);
+  const finishedAt = str(v.finishedAt);
+  const round = nonNegativeInteger(v.round) ?? 0;
+  const make = (): NodeImageStatusView => ({
+    phase,
+    round,
+    ...(reason !== undefined ? { reason: intern(reason) } : {}),
+    ...(message !== undefined ? { message } : {}),
+    ...(startedAt !== undefined ? { startedAt: intern(startedAt) } : {}),
+    ...(finishedAt !== undefined ? { finishedAt: intern(finishedAt) } : {}),
+  });
+  const status = shared === undefined ? make() : shared.statuses.share(JSON.stringify([phase, round, reason, message, startedAt, finishedAt]), make);
+  return [intern(image), status];
+}
+
+function sameStatus(a: NodeImageStatusView | undefined, b: NodeImageStatusView): boolean {
+  return a !== undefined && a.phase === b.phase && a.round === b.round && a.reason === b.reason && a.message === b.message &&
+    a.startedAt === b.startedAt && a.finishedAt === b.finishedAt;
+}
+
+function sameStatusMap(a: ReadonlyMap<string, NodeImageStatusView>, b: ReadonlyMap<string, NodeImageStatusView>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [image, s] of b) if (!sameStatus(a.get(image), s)) return false;
+  return true;
+}
+
+/**
+ * Only what diffing and budget counting need, so 5,000 NodeImageSets stay small in memory. The spec is
+ * decoded (with the API's defaults) only when its generation moved since `previous`; status entries keep
+ * what the status rollup reads. Returns `previous` itself when nothing kept changed (an agent heartbeat).
+ */
+export function decodeNodeImageSet(raw: unknown, previous?: NodeImageSetView, shared?: SharedValues): NodeImageSetView | undefined {
+  const intern = interner(shared);
+  const rawName = str(field(raw, 'metadata', 'name'));
+  if (rawName === undefined) return undefined;
+  const uid = str(field(raw, 'metadata', 'uid'));
+  const generation = nonNegativeInteger(field(raw, 'metadata', 'generation')) ?? 0;
+  const owners = field(raw, 'metadata', 'ownerReferences');
+  const owner = Array.isArray(owners) ? (owners as unknown[]).find((o) => field(o, 'kind') === 'Node' && field(o, 'apiVersion') === 'v1') : undefined;
+  const ownerUid = str(field(owner, 'uid'));
+
+  // The API server raises generation on every spec change of a kind with a status subresource.
+  const sameSpec = previous !== undefined && previous.name === rawName && previous.uid === uid && uid !== undefined &&
+    previous.generation === generation && generation > 0 && previous.ownerUid === ownerUid;
+  let specDigest: string;
+  let released: ReadonlyMap<string, number>;
+  if (sameSpec) {
+    ({ specDigest, released } = previous);
+  } else {
+    const spec = decode(nodeImageSetSpecSchema, field(raw, 'spec'));
+    if (!spec.ok) return undefined;
+    const { images, maxConcurrentPulls } = spec.value;
+    const entries = entriesDigest(images);
+    specDigest = specDigestOf(ownerUid, maxConcurrentPulls, entries);
+    const make = (): ReadonlyMap<string, number> => new Map(images.map((e) => [intern(e.image), e.round]));
+    // Equal entries (rounds included) release equal maps: nodes of one pool share one.
+    released = shared === undefined ? make() : shared.released.share(entries, make);
   }
+
+  const decodedStatus = new Map(list(field(raw, 'status', 'images'), (e) => statusEntry(e, intern, shared)));
+  const status = previous !== undefined && sameStatusMap(previous.status, decodedStatus) ? previous.status : decodedStatus;
+  if (sameSpec && status === previous.status) return previous;
   return {
-    name,
-    generation: nis.metadata.generation ?? 0,
-    ownerUid,
-    specDigest: nodeImageSetDigest(ownerUid, nis.spec),
-    released: new Map(nis.spec.images.map((e) => [e.image, e.round])),
-    status,
+    name: previous?.name === rawName ? previous.name : intern(rawName),
+    ...(uid !== undefined ? { uid } : {}),
+    generation, ownerUid, specDigest, released, status,
   };
 }

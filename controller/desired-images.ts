@@ -115,8 +115,48 @@ export function pullSecretsFor(
   return [...new Set(names.filter((n) => n !== ''))];
 }
 
+function deriveImages(
+  owner: CompiledPolicy,
+  w: WorkloadView,
+  serviceAccounts: ReadonlyMap<string, ServiceAccountView>,
+  serviceAccount: ServiceAccountView | undefined,
+): DerivedImages {
+  const { identity } = w.template;
+  const spec = owner.policy.spec;
+  const placement = compilePodPlacement(w.template.schedulingSpec);
+  const imagePullSecrets = pullSecretsFor(owner.policy, w.template, serviceAccounts).map((name) => ({ name }));
+  const matchLabels = spec.nodeSelector.matchLabels;
+  const nodes = Object.keys(matchLabels).length > 0 ? { selector: { matchLabels } } : {};
+  const images = w.template.images.map((c): DesiredPrePullImage => ({
+    namespace: identity.namespace,
+    name: prePullImageName(identity.kind, identity.name, c.containerName),
+    policy: owner.name,
+    owner: identity,
+    containerName: c.containerName,
+    spec: { image: c.image, nodes, imagePullSecrets, retry: spec.retry, timeout: spec.timeout },
+    placement,
+  }));
+  return { policy: owner.policy, serviceAccount, images };
+}
+
 function emptyKindCounts(): Record<WorkloadKind, number> {
   return { Deployment: 0, StatefulSet: 0, DaemonSet: 0, Job: 0, CronJob: 0 };
+}
+
+/** A workload's derived images from an earlier pass, valid while the objects they came from are the same. */
+interface DerivedImages {
+  readonly policy: PrePullPolicy;
+  readonly serviceAccount: ServiceAccountView | undefined;
+  readonly images: readonly DesiredPrePullImage[];
+}
+
+/**
+ * Remembers each workload's derived images between passes, keyed by the cached workload object (which the
+ * informer replaces when it changes): unchanged workloads yield the very same objects, so callers can
+ * remember what they computed from them. Only a cache: the result is the same without it.
+ */
+export class DesiredImagesMemo {
+  readonly derived = new WeakMap<WorkloadView, DerivedImages>();
 }
 
 /**
@@ -127,6 +167,7 @@ export function desiredPrePullImages(
   policies: Iterable<PrePullPolicy>,
   workloads: Iterable<WorkloadView>,
   serviceAccounts: ReadonlyMap<string, ServiceAccountView>,
+  memo?: DesiredImagesMemo,
 ): DesiredImages {
   const compiled = [...policies]
     .filter((p) => p.metadata.deletionTimestamp === undefined)
@@ -150,23 +191,15 @@ export function desiredPrePullImages(
     }
     if (owner === undefined) continue;
     const { identity } = w.template;
-    const spec = owner.policy.spec;
-    const placement = compilePodPlacement(w.template.schedulingSpec);
-    const imagePullSecrets = pullSecretsFor(owner.policy, w.template, serviceAccounts).map((name) => ({ name }));
-    const matchLabels = spec.nodeSelector.matchLabels;
-    const nodes = Object.keys(matchLabels).length > 0 ? { selector: { matchLabels } } : {};
-    for (const c of w.template.images) {
-      const name = prePullImageName(identity.kind, identity.name, c.containerName);
-      const key = prePullImageKey(identity.namespace, name);
-      images.set(key, {
-        namespace: identity.namespace,
-        name,
-        policy: owner.name,
-        owner: identity,
-        containerName: c.containerName,
-        spec: { image: c.image, nodes, imagePullSecrets, retry: spec.retry, timeout: spec.timeout },
-        placement,
-      });
+    const sa = owner.policy.spec.imagePullSecrets.inherit
+      ? serviceAccounts.get(serviceAccountKey(identity.namespace, w.template.serviceAccountName))
+      : undefined;
+    const known = memo?.derived.get(w);
+    const derived = known?.policy === owner.policy && known.serviceAccount === sa ? known : deriveImages(owner, w, serviceAccounts, sa);
+    memo?.derived.set(w, derived);
+    for (const d of derived.images) {
+      const key = prePullImageKey(d.namespace, d.name);
+      images.set(key, d);
       stats.get(owner.name)?.images.push(key);
     }
   }

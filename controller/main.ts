@@ -2,10 +2,10 @@
 // configuration as parameters.
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { KubeConfig } from '@kubernetes/client-node';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { durationMilliseconds } from '../api/v1alpha1/index.ts';
+import { defaultAccessSource, isFile, loadClusterAccess } from '../lib/cluster-access.ts';
 import { closeServer, serveHealth, serveMetrics } from '../lib/endpoints.ts';
 import { KubeClient } from '../lib/kube-client.ts';
 import { LeaderElector } from '../lib/leader-election.ts';
@@ -50,13 +50,16 @@ async function main(): Promise<number> {
   if (!Number.isInteger(maxPullsPerNode) || maxPullsPerNode < 1 || maxPullsPerNode > 64) throw new Error('--max-pulls-per-node must be an integer from 1 to 64');
 
   const log = createLogger({ level: argv['log-level'], format: argv['log-format'], component: 'kwarm-controller' });
-  const kc = new KubeConfig();
-  if (argv.kubeconfig !== undefined) kc.loadFromFile(argv.kubeconfig);
-  else kc.loadFromDefault();
+  const access = await loadClusterAccess(defaultAccessSource(argv.kubeconfig, {
+    KUBECONFIG: process.env.KUBECONFIG,
+    HOME: process.env.HOME,
+    KUBERNETES_SERVICE_HOST: process.env.KUBERNETES_SERVICE_HOST,
+    KUBERNETES_SERVICE_PORT: process.env.KUBERNETES_SERVICE_PORT,
+  }, isFile));
 
   const metrics = new ControllerMetrics();
   const bucket = new TokenBucket(argv['write-qps'], argv['write-burst']);
-  const client = new KubeClient(kc, {
+  const client = new KubeClient(access, {
     userAgent: 'kwarm-controller',
     timeoutMs: 30_000,
     beforeWrite: (signal) => bucket.take(signal),

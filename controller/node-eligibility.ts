@@ -14,7 +14,6 @@
 //   without the label as compatible (we cannot know better, and the scheduler would place the pod).
 // - `tolerationSeconds` is ignored, as the scheduler does: a pod tolerating a NoExecute taint for a while
 //   is still scheduled there and still needs its image to start.
-import type { V1Affinity, V1Node, V1NodeSelectorTerm, V1PodOS, V1Taint, V1Toleration } from '@kubernetes/client-node';
 import {
   labelValue,
   nodeSelectorOperators,
@@ -40,6 +39,59 @@ export const ineligibilityReasons = [
 ] as const;
 export type IneligibilityReason = (typeof ineligibilityReasons)[number];
 
+// ---- the shapes read here ---------------------------------------------------------------------------
+// Structural, so the informers' plain projections and client-node's V1 model classes (used by the tests)
+// both fit, and nothing here needs client-node at run time.
+
+export interface TaintSpec {
+  readonly key: string;
+  readonly value?: string;
+  readonly effect: string;
+}
+
+/** What eligibility reads of a Node; any V1Node is one. */
+export interface NodeView {
+  readonly metadata?: {
+    readonly name?: string;
+    readonly uid?: string;
+    readonly labels?: Readonly<Record<string, string>>;
+  };
+  readonly spec?: {
+    readonly unschedulable?: boolean;
+    readonly taints?: readonly TaintSpec[];
+  };
+  readonly status?: {
+    readonly conditions?: readonly { readonly type: string; readonly status: string }[];
+  };
+}
+
+/** A toleration as plain data; any V1Toleration is one. */
+export interface TolerationSpec {
+  readonly key?: string;
+  readonly operator?: string;
+  readonly value?: string;
+  readonly effect?: string;
+  readonly tolerationSeconds?: number;
+}
+
+export interface NodeSelectorRequirementSpec {
+  readonly key: string;
+  readonly operator: string;
+  readonly values?: readonly string[];
+}
+
+export interface NodeSelectorTermSpec {
+  readonly matchExpressions?: readonly NodeSelectorRequirementSpec[];
+  readonly matchFields?: readonly NodeSelectorRequirementSpec[];
+}
+
+/** Only required node affinity decides where a pod may run; the rest of V1Affinity is scoring. */
+export interface AffinitySpec {
+  readonly nodeAffinity?: {
+    readonly requiredDuringSchedulingIgnoredDuringExecution?: { readonly nodeSelectorTerms: readonly NodeSelectorTermSpec[] };
+  };
+}
+
 export type Eligibility =
   | { readonly eligible: true }
   | { readonly eligible: false; readonly reason: IneligibilityReason; readonly message: string };
@@ -50,17 +102,17 @@ function ineligible(reason: IneligibilityReason, message: string): Eligibility {
   return { eligible: false, reason, message };
 }
 
-export function isNodeReady(node: V1Node): boolean {
+export function isNodeReady(node: NodeView): boolean {
   // The first Ready condition counts, as in the Kubernetes helpers.
   return node.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
 }
 
-export function isSchedulable(node: V1Node): boolean {
+export function isSchedulable(node: NodeView): boolean {
   return node.spec?.unschedulable !== true;
 }
 
 /** Ready and not cordoned: the precondition for any image, workload-derived or hand-written. */
-export function nodeAcceptsPulls(node: V1Node): Eligibility {
+export function nodeAcceptsPulls(node: NodeView): Eligibility {
   if (!isNodeReady(node)) {
     const status = node.status?.conditions?.find((c) => c.type === 'Ready')?.status;
     return ineligible('NotReady', `node is not Ready (Ready condition ${status ?? 'missing'})`);
@@ -69,22 +121,19 @@ export function nodeAcceptsPulls(node: V1Node): Eligibility {
   return ELIGIBLE;
 }
 
-/** A toleration as plain data; V1Toleration (a class) is assignable to it. */
-export type TolerationSpec = Pick<V1Toleration, 'key' | 'operator' | 'value' | 'effect' | 'tolerationSeconds'>;
-
 /** The part of a pod spec that decides where it may run; any V1PodSpec is one. */
 export interface PodSchedulingSpec {
   readonly nodeName?: string;
   readonly nodeSelector?: Readonly<Record<string, string>>;
-  readonly affinity?: V1Affinity;
+  readonly affinity?: AffinitySpec;
   readonly tolerations?: readonly TolerationSpec[];
-  readonly os?: V1PodOS;
+  readonly os?: { readonly name: string };
 }
 
 // ---- taints and tolerations -------------------------------------------------------------------------
 
 /** v1.Toleration.ToleratesTaint: empty effect matches all effects, empty key any key, operator defaults to Equal. */
-export function toleratesTaint(toleration: TolerationSpec, taint: V1Taint): boolean {
+export function toleratesTaint(toleration: TolerationSpec, taint: TaintSpec): boolean {
   const effect = toleration.effect ?? '';
   if (effect !== '' && effect !== taint.effect) return false;
   const key = toleration.key ?? '';
@@ -101,21 +150,21 @@ export function toleratesTaint(toleration: TolerationSpec, taint: V1Taint): bool
   }
 }
 
-function isSchedulingTaint(taint: V1Taint): boolean {
+function isSchedulingTaint(taint: TaintSpec): boolean {
   // The TaintToleration filter considers only these; PreferNoSchedule is a scoring hint.
   return taint.effect === 'NoSchedule' || taint.effect === 'NoExecute';
 }
 
 /** The first NoSchedule/NoExecute taint no toleration tolerates, or undefined. */
 export function findUntoleratedTaint(
-  taints: readonly V1Taint[] | undefined,
+  taints: readonly TaintSpec[] | undefined,
   tolerations: readonly TolerationSpec[] | undefined,
-): V1Taint | undefined {
+): TaintSpec | undefined {
   const tols = tolerations ?? [];
   return (taints ?? []).find((t) => isSchedulingTaint(t) && !tols.some((tol) => toleratesTaint(tol, t)));
 }
 
-export function describeTaint(taint: V1Taint): string {
+export function describeTaint(taint: TaintSpec): string {
   const value = taint.value ?? '';
   return value === '' ? `${taint.key}:${taint.effect}` : `${taint.key}=${value}:${taint.effect}`;
 }
@@ -156,12 +205,12 @@ function compileFieldRequirement(key: string, operator: string, values: readonly
   return { key, operator, value };
 }
 
-function isEmptyTerm(term: V1NodeSelectorTerm): boolean {
+function isEmptyTerm(term: NodeSelectorTermSpec): boolean {
   return (term.matchExpressions ?? []).length === 0 && (term.matchFields ?? []).length === 0;
 }
 
 /** A term with any invalid requirement never matches, but the other terms still count (as in the scheduler). */
-function compileTerm(term: V1NodeSelectorTerm): CompiledTerm {
+function compileTerm(term: NodeSelectorTermSpec): CompiledTerm {
   const labels: LabelRequirement[] = [];
   const errors: string[] = [];
   for (const expr of term.matchExpressions ?? []) {
@@ -205,7 +254,7 @@ export function compilePodPlacement(spec: PodSchedulingSpec): PodPlacement {
 }
 
 /** The fields a node selector term's matchFields can read; only metadata.name exists for nodes. */
-function nodeFields(node: V1Node): LabelSet {
+function nodeFields(node: NodeView): LabelSet {
   const name = node.metadata?.name ?? '';
   return name === '' ? {} : { 'metadata.name': name };
 }
@@ -232,7 +281,7 @@ function describeLabel(labels: LabelSet, key: string): string {
 }
 
 /** The first reason (in `ineligibilityReasons` order) the placement rules this node out, or eligible. */
-export function placementAllows(placement: PodPlacement, node: V1Node): Eligibility {
+export function placementAllows(placement: PodPlacement, node: NodeView): Eligibility {
   const base = nodeAcceptsPulls(node);
   if (!base.eligible) return base;
 
@@ -283,6 +332,6 @@ export function placementAllows(placement: PodPlacement, node: V1Node): Eligibil
 }
 
 /** One-shot form of compilePodPlacement + placementAllows. */
-export function podCanRunOn(spec: PodSchedulingSpec, node: V1Node): Eligibility {
+export function podCanRunOn(spec: PodSchedulingSpec, node: NodeView): Eligibility {
   return placementAllows(compilePodPlacement(spec), node);
 }

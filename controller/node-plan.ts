@@ -2,7 +2,6 @@
 // (node, image) pairs only within the cluster-wide pull budget. The budget is counted from the
 // NodeImageSets themselves (released entries the agent has not finished), so a restarted or newly elected
 // controller continues exactly where the last one stopped. Pure: no I/O, no clock.
-import type { V1Node } from '@kubernetes/client-node';
 import {
   durationMilliseconds,
   MAX_IMAGE_SOURCES,
@@ -13,9 +12,9 @@ import {
   type NodePullPhase,
   type Retry,
 } from '../api/v1alpha1/index.ts';
-import { canonicalJson, digest } from './canonical-json.ts';
+import { digest } from './canonical-json.ts';
 import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector } from './label-selector.ts';
-import { nodeAcceptsPulls, placementAllows, type PodPlacement } from './node-eligibility.ts';
+import { nodeAcceptsPulls, placementAllows, type NodeView, type PodPlacement } from './node-eligibility.ts';
 
 /** Pull secrets per NodeImageSet entry, as the CRD bounds them. */
 export const MAX_ENTRY_PULL_SECRETS = 16;
@@ -52,6 +51,8 @@ export interface NodeImageStatusView {
 /** What the controller keeps of a NodeImageSet: enough to diff its spec and count its unfinished pulls. */
 export interface NodeImageSetView {
   readonly name: string;
+  /** metadata.uid when read from the API (a NodeImageSet deleted and created again has a new one). */
+  readonly uid?: string;
   readonly generation: number;
   readonly ownerUid: string | undefined;
   /** nodeImageSetDigest of the spec as stored. */
@@ -71,21 +72,37 @@ function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function normalizeEntry(e: NodeImage): NodeImage {
-  return {
-    ...e,
-    pullSecrets: [...e.pullSecrets].sort(compareStrings),
-    sources: [...e.sources].sort((x, y) => compareStrings(`${x.namespace}/${x.name}`, `${y.namespace}/${y.name}`)),
-  };
+function compareSources(a: NodeImage['sources'][number], b: NodeImage['sources'][number]): number {
+  return compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name);
 }
 
-// Planned entries are shared between the nodes that want the same image, so each is serialised once.
-const entryTexts = new WeakMap<NodeImage, string>();
-
+/**
+ * One entry as fixed text: every field in a fixed order, lists sorted, so equal entries give equal text
+ * however they were built. The destructuring fails to compile when NodeImage gains a field this misses.
+ */
 function entryText(e: NodeImage): string {
-  let text = entryTexts.get(e);
-  if (text === undefined) entryTexts.set(e, (text = canonicalJson(normalizeEntry(e))));
-  return text;
+  const { image, imageDigest, pullSecrets, timeout, retry, round, sources, ...otherEntryFields } = e;
+  const { maxAttempts, backoffSeconds, ...otherRetryFields } = retry;
+  const _exhaustive: Record<string, never> = { ...otherEntryFields, ...otherRetryFields };
+  return JSON.stringify([
+    image, imageDigest ?? null, [...pullSecrets].sort(compareStrings), timeout, maxAttempts, backoffSeconds, round,
+    [...sources].sort(compareSources).map((x) => [x.namespace, x.name]),
+  ]);
+}
+
+function byImage(a: NodeImage, b: NodeImage): number {
+  return compareStrings(a.image, b.image);
+}
+
+/** Digest of a spec's entries, sorted by image; `sorted` says they already are. */
+export function entriesDigest(images: readonly NodeImage[], sorted = false): string {
+  const list = sorted ? images : [...images].sort(byImage);
+  return digest(list.map(entryText).join('\n'));
+}
+
+/** A NodeImageSet's digest from its owner, its per-node limit and entriesDigest of its entries. */
+export function specDigestOf(ownerUid: string | undefined, maxConcurrentPulls: number, entries: string): string {
+  return digest(`${ownerUid ?? ''}\n${maxConcurrentPulls}\n${entries}`);
 }
 
 /**
@@ -93,18 +110,19 @@ function entryText(e: NodeImage): string {
  * their lists in a fixed order, so equal specs digest equally however they were built.
  */
 export function nodeImageSetDigest(ownerUid: string | undefined, spec: NodeImageSetSpec): string {
-  const entries = [...spec.images].sort((a, b) => compareStrings(a.image, b.image)).map(entryText);
-  return digest(`${ownerUid ?? ''}\n${spec.maxConcurrentPulls}\n${entries.join('\n')}`);
+  return specDigestOf(ownerUid, spec.maxConcurrentPulls, entriesDigest(spec.images));
 }
 
 export interface PlanInput {
   readonly targets: readonly ImageTarget[];
   /** Node objects (a projection with name, uid, labels, taints, unschedulable and the Ready condition is enough). */
-  readonly nodes: Iterable<V1Node>;
+  readonly nodes: Iterable<NodeView>;
   readonly current: ReadonlyMap<string, NodeImageSetView>;
   /** Cluster-wide released-but-unfinished pairs; 0 = unlimited. */
   readonly maxConcurrentPulls: number;
   readonly maxPullsPerNode: number;
+  /** Remembered from the last pass (see PlanMemo); optional. */
+  readonly memo?: PlanMemo;
 }
 
 export interface PlannedNodeImageSet {
@@ -128,7 +146,7 @@ export interface NodePlan {
 }
 
 interface NodeInfo {
-  readonly node: V1Node;
+  readonly node: NodeView;
   readonly name: string;
   readonly uid: string;
 }
@@ -162,24 +180,66 @@ function filterAllows(f: NodeFilter, n: NodeInfo): boolean {
   }
 }
 
-/** Eligible nodes per target, evaluating each distinct (node filter, placement) once. */
-function eligibleNodes(targets: readonly ImageTarget[], ready: readonly NodeInfo[]): Map<string, readonly string[]> {
-  const byGroup = new Map<string, readonly string[]>();
-  const out = new Map<string, readonly string[]>();
+/** What a node's cached NodeImageSet was found to hold, against the entries of its class. */
+interface SettledNode {
+  readonly view: NodeImageSetView;
+  readonly entriesDigest: string;
+  /** The view released exactly the class's entries, in round 0. */
+  readonly asClass: boolean;
+  /** Of those, the ones not finished. */
+  readonly unfinished: number;
+}
+
+/**
+ * What planning remembers between passes, so a pass in a quiet cluster does little per node:
+ * - which nodes each distinct (node filter, placement) selects, valid while the Ready nodes are the same
+ *   objects (the informer keeps an unchanged Node's projection);
+ * - per node, how its cached NodeImageSet (the same object) compares with the same class entries.
+ * Only a cache: a plan is the same with or without it.
+ */
+export class PlanMemo {
+  ready: readonly NodeView[] = [];
+  groups = new Map<string, readonly string[]>();
+  settled = new Map<string, SettledNode>();
+}
+
+/** Targets that select the same nodes, in key order. */
+interface TargetGroup {
+  readonly names: readonly string[];
+  readonly targets: ImageTarget[];
+}
+
+function sameObjects(a: readonly object[], b: readonly object[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Groups targets by the nodes they select, evaluating each distinct (node filter, placement) once. */
+function eligibleGroups(targets: readonly ImageTarget[], ready: readonly NodeInfo[], memo: PlanMemo | undefined): TargetGroup[] {
+  const readyNodes = ready.map((n) => n.node);
+  const known = memo !== undefined && sameObjects(memo.ready, readyNodes) ? memo.groups : new Map<string, readonly string[]>();
+  const used = new Map<string, readonly string[]>();
+  const groups = new Map<readonly string[], TargetGroup>();
   for (const t of targets) {
-    const group = JSON.stringify([t.nodeNames === undefined ? null : [...t.nodeNames].sort(), t.nodeSelector ?? null, t.placement?.key ?? null]);
-    let names = byGroup.get(group);
+    const groupKey = JSON.stringify([t.nodeNames === undefined ? null : [...t.nodeNames].sort(), t.nodeSelector ?? null, t.placement?.key ?? null]);
+    let names = used.get(groupKey) ?? known.get(groupKey);
     if (names === undefined) {
       const filter = nodeFilter(t);
       const placement = t.placement;
       names = ready
         .filter((n) => filterAllows(filter, n) && (placement === undefined || placementAllows(placement, n.node).eligible))
         .map((n) => n.name);
-      byGroup.set(group, names);
     }
-    out.set(t.key, names);
+    used.set(groupKey, names);
+    // Different keys may select the same nodes; an empty selection is one group too (it wants nothing).
+    let group = groups.get(names);
+    if (group === undefined) groups.set(names, (group = { names, targets: [] }));
+    group.targets.push(t);
   }
-  return out;
+  if (memo !== undefined) {
+    memo.ready = readyNodes;
+    memo.groups = used;
+  }
+  return [...groups.values()];
 }
 
 function longerTimeout(a: string, b: string): string {
@@ -214,6 +274,36 @@ function mergeEntry(targets: readonly ImageTarget[]): NodeImage {
   return entry;
 }
 
+/**
+ * Nodes in the same groups want the same images from the same targets: one class each, planned once.
+ * In a steady cluster every node of a class has exactly the class's entries released in round 0, and
+ * then shares the class's spec, released map and entries digest instead of building its own.
+ */
+interface NodeClass {
+  /** image → entry, round 0. */
+  readonly wanted: ReadonlyMap<string, NodeImage>;
+  /** The wanted entries sorted by image. */
+  readonly entries: readonly NodeImage[];
+  readonly released: ReadonlyMap<string, number>;
+  readonly entriesDigest: string;
+}
+
+/** Whether `view` has exactly the class's images released, all in round 0, and how many are unfinished. */
+function settle(view: NodeImageSetView, c: NodeClass): SettledNode {
+  let asClass = view.released.size === c.wanted.size;
+  let unfinished = 0;
+  if (asClass) {
+    for (const image of c.wanted.keys()) {
+      if (view.released.get(image) !== 0) {
+        asClass = false;
+        break;
+      }
+      if (!isFinished(view.status.get(image), 0)) unfinished++;
+    }
+  }
+  return { view, entriesDigest: c.entriesDigest, asClass, unfinished: asClass ? unfinished : 0 };
+}
+
 export function planNodeImageSets(input: PlanInput): NodePlan {
   const nodes: NodeInfo[] = [];
   for (const node of input.nodes) {
@@ -224,19 +314,20 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   const nodeByName = new Map(nodes.map((n) => [n.name, n]));
   const ready = nodes.filter((n) => nodeAcceptsPulls(n.node).eligible);
   const targets = [...input.targets].sort((a, b) => compareStrings(a.key, b.key));
-  const targetNodes = eligibleNodes(targets, ready);
+  const groups = eligibleGroups(targets, ready, input.memo);
+  const targetNodes = new Map<string, readonly string[]>();
+  for (const g of groups) for (const t of g.targets) targetNodes.set(t.key, g.names);
 
-  // node → image → wanting targets (in key order).
-  const wanted = new Map<string, Map<string, ImageTarget[]>>();
-  for (const t of targets) {
-    for (const node of targetNodes.get(t.key) ?? []) {
-      let images = wanted.get(node);
-      if (images === undefined) wanted.set(node, (images = new Map<string, ImageTarget[]>()));
-      const list = images.get(t.image);
-      if (list === undefined) images.set(t.image, [t]);
-      else list.push(t);
+  // node → the groups it is in, in group order.
+  const memberOf = new Map<string, number[]>();
+  groups.forEach((g, i) => {
+    if (g.targets.length === 0) return;
+    for (const n of g.names) {
+      const list = memberOf.get(n);
+      if (list === undefined) memberOf.set(n, [i]);
+      else list.push(i);
     }
-  }
+  });
 
   // Entries are shared between nodes wanting the same image for the same targets.
   const entryMemo = new Map<string, NodeImage>();
@@ -246,21 +337,53 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     if (entry === undefined) entryMemo.set(memoKey, (entry = mergeEntry(list)));
     return entry;
   };
+  const classes = new Map<string, NodeClass>();
+  const classOf = (ids: readonly number[]): NodeClass => {
+    const classKey = ids.join(',');
+    let c = classes.get(classKey);
+    if (c === undefined) {
+      const members = ids.flatMap((i) => groups[i]?.targets ?? []).sort((a, b) => compareStrings(a.key, b.key));
+      const targetsByImage = new Map<string, ImageTarget[]>();
+      for (const t of members) {
+        const list = targetsByImage.get(t.image);
+        if (list === undefined) targetsByImage.set(t.image, [t]);
+        else list.push(t);
+      }
+      const wanted = new Map([...targetsByImage].map(([image, list]) => [image, entryFor(list)]));
+      const entries = [...wanted.values()].sort(byImage);
+      c = { wanted, entries, released: new Map(entries.map((e) => [e.image, 0])), entriesDigest: entriesDigest(entries, true) };
+      classes.set(classKey, c);
+    }
+    return c;
+  };
 
   // Kept entries (already released) count against the budget while unfinished; new ones are candidates.
   let unfinished = 0;
-  const kept = new Map<string, Map<string, NodeImage>>();
+  const kept = new Map<string, Map<string, NodeImage> | NodeClass>();
+  const wantedOn = new Map<string, NodeClass>();
   const candidates: { node: string; image: string }[] = [];
-  for (const [node, images] of wanted) {
+  const settled = new Map<string, SettledNode>();
+  for (const [node, ids] of memberOf) {
+    const c = classOf(ids);
+    wantedOn.set(node, c);
     const current = input.current.get(node);
+    if (current !== undefined) {
+      const known = input.memo?.settled.get(node);
+      const s = known?.view === current && known.entriesDigest === c.entriesDigest ? known : settle(current, c);
+      settled.set(node, s);
+      if (s.asClass) {
+        unfinished += s.unfinished;
+        kept.set(node, c);
+        continue;
+      }
+    }
     const keep = new Map<string, NodeImage>();
-    for (const [image, list] of images) {
+    for (const [image, base] of c.wanted) {
       const round = current?.released.get(image);
       if (round === undefined) {
         candidates.push({ node, image });
         continue;
       }
-      const base = entryFor(list);
       keep.set(image, round === 0 ? base : { ...base, round });
       if (!isFinished(current?.status.get(image), round)) unfinished++;
     }
@@ -273,29 +396,38 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   let held = 0;
   for (const c of candidates) {
     const keep = kept.get(c.node);
-    const list = wanted.get(c.node)?.get(c.image);
-    if (keep === undefined || list === undefined) continue;
+    const entry = wantedOn.get(c.node)?.wanted.get(c.image);
+    // Only nodes with candidates have a map of their own.
+    if (!(keep instanceof Map) || entry === undefined) continue;
     if (available <= 0 || keep.size >= MAX_NODE_IMAGES) {
       held++;
       continue;
     }
-    keep.set(c.image, entryFor(list));
+    keep.set(c.image, entry);
     available--;
     unfinished++;
   }
 
   const nodeImageSets = new Map<string, PlannedNodeImageSet>();
   const names = new Set([...kept.keys(), ...input.current.keys()]);
+  const maxConcurrentPulls = input.maxPullsPerNode;
   for (const name of [...names].sort(compareStrings)) {
     const info = nodeByName.get(name);
     // A NodeImageSet whose Node is gone is left to the garbage collector.
     if (info === undefined) continue;
-    const entries = [...(kept.get(name)?.values() ?? [])].sort((a, b) => compareStrings(a.image, b.image));
+    const k = kept.get(name);
+    if (k !== undefined && !(k instanceof Map)) {
+      const spec: NodeImageSetSpec = { maxConcurrentPulls, images: k.entries as NodeImage[] };
+      nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, maxConcurrentPulls, k.entriesDigest), released: k.released });
+      continue;
+    }
+    const entries = [...(k?.values() ?? [])].sort(byImage);
     // Nothing released yet and nothing to empty: no write.
     if (entries.length === 0 && !input.current.has(name)) continue;
-    const spec: NodeImageSetSpec = { maxConcurrentPulls: input.maxPullsPerNode, images: entries };
+    const spec: NodeImageSetSpec = { maxConcurrentPulls, images: entries };
     const released = new Map(entries.map((e) => [e.image, e.round]));
-    nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: nodeImageSetDigest(info.uid, spec), released });
+    nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, maxConcurrentPulls, entriesDigest(entries, true)), released });
   }
+  if (input.memo !== undefined) input.memo.settled = settled;
   return { nodeImageSets, targetNodes, unfinished, held };
 }

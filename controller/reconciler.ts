@@ -3,11 +3,10 @@
 // What the controller just wrote is remembered until its own informers show it, so a pass that runs before
 // the watch caught up neither writes twice nor miscounts the pull budget.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
 import type { PrePullImage, PrePullImagePhase, PrePullImageStatus, PrePullPolicy, PrePullPolicyStatus } from '../api/v1alpha1/index.ts';
 import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
-import { ListWatch } from '../lib/list-watch.ts';
+import { ListWatch, objectKey } from '../lib/list-watch.ts';
 import {
   cachedPrePullImageDigest,
   desiredPrePullImageDigest,
@@ -22,7 +21,7 @@ import {
   prePullPolicyStatusBody,
   secretCopyBody,
 } from './api-objects.ts';
-import { canonicalDigest } from './canonical-json.ts';
+import { canonicalDigest, digest } from './canonical-json.ts';
 import {
   decodeNode,
   decodeNodeImageSet,
@@ -30,11 +29,15 @@ import {
   decodePrePullImage,
   decodeSecret,
   decodeServiceAccount,
+  field,
+  str,
+  SharedValues,
   workloadDecoder,
 } from './cluster-cache.ts';
-import { desiredPrePullImages, prePullImageKey, type DesiredPrePullImage, type ServiceAccountView, type WorkloadView } from './desired-images.ts';
+import { DesiredImagesMemo, desiredPrePullImages, prePullImageKey, type DesiredPrePullImage, type ServiceAccountView, type WorkloadView } from './desired-images.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { planNodeImageSets, type ImageTarget, type NodeImageSetView, type PlannedNodeImageSet } from './node-plan.ts';
+import type { NodeView } from './node-eligibility.ts';
+import { PlanMemo, planNodeImageSets, type ImageTarget, type NodeImageSetView, type PlannedNodeImageSet } from './node-plan.ts';
 import {
   copyMatches,
   DOCKER_CFG,
@@ -97,6 +100,29 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) 
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
+/** Small numbers naming objects by identity, for fingerprints of a pass's inputs. */
+class ObjectIds {
+  private readonly ids = new WeakMap<object, number>();
+  private next = 1;
+
+  of(o: object | undefined): number {
+    if (o === undefined) return 0;
+    let id = this.ids.get(o);
+    if (id === undefined) this.ids.set(o, (id = this.next++));
+    return id;
+  }
+}
+
+/** A PrePullImage status computed in an earlier pass, reused while its inputs are the same. */
+interface RolledUpStatus {
+  readonly fingerprint: string;
+  readonly status: PrePullImageStatus;
+  readonly events: StatusEvent[];
+  readonly digest: string;
+  /** The status differs from the previous one: write it. */
+  readonly changed: boolean;
+}
+
 interface StatusOverlay<S> {
   /** The cached resourceVersion when we wrote; once the cache moves on, the cache is the truth again. */
   readonly rvBefore: string | undefined;
@@ -109,7 +135,7 @@ export class Controller {
   private readonly policies: ListWatch<PrePullPolicy>;
   private readonly prePullImages: ListWatch<PrePullImage>;
   private readonly nodeImageSets: ListWatch<NodeImageSetView>;
-  private readonly nodes: ListWatch<V1Node>;
+  private readonly nodes: ListWatch<NodeView>;
   private readonly serviceAccounts: ListWatch<ServiceAccountView>;
   private readonly secretSources: ListWatch<SecretView>[];
   private readonly secretCopies: ListWatch<SecretView>;
@@ -128,21 +154,50 @@ export class Controller {
   private readonly policyStatusOverlay = new Map<string, StatusOverlay<PrePullPolicyStatus>>();
   private readonly copyOverlay = new Map<string, SecretView | 'deleted'>();
   private readonly deleting = new Set<string>();
+  private readonly planMemo = new PlanMemo();
+  private readonly ids = new ObjectIds();
+  private readonly ppiDigests = new WeakMap<PrePullImage, string>();
+  private readonly desiredMemo = new DesiredImagesMemo();
+  private readonly desiredDigests = new WeakMap<DesiredPrePullImage, string>();
+  private rolledUp = new Map<string, RolledUpStatus>();
 
   constructor(opts: ControllerOptions) {
     this.o = { debounceMs: 100, writeConcurrency: 8, now: () => new Date(), ...opts };
     const { client, log } = opts;
-    const onChange = (): void => { this.markDirty(); };
-    const lw = <T>(path: string, decode: (raw: unknown) => T | undefined, extra: { fieldSelector?: string; labelSelector?: string } = {}): ListWatch<T> =>
-      new ListWatch<T>({ client, path, decode, onChange, log, ...extra });
+    const shared = new SharedValues();
+    // Decoders get the object they replace and may return it as is: then nothing the controller reads
+    // changed (a heartbeat, a status field it does not keep) and no pass is needed.
+    const lw = <T>(
+      path: string,
+      decode: (raw: unknown, previous: T | undefined) => T | undefined,
+      extra: { fieldSelector?: string; labelSelector?: string } = {},
+    ): ListWatch<T> => {
+      let unchanged: string | undefined;
+      const informer: ListWatch<T> = new ListWatch<T>({
+        client, path, log, ...extra,
+        decode: (raw) => {
+          const key = objectKey(str(field(raw, 'metadata', 'namespace')), str(field(raw, 'metadata', 'name')) ?? '');
+          const previous = informer.get(key);
+          const obj = decode(raw, previous);
+          unchanged = obj !== undefined && obj === previous ? key : undefined;
+          return obj;
+        },
+        onChange: (key, obj) => {
+          const same = obj !== undefined && key === unchanged;
+          unchanged = undefined;
+          if (!same) this.markDirty();
+        },
+      });
+      return informer;
+    };
     this.policies = lw(paths.policies, decodePolicy);
     this.prePullImages = lw(paths.prePullImages, decodePrePullImage);
-    this.nodeImageSets = lw(paths.nodeImageSets, decodeNodeImageSet);
-    this.nodes = lw(paths.nodes, decodeNode);
+    this.nodeImageSets = lw(paths.nodeImageSets, (raw, previous) => decodeNodeImageSet(raw, previous, shared));
+    this.nodes = lw(paths.nodes, (raw, previous) => decodeNode(raw, previous, shared));
     this.serviceAccounts = lw(paths.serviceAccounts, decodeServiceAccount);
     this.secretSources = [DOCKER_CONFIG_JSON, DOCKER_CFG].map((type) => lw(paths.secrets, decodeSecret, { fieldSelector: `type=${type}` }));
     this.secretCopies = lw(paths.namespacedSecrets(opts.namespace), decodeSecret, { labelSelector: `${SECRET_COPY_LABEL}=true` });
-    this.workloads = new Map(workloadKinds.map((k) => [k, lw(paths.workloads[k], workloadDecoder(k))]));
+    this.workloads = new Map(workloadKinds.map((k) => [k, lw(paths.workloads[k], workloadDecoder(k, shared))]));
     this.informers = [
       this.policies, this.prePullImages, this.nodeImageSets, this.nodes, this.serviceAccounts, this.secretCopies,
       ...this.secretSources, ...this.workloads.values(),
@@ -255,6 +310,20 @@ export class Controller {
     return undefined;
   }
 
+  /** Cached PrePullImages are replaced, never changed, when they change: their digest is computed once. */
+  private cachedPrePullImageDigest(p: PrePullImage): string {
+    let d = this.ppiDigests.get(p);
+    if (d === undefined) this.ppiDigests.set(p, (d = cachedPrePullImageDigest(p)));
+    return d;
+  }
+
+  /** Unchanged workloads derive the same objects (DesiredImagesMemo): their digest is computed once. */
+  private desiredPrePullImageDigest(d: DesiredPrePullImage): string {
+    let digest = this.desiredDigests.get(d);
+    if (digest === undefined) this.desiredDigests.set(d, (digest = desiredPrePullImageDigest(d)));
+    return digest;
+  }
+
   private async write(what: string, fn: () => Promise<unknown>): Promise<unknown> {
     try {
       return await fn();
@@ -287,7 +356,7 @@ export class Controller {
     const serviceAccounts = new Map([...this.serviceAccounts.entries()]);
     const workloads: WorkloadView[] = [];
     for (const lw of this.workloads.values()) for (const w of lw.values()) workloads.push(w);
-    const desired = desiredPrePullImages(this.policies.values(), workloads, serviceAccounts);
+    const desired = desiredPrePullImages(this.policies.values(), workloads, serviceAccounts, this.desiredMemo);
 
     const cachedPPIs = new Map<string, PrePullImage>();
     for (const p of this.prePullImages.values()) {
@@ -305,7 +374,7 @@ export class Controller {
         log.debug('a hand-written PrePullImage has the name kwarm would derive; leaving it alone', { prePullImage: key });
         continue;
       }
-      const digest = desiredPrePullImageDigest(d);
+      const digest = this.desiredPrePullImageDigest(d);
       const overlay = this.ppiOverlay.get(key);
       if (overlay !== undefined && cached !== undefined && (cached.metadata.generation ?? 0) >= overlay.generation) this.ppiOverlay.delete(key);
       const pending = this.ppiOverlay.get(key);
@@ -313,7 +382,7 @@ export class Controller {
         generationOf.set(key, pending.generation);
         continue;
       }
-      if (cached !== undefined && cachedPrePullImageDigest(cached) === digest) continue;
+      if (cached !== undefined && this.cachedPrePullImageDigest(cached) === digest) continue;
       ppiWrites.push(d);
     }
     for (const [key, p] of cachedPPIs) {
@@ -370,6 +439,7 @@ export class Controller {
       current,
       maxConcurrentPulls: this.o.maxConcurrentPulls,
       maxPullsPerNode: this.o.maxPullsPerNode,
+      memo: this.planMemo,
     });
     const nisWrites: PlannedNodeImageSet[] = [];
     for (const [name, p] of plan.nodeImageSets) {
@@ -392,7 +462,7 @@ export class Controller {
       const body = await attempt(`prepullimage ${key}`, () => client.apply(paths.prePullImage(d.namespace, d.name), prePullImageApplyBody(d), FIELD_MANAGER, signal));
       if (body !== undefined) {
         const { generation } = responseMeta(body);
-        this.ppiOverlay.set(key, { generation, digest: desiredPrePullImageDigest(d) });
+        this.ppiOverlay.set(key, { generation, digest: this.desiredPrePullImageDigest(d) });
         generationOf.set(key, generation);
       }
     });
@@ -414,6 +484,18 @@ export class Controller {
     const statusWrites: { key: string; p: PrePullImage; status: PrePullImageStatus; digest: string; events: StatusEvent[] }[] = [];
     const targetByKey = new Map(targets.map((t) => [t.key, t]));
     const secretRefsByKey = new Map(targetsRaw.map((t) => [t.target.key, t.secretRefs]));
+    // A status depends on its target nodes' planned specs and cached NodeImageSets: one token per node list
+    // (targets of one group share the list), so an image none of whose nodes changed is not rolled up again.
+    const nodesTokens = new Map<readonly string[], string>();
+    const nodesToken = (nodes: readonly string[]): string => {
+      let token = nodesTokens.get(nodes);
+      if (token === undefined) {
+        const parts = nodes.map((n) => `${plan.nodeImageSets.get(n)?.digest ?? ''}/${this.ids.of(current.get(n))}`);
+        nodesTokens.set(nodes, (token = `${this.ids.of(nodes)}:${digest(parts.join('\n'))}`));
+      }
+      return token;
+    };
+    const rolledUp = new Map<string, RolledUpStatus>();
     for (const [key, p] of cachedPPIs) {
       const t = targetByKey.get(key);
       if (t === undefined || p.metadata.deletionTimestamp !== undefined) continue;
@@ -425,21 +507,24 @@ export class Controller {
         const pr = secretPlan.problems.get(r);
         return pr === undefined ? [] : [`${r}: ${pr.reason}: ${pr.message}`];
       });
-      const { status, events } = prePullImageStatus({
-        generation: generationOf.get(key) ?? p.metadata.generation ?? 0,
-        image: t.image,
-        nodes: plan.targetNodes.get(key) ?? [],
-        planned: plan.nodeImageSets,
-        current,
-        previous,
-        secrets: { referenced: refs.length, problems },
-        now,
-      });
-      phaseOf.set(key, status.phase);
-      if (status.phase !== undefined) phases[status.phase]++;
-      const digest = canonicalDigest(status);
-      if (digest !== canonicalDigest(previous ?? {})) statusWrites.push({ key, p, status, digest, events });
+      const generation = generationOf.get(key) ?? p.metadata.generation ?? 0;
+      const nodes = plan.targetNodes.get(key) ?? [];
+      // `now` is left out: with the same inputs (previous status included) the rollup moves no timestamp.
+      const fingerprint = JSON.stringify([generation, t.image, this.ids.of(previous), nodesToken(nodes), refs.length, problems]);
+      let r = this.rolledUp.get(key);
+      if (r?.fingerprint !== fingerprint) {
+        const { status, events } = prePullImageStatus({
+          generation, image: t.image, nodes, planned: plan.nodeImageSets, current, previous, secrets: { referenced: refs.length, problems }, now,
+        });
+        const digest = canonicalDigest(status);
+        r = { fingerprint, status, events, digest, changed: digest !== canonicalDigest(previous ?? {}) };
+      }
+      rolledUp.set(key, r);
+      phaseOf.set(key, r.status.phase);
+      if (r.status.phase !== undefined) phases[r.status.phase]++;
+      if (r.changed) statusWrites.push({ key, p, status: r.status, digest: r.digest, events: r.events });
     }
+    this.rolledUp = rolledUp;
     computed();
     await eachLimited(statusWrites, limit, async (w) => {
       const ns = w.p.metadata.namespace ?? '';

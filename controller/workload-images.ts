@@ -8,10 +8,24 @@ import type {
   V1Deployment,
   V1Job,
   V1ObjectMeta,
-  V1PodSpec,
   V1StatefulSet,
 } from '@kubernetes/client-node';
 import type { PodSchedulingSpec, TolerationSpec } from './node-eligibility.ts';
+
+export interface ContainerSpec {
+  readonly name: string;
+  readonly image?: string;
+}
+
+/** What kwarm reads of a pod template's spec; any V1PodSpec is one, and so is the informers' projection. */
+export interface PodSpecView extends PodSchedulingSpec {
+  readonly containers: readonly ContainerSpec[];
+  readonly initContainers?: readonly ContainerSpec[];
+  readonly imagePullSecrets?: readonly { readonly name?: string }[];
+  readonly serviceAccountName?: string;
+  readonly serviceAccount?: string;
+  readonly hostNetwork?: boolean;
+}
 
 /** The caller states the kind: objects from list calls and informers carry no `kind` field. */
 export type Workload =
@@ -62,7 +76,7 @@ export interface ContainerImage {
 export interface WorkloadPodTemplate {
   readonly identity: WorkloadIdentity;
   /** The template's pod spec as written (not copied; treat as read-only). */
-  readonly podSpec: V1PodSpec;
+  readonly podSpec: PodSpecView;
   /** What the scheduler will see of the workload's pods; differs from podSpec only for DaemonSets. */
   readonly schedulingSpec: PodSchedulingSpec;
   /** initContainers first (in order), then containers; containers without an image are left out. */
@@ -77,7 +91,7 @@ export type WorkloadTemplateResult =
   | { readonly ok: true; readonly template: WorkloadPodTemplate }
   | { readonly ok: false; readonly reason: 'MissingIdentity' | 'MissingPodTemplate'; readonly message: string };
 
-function podSpecOf(workload: Workload): V1PodSpec | undefined {
+function podSpecOf(workload: Workload): PodSpecView | undefined {
   switch (workload.kind) {
     case 'Deployment':
       return workload.object.spec?.template.spec;
@@ -103,7 +117,7 @@ function identityOf(kind: WorkloadKind, meta: V1ObjectMeta | undefined): Workloa
   return namespace === '' || name === '' || uid === '' ? undefined : { kind, namespace, name, uid };
 }
 
-export function containerImages(spec: V1PodSpec): ContainerImage[] {
+export function containerImages(spec: PodSpecView): ContainerImage[] {
   const out: ContainerImage[] = [];
   for (const [list, isInit] of [[spec.initContainers ?? [], true], [spec.containers, false]] as const) {
     for (const c of list) {
@@ -115,12 +129,12 @@ export function containerImages(spec: V1PodSpec): ContainerImage[] {
   return out;
 }
 
-export function imagePullSecretNames(spec: V1PodSpec): string[] {
+export function imagePullSecretNames(spec: PodSpecView): string[] {
   const names = (spec.imagePullSecrets ?? []).map((r) => r.name ?? '').filter((n) => n !== '');
   return [...new Set(names)];
 }
 
-export function serviceAccountNameOf(spec: V1PodSpec): string {
+export function serviceAccountNameOf(spec: PodSpecView): string {
   // serviceAccount is the deprecated alias; the ServiceAccount admission plugin defaults to "default".
   if (spec.serviceAccountName !== undefined && spec.serviceAccountName !== '') return spec.serviceAccountName;
   if (spec.serviceAccount !== undefined && spec.serviceAccount !== '') return spec.serviceAccount;
@@ -128,7 +142,7 @@ export function serviceAccountNameOf(spec: V1PodSpec): string {
 }
 
 /** Tolerations the DaemonSet controller adds to every pod it creates (pkg/controller/daemon/util). */
-function daemonSetTolerations(spec: V1PodSpec): TolerationSpec[] {
+function daemonSetTolerations(spec: PodSpecView): TolerationSpec[] {
   const tol = (key: string, effect: 'NoSchedule' | 'NoExecute'): TolerationSpec => ({ key, operator: 'Exists', effect });
   const added = [
     tol('node.kubernetes.io/not-ready', 'NoExecute'),
@@ -156,7 +170,7 @@ function sameToleration(a: TolerationSpec, b: TolerationSpec): boolean {
  * their controller (replacing a template toleration with the same key/operator/value/effect); every other
  * kind's pods are scheduled with the template as written. Returns a new object only when it differs.
  */
-export function schedulingSpecFor(kind: WorkloadKind, spec: V1PodSpec): PodSchedulingSpec {
+export function schedulingSpecFor(kind: WorkloadKind, spec: PodSpecView): PodSchedulingSpec {
   if (kind !== 'DaemonSet') return spec;
   const tolerations: TolerationSpec[] = [...(spec.tolerations ?? [])];
   for (const t of daemonSetTolerations(spec)) {

@@ -1,9 +1,10 @@
-// The one place kwarm talks HTTP to the Kubernetes API. Authentication comes from client-node's KubeConfig;
-// responses are `unknown` until the caller decodes them. Reads, writes and watches share one keep-alive agent.
+// The one place kwarm talks HTTP to the Kubernetes API. Address and credentials come from a ClusterAccess
+// (lib/cluster-access.ts; client-node's KubeConfig is one too); responses are `unknown` until the caller
+// decodes them. Reads, writes and watches share one keep-alive agent.
 import { Agent, request, type RequestOptions } from 'node:https';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { ClusterAccess } from './cluster-access.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -18,6 +19,19 @@ const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
 export interface ListPage {
   items: unknown[];
   resourceVersion: string;
+}
+
+export interface ListQuery {
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Items per page (default 500). */
+  limit?: number;
+}
+
+function dropManagedFields(item: unknown): void {
+  if (typeof item !== 'object' || item === null || !('metadata' in item)) return;
+  const meta: unknown = item.metadata;
+  if (typeof meta === 'object' && meta !== null && 'managedFields' in meta) delete (meta as { managedFields?: unknown }).managedFields;
 }
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
@@ -90,15 +104,15 @@ function statusFields(body: unknown): { reason: string; message: string } {
 }
 
 export class KubeClient {
-  private readonly kc: KubeConfig;
+  private readonly access: ClusterAccess;
   private readonly server: URL;
   private readonly opts: KubeClientOptions;
   private agent: Agent | undefined;
 
-  constructor(kc: KubeConfig, opts: KubeClientOptions = {}) {
-    const cluster = kc.getCurrentCluster();
+  constructor(access: ClusterAccess, opts: KubeClientOptions = {}) {
+    const cluster = access.getCurrentCluster();
     if (cluster === null) throw new Error('kubeconfig has no current cluster');
-    this.kc = kc;
+    this.access = access;
     this.server = new URL(cluster.server);
     this.opts = opts;
   }
@@ -106,7 +120,7 @@ export class KubeClient {
   /** Base request options with credentials; re-evaluated each time so rotated tokens are picked up. */
   private async requestOptions(method: HttpMethod, path: string, headers: Record<string, string>): Promise<RequestOptions> {
     const opts: RequestOptions = { headers: { ...headers } };
-    await this.kc.applyToHTTPSOptions(opts);
+    await this.access.applyToHTTPSOptions(opts);
     this.agent ??= new Agent({
       keepAlive: true,
       maxSockets: 32,
@@ -178,9 +192,13 @@ export class KubeClient {
     }
   }
 
-  /** Lists a collection, following `continue` tokens, and returns all items with the list's resourceVersion. */
-  async list(path: string, query: { labelSelector?: string; fieldSelector?: string; limit?: number }, signal: AbortSignal): Promise<ListPage> {
-    const items: unknown[] = [];
+  /**
+   * Lists a collection page by page, following `continue` tokens, so a caller can digest each page before
+   * the next arrives (at 5,000 NodeImageSets the whole list is hundreds of MiB of parsed JSON). Every page
+   * carries the list's resourceVersion. metadata.managedFields is dropped from each item: it is often as
+   * large as the rest of the object, and nothing in kwarm reads it.
+   */
+  async *listPages(path: string, query: ListQuery, signal: AbortSignal): AsyncGenerator<ListPage, void, undefined> {
     let cont: string | undefined;
     let resourceVersion = '';
     do {
@@ -191,14 +209,26 @@ export class KubeClient {
       if (typeof page !== 'object' || page === null || !('items' in page) || !Array.isArray(page.items)) {
         throw new Error(`GET ${path}: response is not a list`);
       }
-      items.push(...(page.items as unknown[]));
+      const items = page.items as unknown[];
+      for (const item of items) dropManagedFields(item);
       const meta: unknown = 'metadata' in page ? page.metadata : undefined;
       cont = undefined;
       if (typeof meta === 'object' && meta !== null) {
         if ('resourceVersion' in meta && typeof meta.resourceVersion === 'string') resourceVersion = meta.resourceVersion;
         if ('continue' in meta && typeof meta.continue === 'string' && meta.continue !== '') cont = meta.continue;
       }
+      yield { items, resourceVersion };
     } while (cont !== undefined);
+  }
+
+  /** Lists a collection (all pages) and returns all items with the list's resourceVersion. */
+  async list(path: string, query: ListQuery, signal: AbortSignal): Promise<ListPage> {
+    const items: unknown[] = [];
+    let resourceVersion = '';
+    for await (const page of this.listPages(path, query, signal)) {
+      for (const item of page.items) items.push(item);
+      resourceVersion = page.resourceVersion;
+    }
     return { items, resourceVersion };
   }
 

@@ -1,6 +1,14 @@
 import { expect } from 'chai';
 import { canonicalJson } from '../../../controller/canonical-json.ts';
-import { decodeNode, decodeNodeImageSet, decodeSecret, decodeServiceAccount, workloadDecoder } from '../../../controller/cluster-cache.ts';
+import {
+  decodeNode,
+  decodeNodeImageSet,
+  decodeSecret,
+  decodeServiceAccount,
+  InternPool,
+  SharedValues,
+  workloadDecoder,
+} from '../../../controller/cluster-cache.ts';
 import { isNodeReady, podCanRunOn } from '../../../controller/node-eligibility.ts';
 import { nodeImageSetDigest } from '../../../controller/node-plan.ts';
 
@@ -12,11 +20,9 @@ describe('controller/cluster-cache decoders', () => {
       status: { conditions: [{ type: 'DiskPressure', status: 'False' }, { type: 'Ready', status: 'True', reason: 'KubeletReady' }], images: [{ names: ['x'] }] },
     })!;
     expect(n.metadata).to.deep.equal({ name: 'n1', uid: 'u1', labels: { a: 'b' } });
-    expect(n.spec?.unschedulable).to.equal(true);
-    expect(n.spec?.taints?.[0]).to.include({ key: 'k', effect: 'NoSchedule' });
-    expect(n.status?.conditions).to.have.length(1);
+    expect(n.spec).to.deep.equal({ unschedulable: true, taints: [{ key: 'k', effect: 'NoSchedule' }] });
+    expect(n.status).to.deep.equal({ conditions: [{ type: 'Ready', status: 'True' }] });
     expect(isNodeReady(n)).to.equal(true);
-    expect(n.status?.images).to.equal(undefined);
     expect(decodeNode({ metadata: {} })).to.equal(undefined);
   });
 
@@ -40,8 +46,15 @@ describe('controller/cluster-cache decoders', () => {
     const w = workloadDecoder('Deployment')(raw)!;
     expect(w.labels).to.deep.equal({ tier: 'web' });
     expect(w.template.images.map((i) => i.image)).to.deep.equal(['r.example/init:1', 'r.example/web:1']);
-    expect(w.template.podSpec.containers[0]?.env).to.equal(undefined);
-    expect(w.template.podSpec.affinity?.podAntiAffinity).to.equal(undefined);
+    expect(w.template.podSpec).to.deep.equal({
+      containers: [{ name: 'app', image: 'r.example/web:1' }],
+      initContainers: [{ name: 'init', image: 'r.example/init:1' }],
+      nodeSelector: { disk: 'ssd' },
+      tolerations: [{ key: 'k', operator: 'Exists' }],
+      affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }] } } },
+      serviceAccountName: 'sa',
+      imagePullSecrets: [{ name: 'regcred' }],
+    });
     expect(w.template.serviceAccountName).to.equal('sa');
     expect(w.template.imagePullSecrets).to.deep.equal(['regcred']);
     const fits = { metadata: { name: 'n', labels: { disk: 'ssd', zone: 'a' } }, status: { conditions: [{ type: 'Ready', status: 'True' }] }, spec: { taints: [{ key: 'k', effect: 'NoSchedule' }] } };
@@ -69,6 +82,95 @@ describe('controller/cluster-cache decoders', () => {
     expect(v.status.get('r.example/a:1')).to.deep.equal({ phase: 'Failed', round: 2, reason: 'ImageNotFound', message: 'nope' });
     const defaulted = { maxConcurrentPulls: 2, images: [{ image: 'r.example/a:1', pullSecrets: [], timeout: '10m', retry: { maxAttempts: 3, backoffSeconds: 30 }, round: 2, sources: [] }] };
     expect(v.specDigest).to.equal(nodeImageSetDigest('u1', defaulted));
+  });
+
+  describe('sharing and reuse', () => {
+    const now = '2026-01-01T00:00:00Z';
+    const nis = (o: { generation?: number; owner?: string; images?: string[]; status?: Record<string, unknown>[]; heartbeat?: string; name?: string; uid?: string }): unknown => ({
+      apiVersion: 'kwarm.io/v1alpha1', kind: 'NodeImageSet',
+      metadata: { name: o.name ?? 'n1', uid: o.uid ?? 'nis-uid-1', generation: o.generation ?? 1, ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: o.name ?? 'n1', uid: o.owner ?? 'u1' }] },
+      spec: { maxConcurrentPulls: 2, images: (o.images ?? ['r.example/a:1']).map((image) => ({ image })) },
+      status: { heartbeatTime: o.heartbeat ?? now, images: o.status ?? [{ image: 'r.example/a:1', phase: 'Completed', round: 0, startedAt: now, finishedAt: now, imageId: 'sha256:x' }] },
+    });
+
+    it('returns the cached NodeImageSet itself when only fields it does not keep changed (a heartbeat)', () => {
+      const first = decodeNodeImageSet(nis({}))!;
+      expect(decodeNodeImageSet(nis({ heartbeat: '2026-01-01T00:05:00Z' }), first)).to.equal(first);
+    });
+
+    it('keeps the spec part while the generation stands, and a changed status makes a new object', () => {
+      const first = decodeNodeImageSet(nis({}))!;
+      const pulling = decodeNodeImageSet(nis({ status: [{ image: 'r.example/a:1', phase: 'Pulling', round: 0 }] }), first)!;
+      expect(pulling).to.not.equal(first);
+      expect(pulling.released).to.equal(first.released);
+      expect(pulling.specDigest).to.equal(first.specDigest);
+      expect(pulling.status.get('r.example/a:1')).to.deep.equal({ phase: 'Pulling', round: 0 });
+    });
+
+    it('decodes the spec again when the generation, the object (uid) or the owner changed', () => {
+      const first = decodeNodeImageSet(nis({}))!;
+      const next = decodeNodeImageSet(nis({ generation: 2, images: ['r.example/a:1', 'r.example/b:1'] }), first)!;
+      expect([...next.released.keys()]).to.deep.equal(['r.example/a:1', 'r.example/b:1']);
+      expect(next.specDigest).to.not.equal(first.specDigest);
+      // Deleted and created again while the watch was down: generation 1 again, another spec.
+      const again = decodeNodeImageSet(nis({ uid: 'nis-uid-2', images: ['r.example/c:1'] }), first)!;
+      expect([...again.released.keys()]).to.deep.equal(['r.example/c:1']);
+      const recreated = decodeNodeImageSet(nis({ owner: 'u2' }), first)!;
+      expect(recreated.ownerUid).to.equal('u2');
+      expect(recreated.specDigest).to.not.equal(first.specDigest);
+    });
+
+    it('skips malformed status entries and keeps a message only for failures', () => {
+      const v = decodeNodeImageSet(nis({ status: [
+        { image: 'r.example/a:1', phase: 'Failed', round: 1, reason: 'NotFound', message: 'no such tag' },
+        { image: 'r.example/b:1', phase: 'Pulling', message: 'half way' },
+        { image: 'r.example/c:1', phase: 'Sleeping' },
+        { phase: 'Completed' },
+      ] }))!;
+      expect([...v.status]).to.deep.equal([
+        ['r.example/a:1', { phase: 'Failed', round: 1, reason: 'NotFound', message: 'no such tag' }],
+        ['r.example/b:1', { phase: 'Pulling', round: 0 }],
+      ]);
+    });
+
+    it('shares equal strings, released maps and status entries between NodeImageSets of one pool', () => {
+      const shared = new SharedValues();
+      const a = decodeNodeImageSet(nis({ name: 'n1', owner: 'u1' }), undefined, shared)!;
+      const b = decodeNodeImageSet(nis({ name: 'n2', owner: 'u2' }), undefined, shared)!;
+      expect(a.released).to.equal(b.released);
+      expect(a.status.get('r.example/a:1')).to.equal(b.status.get('r.example/a:1'));
+      expect(a.specDigest).to.not.equal(b.specDigest);
+      // Without SharedValues every NodeImageSet has its own.
+      expect(decodeNodeImageSet(nis({ name: 'n3' }))!.released).to.not.equal(a.released);
+    });
+
+    it('returns the cached Node and workload when nothing kept changed, a new object when something did', () => {
+      const raw = (labels: Record<string, string>, heartbeat: string): unknown => ({
+        metadata: { name: 'n1', uid: 'u1', labels },
+        status: { conditions: [{ type: 'Ready', status: 'True', lastHeartbeatTime: heartbeat }] },
+      });
+      const n = decodeNode(raw({ a: 'b' }, 't1'))!;
+      expect(decodeNode(raw({ a: 'b' }, 't2'), n)).to.equal(n);
+      expect(decodeNode(raw({ a: 'c' }, 't2'), n)).to.not.equal(n);
+      const decodeW = workloadDecoder('Deployment');
+      const wraw = (image: string, replicas: number): unknown => ({
+        metadata: { namespace: 'a', name: 'w', uid: 'u' },
+        spec: { replicas, template: { spec: { containers: [{ name: 'c', image }] } } },
+      });
+      const w = decodeW(wraw('r.example/a:1', 1))!;
+      expect(decodeW(wraw('r.example/a:1', 3), w)).to.equal(w);
+      expect(decodeW(wraw('r.example/a:2', 3), w)?.template.images[0]?.image).to.equal('r.example/a:2');
+    });
+
+    it('an InternPool starts over when full', () => {
+      const pool = new InternPool<string>(2);
+      const one = pool.share('a', () => 'first');
+      expect(pool.share('a', () => 'second')).to.equal(one);
+      pool.share('b', () => 'b');
+      pool.share('c', () => 'c');
+      expect(pool.size).to.equal(1);
+      expect(pool.share('a', () => 'third')).to.equal('third');
+    });
   });
 
   it('canonicalJson sorts keys and drops undefined', () => {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import {
+  DesiredImagesMemo,
   desiredPrePullImages,
   pullSecretsFor,
   serviceAccountKey,
@@ -92,6 +93,33 @@ describe('controller/desired-images', () => {
       expect(pullSecretsFor(p, w.template, sas)).to.deep.equal(['tpl', 'sa-secret', 'extra']);
       const img = desiredPrePullImages([p], [w], sas).images.get('shop/deployment.x.c')!;
       expect(img.spec.imagePullSecrets).to.deep.equal([{ name: 'tpl' }, { name: 'sa-secret' }, { name: 'extra' }]);
+    });
+  });
+  describe('with a DesiredImagesMemo kept between passes', () => {
+    it('derives the same objects for unchanged workloads, policies and ServiceAccounts, new ones otherwise', () => {
+      const memo = new DesiredImagesMemo();
+      const inherit = policy('default', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, imagePullSecrets: { inherit: true } });
+      const w = workload({ name: 'a', podSpec: { serviceAccountName: 'builder', containers: [{ name: 'app', image: 'r.example/a:1' }] } });
+      const other = workload({ name: 'b', podSpec: { containers: [{ name: 'app', image: 'r.example/b:1' }] } });
+      const sa = (secret: string): Map<string, ServiceAccountView> => new Map([[serviceAccountKey('shop', 'builder'), { namespace: 'shop', name: 'builder', imagePullSecrets: [secret] }]]);
+      const sas = sa('one');
+      const first = desiredPrePullImages([inherit], [w, other], sas, memo);
+      const again = desiredPrePullImages([inherit], [w, other], sas, memo);
+      expect(again.images.get('shop/deployment.a.app')).to.equal(first.images.get('shop/deployment.a.app'));
+      expect(again.images.get('shop/deployment.b.app')).to.equal(first.images.get('shop/deployment.b.app'));
+
+      // A changed ServiceAccount, policy or workload is derived again, and gives what no memo would.
+      const changedSa = desiredPrePullImages([inherit], [w, other], sa('two'), memo);
+      expect(changedSa.images.get('shop/deployment.a.app')!.spec.imagePullSecrets).to.deep.equal([{ name: 'two' }]);
+      expect(changedSa.images.get('shop/deployment.b.app')).to.equal(first.images.get('shop/deployment.b.app'));
+      const slower = policy('default', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, imagePullSecrets: { inherit: true }, retry: { maxAttempts: 9 } });
+      const changedPolicy = desiredPrePullImages([slower], [w, other], sas, memo);
+      expect(changedPolicy.images.get('shop/deployment.b.app')!.spec.retry.maxAttempts).to.equal(9);
+      const w2 = workload({ name: 'a', podSpec: { serviceAccountName: 'builder', containers: [{ name: 'app', image: 'r.example/a:2' }] } });
+      const changedWorkload = desiredPrePullImages([inherit], [w2, other], sas, memo);
+      expect(changedWorkload.images.get('shop/deployment.a.app')!.spec.image).to.equal('r.example/a:2');
+      for (const r of [changedSa, changedPolicy, changedWorkload]) expect(r.images.size).to.equal(2);
+      expect([...changedWorkload.images.values()]).to.deep.equal([...desiredPrePullImages([inherit], [w2, other], sas).images.values()]);
     });
   });
 });

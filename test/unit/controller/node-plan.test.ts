@@ -5,6 +5,7 @@ import {
   isFinished,
   nodeImageSetDigest,
   planNodeImageSets,
+  PlanMemo,
   type ImageTarget,
   type NodeImageSetView,
   type PlanInput,
@@ -185,6 +186,69 @@ describe('controller/node-plan', () => {
       const p = plan({ targets: many });
       expect(p.nodeImageSets.get('n1')!.spec.images).to.have.length(MAX_NODE_IMAGES);
       expect(p.held).to.equal(3);
+    });
+  });
+
+  describe('with a PlanMemo kept between passes', () => {
+    type Plan = ReturnType<typeof plan>;
+    const summary = (p: Plan): unknown => ({
+      sets: [...p.nodeImageSets].map(([n, s]) => [n, s.digest, s.spec, [...s.released]]),
+      targets: [...p.targetNodes],
+      unfinished: p.unfinished,
+      held: p.held,
+    });
+
+    it('plans exactly as without it, pass after pass, while nodes, targets and statuses change', () => {
+      const memo = new PlanMemo();
+      const pools = (n: number, extra: Partial<Parameters<typeof node>[0]> = {}) => node({ name: `n${n}`, labels: { pool: n % 2 === 0 ? 'even' : 'odd' }, ...extra });
+      let nodes = [1, 2, 3, 4, 5, 6].map((n) => pools(n));
+      const even = compilePodPlacement({ nodeSelector: { pool: 'even' } });
+      let targets = [
+        target('a', 'r.example/a:1', { placement: even }),
+        target('b', 'r.example/b:1'),
+        target('c', 'r.example/c:1', { nodeNames: ['n1'] }),
+      ];
+      let current = new Map<string, NodeImageSetView>();
+      const steps: (() => void)[] = [
+        () => undefined,
+        () => { current = asCurrent(plan({ targets, nodes, current, maxConcurrentPulls: 5 }), (n) => (n === 'n2' ? 'Pulling' : 'Completed')); },
+        () => { current = asCurrent(plan({ targets, nodes, current, maxConcurrentPulls: 5 }), () => 'Completed'); },
+        () => { nodes = nodes.map((n) => (n.metadata?.name === 'n4' ? pools(4, { ready: false }) : n)); },
+        () => { targets = targets.map((t) => (t.name === 'a' ? { ...t, image: 'r.example/a:2' } : t)); },
+        () => { nodes = [...nodes, pools(8)]; },
+        () => { current = new Map([...current].map(([n, v]) => [n, n === 'n6' ? { ...v, released: new Map([...v.released].map(([i]) => [i, 3])) } : v])); },
+        () => { targets = targets.filter((t) => t.name !== 'b'); },
+      ];
+      for (const [i, step] of steps.entries()) {
+        step();
+        for (const maxConcurrentPulls of [0, 5]) {
+          const input = { targets, nodes, current, maxConcurrentPulls };
+          expect(summary(plan({ ...input, memo })), `step ${i}, budget ${maxConcurrentPulls}`).to.deep.equal(summary(plan(input)));
+        }
+      }
+    });
+
+    it('keeps the node lists of targets (the same arrays) while the nodes are the same objects', () => {
+      const memo = new PlanMemo();
+      const targets = [target('a', 'r.example/a:1'), target('b', 'r.example/b:1', { nodeNames: ['n2'] })];
+      const p1 = plan({ targets, memo });
+      const p2 = plan({ targets, memo, current: asCurrent(p1, () => 'Completed') });
+      expect(p2.targetNodes.get('shop/a')).to.equal(p1.targetNodes.get('shop/a'));
+      expect(p2.targetNodes.get('shop/b')).to.equal(p1.targetNodes.get('shop/b'));
+      const p3 = plan({ targets, memo, nodes: [...three.slice(0, 2), node({ name: 'n3' })] });
+      expect(p3.targetNodes.get('shop/a')).to.not.equal(p1.targetNodes.get('shop/a'));
+      expect(p3.targetNodes.get('shop/a')).to.deep.equal(p1.targetNodes.get('shop/a'));
+    });
+
+    it('shares one spec among the nodes whose NodeImageSets hold exactly their images, each with its own digest', () => {
+      const targets = [target('a', 'r.example/a:1'), target('b', 'r.example/b:1')];
+      const p1 = plan({ targets });
+      const p2 = plan({ targets, current: asCurrent(p1, () => 'Completed') });
+      const [s1, s2] = [p2.nodeImageSets.get('n1')!, p2.nodeImageSets.get('n2')!];
+      expect(s1.spec.images).to.equal(s2.spec.images);
+      expect(s1.released).to.equal(s2.released);
+      expect(s1.digest).to.not.equal(s2.digest);
+      expect(p2.unfinished).to.equal(0);
     });
   });
 

@@ -1,10 +1,10 @@
 // Builders for the planning tests: policies and PrePullImages decoded with the API's own decoder (so
 // defaults are filled in as the API server would), workloads and nodes through the informers' decoders.
-import type { V1Node } from '@kubernetes/client-node';
 import { decode } from '../../../api/schema.ts';
 import { prePullImageSchema, prePullPolicySchema, type PrePullImage, type PrePullPolicy } from '../../../api/v1alpha1/index.ts';
 import { decodeNode, workloadDecoder } from '../../../controller/cluster-cache.ts';
 import type { WorkloadView } from '../../../controller/desired-images.ts';
+import type { NodeView } from '../../../controller/node-eligibility.ts';
 import type { NodeImageSetView, NodeImageStatusView } from '../../../controller/node-plan.ts';
 import type { WorkloadKind } from '../../../controller/workload-images.ts';
 
@@ -49,7 +49,7 @@ export interface NodeFixture {
   taints?: { key: string; value?: string; effect: string }[];
 }
 
-export function node(f: NodeFixture): V1Node {
+export function node(f: NodeFixture): NodeView {
   const n = decodeNode({
     metadata: { name: f.name, uid: `uid-${f.name}`, labels: { 'kubernetes.io/os': 'linux', ...f.labels } },
     spec: { ...(f.unschedulable === true ? { unschedulable: true } : {}), ...(f.taints !== undefined ? { taints: f.taints } : {}) },
