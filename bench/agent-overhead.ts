@@ -1,100 +1,94 @@
-// Benchmark: what the agent adds to a pull. The same image (default 50 MiB, two random layers) is
-// pulled into the same real containerd, alternately by a bare CRI PullImage call and through the
-// agent (NodeImageSet spec written -> watch -> survey -> PullImage), side by side in one run; the
-// image is removed before each pull, so every pull fetches all layers. Then the idle agent's RSS
-// and CPU are measured from /proc.
+// Benchmark (issue 6, items 1 and 5): what the agent adds to a pull, and what the agent costs in
+// memory and CPU. The same images (5, 50 and 200 MB; one layer and four) are pulled into one real
+// containerd from a real registry on loopback, alternately by a bare CRI PullImage call and through
+// the agent (NodeImageSet spec written -> watch -> survey -> PullImage -> ImageStatus -> status),
+// side by side in one run. The image is removed before each pull, so every pull fetches all layers.
 //
-//   node_modules/.bin/node bench/agent-overhead.ts [--runs=5] [--size-mb=50] [--idle-seconds=20]
+//   node_modules/.bin/node bench/agent-overhead.ts [--runs=5] [--sizes=5,50,200] [--layers=1,4] [--idle-seconds=60] [--source]
 //
-// "Through the agent" is timed from just before the spec is written until the agent logs the image
-// as pulled (PullImage returned and ImageStatus confirmed it) — the moment a pod could use it; the
-// time until the status says Completed is printed as well (status writes are coalesced to about one
-// per second, so it trails).
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+// Through the agent is timed from just before the spec is written until
+//   - "on node": the agent's "image pulled" log line (PullImage returned and ImageStatus confirmed it:
+//     the moment a pod could use the image), and
+//   - "Completed": the watch delivering status phase Completed (status writes are coalesced to about
+//     one per second, so this trails).
+// containerd's own log gives the PullImage call as the runtime saw it, for both paths alike.
+// Then the idle agent's RSS and CPU are measured from /proc.
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { GrpcImageRuntime } from '../agent/cri/grpc-runtime.ts';
-import { KubeClient } from '../lib/kube-client.ts';
+import { NODE_IMAGE_SETS_PATH } from '../agent/node-image-set-watch.ts';
 import { API_VERSION } from '../api/v1alpha1/group.ts';
-import { decodeNodeImageSet, NODE_IMAGE_SETS_PATH } from '../agent/node-image-set-watch.ts';
+import { KubeClient } from '../lib/kube-client.ts';
 import { agentInClusterCredentials, agentKubeconfig, startAgentProcess, type AgentProcess } from '../test/support/agent-process.ts';
 import { startContainerd, type TestContainerd } from '../test/support/containerd.ts';
 import { startControlPlane, type ControlPlane } from '../test/support/control-plane.ts';
 import { installCrds } from '../test/support/crds.ts';
-import { buildAndPushImage } from '../test/support/oci-image.ts';
+import { buildAndPushImage, type PushedImage } from '../test/support/oci-image.ts';
 import { startRegistry, type TestRegistry } from '../test/support/registry.ts';
+import { compiledAgent } from './agent-build.ts';
+import { pulledAt } from './agent-log.ts';
+import { firstPullEvent, pullLogEvents } from './containerd-log.ts';
+import { describeMachine, LoadMonitor, loadLine, machineLine } from './machine.ts';
+import { cpuPercent, processFigures } from './proc-stats.ts';
+import { FigureLog, writeResult } from './results.ts';
+import { median, pairedDifferences } from './stats.ts';
+import { NodeImageSetTimeline } from './status-timeline.ts';
 
-const MiB = 1024 * 1024;
+const MB = 1_000_000;
 const NODE = 'bench-node';
 
 const { values: args } = parseArgs({
   options: {
     runs: { type: 'string', default: '5' },
-    'size-mb': { type: 'string', default: '50' },
-    'idle-seconds': { type: 'string', default: '20' },
+    sizes: { type: 'string', default: '5,50,200' },
+    layers: { type: 'string', default: '1,4' },
+    'idle-seconds': { type: 'string', default: '60' },
     // Run agent/main.ts with type stripping instead of the compiled build the image ships.
     source: { type: 'boolean', default: false },
   },
 });
 const RUNS = Number(args.runs);
-const SIZE_MB = Number(args['size-mb']);
+const SIZES = args.sizes.split(',').map(Number);
+const LAYERS = args.layers.split(',').map(Number);
 const IDLE_SECONDS = Number(args['idle-seconds']);
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+if (!Number.isInteger(RUNS) || RUNS < 1 || SIZES.some((s) => !(s > 0)) || LAYERS.some((l) => !Number.isInteger(l) || l < 1)) {
+  throw new Error('--runs, --sizes and --layers must be positive numbers');
 }
 
-function summary(xs: readonly number[]): string {
-  return `median ${median(xs).toFixed(0)} ms (min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)}; runs: ${xs.map((x) => x.toFixed(0)).join(', ')})`;
+interface Config {
+  key: string;
+  label: string;
+  image: PushedImage;
 }
 
-/** Resident set size and consumed CPU time (user + system, seconds) of a process, from /proc. */
-function procFigures(pid: number): { rssBytes: number; cpuSeconds: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rssKb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
-  // Fields after the command name (which is in parentheses and may hold spaces): utime is the 14th field overall.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(rest[11]) + Number(rest[12]);
-  // USER_HZ is 100 on every Linux this runs on.
-  return { rssBytes: rssKb * 1024, cpuSeconds: ticks / 100 };
+function layerSizes(totalBytes: number, layers: number): number[] {
+  const each = Math.floor(totalBytes / layers);
+  return Array.from({ length: layers }, (_, i) => (i === layers - 1 ? totalBytes - each * (layers - 1) : each));
 }
 
-/** Time of the agent's "image pulled" log line for `image` at or after `since` (ms). */
-function pulledLogTime(agent: AgentProcess, image: string, since: number): number | undefined {
-  for (const e of agent.logEntries()) {
-    if (e.message !== 'image pulled' || e.image !== image || typeof e.timestamp !== 'string') continue;
-    const at = Date.parse(e.timestamp);
-    if (at >= since) return at;
+/** containerd's own start and return times of the first PullImage of `image` at or after `since`. */
+async function runtimePull(containerd: TestContainerd, image: string, since: number): Promise<{ start: number; end: number }> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const events = pullLogEvents(readFileSync(containerd.logFile, 'utf8'));
+    // containerd's clock and ours are the same clock; a little slack for the log line being written first.
+    const start = firstPullEvent(events, image, 'start', since - 5);
+    const end = start === undefined ? undefined : firstPullEvent(events, image, 'return', start.at);
+    if (start !== undefined && end !== undefined) return { start: start.at, end: end.at };
+    if (Date.now() > deadline) throw new Error(`containerd logged no PullImage of ${image} after ${new Date(since).toISOString()}`);
+    await sleep(20);
   }
-  return undefined;
-}
-
-async function statusRound(client: KubeClient, image: string): Promise<number | undefined> {
-  const raw = await client.get(`${NODE_IMAGE_SETS_PATH}/${NODE}`, AbortSignal.timeout(10_000));
-  const s = decodeNodeImageSet(raw)?.status?.images?.find((i) => i.image === image);
-  return s?.phase === 'Completed' ? s.round : undefined;
-}
-
-/** `npm run build`'s output (dist/, next to proto/ so the CRI proto is found); built here. */
-async function compiledAgent(): Promise<string> {
-  const root = join(import.meta.dirname, '..');
-  const tsc = join(root, 'node_modules', '.bin', 'tsc');
-  await new Promise<void>((resolve, reject) => {
-    execFile(tsc, ['-p', join(root, 'tsconfig.build.json')], { cwd: root }, (err, stdout) => {
-      // Type errors elsewhere in the tree do not stop emitting; a missing output does.
-      if (err !== null && !existsSync(join(root, 'dist', 'agent', 'main.js'))) reject(new Error(`tsc failed: ${stdout}`));
-      else resolve();
-    });
-  });
-  return join(root, 'dist', 'agent', 'main.js');
 }
 
 async function main(): Promise<void> {
+  const startedAt = new Date().toISOString();
+  const monitor = new LoadMonitor();
+  await monitor.start();
+  const machine = await describeMachine();
+  console.log(`machine: ${machineLine(machine)}`);
+  const figures = new FigureLog();
+  const notes: string[] = [];
   let cp: ControlPlane | undefined;
   let registry: TestRegistry | undefined;
   let containerd: TestContainerd | undefined;
@@ -102,6 +96,7 @@ async function main(): Promise<void> {
   let agent: AgentProcess | undefined;
   let withKubeconfig: AgentProcess | undefined;
   let admin: KubeClient | undefined;
+  const stop = new AbortController();
   try {
     cp = await startControlPlane();
     await installCrds(cp);
@@ -109,89 +104,169 @@ async function main(): Promise<void> {
     registry = await startRegistry();
     containerd = await startContainerd({ name: NODE, registries: [registry] });
     cri = new GrpcImageRuntime({ endpoint: containerd.socket });
-    const first = Math.round(SIZE_MB * 0.6);
-    const image = await buildAndPushImage(registry, { repository: 'bench/app', tag: 'v1', layers: [first * MiB, (SIZE_MB - first) * MiB] });
-    const ref = image.reference;
-    console.log(`image ${ref}: ${(image.totalBytes / MiB).toFixed(1)} MiB in 2 layers; ${RUNS} runs per path`);
+    const timeline = new NodeImageSetTimeline(admin, { fieldSelector: `metadata.name=${NODE}` });
+    await timeline.start(stop.signal);
+
+    const configs: Config[] = [];
+    for (const size of SIZES) {
+      for (const layers of LAYERS) {
+        const image = await buildAndPushImage(registry, { repository: `bench/app-${size}mb-${layers}l`, tag: 'v1', layers: layerSizes(size * MB, layers) });
+        configs.push({ key: `${size}mb.${layers}l`, label: `${size} MB, ${layers} layer${layers > 1 ? 's' : ''}`, image });
+      }
+    }
+    console.log(`${configs.length} images pushed; ${RUNS} runs per path and image, after one warm-up run each`);
 
     // As in a pod: the compiled build (what Dockerfile.agent ships), in-cluster ServiceAccount
     // credentials, default intervals, info logs.
     const entry = args.source ? undefined : await compiledAgent();
     const inCluster = await agentInClusterCredentials(cp, { namespace: 'kwarm-system', nodeName: NODE });
     agent = await startAgentProcess({ nodeName: NODE, inCluster, criSocket: containerd.socket, logLevel: 'info', ...(entry !== undefined ? { entry } : {}) });
-    console.log(`agent: ${entry ?? 'agent/main.ts (type stripping)'}`);
+    console.log(`agent: ${entry ?? 'agent/main.ts (type stripping)'}, in-cluster credentials`);
     await agent.waitReady();
     const pid = agent.process.pid!;
     await sleep(2000);
-    const rssAtStart = procFigures(pid).rssBytes;
+    const rssAtStart = processFigures(pid).rssMiB;
 
-    const signal = (): AbortSignal => AbortSignal.timeout(120_000);
-    // A warm-up pull of each path, not counted: page cache, connections, JIT.
-    const bare: number[] = [];
-    const viaAgent: number[] = [];
-    const toStatus: number[] = [];
-    const agentPullCall: number[] = [];
-    for (let run = 0; run <= RUNS; run++) {
-      const order = run % 2 === 0 ? ['bare', 'agent'] as const : ['agent', 'bare'] as const;
-      for (const path of order) {
-        await cri.removeImage(ref, { signal: signal() });
-        await sleep(200);
-        if (path === 'bare') {
-          const t0 = performance.now();
-          await cri.pullImage(ref, undefined, { signal: signal() });
-          if (run > 0) bare.push(performance.now() - t0);
-        } else {
+    const signal = (): AbortSignal => AbortSignal.any([stop.signal, AbortSignal.timeout(300_000)]);
+    const rssWhilePulling: number[] = [];
+    let round = 0;
+    for (const c of configs) {
+      const ref = c.image.reference;
+      const bare: number[] = [];
+      const onNode: number[] = [];
+      const completed: number[] = [];
+      const pullCall: number[] = [];
+      const runtimeBare: number[] = [];
+      const runtimeAgent: number[] = [];
+      const cpuPulling: number[] = [];
+      const toPullStart: number[] = [];
+      const afterPull: number[] = [];
+      console.log(`\n${c.label} (${(c.image.totalBytes / MB).toFixed(1)} MB downloaded per pull):`);
+      for (let run = 0; run <= RUNS; run++) {
+        const order = run % 2 === 0 ? ['bare', 'agent'] as const : ['agent', 'bare'] as const;
+        for (const path of order) {
+          await cri.removeImage(ref, { signal: signal() });
+          await sleep(300);
+          if (path === 'bare') {
+            const since = Date.now();
+            const t0 = performance.now();
+            await cri.pullImage(ref, undefined, { signal: signal() });
+            const took = performance.now() - t0;
+            const rt = await runtimePull(containerd, ref, since);
+            if (run > 0) {
+              bare.push(took);
+              runtimeBare.push(rt.end - rt.start);
+            }
+            continue;
+          }
+          round++;
           const before = (await agent.metric('kwarm_pull_duration_seconds_sum', { status: 'succeeded' })) ?? 0;
-          const round = run + 1;
+          const cpuBefore = processFigures(pid);
           const t0 = Date.now();
           await admin.apply(`${NODE_IMAGE_SETS_PATH}/${NODE}`, {
             apiVersion: API_VERSION, kind: 'NodeImageSet', metadata: { name: NODE }, spec: { images: [{ image: ref, round }] },
           }, 'kwarm-controller', signal());
-          // The agent's own log line says when the image was on the node (pulled and checked);
-          // polling CRI for it instead would load containerd while it pulls.
-          let pulledAt: number | undefined;
-          while ((pulledAt = pulledLogTime(agent, ref, t0)) === undefined) await sleep(50);
-          const present = pulledAt - t0;
-          while ((await statusRound(admin, ref)) !== round) await sleep(50);
-          const completed = Date.now() - t0;
+          // The agent's log line says when the image was on the node; polling CRI for it instead
+          // would load containerd while it pulls. RSS is sampled on the way.
+          let present: number | undefined;
+          let lastSample = 0;
+          while ((present = pulledAt(agent.logEntries(), ref, t0)) === undefined) {
+            if (Date.now() - t0 > 300_000) throw new Error(`the agent did not pull ${ref} within 300 s\n${agent.process.tail(20)}`);
+            if (Date.now() - lastSample >= 100) {
+              lastSample = Date.now();
+              rssWhilePulling.push(processFigures(pid).rssMiB);
+            }
+            await sleep(20);
+          }
+          const done = await timeline.waitFor(`${ref} Completed in round ${round}`, () => timeline.statusAt(NODE, ref, 'Completed', round), 60_000);
+          const cpuAfter = processFigures(pid);
           const after = (await agent.metric('kwarm_pull_duration_seconds_sum', { status: 'succeeded' })) ?? 0;
+          const rt = await runtimePull(containerd, ref, t0);
+          // An empty spec, so the agent's periodic check does not pull again what the next run removes.
+          await admin.apply(`${NODE_IMAGE_SETS_PATH}/${NODE}`, {
+            apiVersion: API_VERSION, kind: 'NodeImageSet', metadata: { name: NODE }, spec: { maxConcurrentPulls: 1, images: [] },
+          }, 'kwarm-controller', signal());
           if (run > 0) {
-            viaAgent.push(present);
-            toStatus.push(completed);
-            agentPullCall.push((after - before) * 1000);
+            onNode.push(present - t0);
+            completed.push(done - t0);
+            pullCall.push((after - before) * 1000);
+            runtimeAgent.push(rt.end - rt.start);
+            toPullStart.push(rt.start - t0);
+            afterPull.push(present - rt.end);
+            cpuPulling.push(cpuPercent(cpuBefore, cpuAfter, (done - t0) / 1000));
           }
         }
       }
+      const id = (what: string): string => `overhead.${c.key}.${what}`;
+      figures.measured(id('bare'), `${c.label}: bare CRI PullImage`, 'ms', bare);
+      figures.measured(id('on-node'), `${c.label}: through the agent, image on the node`, 'ms', onNode);
+      figures.measured(id('completed'), `${c.label}: through the agent, status Completed`, 'ms', completed);
+      figures.measured(id('agent-pull-call'), `${c.label}: the agent's own PullImage call`, 'ms', pullCall);
+      figures.measured(id('added'), `${c.label}: added by the agent around its PullImage call (paired per run)`, 'ms', pairedDifferences(onNode, pullCall));
+      figures.measured(id('runtime-bare'), `${c.label}: PullImage as containerd logged it, bare`, 'ms', runtimeBare);
+      figures.measured(id('runtime-agent'), `${c.label}: PullImage as containerd logged it, through the agent`, 'ms', runtimeAgent);
+      figures.measured(id('to-pull-start'), `${c.label}: spec written -> containerd receives the agent's PullImage`, 'ms', toPullStart);
+      figures.measured(id('after-pull'), `${c.label}: containerd returns PullImage -> agent logs the image as pulled`, 'ms', afterPull);
+      figures.measured(id('agent-cpu'), `${c.label}: agent CPU while pulling (spec written -> Completed)`, '%', cpuPulling);
+      const ratio = median(onNode) / median(bare);
+      console.log(`  => ratio on node / bare ${ratio.toFixed(3)} (goal <= 1.05), ${(median(onNode) - median(bare)).toFixed(0)} ms added; to Completed ${(median(completed) / median(bare)).toFixed(3)}`);
     }
-    const overhead = median(viaAgent) / median(bare) - 1;
-    // Paired per run: what the agent adds around its own PullImage call (watch, survey, queue),
-    // free of the run-to-run spread of the pull itself.
-    const added = viaAgent.map((v, i) => v - agentPullCall[i]!);
-    console.log('');
-    console.log(`bare CRI PullImage:                 ${summary(bare)}`);
-    console.log(`through the agent (image on node):  ${summary(viaAgent)}`);
-    console.log(`  the agent's own PullImage call:   ${summary(agentPullCall)}`);
-    console.log(`  until status says Completed:      ${summary(toStatus)}`);
-    console.log(`overhead (median agent / median bare - 1): ${(overhead * 100).toFixed(1)} % (${(median(viaAgent) - median(bare)).toFixed(0)} ms)`);
-    console.log(`added by the agent around its PullImage call: ${summary(added)}; ${((median(added) / median(bare)) * 100).toFixed(1)} % of the bare median`);
 
-    // Idle: everything Completed, default intervals (verify 5m, disk check 30s, runtime probe 5s).
-    // A second agent, on its own node, started with --kubeconfig, for comparison of memory.
-    withKubeconfig = await startAgentProcess({ nodeName: `${NODE}-kubeconfig`, kubeconfig: await agentKubeconfig(cp, { namespace: 'kwarm-system', nodeName: `${NODE}-kubeconfig` }), criSocket: containerd.socket, logLevel: 'info' });
+    figures.measured('footprint.agent.rss-start', 'agent RSS after start (in-cluster credentials, as in a pod)', 'MiB', [rssAtStart]);
+    figures.measured('footprint.agent.rss-pulling', 'agent RSS while pulling (sampled every 100 ms)', 'MiB', rssWhilePulling);
+
+    // Idle with every image of the run in the spec (all present, so nothing is pulled): they stay
+    // Completed while the agent checks them periodically.
+    round++;
+    await admin.apply(`${NODE_IMAGE_SETS_PATH}/${NODE}`, {
+      apiVersion: API_VERSION, kind: 'NodeImageSet', metadata: { name: NODE }, spec: { images: configs.map((c) => ({ image: c.image.reference, round })) },
+    }, 'kwarm-controller', signal());
+    await timeline.waitFor('every image Completed for the idle phase', () => (configs.every((c) => timeline.statusAt(NODE, c.image.reference, 'Completed', round) !== undefined) ? true : undefined), 60_000);
+
+    // Idle: everything Completed, default intervals (verify 5m, disk check 30s, runtime probe 5s),
+    // measured in windows of 10 s. A second agent, on its own node and started with --kubeconfig,
+    // shows the memory @kubernetes/client-node adds.
+    withKubeconfig = await startAgentProcess({
+      nodeName: `${NODE}-kubeconfig`,
+      kubeconfig: await agentKubeconfig(cp, { namespace: 'kwarm-system', nodeName: `${NODE}-kubeconfig` }),
+      criSocket: containerd.socket, logLevel: 'info', ...(entry !== undefined ? { entry } : {}),
+    });
     await withKubeconfig.waitReady();
     await sleep(5000);
-    const a = procFigures(pid);
-    const t0 = performance.now();
-    await sleep(IDLE_SECONDS * 1000);
-    const b = procFigures(pid);
-    const wallSeconds = (performance.now() - t0) / 1000;
-    const cpuPercent = ((b.cpuSeconds - a.cpuSeconds) / wallSeconds) * 100;
-    const kubeconfigRss = procFigures(withKubeconfig.process.pid!).rssBytes;
-    console.log('');
-    console.log(`agent RSS (in-cluster credentials, as in a pod): ${(rssAtStart / MiB).toFixed(1)} MiB after start, ${(b.rssBytes / MiB).toFixed(1)} MiB idle after ${RUNS + 1} rounds of pulls`);
-    console.log(`agent RSS with --kubeconfig (loads @kubernetes/client-node), idle: ${(kubeconfigRss / MiB).toFixed(1)} MiB`);
-    console.log(`agent idle CPU over ${wallSeconds.toFixed(0)} s: ${cpuPercent.toFixed(2)} % of one core (${((b.cpuSeconds - a.cpuSeconds) * 1000).toFixed(0)} ms CPU)`);
+    const windows = Math.max(1, Math.round(IDLE_SECONDS / 10));
+    const idleCpu: number[] = [];
+    const idleRss: number[] = [];
+    const kubeconfigRss: number[] = [];
+    for (let w = 0; w < windows; w++) {
+      const a = processFigures(pid);
+      const t0 = performance.now();
+      await sleep(10_000);
+      const b = processFigures(pid);
+      idleCpu.push(cpuPercent(a, b, (performance.now() - t0) / 1000));
+      idleRss.push(b.rssMiB);
+      kubeconfigRss.push(processFigures(withKubeconfig.process.pid!).rssMiB);
+    }
+    figures.measured('footprint.agent.rss-idle', 'agent RSS idle (in-cluster credentials)', 'MiB', idleRss);
+    figures.measured('footprint.agent.cpu-idle', 'agent CPU idle (10 s windows)', '%', idleCpu);
+    figures.measured('footprint.agent.rss-idle-kubeconfig', 'agent RSS idle with --kubeconfig (loads @kubernetes/client-node)', 'MiB', kubeconfigRss);
+    figures.measured('footprint.agent.peak-rss', 'agent peak RSS over the whole run (VmHWM)', 'MiB', [processFigures(pid).peakRssMiB]);
+
+    notes.push(`agent: ${entry === undefined ? 'agent/main.ts run with type stripping' : 'compiled build (dist/agent/main.js), as Dockerfile.agent ships it'}, in-cluster ServiceAccount credentials, default flags, log level info`);
+    notes.push('one containerd 1.6 (native snapshotter) and one docker-registry on loopback; images of random (incompressible) bytes, layers gzip level 0; each pull fetches every layer (image removed before)');
+    notes.push('bare and agent paths alternate in order run by run; one warm-up run of each path per image is not counted');
+    const load = await monitor.stop();
+    console.log(`\n${loadLine(load)}`);
+    const path = writeResult({
+      benchmark: 'agent-overhead',
+      command: `node_modules/.bin/node bench/agent-overhead.ts ${process.argv.slice(2).join(' ')}`.trim(),
+      startedAt, finishedAt: new Date().toISOString(), machine, load,
+      parameters: { runs: RUNS, sizesMB: SIZES.join(','), layers: LAYERS.join(','), idleSeconds: windows * 10, compiledAgent: entry !== undefined },
+      figures: figures.figures, notes,
+    });
+    console.log(`results: ${path}`);
   } finally {
+    stop.abort();
+    await monitor.stop();
     await agent?.dispose();
     await withKubeconfig?.dispose();
     cri?.close();
