@@ -170,7 +170,7 @@ async function main(): Promise<void> {
       logLevel: 'info',
       waitReady: false,
     });
-    await controller.waitReady(600_000);
+    await controller.waitReady(1_800_000);
     const pid = controller.process.pid ?? 0;
     const completed = async (): Promise<number> => (await controller!.metric('kwarm_prepullimages_by_phase', { phase: 'Completed' })) ?? 0;
     await waitUntil('every PrePullImage Completed', 1_800_000, async () => (await completed()) === DEPLOYMENTS && pending.size === 0);
@@ -233,7 +233,7 @@ async function main(): Promise<void> {
       logLevel: 'info',
       waitReady: false,
     });
-    await controller.waitReady(600_000);
+    await controller.waitReady(1_800_000);
     const restartReadyMs = Date.now() - tRestart;
     const restartPid = controller.process.pid ?? 0;
     await sleep(5000);
