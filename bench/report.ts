@@ -341,7 +341,9 @@ function summarySection(): string {
   }
   const ctl = results.get('controller-footprint');
   if (ctl !== undefined) {
-    lines.push(`- **Controller footprint** (5,000 simulated nodes, 2,000 Deployments): peak RSS ${cell(findFigure(ctl, 'footprint.controller.peak-rss'))}.`);
+    const scale = ctl.notes.find((n) => n.startsWith('controller-scale: bench:'))?.replace(/^controller-scale: bench: /, '') ?? 'controller-scale defaults';
+    const restart = ctl.notes.map((n) => /^controller-scale: restart:.*peak (\d+) MiB/.exec(n)).find((m) => m !== null);
+    lines.push(`- **Controller footprint** (${scale}): peak RSS ${cell(findFigure(ctl, 'footprint.controller.peak-rss'))} through convergence, idle resync and one image change, idle CPU ${cell(findFigure(ctl, 'footprint.controller.idle.cpu'))} of a core${restart === undefined ? '' : `; the controller restarted on the converged cluster peaked at ${restart[1]!} MiB (controller-scale's own figure)`}.`);
   }
   return lines.join('\n');
 }
