@@ -63,6 +63,12 @@ export interface ControllerOptions {
   readonly resyncPeriodMs: number;
   /** Events arriving within this window are handled by one pass. */
   readonly debounceMs?: number;
+  /**
+   * A PrePullImage status that only counts progress (nodes done, the READY column) is written at most this
+   * often; phase and condition changes are written at once. Keeps writes per rollout from growing with the
+   * number of passes.
+   */
+  readonly statusProgressIntervalMs?: number;
   /** Writes sent at once (the client's rate limit still applies). */
   readonly writeConcurrency?: number;
   /** Shown as the reporting instance of Events. */
@@ -123,6 +129,13 @@ interface RolledUpStatus {
   readonly changed: boolean;
 }
 
+/** What a status says apart from progress counts; when this differs from the previous status, write at once. */
+function statusShape(s: PrePullImageStatus | undefined): string {
+  if (s === undefined) return '';
+  const conditions = (s.conditions ?? []).map((c) => [c.type, c.status, c.reason, c.observedGeneration]);
+  return JSON.stringify([s.observedGeneration, s.phase, s.summary?.total, s.startTime, s.completionTime, conditions]);
+}
+
 interface StatusOverlay<S> {
   /** The cached resourceVersion when we wrote; once the cache moves on, the cache is the truth again. */
   readonly rvBefore: string | undefined;
@@ -131,7 +144,7 @@ interface StatusOverlay<S> {
 }
 
 export class Controller {
-  private readonly o: ControllerOptions & { debounceMs: number; writeConcurrency: number; now: () => Date };
+  private readonly o: ControllerOptions & { debounceMs: number; statusProgressIntervalMs: number; writeConcurrency: number; now: () => Date };
   private readonly policies: ListWatch<PrePullPolicy>;
   private readonly prePullImages: ListWatch<PrePullImage>;
   private readonly nodeImageSets: ListWatch<NodeImageSetView>;
@@ -160,9 +173,12 @@ export class Controller {
   private readonly desiredMemo = new DesiredImagesMemo();
   private readonly desiredDigests = new WeakMap<DesiredPrePullImage, string>();
   private rolledUp = new Map<string, RolledUpStatus>();
+  /** When each PrePullImage status was last written (ms), and when a held-back progress write is due. */
+  private readonly statusWrittenAt = new Map<string, number>();
+  private progressDueAt: number | undefined;
 
   constructor(opts: ControllerOptions) {
-    this.o = { debounceMs: 100, writeConcurrency: 8, now: () => new Date(), ...opts };
+    this.o = { debounceMs: 100, statusProgressIntervalMs: 5000, writeConcurrency: 8, now: () => new Date(), ...opts };
     const { client, log } = opts;
     const shared = new SharedValues();
     // Decoders get the object they replace and may return it as is: then nothing the controller reads
@@ -230,7 +246,9 @@ export class Controller {
         this.wake = undefined;
         resolve();
       };
-      const timer = setTimeout(() => { this.dirty = true; done(); }, this.o.resyncPeriodMs);
+      // A held-back progress write wakes the loop before the resync does.
+      const due = this.progressDueAt === undefined ? Infinity : Math.max(0, this.progressDueAt - this.o.now().getTime());
+      const timer = setTimeout(() => { this.dirty = true; done(); }, Math.min(this.o.resyncPeriodMs, due));
       signal.addEventListener('abort', done, { once: true });
       this.wake = done;
     });
@@ -496,6 +514,8 @@ export class Controller {
       return token;
     };
     const rolledUp = new Map<string, RolledUpStatus>();
+    const nowMs = this.o.now().getTime();
+    let progressDueAt: number | undefined;
     for (const [key, p] of cachedPPIs) {
       const t = targetByKey.get(key);
       if (t === undefined || p.metadata.deletionTimestamp !== undefined) continue;
@@ -522,15 +542,25 @@ export class Controller {
       rolledUp.set(key, r);
       phaseOf.set(key, r.status.phase);
       if (r.status.phase !== undefined) phases[r.status.phase]++;
-      if (r.changed) statusWrites.push({ key, p, status: r.status, digest: r.digest, events: r.events });
+      if (!r.changed) continue;
+      const last = this.statusWrittenAt.get(key);
+      const dueAt = last === undefined ? nowMs : last + this.o.statusProgressIntervalMs;
+      if (dueAt > nowMs && statusShape(r.status) === statusShape(previous)) {
+        progressDueAt = Math.min(progressDueAt ?? dueAt, dueAt);
+        continue;
+      }
+      statusWrites.push({ key, p, status: r.status, digest: r.digest, events: r.events });
     }
     this.rolledUp = rolledUp;
+    this.progressDueAt = progressDueAt;
+    for (const key of this.statusWrittenAt.keys()) if (!cachedPPIs.has(key)) this.statusWrittenAt.delete(key);
     computed();
     await eachLimited(statusWrites, limit, async (w) => {
       const ns = w.p.metadata.namespace ?? '';
       const name = w.p.metadata.name ?? '';
       const body = await attempt(`prepullimage status ${w.key}`, () => client.apply(paths.prePullImageStatus(ns, name), prePullImageStatusBody(ns, name, w.status), FIELD_MANAGER, signal));
       if (body === undefined) return;
+      this.statusWrittenAt.set(w.key, nowMs);
       this.ppiStatusOverlay.set(w.key, { rvBefore: w.p.metadata.resourceVersion, status: w.status, digest: w.digest });
       // Events only after the status that records the transition: a retried pass never repeats them (a crash
       // between the two writes loses one Event rather than duplicating it).
