@@ -108,11 +108,21 @@ export class ListWatch<T> {
     return key;
   }
 
-  private replaceAll(items: unknown[]): void {
+  /**
+   * Lists page by page and digests each page before the next one arrives, so the raw JSON of a large
+   * collection is never held all at once; then forgets whatever the list no longer has.
+   */
+  private async relist(signal: AbortSignal): Promise<string> {
+    const { client, path, labelSelector, fieldSelector } = this.opts;
+    const query = { ...(labelSelector !== undefined ? { labelSelector } : {}), ...(fieldSelector !== undefined ? { fieldSelector } : {}) };
     const seen = new Set<string>();
-    for (const raw of items) {
-      const key = this.put(raw);
-      if (key !== undefined) seen.add(key);
+    let resourceVersion = '';
+    for await (const page of client.listPages(path, query, signal)) {
+      for (const raw of page.items) {
+        const key = this.put(raw);
+        if (key !== undefined) seen.add(key);
+      }
+      resourceVersion = page.resourceVersion;
     }
     for (const key of [...this.cache.keys()]) {
       if (!seen.has(key)) {
@@ -124,6 +134,7 @@ export class ListWatch<T> {
       this.syncedOnce = true;
       for (const w of this.syncWaiters.splice(0)) w();
     }
+    return resourceVersion;
   }
 
   private handle(ev: WatchEvent): string | undefined {
@@ -163,9 +174,7 @@ export class ListWatch<T> {
     while (!stopping()) {
       try {
         if (resourceVersion === undefined) {
-          const page = await client.list(path, { ...(labelSelector !== undefined ? { labelSelector } : {}), ...(fieldSelector !== undefined ? { fieldSelector } : {}) }, signal);
-          this.replaceAll(page.items);
-          resourceVersion = page.resourceVersion;
+          resourceVersion = await this.relist(signal);
         }
         this.watching = true;
         this.lastErrorMessage = undefined;
