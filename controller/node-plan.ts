@@ -417,14 +417,14 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     if (info === undefined) continue;
     const k = kept.get(name);
     if (k !== undefined && !(k instanceof Map)) {
-      const spec: NodeImageSetSpec = { maxConcurrentPulls, images: k.entries as NodeImage[] };
+      const spec: NodeImageSetSpec = { maxConcurrentPulls, images: k.entries as NodeImage[], removals: [] };
       nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, maxConcurrentPulls, k.entriesDigest), released: k.released });
       continue;
     }
     const entries = [...(k?.values() ?? [])].sort(byImage);
     // Nothing released yet and nothing to empty: no write.
     if (entries.length === 0 && !input.current.has(name)) continue;
-    const spec: NodeImageSetSpec = { maxConcurrentPulls, images: entries };
+    const spec: NodeImageSetSpec = { maxConcurrentPulls, images: entries, removals: [] };
     const released = new Map(entries.map((e) => [e.image, e.round]));
     nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, maxConcurrentPulls, entriesDigest(entries, true)), released });
   }

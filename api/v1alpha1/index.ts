@@ -9,6 +9,7 @@ export * from './meta.ts';
 export * from './duration.ts';
 export * from './image-reference.ts';
 export * from './pull-settings.ts';
+export * from './node-targeting.ts';
 export * from './prepullpolicy.ts';
 export * from './prepullimage.ts';
 export * from './nodeimageset.ts';

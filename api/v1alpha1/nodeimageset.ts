@@ -5,7 +5,7 @@ import type { Infer, Input } from '../schema.ts';
 import type { KindDefinition } from '../crd.ts';
 import { imageDigest, imageReference } from './image-reference.ts';
 import { DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, resourceSchema } from './meta.ts';
-import { NODE_PULL_PHASES } from './prepullimage.ts';
+import { NODE_PULL_PHASES, REMOVAL_RESULTS } from './prepullimage.ts';
 import { retrySchema, timeoutSchema } from './pull-settings.ts';
 
 export const nodeImageSetNames = {
@@ -21,6 +21,16 @@ export const DEFAULT_MAX_CONCURRENT_PULLS = 2;
 /** Images per node; keeps a NodeImageSet far below etcd's 1.5 MiB request limit. */
 export const MAX_NODE_IMAGES = 512;
 export const MAX_IMAGE_SOURCES = 16;
+export const MAX_NODE_REMOVALS = 128;
+
+const imageSourcesSchema = s.array(s.object({
+  namespace: s.string({ maxLength: 63, pattern: DNS_LABEL_PATTERN, description: 'Namespace of the PrePullImage.' }),
+  name: s.string({ maxLength: 253, description: 'Name of the PrePullImage.' }),
+}), {
+  maxItems: MAX_IMAGE_SOURCES,
+  listType: { map: ['namespace', 'name'] },
+  description: `PrePullImages behind this entry (at most ${MAX_IMAGE_SOURCES} are listed).`,
+}).default([]);
 
 export const nodeImageSetSpecSchema = s.object({
   maxConcurrentPulls: s.integer({
@@ -44,18 +54,19 @@ export const nodeImageSetSpecSchema = s.object({
       format: 'int64',
       description: 'Version token: raising it makes the agent pull again even if it has already finished this image.',
     }).default(0).validate({ rule: 'self >= oldSelf', message: 'must not decrease' }),
-    sources: s.array(s.object({
-      namespace: s.string({ maxLength: 63, pattern: DNS_LABEL_PATTERN, description: 'Namespace of the PrePullImage.' }),
-      name: s.string({ maxLength: 253, description: 'Name of the PrePullImage.' }),
-    }), {
-      maxItems: MAX_IMAGE_SOURCES,
-      listType: { map: ['namespace', 'name'] },
-      description: `PrePullImages that want this image here (at most ${MAX_IMAGE_SOURCES} are listed).`,
-    }).default([]),
+    sources: imageSourcesSchema,
   }), {
     maxItems: MAX_NODE_IMAGES,
     listType: { map: ['image'] },
     description: 'Images wanted on this node, one entry per image reference.',
+  }).default([]),
+  removals: s.array(s.object({
+    image: imageReference('Image reference to remove from the node.'),
+    sources: imageSourcesSchema,
+  }), {
+    maxItems: MAX_NODE_REMOVALS,
+    listType: { map: ['image'] },
+    description: 'Images to remove from this node through CRI RemoveImage. The agent keeps an image that spec.images also lists or that a container on the node uses, and says so in status.removals.',
   }).default([]),
 }, { description: 'Written by kwarm-controller only.' });
 
@@ -89,6 +100,17 @@ export const nodeImageSetStatusSchema = s.object({
     maxItems: MAX_NODE_IMAGES,
     listType: { map: ['image'] },
     description: 'One entry per spec image.',
+  }).optional(),
+  removals: s.array(s.object({
+    image: s.string({ maxLength: 512, description: 'The image reference from spec.removals.' }),
+    result: s.enumeration(REMOVAL_RESULTS, { description: 'Removed, NotPresent, Kept or Failed.' }),
+    reason: s.string({ maxLength: 128, description: 'InUse (a container uses it) or Wanted (spec.images lists it) when Kept; the failure reason when Failed.' }).optional(),
+    message: s.string({ maxLength: 1024, description: 'Details for humans, e.g. the container using the image.' }).optional(),
+    time: s.dateTime({ description: 'When the agent acted.' }).optional(),
+  }), {
+    maxItems: MAX_NODE_REMOVALS,
+    listType: { map: ['image'] },
+    description: 'One entry per spec.removals image the agent has answered.',
   }).optional(),
   desired: s.integer({ minimum: 0, format: 'int32', description: 'Images in spec.' }).optional(),
   ready: s.integer({ minimum: 0, format: 'int32', description: 'Images Completed.' }).optional(),

@@ -5,7 +5,8 @@ import type { Infer, Input } from '../schema.ts';
 import type { KindDefinition } from '../crd.ts';
 import { imageDigest, imageReference } from './image-reference.ts';
 import { conditions, DNS_SUBDOMAIN_PATTERN, labelSelector, resourceSchema } from './meta.ts';
-import { pullSecretReferences, resourcesSchema, retrySchema, timeoutSchema } from './pull-settings.ts';
+import { nodeAffinity, tolerations } from './node-targeting.ts';
+import { pullSecretReferences, refreshIntervalSchema, resourcesSchema, retrySchema, timeoutSchema } from './pull-settings.ts';
 
 export const prePullImageNames = {
   kind: 'PrePullImage',
@@ -20,6 +21,18 @@ export const PREPULLIMAGE_PHASES = ['Pending', 'InProgress', 'Completed', 'Faile
 export type PrePullImagePhase = (typeof PREPULLIMAGE_PHASES)[number];
 export const NODE_PULL_PHASES = ['Pending', 'Pulling', 'Completed', 'Failed'] as const;
 export type NodePullPhase = (typeof NODE_PULL_PHASES)[number];
+export const IMAGE_STATES = ['Present', 'Absent'] as const;
+export type ImageState = (typeof IMAGE_STATES)[number];
+/** What an agent did with an image it was asked to remove. */
+export const REMOVAL_RESULTS = ['Removed', 'NotPresent', 'Kept', 'Failed'] as const;
+export type RemovalResult = (typeof REMOVAL_RESULTS)[number];
+/** Why an agent kept an image it was asked to remove. */
+export const REMOVAL_KEPT_REASONS = ['InUse', 'Wanted'] as const;
+
+/** Any new value of this annotation makes every target node re-resolve and re-pull the image (kubectl annotate --overwrite). */
+export const REFRESH_ANNOTATION = 'kwarm.io/refresh';
+/** Held on a PrePullImage with purgeOnDelete until its image has been removed from its nodes. */
+export const PURGE_FINALIZER = 'kwarm.io/purge';
 
 /** Condition types the controller sets on a PrePullImage. */
 export const prePullImageConditionTypes = {
@@ -41,6 +54,8 @@ export const prePullImageSpecSchema = s.object({
       description: 'Nodes by name.',
     }).optional(),
     selector: labelSelector('Nodes by label.').optional(),
+    affinity: nodeAffinity('Required node affinity the nodes must also meet, as in a Pod spec.').optional(),
+    tolerations: tolerations('Set: nodes with a NoSchedule or NoExecute taint none of these tolerate are left out. Absent: taints are not considered.').optional(),
   }, {
     description: 'Target nodes: those named plus those the selector matches, always only Ready ones. Neither set: all ready nodes.',
   }).default({}),
@@ -48,6 +63,13 @@ export const prePullImageSpecSchema = s.object({
   retry: retrySchema.default({}),
   timeout: timeoutSchema,
   resources: resourcesSchema.default({}),
+  refreshInterval: refreshIntervalSchema.optional(),
+  state: s.enumeration(IMAGE_STATES, {
+    description: 'Present: pull the image onto the target nodes. Absent: remove it from them (purge), except where another PrePullImage wants it or a container uses it; status.purge reports each node.',
+  }).default('Present'),
+  purgeOnDelete: s.boolean({
+    description: `On deletion, remove the image from the target nodes first, as state Absent does (the controller holds the ${PURGE_FINALIZER} finalizer until every node has answered).`,
+  }).default(false),
 }, { description: 'The image and where it is wanted.' }).validate({
   rule: "!has(self.imageDigest) || !self.image.contains('@') || self.image.endsWith('@' + self.imageDigest)",
   message: 'must match the digest in spec.image when the image reference has one',
@@ -71,6 +93,27 @@ export const prePullImageStatusSchema = s.object({
   conditions: conditions('Ready: the image is present on every target node.').optional(),
   startTime: s.dateTime({ description: 'When the first node started pulling.' }).optional(),
   completionTime: s.dateTime({ description: 'When the last target node completed.' }).optional(),
+  refresh: s.object({
+    requested: s.string({ maxLength: 256, description: `The ${REFRESH_ANNOTATION} annotation value last acted on.` }).optional(),
+    lastTime: s.dateTime({ description: 'When the last refresh was requested from the nodes (by annotation or refreshInterval).' }),
+  }, { description: 'The last refresh: every target node re-resolved the image and pulled it again if it had moved.' }).optional(),
+  purge: s.object({
+    total: s.integer({ minimum: 0, format: 'int32', description: 'Nodes asked to remove the image.' }),
+    removed: s.integer({ minimum: 0, format: 'int32', description: 'Nodes that removed it, or never had it.' }),
+    kept: s.integer({ minimum: 0, format: 'int32', description: 'Nodes that kept it because a container uses it or another PrePullImage wants it.' }),
+    failed: s.integer({ minimum: 0, format: 'int32', description: 'Nodes where removing it failed.' }),
+    pending: s.integer({ minimum: 0, format: 'int32', description: 'Nodes that have not answered yet.' }),
+    nodes: s.array(s.object({
+      node: s.string({ maxLength: 253, description: 'Node name.' }),
+      result: s.enumeration(REMOVAL_RESULTS, { description: 'Removed, NotPresent, Kept or Failed.' }),
+      reason: s.string({ maxLength: 128, description: 'InUse or Wanted when Kept; the failure reason when Failed.' }).optional(),
+      message: s.string({ maxLength: 1024, description: 'Details for humans, e.g. the container using the image.' }).optional(),
+    }), {
+      maxItems: MAX_STATUS_NODES,
+      listType: { map: ['node'] },
+      description: `A few nodes, kept and failed ones first, at most ${MAX_STATUS_NODES}; the NodeImageSet named after a node has its full detail.`,
+    }).optional(),
+  }, { description: 'Removal from the target nodes (state Absent, or deletion with purgeOnDelete).' }).optional(),
   nodes: s.array(s.object({
     node: s.string({ maxLength: 253, description: 'Node name.' }),
     phase: s.enumeration(NODE_PULL_PHASES, { description: 'State of the pull on this node.' }),

@@ -2,8 +2,10 @@
 import * as s from '../schema.ts';
 import type { Infer, Input } from '../schema.ts';
 import type { KindDefinition } from '../crd.ts';
-import { conditions, DNS_LABEL_PATTERN, labelMap, resourceSchema } from './meta.ts';
-import { pullSecretReferences, resourcesSchema, retrySchema, timeoutSchema } from './pull-settings.ts';
+import { imageReference } from './image-reference.ts';
+import { conditions, DNS_LABEL_PATTERN, labelMap, labelSelector, labelSelectorRequirementSchema, resourceSchema } from './meta.ts';
+import { nodeAffinity, tolerations } from './node-targeting.ts';
+import { pullSecretReferences, refreshIntervalSchema, resourcesSchema, retrySchema, timeoutSchema } from './pull-settings.ts';
 
 export const prePullPolicyNames = {
   kind: 'PrePullPolicy',
@@ -14,8 +16,13 @@ export const prePullPolicyNames = {
   scope: 'Cluster',
 } as const;
 
-export const WORKLOAD_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet', 'Job', 'CronJob'] as const;
+export const KUBERNETES_WORKLOAD_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet', 'Job', 'CronJob'] as const;
+/** Argo Workflows kinds (argoproj.io/v1alpha1), used only when their CRDs are installed. */
+export const ARGO_WORKLOAD_KINDS = ['WorkflowTemplate', 'ClusterWorkflowTemplate', 'CronWorkflow'] as const;
+export const WORKLOAD_KINDS = [...KUBERNETES_WORKLOAD_KINDS, ...ARGO_WORKLOAD_KINDS] as const;
 export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
+
+export const MAX_STATIC_IMAGES = 256;
 
 /** Condition types the controller sets on a PrePullPolicy. */
 export const prePullPolicyConditionTypes = {
@@ -23,6 +30,10 @@ export const prePullPolicyConditionTypes = {
   Ready: 'Ready',
   /** spec.resources is set; it has no effect (no pull jobs exist). */
   ResourcesIgnored: 'ResourcesIgnored',
+  /** spec.configMaps is set: False while a selected ConfigMap has a key that is not an image list (the message names it). */
+  ConfigMapsValid: 'ConfigMapsValid',
+  /** spec.workloadKinds names an Argo kind: False (reason NotInstalled) while the cluster does not serve it. */
+  ArgoSourceActive: 'ArgoSourceActive',
 } as const;
 
 export const prePullPolicySpecSchema = s.object({
@@ -44,9 +55,34 @@ export const prePullPolicySpecSchema = s.object({
     listType: 'set',
     description: `Kinds of workload the selector applies to: ${WORKLOAD_KINDS.join(', ')}.`,
   }).default(['Deployment']),
+  images: s.array(imageReference('An image to keep on the policy\'s nodes.'), {
+    maxItems: MAX_STATIC_IMAGES,
+    listType: 'set',
+    description: 'Images kept warm on the policy\'s nodes with no workload needed, including nodes that join later (a static list, like kube-fledged\'s ImageCache or the Eclipse puller\'s IMAGES).',
+  }).optional(),
+  configMaps: s.object({
+    selector: labelSelector('ConfigMaps whose labels match. Required; an empty selector matches every ConfigMap.'),
+    namespaces: s.array(s.string({ minLength: 1, maxLength: 63, pattern: DNS_LABEL_PATTERN }), {
+      maxItems: 256,
+      listType: 'set',
+      description: 'Namespaces to read ConfigMaps from. Absent: all namespaces.',
+    }).optional(),
+  }, {
+    description: 'ConfigMaps that list images: every data key holds a JSON array of image references (image-cache-daemon\'s format) or one reference per line (blank lines and lines starting with # are skipped). Edits apply without restarts.',
+  }).optional(),
   nodeSelector: s.object({
     matchLabels: labelMap('Labels a node must carry, all of them. Empty: all ready nodes.').default({}),
+    matchExpressions: s.array(labelSelectorRequirementSchema, {
+      maxItems: 32,
+      description: 'Label requirements a node must also meet, all of them.',
+    }).optional(),
   }, { description: 'Which nodes receive the images, in addition to where the workload can be scheduled.' }).default({}),
+  affinity: nodeAffinity('Required node affinity the target nodes must also meet, as in a Pod spec; additive to nodeSelector.').optional(),
+  tolerations: tolerations('Taints (NoSchedule, NoExecute) a target node may carry. Absent: taints are not considered for the policy\'s static and ConfigMap images, and workload images follow their pods\' tolerations. Set: a node with a taint none of these tolerate gets none of the policy\'s images.').optional(),
+  refreshInterval: refreshIntervalSchema.optional(),
+  purgeOnDelete: s.boolean({
+    description: 'Remove an image from its nodes when its PrePullImage is deleted (the workload is deleted, or leaves the policy), where no other PrePullImage wants it and no container uses it.',
+  }).default(false),
   resources: resourcesSchema.default({}),
   retry: retrySchema.default({}),
   timeout: timeoutSchema,
@@ -61,8 +97,10 @@ export const prePullPolicySpecSchema = s.object({
 export const prePullPolicyStatusSchema = s.object({
   observedGeneration: s.integer({ minimum: 0, format: 'int64', description: 'The metadata.generation this status describes.' }).optional(),
   watchedWorkloads: s.integer({ minimum: 0, format: 'int32', description: 'Workloads the policy currently selects.' }).optional(),
+  watchedConfigMaps: s.integer({ minimum: 0, format: 'int32', description: 'ConfigMaps the policy currently reads images from.' }).optional(),
+  images: s.integer({ minimum: 0, format: 'int32', description: 'PrePullImages derived through the policy, from every source.' }).optional(),
   conditions: conditions(
-    'Ready: the policy\'s images are pre-pulled on their target nodes. ResourcesIgnored: spec.resources is set and has no effect.',
+    'Ready: the policy\'s images are pre-pulled on their target nodes. ResourcesIgnored: spec.resources is set and has no effect. ConfigMapsValid: every selected ConfigMap lists images. ArgoSourceActive: the Argo kinds the policy names are served by the cluster.',
   ).optional(),
 }, { description: 'Written by kwarm-controller.' });
 

@@ -58,6 +58,15 @@ export const resourcesSchema = s.object({
 }, { description: `Resources for pull jobs. ${NO_EFFECT}` });
 export type Resources = Infer<typeof resourcesSchema>;
 
+export const MIN_REFRESH_INTERVAL = '1m';
+export const MAX_REFRESH_INTERVAL = '8760h';
+
+export const refreshIntervalSchema = boundedDuration(
+  MIN_REFRESH_INTERVAL,
+  MAX_REFRESH_INTERVAL,
+  `How often every target node re-resolves a mutable tag (an image without a digest) and pulls it again when the registry has moved it; ${MIN_REFRESH_INTERVAL} to ${MAX_REFRESH_INTERVAL}. Absent: only on request (annotation kwarm.io/refresh).`,
+);
+
 export function pullSecretReferences(description: string): s.Schema<Infer<typeof localObjectReferenceSchema>[]> {
   return s.array(localObjectReferenceSchema, { maxItems: MAX_PULL_SECRETS, listType: { map: ['name'] }, description });
 }

@@ -152,6 +152,7 @@ describe('kwarm.io/v1alpha1 CRDs on a real API server', function () {
         retry: { maxAttempts: 3, backoffSeconds: 30 },
         timeout: '10m',
         imagePullSecrets: { inherit: false, additional: [] },
+        purgeOnDelete: false,
       });
       expect(specOf(parseJson(stdout))).to.deep.equal(decodedOrThrow(prePullPolicySpecSchema, policy.spec));
     });

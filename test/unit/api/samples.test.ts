@@ -35,6 +35,7 @@ describe('deploy/samples', () => {
       ...README_DEFAULTS,
       selector: { matchLabels: { 'kwarm.io/enabled': 'true' } },
       workloadKinds: ['Deployment'],
+      purgeOnDelete: false,
       resources: { requests: { memory: '64Mi', cpu: '100m' }, limits: { memory: '256Mi', cpu: '500m' } },
     });
   });
@@ -53,8 +54,11 @@ describe('deploy/samples', () => {
     expect(spec.imagePullSecrets.inherit).to.equal(true);
     expect(spec.imagePullSecrets.additional).to.have.length.greaterThan(0);
     expect(spec.workloadKinds).to.not.deep.equal(['Deployment']);
-    // Nothing was left to a default: decoding the raw object added nothing.
-    expect(policy.spec).to.deep.equal((raw as { spec: unknown }).spec);
+    // Nothing of the README's table was left to a default: decoding the raw object added only kwarm's own
+    // purgeOnDelete (off unless asked for).
+    const { purgeOnDelete, ...readmeFields } = policy.spec;
+    expect(purgeOnDelete).to.equal(false);
+    expect(readmeFields).to.deep.equal((raw as { spec: unknown }).spec);
   });
 
   it('prepullimage_manual.yaml decodes and uses every PrePullImage field of the README', () => {

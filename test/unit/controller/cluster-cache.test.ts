@@ -80,7 +80,7 @@ describe('controller/cluster-cache decoders', () => {
     expect(v).to.deep.include({ name: 'n1', generation: 5, ownerUid: 'u1' });
     expect([...v.released]).to.deep.equal([['r.example/a:1', 2]]);
     expect(v.status.get('r.example/a:1')).to.deep.equal({ phase: 'Failed', round: 2, reason: 'ImageNotFound', message: 'nope' });
-    const defaulted = { maxConcurrentPulls: 2, images: [{ image: 'r.example/a:1', pullSecrets: [], timeout: '10m', retry: { maxAttempts: 3, backoffSeconds: 30 }, round: 2, sources: [] }] };
+    const defaulted = { maxConcurrentPulls: 2, images: [{ image: 'r.example/a:1', pullSecrets: [], timeout: '10m', retry: { maxAttempts: 3, backoffSeconds: 30 }, round: 2, sources: [] }], removals: [] };
     expect(v.specDigest).to.equal(nodeImageSetDigest('u1', defaulted));
   });
 

@@ -61,6 +61,7 @@ describe('controller/node-plan', () => {
     expect(spec).to.deep.equal({
       maxConcurrentPulls: 3,
       images: [{ image: 'r.example/a:1', pullSecrets: [], timeout: '10m', retry: { maxAttempts: 3, backoffSeconds: 30 }, round: 0, sources: [{ namespace: 'shop', name: 'a' }] }],
+      removals: [],
     });
     expect(p.unfinished).to.equal(3);
     expect(p.held).to.equal(0);

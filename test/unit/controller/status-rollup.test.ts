@@ -16,7 +16,7 @@ const T0 = '2024-05-01T10:00:00Z';
 const T1 = '2024-05-01T10:05:00Z';
 
 function planned(nodes: readonly string[], round = 0): Map<string, PlannedNodeImageSet> {
-  return new Map(nodes.map((n) => [n, { node: n, nodeUid: `uid-${n}`, digest: 'd', released: new Map([[IMAGE, round]]), spec: { maxConcurrentPulls: 2, images: [] } }]));
+  return new Map(nodes.map((n) => [n, { node: n, nodeUid: `uid-${n}`, digest: 'd', released: new Map([[IMAGE, round]]), spec: { maxConcurrentPulls: 2, images: [], removals: [] } }]));
 }
 
 type Phase = 'Pending' | 'Pulling' | 'Completed' | 'Failed';
