@@ -244,6 +244,13 @@ function podSpecOf(spec: Obj, intern: Intern): PodSpecView {
   };
 }
 
+/** The name of the CronJob that controls a Job, if one does. */
+function controllingCronJob(owners: unknown): string | undefined {
+  if (!Array.isArray(owners)) return undefined;
+  const owner = (owners as unknown[]).find((o) => field(o, 'kind') === 'CronJob' && field(o, 'controller') === true && str(field(o, 'apiVersion'))?.startsWith('batch/') === true);
+  return str(field(owner, 'name'));
+}
+
 /**
  * A workload's identity, labels and the scheduling-relevant part of its pod template; `previous` is returned
  * when none of that changed (a status update, a scale).
@@ -257,7 +264,9 @@ export function workloadDecoder(kind: WorkloadKind, shared?: SharedValues): (raw
     const spec = rawPodSpec(kind, raw);
     if (namespace === undefined || name === undefined || uid === undefined || !isObj(spec)) return undefined;
     const podSpec = podSpecOf(spec, intern);
+    const cronJob = kind === 'Job' ? controllingCronJob(field(raw, 'metadata', 'ownerReferences')) : undefined;
     const workload: WorkloadView = {
+      ...(cronJob !== undefined ? { ownerCronJob: cronJob } : {}),
       labels: stringMap(field(raw, 'metadata', 'labels')),
       template: {
         identity: { kind, namespace, name, uid },

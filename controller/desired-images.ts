@@ -16,6 +16,8 @@ export const CONTAINER_ANNOTATION = 'kwarm.io/container';
 export interface WorkloadView {
   readonly labels: LabelSet;
   readonly template: WorkloadPodTemplate;
+  /** For a Job a CronJob created: that CronJob's name (its template already yields the Job's images). */
+  readonly ownerCronJob?: string;
 }
 
 export interface ServiceAccountView {
@@ -175,8 +177,15 @@ export function desiredPrePullImages(
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const stats = new Map(compiled.map((p) => [p.name, { byKind: emptyKindCounts(), shadowed: 0, images: [] as string[] }]));
   const images = new Map<string, DesiredPrePullImage>();
+  const all = [...workloads];
+  // A Job created by a CronJob some policy selects is that CronJob's run: its images are the CronJob's,
+  // already derived, so it would only add a second PrePullImage for the same image.
+  const selectedCronJobs = new Set(all
+    .filter((w) => w.template.identity.kind === 'CronJob' && compiled.some((p) => selects(p, w)))
+    .map((w) => `${w.template.identity.namespace}/${w.template.identity.name}`));
 
-  for (const w of workloads) {
+  for (const w of all) {
+    if (w.ownerCronJob !== undefined && selectedCronJobs.has(`${w.template.identity.namespace}/${w.ownerCronJob}`)) continue;
     let owner: CompiledPolicy | undefined;
     for (const p of compiled) {
       if (!selects(p, w)) continue;

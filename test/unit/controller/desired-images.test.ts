@@ -54,6 +54,20 @@ describe('controller/desired-images', () => {
     expect(policies.get('p')!.watchedByKind).to.include({ Deployment: 1, CronJob: 1, StatefulSet: 0 });
   });
 
+  it('skips a Job a selected CronJob created, and keeps one whose CronJob no policy selects', () => {
+    const p = policy('p', { selector: { matchLabels: { team: 'a' } }, workloadKinds: ['CronJob', 'Job'] });
+    const spec = { containers: [{ name: 'c', image: 'r.example/x:1' }] };
+    const ws = [
+      workload({ name: 'nightly', kind: 'CronJob', labels: { team: 'a' }, podSpec: spec }),
+      { ...workload({ name: 'nightly-290', kind: 'Job', labels: { team: 'a' }, podSpec: spec }), ownerCronJob: 'nightly' },
+      { ...workload({ name: 'other-17', kind: 'Job', labels: { team: 'a' }, podSpec: spec }), ownerCronJob: 'unselected' },
+      workload({ name: 'once', kind: 'Job', labels: { team: 'a' }, podSpec: spec }),
+    ];
+    const { images, policies } = desiredPrePullImages([p], ws, noSAs);
+    expect([...images.keys()].sort()).to.deep.equal(['shop/cronjob.nightly.c', 'shop/job.once.c', 'shop/job.other-17.c']);
+    expect(policies.get('p')!.watchedByKind).to.include({ CronJob: 1, Job: 2 });
+  });
+
   it('gives a workload selected by two policies to the first by name and counts it as shadowed by the other', () => {
     const a = policy('a-policy', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, timeout: '5m' });
     const b = policy('b-policy', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, timeout: '20m' });
