@@ -36,6 +36,9 @@ interface RunningWatch {
   readonly done: Promise<void>;
 }
 
+/** After a failed discovery (not a 404), the next one comes this soon at the latest; it logs only new errors. */
+const DISCOVERY_RETRY_MS = 5000;
+
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -110,11 +113,14 @@ export class ArgoSource {
     if (this.wanted.size === 0) return;
     this.trigger();
     const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
-    await new Promise<void>((resolve) => {
-      const done = (): void => { deadline.removeEventListener('abort', done); resolve(); };
-      deadline.addEventListener('abort', done, { once: true });
-      this.roundWaiters.push(done);
-    });
+    // Rounds until discovery has answered once (a failed one is retried within DISCOVERY_RETRY_MS).
+    do {
+      await new Promise<void>((resolve) => {
+        const done = (): void => { deadline.removeEventListener('abort', done); resolve(); };
+        deadline.addEventListener('abort', done, { once: true });
+        this.roundWaiters.push(done);
+      });
+    } while (this.servedKinds === undefined && !deadline.aborted);
     const pending = [...this.watches.values()].filter((w) => !w.informer.synced);
     await Promise.all(pending.map((w) => w.informer.waitForSync(deadline).catch(() => undefined)));
   }
@@ -209,7 +215,8 @@ export class ArgoSource {
             resolve();
           };
           // Nothing named: nothing to rediscover until a policy names a kind.
-          const timer = this.wanted.size > 0 ? setTimeout(done, this.o.discoveryIntervalMs) : undefined;
+          const delay = this.lastDiscoveryError === undefined ? this.o.discoveryIntervalMs : Math.min(this.o.discoveryIntervalMs, DISCOVERY_RETRY_MS);
+          const timer = this.wanted.size > 0 ? setTimeout(done, delay) : undefined;
           signal.addEventListener('abort', done, { once: true });
           this.wake = done;
         });
