@@ -7,13 +7,13 @@ import {
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   POLICY_LABEL,
+  ownerApiVersion,
   WORKLOAD_ANNOTATION,
   type DesiredPrePullImage,
 } from './desired-images.ts';
 import type { PlannedNodeImageSet } from './node-plan.ts';
 import { SECRET_COPY_LABEL, SECRET_SOURCE_ANNOTATION, type SecretCopy } from './pull-secrets.ts';
 import type { StatusEvent } from './status-rollup.ts';
-import { workloadApiVersion } from './workload-images.ts';
 
 export const FIELD_MANAGER = 'kwarm-controller';
 const KWARM = `/apis/${API_VERSION}`;
@@ -55,7 +55,7 @@ function managedShape(d: DesiredPrePullImage): ManagedShape {
   return {
     labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [POLICY_LABEL]: d.policy },
     annotations: { [WORKLOAD_ANNOTATION]: `${d.owner.kind}/${d.owner.name}`, [CONTAINER_ANNOTATION]: d.containerName },
-    owner: { apiVersion: workloadApiVersion(d.owner.kind), kind: d.owner.kind, name: d.owner.name, uid: d.owner.uid },
+    owner: { apiVersion: ownerApiVersion(d.owner.kind), kind: d.owner.kind, name: d.owner.name, uid: d.owner.uid },
     spec: { ...d.spec, imagePullSecrets: d.spec.imagePullSecrets },
   };
 }

@@ -30,7 +30,7 @@ import {
 
 type Obj = Record<string, unknown>;
 
-function isObj(v: unknown): v is Obj {
+export function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -48,7 +48,7 @@ export function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-function stringMap(v: unknown): Record<string, string> {
+export function stringMap(v: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (isObj(v)) for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out[k] = val;
   return out;
@@ -112,7 +112,7 @@ function sameProjection(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-function list<T>(v: unknown, item: (x: unknown) => T | undefined): T[] {
+export function list<T>(v: unknown, item: (x: unknown) => T | undefined): T[] {
   if (!Array.isArray(v)) return [];
   const out: T[] = [];
   for (const x of v as unknown[]) {
@@ -190,7 +190,7 @@ function containerOf(v: unknown, intern: Intern): ContainerSpec | undefined {
   return name === undefined ? undefined : { name, ...defined({ image: image === undefined ? undefined : intern(image) }) };
 }
 
-function tolerationOf(v: unknown): TolerationSpec | undefined {
+export function tolerationOf(v: unknown): TolerationSpec | undefined {
   if (!isObj(v)) return undefined;
   const seconds = v.tolerationSeconds;
   return defined({
@@ -209,7 +209,7 @@ function requirementOf(v: unknown): NodeSelectorRequirementSpec | undefined {
   return { key, operator, ...defined({ values: strings(field(v, 'values')) }) };
 }
 
-function termOf(v: unknown): NodeSelectorTermSpec | undefined {
+export function termOf(v: unknown): NodeSelectorTermSpec | undefined {
   if (!isObj(v)) return undefined;
   const matchExpressions = list(v.matchExpressions, requirementOf);
   const matchFields = list(v.matchFields, requirementOf);

@@ -3,7 +3,8 @@
 import type { PrePullPolicy, Retry } from '../api/v1alpha1/index.ts';
 import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector, type LabelSet } from './label-selector.ts';
 import { compilePodPlacement, type PodPlacement } from './node-eligibility.ts';
-import { prePullImageName, type WorkloadIdentity, type WorkloadKind, type WorkloadPodTemplate } from './workload-images.ts';
+import { prePullImageName, workloadApiVersion, type WorkloadIdentity, type WorkloadPodTemplate } from './workload-images.ts';
+import { ARGO_GROUP_VERSION, argoImageGroups, describeUsers, isArgoKind, type ArgoIdentity, type ArgoKind, type ArgoWorkflowView } from './argo-workflow-images.ts';
 
 /** Labels and annotations on the PrePullImages the controller writes. */
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -39,11 +40,19 @@ export interface ManagedPrePullImageSpec {
   readonly timeout: string;
 }
 
+/** The object a derived PrePullImage belongs to: its controller owner reference. */
+export type OwnerIdentity = WorkloadIdentity | ArgoIdentity;
+export type OwnerKind = OwnerIdentity['kind'];
+
+export function ownerApiVersion(kind: OwnerKind): string {
+  return isArgoKind(kind) ? ARGO_GROUP_VERSION : workloadApiVersion(kind);
+}
+
 export interface DesiredPrePullImage {
   readonly namespace: string;
   readonly name: string;
   readonly policy: string;
-  readonly owner: WorkloadIdentity;
+  readonly owner: OwnerIdentity;
   readonly containerName: string;
   readonly spec: ManagedPrePullImageSpec;
   /** Where the workload's pods can run; shared by every image of the workload. */
@@ -55,7 +64,7 @@ export interface PolicyEvaluation {
   /** undefined when the selector compiled; otherwise why the policy selects nothing. */
   readonly selectorError: string | undefined;
   readonly watchedWorkloads: number;
-  readonly watchedByKind: Readonly<Record<WorkloadKind, number>>;
+  readonly watchedByKind: Readonly<Record<OwnerKind, number>>;
   /** Workloads this policy selects that an earlier policy (by name) already took. */
   readonly shadowed: number;
   /** Keys (namespace/name) of the PrePullImages derived through this policy. */
@@ -95,6 +104,13 @@ function compilePolicy(policy: PrePullPolicy): CompiledPolicy {
   };
 }
 
+/** What pull secrets are inherited from: the workload's template, or an Argo object's workflow spec. */
+export interface PullSecretSource {
+  readonly identity: { readonly namespace: string };
+  readonly imagePullSecrets: readonly string[];
+  readonly serviceAccountName: string;
+}
+
 function selects(p: CompiledPolicy, w: WorkloadView): boolean {
   const id = w.template.identity;
   return p.selector !== undefined && p.kinds.has(id.kind) && (p.namespaces === undefined || p.namespaces.has(id.namespace)) &&
@@ -104,7 +120,7 @@ function selects(p: CompiledPolicy, w: WorkloadView): boolean {
 /** The pull secrets a derived PrePullImage names: `additional`, plus the template's and the ServiceAccount's when inheriting. */
 export function pullSecretsFor(
   policy: PrePullPolicy,
-  template: WorkloadPodTemplate,
+  template: PullSecretSource,
   serviceAccounts: ReadonlyMap<string, ServiceAccountView>,
 ): string[] {
   const names: string[] = [];
@@ -141,8 +157,8 @@ function deriveImages(
   return { policy: owner.policy, serviceAccount, images };
 }
 
-function emptyKindCounts(): Record<WorkloadKind, number> {
-  return { Deployment: 0, StatefulSet: 0, DaemonSet: 0, Job: 0, CronJob: 0 };
+function emptyKindCounts(): Record<OwnerKind, number> {
+  return { Deployment: 0, StatefulSet: 0, DaemonSet: 0, Job: 0, CronJob: 0, WorkflowTemplate: 0, ClusterWorkflowTemplate: 0, CronWorkflow: 0 };
 }
 
 /** A workload's derived images from an earlier pass, valid while the objects they came from are the same. */
@@ -159,6 +175,61 @@ interface DerivedImages {
  */
 export class DesiredImagesMemo {
   readonly derived = new WeakMap<WorkloadView, DerivedImages>();
+  readonly argoDerived = new WeakMap<ArgoWorkflowView, DerivedImages>();
+}
+
+// ---- Argo Workflows objects ------------------------------------------------------------------------------
+
+export interface ArgoObjects {
+  /** Objects of the Argo kinds being watched. */
+  readonly objects: Iterable<ArgoWorkflowView>;
+  /** kwarm's namespace: PrePullImages of ClusterWorkflowTemplates live here. */
+  readonly clusterNamespace: string;
+}
+
+/** A cluster-scoped ClusterWorkflowTemplate is selected only by policies that do not restrict namespaces. */
+function selectsArgo(p: CompiledPolicy, a: ArgoWorkflowView): boolean {
+  const id = a.identity;
+  const inNamespaces = p.namespaces === undefined || (id.namespace !== '' && p.namespaces.has(id.namespace));
+  return p.selector !== undefined && p.kinds.has(id.kind) && inNamespaces && compiledSelectorMatches(p.selector, a.labels);
+}
+
+/** One PrePullImage per distinct (image, placement) of the object's templates. */
+function deriveArgoImages(
+  owner: CompiledPolicy,
+  a: ArgoWorkflowView,
+  serviceAccounts: ReadonlyMap<string, ServiceAccountView>,
+  serviceAccount: ServiceAccountView | undefined,
+  clusterNamespace: string,
+): DerivedImages {
+  const spec = owner.policy.spec;
+  const namespace = a.identity.namespace === '' ? clusterNamespace : a.identity.namespace;
+  // Secrets are looked up in the PrePullImage's namespace (kwarm's for a ClusterWorkflowTemplate).
+  // A ClusterWorkflowTemplate runs in any namespace: there is no ServiceAccount to inherit from.
+  const source: PullSecretSource = { identity: { namespace }, imagePullSecrets: a.imagePullSecrets, serviceAccountName: a.identity.namespace === '' ? '' : a.serviceAccountName };
+  const imagePullSecrets = pullSecretsFor(owner.policy, source, serviceAccounts).map((name) => ({ name }));
+  const matchLabels = spec.nodeSelector.matchLabels;
+  const nodes = Object.keys(matchLabels).length > 0 ? { selector: { matchLabels } } : {};
+  const images = argoImageGroups(a).map((g): DesiredPrePullImage => ({
+    namespace,
+    name: g.name,
+    policy: owner.name,
+    owner: a.identity,
+    containerName: describeUsers(g.users),
+    spec: { image: g.image, nodes, imagePullSecrets, retry: spec.retry, timeout: spec.timeout },
+    placement: g.placement,
+  }));
+  return { policy: owner.policy, serviceAccount, images };
+}
+
+/** Argo kinds some live policy names: the ones worth discovering and watching. */
+export function argoKindsNamed(policies: Iterable<PrePullPolicy>): Set<ArgoKind> {
+  const kinds = new Set<ArgoKind>();
+  for (const p of policies) {
+    if (p.metadata.deletionTimestamp !== undefined) continue;
+    for (const k of p.spec.workloadKinds) if (isArgoKind(k)) kinds.add(k);
+  }
+  return kinds;
 }
 
 /**
@@ -170,6 +241,7 @@ export function desiredPrePullImages(
   workloads: Iterable<WorkloadView>,
   serviceAccounts: ReadonlyMap<string, ServiceAccountView>,
   memo?: DesiredImagesMemo,
+  argo?: ArgoObjects,
 ): DesiredImages {
   const compiled = [...policies]
     .filter((p) => p.metadata.deletionTimestamp === undefined)
@@ -206,6 +278,36 @@ export function desiredPrePullImages(
     const known = memo?.derived.get(w);
     const derived = known?.policy === owner.policy && known.serviceAccount === sa ? known : deriveImages(owner, w, serviceAccounts, sa);
     memo?.derived.set(w, derived);
+    for (const d of derived.images) {
+      const key = prePullImageKey(d.namespace, d.name);
+      images.set(key, d);
+      stats.get(owner.name)?.images.push(key);
+    }
+  }
+
+  // Argo objects the same way: the first policy by name takes each.
+  for (const a of argo?.objects ?? []) {
+    let owner: CompiledPolicy | undefined;
+    for (const p of compiled) {
+      if (!selectsArgo(p, a)) continue;
+      const s = stats.get(p.name);
+      if (s === undefined) continue;
+      if (owner === undefined) {
+        owner = p;
+        s.byKind[a.identity.kind]++;
+      } else {
+        s.shadowed++;
+      }
+    }
+    if (owner === undefined || argo === undefined) continue;
+    const sa = owner.policy.spec.imagePullSecrets.inherit && a.identity.namespace !== ''
+      ? serviceAccounts.get(serviceAccountKey(a.identity.namespace, a.serviceAccountName))
+      : undefined;
+    const known = memo?.argoDerived.get(a);
+    const derived = known?.policy === owner.policy && known.serviceAccount === sa
+      ? known
+      : deriveArgoImages(owner, a, serviceAccounts, sa, argo.clusterNamespace);
+    memo?.argoDerived.set(a, derived);
     for (const d of derived.images) {
       const key = prePullImageKey(d.namespace, d.name);
       images.set(key, d);

@@ -34,7 +34,9 @@ import {
   SharedValues,
   workloadDecoder,
 } from './cluster-cache.ts';
-import { DesiredImagesMemo, desiredPrePullImages, prePullImageKey, type DesiredPrePullImage, type ServiceAccountView, type WorkloadView } from './desired-images.ts';
+import { ArgoSource } from './argo-source.ts';
+import { isArgoKind } from './argo-workflow-images.ts';
+import { argoKindsNamed, DesiredImagesMemo, desiredPrePullImages, prePullImageKey, type DesiredPrePullImage, type ServiceAccountView, type WorkloadView } from './desired-images.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import type { NodeView } from './node-eligibility.ts';
 import { PlanMemo, planNodeImageSets, type ImageTarget, type NodeImageSetView, type PlannedNodeImageSet } from './node-plan.ts';
@@ -74,7 +76,12 @@ export interface ControllerOptions {
   /** Shown as the reporting instance of Events. */
   readonly identity: string;
   readonly now?: () => Date;
+  /** How often the Argo Workflows kinds are looked up while a policy names one (default 60 s). */
+  readonly argoDiscoveryIntervalMs?: number;
 }
+
+/** The first pass waits at most this long for the Argo kinds' discovery and lists. */
+const ARGO_SETTLE_TIMEOUT_MS = 30_000;
 
 /** The parts of a write response the controller remembers. */
 function responseMeta(body: unknown): { generation: number; resourceVersion: string | undefined; uid: string | undefined } {
@@ -154,6 +161,7 @@ export class Controller {
   private readonly secretCopies: ListWatch<SecretView>;
   private readonly workloads: Map<WorkloadKind, ListWatch<WorkloadView>>;
   private readonly informers: ListWatch<unknown>[];
+  private readonly argo: ArgoSource;
 
   private dirty = true;
   private wake: (() => void) | undefined;
@@ -214,6 +222,7 @@ export class Controller {
     this.secretSources = [DOCKER_CONFIG_JSON, DOCKER_CFG].map((type) => lw(paths.secrets, decodeSecret, { fieldSelector: `type=${type}` }));
     this.secretCopies = lw(paths.namespacedSecrets(opts.namespace), decodeSecret, { labelSelector: `${SECRET_COPY_LABEL}=true` });
     this.workloads = new Map(workloadKinds.map((k) => [k, lw(paths.workloads[k], workloadDecoder(k, shared))]));
+    this.argo = new ArgoSource({ client, log, onChange: () => { this.markDirty(); }, discoveryIntervalMs: opts.argoDiscoveryIntervalMs ?? 60_000 });
     this.informers = [
       this.policies, this.prePullImages, this.nodeImageSets, this.nodes, this.serviceAccounts, this.secretCopies,
       ...this.secretSources, ...this.workloads.values(),
@@ -257,9 +266,11 @@ export class Controller {
   /** Lists and watches everything, then reconciles until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     const { log } = this.o;
-    const running = this.informers.map((i) => i.run(signal));
+    const running = [...this.informers.map((i) => i.run(signal)), this.argo.run(signal)];
     try {
       await Promise.all(this.informers.map((i) => i.waitForSync(signal)));
+      this.argo.want(argoKindsNamed(this.policies.values()));
+      await this.argo.settle(signal, ARGO_SETTLE_TIMEOUT_MS);
       this.syncedAll = true;
       log.info('caches synced', { nodes: this.nodes.size, prePullImages: this.prePullImages.size, nodeImageSets: this.nodeImageSets.size });
       let failures = 0;
@@ -374,7 +385,10 @@ export class Controller {
     const serviceAccounts = new Map([...this.serviceAccounts.entries()]);
     const workloads: WorkloadView[] = [];
     for (const lw of this.workloads.values()) for (const w of lw.values()) workloads.push(w);
-    const desired = desiredPrePullImages(this.policies.values(), workloads, serviceAccounts, this.desiredMemo);
+    this.argo.want(argoKindsNamed(this.policies.values()));
+    const desired = desiredPrePullImages(this.policies.values(), workloads, serviceAccounts, this.desiredMemo, { objects: this.argo.objects(), clusterNamespace: namespace });
+    // Not yet listed (or discovery has not answered): their PrePullImages are unknown, not unwanted.
+    const argoUncertain = this.argo.uncertainKinds();
 
     const cachedPPIs = new Map<string, PrePullImage>();
     for (const p of this.prePullImages.values()) {
@@ -404,7 +418,11 @@ export class Controller {
       ppiWrites.push(d);
     }
     for (const [key, p] of cachedPPIs) {
-      if (isManaged(p) && !desired.images.has(key) && p.metadata.deletionTimestamp === undefined && !this.deleting.has(key)) ppiDeletes.push(p);
+      if (isManaged(p) && !desired.images.has(key) && p.metadata.deletionTimestamp === undefined && !this.deleting.has(key)) {
+        const ownerKind = p.metadata.ownerReferences?.find((o) => o.controller === true)?.kind ?? '';
+        if (isArgoKind(ownerKind) && argoUncertain.has(ownerKind)) continue;
+        ppiDeletes.push(p);
+      }
     }
 
     // 2. Targets: derived images as desired now (not as cached), plus hand-written ones.
@@ -588,6 +606,7 @@ export class Controller {
         imagePhases: ev.images.map((k) => phaseOf.get(k)),
         previous,
         now,
+        argo: { named: policy.spec.workloadKinds.filter(isArgoKind), served: this.argo.served },
       });
       const digest = canonicalDigest(status);
       if (digest !== canonicalDigest(previous ?? {})) policyWrites.push({ name, status, rv: policy.metadata.resourceVersion, digest });

@@ -11,6 +11,7 @@ import {
   type PrePullImageStatus,
   type PrePullPolicyStatus,
 } from '../api/v1alpha1/index.ts';
+import { ARGO_GROUP_VERSION } from './argo-workflow-images.ts';
 import type { PolicyEvaluation } from './desired-images.ts';
 import type { NodeImageSetView, PlannedNodeImageSet } from './node-plan.ts';
 
@@ -186,6 +187,34 @@ export interface PolicyStatusInput {
   readonly imagePhases: readonly (PrePullImagePhase | undefined)[];
   readonly previous: PrePullPolicyStatus | undefined;
   readonly now: string;
+  /** The Argo kinds the policy names, and those the cluster serves (undefined: discovery has not answered yet). */
+  readonly argo?: ArgoSourceInput;
+}
+
+export interface ArgoSourceInput {
+  readonly named: readonly string[];
+  readonly served: ReadonlySet<string> | undefined;
+}
+
+/**
+ * ArgoSourceActive for a policy naming Argo kinds: False (NotInstalled) listing the kinds the cluster does not
+ * serve, True once all are served. Until discovery has answered, the previous condition stands.
+ */
+export function argoSourceCondition(
+  input: ArgoSourceInput,
+  previous: readonly Condition[] | undefined,
+  generation: number,
+  now: string,
+): Condition | undefined {
+  const type = prePullPolicyConditionTypes.ArgoSourceActive;
+  if (input.named.length === 0) return undefined;
+  if (input.served === undefined) return previous?.find((c) => c.type === type);
+  const served = input.served;
+  const missing = input.named.filter((k) => !served.has(k));
+  const base = { type, observedGeneration: generation };
+  return setCondition(previous, missing.length > 0
+    ? { ...base, status: 'False', reason: 'NotInstalled', message: `the cluster does not serve ${missing.join(', ')} (${ARGO_GROUP_VERSION}); their images are not pre-pulled until the Argo Workflows CRDs are installed` }
+    : { ...base, status: 'True', reason: 'Watching', message: `watching ${input.named.join(', ')} (${ARGO_GROUP_VERSION})` }, now);
 }
 
 export function prePullPolicyStatus(input: PolicyStatusInput): PrePullPolicyStatus {
@@ -211,9 +240,14 @@ export function prePullPolicyStatus(input: PolicyStatusInput): PrePullPolicyStat
     message: RESOURCES_IGNORED_MESSAGE,
     observedGeneration: generation,
   };
+  const argo = input.argo === undefined ? undefined : argoSourceCondition(input.argo, input.previous?.conditions, generation, now);
   return {
     observedGeneration: generation,
     watchedWorkloads: ev.watchedWorkloads,
-    conditions: [setCondition(input.previous?.conditions, ready, now), setCondition(input.previous?.conditions, resources, now)],
+    conditions: [
+      setCondition(input.previous?.conditions, ready, now),
+      setCondition(input.previous?.conditions, resources, now),
+      ...(argo !== undefined ? [argo] : []),
+    ],
   };
 }

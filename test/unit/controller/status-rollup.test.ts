@@ -128,7 +128,7 @@ describe('controller/status-rollup', () => {
   describe('policy status', () => {
     const ev = (over: Partial<PolicyEvaluation> = {}): PolicyEvaluation => ({
       name: 'default', selectorError: undefined, watchedWorkloads: 2, shadowed: 0, images: ['a', 'b'],
-      watchedByKind: { Deployment: 2, StatefulSet: 0, DaemonSet: 0, Job: 0, CronJob: 0 }, ...over,
+      watchedByKind: { Deployment: 2, StatefulSet: 0, DaemonSet: 0, Job: 0, CronJob: 0, WorkflowTemplate: 0, ClusterWorkflowTemplate: 0, CronWorkflow: 0 }, ...over,
     });
 
     it('counts watched workloads and says resources has no effect', () => {
