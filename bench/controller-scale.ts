@@ -18,6 +18,7 @@ import { ListWatch } from '../lib/list-watch.ts';
 import { startControlPlane } from '../test/support/control-plane.ts';
 import { ControllerProcess, controllerKubeconfig, metricValue } from '../test/support/controller-process.ts';
 import { installCrds } from '../test/support/crds.ts';
+import { compiledController } from './compiled-binaries.ts';
 
 function arg(name: string, fallback: number): number {
   const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -84,6 +85,8 @@ function decodeNis(raw: unknown): NisView | undefined {
 async function main(): Promise<void> {
   const t0 = Date.now();
   const log = winston.createLogger({ silent: true });
+  // The controller as Dockerfile.controller runs it: compiled JavaScript.
+  const main = await compiledController();
   const cp = await startControlPlane();
   const ac = new AbortController();
   const signal = ac.signal;
@@ -175,6 +178,7 @@ async function main(): Promise<void> {
       args: ['--max-concurrent-pulls=0', '--write-qps=500', '--write-burst=500', `--resync-period=${RESYNC_SECONDS}s`],
       logLevel: 'info',
       waitReady: false,
+      main,
     });
     await controller.waitReady(1_800_000);
     const pid = controller.process.pid ?? 0;
@@ -238,6 +242,7 @@ async function main(): Promise<void> {
       args: ['--max-concurrent-pulls=0', '--write-qps=500', '--write-burst=500', `--resync-period=${RESYNC_SECONDS}s`],
       logLevel: 'info',
       waitReady: false,
+      main,
     });
     await controller.waitReady(1_800_000);
     const restartReadyMs = Date.now() - tRestart;
