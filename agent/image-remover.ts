@@ -2,7 +2,6 @@
 // pull engine, under another name) wants or that a container uses, otherwise removes it through CRI
 // RemoveImage and checks it is gone. Each entry is answered once; its answer lives in status.removals,
 // so a restarted agent does not act again. An entry that leaves the spec drops its answer.
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import type { NodeImageSetSpec, NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
 import { countCriError, type AgentMetrics } from './agent-metrics.ts';
@@ -101,18 +100,6 @@ export class ImageRemover {
   async run(signal: AbortSignal): Promise<void> {
     const stopped = (): boolean => signal.aborted;
     while (!stopped()) {
-      if (!this.#dirty) {
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            signal.removeEventListener('abort', done);
-            this.#wake = undefined;
-            resolve();
-          };
-          this.#wake = done;
-          signal.addEventListener('abort', done, { once: true });
-        });
-        continue;
-      }
       this.#dirty = false;
       let later = false;
       for (const image of [...this.#order]) {
@@ -129,11 +116,25 @@ export class ImageRemover {
         if (!this.#order.includes(image)) continue;
         this.#record(image, attempt.answer);
       }
-      if (later && !this.#dirty) {
-        await sleep(this.#opts.retryMs ?? 5000, undefined, { signal }).catch(() => undefined);
-        this.#dirty = true;
-      }
+      // Entries that wait are tried again after a while, or sooner when something changes.
+      await this.#nextChange(signal, later ? (this.#opts.retryMs ?? 5000) : undefined);
     }
+  }
+
+  /** Resolves at the next poke (at once if one came during the pass), on abort, or after `timeoutMs`. */
+  #nextChange(signal: AbortSignal, timeoutMs: number | undefined): Promise<void> {
+    if (this.#dirty) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = timeoutMs === undefined ? undefined : setTimeout(done, timeoutMs);
+      this.#wake = done;
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   #record(image: string, answer: RemovalAnswer): void {
