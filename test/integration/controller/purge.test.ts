@@ -66,6 +66,12 @@ describe('purge: removing an image from nodes through CRI RemoveImage', function
     return (await a?.metric('kwarm_removals_total', { result })) ?? 0;
   }
 
+  async function startAgent(name: string, socket: string): Promise<AgentProcess> {
+    return startAgentProcess({
+      nodeName: name, kubeconfig: await agentKubeconfig(cp, { namespace: KWARM_NS, nodeName: name }), criSocket: socket, namespace: KWARM_NS, verifyInterval: '5m',
+    });
+  }
+
   before(async () => {
     cp = await sharedControlPlane();
     await installCrds(cp);
@@ -79,9 +85,7 @@ describe('purge: removing an image from nodes through CRI RemoveImage', function
       runtimes.push(rt);
       cris.set(name, new GrpcImageRuntime({ endpoint: rt.socket }));
       await createNode(admin, { name, labels: { 'kwarm-test/pool': POOL } }, signal);
-      agents.push(await startAgentProcess({
-        nodeName: name, kubeconfig: await agentKubeconfig(cp, { namespace: KWARM_NS, nodeName: name }), criSocket: rt.socket, namespace: KWARM_NS, verifyInterval: '5m',
-      }));
+      agents.push(await startAgent(name, rt.socket));
     }
     for (const a of agents) await a.waitReady();
     await cp.kubectl(['create', 'namespace', NS]);
@@ -164,6 +168,17 @@ describe('purge: removing an image from nodes through CRI RemoveImage', function
     const writes = await controller!.writes();
     await new Promise((r) => setTimeout(r, 5000));
     expect(await controller!.writes()).to.equal(writes);
+
+    // Each entry is answered once: a restarted agent keeps the answer it finds and does not act again.
+    const before = await removalAnswer(FREE);
+    const i = agents.findIndex((a) => a.nodeName === FREE);
+    await agents[i]!.dispose();
+    agents[i] = await startAgent(FREE, runtimes[i]!.socket);
+    await agents[i].waitReady();
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await removalAnswer(FREE)).to.deep.equal(before);
+    expect(await agentMetric(FREE, 'Removed')).to.equal(0);
+    expect(await agentMetric(FREE, 'NotPresent')).to.equal(0);
   });
 
   it('back to Present: the removal goes and the image is pulled again', async () => {
@@ -192,7 +207,8 @@ describe('purge: removing an image from nodes through CRI RemoveImage', function
     for (const n of NODES) {
       await waitFor(async () => (await getNodeImageSet(admin, n, signal))?.spec.removals.length === 0, { what: `${n} to have no removals`, timeoutMs: 30_000 });
     }
-    expect(await agentMetric(FREE, 'Removed')).to.equal(2);
+    // Counted by the agent restarted above: only this removal.
+    expect(await agentMetric(FREE, 'Removed')).to.equal(1);
   });
 
   it('a policy with purgeOnDelete: the derived PrePullImage carries the finalizer and purges when its workload leaves the policy', async () => {
