@@ -10,13 +10,15 @@ import {
   nodeImageSetSpecSchema,
   prePullImageSchema,
   prePullPolicySchema,
+  REMOVAL_RESULTS,
   type NodePullPhase,
+  type RemovalResult,
   type PrePullImage,
   type PrePullPolicy,
 } from '../api/v1alpha1/index.ts';
 import type { ServiceAccountView, WorkloadView } from './desired-images.ts';
 import type { NodeSelectorRequirementSpec, NodeSelectorTermSpec, NodeView, TaintSpec, TolerationSpec } from './node-eligibility.ts';
-import { entriesDigest, specDigestOf, type NodeImageSetView, type NodeImageStatusView } from './node-plan.ts';
+import { entriesDigest, removalsDigest, specDigestOf, type NodeImageSetView, type NodeImageStatusView, type NodeRemovalStatusView } from './node-plan.ts';
 import type { SecretView } from './pull-secrets.ts';
 import {
   containerImages,
@@ -349,6 +351,19 @@ function statusEntry(v: unknown, intern: Intern, shared: SharedValues | undefine
   return [intern(image), status];
 }
 
+function isRemovalResult(v: unknown): v is RemovalResult {
+  return (REMOVAL_RESULTS as readonly unknown[]).includes(v);
+}
+
+/** An agent's answer to a removal; fields in a fixed order (sameProjection compares them as JSON). */
+function removalEntry(v: unknown, intern: Intern): [string, NodeRemovalStatusView] | undefined {
+  if (!isObj(v)) return undefined;
+  const image = str(v.image);
+  const result = v.result;
+  if (image === undefined || !isRemovalResult(result)) return undefined;
+  return [intern(image), { result, ...defined({ reason: str(v.reason), message: str(v.message) }) }];
+}
+
 function sameStatus(a: NodeImageStatusView | undefined, b: NodeImageStatusView): boolean {
   return a !== undefined && a.phase === b.phase && a.round === b.round && a.reason === b.reason && a.message === b.message &&
     a.startedAt === b.startedAt && a.finishedAt === b.finishedAt;
@@ -385,9 +400,9 @@ export function decodeNodeImageSet(raw: unknown, previous?: NodeImageSetView, sh
   } else {
     const spec = decode(nodeImageSetSpecSchema, field(raw, 'spec'));
     if (!spec.ok) return undefined;
-    const { images, maxConcurrentPulls } = spec.value;
+    const { images, maxConcurrentPulls, removals } = spec.value;
     const entries = entriesDigest(images);
-    specDigest = specDigestOf(ownerUid, maxConcurrentPulls, entries);
+    specDigest = specDigestOf(ownerUid, maxConcurrentPulls, entries, removalsDigest(removals));
     const make = (): ReadonlyMap<string, number> => new Map(images.map((e) => [intern(e.image), e.round]));
     // Equal entries (rounds included) release equal maps: nodes of one pool share one.
     released = shared === undefined ? make() : shared.released.share(entries, make);
@@ -395,10 +410,14 @@ export function decodeNodeImageSet(raw: unknown, previous?: NodeImageSetView, sh
 
   const decodedStatus = new Map(list(field(raw, 'status', 'images'), (e) => statusEntry(e, intern, shared)));
   const status = previous !== undefined && sameStatusMap(previous.status, decodedStatus) ? previous.status : decodedStatus;
-  if (sameSpec && status === previous.status) return previous;
+  const decodedRemovals = new Map(list(field(raw, 'status', 'removals'), (e) => removalEntry(e, intern)));
+  const removals = decodedRemovals.size === 0 ? undefined
+    : previous?.removals !== undefined && sameProjection([...previous.removals], [...decodedRemovals]) ? previous.removals : decodedRemovals;
+  if (sameSpec && status === previous.status && removals === previous.removals) return previous;
   return {
     name: previous?.name === rawName ? previous.name : intern(rawName),
     ...(uid !== undefined ? { uid } : {}),
     generation, ownerUid, specDigest, released, status,
+    ...(removals !== undefined ? { removals } : {}),
   };
 }

@@ -38,6 +38,8 @@ export interface ManagedPrePullImageSpec {
   readonly imagePullSecrets: readonly { readonly name: string }[];
   readonly retry: Retry;
   readonly timeout: string;
+  /** From the policy's spec.purgeOnDelete; set only when true. */
+  readonly purgeOnDelete?: true;
 }
 
 /** The object a derived PrePullImage belongs to: its controller owner reference. */
@@ -151,7 +153,7 @@ function deriveImages(
     policy: owner.name,
     owner: identity,
     containerName: c.containerName,
-    spec: { image: c.image, nodes, imagePullSecrets, retry: spec.retry, timeout: spec.timeout },
+    spec: { image: c.image, nodes, imagePullSecrets, retry: spec.retry, timeout: spec.timeout, ...(spec.purgeOnDelete ? { purgeOnDelete: true as const } : {}) },
     placement,
   }));
   return { policy: owner.policy, serviceAccount, images };

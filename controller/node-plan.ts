@@ -6,9 +6,11 @@ import {
   durationMilliseconds,
   MAX_IMAGE_SOURCES,
   MAX_NODE_IMAGES,
+  MAX_NODE_REMOVALS,
   type LabelSelector,
   type NodeImage,
   type NodeImageSetSpec,
+  type RemovalResult,
   type NodePullPhase,
   type Retry,
 } from '../api/v1alpha1/index.ts';
@@ -37,6 +39,11 @@ export interface ImageTarget {
   readonly pullSecrets: readonly string[];
   readonly retry: Retry;
   readonly timeout: string;
+  /**
+   * Remove the image from the target nodes instead of pulling it (state Absent, or deleted with
+   * purgeOnDelete). Target nodes are then all matching nodes, Ready or not, and no budget applies.
+   */
+  readonly purge?: boolean;
 }
 
 export interface NodeImageStatusView {
@@ -46,6 +53,13 @@ export interface NodeImageStatusView {
   readonly message?: string;
   readonly startedAt?: string;
   readonly finishedAt?: string;
+}
+
+/** An agent's answer to a spec.removals entry. */
+export interface NodeRemovalStatusView {
+  readonly result: RemovalResult;
+  readonly reason?: string;
+  readonly message?: string;
 }
 
 /** What the controller keeps of a NodeImageSet: enough to diff its spec and count its unfinished pulls. */
@@ -61,6 +75,8 @@ export interface NodeImageSetView {
   readonly released: ReadonlyMap<string, number>;
   /** Status entries by image. */
   readonly status: ReadonlyMap<string, NodeImageStatusView>;
+  /** status.removals by image; absent when there are none. */
+  readonly removals?: ReadonlyMap<string, NodeRemovalStatusView>;
 }
 
 /** True when the agent finished this entry's current round, successfully or not. */
@@ -100,9 +116,25 @@ export function entriesDigest(images: readonly NodeImage[], sorted = false): str
   return digest(list.map(entryText).join('\n'));
 }
 
-/** A NodeImageSet's digest from its owner, its per-node limit and entriesDigest of its entries. */
-export function specDigestOf(ownerUid: string | undefined, maxConcurrentPulls: number, entries: string): string {
-  return digest(`${ownerUid ?? ''}\n${maxConcurrentPulls}\n${entries}`);
+type NodeRemoval = NodeImageSetSpec['removals'][number];
+
+/** Digest of spec.removals in image order; '' for none, so a spec without removals digests as it always did. */
+export function removalsDigest(removals: readonly NodeRemoval[]): string {
+  if (removals.length === 0) return '';
+  const text = [...removals]
+    .sort((a, b) => compareStrings(a.image, b.image))
+    .map((r) => {
+      // Fails to compile when a removal entry gains a field this misses.
+      const { image, sources, ...otherFields } = r;
+      const _exhaustive: Record<string, never> = otherFields;
+      return JSON.stringify([image, [...sources].sort(compareSources).map((x) => [x.namespace, x.name])]);
+    });
+  return digest(text.join('\n'));
+}
+
+/** A NodeImageSet's digest from its owner, its per-node limit, entriesDigest of its entries and removalsDigest of its removals. */
+export function specDigestOf(ownerUid: string | undefined, maxConcurrentPulls: number, entries: string, removals = ''): string {
+  return digest(`${ownerUid ?? ''}\n${maxConcurrentPulls}\n${entries}${removals === '' ? '' : `\nremovals ${removals}`}`);
 }
 
 /**
@@ -110,7 +142,7 @@ export function specDigestOf(ownerUid: string | undefined, maxConcurrentPulls: n
  * their lists in a fixed order, so equal specs digest equally however they were built.
  */
 export function nodeImageSetDigest(ownerUid: string | undefined, spec: NodeImageSetSpec): string {
-  return specDigestOf(ownerUid, spec.maxConcurrentPulls, entriesDigest(spec.images));
+  return specDigestOf(ownerUid, spec.maxConcurrentPulls, entriesDigest(spec.images), removalsDigest(spec.removals));
 }
 
 export interface PlanInput {
@@ -304,6 +336,36 @@ function settle(view: NodeImageSetView, c: NodeClass): SettledNode {
   return { view, entriesDigest: c.entriesDigest, asClass, unfinished: asClass ? unfinished : 0 };
 }
 
+/**
+ * spec.removals per node from the purging targets: every node the target selects, Ready or not (an agent
+ * that comes back answers then), each image once with the targets behind it.
+ */
+function planRemovals(purging: readonly ImageTarget[], nodes: readonly NodeInfo[], targetNodes: Map<string, readonly string[]>): Map<string, NodeRemoval[]> {
+  const byNode = new Map<string, Map<string, ImageTarget[]>>();
+  for (const t of purging) {
+    const filter = nodeFilter(t);
+    const placement = t.placement;
+    const names = nodes.filter((n) => filterAllows(filter, n) && (placement === undefined || placementAllows(placement, n.node).eligible)).map((n) => n.name);
+    targetNodes.set(t.key, names);
+    for (const name of names) {
+      let images = byNode.get(name);
+      if (images === undefined) byNode.set(name, (images = new Map<string, ImageTarget[]>()));
+      const list = images.get(t.image);
+      if (list === undefined) images.set(t.image, [t]);
+      else list.push(t);
+    }
+  }
+  const out = new Map<string, NodeRemoval[]>();
+  for (const [name, images] of byNode) {
+    const removals = [...images]
+      .map(([image, list]) => ({ image, sources: list.slice(0, MAX_IMAGE_SOURCES).map((t) => ({ namespace: t.namespace, name: t.name })) }))
+      .sort((a, b) => compareStrings(a.image, b.image))
+      .slice(0, MAX_NODE_REMOVALS);
+    out.set(name, removals);
+  }
+  return out;
+}
+
 export function planNodeImageSets(input: PlanInput): NodePlan {
   const nodes: NodeInfo[] = [];
   for (const node of input.nodes) {
@@ -313,10 +375,12 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   nodes.sort((a, b) => compareStrings(a.name, b.name));
   const nodeByName = new Map(nodes.map((n) => [n.name, n]));
   const ready = nodes.filter((n) => nodeAcceptsPulls(n.node).eligible);
-  const targets = [...input.targets].sort((a, b) => compareStrings(a.key, b.key));
+  const sorted = [...input.targets].sort((a, b) => compareStrings(a.key, b.key));
+  const targets = sorted.filter((t) => t.purge !== true);
   const groups = eligibleGroups(targets, ready, input.memo);
   const targetNodes = new Map<string, readonly string[]>();
   for (const g of groups) for (const t of g.targets) targetNodes.set(t.key, g.names);
+  const removalsOn = planRemovals(sorted.filter((t) => t.purge === true), nodes, targetNodes);
 
   // node → the groups it is in, in group order.
   const memberOf = new Map<string, number[]>();
@@ -409,24 +473,26 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   }
 
   const nodeImageSets = new Map<string, PlannedNodeImageSet>();
-  const names = new Set([...kept.keys(), ...input.current.keys()]);
+  const names = new Set([...kept.keys(), ...input.current.keys(), ...removalsOn.keys()]);
   const maxConcurrentPulls = input.maxPullsPerNode;
   for (const name of [...names].sort(compareStrings)) {
     const info = nodeByName.get(name);
     // A NodeImageSet whose Node is gone is left to the garbage collector.
     if (info === undefined) continue;
     const k = kept.get(name);
+    const removals = removalsOn.get(name) ?? [];
+    const removed = removalsDigest(removals);
     if (k !== undefined && !(k instanceof Map)) {
-      const spec: NodeImageSetSpec = { maxConcurrentPulls, images: k.entries as NodeImage[], removals: [] };
-      nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, maxConcurrentPulls, k.entriesDigest), released: k.released });
+      const spec: NodeImageSetSpec = { maxConcurrentPulls, images: k.entries as NodeImage[], removals };
+      nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, maxConcurrentPulls, k.entriesDigest, removed), released: k.released });
       continue;
     }
     const entries = [...(k?.values() ?? [])].sort(byImage);
     // Nothing released yet and nothing to empty: no write.
-    if (entries.length === 0 && !input.current.has(name)) continue;
-    const spec: NodeImageSetSpec = { maxConcurrentPulls, images: entries, removals: [] };
+    if (entries.length === 0 && removals.length === 0 && !input.current.has(name)) continue;
+    const spec: NodeImageSetSpec = { maxConcurrentPulls, images: entries, removals };
     const released = new Map(entries.map((e) => [e.image, e.round]));
-    nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, maxConcurrentPulls, entriesDigest(entries, true)), released });
+    nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, maxConcurrentPulls, entriesDigest(entries, true), removed), released });
   }
   if (input.memo !== undefined) input.memo.settled = settled;
   return { nodeImageSets, targetNodes, unfinished, held };

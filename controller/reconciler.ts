@@ -4,7 +4,7 @@
 // the watch caught up neither writes twice nor miscounts the pull budget.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
-import type { PrePullImage, PrePullImagePhase, PrePullImageStatus, PrePullPolicy, PrePullPolicyStatus } from '../api/v1alpha1/index.ts';
+import { durationMilliseconds, type PrePullImage, type PrePullImagePhase, type PrePullImageStatus, type PrePullPolicy, type PrePullPolicyStatus } from '../api/v1alpha1/index.ts';
 import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
 import { ListWatch, objectKey } from '../lib/list-watch.ts';
 import {
@@ -12,7 +12,11 @@ import {
   desiredPrePullImageDigest,
   eventBody,
   FIELD_MANAGER,
+  finalizerApplyBody,
+  finalizerRemovalPatch,
+  hasPurgeFinalizer,
   isManaged,
+  PURGE_FIELD_MANAGER,
   metaTime,
   nodeImageSetApplyBody,
   paths,
@@ -49,6 +53,7 @@ import {
   secretKey,
   type SecretView,
 } from './pull-secrets.ts';
+import { purgeRollup, purgeSummary, purgingStatus } from './purge-rollup.ts';
 import { prePullImageStatus, prePullPolicyStatus, type StatusEvent } from './status-rollup.ts';
 import { workloadKinds, type WorkloadKind } from './workload-images.ts';
 
@@ -316,7 +321,9 @@ export class Controller {
       return cached;
     }
     // Our write is not in the cache yet: its spec, with whatever status the cache has.
-    return cached === undefined ? overlay.view : { ...overlay.view, status: cached.status };
+    if (cached === undefined) return overlay.view;
+    const { removals: _stale, ...spec } = overlay.view;
+    return { ...spec, status: cached.status, ...(cached.removals !== undefined ? { removals: cached.removals } : {}) };
   }
 
   private copyView(name: string): SecretView | undefined {
@@ -429,7 +436,8 @@ export class Controller {
     const targetsRaw: { target: Omit<ImageTarget, 'pullSecrets'>; secretRefs: string[] }[] = [];
     for (const [key, d] of desired.images) {
       const cached = cachedPPIs.get(key);
-      if (cached !== undefined && !isManaged(cached)) continue;
+      // A derived one being deleted is purged (below) or simply goes; it is derived again once it is gone.
+      if (cached !== undefined && (!isManaged(cached) || cached.metadata.deletionTimestamp !== undefined)) continue;
       targetsRaw.push({
         target: {
           key, namespace: d.namespace, name: d.name, image: d.spec.image, imageDigest: undefined,
@@ -439,15 +447,28 @@ export class Controller {
       });
     }
     for (const [key, p] of cachedPPIs) {
-      if (isManaged(p) || p.metadata.deletionTimestamp !== undefined) continue;
+      const deleting = p.metadata.deletionTimestamp !== undefined;
+      // Removal: state Absent, or deleted while holding the purge finalizer (derived ones too).
+      const purge = deleting ? hasPurgeFinalizer(p) : !isManaged(p) && p.spec.state === 'Absent';
+      if (!purge && (isManaged(p) || deleting)) continue;
       const ns = p.metadata.namespace ?? '';
       targetsRaw.push({
         target: {
           key, namespace: ns, name: p.metadata.name ?? '', image: p.spec.image, imageDigest: p.spec.imageDigest,
           nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, retry: p.spec.retry, timeout: p.spec.timeout,
+          ...(purge ? { purge: true } : {}),
         },
-        secretRefs: (p.spec.imagePullSecrets ?? []).map((r) => secretKey(ns, r.name)),
+        // Nothing is pulled for a purge: its secrets need no copies.
+        secretRefs: purge ? [] : (p.spec.imagePullSecrets ?? []).map((r) => secretKey(ns, r.name)),
       });
+    }
+    // The purge finalizer on hand-written PrePullImages, under a field manager of its own (derived ones
+    // carry it in their applied object).
+    const finalizerWrites: { p: PrePullImage; add: boolean }[] = [];
+    for (const p of cachedPPIs.values()) {
+      if (isManaged(p) || p.metadata.deletionTimestamp !== undefined) continue;
+      const has = hasPurgeFinalizer(p);
+      if (p.spec.purgeOnDelete !== has) finalizerWrites.push({ p, add: p.spec.purgeOnDelete });
     }
 
     // 3. Pull secret copies.
@@ -502,13 +523,24 @@ export class Controller {
         generationOf.set(key, generation);
       }
     });
+    await eachLimited(finalizerWrites, limit, async ({ p, add }) => {
+      const ns = p.metadata.namespace ?? '';
+      const name = p.metadata.name ?? '';
+      await attempt(`prepullimage finalizer ${ns}/${name}`, () => add
+        ? client.apply(paths.prePullImage(ns, name), finalizerApplyBody(ns, name), PURGE_FIELD_MANAGER, signal)
+        : client.patch(paths.prePullImage(ns, name), 'json', finalizerRemovalPatch(p), signal));
+    });
     await eachLimited(nisWrites, limit, async (p) => {
       const body = await attempt(`nodeimageset ${p.node}`, () => client.apply(paths.nodeImageSet(p.node), nodeImageSetApplyBody(p), FIELD_MANAGER, signal));
       if (body !== undefined) {
         const { generation } = responseMeta(body);
+        const cur = current.get(p.node);
         this.nisOverlay.set(p.node, {
           generation,
-          view: { name: p.node, generation, ownerUid: p.nodeUid, specDigest: p.digest, released: p.released, status: current.get(p.node)?.status ?? new Map() },
+          view: {
+            name: p.node, generation, ownerUid: p.nodeUid, specDigest: p.digest, released: p.released, status: cur?.status ?? new Map(),
+            ...(cur?.removals !== undefined ? { removals: cur.removals } : {}),
+          },
         });
       }
     });
@@ -536,7 +568,7 @@ export class Controller {
     let progressDueAt: number | undefined;
     for (const [key, p] of cachedPPIs) {
       const t = targetByKey.get(key);
-      if (t === undefined || p.metadata.deletionTimestamp !== undefined) continue;
+      if (t === undefined || p.metadata.deletionTimestamp !== undefined || t.purge === true) continue;
       const overlay = this.ppiStatusOverlay.get(key);
       if (overlay !== undefined && overlay.rvBefore !== p.metadata.resourceVersion) this.ppiStatusOverlay.delete(key);
       const previous = this.ppiStatusOverlay.get(key)?.status ?? p.status;
@@ -570,14 +602,42 @@ export class Controller {
       statusWrites.push({ key, p, status: r.status, digest: r.digest, events: r.events });
     }
     this.rolledUp = rolledUp;
+
+    // Purges: the agents' answers up to status.purge; once every node of a deleted one has answered, its
+    // finalizer goes (after the status and the Purged Event that record it).
+    const finalizerRemovals: PrePullImage[] = [];
+    for (const [key, p] of cachedPPIs) {
+      const t = targetByKey.get(key);
+      if (t?.purge !== true) continue;
+      const overlay = this.ppiStatusOverlay.get(key);
+      if (overlay !== undefined && overlay.rvBefore !== p.metadata.resourceVersion) this.ppiStatusOverlay.delete(key);
+      const previous = this.ppiStatusOverlay.get(key)?.status ?? p.status;
+      const deletedAt = p.metadata.deletionTimestamp === undefined ? undefined : Date.parse(p.metadata.deletionTimestamp);
+      // A deletion never waits forever: nodes that have not answered within the timeout count as failed.
+      const giveUpAtMs = deletedAt === undefined ? undefined : deletedAt + (durationMilliseconds(t.timeout) ?? 600_000);
+      const rollup = purgeRollup({ image: t.image, nodes: plan.targetNodes.get(key) ?? [], planned: plan.nodeImageSets, current, giveUpAtMs, nowMs });
+      if (!rollup.done && giveUpAtMs !== undefined) progressDueAt = Math.min(progressDueAt ?? giveUpAtMs, giveUpAtMs);
+      const { status, purged } = purgingStatus({ generation: p.metadata.generation ?? 0, image: t.image, rollup, previous, now });
+      const events: StatusEvent[] = purged
+        ? [{ type: rollup.purge.failed > 0 ? 'Warning' : 'Normal', reason: 'Purged', message: purgeSummary(t.image, rollup.purge) }]
+        : [];
+      const digest = canonicalDigest(status);
+      if (digest !== canonicalDigest(previous ?? {})) statusWrites.push({ key, p, status, digest, events });
+      if (deletedAt !== undefined && rollup.done) finalizerRemovals.push(p);
+    }
     this.progressDueAt = progressDueAt;
     for (const key of this.statusWrittenAt.keys()) if (!cachedPPIs.has(key)) this.statusWrittenAt.delete(key);
     computed();
+    // Statuses not written: a finalizer is removed only after the status that records the purge.
+    const unwritten = new Set<string>();
     await eachLimited(statusWrites, limit, async (w) => {
       const ns = w.p.metadata.namespace ?? '';
       const name = w.p.metadata.name ?? '';
       const body = await attempt(`prepullimage status ${w.key}`, () => client.apply(paths.prePullImageStatus(ns, name), prePullImageStatusBody(ns, name, w.status), FIELD_MANAGER, signal));
-      if (body === undefined) return;
+      if (body === undefined) {
+        unwritten.add(w.key);
+        return;
+      }
       this.statusWrittenAt.set(w.key, nowMs);
       this.ppiStatusOverlay.set(w.key, { rvBefore: w.p.metadata.resourceVersion, status: w.status, digest: w.digest });
       // Events only after the status that records the transition: a retried pass never repeats them (a crash
@@ -585,6 +645,12 @@ export class Controller {
       for (const ev of w.events) {
         await attempt(`event ${w.key} ${ev.reason}`, () => client.create(paths.events(ns), eventBody({ namespace: ns, name, uid: w.p.metadata.uid ?? '' }, ev, now, this.o.identity), signal));
       }
+    });
+    const releasable = finalizerRemovals.filter((p) => !unwritten.has(prePullImageKey(p.metadata.namespace ?? '', p.metadata.name ?? '')));
+    await eachLimited(releasable, limit, async (p) => {
+      const ns = p.metadata.namespace ?? '';
+      const name = p.metadata.name ?? '';
+      await attempt(`prepullimage finalizer ${ns}/${name}`, () => client.patch(paths.prePullImage(ns, name), 'json', finalizerRemovalPatch(p), signal));
     });
 
     resume();
@@ -633,7 +699,8 @@ export class Controller {
     metrics.setPhases(phases);
     metrics.unfinishedPulls.set(plan.unfinished);
     metrics.heldPulls.set(plan.held);
-    const writes = secretPlan.apply.length + ppiWrites.length + nisWrites.length + statusWrites.length + policyWrites.length + ppiDeletes.length + secretPlan.remove.length;
+    const writes = secretPlan.apply.length + ppiWrites.length + finalizerWrites.length + nisWrites.length + statusWrites.length + policyWrites.length + ppiDeletes.length +
+      secretPlan.remove.length + finalizerRemovals.length;
     if (writes > 0) {
       log.debug('reconciled', {
         secrets: secretPlan.apply.length, prePullImages: ppiWrites.length, nodeImageSets: nisWrites.length, statuses: statusWrites.length,

@@ -17,7 +17,7 @@ import type { NodeImageSetView, PlannedNodeImageSet } from './node-plan.ts';
 
 export const PULL_SECRETS_READY = 'PullSecretsReady';
 
-export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullSecretProblem';
+export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullSecretProblem' | 'Purged';
 
 export interface StatusEvent {
   readonly type: 'Normal' | 'Warning';
