@@ -74,7 +74,7 @@ export function cachedPrePullImageDigest(ppi: PrePullImage): string {
     labels: { [MANAGED_BY_LABEL]: labels[MANAGED_BY_LABEL], [POLICY_LABEL]: labels[POLICY_LABEL] },
     annotations: { [WORKLOAD_ANNOTATION]: annotations[WORKLOAD_ANNOTATION], [CONTAINER_ANNOTATION]: annotations[CONTAINER_ANNOTATION] },
     owner: owner === undefined ? undefined : { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid },
-    spec: { image: s.image, nodes: s.nodes, imagePullSecrets: s.imagePullSecrets ?? [], retry: s.retry, timeout: s.timeout },
+    spec: { image: s.image, nodes: s.nodes, imagePullSecrets: s.imagePullSecrets ?? [], retry: s.retry, timeout: s.timeout, refreshInterval: s.refreshInterval },
   } satisfies ManagedShape);
 }
 
@@ -86,6 +86,7 @@ export function prePullImageApplyBody(d: DesiredPrePullImage): unknown {
   const shape = managedShape(d);
   const spec: Record<string, unknown> = { image: d.spec.image, nodes: d.spec.nodes, retry: d.spec.retry, timeout: d.spec.timeout };
   if (d.spec.imagePullSecrets.length > 0) spec.imagePullSecrets = d.spec.imagePullSecrets;
+  if (d.spec.refreshInterval !== undefined) spec.refreshInterval = d.spec.refreshInterval;
   return {
     apiVersion: API_VERSION,
     kind: 'PrePullImage',

@@ -35,6 +35,8 @@ export interface ManagedPrePullImageSpec {
   readonly imagePullSecrets: readonly { readonly name: string }[];
   readonly retry: Retry;
   readonly timeout: string;
+  /** The policy's spec.refreshInterval, when set. */
+  readonly refreshInterval?: string;
 }
 
 export interface DesiredPrePullImage {
@@ -133,7 +135,10 @@ function deriveImages(
     policy: owner.name,
     owner: identity,
     containerName: c.containerName,
-    spec: { image: c.image, nodes, imagePullSecrets, retry: spec.retry, timeout: spec.timeout },
+    spec: {
+      image: c.image, nodes, imagePullSecrets, retry: spec.retry, timeout: spec.timeout,
+      ...(spec.refreshInterval !== undefined ? { refreshInterval: spec.refreshInterval } : {}),
+    },
     placement,
   }));
   return { policy: owner.policy, serviceAccount, images };

@@ -25,6 +25,7 @@ function target(name: string, image: string, extra: Partial<ImageTarget> = {}): 
     pullSecrets: [],
     retry: { maxAttempts: 3, backoffSeconds: 30 },
     timeout: '10m',
+    round: 0,
     ...extra,
   };
 }
