@@ -179,6 +179,11 @@ export class Controller {
   private progressDueAt: number | undefined;
   /** When refreshInterval next asks for a refresh of some PrePullImage (ms). */
   private refreshDueAt: number | undefined;
+  /**
+   * Refreshes this process recorded, until the cache shows them: unlike a whole status, a refresh record only
+   * moves forward, so a cached object that changed for another reason cannot make it forget one (and repeat it).
+   */
+  private readonly refreshOverlay = new Map<string, { uid: string | undefined; refresh: RefreshRecord }>();
 
   constructor(opts: ControllerOptions) {
     this.o = { debounceMs: 100, statusProgressIntervalMs: 5000, writeConcurrency: 8, now: () => new Date(), ...opts };
@@ -336,7 +341,15 @@ export class Controller {
   private statusOf(key: string, p: PrePullImage): PrePullImageStatus | undefined {
     const overlay = this.ppiStatusOverlay.get(key);
     if (overlay !== undefined && overlay.rvBefore !== p.metadata.resourceVersion) this.ppiStatusOverlay.delete(key);
-    return this.ppiStatusOverlay.get(key)?.status ?? p.status;
+    const status = this.ppiStatusOverlay.get(key)?.status ?? p.status;
+    const written = this.refreshOverlay.get(key);
+    if (written === undefined) return status;
+    // Shown by the cache, or written for an object of the same name deleted since.
+    if (written.uid !== p.metadata.uid || wantedRound(status?.refresh) >= wantedRound(written.refresh)) {
+      this.refreshOverlay.delete(key);
+      return status;
+    }
+    return { ...status, refresh: written.refresh };
   }
 
   /**
@@ -387,6 +400,7 @@ export class Controller {
       log.info('refresh requested', { prePullImage: w.key, trigger: w.trigger, lastTime: w.refresh.lastTime });
       metrics.refreshes.inc({ trigger: w.trigger });
       this.ppiStatusOverlay.set(w.key, { rvBefore: w.p.metadata.resourceVersion, status: w.status, digest: canonicalDigest(w.status) });
+      this.refreshOverlay.set(w.key, { uid: w.p.metadata.uid, refresh: w.refresh });
       // After the status that records it, as for the rollup's Events: a retried pass never repeats it.
       await attempt(`event ${w.key} ${w.event.reason}`, () => client.create(paths.events(ns), eventBody({ namespace: ns, name, uid: w.p.metadata.uid ?? '' }, w.event, now, this.o.identity), signal));
     });
@@ -628,6 +642,7 @@ export class Controller {
     this.rolledUp = rolledUp;
     this.progressDueAt = progressDueAt;
     for (const key of this.statusWrittenAt.keys()) if (!cachedPPIs.has(key)) this.statusWrittenAt.delete(key);
+    for (const key of this.refreshOverlay.keys()) if (!cachedPPIs.has(key)) this.refreshOverlay.delete(key);
     computed();
     await eachLimited(statusWrites, limit, async (w) => {
       const ns = w.p.metadata.namespace ?? '';
