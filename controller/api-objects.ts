@@ -80,7 +80,7 @@ export function cachedPrePullImageDigest(ppi: PrePullImage): string {
     annotations: { [WORKLOAD_ANNOTATION]: annotations[WORKLOAD_ANNOTATION], [CONTAINER_ANNOTATION]: annotations[CONTAINER_ANNOTATION] },
     owner: owner === undefined ? undefined : { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid },
     spec: {
-      image: s.image, nodes: s.nodes, imagePullSecrets: s.imagePullSecrets ?? [], retry: s.retry, timeout: s.timeout,
+      image: s.image, nodes: s.nodes, imagePullSecrets: s.imagePullSecrets ?? [], retry: s.retry, timeout: s.timeout, refreshInterval: s.refreshInterval,
       ...(s.purgeOnDelete ? { purgeOnDelete: true } : {}),
     },
     ...(s.purgeOnDelete && hasPurgeFinalizer(ppi) ? { purgeFinalizer: true as const } : {}),
@@ -118,6 +118,7 @@ export function prePullImageApplyBody(d: DesiredPrePullImage): unknown {
   const spec: Record<string, unknown> = { image: d.spec.image, nodes: d.spec.nodes, retry: d.spec.retry, timeout: d.spec.timeout };
   if (d.spec.imagePullSecrets.length > 0) spec.imagePullSecrets = d.spec.imagePullSecrets;
   if (d.spec.purgeOnDelete === true) spec.purgeOnDelete = true;
+  if (d.spec.refreshInterval !== undefined) spec.refreshInterval = d.spec.refreshInterval;
   return {
     apiVersion: API_VERSION,
     kind: 'PrePullImage',

@@ -40,6 +40,8 @@ export interface ManagedPrePullImageSpec {
   readonly timeout: string;
   /** From the policy's spec.purgeOnDelete; set only when true. */
   readonly purgeOnDelete?: true;
+  /** The policy's spec.refreshInterval, when set. */
+  readonly refreshInterval?: string;
 }
 
 /** The object a derived PrePullImage belongs to: its controller owner reference. */
@@ -153,7 +155,11 @@ function deriveImages(
     policy: owner.name,
     owner: identity,
     containerName: c.containerName,
-    spec: { image: c.image, nodes, imagePullSecrets, retry: spec.retry, timeout: spec.timeout, ...(spec.purgeOnDelete ? { purgeOnDelete: true as const } : {}) },
+    spec: {
+      image: c.image, nodes, imagePullSecrets, retry: spec.retry, timeout: spec.timeout,
+      ...(spec.purgeOnDelete ? { purgeOnDelete: true as const } : {}),
+      ...(spec.refreshInterval !== undefined ? { refreshInterval: spec.refreshInterval } : {}),
+    },
     placement,
   }));
   return { policy: owner.policy, serviceAccount, images };

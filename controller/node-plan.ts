@@ -1,7 +1,9 @@
 // From the images wanted (PrePullImages) and the nodes to each node's NodeImageSet spec, releasing new
 // (node, image) pairs only within the cluster-wide pull budget. The budget is counted from the
 // NodeImageSets themselves (released entries the agent has not finished), so a restarted or newly elected
-// controller continues exactly where the last one stopped. Pure: no I/O, no clock.
+// controller continues exactly where the last one stopped. A refresh raises an entry's round (see
+// refresh.ts); the raise of a finished pair is a new pull and waits for the budget like one. Pure: no I/O,
+// no clock.
 import {
   durationMilliseconds,
   MAX_IMAGE_SOURCES,
@@ -44,6 +46,8 @@ export interface ImageTarget {
    * purgeOnDelete). Target nodes are then all matching nodes, Ready or not, and no budget applies.
    */
   readonly purge?: boolean;
+  /** The round this PrePullImage wants of its entries (refresh.ts wantedRound); 0 when never refreshed. */
+  readonly round: number;
 }
 
 export interface NodeImageStatusView {
@@ -285,12 +289,14 @@ function mergeEntry(targets: readonly ImageTarget[]): NodeImage {
   let retry = first.retry;
   let timeout = first.timeout;
   let imageDigest = first.imageDigest;
+  let round = first.round;
   const secrets = new Set<string>();
   for (const t of targets) {
     if (t !== first) {
       retry = { maxAttempts: Math.max(retry.maxAttempts, t.retry.maxAttempts), backoffSeconds: Math.min(retry.backoffSeconds, t.retry.backoffSeconds) };
       timeout = longerTimeout(timeout, t.timeout);
       imageDigest ??= t.imageDigest;
+      round = Math.max(round, t.round);
     }
     for (const s of t.pullSecrets) secrets.add(s);
   }
@@ -299,7 +305,7 @@ function mergeEntry(targets: readonly ImageTarget[]): NodeImage {
     pullSecrets: [...secrets].sort(compareStrings).slice(0, MAX_ENTRY_PULL_SECRETS),
     timeout,
     retry,
-    round: 0,
+    round,
     sources: targets.slice(0, MAX_IMAGE_SOURCES).map((t) => ({ namespace: t.namespace, name: t.name })),
   };
   if (imageDigest !== undefined) entry.imageDigest = imageDigest;
@@ -308,11 +314,11 @@ function mergeEntry(targets: readonly ImageTarget[]): NodeImage {
 
 /**
  * Nodes in the same groups want the same images from the same targets: one class each, planned once.
- * In a steady cluster every node of a class has exactly the class's entries released in round 0, and
- * then shares the class's spec, released map and entries digest instead of building its own.
+ * In a steady cluster every node of a class has exactly the class's entries released in their wanted
+ * rounds, and then shares the class's spec, released map and entries digest instead of building its own.
  */
 interface NodeClass {
-  /** image → entry, round 0. */
+  /** image → entry, in the round its sources want. */
   readonly wanted: ReadonlyMap<string, NodeImage>;
   /** The wanted entries sorted by image. */
   readonly entries: readonly NodeImage[];
@@ -320,17 +326,17 @@ interface NodeClass {
   readonly entriesDigest: string;
 }
 
-/** Whether `view` has exactly the class's images released, all in round 0, and how many are unfinished. */
+/** Whether `view` has exactly the class's images released, each in its wanted round, and how many are unfinished. */
 function settle(view: NodeImageSetView, c: NodeClass): SettledNode {
   let asClass = view.released.size === c.wanted.size;
   let unfinished = 0;
   if (asClass) {
-    for (const image of c.wanted.keys()) {
-      if (view.released.get(image) !== 0) {
+    for (const [image, entry] of c.wanted) {
+      if (view.released.get(image) !== entry.round) {
         asClass = false;
         break;
       }
-      if (!isFinished(view.status.get(image), 0)) unfinished++;
+      if (!isFinished(view.status.get(image), entry.round)) unfinished++;
     }
   }
   return { view, entriesDigest: c.entriesDigest, asClass, unfinished: asClass ? unfinished : 0 };
@@ -415,7 +421,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
       }
       const wanted = new Map([...targetsByImage].map(([image, list]) => [image, entryFor(list)]));
       const entries = [...wanted.values()].sort(byImage);
-      c = { wanted, entries, released: new Map(entries.map((e) => [e.image, 0])), entriesDigest: entriesDigest(entries, true) };
+      c = { wanted, entries, released: new Map(entries.map((e) => [e.image, e.round])), entriesDigest: entriesDigest(entries, true) };
       classes.set(classKey, c);
     }
     return c;
@@ -425,7 +431,8 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   let unfinished = 0;
   const kept = new Map<string, Map<string, NodeImage> | NodeClass>();
   const wantedOn = new Map<string, NodeClass>();
-  const candidates: { node: string; image: string }[] = [];
+  // `raise`: a refresh of a finished pair, kept in its old round until the budget releases it.
+  const candidates: { node: string; image: string; raise: boolean }[] = [];
   const settled = new Map<string, SettledNode>();
   for (const [node, ids] of memberOf) {
     const c = classOf(ids);
@@ -445,11 +452,19 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     for (const [image, base] of c.wanted) {
       const round = current?.released.get(image);
       if (round === undefined) {
-        candidates.push({ node, image });
+        candidates.push({ node, image, raise: false });
         continue;
       }
-      keep.set(image, round === 0 ? base : { ...base, round });
-      if (!isFinished(current?.status.get(image), round)) unfinished++;
+      const status = current?.status.get(image);
+      if (base.round > round && isFinished(status, round)) {
+        keep.set(image, { ...base, round });
+        candidates.push({ node, image, raise: true });
+        continue;
+      }
+      // Rounds never go down (the CRD forbids it); an unfinished pair is raised at once, it already counts.
+      const next = Math.max(round, base.round);
+      keep.set(image, next === base.round ? base : { ...base, round: next });
+      if (!isFinished(status, next)) unfinished++;
     }
     kept.set(node, keep);
   }
@@ -463,7 +478,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     const entry = wantedOn.get(c.node)?.wanted.get(c.image);
     // Only nodes with candidates have a map of their own.
     if (!(keep instanceof Map) || entry === undefined) continue;
-    if (available <= 0 || keep.size >= MAX_NODE_IMAGES) {
+    if (available <= 0 || (!c.raise && keep.size >= MAX_NODE_IMAGES)) {
       held++;
       continue;
     }

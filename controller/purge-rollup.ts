@@ -117,6 +117,8 @@ export function purgingStatus(input: PurgeStatusInput): { status: PrePullImageSt
     observedGeneration: input.generation,
     conditions: [setCondition(input.previous?.conditions, ready, input.now)],
     purge,
+    // The last refresh stays on record (its time is the round the nodes were asked for).
+    ...(input.previous?.refresh !== undefined ? { refresh: input.previous.refresh } : {}),
   };
   // The Event is due when this status is the first to record that every node answered.
   const wasDone = input.previous?.purge !== undefined && input.previous.purge.pending === 0 && input.previous.observedGeneration === input.generation &&

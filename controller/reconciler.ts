@@ -4,7 +4,7 @@
 // the watch caught up neither writes twice nor miscounts the pull budget.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
-import { durationMilliseconds, type PrePullImage, type PrePullImagePhase, type PrePullImageStatus, type PrePullPolicy, type PrePullPolicyStatus } from '../api/v1alpha1/index.ts';
+import { durationMilliseconds, REFRESH_ANNOTATION, type PrePullImage, type PrePullImagePhase, type PrePullImageStatus, type PrePullPolicy, type PrePullPolicyStatus } from '../api/v1alpha1/index.ts';
 import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
 import { ListWatch, objectKey } from '../lib/list-watch.ts';
 import {
@@ -44,6 +44,7 @@ import { argoKindsNamed, DesiredImagesMemo, desiredPrePullImages, prePullImageKe
 import type { ControllerMetrics } from './metrics.ts';
 import type { NodeView } from './node-eligibility.ts';
 import { PlanMemo, planNodeImageSets, type ImageTarget, type NodeImageSetView, type PlannedNodeImageSet } from './node-plan.ts';
+import { refreshDecision, wantedRound, type RefreshRecord } from './refresh.ts';
 import {
   copyMatches,
   DOCKER_CFG,
@@ -189,6 +190,13 @@ export class Controller {
   /** When each PrePullImage status was last written (ms), and when a held-back progress write is due. */
   private readonly statusWrittenAt = new Map<string, number>();
   private progressDueAt: number | undefined;
+  /** When refreshInterval next asks for a refresh of some PrePullImage (ms). */
+  private refreshDueAt: number | undefined;
+  /**
+   * Refreshes this process recorded, until the cache shows them: unlike a whole status, a refresh record only
+   * moves forward, so a cached object that changed for another reason cannot make it forget one (and repeat it).
+   */
+  private readonly refreshOverlay = new Map<string, { uid: string | undefined; refresh: RefreshRecord }>();
 
   constructor(opts: ControllerOptions) {
     this.o = { debounceMs: 100, statusProgressIntervalMs: 5000, writeConcurrency: 8, now: () => new Date(), ...opts };
@@ -260,8 +268,9 @@ export class Controller {
         this.wake = undefined;
         resolve();
       };
-      // A held-back progress write wakes the loop before the resync does.
-      const due = this.progressDueAt === undefined ? Infinity : Math.max(0, this.progressDueAt - this.o.now().getTime());
+      // A held-back progress write or a due refresh wakes the loop before the resync does.
+      const next = Math.min(this.progressDueAt ?? Infinity, this.refreshDueAt ?? Infinity);
+      const due = next === Infinity ? Infinity : Math.max(0, next - this.o.now().getTime());
       const timer = setTimeout(() => { this.dirty = true; done(); }, Math.min(this.o.resyncPeriodMs, due));
       signal.addEventListener('abort', done, { once: true });
       this.wake = done;
@@ -344,6 +353,76 @@ export class Controller {
       if (s !== undefined && s.labels[SECRET_COPY_LABEL] !== 'true') return s;
     }
     return undefined;
+  }
+
+  /** A PrePullImage's status as last written: this process's own write until the cache shows a newer object. */
+  private statusOf(key: string, p: PrePullImage): PrePullImageStatus | undefined {
+    const overlay = this.ppiStatusOverlay.get(key);
+    if (overlay !== undefined && overlay.rvBefore !== p.metadata.resourceVersion) this.ppiStatusOverlay.delete(key);
+    const status = this.ppiStatusOverlay.get(key)?.status ?? p.status;
+    const written = this.refreshOverlay.get(key);
+    if (written === undefined) return status;
+    // Shown by the cache, or written for an object of the same name deleted since.
+    if (written.uid !== p.metadata.uid || wantedRound(status?.refresh) >= wantedRound(written.refresh)) {
+      this.refreshOverlay.delete(key);
+      return status;
+    }
+    return { ...status, refresh: written.refresh };
+  }
+
+  /**
+   * Records new refreshes (annotation or due refreshInterval) in status.refresh, before any NodeImageSet is
+   * planned from them: the rounds follow from the persisted record only. Returns when the next is due.
+   */
+  private async recordRefreshes(
+    cachedPPIs: ReadonlyMap<string, PrePullImage>,
+    nowMs: number,
+    attempt: (what: string, fn: () => Promise<unknown>) => Promise<unknown>,
+    signal: AbortSignal,
+  ): Promise<number | undefined> {
+    const { client, log, metrics } = this.o;
+    let dueAt: number | undefined;
+    const writes: { key: string; p: PrePullImage; status: PrePullImageStatus; refresh: RefreshRecord; trigger: string; event: StatusEvent }[] = [];
+    for (const [key, p] of cachedPPIs) {
+      if (p.metadata.deletionTimestamp !== undefined) continue;
+      const previous = this.statusOf(key, p);
+      const decision = refreshDecision({
+        image: p.spec.image,
+        imageDigest: p.spec.imageDigest,
+        annotation: p.metadata.annotations?.[REFRESH_ANNOTATION],
+        refreshInterval: p.spec.refreshInterval,
+        generation: p.metadata.generation ?? 0,
+        creationTimestamp: p.metadata.creationTimestamp,
+        status: previous,
+        nowMs,
+      });
+      switch (decision.kind) {
+        case 'none':
+          if (decision.dueAtMs !== undefined) dueAt = Math.min(dueAt ?? decision.dueAtMs, decision.dueAtMs);
+          break;
+        case 'refresh':
+          writes.push({ key, p, status: { ...previous, refresh: decision.refresh }, refresh: decision.refresh, trigger: decision.trigger, event: decision.event });
+          break;
+        default: {
+          const unreachable: never = decision;
+          throw new Error(`unhandled refresh decision ${JSON.stringify(unreachable)}`);
+        }
+      }
+    }
+    const now = metaTime(new Date(nowMs));
+    await eachLimited(writes, this.o.writeConcurrency, async (w) => {
+      const ns = w.p.metadata.namespace ?? '';
+      const name = w.p.metadata.name ?? '';
+      const body = await attempt(`prepullimage refresh ${w.key}`, () => client.apply(paths.prePullImageStatus(ns, name), prePullImageStatusBody(ns, name, w.status), FIELD_MANAGER, signal));
+      if (body === undefined) return;
+      log.info('refresh requested', { prePullImage: w.key, trigger: w.trigger, lastTime: w.refresh.lastTime });
+      metrics.refreshes.inc({ trigger: w.trigger });
+      this.ppiStatusOverlay.set(w.key, { rvBefore: w.p.metadata.resourceVersion, status: w.status, digest: canonicalDigest(w.status) });
+      this.refreshOverlay.set(w.key, { uid: w.p.metadata.uid, refresh: w.refresh });
+      // After the status that records it, as for the rollup's Events: a retried pass never repeats it.
+      await attempt(`event ${w.key} ${w.event.reason}`, () => client.create(paths.events(ns), eventBody({ namespace: ns, name, uid: w.p.metadata.uid ?? '' }, w.event, now, this.o.identity), signal));
+    });
+    return dueAt;
   }
 
   /** Cached PrePullImages are replaced, never changed, when they change: their digest is computed once. */
@@ -432,6 +511,15 @@ export class Controller {
       }
     }
 
+    // 1b. Refreshes, persisted before planning raises any round from them.
+    computed();
+    this.refreshDueAt = await this.recordRefreshes(cachedPPIs, this.o.now().getTime(), attempt, signal);
+    resume();
+    const roundOf = (key: string): number => {
+      const p = cachedPPIs.get(key);
+      return p === undefined ? 0 : wantedRound(this.statusOf(key, p)?.refresh);
+    };
+
     // 2. Targets: derived images as desired now (not as cached), plus hand-written ones.
     const targetsRaw: { target: Omit<ImageTarget, 'pullSecrets'>; secretRefs: string[] }[] = [];
     for (const [key, d] of desired.images) {
@@ -442,6 +530,7 @@ export class Controller {
         target: {
           key, namespace: d.namespace, name: d.name, image: d.spec.image, imageDigest: undefined,
           nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, retry: d.spec.retry, timeout: d.spec.timeout,
+          round: roundOf(key),
         },
         secretRefs: d.spec.imagePullSecrets.map((r) => secretKey(d.namespace, r.name)),
       });
@@ -457,6 +546,7 @@ export class Controller {
           key, namespace: ns, name: p.metadata.name ?? '', image: p.spec.image, imageDigest: p.spec.imageDigest,
           nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, retry: p.spec.retry, timeout: p.spec.timeout,
           ...(purge ? { purge: true } : {}),
+          round: roundOf(key),
         },
         // Nothing is pulled for a purge: its secrets need no copies.
         secretRefs: purge ? [] : (p.spec.imagePullSecrets ?? []).map((r) => secretKey(ns, r.name)),
@@ -569,9 +659,7 @@ export class Controller {
     for (const [key, p] of cachedPPIs) {
       const t = targetByKey.get(key);
       if (t === undefined || p.metadata.deletionTimestamp !== undefined || t.purge === true) continue;
-      const overlay = this.ppiStatusOverlay.get(key);
-      if (overlay !== undefined && overlay.rvBefore !== p.metadata.resourceVersion) this.ppiStatusOverlay.delete(key);
-      const previous = this.ppiStatusOverlay.get(key)?.status ?? p.status;
+      const previous = this.statusOf(key, p);
       const refs = secretRefsByKey.get(key) ?? [];
       const problems = refs.flatMap((r) => {
         const pr = secretPlan.problems.get(r);
@@ -580,11 +668,11 @@ export class Controller {
       const generation = generationOf.get(key) ?? p.metadata.generation ?? 0;
       const nodes = plan.targetNodes.get(key) ?? [];
       // `now` is left out: with the same inputs (previous status included) the rollup moves no timestamp.
-      const fingerprint = JSON.stringify([generation, t.image, this.ids.of(previous), nodesToken(nodes), refs.length, problems]);
+      const fingerprint = JSON.stringify([generation, t.image, t.round, this.ids.of(previous), nodesToken(nodes), refs.length, problems]);
       let r = this.rolledUp.get(key);
       if (r?.fingerprint !== fingerprint) {
         const { status, events } = prePullImageStatus({
-          generation, image: t.image, nodes, planned: plan.nodeImageSets, current, previous, secrets: { referenced: refs.length, problems }, now,
+          generation, image: t.image, round: t.round, nodes, planned: plan.nodeImageSets, current, previous, secrets: { referenced: refs.length, problems }, now,
         });
         const digest = canonicalDigest(status);
         r = { fingerprint, status, events, digest, changed: digest !== canonicalDigest(previous ?? {}) };
@@ -609,9 +697,7 @@ export class Controller {
     for (const [key, p] of cachedPPIs) {
       const t = targetByKey.get(key);
       if (t?.purge !== true) continue;
-      const overlay = this.ppiStatusOverlay.get(key);
-      if (overlay !== undefined && overlay.rvBefore !== p.metadata.resourceVersion) this.ppiStatusOverlay.delete(key);
-      const previous = this.ppiStatusOverlay.get(key)?.status ?? p.status;
+      const previous = this.statusOf(key, p);
       const deletedAt = p.metadata.deletionTimestamp === undefined ? undefined : Date.parse(p.metadata.deletionTimestamp);
       // A deletion never waits forever: nodes that have not answered within the timeout count as failed.
       const giveUpAtMs = deletedAt === undefined ? undefined : deletedAt + (durationMilliseconds(t.timeout) ?? 600_000);
@@ -627,6 +713,7 @@ export class Controller {
     }
     this.progressDueAt = progressDueAt;
     for (const key of this.statusWrittenAt.keys()) if (!cachedPPIs.has(key)) this.statusWrittenAt.delete(key);
+    for (const key of this.refreshOverlay.keys()) if (!cachedPPIs.has(key)) this.refreshOverlay.delete(key);
     computed();
     // Statuses not written: a finalizer is removed only after the status that records the purge.
     const unwritten = new Set<string>();

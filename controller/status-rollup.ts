@@ -17,7 +17,7 @@ import type { NodeImageSetView, PlannedNodeImageSet } from './node-plan.ts';
 
 export const PULL_SECRETS_READY = 'PullSecretsReady';
 
-export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullSecretProblem' | 'Purged';
+export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullSecretProblem' | 'Purged' | 'RefreshRequested';
 
 export interface StatusEvent {
   readonly type: 'Normal' | 'Warning';
@@ -46,6 +46,8 @@ export interface SecretResolution {
 export interface ImageStatusInput {
   readonly generation: number;
   readonly image: string;
+  /** The round this PrePullImage wants (see refresh.ts wantedRound); a node still below it has not caught up. Default 0. */
+  readonly round?: number;
   /** Eligible target nodes. */
   readonly nodes: readonly string[];
   readonly planned: ReadonlyMap<string, PlannedNodeImageSet>;
@@ -66,10 +68,12 @@ interface NodeState {
 
 function nodeState(node: string, image: string, input: ImageStatusInput): NodeState {
   const round = input.planned.get(node)?.released.get(image);
-  const s = round === undefined ? undefined : input.current.get(node)?.status.get(image);
+  // Released, or a requested refresh, not yet: the pair waits for the cluster-wide budget.
+  const waiting = round === undefined || round < (input.round ?? 0);
+  const s = waiting ? undefined : input.current.get(node)?.status.get(image);
   // Status of an older round says nothing about this one, except that it is under way.
   if (s === undefined || round === undefined || s.round !== round) {
-    return { node, phase: 'Pending', reason: round === undefined ? 'WaitingForBudget' : undefined, message: undefined, startedAt: undefined, finishedAt: undefined };
+    return { node, phase: 'Pending', reason: waiting ? 'WaitingForBudget' : undefined, message: undefined, startedAt: undefined, finishedAt: undefined };
   }
   return { node, phase: s.phase, reason: s.reason, message: s.message, startedAt: s.startedAt, finishedAt: s.finishedAt };
 }
@@ -155,6 +159,8 @@ export function prePullImageStatus(input: ImageStatusInput): { status: PrePullIm
     ...(startTime !== undefined ? { startTime } : {}),
     ...(completionTime !== undefined ? { completionTime } : {}),
     ...(nodes.length > 0 ? { nodes } : {}),
+    // Written when a refresh is requested (before any node sees it); kept by every later rollup.
+    ...(input.previous?.refresh !== undefined ? { refresh: input.previous.refresh } : {}),
   };
 
   const events: StatusEvent[] = [];

@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import { decode } from '../../../api/schema.ts';
+import { prePullImageSchema } from '../../../api/v1alpha1/index.ts';
+import { cachedPrePullImageDigest, desiredPrePullImageDigest, prePullImageApplyBody } from '../../../controller/api-objects.ts';
 import {
   DesiredImagesMemo,
   desiredPrePullImages,
@@ -29,6 +32,23 @@ describe('controller/desired-images', () => {
     expect(app.policy).to.equal('default');
     expect(policies.get('default')).to.include({ watchedWorkloads: 1, shadowed: 0, selectorError: undefined });
     expect(policies.get('default')!.images).to.have.length(2);
+  });
+
+  it('gives derived PrePullImages the policy\'s refreshInterval; what it writes reads back with the same digest', () => {
+    const w = workload({ name: 'my-app', podSpec: { containers: [{ name: 'app', image: 'my-registry/my-app:latest' }] } });
+    const hourly = policy('default', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, refreshInterval: '1h' });
+    for (const [p, interval] of [[hourly, '1h'], [basic, undefined]] as const) {
+      const d = desiredPrePullImages([p], [w], noSAs).images.get('shop/deployment.my-app.app')!;
+      expect(d.spec.refreshInterval).to.equal(interval);
+      const written = decode(prePullImageSchema, prePullImageApplyBody(d));
+      if (!written.ok) throw new Error(written.errors.join('; '));
+      expect(written.value.spec.refreshInterval).to.equal(interval);
+      expect(cachedPrePullImageDigest(written.value)).to.equal(desiredPrePullImageDigest(d));
+    }
+    // A changed interval is a change to write.
+    const a = desiredPrePullImages([hourly], [w], noSAs).images.get('shop/deployment.my-app.app')!;
+    const b = desiredPrePullImages([basic], [w], noSAs).images.get('shop/deployment.my-app.app')!;
+    expect(desiredPrePullImageDigest(a)).to.not.equal(desiredPrePullImageDigest(b));
   });
 
   it('follows the pod template: a changed image gives the same PrePullImage name with the new image', () => {

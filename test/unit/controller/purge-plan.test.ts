@@ -8,7 +8,7 @@ import { node } from './planning-fixtures.ts';
 function target(name: string, image: string, extra: Partial<ImageTarget> = {}): ImageTarget {
   return {
     key: `shop/${name}`, namespace: 'shop', name, image, imageDigest: undefined, nodeNames: undefined, nodeSelector: undefined,
-    placement: undefined, pullSecrets: [], retry: { maxAttempts: 3, backoffSeconds: 30 }, timeout: '10m', ...extra,
+    placement: undefined, pullSecrets: [], retry: { maxAttempts: 3, backoffSeconds: 30 }, timeout: '10m', round: 0, ...extra,
   };
 }
 
