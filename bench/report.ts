@@ -6,6 +6,9 @@
 // --check: exit 1 when BENCHMARKS.md differs from what the results give.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import {
+  controllerGoals, FOOTPRINT_IDS, type GoalCheck, legacyFootprintFigures, parseScaleNote, PHASES, phaseCpuId, phaseRssId, scaleLinesOfRun,
+} from './footprint-phases.ts';
 import { JOB_STYLE_STEPS, jobStyleCost } from './job-style-model.ts';
 import { loadLine, machineLine } from './machine.ts';
 import { findFigure, readResult, resultPath, type BenchResult, type Figure } from './results.ts';
@@ -58,7 +61,7 @@ function runLine(r: BenchResult): string {
     `- Machine: ${machineLine(r.machine)}`,
     `- Code: ${r.machine.revision}`,
     `- Load: ${loadLine(r.load)}`,
-    ...r.notes.filter((n) => !n.startsWith('controller-scale: ')).map((n) => `- ${n.charAt(0).toUpperCase()}${n.slice(1)}`),
+    ...r.notes.filter((n) => parseScaleNote(n) === undefined).map((n) => `- ${n.charAt(0).toUpperCase()}${n.slice(1)}`),
   ].join('\n');
 }
 
@@ -177,7 +180,8 @@ function writesSection(r: BenchResult | undefined, controller: BenchResult | und
     .filter((f) => f.id.startsWith(`image-change.${key}.kind.`))
     .map((f) => [label, f.id.slice(`image-change.${key}.kind.`.length), cell(f, 'bare')]));
   const steps = JOB_STYLE_STEPS.map((s) => [s.actor, s.write, `${s.writes}`, `${s.objects}`]);
-  const scale = controller?.notes.filter((n) => /^controller-scale: (bench:|writes for the image change|image change on)/.test(n)) ?? [];
+  const scale = controller === undefined ? [] : scaleLinesOfRun(controller.notes, 1).filter((l) => /^(bench:|writes for the image change|image change on)/.test(l));
+  const runs = controller === undefined ? 1 : controllerRuns(controller);
   return `${table([
     'Scenario', 'kwarm writes per change: controller + agents (**measured**)', 'kwarm writes per node per image (**measured**)',
     'One Job per (node, image), per change (**computed**)', 'Job-style writes per node per image (**computed**)', 'Job-style / kwarm',
@@ -200,9 +204,9 @@ kwarm's measured writes by kind (median per change, min–max):
 ${table(['Scenario', 'Who: verb resource', 'Writes per change'], kinds, 2)}
 ${scale.length === 0 ? '' : `
 At the controller benchmark's scale (its own figures, **measured** by bench/controller-scale.ts with simulated
-agents that write one status patch per node):
+agents that write one status patch per node${runs > 1 ? `; run 1 of ${runs}, section 5 gives the medians over all runs` : ''}):
 
-${scale.map((l) => `- ${l.slice('controller-scale: '.length)}`).join('\n')}
+${scale.map((l) => `- ${l}`).join('\n')}
 ${scaleComparison(scale)}
 `}`;
 }
@@ -257,6 +261,25 @@ ${runLine(r)}
 
 // --- 5. footprint ---------------------------------------------------------------------------------------
 
+/** Results written before --runs have no runs parameter: one run, raw samples, the restart unsampled. */
+function isLegacy(r: BenchResult): boolean {
+  return typeof r.parameters.runs !== 'number';
+}
+
+function controllerRuns(r: BenchResult): number {
+  return typeof r.parameters.runs === 'number' ? r.parameters.runs : 1;
+}
+
+function controllerFigures(r: BenchResult): Figure[] {
+  return isLegacy(r) ? legacyFootprintFigures(r.figures, r.notes) : r.figures;
+}
+
+/** "RSS ≤ 300 MiB (...): median 260 MiB, met; worst of 5 runs 310 MiB, **missed**" (with one run, just the value). */
+function goalText(g: GoalCheck): string {
+  if (g.n === 1) return `${g.goal}: ${num(g.median, g.unit)}, ${met(g.medianMet)}`;
+  return `${g.goal}: median ${num(g.median, g.unit)}, ${met(g.medianMet)}; worst of ${g.n} runs ${num(g.worst, g.unit)}, ${met(g.worstMet)}`;
+}
+
 function footprintSection(agent: BenchResult | undefined, controller: BenchResult | undefined): string {
   const parts: string[] = [];
   if (agent === undefined) {
@@ -282,19 +305,44 @@ itself runs in containerd.
   if (controller === undefined) {
     parts.push(missing('controller-footprint'));
   } else {
-    const rows = ['convergence', 'idle', 'change'].flatMap((phase) => {
-      const rss = controller.figures.find((x) => x.id === `footprint.controller.${phase}.rss`);
-      const cpu = controller.figures.find((x) => x.id === `footprint.controller.${phase}.cpu`);
+    const runs = controllerRuns(controller);
+    const figures = controllerFigures(controller);
+    const find = (id: string): Figure | undefined => figures.find((x) => x.id === id);
+    const rows = PHASES.flatMap((phase) => {
+      const rss = find(phaseRssId(phase));
+      const cpu = find(phaseCpuId(phase));
       return rss === undefined ? [] : [[phase, cell(rss), cpu === undefined ? '—' : cell(cpu)]];
     });
-    parts.push(`${table(['Controller phase', 'RSS (1 s samples)', 'CPU, share of one core (5 s windows)'], rows)}
+    const others = [
+      FOOTPRINT_IDS.peakRss, FOOTPRINT_IDS.restartPeakRss, FOOTPRINT_IDS.cpuSeconds, FOOTPRINT_IDS.convergenceTime, FOOTPRINT_IDS.idleWrites,
+      FOOTPRINT_IDS.affectedNodes, FOOTPRINT_IDS.nisUpdated, FOOTPRINT_IDS.ppiCompleted, FOOTPRINT_IDS.changeWrites, FOOTPRINT_IDS.changeConstant,
+      FOOTPRINT_IDS.restartSync, FOOTPRINT_IDS.restartWrites,
+    ].flatMap((id) => {
+      const f = find(id);
+      return f === undefined ? [] : [[f.label, cell(f), `${f.samples.length}`]];
+    });
+    const sampling = runs > 1 || !isLegacy(controller)
+      ? `**Measured** in ${runs === 1 ? 'one run' : `${runs} runs`} of bench/controller-scale.ts (the controller issue's benchmark: "initial convergence"
+until every PrePullImage is Completed, an idle resync, one image change, then the controller restarted on the
+converged cluster). Each figure has one value per run: for a phase, the median of that run's 1 s RSS samples
+and of its 5 s CPU windows; cells give the median over runs and, with more than one run, the min–max.`
+      : `**Measured** in one run of bench/controller-scale.ts (the controller issue's benchmark: "initial convergence"
+until every PrePullImage is Completed, an idle resync, one image change, then the controller restarted on the
+converged cluster). An older result: the phase rows give the median (min–max) of that run's 1 s RSS samples and
+5 s CPU windows of the first controller only; the restart's peak is controller-scale's own reading.`;
+    parts.push(`${table(['Controller phase', 'RSS', 'CPU, share of one core'], rows)}
 
-Peak RSS ${cell(findFigure(controller, 'footprint.controller.peak-rss'))}, ${cell(findFigure(controller, 'footprint.controller.cpu-seconds'))} of CPU
-over the run. **Measured** in one run of bench/controller-scale.ts (the controller issue's benchmark:
-"initial convergence" until every PrePullImage is Completed, then an idle resync, then one image change);
-the samples are taken within that run. Its own report:
+${table(['Controller figure', runs > 1 ? 'Median (min–max)' : 'Measured', 'Runs'], others)}
 
-${controller.notes.filter((n) => n.startsWith('controller-scale: ')).map((n) => `    ${n.slice('controller-scale: '.length)}`).join('\n')}
+${sampling}
+
+Goals${runs > 1 ? ', judged on the median and on the worst run' : ''}:
+
+${controllerGoals(figures).map((g) => `- ${goalText(g)}`).join('\n')}
+
+controller-scale's own report${runs > 1 ? `, run 1 of ${runs}` : ''}:
+
+${scaleLinesOfRun(controller.notes, 1).map((l) => `    ${l}`).join('\n')}
 
 ${runLine(controller)}
 `);
@@ -341,9 +389,12 @@ function summarySection(): string {
   }
   const ctl = results.get('controller-footprint');
   if (ctl !== undefined) {
-    const scale = ctl.notes.find((n) => n.startsWith('controller-scale: bench:'))?.replace(/^controller-scale: bench: /, '') ?? 'controller-scale defaults';
-    const restart = ctl.notes.map((n) => /^controller-scale: restart:.*peak (\d+) MiB/.exec(n)).find((m) => m !== null);
-    lines.push(`- **Controller footprint** (${scale}): peak RSS ${cell(findFigure(ctl, 'footprint.controller.peak-rss'))} through convergence, idle resync and one image change, idle CPU ${cell(findFigure(ctl, 'footprint.controller.idle.cpu'))} of a core${restart === undefined ? '' : `; the controller restarted on the converged cluster peaked at ${restart[1]!} MiB (controller-scale's own figure)`}.`);
+    const runs = controllerRuns(ctl);
+    const figures = controllerFigures(ctl);
+    const scale = scaleLinesOfRun(ctl.notes, 1).find((l) => l.startsWith('bench: '))?.slice('bench: '.length) ?? 'controller-scale defaults';
+    const peak = figures.find((f) => f.id === FOOTPRINT_IDS.peakRss);
+    const idleCpu = figures.find((f) => f.id === phaseCpuId('idle'));
+    lines.push(`- **Controller footprint** (${scale}; ${runs} run${runs === 1 ? '' : 's'}): peak RSS ${peak === undefined ? '—' : cell(peak)} restart included, idle CPU ${idleCpu === undefined ? '—' : cell(idleCpu)} of a core. Goals: ${controllerGoals(figures).map(goalText).join('; ')}.`);
   }
   return lines.join('\n');
 }
