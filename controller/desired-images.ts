@@ -1,9 +1,9 @@
 // From policies and workloads to the PrePullImages kwarm should write: one per (workload, container) of
 // every workload a PrePullPolicy selects, with the policy's settings. Pure: no I/O, no clock.
-import type { PrePullPolicy, Retry } from '../api/v1alpha1/index.ts';
+import type { LabelSelector, NodeSelectorTerms, PrePullPolicy, Retry, Toleration } from '../api/v1alpha1/index.ts';
 import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector, type LabelSet } from './label-selector.ts';
 import { compilePodPlacement, type PodPlacement } from './node-eligibility.ts';
-import { prePullImageName, type WorkloadIdentity, type WorkloadKind, type WorkloadPodTemplate } from './workload-images.ts';
+import { prePullImageName, workloadApiVersion, type WorkloadKind, type WorkloadPodTemplate } from './workload-images.ts';
 
 /** Labels and annotations on the PrePullImages the controller writes. */
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -11,6 +11,12 @@ export const MANAGED_BY_VALUE = 'kwarm-controller';
 export const POLICY_LABEL = 'kwarm.io/policy';
 export const WORKLOAD_ANNOTATION = 'kwarm.io/workload';
 export const CONTAINER_ANNOTATION = 'kwarm.io/container';
+/** On static and ConfigMap images: `static`, or `configmap` (see listed-images.ts). */
+export const SOURCE_ANNOTATION = 'kwarm.io/source';
+/** On ConfigMap images: the data keys that list the image, comma-separated. */
+export const CONFIGMAP_KEYS_ANNOTATION = 'kwarm.io/configmap-keys';
+/** Every annotation the controller owns on a derived PrePullImage. */
+export const MANAGED_ANNOTATIONS = [WORKLOAD_ANNOTATION, CONTAINER_ANNOTATION, SOURCE_ANNOTATION, CONFIGMAP_KEYS_ANNOTATION] as const;
 
 /** What the controller keeps of a workload: its labels and its pod template. */
 export interface WorkloadView {
@@ -28,24 +34,40 @@ export function serviceAccountKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
 }
 
+/** spec.nodes of a derived PrePullImage: the policy's node targeting, copied. */
+export interface ManagedNodes {
+  readonly selector?: LabelSelector;
+  readonly affinity?: { readonly nodeAffinity: { readonly requiredDuringSchedulingIgnoredDuringExecution: NodeSelectorTerms } };
+  readonly tolerations?: readonly Toleration[];
+}
+
 /** The spec fields the controller owns on a PrePullImage it derives (the rest is left to defaults). */
 export interface ManagedPrePullImageSpec {
   readonly image: string;
-  readonly nodes: { readonly selector?: { readonly matchLabels: LabelSet } };
+  readonly nodes: ManagedNodes;
   readonly imagePullSecrets: readonly { readonly name: string }[];
   readonly retry: Retry;
   readonly timeout: string;
+}
+
+/** The controlling owner of a derived PrePullImage: a workload, the policy (static list) or a ConfigMap. */
+export interface DerivedOwner {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly uid: string;
 }
 
 export interface DesiredPrePullImage {
   readonly namespace: string;
   readonly name: string;
   readonly policy: string;
-  readonly owner: WorkloadIdentity;
-  readonly containerName: string;
+  readonly owner: DerivedOwner;
+  /** The MANAGED_ANNOTATIONS that apply to this image's source. */
+  readonly annotations: Readonly<Record<string, string>>;
   readonly spec: ManagedPrePullImageSpec;
-  /** Where the workload's pods can run; shared by every image of the workload. */
-  readonly placement: PodPlacement;
+  /** Where the workload's pods can run, shared by every image of the workload; undefined for listed images. */
+  readonly placement: PodPlacement | undefined;
 }
 
 export interface PolicyEvaluation {
@@ -115,6 +137,25 @@ export function pullSecretsFor(
   return [...new Set(names.filter((n) => n !== ''))];
 }
 
+/**
+ * The policy's node targeting as a derived PrePullImage's spec.nodes: selector = matchLabels +
+ * matchExpressions, affinity and tolerations copied. Fields the policy leaves unset stay unset, so
+ * PrePullImages of policies without them are unchanged.
+ */
+export function policyNodes(policy: PrePullPolicy): ManagedNodes {
+  const { nodeSelector, affinity, tolerations } = policy.spec;
+  const { matchLabels, matchExpressions } = nodeSelector;
+  const hasLabels = Object.keys(matchLabels).length > 0;
+  const hasExpressions = matchExpressions !== undefined && matchExpressions.length > 0;
+  return {
+    ...(hasLabels || hasExpressions
+      ? { selector: { ...(hasLabels ? { matchLabels } : {}), ...(hasExpressions ? { matchExpressions } : {}) } }
+      : {}),
+    ...(affinity !== undefined ? { affinity } : {}),
+    ...(tolerations !== undefined ? { tolerations } : {}),
+  };
+}
+
 function deriveImages(
   owner: CompiledPolicy,
   w: WorkloadView,
@@ -125,14 +166,14 @@ function deriveImages(
   const spec = owner.policy.spec;
   const placement = compilePodPlacement(w.template.schedulingSpec);
   const imagePullSecrets = pullSecretsFor(owner.policy, w.template, serviceAccounts).map((name) => ({ name }));
-  const matchLabels = spec.nodeSelector.matchLabels;
-  const nodes = Object.keys(matchLabels).length > 0 ? { selector: { matchLabels } } : {};
+  const nodes = policyNodes(owner.policy);
+  const ownerRef = { apiVersion: workloadApiVersion(identity.kind), kind: identity.kind, name: identity.name, uid: identity.uid };
   const images = w.template.images.map((c): DesiredPrePullImage => ({
     namespace: identity.namespace,
     name: prePullImageName(identity.kind, identity.name, c.containerName),
     policy: owner.name,
-    owner: identity,
-    containerName: c.containerName,
+    owner: ownerRef,
+    annotations: { [WORKLOAD_ANNOTATION]: `${identity.kind}/${identity.name}`, [CONTAINER_ANNOTATION]: c.containerName },
     spec: { image: c.image, nodes, imagePullSecrets, retry: spec.retry, timeout: spec.timeout },
     placement,
   }));

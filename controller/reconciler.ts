@@ -4,7 +4,14 @@
 // the watch caught up neither writes twice nor miscounts the pull budget.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
-import type { PrePullImage, PrePullImagePhase, PrePullImageStatus, PrePullPolicy, PrePullPolicyStatus } from '../api/v1alpha1/index.ts';
+import {
+  prePullPolicyConditionTypes,
+  type PrePullImage,
+  type PrePullImagePhase,
+  type PrePullImageStatus,
+  type PrePullPolicy,
+  type PrePullPolicyStatus,
+} from '../api/v1alpha1/index.ts';
 import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
 import { ListWatch, objectKey } from '../lib/list-watch.ts';
 import {
@@ -34,9 +41,20 @@ import {
   SharedValues,
   workloadDecoder,
 } from './cluster-cache.ts';
-import { DesiredImagesMemo, desiredPrePullImages, prePullImageKey, type DesiredPrePullImage, type ServiceAccountView, type WorkloadView } from './desired-images.ts';
+import {
+  DesiredImagesMemo,
+  desiredPrePullImages,
+  POLICY_LABEL,
+  prePullImageKey,
+  SOURCE_ANNOTATION,
+  type DesiredPrePullImage,
+  type ServiceAccountView,
+  type WorkloadView,
+} from './desired-images.ts';
+import { ConfigMapWatches } from './configmap-watches.ts';
+import { CONFIGMAP_SOURCE, configMapWatchOf, desiredListedImages, ListedImagesMemo, type ListedEvaluation } from './listed-images.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import type { NodeView } from './node-eligibility.ts';
+import { compileNodeTargeting, type NodeView } from './node-eligibility.ts';
 import { PlanMemo, planNodeImageSets, type ImageTarget, type NodeImageSetView, type PlannedNodeImageSet } from './node-plan.ts';
 import {
   copyMatches,
@@ -47,14 +65,14 @@ import {
   secretKey,
   type SecretView,
 } from './pull-secrets.ts';
-import { prePullImageStatus, prePullPolicyStatus, type StatusEvent } from './status-rollup.ts';
+import { configMapProblemText, prePullImageStatus, prePullPolicyStatus, type StatusEvent } from './status-rollup.ts';
 import { workloadKinds, type WorkloadKind } from './workload-images.ts';
 
 export interface ControllerOptions {
   readonly client: KubeClient;
   readonly log: Logger;
   readonly metrics: ControllerMetrics;
-  /** kwarm's namespace: pull secret copies live here. */
+  /** kwarm's namespace: pull secret copies and the PrePullImages of static lists live here. */
   readonly namespace: string;
   /** 0 = unlimited. */
   readonly maxConcurrentPulls: number;
@@ -154,6 +172,10 @@ export class Controller {
   private readonly secretCopies: ListWatch<SecretView>;
   private readonly workloads: Map<WorkloadKind, ListWatch<WorkloadView>>;
   private readonly informers: ListWatch<unknown>[];
+  private readonly configMapWatches: ConfigMapWatches;
+  private readonly listedMemo = new ListedImagesMemo();
+  /** ConfigMap problems (uid, resourceVersion, key) an Event was sent for; the policies' conditions also record them. */
+  private reportedProblems = new Set<string>();
 
   private dirty = true;
   private wake: (() => void) | undefined;
@@ -214,6 +236,7 @@ export class Controller {
     this.secretSources = [DOCKER_CONFIG_JSON, DOCKER_CFG].map((type) => lw(paths.secrets, decodeSecret, { fieldSelector: `type=${type}` }));
     this.secretCopies = lw(paths.namespacedSecrets(opts.namespace), decodeSecret, { labelSelector: `${SECRET_COPY_LABEL}=true` });
     this.workloads = new Map(workloadKinds.map((k) => [k, lw(paths.workloads[k], workloadDecoder(k, shared))]));
+    this.configMapWatches = new ConfigMapWatches({ client, log, onChange: () => { this.markDirty(); } });
     this.informers = [
       this.policies, this.prePullImages, this.nodeImageSets, this.nodes, this.serviceAccounts, this.secretCopies,
       ...this.secretSources, ...this.workloads.values(),
@@ -227,7 +250,7 @@ export class Controller {
 
   /** Informers whose watch is down, for readiness. */
   unhealthyInformers(): string[] {
-    return this.informers.filter((i) => !i.healthy).map((i) => i.lastError ?? 'not synced');
+    return [...this.informers.filter((i) => !i.healthy).map((i) => i.lastError ?? 'not synced'), ...this.configMapWatches.unhealthy()];
   }
 
   markDirty(): void {
@@ -260,6 +283,9 @@ export class Controller {
     const running = this.informers.map((i) => i.run(signal));
     try {
       await Promise.all(this.informers.map((i) => i.waitForSync(signal)));
+      // The policies are known now: list their ConfigMaps before the first pass, so it removes nothing they list.
+      this.updateConfigMapWatches(signal);
+      await this.configMapWatches.waitForSync(signal);
       this.syncedAll = true;
       log.info('caches synced', { nodes: this.nodes.size, prePullImages: this.prePullImages.size, nodeImageSets: this.nodeImageSets.size });
       let failures = 0;
@@ -290,8 +316,19 @@ export class Controller {
         }
       }
     } finally {
-      await Promise.allSettled(running);
+      await Promise.allSettled([...running, this.configMapWatches.stop()]);
     }
+  }
+
+  /** One ConfigMap list-watch per distinct selector of the policies' spec.configMaps. */
+  private updateConfigMapWatches(signal: AbortSignal): void {
+    const queries = new Set<string>();
+    for (const p of this.policies.values()) {
+      if (p.metadata.deletionTimestamp !== undefined) continue;
+      const w = configMapWatchOf(p);
+      if (w.kind === 'selector') queries.add(w.query);
+    }
+    this.configMapWatches.update(queries, signal);
   }
 
   // ---- one pass -------------------------------------------------------------------------------------------
@@ -352,6 +389,39 @@ export class Controller {
     }
   }
 
+  /**
+   * One Warning Event (InvalidImageList) per bad key of a ConfigMap version. Sent after the policy status
+   * naming it was written; a problem a ConfigMapsValid condition already named before this pass (written
+   * by an earlier process, before a restart) is not sent again.
+   */
+  private async reportConfigMapProblems(
+    evaluations: readonly ListedEvaluation[],
+    namedBefore: readonly string[],
+    now: string,
+    signal: AbortSignal,
+    attempt: (what: string, fn: () => Promise<unknown>) => Promise<unknown>,
+  ): Promise<void> {
+    const reported = new Set<string>();
+    for (const ev of evaluations) {
+      if (ev.configMaps.kind !== 'watched') continue;
+      for (const p of ev.configMaps.problems) {
+        const id = `${p.uid}/${p.resourceVersion}/${p.key}`;
+        if (reported.has(id)) continue;
+        reported.add(id);
+        if (this.reportedProblems.has(id)) continue;
+        const text = configMapProblemText(p);
+        if (namedBefore.some((m) => m.includes(text))) continue;
+        const event: StatusEvent = { type: 'Warning', reason: 'InvalidImageList', message: text.length > 1024 ? `${text.slice(0, 1021)}...` : text };
+        await attempt(`event configmap ${p.namespace}/${p.name} ${p.key}`, () => this.o.client.create(
+          paths.events(p.namespace),
+          eventBody({ namespace: p.namespace, name: p.name, uid: p.uid }, event, now, this.o.identity, { apiVersion: 'v1', kind: 'ConfigMap' }),
+          signal,
+        ));
+      }
+    }
+    this.reportedProblems = reported;
+  }
+
   /** One full pass. Resolves false when some write failed (the pass is retried). */
   private async reconcile(signal: AbortSignal): Promise<boolean> {
     const { client, log, metrics, namespace } = this.o;
@@ -361,6 +431,8 @@ export class Controller {
     const computed = (): void => { computeMs += performance.now() - mark; };
     const resume = (): void => { mark = performance.now(); };
     let failed = false;
+    // A function, so TypeScript does not keep the narrowing of `failed` across awaits.
+    const writeFailed = (): boolean => failed;
     const attempt = async (what: string, fn: () => Promise<unknown>): Promise<unknown> => {
       try {
         return await this.write(what, fn);
@@ -374,7 +446,16 @@ export class Controller {
     const serviceAccounts = new Map([...this.serviceAccounts.entries()]);
     const workloads: WorkloadView[] = [];
     for (const lw of this.workloads.values()) for (const w of lw.values()) workloads.push(w);
-    const desired = desiredPrePullImages(this.policies.values(), workloads, serviceAccounts, this.desiredMemo);
+    const workloadImages = desiredPrePullImages(this.policies.values(), workloads, serviceAccounts, this.desiredMemo);
+    this.updateConfigMapWatches(signal);
+    const listed = desiredListedImages({
+      policies: this.policies.values(), configMaps: this.configMapWatches.synced(), namespace, memo: this.listedMemo,
+    });
+    const desired = { images: new Map([...workloadImages.images, ...listed.images]), policies: workloadImages.policies };
+    // A policy whose ConfigMaps are not listed yet: its ConfigMap images stay as cached, neither written nor removed.
+    const pendingPolicies = new Set([...listed.policies].filter(([, ev]) => ev.configMaps.kind === 'pending').map(([name]) => name));
+    const keptAsCached = (p: PrePullImage): boolean => isManaged(p) && p.metadata.annotations?.[SOURCE_ANNOTATION] === CONFIGMAP_SOURCE &&
+      pendingPolicies.has(p.metadata.labels?.[POLICY_LABEL] ?? '');
 
     const cachedPPIs = new Map<string, PrePullImage>();
     for (const p of this.prePullImages.values()) {
@@ -404,7 +485,7 @@ export class Controller {
       ppiWrites.push(d);
     }
     for (const [key, p] of cachedPPIs) {
-      if (isManaged(p) && !desired.images.has(key) && p.metadata.deletionTimestamp === undefined && !this.deleting.has(key)) ppiDeletes.push(p);
+      if (isManaged(p) && !desired.images.has(key) && p.metadata.deletionTimestamp === undefined && !this.deleting.has(key) && !keptAsCached(p)) ppiDeletes.push(p);
     }
 
     // 2. Targets: derived images as desired now (not as cached), plus hand-written ones.
@@ -415,18 +496,20 @@ export class Controller {
       targetsRaw.push({
         target: {
           key, namespace: d.namespace, name: d.name, image: d.spec.image, imageDigest: undefined,
-          nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, retry: d.spec.retry, timeout: d.spec.timeout,
+          nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, targeting: compileNodeTargeting(d.spec.nodes),
+          retry: d.spec.retry, timeout: d.spec.timeout,
         },
         secretRefs: d.spec.imagePullSecrets.map((r) => secretKey(d.namespace, r.name)),
       });
     }
     for (const [key, p] of cachedPPIs) {
-      if (isManaged(p) || p.metadata.deletionTimestamp !== undefined) continue;
+      if ((isManaged(p) && !(keptAsCached(p) && !desired.images.has(key))) || p.metadata.deletionTimestamp !== undefined) continue;
       const ns = p.metadata.namespace ?? '';
       targetsRaw.push({
         target: {
           key, namespace: ns, name: p.metadata.name ?? '', image: p.spec.image, imageDigest: p.spec.imageDigest,
-          nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, retry: p.spec.retry, timeout: p.spec.timeout,
+          nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, targeting: compileNodeTargeting(p.spec.nodes),
+          retry: p.spec.retry, timeout: p.spec.timeout,
         },
         secretRefs: (p.spec.imagePullSecrets ?? []).map((r) => secretKey(ns, r.name)),
       });
@@ -571,21 +654,28 @@ export class Controller {
 
     resume();
     const policyWrites: { name: string; status: PrePullPolicyStatus; rv: string | undefined; digest: string }[] = [];
+    const namedBefore: string[] = [];
     metrics.watchedDeployments.reset();
     metrics.watchedWorkloads.reset();
     for (const policy of this.policies.values()) {
       const name = policy.metadata.name ?? '';
       const ev = desired.policies.get(name);
       if (ev === undefined) continue;
+      const listedEv: ListedEvaluation | undefined = listed.policies.get(name);
+      // Until its ConfigMaps are listed, a policy's status would only say so: wait for the list.
+      if (listedEv?.configMaps.kind === 'pending') continue;
       metrics.watchedDeployments.set({ policy: name }, ev.watchedByKind.Deployment);
       for (const [kind, n] of Object.entries(ev.watchedByKind)) metrics.watchedWorkloads.set({ policy: name, kind }, n);
       const overlay = this.policyStatusOverlay.get(name);
       if (overlay !== undefined && overlay.rvBefore !== policy.metadata.resourceVersion) this.policyStatusOverlay.delete(name);
       const previous = this.policyStatusOverlay.get(name)?.status ?? policy.status;
+      const named = previous?.conditions?.find((c) => c.type === prePullPolicyConditionTypes.ConfigMapsValid)?.message;
+      if (named !== undefined) namedBefore.push(named);
       const status = prePullPolicyStatus({
         generation: policy.metadata.generation ?? 0,
         evaluation: ev,
-        imagePhases: ev.images.map((k) => phaseOf.get(k)),
+        ...(listedEv === undefined ? {} : { listed: listedEv }),
+        imagePhases: [...ev.images, ...(listedEv?.staticImages ?? []), ...(listedEv?.configMapImages ?? [])].map((k) => phaseOf.get(k)),
         previous,
         now,
       });
@@ -597,6 +687,8 @@ export class Controller {
       const body = await attempt(`prepullpolicy status ${w.name}`, () => client.apply(paths.policyStatus(w.name), prePullPolicyStatusBody(w.name, w.status), FIELD_MANAGER, signal));
       if (body !== undefined) this.policyStatusOverlay.set(w.name, { rvBefore: w.rv, status: w.status, digest: w.digest });
     });
+    // Only once the conditions naming them are written, so a failed pass does not send them early.
+    if (!writeFailed()) await this.reportConfigMapProblems([...listed.policies.values()], namedBefore, now, signal, attempt);
 
     // 7. Deletions last: nothing still needs them.
     await eachLimited(ppiDeletes, limit, async (p) => {

@@ -22,6 +22,7 @@ function target(name: string, image: string, extra: Partial<ImageTarget> = {}): 
     nodeNames: undefined,
     nodeSelector: undefined,
     placement: undefined,
+    targeting: undefined,
     pullSecrets: [],
     retry: { maxAttempts: 3, backoffSeconds: 30 },
     timeout: '10m',
