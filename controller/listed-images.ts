@@ -75,14 +75,51 @@ export interface ListedImages {
   readonly policies: ReadonlyMap<string, ListedEvaluation>;
 }
 
-/** Parsed ConfigMaps by cached object (the informer replaces an object that changes). Only a cache. */
+/**
+ * Parsed ConfigMaps and derived images by cached object (informers replace an object that changes), so an
+ * unchanged policy or ConfigMap yields the very same objects and callers can remember what they computed
+ * from them. Only a cache: the result is the same without it.
+ */
 export class ListedImagesMemo {
   readonly parsed = new WeakMap<ConfigMapView, ConfigMapImages>();
+  readonly statics = new WeakMap<PrePullPolicy, readonly DesiredPrePullImage[]>();
+  readonly fromConfigMap = new WeakMap<ConfigMapView, { readonly policy: PrePullPolicy; readonly images: readonly DesiredPrePullImage[] }>();
 }
 
-function listedSpec(policy: PrePullPolicy, image: string): ManagedPrePullImageSpec {
+/** The spec of every listed image of a policy but the image itself; one `nodes` object shared by all. */
+function specFor(policy: PrePullPolicy): (image: string) => ManagedPrePullImageSpec {
   const { retry, timeout, imagePullSecrets } = policy.spec;
-  return { image, nodes: policyNodes(policy), imagePullSecrets: imagePullSecrets.additional.map((r) => ({ name: r.name })), retry, timeout };
+  const nodes = policyNodes(policy);
+  const secrets = imagePullSecrets.additional.map((r) => ({ name: r.name }));
+  return (image) => ({ image, nodes, imagePullSecrets: secrets, retry, timeout });
+}
+
+function staticImages(policy: PrePullPolicy, namespace: string): DesiredPrePullImage[] {
+  const name = policy.metadata.name ?? '';
+  const spec = specFor(policy);
+  return [...new Set(policy.spec.images ?? [])].map((image) => ({
+    namespace,
+    name: listedImageName(STATIC_SOURCE, name, image),
+    policy: name,
+    // A namespaced dependent of a cluster-scoped owner: deleting the policy deletes its static images.
+    owner: { apiVersion: API_VERSION, kind: 'PrePullPolicy', name, uid: policy.metadata.uid ?? '' },
+    annotations: { [SOURCE_ANNOTATION]: STATIC_SOURCE },
+    spec: spec(image),
+    placement: undefined,
+  }));
+}
+
+function configMapDerived(policy: PrePullPolicy, cm: ConfigMapView, parsed: ConfigMapImages): DesiredPrePullImage[] {
+  const spec = specFor(policy);
+  return [...parsed.images].map(([image, keys]) => ({
+    namespace: cm.namespace,
+    name: listedImageName(CONFIGMAP_SOURCE, cm.name, image),
+    policy: policy.metadata.name ?? '',
+    owner: { apiVersion: 'v1', kind: 'ConfigMap', name: cm.name, uid: cm.uid },
+    annotations: { [SOURCE_ANNOTATION]: CONFIGMAP_SOURCE, [CONFIGMAP_KEYS_ANNOTATION]: keys.join(',') },
+    spec: spec(image),
+    placement: undefined,
+  }));
 }
 
 function byName(a: PrePullPolicy, b: PrePullPolicy): number {
@@ -111,24 +148,20 @@ export function desiredListedImages(input: ListedImagesInput): ListedImages {
     }
     return parsed;
   };
+  const claimed = new Set<string>();
   const live = [...input.policies].filter((p) => p.metadata.deletionTimestamp === undefined).sort(byName);
   for (const policy of live) {
     const name = policy.metadata.name ?? '';
-    const staticImages: string[] = [];
-    for (const image of new Set(policy.spec.images ?? [])) {
-      const d: DesiredPrePullImage = {
-        namespace: input.namespace,
-        name: listedImageName(STATIC_SOURCE, name, image),
-        policy: name,
-        // A namespaced dependent of a cluster-scoped owner: deleting the policy deletes its static images.
-        owner: { apiVersion: API_VERSION, kind: 'PrePullPolicy', name, uid: policy.metadata.uid ?? '' },
-        annotations: { [SOURCE_ANNOTATION]: STATIC_SOURCE },
-        spec: listedSpec(policy, image),
-        placement: undefined,
-      };
+    const staticKeys: string[] = [];
+    let statics = input.memo?.statics.get(policy);
+    if (statics === undefined) {
+      statics = staticImages(policy, input.namespace);
+      input.memo?.statics.set(policy, statics);
+    }
+    for (const d of statics) {
       const key = prePullImageKey(d.namespace, d.name);
       images.set(key, d);
-      staticImages.push(key);
+      staticKeys.push(key);
     }
 
     const watch = configMapWatchOf(policy);
@@ -158,19 +191,15 @@ export function desiredListedImages(input: ListedImagesInput): ListedImages {
           for (const p of parsed.problems) {
             problems.push({ namespace: cm.namespace, name: cm.name, uid: cm.uid, resourceVersion: cm.resourceVersion, key: p.key, message: p.message });
           }
-          for (const [image, keys] of parsed.images) {
-            const d: DesiredPrePullImage = {
-              namespace: cm.namespace,
-              name: listedImageName(CONFIGMAP_SOURCE, cm.name, image),
-              policy: name,
-              owner: { apiVersion: 'v1', kind: 'ConfigMap', name: cm.name, uid: cm.uid },
-              annotations: { [SOURCE_ANNOTATION]: CONFIGMAP_SOURCE, [CONFIGMAP_KEYS_ANNOTATION]: keys.join(',') },
-              spec: listedSpec(policy, image),
-              placement: undefined,
-            };
+          // Two policies selecting one ConfigMap: the first by name owns its images, as with workloads.
+          const id = `${cm.namespace}/${cm.name}`;
+          if (claimed.has(id)) continue;
+          claimed.add(id);
+          const known = input.memo?.fromConfigMap.get(cm);
+          const derived = known?.policy === policy ? known.images : configMapDerived(policy, cm, parsed);
+          input.memo?.fromConfigMap.set(cm, { policy, images: derived });
+          for (const d of derived) {
             const key = prePullImageKey(d.namespace, d.name);
-            // Two policies selecting one ConfigMap: the first by name owns its images, as with workloads.
-            if (images.has(key)) continue;
             images.set(key, d);
             owned.push(key);
           }
@@ -184,7 +213,7 @@ export function desiredListedImages(input: ListedImagesInput): ListedImages {
         return unreachable;
       }
     }
-    policies.set(name, { staticImages, configMapImages: owned, configMaps: state });
+    policies.set(name, { staticImages: staticKeys, configMapImages: owned, configMaps: state });
   }
   return { images, policies };
 }

@@ -54,7 +54,7 @@ import {
 import { ConfigMapWatches } from './configmap-watches.ts';
 import { CONFIGMAP_SOURCE, configMapWatchOf, desiredListedImages, ListedImagesMemo, type ListedEvaluation } from './listed-images.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { compileNodeTargeting, type NodeView } from './node-eligibility.ts';
+import { compileNodeTargeting, type NodeTargeting, type NodeTargetingSpec, type NodeView } from './node-eligibility.ts';
 import { PlanMemo, planNodeImageSets, type ImageTarget, type NodeImageSetView, type PlannedNodeImageSet } from './node-plan.ts';
 import {
   copyMatches,
@@ -174,6 +174,8 @@ export class Controller {
   private readonly informers: ListWatch<unknown>[];
   private readonly configMapWatches: ConfigMapWatches;
   private readonly listedMemo = new ListedImagesMemo();
+  /** Compiled spec.nodes targeting by the (cached or memoised desired) spec.nodes object. Only a cache. */
+  private readonly targetings = new WeakMap<NodeTargetingSpec, NodeTargeting | undefined>();
   /** ConfigMap problems (uid, resourceVersion, key) an Event was sent for; the policies' conditions also record them. */
   private reportedProblems = new Set<string>();
 
@@ -365,6 +367,13 @@ export class Controller {
     return undefined;
   }
 
+  private targetingOf(nodes: NodeTargetingSpec): NodeTargeting | undefined {
+    if (this.targetings.has(nodes)) return this.targetings.get(nodes);
+    const t = compileNodeTargeting(nodes);
+    this.targetings.set(nodes, t);
+    return t;
+  }
+
   /** Cached PrePullImages are replaced, never changed, when they change: their digest is computed once. */
   private cachedPrePullImageDigest(p: PrePullImage): string {
     let d = this.ppiDigests.get(p);
@@ -496,7 +505,7 @@ export class Controller {
       targetsRaw.push({
         target: {
           key, namespace: d.namespace, name: d.name, image: d.spec.image, imageDigest: undefined,
-          nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, targeting: compileNodeTargeting(d.spec.nodes),
+          nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, targeting: this.targetingOf(d.spec.nodes),
           retry: d.spec.retry, timeout: d.spec.timeout,
         },
         secretRefs: d.spec.imagePullSecrets.map((r) => secretKey(d.namespace, r.name)),
@@ -508,7 +517,7 @@ export class Controller {
       targetsRaw.push({
         target: {
           key, namespace: ns, name: p.metadata.name ?? '', image: p.spec.image, imageDigest: p.spec.imageDigest,
-          nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, targeting: compileNodeTargeting(p.spec.nodes),
+          nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, targeting: this.targetingOf(p.spec.nodes),
           retry: p.spec.retry, timeout: p.spec.timeout,
         },
         secretRefs: (p.spec.imagePullSecrets ?? []).map((r) => secretKey(ns, r.name)),

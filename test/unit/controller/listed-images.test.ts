@@ -164,6 +164,20 @@ describe('controller/listed-images', () => {
       expect(policies.get('b')!.configMaps).to.include({ configMaps: 1 });
     });
 
+    it('yields the very same objects for an unchanged policy and ConfigMap, sharing one spec.nodes per policy', () => {
+      const p = withUid(policy('cms', { selector: SELECTOR, images: ['busybox', 'debian'], configMaps: source, tolerations: [] }));
+      const memo = new ListedImagesMemo();
+      const cms = new Map([[query, [cm('shop', 'images', { k: 'alpine\nnginx' })]]]);
+      const first = listed({ policies: [p], configMaps: cms, memo });
+      const again = listed({ policies: [p], configMaps: cms, memo });
+      expect(first.images.size).to.equal(4);
+      for (const [key, d] of first.images) expect(again.images.get(key)).to.equal(d);
+      expect(new Set([...first.images.values()].map((d) => d.spec.nodes)).size).to.equal(2);
+      const changed = withUid(policy('cms', { selector: SELECTOR, images: ['busybox', 'debian'], configMaps: source, timeout: '1m' }));
+      const after = listed({ policies: [changed], configMaps: cms, memo });
+      for (const d of after.images.values()) expect(d.spec.timeout).to.equal('1m');
+    });
+
     it('parses an unchanged ConfigMap object once (memo), and follows a new one', () => {
       const p = withUid(policy('cms', { selector: SELECTOR, configMaps: source }));
       const memo = new ListedImagesMemo();
