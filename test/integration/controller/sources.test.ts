@@ -40,6 +40,7 @@ describe('controller: static image lists and ConfigMaps, with agents and contain
   const cris = new Map<string, GrpcImageRuntime>();
   const agents: AgentProcess[] = [];
   let controller: ControllerProcess | undefined;
+  let kubeconfig: string;
   let img: Record<'s1' | 's2' | 'c1' | 'c2' | 'c3' | 'g1', PushedImage>;
   const ac = new AbortController();
   const signal = ac.signal;
@@ -115,7 +116,7 @@ spec:
     const push = (repository: string): Promise<PushedImage> => buildAndPushImage(registry!, { repository, tag: 'v1', layers: [32 * 1024] });
     const [s1, s2, c1, c2, c3, g1] = await Promise.all(['static/one', 'static/two', 'cm/one', 'cm/two', 'cm/three', 'cm/good'].map(push));
     img = { s1: s1!, s2: s2!, c1: c1!, c2: c2!, c3: c3!, g1: g1! };
-    const kubeconfig = await controllerKubeconfig(cp, KWARM_NS);
+    kubeconfig = await controllerKubeconfig(cp, KWARM_NS);
     for (const n of NODES) await addNode(n);
     await cp.kubectl(['create', 'namespace', APP_NS]);
     controller = await ControllerProcess.start({ kubeconfig, namespace: KWARM_NS, name: 'controller-sources', args: ['--resync-period=2s'] });
@@ -219,6 +220,14 @@ spec:
     await wantedOn(img.c3.reference, [], 'after the ConfigMap was deleted');
   });
 
+  async function brokenEvents(): Promise<{ reason: string; message: string; kind: string }[]> {
+    const list = await admin.list(`/api/v1/namespaces/${APP_NS}/events`, { fieldSelector: 'involvedObject.name=broken' }, signal);
+    return list.items.map((e) => {
+      const ev = e as { reason?: string; message?: string; involvedObject?: { kind?: string } };
+      return { reason: ev.reason ?? '', message: ev.message ?? '', kind: ev.involvedObject?.kind ?? '' };
+    });
+  }
+
   it('reports a malformed key once, by ConfigMap and key, while a good key keeps working', async () => {
     await applyYaml(configMap('broken', { bad: `["${img.c1.reference}", `, good: img.g1.reference }));
     const g1 = listedImageName('configmap', 'broken', img.g1.reference);
@@ -232,17 +241,10 @@ spec:
     expect(condition.message).to.contain('not a valid JSON array');
     expect(condition.message).to.not.contain('"good"');
 
-    const events = async (): Promise<{ reason: string; message: string; kind: string }[]> => {
-      const list = await admin.list(`/api/v1/namespaces/${APP_NS}/events`, { fieldSelector: 'involvedObject.name=broken' }, signal);
-      return list.items.map((e) => {
-        const ev = e as { reason?: string; message?: string; involvedObject?: { kind?: string } };
-        return { reason: ev.reason ?? '', message: ev.message ?? '', kind: ev.involvedObject?.kind ?? '' };
-      });
-    };
-    await waitFor(async () => (await events()).length > 0, { what: 'an Event on the ConfigMap' });
+    await waitFor(async () => (await brokenEvents()).length > 0, { what: 'an Event on the ConfigMap' });
     // Several resync passes later, still one.
     await new Promise((r) => setTimeout(r, 6000));
-    const all = await events();
+    const all = await brokenEvents();
     expect(all).to.have.length(1);
     expect(all[0]).to.include({ reason: 'InvalidImageList', kind: 'ConfigMap' });
     expect(all[0]!.message).to.contain('key "bad"');
@@ -262,6 +264,20 @@ spec:
     expect(await controller!.writes()).to.equal(before);
     const cm = await admin.get(`/api/v1/namespaces/${APP_NS}/configmaps/broken`, signal) as { metadata: { managedFields?: { manager?: string }[] } };
     expect((cm.metadata.managedFields ?? []).map((f) => f.manager)).to.not.include('kwarm-controller');
+    const ppis = await admin.list(`${KWARM}/namespaces/${APP_NS}/prepullimages`, {}, signal);
+    expect(ppis.items.length).to.equal(2);
+  });
+
+  it('after a restart, writes nothing and does not repeat an Event for a problem already reported', async () => {
+    await applyYaml(configMap('broken', { bad: JSON.stringify([img.c1.reference]), good: img.g1.reference, worse: 'NOT AN IMAGE' }));
+    await waitFor(async () => (await brokenEvents()).some((e) => e.message.includes('key "worse"')), { what: 'the Event for key "worse"' });
+    await waitFor(async () => (await getPolicy(admin, 'sources-cm', signal))?.status?.conditions?.find((x) => x.type === 'ConfigMapsValid')?.message.includes('"worse"'), { what: 'the condition to name "worse"' });
+    const eventsBefore = (await brokenEvents()).length;
+    await controller!.stop();
+    controller = await ControllerProcess.start({ kubeconfig, namespace: KWARM_NS, name: 'controller-sources-2', args: ['--resync-period=2s'] });
+    await waitFor(async () => ((await controller!.metric('kwarm_reconcile_duration_seconds_count')) ?? 0) >= 3, { what: 'three passes of the new controller' });
+    expect(await controller.writes()).to.equal(0);
+    expect((await brokenEvents()).length).to.equal(eventsBefore);
     const ppis = await admin.list(`${KWARM}/namespaces/${APP_NS}/prepullimages`, {}, signal);
     expect(ppis.items.length).to.equal(2);
   });
