@@ -1,6 +1,7 @@
 // One list-watch of ConfigMaps per distinct label selector the policies use, started and stopped as the
 // policies change. The API server filters by the selector, and the cache keeps only identity and data, so
 // the controller never holds every ConfigMap of the cluster.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import type { KubeClient } from '../lib/kube-client.ts';
 import { ListWatch } from '../lib/list-watch.ts';
@@ -78,9 +79,20 @@ export class ConfigMapWatches {
     return out;
   }
 
-  /** Resolves once every current watch has listed once. */
-  async waitForSync(signal: AbortSignal): Promise<void> {
-    await Promise.all([...this.watches.values()].map((w) => w.informer.waitForSync(signal)));
+  /** Resolves once every current watch has listed once, or after `timeoutMs` (a list that keeps failing must not stop the controller). */
+  async waitForSync(signal: AbortSignal, timeoutMs: number): Promise<void> {
+    const all = Promise.all([...this.watches.values()].map((w) => w.informer.waitForSync(signal)));
+    await Promise.race([all, sleep(timeoutMs, undefined, { signal })]).catch(() => undefined);
+  }
+
+  /** Why each watch that has not listed yet failed, by selector query. */
+  listErrors(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const [query, w] of this.watches) {
+      const error = w.informer.lastError;
+      if (!w.informer.synced && error !== undefined) out.set(query, error);
+    }
+    return out;
   }
 
   /** Watches whose stream is down, for readiness. */

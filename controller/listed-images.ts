@@ -57,8 +57,8 @@ export interface ConfigMapProblem {
 export type ConfigMapsState =
   | { readonly kind: 'unset' }
   | { readonly kind: 'invalidSelector'; readonly error: string }
-  /** The list-watch for the selector has not listed yet: nothing is known, nothing may be removed. */
-  | { readonly kind: 'pending' }
+  /** The list-watch for the selector has not listed yet: nothing is known, nothing may be removed. `error`: why the list failed. */
+  | { readonly kind: 'pending'; readonly error: string | undefined }
   | { readonly kind: 'watched'; readonly configMaps: number; readonly problems: readonly ConfigMapProblem[] };
 
 export interface ListedEvaluation {
@@ -132,6 +132,8 @@ export interface ListedImagesInput {
   readonly policies: Iterable<PrePullPolicy>;
   /** The ConfigMaps each list-watch holds, by selector query; a query missing here has not listed yet. */
   readonly configMaps: ReadonlyMap<string, Iterable<ConfigMapView>>;
+  /** Why a list-watch that has not listed yet failed, by selector query. */
+  readonly listErrors?: ReadonlyMap<string, string>;
   /** kwarm's own namespace: static images live there. */
   readonly namespace: string;
   readonly memo?: ListedImagesMemo;
@@ -177,7 +179,7 @@ export function desiredListedImages(input: ListedImagesInput): ListedImages {
       case 'selector': {
         const listed = input.configMaps.get(watch.query);
         if (listed === undefined) {
-          state = { kind: 'pending' };
+          state = { kind: 'pending', error: input.listErrors?.get(watch.query) };
           break;
         }
         const namespaces = policy.spec.configMaps?.namespaces;

@@ -94,6 +94,9 @@ export interface ControllerOptions {
   readonly now?: () => Date;
 }
 
+/** How long the first pass waits for the ConfigMap lists; after that, policies whose list is missing keep their ConfigMap images as they are. */
+const CONFIGMAP_SYNC_WAIT_MS = 30_000;
+
 /** The parts of a write response the controller remembers. */
 function responseMeta(body: unknown): { generation: number; resourceVersion: string | undefined; uid: string | undefined } {
   const meta = typeof body === 'object' && body !== null && 'metadata' in body ? body.metadata : undefined;
@@ -287,7 +290,7 @@ export class Controller {
       await Promise.all(this.informers.map((i) => i.waitForSync(signal)));
       // The policies are known now: list their ConfigMaps before the first pass, so it removes nothing they list.
       this.updateConfigMapWatches(signal);
-      await this.configMapWatches.waitForSync(signal);
+      await this.configMapWatches.waitForSync(signal, CONFIGMAP_SYNC_WAIT_MS);
       this.syncedAll = true;
       log.info('caches synced', { nodes: this.nodes.size, prePullImages: this.prePullImages.size, nodeImageSets: this.nodeImageSets.size });
       let failures = 0;
@@ -458,7 +461,8 @@ export class Controller {
     const workloadImages = desiredPrePullImages(this.policies.values(), workloads, serviceAccounts, this.desiredMemo);
     this.updateConfigMapWatches(signal);
     const listed = desiredListedImages({
-      policies: this.policies.values(), configMaps: this.configMapWatches.synced(), namespace, memo: this.listedMemo,
+      policies: this.policies.values(), configMaps: this.configMapWatches.synced(), listErrors: this.configMapWatches.listErrors(),
+      namespace, memo: this.listedMemo,
     });
     const desired = { images: new Map([...workloadImages.images, ...listed.images]), policies: workloadImages.policies };
     // A policy whose ConfigMaps are not listed yet: its ConfigMap images stay as cached, neither written nor removed.
@@ -671,8 +675,8 @@ export class Controller {
       const ev = desired.policies.get(name);
       if (ev === undefined) continue;
       const listedEv: ListedEvaluation | undefined = listed.policies.get(name);
-      // Until its ConfigMaps are listed, a policy's status would only say so: wait for the list.
-      if (listedEv?.configMaps.kind === 'pending') continue;
+      // Until its ConfigMaps are listed, a policy's status would only say so: wait for the list, unless it fails.
+      if (listedEv?.configMaps.kind === 'pending' && listedEv.configMaps.error === undefined) continue;
       metrics.watchedDeployments.set({ policy: name }, ev.watchedByKind.Deployment);
       for (const [kind, n] of Object.entries(ev.watchedByKind)) metrics.watchedWorkloads.set({ policy: name, kind }, n);
       const overlay = this.policyStatusOverlay.get(name);

@@ -260,7 +260,9 @@ export function configMapsCondition(state: ConfigMapsState, generation: number):
     case 'invalidSelector':
       return { ...base, status: 'False', reason: 'InvalidSelector', message: state.error };
     case 'pending':
-      return { ...base, status: 'Unknown', reason: 'Listing', message: 'the selected ConfigMaps have not been listed yet' };
+      return state.error === undefined
+        ? { ...base, status: 'Unknown', reason: 'Listing', message: 'the selected ConfigMaps have not been listed yet' }
+        : { ...base, status: 'Unknown', reason: 'ListFailed', message: clip(`cannot list the selected ConfigMaps: ${state.error}`, 4096) ?? '' };
     case 'watched': {
       if (state.problems.length === 0) {
         return { ...base, status: 'True', reason: 'ImageListsValid', message: `every key of the ${state.configMaps} selected ConfigMaps lists images` };

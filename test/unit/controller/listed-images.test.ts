@@ -149,7 +149,10 @@ describe('controller/listed-images', () => {
 
     it('says pending while the selector\'s ConfigMaps are not listed, and invalidSelector for a bad selector', () => {
       const p = withUid(policy('cms', { selector: SELECTOR, configMaps: source }));
-      expect(listed({ policies: [p] }).policies.get('cms')!.configMaps).to.deep.equal({ kind: 'pending' });
+      expect(listed({ policies: [p] }).policies.get('cms')!.configMaps).to.deep.equal({ kind: 'pending', error: undefined });
+      const failing = listed({ policies: [p], listErrors: new Map([[query, 'configmaps is forbidden']]) });
+      expect(failing.policies.get('cms')!.configMaps).to.deep.equal({ kind: 'pending', error: 'configmaps is forbidden' });
+      expect(failing.images.size).to.equal(0);
       const bad = withUid(policy('bad', { selector: SELECTOR, configMaps: { selector: { matchLabels: { 'no spaces allowed': 'x' } } } }));
       const r = listed({ policies: [bad] }).policies.get('bad')!.configMaps;
       expect(r.kind).to.equal('invalidSelector');

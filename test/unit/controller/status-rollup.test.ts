@@ -200,6 +200,13 @@ describe('controller/status-rollup', () => {
         expect(message).to.match(/; and 2 more$/);
       });
 
+      it('is Unknown while the ConfigMaps are not listed, saying why when the list fails', () => {
+        const listing = prePullPolicyStatus({ generation: 1, evaluation: ev(), listed: listed({ configMaps: { kind: 'pending', error: undefined } }), imagePhases: [], previous: undefined, now: T0 });
+        expect(listing.conditions?.find((x) => x.type === 'ConfigMapsValid')).to.include({ status: 'Unknown', reason: 'Listing' });
+        const failing = prePullPolicyStatus({ generation: 1, evaluation: ev(), listed: listed({ configMaps: { kind: 'pending', error: 'configmaps is forbidden' } }), imagePhases: [], previous: undefined, now: T0 });
+        expect(failing.conditions?.find((x) => x.type === 'ConfigMapsValid')).to.include({ status: 'Unknown', reason: 'ListFailed', message: 'cannot list the selected ConfigMaps: configmaps is forbidden' });
+      });
+
       it('says when the selector is invalid, and reports zero ConfigMaps', () => {
         const s = prePullPolicyStatus({ generation: 1, evaluation: ev({ watchedWorkloads: 0, images: [] }), listed: listed({ configMaps: { kind: 'invalidSelector', error: 'configMaps.selector: boom' } }), imagePhases: [], previous: undefined, now: T0 });
         expect(s.watchedConfigMaps).to.equal(0);
