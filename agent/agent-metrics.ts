@@ -24,6 +24,8 @@ export interface AgentMetrics {
   /** Failed CRI calls by reason (the same reasons as in NodeImageSet status). */
   readonly criErrors: Counter<'reason'>;
   readonly statusWrites: Counter<'result'>;
+  /** Answers to NodeImageSet spec.removals entries, by result (Removed, NotPresent, Kept, Failed). */
+  readonly removals: Counter<'result'>;
 }
 
 export function createAgentMetrics(opts: { defaultMetrics?: boolean } = {}): AgentMetrics {
@@ -70,6 +72,12 @@ export function createAgentMetrics(opts: { defaultMetrics?: boolean } = {}): Age
     statusWrites: new Counter({
       name: 'kwarm_status_writes_total',
       help: 'NodeImageSet status patches sent, by result.',
+      labelNames: ['result'],
+      registers,
+    }),
+    removals: new Counter({
+      name: 'kwarm_removals_total',
+      help: 'Images the agent was asked to remove, by what it did: Removed, NotPresent, Kept (in use or wanted) or Failed.',
       labelNames: ['result'],
       registers,
     }),

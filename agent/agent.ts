@@ -9,6 +9,7 @@ import type { KubeClient } from '../lib/kube-client.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
 import type { ImageRuntime, RuntimeVersion } from './cri/runtime.ts';
 import { runDiskGuard, type StatfsFn } from './disk-guard.ts';
+import { ImageRemover } from './image-remover.ts';
 import { NodeImageSetWatch, type WatchedNodeImageSet } from './node-image-set-watch.ts';
 import { PullEngine } from './pull-engine.ts';
 import type { DrainResult } from './pull-queue.ts';
@@ -62,6 +63,7 @@ export class Agent {
   readonly #reporter: StatusReporter;
   readonly #watch: NodeImageSetWatch;
   #engine: PullEngine | undefined;
+  #remover: ImageRemover | undefined;
   #health: RuntimeHealth | undefined;
   #runtime: ImageRuntime | undefined;
   #runtimeInfo: RuntimeVersion | undefined;
@@ -137,9 +139,21 @@ export class Agent {
       cap: config.maxPullsPerNode,
       log,
       metrics: this.#deps.metrics,
-      onChange: () => { this.#publish(); },
+      onChange: () => {
+        this.#remover?.poke();
+        this.#publish();
+      },
     });
     this.#engine = engine;
+    // Removals see the engine's records: an image wanted (under any name) or still being pulled is never removed.
+    const remover = new ImageRemover({
+      runtime,
+      log,
+      metrics: this.#deps.metrics,
+      wanted: () => engine.records().map((r) => ({ image: r.image, phase: r.phase, ...(r.imageId !== undefined ? { imageId: r.imageId } : {}) })),
+      onChange: () => { this.#publish(); },
+    });
+    this.#remover = remover;
     // With the guard on, nothing is pulled before the first measurement says there is room.
     if (config.diskThresholdPercent > 0) engine.pausePulls();
     this.#health = new RuntimeHealth({
@@ -168,6 +182,7 @@ export class Agent {
     });
     tasks.push(
       this.#health.run(loops.signal),
+      remover.run(loops.signal),
       runWarmthCheck({
         engine,
         intervalMs: config.verifyIntervalMs,
@@ -211,6 +226,7 @@ export class Agent {
       if (this.#appliedKey !== undefined) {
         this.#deps.log.info('NodeImageSet is gone; dropping its images', { node: this.#config.nodeName });
         engine.clear();
+        this.#remover?.clear();
       }
       this.#appliedKey = undefined;
       return;
@@ -221,6 +237,7 @@ export class Agent {
     this.#appliedKey = key;
     // The previous status only matters once, when the agent has just started.
     engine.applySpec(obj.spec, obj.generation, first ? obj.status : undefined);
+    this.#remover?.applySpec(obj.spec, first ? obj.status : undefined);
   }
 
   #onDiskReport(report: ImageFsReport, pause: boolean): void {
@@ -254,6 +271,7 @@ export class Agent {
       runtime: info === undefined ? undefined : { name: info.runtimeName, version: info.runtimeVersion },
       heartbeatAt: this.#heartbeatAt,
       imageFs: this.#publishedImageFs,
+      removals: this.#remover?.statuses() ?? [],
     }));
   }
 }

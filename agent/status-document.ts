@@ -2,6 +2,7 @@
 // writes it. Pure: the same inputs give the same document, so "changed" is a string comparison.
 import type { NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
 import { recordStatus, rfc3339, type ImageRecord } from './image-record.ts';
+import type { RemovalStatus } from './removal-decision.ts';
 
 export interface ImageFsReport {
   usedBytes?: number;
@@ -19,6 +20,8 @@ export interface StatusInputs {
   /** Epoch ms of the last heartbeat. */
   heartbeatAt: number | undefined;
   imageFs: ImageFsReport | undefined;
+  /** Answers to spec.removals, in spec order; absent or empty: none. */
+  removals?: readonly RemovalStatus[];
 }
 
 export function buildStatus(input: StatusInputs): NodeImageSetStatus {
@@ -30,6 +33,7 @@ export function buildStatus(input: StatusInputs): NodeImageSetStatus {
   if (input.heartbeatAt !== undefined) status.heartbeatTime = rfc3339(input.heartbeatAt);
   if (input.imageFs !== undefined) status.imageFs = { ...input.imageFs };
   status.images = images;
+  if (input.removals !== undefined && input.removals.length > 0) status.removals = input.removals.map((r) => ({ ...r }));
   status.desired = images.length;
   status.ready = count('Completed');
   status.pulling = count('Pulling');
@@ -38,7 +42,7 @@ export function buildStatus(input: StatusInputs): NodeImageSetStatus {
 }
 
 /** Every top-level status field, so a patch can clear the ones the document leaves out. */
-const STATUS_FIELDS = ['observedGeneration', 'runtime', 'heartbeatTime', 'imageFs', 'images', 'desired', 'ready', 'pulling', 'failed'] as const;
+const STATUS_FIELDS = ['observedGeneration', 'runtime', 'heartbeatTime', 'imageFs', 'images', 'removals', 'desired', 'ready', 'pulling', 'failed'] as const;
 
 /**
  * A JSON merge patch for the status subresource that makes the status equal `status`: fields

@@ -1,7 +1,8 @@
 // Writes the NodeImageSet status through the status subresource with JSON merge patches: only when
 // the document changed since the last successful write, at most one patch per `minIntervalMs`
 // (changes in between are coalesced into the next one), retried with back-off while the API server
-// is unreachable. The agent writes nothing else.
+// is unreachable. An image reaching Completed or Failed waits only `terminalIntervalMs`: that is the
+// moment the controller and `kubectl wait` are waiting for. The agent writes nothing else.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import { API_VERSION } from '../api/v1alpha1/group.ts';
@@ -19,6 +20,8 @@ export interface StatusReporterOptions {
   metrics: AgentMetrics;
   /** Least time between two patches. */
   minIntervalMs?: number;
+  /** Least time between two patches when an image has newly finished (Completed or Failed). */
+  terminalIntervalMs?: number;
   /** Back-off after a failed write: first delay and ceiling. */
   retryMs?: { initial: number; max: number };
 }
@@ -31,6 +34,8 @@ export class StatusReporter {
   readonly #opts: StatusReporterOptions;
   #desired: { key: string; status: NodeImageSetStatus } | undefined;
   #writtenKey: string | undefined;
+  /** Image → phase as last written, to tell a newly finished image. */
+  #writtenPhases = new Map<string, string>();
   #uid: string | undefined;
   #lastWriteAt = Number.NEGATIVE_INFINITY;
   #wake: (() => void) | undefined;
@@ -56,6 +61,14 @@ export class StatusReporter {
     if (uid !== this.#uid) this.#writtenKey = undefined;
     this.#uid = uid;
     this.#poke();
+  }
+
+  /** True when the waiting change finishes an image (Completed or Failed) that the last write did not show finished. */
+  get #finishing(): boolean {
+    for (const e of this.#desired?.status.images ?? []) {
+      if ((e.phase === 'Completed' || e.phase === 'Failed') && this.#writtenPhases.get(e.image) !== e.phase) return true;
+    }
+    return false;
   }
 
   /** True when a change is waiting to be written. */
@@ -86,12 +99,13 @@ export class StatusReporter {
   async run(signal: AbortSignal): Promise<void> {
     const { initial, max } = this.#opts.retryMs ?? { initial: 1000, max: 30_000 };
     const minInterval = this.#opts.minIntervalMs ?? 1000;
+    const terminalInterval = Math.min(minInterval, this.#opts.terminalIntervalMs ?? 100);
     let failures = 0;
     const stopped = (): boolean => signal.aborted;
     while (!stopped()) {
       await this.#changed(signal);
       if (stopped()) break;
-      const wait = this.#lastWriteAt + minInterval - Date.now();
+      const wait = this.#lastWriteAt + (this.#finishing ? terminalInterval : minInterval) - Date.now();
       if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
       try {
         await this.#write(signal);
@@ -140,5 +154,6 @@ export class StatusReporter {
     }
     metrics.statusWrites.inc({ result: 'written' });
     this.#writtenKey = key;
+    this.#writtenPhases = new Map((status.images ?? []).map((e) => [e.image, e.phase]));
   }
 }

@@ -26,7 +26,7 @@ import { startControlPlane, type ControlPlane } from '../test/support/control-pl
 import { installCrds } from '../test/support/crds.ts';
 import { buildAndPushImage, type PushedImage } from '../test/support/oci-image.ts';
 import { startRegistry, type TestRegistry } from '../test/support/registry.ts';
-import { compiledAgent } from './agent-build.ts';
+import { compiledAgent } from './compiled-binaries.ts';
 import { pulledAt } from './agent-log.ts';
 import { firstPullEvent, pullLogEvents } from './containerd-log.ts';
 import { describeMachine, LoadMonitor, loadLine, machineLine } from './machine.ts';

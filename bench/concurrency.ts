@@ -23,7 +23,7 @@ import { installCrds } from '../test/support/crds.ts';
 import { buildAndPushImage } from '../test/support/oci-image.ts';
 import { startRegistry, type TestRegistry } from '../test/support/registry.ts';
 import { startThrottledProxy } from '../test/integration/agent/throttled-proxy.ts';
-import { compiledAgent } from './agent-build.ts';
+import { compiledAgent } from './compiled-binaries.ts';
 import { pulledAt } from './agent-log.ts';
 import { describeMachine, LoadMonitor, loadLine, machineLine } from './machine.ts';
 import { cpuPercent, processFigures } from './proc-stats.ts';

@@ -28,7 +28,7 @@ import { AGENT_SA, CONTROLLER_SA, KWARM_NAMESPACE } from '../test/support/kwarm-
 import { buildAndPushImage, type PushedImage } from '../test/support/oci-image.ts';
 import { startRegistry, type TestRegistry } from '../test/support/registry.ts';
 import { auditWrites, createNode, type AuditWrite } from '../test/integration/controller/cluster-fixtures.ts';
-import { compiledAgent } from './agent-build.ts';
+import { compiledAgent } from './compiled-binaries.ts';
 import { firstPullEvent, pullLogEvents } from './containerd-log.ts';
 import { JOB_STYLE_STEPS, jobStyleCost } from './job-style-model.ts';
 import { describeMachine, LoadMonitor, loadLine, machineLine } from './machine.ts';

@@ -25,7 +25,7 @@ export function median(xs: readonly number[]): number {
 /** Nearest-rank percentile (p in 0..100): the smallest sample with at least p % of samples at or below it. */
 export function percentile(xs: readonly number[], p: number): number {
   const s = sorted(xs);
-  const rank = Math.max(1, Math.ceil((p / 100) * s.length));
+  const rank = Math.max(1, Math.ceil((p * s.length) / 100));
   return s[Math.min(rank, s.length) - 1]!;
 }
 

@@ -63,7 +63,8 @@ function renderPanel(p: Panel, top: number): { markup: string[]; height: number 
   const out: string[] = [];
   const max = Math.max(...p.groups.flatMap((g) => g.bars.map((b) => b.max)));
   const step = tickStep(max);
-  const axisMax = Math.ceil(max / step) * step;
+  // An all-zero panel still gets one tick step of axis, not a division by zero.
+  const axisMax = Math.ceil(max / step) * step || step;
   const x = (v: number): number => LABEL_W + (v / axisMax) * PLOT_W;
   let y = top;
   out.push(text(12, y + 14, p.title, 'font-size="13" font-weight="bold"'));

@@ -1,6 +1,6 @@
 // The objects the controller writes, as request bodies, and the comparable form of what it reads back, so
 // "changed?" is a digest comparison. Pure: no I/O; times come from the caller.
-import { API_VERSION, type PrePullImage, type PrePullImageStatus, type PrePullPolicyStatus } from '../api/v1alpha1/index.ts';
+import { API_VERSION, PURGE_FINALIZER, type PrePullImage, type PrePullImageStatus, type PrePullPolicyStatus } from '../api/v1alpha1/index.ts';
 import { canonicalDigest } from './canonical-json.ts';
 import { MANAGED_ANNOTATIONS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL, type DesiredPrePullImage } from './desired-images.ts';
 import type { PlannedNodeImageSet } from './node-plan.ts';
@@ -8,6 +8,8 @@ import { SECRET_COPY_LABEL, SECRET_SOURCE_ANNOTATION, type SecretCopy } from './
 import type { StatusEvent } from './status-rollup.ts';
 
 export const FIELD_MANAGER = 'kwarm-controller';
+/** Owns only the purge finalizer on hand-written PrePullImages, so the user's own applies never fight it. */
+export const PURGE_FIELD_MANAGER = 'kwarm-controller-purge';
 const KWARM = `/apis/${API_VERSION}`;
 
 export const paths = {
@@ -42,6 +44,8 @@ interface ManagedShape {
   annotations: Record<string, string | undefined>;
   owner: { apiVersion: string; kind: string; name: string; uid: string } | undefined;
   spec: unknown;
+  /** Present (true) only when the policy purges on delete, so other shapes digest as they always did. */
+  purgeFinalizer?: true;
 }
 
 function managedShape(d: DesiredPrePullImage): ManagedShape {
@@ -50,6 +54,7 @@ function managedShape(d: DesiredPrePullImage): ManagedShape {
     annotations: Object.fromEntries(MANAGED_ANNOTATIONS.map((k) => [k, d.annotations[k]])),
     owner: { apiVersion: d.owner.apiVersion, kind: d.owner.kind, name: d.owner.name, uid: d.owner.uid },
     spec: { ...d.spec, imagePullSecrets: d.spec.imagePullSecrets },
+    ...(d.spec.purgeOnDelete === true ? { purgeFinalizer: true as const } : {}),
   };
 }
 
@@ -67,8 +72,34 @@ export function cachedPrePullImageDigest(ppi: PrePullImage): string {
     labels: { [MANAGED_BY_LABEL]: labels[MANAGED_BY_LABEL], [POLICY_LABEL]: labels[POLICY_LABEL] },
     annotations: Object.fromEntries(MANAGED_ANNOTATIONS.map((k) => [k, annotations[k]])),
     owner: owner === undefined ? undefined : { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid },
-    spec: { image: s.image, nodes: s.nodes, imagePullSecrets: s.imagePullSecrets ?? [], retry: s.retry, timeout: s.timeout },
+    spec: {
+      image: s.image, nodes: s.nodes, imagePullSecrets: s.imagePullSecrets ?? [], retry: s.retry, timeout: s.timeout, refreshInterval: s.refreshInterval,
+      ...(s.purgeOnDelete ? { purgeOnDelete: true } : {}),
+    },
+    ...(s.purgeOnDelete && hasPurgeFinalizer(ppi) ? { purgeFinalizer: true as const } : {}),
   } satisfies ManagedShape);
+}
+
+export function hasPurgeFinalizer(ppi: PrePullImage): boolean {
+  return ppi.metadata.finalizers?.includes(PURGE_FINALIZER) === true;
+}
+
+/** Server-side apply body that owns just the purge finalizer (PURGE_FIELD_MANAGER). */
+export function finalizerApplyBody(namespace: string, name: string): unknown {
+  return { apiVersion: API_VERSION, kind: 'PrePullImage', metadata: { name, namespace, finalizers: [PURGE_FINALIZER] } };
+}
+
+/**
+ * JSON patch removing the purge finalizer where the cached object has it; the test makes it fail (and the
+ * pass retry) rather than remove someone else's finalizer when the list changed meanwhile.
+ */
+export function finalizerRemovalPatch(ppi: PrePullImage): unknown[] {
+  const i = ppi.metadata.finalizers?.indexOf(PURGE_FINALIZER) ?? -1;
+  if (i < 0) return [];
+  return [
+    { op: 'test', path: `/metadata/finalizers/${i}`, value: PURGE_FINALIZER },
+    { op: 'remove', path: `/metadata/finalizers/${i}` },
+  ];
 }
 
 export function isManaged(ppi: PrePullImage): boolean {
@@ -79,6 +110,8 @@ export function prePullImageApplyBody(d: DesiredPrePullImage): unknown {
   const shape = managedShape(d);
   const spec: Record<string, unknown> = { image: d.spec.image, nodes: d.spec.nodes, retry: d.spec.retry, timeout: d.spec.timeout };
   if (d.spec.imagePullSecrets.length > 0) spec.imagePullSecrets = d.spec.imagePullSecrets;
+  if (d.spec.purgeOnDelete === true) spec.purgeOnDelete = true;
+  if (d.spec.refreshInterval !== undefined) spec.refreshInterval = d.spec.refreshInterval;
   return {
     apiVersion: API_VERSION,
     kind: 'PrePullImage',
@@ -87,9 +120,11 @@ export function prePullImageApplyBody(d: DesiredPrePullImage): unknown {
       namespace: d.namespace,
       labels: shape.labels,
       annotations: d.annotations,
-      // Its source owns it (the workload, the ConfigMap, or the policy for a static list): deleting the
-      // source lets the garbage collector delete it.
+      // Its source owns it (the workload, the Argo object, the ConfigMap, or the policy for a static list):
+      // deleting the source lets the garbage collector delete it.
       ownerReferences: [{ ...shape.owner, controller: true, blockOwnerDeletion: false }],
+      // Applied with the object: a policy that stops purging on delete drops it again.
+      ...(d.spec.purgeOnDelete === true ? { finalizers: [PURGE_FINALIZER] } : {}),
     },
     spec,
   };

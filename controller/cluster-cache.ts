@@ -10,14 +10,16 @@ import {
   nodeImageSetSpecSchema,
   prePullImageSchema,
   prePullPolicySchema,
+  REMOVAL_RESULTS,
   type NodePullPhase,
+  type RemovalResult,
   type PrePullImage,
   type PrePullPolicy,
 } from '../api/v1alpha1/index.ts';
 import type { ConfigMapView } from './configmap-image-lists.ts';
 import type { ServiceAccountView, WorkloadView } from './desired-images.ts';
 import type { NodeSelectorRequirementSpec, NodeSelectorTermSpec, NodeView, TaintSpec, TolerationSpec } from './node-eligibility.ts';
-import { entriesDigest, specDigestOf, type NodeImageSetView, type NodeImageStatusView } from './node-plan.ts';
+import { entriesDigest, removalsDigest, specDigestOf, type NodeImageSetView, type NodeImageStatusView, type NodeRemovalStatusView } from './node-plan.ts';
 import type { SecretView } from './pull-secrets.ts';
 import {
   containerImages,
@@ -31,7 +33,7 @@ import {
 
 type Obj = Record<string, unknown>;
 
-function isObj(v: unknown): v is Obj {
+export function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -49,7 +51,7 @@ export function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-function stringMap(v: unknown): Record<string, string> {
+export function stringMap(v: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (isObj(v)) for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out[k] = val;
   return out;
@@ -113,7 +115,7 @@ function sameProjection(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-function list<T>(v: unknown, item: (x: unknown) => T | undefined): T[] {
+export function list<T>(v: unknown, item: (x: unknown) => T | undefined): T[] {
   if (!Array.isArray(v)) return [];
   const out: T[] = [];
   for (const x of v as unknown[]) {
@@ -191,7 +193,7 @@ function containerOf(v: unknown, intern: Intern): ContainerSpec | undefined {
   return name === undefined ? undefined : { name, ...defined({ image: image === undefined ? undefined : intern(image) }) };
 }
 
-function tolerationOf(v: unknown): TolerationSpec | undefined {
+export function tolerationOf(v: unknown): TolerationSpec | undefined {
   if (!isObj(v)) return undefined;
   const seconds = v.tolerationSeconds;
   return defined({
@@ -210,7 +212,7 @@ function requirementOf(v: unknown): NodeSelectorRequirementSpec | undefined {
   return { key, operator, ...defined({ values: strings(field(v, 'values')) }) };
 }
 
-function termOf(v: unknown): NodeSelectorTermSpec | undefined {
+export function termOf(v: unknown): NodeSelectorTermSpec | undefined {
   if (!isObj(v)) return undefined;
   const matchExpressions = list(v.matchExpressions, requirementOf);
   const matchFields = list(v.matchFields, requirementOf);
@@ -245,6 +247,13 @@ function podSpecOf(spec: Obj, intern: Intern): PodSpecView {
   };
 }
 
+/** The name of the CronJob that controls a Job, if one does. */
+function controllingCronJob(owners: unknown): string | undefined {
+  if (!Array.isArray(owners)) return undefined;
+  const owner = (owners as unknown[]).find((o) => field(o, 'kind') === 'CronJob' && field(o, 'controller') === true && str(field(o, 'apiVersion'))?.startsWith('batch/') === true);
+  return str(field(owner, 'name'));
+}
+
 /**
  * A workload's identity, labels and the scheduling-relevant part of its pod template; `previous` is returned
  * when none of that changed (a status update, a scale).
@@ -258,7 +267,9 @@ export function workloadDecoder(kind: WorkloadKind, shared?: SharedValues): (raw
     const spec = rawPodSpec(kind, raw);
     if (namespace === undefined || name === undefined || uid === undefined || !isObj(spec)) return undefined;
     const podSpec = podSpecOf(spec, intern);
+    const cronJob = kind === 'Job' ? controllingCronJob(field(raw, 'metadata', 'ownerReferences')) : undefined;
     const workload: WorkloadView = {
+      ...(cronJob !== undefined ? { ownerCronJob: cronJob } : {}),
       labels: stringMap(field(raw, 'metadata', 'labels')),
       template: {
         identity: { kind, namespace, name, uid },
@@ -355,6 +366,19 @@ function statusEntry(v: unknown, intern: Intern, shared: SharedValues | undefine
   return [intern(image), status];
 }
 
+function isRemovalResult(v: unknown): v is RemovalResult {
+  return (REMOVAL_RESULTS as readonly unknown[]).includes(v);
+}
+
+/** An agent's answer to a removal; fields in a fixed order (sameProjection compares them as JSON). */
+function removalEntry(v: unknown, intern: Intern): [string, NodeRemovalStatusView] | undefined {
+  if (!isObj(v)) return undefined;
+  const image = str(v.image);
+  const result = v.result;
+  if (image === undefined || !isRemovalResult(result)) return undefined;
+  return [intern(image), { result, ...defined({ reason: str(v.reason), message: str(v.message) }) }];
+}
+
 function sameStatus(a: NodeImageStatusView | undefined, b: NodeImageStatusView): boolean {
   return a !== undefined && a.phase === b.phase && a.round === b.round && a.reason === b.reason && a.message === b.message &&
     a.startedAt === b.startedAt && a.finishedAt === b.finishedAt;
@@ -391,9 +415,9 @@ export function decodeNodeImageSet(raw: unknown, previous?: NodeImageSetView, sh
   } else {
     const spec = decode(nodeImageSetSpecSchema, field(raw, 'spec'));
     if (!spec.ok) return undefined;
-    const { images, maxConcurrentPulls } = spec.value;
+    const { images, maxConcurrentPulls, removals } = spec.value;
     const entries = entriesDigest(images);
-    specDigest = specDigestOf(ownerUid, maxConcurrentPulls, entries);
+    specDigest = specDigestOf(ownerUid, maxConcurrentPulls, entries, removalsDigest(removals));
     const make = (): ReadonlyMap<string, number> => new Map(images.map((e) => [intern(e.image), e.round]));
     // Equal entries (rounds included) release equal maps: nodes of one pool share one.
     released = shared === undefined ? make() : shared.released.share(entries, make);
@@ -401,10 +425,14 @@ export function decodeNodeImageSet(raw: unknown, previous?: NodeImageSetView, sh
 
   const decodedStatus = new Map(list(field(raw, 'status', 'images'), (e) => statusEntry(e, intern, shared)));
   const status = previous !== undefined && sameStatusMap(previous.status, decodedStatus) ? previous.status : decodedStatus;
-  if (sameSpec && status === previous.status) return previous;
+  const decodedRemovals = new Map(list(field(raw, 'status', 'removals'), (e) => removalEntry(e, intern)));
+  const removals = decodedRemovals.size === 0 ? undefined
+    : previous?.removals !== undefined && sameProjection([...previous.removals], [...decodedRemovals]) ? previous.removals : decodedRemovals;
+  if (sameSpec && status === previous.status && removals === previous.removals) return previous;
   return {
     name: previous?.name === rawName ? previous.name : intern(rawName),
     ...(uid !== undefined ? { uid } : {}),
     generation, ownerUid, specDigest, released, status,
+    ...(removals !== undefined ? { removals } : {}),
   };
 }

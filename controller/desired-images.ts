@@ -3,7 +3,8 @@
 import type { LabelSelector, NodeSelectorTerms, PrePullPolicy, Retry, Toleration } from '../api/v1alpha1/index.ts';
 import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector, type LabelSet } from './label-selector.ts';
 import { compilePodPlacement, type PodPlacement } from './node-eligibility.ts';
-import { prePullImageName, workloadApiVersion, type WorkloadKind, type WorkloadPodTemplate } from './workload-images.ts';
+import { prePullImageName, workloadApiVersion, type WorkloadIdentity, type WorkloadPodTemplate } from './workload-images.ts';
+import { ARGO_GROUP_VERSION, argoImageGroups, describeUsers, isArgoKind, type ArgoIdentity, type ArgoKind, type ArgoWorkflowView } from './argo-workflow-images.ts';
 
 /** Labels and annotations on the PrePullImages the controller writes. */
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -22,6 +23,8 @@ export const MANAGED_ANNOTATIONS = [WORKLOAD_ANNOTATION, CONTAINER_ANNOTATION, S
 export interface WorkloadView {
   readonly labels: LabelSet;
   readonly template: WorkloadPodTemplate;
+  /** For a Job a CronJob created: that CronJob's name (its template already yields the Job's images). */
+  readonly ownerCronJob?: string;
 }
 
 export interface ServiceAccountView {
@@ -48,14 +51,33 @@ export interface ManagedPrePullImageSpec {
   readonly imagePullSecrets: readonly { readonly name: string }[];
   readonly retry: Retry;
   readonly timeout: string;
+  /** From the policy's spec.purgeOnDelete; set only when true. */
+  readonly purgeOnDelete?: true;
+  /** The policy's spec.refreshInterval, when set. */
+  readonly refreshInterval?: string;
 }
 
-/** The controlling owner of a derived PrePullImage: a workload, the policy (static list) or a ConfigMap. */
+/** A workload or Argo object a policy selects by kind: what policies count in watchedByKind. */
+export type SelectedIdentity = WorkloadIdentity | ArgoIdentity;
+export type SelectedKind = SelectedIdentity['kind'];
+
+export function selectedApiVersion(kind: SelectedKind): string {
+  return isArgoKind(kind) ? ARGO_GROUP_VERSION : workloadApiVersion(kind);
+}
+
+/**
+ * The controlling owner of a derived PrePullImage, as its owner reference: a workload, an Argo object, the
+ * policy (static list) or a ConfigMap. One shape for every source.
+ */
 export interface DerivedOwner {
   readonly apiVersion: string;
   readonly kind: string;
   readonly name: string;
   readonly uid: string;
+}
+
+export function selectedOwner(identity: SelectedIdentity): DerivedOwner {
+  return { apiVersion: selectedApiVersion(identity.kind), kind: identity.kind, name: identity.name, uid: identity.uid };
 }
 
 export interface DesiredPrePullImage {
@@ -66,7 +88,7 @@ export interface DesiredPrePullImage {
   /** The MANAGED_ANNOTATIONS that apply to this image's source. */
   readonly annotations: Readonly<Record<string, string>>;
   readonly spec: ManagedPrePullImageSpec;
-  /** Where the workload's pods can run, shared by every image of the workload; undefined for listed images. */
+  /** Where the workload's (or Argo template's) pods can run, shared by its images; undefined for listed images. */
   readonly placement: PodPlacement | undefined;
 }
 
@@ -75,7 +97,7 @@ export interface PolicyEvaluation {
   /** undefined when the selector compiled; otherwise why the policy selects nothing. */
   readonly selectorError: string | undefined;
   readonly watchedWorkloads: number;
-  readonly watchedByKind: Readonly<Record<WorkloadKind, number>>;
+  readonly watchedByKind: Readonly<Record<SelectedKind, number>>;
   /** Workloads this policy selects that an earlier policy (by name) already took. */
   readonly shadowed: number;
   /** Keys (namespace/name) of the PrePullImages derived through this policy. */
@@ -115,6 +137,13 @@ function compilePolicy(policy: PrePullPolicy): CompiledPolicy {
   };
 }
 
+/** What pull secrets are inherited from: the workload's template, or an Argo object's workflow spec. */
+export interface PullSecretSource {
+  readonly identity: { readonly namespace: string };
+  readonly imagePullSecrets: readonly string[];
+  readonly serviceAccountName: string;
+}
+
 function selects(p: CompiledPolicy, w: WorkloadView): boolean {
   const id = w.template.identity;
   return p.selector !== undefined && p.kinds.has(id.kind) && (p.namespaces === undefined || p.namespaces.has(id.namespace)) &&
@@ -124,7 +153,7 @@ function selects(p: CompiledPolicy, w: WorkloadView): boolean {
 /** The pull secrets a derived PrePullImage names: `additional`, plus the template's and the ServiceAccount's when inheriting. */
 export function pullSecretsFor(
   policy: PrePullPolicy,
-  template: WorkloadPodTemplate,
+  template: PullSecretSource,
   serviceAccounts: ReadonlyMap<string, ServiceAccountView>,
 ): string[] {
   const names: string[] = [];
@@ -156,6 +185,24 @@ export function policyNodes(policy: PrePullPolicy): ManagedNodes {
   };
 }
 
+/**
+ * A derived PrePullImage's spec from its policy, the same for every source: retry, timeout, and
+ * purgeOnDelete / refreshInterval only when the policy sets them (so older shapes digest unchanged).
+ */
+export function managedSpec(
+  policy: PrePullPolicy,
+  image: string,
+  nodes: ManagedNodes,
+  imagePullSecrets: readonly { readonly name: string }[],
+): ManagedPrePullImageSpec {
+  const { retry, timeout, purgeOnDelete, refreshInterval } = policy.spec;
+  return {
+    image, nodes, imagePullSecrets, retry, timeout,
+    ...(purgeOnDelete ? { purgeOnDelete: true as const } : {}),
+    ...(refreshInterval !== undefined ? { refreshInterval } : {}),
+  };
+}
+
 function deriveImages(
   owner: CompiledPolicy,
   w: WorkloadView,
@@ -163,25 +210,24 @@ function deriveImages(
   serviceAccount: ServiceAccountView | undefined,
 ): DerivedImages {
   const { identity } = w.template;
-  const spec = owner.policy.spec;
   const placement = compilePodPlacement(w.template.schedulingSpec);
   const imagePullSecrets = pullSecretsFor(owner.policy, w.template, serviceAccounts).map((name) => ({ name }));
   const nodes = policyNodes(owner.policy);
-  const ownerRef = { apiVersion: workloadApiVersion(identity.kind), kind: identity.kind, name: identity.name, uid: identity.uid };
+  const ownerRef = selectedOwner(identity);
   const images = w.template.images.map((c): DesiredPrePullImage => ({
     namespace: identity.namespace,
     name: prePullImageName(identity.kind, identity.name, c.containerName),
     policy: owner.name,
     owner: ownerRef,
     annotations: { [WORKLOAD_ANNOTATION]: `${identity.kind}/${identity.name}`, [CONTAINER_ANNOTATION]: c.containerName },
-    spec: { image: c.image, nodes, imagePullSecrets, retry: spec.retry, timeout: spec.timeout },
+    spec: managedSpec(owner.policy, c.image, nodes, imagePullSecrets),
     placement,
   }));
   return { policy: owner.policy, serviceAccount, images };
 }
 
-function emptyKindCounts(): Record<WorkloadKind, number> {
-  return { Deployment: 0, StatefulSet: 0, DaemonSet: 0, Job: 0, CronJob: 0 };
+function emptyKindCounts(): Record<SelectedKind, number> {
+  return { Deployment: 0, StatefulSet: 0, DaemonSet: 0, Job: 0, CronJob: 0, WorkflowTemplate: 0, ClusterWorkflowTemplate: 0, CronWorkflow: 0 };
 }
 
 /** A workload's derived images from an earlier pass, valid while the objects they came from are the same. */
@@ -198,6 +244,61 @@ interface DerivedImages {
  */
 export class DesiredImagesMemo {
   readonly derived = new WeakMap<WorkloadView, DerivedImages>();
+  readonly argoDerived = new WeakMap<ArgoWorkflowView, DerivedImages>();
+}
+
+// ---- Argo Workflows objects ------------------------------------------------------------------------------
+
+export interface ArgoObjects {
+  /** Objects of the Argo kinds being watched. */
+  readonly objects: Iterable<ArgoWorkflowView>;
+  /** kwarm's namespace: PrePullImages of ClusterWorkflowTemplates live here. */
+  readonly clusterNamespace: string;
+}
+
+/** A cluster-scoped ClusterWorkflowTemplate is selected only by policies that do not restrict namespaces. */
+function selectsArgo(p: CompiledPolicy, a: ArgoWorkflowView): boolean {
+  const id = a.identity;
+  const inNamespaces = p.namespaces === undefined || (id.namespace !== '' && p.namespaces.has(id.namespace));
+  return p.selector !== undefined && p.kinds.has(id.kind) && inNamespaces && compiledSelectorMatches(p.selector, a.labels);
+}
+
+/** One PrePullImage per distinct (image, placement) of the object's templates. */
+function deriveArgoImages(
+  owner: CompiledPolicy,
+  a: ArgoWorkflowView,
+  serviceAccounts: ReadonlyMap<string, ServiceAccountView>,
+  serviceAccount: ServiceAccountView | undefined,
+  clusterNamespace: string,
+): DerivedImages {
+  const namespace = a.identity.namespace === '' ? clusterNamespace : a.identity.namespace;
+  // Secrets are looked up in the PrePullImage's namespace (kwarm's for a ClusterWorkflowTemplate).
+  // A ClusterWorkflowTemplate runs in any namespace: there is no ServiceAccount to inherit from.
+  const source: PullSecretSource = { identity: { namespace }, imagePullSecrets: a.imagePullSecrets, serviceAccountName: a.identity.namespace === '' ? '' : a.serviceAccountName };
+  const imagePullSecrets = pullSecretsFor(owner.policy, source, serviceAccounts).map((name) => ({ name }));
+  const nodes = policyNodes(owner.policy);
+  const ownerRef = selectedOwner(a.identity);
+  const annotations = { [WORKLOAD_ANNOTATION]: `${a.identity.kind}/${a.identity.name}` };
+  const images = argoImageGroups(a).map((g): DesiredPrePullImage => ({
+    namespace,
+    name: g.name,
+    policy: owner.name,
+    owner: ownerRef,
+    annotations: { ...annotations, [CONTAINER_ANNOTATION]: describeUsers(g.users) },
+    spec: managedSpec(owner.policy, g.image, nodes, imagePullSecrets),
+    placement: g.placement,
+  }));
+  return { policy: owner.policy, serviceAccount, images };
+}
+
+/** Argo kinds some live policy names: the ones worth discovering and watching. */
+export function argoKindsNamed(policies: Iterable<PrePullPolicy>): Set<ArgoKind> {
+  const kinds = new Set<ArgoKind>();
+  for (const p of policies) {
+    if (p.metadata.deletionTimestamp !== undefined) continue;
+    for (const k of p.spec.workloadKinds) if (isArgoKind(k)) kinds.add(k);
+  }
+  return kinds;
 }
 
 /**
@@ -209,6 +310,7 @@ export function desiredPrePullImages(
   workloads: Iterable<WorkloadView>,
   serviceAccounts: ReadonlyMap<string, ServiceAccountView>,
   memo?: DesiredImagesMemo,
+  argo?: ArgoObjects,
 ): DesiredImages {
   const compiled = [...policies]
     .filter((p) => p.metadata.deletionTimestamp === undefined)
@@ -216,8 +318,15 @@ export function desiredPrePullImages(
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const stats = new Map(compiled.map((p) => [p.name, { byKind: emptyKindCounts(), shadowed: 0, images: [] as string[] }]));
   const images = new Map<string, DesiredPrePullImage>();
+  const all = [...workloads];
+  // A Job created by a CronJob some policy selects is that CronJob's run: its images are the CronJob's,
+  // already derived, so it would only add a second PrePullImage for the same image.
+  const selectedCronJobs = new Set(all
+    .filter((w) => w.template.identity.kind === 'CronJob' && compiled.some((p) => selects(p, w)))
+    .map((w) => `${w.template.identity.namespace}/${w.template.identity.name}`));
 
-  for (const w of workloads) {
+  for (const w of all) {
+    if (w.ownerCronJob !== undefined && selectedCronJobs.has(`${w.template.identity.namespace}/${w.ownerCronJob}`)) continue;
     let owner: CompiledPolicy | undefined;
     for (const p of compiled) {
       if (!selects(p, w)) continue;
@@ -238,6 +347,36 @@ export function desiredPrePullImages(
     const known = memo?.derived.get(w);
     const derived = known?.policy === owner.policy && known.serviceAccount === sa ? known : deriveImages(owner, w, serviceAccounts, sa);
     memo?.derived.set(w, derived);
+    for (const d of derived.images) {
+      const key = prePullImageKey(d.namespace, d.name);
+      images.set(key, d);
+      stats.get(owner.name)?.images.push(key);
+    }
+  }
+
+  // Argo objects the same way: the first policy by name takes each.
+  for (const a of argo?.objects ?? []) {
+    let owner: CompiledPolicy | undefined;
+    for (const p of compiled) {
+      if (!selectsArgo(p, a)) continue;
+      const s = stats.get(p.name);
+      if (s === undefined) continue;
+      if (owner === undefined) {
+        owner = p;
+        s.byKind[a.identity.kind]++;
+      } else {
+        s.shadowed++;
+      }
+    }
+    if (owner === undefined || argo === undefined) continue;
+    const sa = owner.policy.spec.imagePullSecrets.inherit && a.identity.namespace !== ''
+      ? serviceAccounts.get(serviceAccountKey(a.identity.namespace, a.serviceAccountName))
+      : undefined;
+    const known = memo?.argoDerived.get(a);
+    const derived = known?.policy === owner.policy && known.serviceAccount === sa
+      ? known
+      : deriveArgoImages(owner, a, serviceAccounts, sa, argo.clusterNamespace);
+    memo?.argoDerived.set(a, derived);
     for (const d of derived.images) {
       const key = prePullImageKey(d.namespace, d.name);
       images.set(key, d);

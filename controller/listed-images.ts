@@ -6,6 +6,7 @@ import { API_VERSION, type PrePullPolicy } from '../api/v1alpha1/index.ts';
 import { configMapImages, labelSelectorQuery, type ConfigMapImages, type ConfigMapView } from './configmap-image-lists.ts';
 import {
   CONFIGMAP_KEYS_ANNOTATION,
+  managedSpec,
   policyNodes,
   prePullImageKey,
   SOURCE_ANNOTATION,
@@ -88,10 +89,9 @@ export class ListedImagesMemo {
 
 /** The spec of every listed image of a policy but the image itself; one `nodes` object shared by all. */
 function specFor(policy: PrePullPolicy): (image: string) => ManagedPrePullImageSpec {
-  const { retry, timeout, imagePullSecrets } = policy.spec;
   const nodes = policyNodes(policy);
-  const secrets = imagePullSecrets.additional.map((r) => ({ name: r.name }));
-  return (image) => ({ image, nodes, imagePullSecrets: secrets, retry, timeout });
+  const secrets = policy.spec.imagePullSecrets.additional.map((r) => ({ name: r.name }));
+  return (image) => managedSpec(policy, image, nodes, secrets);
 }
 
 function staticImages(policy: PrePullPolicy, namespace: string): DesiredPrePullImage[] {

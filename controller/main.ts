@@ -36,6 +36,7 @@ async function main(): Promise<number> {
     .option('leader-elect-renew-deadline', { type: 'string', default: '10s', describe: 'The leader gives up when it cannot renew for this long' })
     .option('leader-elect-retry-period', { type: 'string', default: '2s', describe: 'Interval between Lease attempts' })
     .option('resync-period', { type: 'string', default: '5m', describe: 'Full pass without events; writes nothing when nothing changed' })
+    .option('argo-discovery-interval', { type: 'string', default: '60s', describe: 'While a policy names an Argo Workflows kind: how often to check which Argo kinds the cluster serves' })
     .option('write-qps', { type: 'number', default: 50, describe: 'Client-side limit of API writes per second' })
     .option('write-burst', { type: 'number', default: 100, describe: 'API writes allowed at once above --write-qps' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
@@ -72,6 +73,7 @@ async function main(): Promise<number> {
     maxConcurrentPulls,
     maxPullsPerNode,
     resyncPeriodMs: duration('resync-period', argv['resync-period']),
+    argoDiscoveryIntervalMs: duration('argo-discovery-interval', argv['argo-discovery-interval']),
   });
 
   const stop = new AbortController();

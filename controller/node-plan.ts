@@ -1,14 +1,18 @@
 // From the images wanted (PrePullImages) and the nodes to each node's NodeImageSet spec, releasing new
 // (node, image) pairs only within the cluster-wide pull budget. The budget is counted from the
 // NodeImageSets themselves (released entries the agent has not finished), so a restarted or newly elected
-// controller continues exactly where the last one stopped. Pure: no I/O, no clock.
+// controller continues exactly where the last one stopped. A refresh raises an entry's round (see
+// refresh.ts); the raise of a finished pair is a new pull and waits for the budget like one. Pure: no I/O,
+// no clock.
 import {
   durationMilliseconds,
   MAX_IMAGE_SOURCES,
   MAX_NODE_IMAGES,
+  MAX_NODE_REMOVALS,
   type LabelSelector,
   type NodeImage,
   type NodeImageSetSpec,
+  type RemovalResult,
   type NodePullPhase,
   type Retry,
 } from '../api/v1alpha1/index.ts';
@@ -39,6 +43,13 @@ export interface ImageTarget {
   readonly pullSecrets: readonly string[];
   readonly retry: Retry;
   readonly timeout: string;
+  /**
+   * Remove the image from the target nodes instead of pulling it (state Absent, or deleted with
+   * purgeOnDelete). Target nodes are then all matching nodes, Ready or not, and no budget applies.
+   */
+  readonly purge?: boolean;
+  /** The round this PrePullImage wants of its entries (refresh.ts wantedRound); 0 when never refreshed. */
+  readonly round: number;
 }
 
 export interface NodeImageStatusView {
@@ -48,6 +59,13 @@ export interface NodeImageStatusView {
   readonly message?: string;
   readonly startedAt?: string;
   readonly finishedAt?: string;
+}
+
+/** An agent's answer to a spec.removals entry. */
+export interface NodeRemovalStatusView {
+  readonly result: RemovalResult;
+  readonly reason?: string;
+  readonly message?: string;
 }
 
 /** What the controller keeps of a NodeImageSet: enough to diff its spec and count its unfinished pulls. */
@@ -63,6 +81,8 @@ export interface NodeImageSetView {
   readonly released: ReadonlyMap<string, number>;
   /** Status entries by image. */
   readonly status: ReadonlyMap<string, NodeImageStatusView>;
+  /** status.removals by image; absent when there are none. */
+  readonly removals?: ReadonlyMap<string, NodeRemovalStatusView>;
 }
 
 /** True when the agent finished this entry's current round, successfully or not. */
@@ -102,9 +122,25 @@ export function entriesDigest(images: readonly NodeImage[], sorted = false): str
   return digest(list.map(entryText).join('\n'));
 }
 
-/** A NodeImageSet's digest from its owner, its per-node limit and entriesDigest of its entries. */
-export function specDigestOf(ownerUid: string | undefined, maxConcurrentPulls: number, entries: string): string {
-  return digest(`${ownerUid ?? ''}\n${maxConcurrentPulls}\n${entries}`);
+type NodeRemoval = NodeImageSetSpec['removals'][number];
+
+/** Digest of spec.removals in image order; '' for none, so a spec without removals digests as it always did. */
+export function removalsDigest(removals: readonly NodeRemoval[]): string {
+  if (removals.length === 0) return '';
+  const text = [...removals]
+    .sort((a, b) => compareStrings(a.image, b.image))
+    .map((r) => {
+      // Fails to compile when a removal entry gains a field this misses.
+      const { image, sources, ...otherFields } = r;
+      const _exhaustive: Record<string, never> = otherFields;
+      return JSON.stringify([image, [...sources].sort(compareSources).map((x) => [x.namespace, x.name])]);
+    });
+  return digest(text.join('\n'));
+}
+
+/** A NodeImageSet's digest from its owner, its per-node limit, entriesDigest of its entries and removalsDigest of its removals. */
+export function specDigestOf(ownerUid: string | undefined, maxConcurrentPulls: number, entries: string, removals = ''): string {
+  return digest(`${ownerUid ?? ''}\n${maxConcurrentPulls}\n${entries}${removals === '' ? '' : `\nremovals ${removals}`}`);
 }
 
 /**
@@ -112,7 +148,7 @@ export function specDigestOf(ownerUid: string | undefined, maxConcurrentPulls: n
  * their lists in a fixed order, so equal specs digest equally however they were built.
  */
 export function nodeImageSetDigest(ownerUid: string | undefined, spec: NodeImageSetSpec): string {
-  return specDigestOf(ownerUid, spec.maxConcurrentPulls, entriesDigest(spec.images));
+  return specDigestOf(ownerUid, spec.maxConcurrentPulls, entriesDigest(spec.images), removalsDigest(spec.removals));
 }
 
 export interface PlanInput {
@@ -259,12 +295,14 @@ function mergeEntry(targets: readonly ImageTarget[]): NodeImage {
   let retry = first.retry;
   let timeout = first.timeout;
   let imageDigest = first.imageDigest;
+  let round = first.round;
   const secrets = new Set<string>();
   for (const t of targets) {
     if (t !== first) {
       retry = { maxAttempts: Math.max(retry.maxAttempts, t.retry.maxAttempts), backoffSeconds: Math.min(retry.backoffSeconds, t.retry.backoffSeconds) };
       timeout = longerTimeout(timeout, t.timeout);
       imageDigest ??= t.imageDigest;
+      round = Math.max(round, t.round);
     }
     for (const s of t.pullSecrets) secrets.add(s);
   }
@@ -273,7 +311,7 @@ function mergeEntry(targets: readonly ImageTarget[]): NodeImage {
     pullSecrets: [...secrets].sort(compareStrings).slice(0, MAX_ENTRY_PULL_SECRETS),
     timeout,
     retry,
-    round: 0,
+    round,
     sources: targets.slice(0, MAX_IMAGE_SOURCES).map((t) => ({ namespace: t.namespace, name: t.name })),
   };
   if (imageDigest !== undefined) entry.imageDigest = imageDigest;
@@ -282,11 +320,11 @@ function mergeEntry(targets: readonly ImageTarget[]): NodeImage {
 
 /**
  * Nodes in the same groups want the same images from the same targets: one class each, planned once.
- * In a steady cluster every node of a class has exactly the class's entries released in round 0, and
- * then shares the class's spec, released map and entries digest instead of building its own.
+ * In a steady cluster every node of a class has exactly the class's entries released in their wanted
+ * rounds, and then shares the class's spec, released map and entries digest instead of building its own.
  */
 interface NodeClass {
-  /** image → entry, round 0. */
+  /** image → entry, in the round its sources want. */
   readonly wanted: ReadonlyMap<string, NodeImage>;
   /** The wanted entries sorted by image. */
   readonly entries: readonly NodeImage[];
@@ -294,20 +332,55 @@ interface NodeClass {
   readonly entriesDigest: string;
 }
 
-/** Whether `view` has exactly the class's images released, all in round 0, and how many are unfinished. */
+/** Whether `view` has exactly the class's images released, each in its wanted round, and how many are unfinished. */
 function settle(view: NodeImageSetView, c: NodeClass): SettledNode {
   let asClass = view.released.size === c.wanted.size;
   let unfinished = 0;
   if (asClass) {
-    for (const image of c.wanted.keys()) {
-      if (view.released.get(image) !== 0) {
+    for (const [image, entry] of c.wanted) {
+      if (view.released.get(image) !== entry.round) {
         asClass = false;
         break;
       }
-      if (!isFinished(view.status.get(image), 0)) unfinished++;
+      if (!isFinished(view.status.get(image), entry.round)) unfinished++;
     }
   }
   return { view, entriesDigest: c.entriesDigest, asClass, unfinished: asClass ? unfinished : 0 };
+}
+
+/**
+ * spec.removals per node from the purging targets: every node the target selects, Ready or not (an agent
+ * that comes back answers then), each image once with the targets behind it.
+ */
+function planRemovals(purging: readonly ImageTarget[], nodes: readonly NodeInfo[], targetNodes: Map<string, readonly string[]>): Map<string, NodeRemoval[]> {
+  const byNode = new Map<string, Map<string, ImageTarget[]>>();
+  for (const t of purging) {
+    const filter = nodeFilter(t);
+    const placement = t.placement;
+    // The targeting's required affinity, not its taints: a node tainted since the pull still gets the removal.
+    const affinity = t.targeting === undefined ? undefined : { ...t.targeting, tolerations: undefined };
+    const names = nodes
+      .filter((n) => filterAllows(filter, n) && (placement === undefined || placementAllows(placement, n.node).eligible) &&
+        (affinity === undefined || targetingAllows(affinity, n.node).eligible))
+      .map((n) => n.name);
+    targetNodes.set(t.key, names);
+    for (const name of names) {
+      let images = byNode.get(name);
+      if (images === undefined) byNode.set(name, (images = new Map<string, ImageTarget[]>()));
+      const list = images.get(t.image);
+      if (list === undefined) images.set(t.image, [t]);
+      else list.push(t);
+    }
+  }
+  const out = new Map<string, NodeRemoval[]>();
+  for (const [name, images] of byNode) {
+    const removals = [...images]
+      .map(([image, list]) => ({ image, sources: list.slice(0, MAX_IMAGE_SOURCES).map((t) => ({ namespace: t.namespace, name: t.name })) }))
+      .sort((a, b) => compareStrings(a.image, b.image))
+      .slice(0, MAX_NODE_REMOVALS);
+    out.set(name, removals);
+  }
+  return out;
 }
 
 export function planNodeImageSets(input: PlanInput): NodePlan {
@@ -319,10 +392,12 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   nodes.sort((a, b) => compareStrings(a.name, b.name));
   const nodeByName = new Map(nodes.map((n) => [n.name, n]));
   const ready = nodes.filter((n) => nodeAcceptsPulls(n.node).eligible);
-  const targets = [...input.targets].sort((a, b) => compareStrings(a.key, b.key));
+  const sorted = [...input.targets].sort((a, b) => compareStrings(a.key, b.key));
+  const targets = sorted.filter((t) => t.purge !== true);
   const groups = eligibleGroups(targets, ready, input.memo);
   const targetNodes = new Map<string, readonly string[]>();
   for (const g of groups) for (const t of g.targets) targetNodes.set(t.key, g.names);
+  const removalsOn = planRemovals(sorted.filter((t) => t.purge === true), nodes, targetNodes);
 
   // node → the groups it is in, in group order.
   const memberOf = new Map<string, number[]>();
@@ -357,7 +432,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
       }
       const wanted = new Map([...targetsByImage].map(([image, list]) => [image, entryFor(list)]));
       const entries = [...wanted.values()].sort(byImage);
-      c = { wanted, entries, released: new Map(entries.map((e) => [e.image, 0])), entriesDigest: entriesDigest(entries, true) };
+      c = { wanted, entries, released: new Map(entries.map((e) => [e.image, e.round])), entriesDigest: entriesDigest(entries, true) };
       classes.set(classKey, c);
     }
     return c;
@@ -367,7 +442,8 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   let unfinished = 0;
   const kept = new Map<string, Map<string, NodeImage> | NodeClass>();
   const wantedOn = new Map<string, NodeClass>();
-  const candidates: { node: string; image: string }[] = [];
+  // `raise`: a refresh of a finished pair, kept in its old round until the budget releases it.
+  const candidates: { node: string; image: string; raise: boolean }[] = [];
   const settled = new Map<string, SettledNode>();
   for (const [node, ids] of memberOf) {
     const c = classOf(ids);
@@ -387,11 +463,19 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     for (const [image, base] of c.wanted) {
       const round = current?.released.get(image);
       if (round === undefined) {
-        candidates.push({ node, image });
+        candidates.push({ node, image, raise: false });
         continue;
       }
-      keep.set(image, round === 0 ? base : { ...base, round });
-      if (!isFinished(current?.status.get(image), round)) unfinished++;
+      const status = current?.status.get(image);
+      if (base.round > round && isFinished(status, round)) {
+        keep.set(image, { ...base, round });
+        candidates.push({ node, image, raise: true });
+        continue;
+      }
+      // Rounds never go down (the CRD forbids it); an unfinished pair is raised at once, it already counts.
+      const next = Math.max(round, base.round);
+      keep.set(image, next === base.round ? base : { ...base, round: next });
+      if (!isFinished(status, next)) unfinished++;
     }
     kept.set(node, keep);
   }
@@ -405,7 +489,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     const entry = wantedOn.get(c.node)?.wanted.get(c.image);
     // Only nodes with candidates have a map of their own.
     if (!(keep instanceof Map) || entry === undefined) continue;
-    if (available <= 0 || keep.size >= MAX_NODE_IMAGES) {
+    if (available <= 0 || (!c.raise && keep.size >= MAX_NODE_IMAGES)) {
       held++;
       continue;
     }
@@ -415,24 +499,26 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   }
 
   const nodeImageSets = new Map<string, PlannedNodeImageSet>();
-  const names = new Set([...kept.keys(), ...input.current.keys()]);
+  const names = new Set([...kept.keys(), ...input.current.keys(), ...removalsOn.keys()]);
   const maxConcurrentPulls = input.maxPullsPerNode;
   for (const name of [...names].sort(compareStrings)) {
     const info = nodeByName.get(name);
     // A NodeImageSet whose Node is gone is left to the garbage collector.
     if (info === undefined) continue;
     const k = kept.get(name);
+    const removals = removalsOn.get(name) ?? [];
+    const removed = removalsDigest(removals);
     if (k !== undefined && !(k instanceof Map)) {
-      const spec: NodeImageSetSpec = { maxConcurrentPulls, images: k.entries as NodeImage[], removals: [] };
-      nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, maxConcurrentPulls, k.entriesDigest), released: k.released });
+      const spec: NodeImageSetSpec = { maxConcurrentPulls, images: k.entries as NodeImage[], removals };
+      nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, maxConcurrentPulls, k.entriesDigest, removed), released: k.released });
       continue;
     }
     const entries = [...(k?.values() ?? [])].sort(byImage);
     // Nothing released yet and nothing to empty: no write.
-    if (entries.length === 0 && !input.current.has(name)) continue;
-    const spec: NodeImageSetSpec = { maxConcurrentPulls, images: entries, removals: [] };
+    if (entries.length === 0 && removals.length === 0 && !input.current.has(name)) continue;
+    const spec: NodeImageSetSpec = { maxConcurrentPulls, images: entries, removals };
     const released = new Map(entries.map((e) => [e.image, e.round]));
-    nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, maxConcurrentPulls, entriesDigest(entries, true)), released });
+    nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, maxConcurrentPulls, entriesDigest(entries, true), removed), released });
   }
   if (input.memo !== undefined) input.memo.settled = settled;
   return { nodeImageSets, targetNodes, unfinished, held };

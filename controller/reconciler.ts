@@ -5,7 +5,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import {
+  durationMilliseconds,
   prePullPolicyConditionTypes,
+  REFRESH_ANNOTATION,
   type PrePullImage,
   type PrePullImagePhase,
   type PrePullImageStatus,
@@ -19,7 +21,11 @@ import {
   desiredPrePullImageDigest,
   eventBody,
   FIELD_MANAGER,
+  finalizerApplyBody,
+  finalizerRemovalPatch,
+  hasPurgeFinalizer,
   isManaged,
+  PURGE_FIELD_MANAGER,
   metaTime,
   nodeImageSetApplyBody,
   paths,
@@ -41,7 +47,10 @@ import {
   SharedValues,
   workloadDecoder,
 } from './cluster-cache.ts';
+import { ArgoSource } from './argo-source.ts';
+import { isArgoKind } from './argo-workflow-images.ts';
 import {
+  argoKindsNamed,
   DesiredImagesMemo,
   desiredPrePullImages,
   POLICY_LABEL,
@@ -56,6 +65,7 @@ import { CONFIGMAP_SOURCE, configMapWatchOf, desiredListedImages, ListedImagesMe
 import type { ControllerMetrics } from './metrics.ts';
 import { compileNodeTargeting, type NodeTargeting, type NodeTargetingSpec, type NodeView } from './node-eligibility.ts';
 import { PlanMemo, planNodeImageSets, type ImageTarget, type NodeImageSetView, type PlannedNodeImageSet } from './node-plan.ts';
+import { refreshDecision, wantedRound, type RefreshRecord } from './refresh.ts';
 import {
   copyMatches,
   DOCKER_CFG,
@@ -65,6 +75,7 @@ import {
   secretKey,
   type SecretView,
 } from './pull-secrets.ts';
+import { purgeRollup, purgeSummary, purgingStatus } from './purge-rollup.ts';
 import { configMapProblemText, prePullImageStatus, prePullPolicyStatus, type StatusEvent } from './status-rollup.ts';
 import { workloadKinds, type WorkloadKind } from './workload-images.ts';
 
@@ -92,10 +103,14 @@ export interface ControllerOptions {
   /** Shown as the reporting instance of Events. */
   readonly identity: string;
   readonly now?: () => Date;
+  /** How often the Argo Workflows kinds are looked up while a policy names one (default 60 s). */
+  readonly argoDiscoveryIntervalMs?: number;
 }
 
 /** How long the first pass waits for the ConfigMap lists; after that, policies whose list is missing keep their ConfigMap images as they are. */
 const CONFIGMAP_SYNC_WAIT_MS = 30_000;
+/** The first pass waits at most this long for the Argo kinds' discovery and lists. */
+const ARGO_SETTLE_TIMEOUT_MS = 30_000;
 
 /** The parts of a write response the controller remembers. */
 function responseMeta(body: unknown): { generation: number; resourceVersion: string | undefined; uid: string | undefined } {
@@ -181,6 +196,7 @@ export class Controller {
   private readonly targetings = new WeakMap<NodeTargetingSpec, NodeTargeting | undefined>();
   /** ConfigMap problems (uid, resourceVersion, key) an Event was sent for; the policies' conditions also record them. */
   private reportedProblems = new Set<string>();
+  private readonly argo: ArgoSource;
 
   private dirty = true;
   private wake: (() => void) | undefined;
@@ -203,6 +219,13 @@ export class Controller {
   /** When each PrePullImage status was last written (ms), and when a held-back progress write is due. */
   private readonly statusWrittenAt = new Map<string, number>();
   private progressDueAt: number | undefined;
+  /** When refreshInterval next asks for a refresh of some PrePullImage (ms). */
+  private refreshDueAt: number | undefined;
+  /**
+   * Refreshes this process recorded, until the cache shows them: unlike a whole status, a refresh record only
+   * moves forward, so a cached object that changed for another reason cannot make it forget one (and repeat it).
+   */
+  private readonly refreshOverlay = new Map<string, { uid: string | undefined; refresh: RefreshRecord }>();
 
   constructor(opts: ControllerOptions) {
     this.o = { debounceMs: 100, statusProgressIntervalMs: 5000, writeConcurrency: 8, now: () => new Date(), ...opts };
@@ -242,6 +265,7 @@ export class Controller {
     this.secretCopies = lw(paths.namespacedSecrets(opts.namespace), decodeSecret, { labelSelector: `${SECRET_COPY_LABEL}=true` });
     this.workloads = new Map(workloadKinds.map((k) => [k, lw(paths.workloads[k], workloadDecoder(k, shared))]));
     this.configMapWatches = new ConfigMapWatches({ client, log, onChange: () => { this.markDirty(); } });
+    this.argo = new ArgoSource({ client, log, onChange: () => { this.markDirty(); }, discoveryIntervalMs: opts.argoDiscoveryIntervalMs ?? 60_000 });
     this.informers = [
       this.policies, this.prePullImages, this.nodeImageSets, this.nodes, this.serviceAccounts, this.secretCopies,
       ...this.secretSources, ...this.workloads.values(),
@@ -274,8 +298,9 @@ export class Controller {
         this.wake = undefined;
         resolve();
       };
-      // A held-back progress write wakes the loop before the resync does.
-      const due = this.progressDueAt === undefined ? Infinity : Math.max(0, this.progressDueAt - this.o.now().getTime());
+      // A held-back progress write or a due refresh wakes the loop before the resync does.
+      const next = Math.min(this.progressDueAt ?? Infinity, this.refreshDueAt ?? Infinity);
+      const due = next === Infinity ? Infinity : Math.max(0, next - this.o.now().getTime());
       const timer = setTimeout(() => { this.dirty = true; done(); }, Math.min(this.o.resyncPeriodMs, due));
       signal.addEventListener('abort', done, { once: true });
       this.wake = done;
@@ -285,12 +310,14 @@ export class Controller {
   /** Lists and watches everything, then reconciles until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     const { log } = this.o;
-    const running = this.informers.map((i) => i.run(signal));
+    const running = [...this.informers.map((i) => i.run(signal)), this.argo.run(signal)];
     try {
       await Promise.all(this.informers.map((i) => i.waitForSync(signal)));
-      // The policies are known now: list their ConfigMaps before the first pass, so it removes nothing they list.
+      // The policies are known now: list their ConfigMaps and Argo objects before the first pass, so it
+      // removes nothing they list. Both wait in parallel, each bounded.
       this.updateConfigMapWatches(signal);
-      await this.configMapWatches.waitForSync(signal, CONFIGMAP_SYNC_WAIT_MS);
+      this.argo.want(argoKindsNamed(this.policies.values()));
+      await Promise.all([this.configMapWatches.waitForSync(signal, CONFIGMAP_SYNC_WAIT_MS), this.argo.settle(signal, ARGO_SETTLE_TIMEOUT_MS)]);
       this.syncedAll = true;
       log.info('caches synced', { nodes: this.nodes.size, prePullImages: this.prePullImages.size, nodeImageSets: this.nodeImageSets.size });
       let failures = 0;
@@ -347,7 +374,9 @@ export class Controller {
       return cached;
     }
     // Our write is not in the cache yet: its spec, with whatever status the cache has.
-    return cached === undefined ? overlay.view : { ...overlay.view, status: cached.status };
+    if (cached === undefined) return overlay.view;
+    const { removals: _stale, ...spec } = overlay.view;
+    return { ...spec, status: cached.status, ...(cached.removals !== undefined ? { removals: cached.removals } : {}) };
   }
 
   private copyView(name: string): SecretView | undefined {
@@ -375,6 +404,76 @@ export class Controller {
     const t = compileNodeTargeting(nodes);
     this.targetings.set(nodes, t);
     return t;
+  }
+
+  /** A PrePullImage's status as last written: this process's own write until the cache shows a newer object. */
+  private statusOf(key: string, p: PrePullImage): PrePullImageStatus | undefined {
+    const overlay = this.ppiStatusOverlay.get(key);
+    if (overlay !== undefined && overlay.rvBefore !== p.metadata.resourceVersion) this.ppiStatusOverlay.delete(key);
+    const status = this.ppiStatusOverlay.get(key)?.status ?? p.status;
+    const written = this.refreshOverlay.get(key);
+    if (written === undefined) return status;
+    // Shown by the cache, or written for an object of the same name deleted since.
+    if (written.uid !== p.metadata.uid || wantedRound(status?.refresh) >= wantedRound(written.refresh)) {
+      this.refreshOverlay.delete(key);
+      return status;
+    }
+    return { ...status, refresh: written.refresh };
+  }
+
+  /**
+   * Records new refreshes (annotation or due refreshInterval) in status.refresh, before any NodeImageSet is
+   * planned from them: the rounds follow from the persisted record only. Returns when the next is due.
+   */
+  private async recordRefreshes(
+    cachedPPIs: ReadonlyMap<string, PrePullImage>,
+    nowMs: number,
+    attempt: (what: string, fn: () => Promise<unknown>) => Promise<unknown>,
+    signal: AbortSignal,
+  ): Promise<number | undefined> {
+    const { client, log, metrics } = this.o;
+    let dueAt: number | undefined;
+    const writes: { key: string; p: PrePullImage; status: PrePullImageStatus; refresh: RefreshRecord; trigger: string; event: StatusEvent }[] = [];
+    for (const [key, p] of cachedPPIs) {
+      if (p.metadata.deletionTimestamp !== undefined) continue;
+      const previous = this.statusOf(key, p);
+      const decision = refreshDecision({
+        image: p.spec.image,
+        imageDigest: p.spec.imageDigest,
+        annotation: p.metadata.annotations?.[REFRESH_ANNOTATION],
+        refreshInterval: p.spec.refreshInterval,
+        generation: p.metadata.generation ?? 0,
+        creationTimestamp: p.metadata.creationTimestamp,
+        status: previous,
+        nowMs,
+      });
+      switch (decision.kind) {
+        case 'none':
+          if (decision.dueAtMs !== undefined) dueAt = Math.min(dueAt ?? decision.dueAtMs, decision.dueAtMs);
+          break;
+        case 'refresh':
+          writes.push({ key, p, status: { ...previous, refresh: decision.refresh }, refresh: decision.refresh, trigger: decision.trigger, event: decision.event });
+          break;
+        default: {
+          const unreachable: never = decision;
+          throw new Error(`unhandled refresh decision ${JSON.stringify(unreachable)}`);
+        }
+      }
+    }
+    const now = metaTime(new Date(nowMs));
+    await eachLimited(writes, this.o.writeConcurrency, async (w) => {
+      const ns = w.p.metadata.namespace ?? '';
+      const name = w.p.metadata.name ?? '';
+      const body = await attempt(`prepullimage refresh ${w.key}`, () => client.apply(paths.prePullImageStatus(ns, name), prePullImageStatusBody(ns, name, w.status), FIELD_MANAGER, signal));
+      if (body === undefined) return;
+      log.info('refresh requested', { prePullImage: w.key, trigger: w.trigger, lastTime: w.refresh.lastTime });
+      metrics.refreshes.inc({ trigger: w.trigger });
+      this.ppiStatusOverlay.set(w.key, { rvBefore: w.p.metadata.resourceVersion, status: w.status, digest: canonicalDigest(w.status) });
+      this.refreshOverlay.set(w.key, { uid: w.p.metadata.uid, refresh: w.refresh });
+      // After the status that records it, as for the rollup's Events: a retried pass never repeats it.
+      await attempt(`event ${w.key} ${w.event.reason}`, () => client.create(paths.events(ns), eventBody({ namespace: ns, name, uid: w.p.metadata.uid ?? '' }, w.event, now, this.o.identity), signal));
+    });
+    return dueAt;
   }
 
   /** Cached PrePullImages are replaced, never changed, when they change: their digest is computed once. */
@@ -458,17 +557,28 @@ export class Controller {
     const serviceAccounts = new Map([...this.serviceAccounts.entries()]);
     const workloads: WorkloadView[] = [];
     for (const lw of this.workloads.values()) for (const w of lw.values()) workloads.push(w);
-    const workloadImages = desiredPrePullImages(this.policies.values(), workloads, serviceAccounts, this.desiredMemo);
+    this.argo.want(argoKindsNamed(this.policies.values()));
+    const workloadImages = desiredPrePullImages(
+      this.policies.values(), workloads, serviceAccounts, this.desiredMemo, { objects: this.argo.objects(), clusterNamespace: namespace },
+    );
     this.updateConfigMapWatches(signal);
     const listed = desiredListedImages({
       policies: this.policies.values(), configMaps: this.configMapWatches.synced(), listErrors: this.configMapWatches.listErrors(),
       namespace, memo: this.listedMemo,
     });
     const desired = { images: new Map([...workloadImages.images, ...listed.images]), policies: workloadImages.policies };
-    // A policy whose ConfigMaps are not listed yet: its ConfigMap images stay as cached, neither written nor removed.
+    // Sources not known yet (ConfigMaps not listed for the policy; an Argo kind not discovered or listed):
+    // their PrePullImages are unknown, not unwanted. Kept as cached: neither written nor removed, planned as they are.
     const pendingPolicies = new Set([...listed.policies].filter(([, ev]) => ev.configMaps.kind === 'pending').map(([name]) => name));
-    const keptAsCached = (p: PrePullImage): boolean => isManaged(p) && p.metadata.annotations?.[SOURCE_ANNOTATION] === CONFIGMAP_SOURCE &&
-      pendingPolicies.has(p.metadata.labels?.[POLICY_LABEL] ?? '');
+    const argoUncertain = this.argo.uncertainKinds();
+    const uncertainSource = (p: PrePullImage): boolean => {
+      if (!isManaged(p)) return false;
+      if (p.metadata.annotations?.[SOURCE_ANNOTATION] === CONFIGMAP_SOURCE) return pendingPolicies.has(p.metadata.labels?.[POLICY_LABEL] ?? '');
+      const ownerKind = p.metadata.ownerReferences?.find((o) => o.controller === true)?.kind ?? '';
+      return isArgoKind(ownerKind) && argoUncertain.has(ownerKind);
+    };
+    const keptAsCached = (key: string, p: PrePullImage): boolean =>
+      !desired.images.has(key) && p.metadata.deletionTimestamp === undefined && uncertainSource(p);
 
     const cachedPPIs = new Map<string, PrePullImage>();
     for (const p of this.prePullImages.values()) {
@@ -498,34 +608,59 @@ export class Controller {
       ppiWrites.push(d);
     }
     for (const [key, p] of cachedPPIs) {
-      if (isManaged(p) && !desired.images.has(key) && p.metadata.deletionTimestamp === undefined && !this.deleting.has(key) && !keptAsCached(p)) ppiDeletes.push(p);
+      if (isManaged(p) && !desired.images.has(key) && p.metadata.deletionTimestamp === undefined && !this.deleting.has(key) && !keptAsCached(key, p)) {
+        ppiDeletes.push(p);
+      }
     }
+
+    // 1b. Refreshes, persisted before planning raises any round from them.
+    computed();
+    this.refreshDueAt = await this.recordRefreshes(cachedPPIs, this.o.now().getTime(), attempt, signal);
+    resume();
+    const roundOf = (key: string): number => {
+      const p = cachedPPIs.get(key);
+      return p === undefined ? 0 : wantedRound(this.statusOf(key, p)?.refresh);
+    };
 
     // 2. Targets: derived images as desired now (not as cached), plus hand-written ones.
     const targetsRaw: { target: Omit<ImageTarget, 'pullSecrets'>; secretRefs: string[] }[] = [];
     for (const [key, d] of desired.images) {
       const cached = cachedPPIs.get(key);
-      if (cached !== undefined && !isManaged(cached)) continue;
+      // A derived one being deleted is purged (below) or simply goes; it is derived again once it is gone.
+      if (cached !== undefined && (!isManaged(cached) || cached.metadata.deletionTimestamp !== undefined)) continue;
       targetsRaw.push({
         target: {
           key, namespace: d.namespace, name: d.name, image: d.spec.image, imageDigest: undefined,
           nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, targeting: this.targetingOf(d.spec.nodes),
-          retry: d.spec.retry, timeout: d.spec.timeout,
+          retry: d.spec.retry, timeout: d.spec.timeout, round: roundOf(key),
         },
         secretRefs: d.spec.imagePullSecrets.map((r) => secretKey(d.namespace, r.name)),
       });
     }
     for (const [key, p] of cachedPPIs) {
-      if ((isManaged(p) && !(keptAsCached(p) && !desired.images.has(key))) || p.metadata.deletionTimestamp !== undefined) continue;
+      const deleting = p.metadata.deletionTimestamp !== undefined;
+      // Removal: state Absent, or deleted while holding the purge finalizer (derived ones too).
+      const purge = deleting ? hasPurgeFinalizer(p) : !isManaged(p) && p.spec.state === 'Absent';
+      if (!purge && !keptAsCached(key, p) && (isManaged(p) || deleting)) continue;
       const ns = p.metadata.namespace ?? '';
       targetsRaw.push({
         target: {
           key, namespace: ns, name: p.metadata.name ?? '', image: p.spec.image, imageDigest: p.spec.imageDigest,
           nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, targeting: this.targetingOf(p.spec.nodes),
-          retry: p.spec.retry, timeout: p.spec.timeout,
+          retry: p.spec.retry, timeout: p.spec.timeout, round: roundOf(key),
+          ...(purge ? { purge: true } : {}),
         },
-        secretRefs: (p.spec.imagePullSecrets ?? []).map((r) => secretKey(ns, r.name)),
+        // Nothing is pulled for a purge: its secrets need no copies.
+        secretRefs: purge ? [] : (p.spec.imagePullSecrets ?? []).map((r) => secretKey(ns, r.name)),
       });
+    }
+    // The purge finalizer on hand-written PrePullImages, under a field manager of its own (derived ones
+    // carry it in their applied object).
+    const finalizerWrites: { p: PrePullImage; add: boolean }[] = [];
+    for (const p of cachedPPIs.values()) {
+      if (isManaged(p) || p.metadata.deletionTimestamp !== undefined) continue;
+      const has = hasPurgeFinalizer(p);
+      if (p.spec.purgeOnDelete !== has) finalizerWrites.push({ p, add: p.spec.purgeOnDelete });
     }
 
     // 3. Pull secret copies.
@@ -580,13 +715,24 @@ export class Controller {
         generationOf.set(key, generation);
       }
     });
+    await eachLimited(finalizerWrites, limit, async ({ p, add }) => {
+      const ns = p.metadata.namespace ?? '';
+      const name = p.metadata.name ?? '';
+      await attempt(`prepullimage finalizer ${ns}/${name}`, () => add
+        ? client.apply(paths.prePullImage(ns, name), finalizerApplyBody(ns, name), PURGE_FIELD_MANAGER, signal)
+        : client.patch(paths.prePullImage(ns, name), 'json', finalizerRemovalPatch(p), signal));
+    });
     await eachLimited(nisWrites, limit, async (p) => {
       const body = await attempt(`nodeimageset ${p.node}`, () => client.apply(paths.nodeImageSet(p.node), nodeImageSetApplyBody(p), FIELD_MANAGER, signal));
       if (body !== undefined) {
         const { generation } = responseMeta(body);
+        const cur = current.get(p.node);
         this.nisOverlay.set(p.node, {
           generation,
-          view: { name: p.node, generation, ownerUid: p.nodeUid, specDigest: p.digest, released: p.released, status: current.get(p.node)?.status ?? new Map() },
+          view: {
+            name: p.node, generation, ownerUid: p.nodeUid, specDigest: p.digest, released: p.released, status: cur?.status ?? new Map(),
+            ...(cur?.removals !== undefined ? { removals: cur.removals } : {}),
+          },
         });
       }
     });
@@ -614,10 +760,8 @@ export class Controller {
     let progressDueAt: number | undefined;
     for (const [key, p] of cachedPPIs) {
       const t = targetByKey.get(key);
-      if (t === undefined || p.metadata.deletionTimestamp !== undefined) continue;
-      const overlay = this.ppiStatusOverlay.get(key);
-      if (overlay !== undefined && overlay.rvBefore !== p.metadata.resourceVersion) this.ppiStatusOverlay.delete(key);
-      const previous = this.ppiStatusOverlay.get(key)?.status ?? p.status;
+      if (t === undefined || p.metadata.deletionTimestamp !== undefined || t.purge === true) continue;
+      const previous = this.statusOf(key, p);
       const refs = secretRefsByKey.get(key) ?? [];
       const problems = refs.flatMap((r) => {
         const pr = secretPlan.problems.get(r);
@@ -626,11 +770,11 @@ export class Controller {
       const generation = generationOf.get(key) ?? p.metadata.generation ?? 0;
       const nodes = plan.targetNodes.get(key) ?? [];
       // `now` is left out: with the same inputs (previous status included) the rollup moves no timestamp.
-      const fingerprint = JSON.stringify([generation, t.image, this.ids.of(previous), nodesToken(nodes), refs.length, problems]);
+      const fingerprint = JSON.stringify([generation, t.image, t.round, this.ids.of(previous), nodesToken(nodes), refs.length, problems]);
       let r = this.rolledUp.get(key);
       if (r?.fingerprint !== fingerprint) {
         const { status, events } = prePullImageStatus({
-          generation, image: t.image, nodes, planned: plan.nodeImageSets, current, previous, secrets: { referenced: refs.length, problems }, now,
+          generation, image: t.image, round: t.round, nodes, planned: plan.nodeImageSets, current, previous, secrets: { referenced: refs.length, problems }, now,
         });
         const digest = canonicalDigest(status);
         r = { fingerprint, status, events, digest, changed: digest !== canonicalDigest(previous ?? {}) };
@@ -648,14 +792,41 @@ export class Controller {
       statusWrites.push({ key, p, status: r.status, digest: r.digest, events: r.events });
     }
     this.rolledUp = rolledUp;
+
+    // Purges: the agents' answers up to status.purge; once every node of a deleted one has answered, its
+    // finalizer goes (after the status and the Purged Event that record it).
+    const finalizerRemovals: PrePullImage[] = [];
+    for (const [key, p] of cachedPPIs) {
+      const t = targetByKey.get(key);
+      if (t?.purge !== true) continue;
+      const previous = this.statusOf(key, p);
+      const deletedAt = p.metadata.deletionTimestamp === undefined ? undefined : Date.parse(p.metadata.deletionTimestamp);
+      // A deletion never waits forever: nodes that have not answered within the timeout count as failed.
+      const giveUpAtMs = deletedAt === undefined ? undefined : deletedAt + (durationMilliseconds(t.timeout) ?? 600_000);
+      const rollup = purgeRollup({ image: t.image, nodes: plan.targetNodes.get(key) ?? [], planned: plan.nodeImageSets, current, giveUpAtMs, nowMs });
+      if (!rollup.done && giveUpAtMs !== undefined) progressDueAt = Math.min(progressDueAt ?? giveUpAtMs, giveUpAtMs);
+      const { status, purged } = purgingStatus({ generation: p.metadata.generation ?? 0, image: t.image, rollup, previous, now });
+      const events: StatusEvent[] = purged
+        ? [{ type: rollup.purge.failed > 0 ? 'Warning' : 'Normal', reason: 'Purged', message: purgeSummary(t.image, rollup.purge) }]
+        : [];
+      const digest = canonicalDigest(status);
+      if (digest !== canonicalDigest(previous ?? {})) statusWrites.push({ key, p, status, digest, events });
+      if (deletedAt !== undefined && rollup.done) finalizerRemovals.push(p);
+    }
     this.progressDueAt = progressDueAt;
     for (const key of this.statusWrittenAt.keys()) if (!cachedPPIs.has(key)) this.statusWrittenAt.delete(key);
+    for (const key of this.refreshOverlay.keys()) if (!cachedPPIs.has(key)) this.refreshOverlay.delete(key);
     computed();
+    // Statuses not written: a finalizer is removed only after the status that records the purge.
+    const unwritten = new Set<string>();
     await eachLimited(statusWrites, limit, async (w) => {
       const ns = w.p.metadata.namespace ?? '';
       const name = w.p.metadata.name ?? '';
       const body = await attempt(`prepullimage status ${w.key}`, () => client.apply(paths.prePullImageStatus(ns, name), prePullImageStatusBody(ns, name, w.status), FIELD_MANAGER, signal));
-      if (body === undefined) return;
+      if (body === undefined) {
+        unwritten.add(w.key);
+        return;
+      }
       this.statusWrittenAt.set(w.key, nowMs);
       this.ppiStatusOverlay.set(w.key, { rvBefore: w.p.metadata.resourceVersion, status: w.status, digest: w.digest });
       // Events only after the status that records the transition: a retried pass never repeats them (a crash
@@ -663,6 +834,12 @@ export class Controller {
       for (const ev of w.events) {
         await attempt(`event ${w.key} ${ev.reason}`, () => client.create(paths.events(ns), eventBody({ namespace: ns, name, uid: w.p.metadata.uid ?? '' }, ev, now, this.o.identity), signal));
       }
+    });
+    const releasable = finalizerRemovals.filter((p) => !unwritten.has(prePullImageKey(p.metadata.namespace ?? '', p.metadata.name ?? '')));
+    await eachLimited(releasable, limit, async (p) => {
+      const ns = p.metadata.namespace ?? '';
+      const name = p.metadata.name ?? '';
+      await attempt(`prepullimage finalizer ${ns}/${name}`, () => client.patch(paths.prePullImage(ns, name), 'json', finalizerRemovalPatch(p), signal));
     });
 
     resume();
@@ -691,6 +868,7 @@ export class Controller {
         imagePhases: [...ev.images, ...(listedEv?.staticImages ?? []), ...(listedEv?.configMapImages ?? [])].map((k) => phaseOf.get(k)),
         previous,
         now,
+        argo: { named: policy.spec.workloadKinds.filter(isArgoKind), served: this.argo.served },
       });
       const digest = canonicalDigest(status);
       if (digest !== canonicalDigest(previous ?? {})) policyWrites.push({ name, status, rv: policy.metadata.resourceVersion, digest });
@@ -719,7 +897,8 @@ export class Controller {
     metrics.setPhases(phases);
     metrics.unfinishedPulls.set(plan.unfinished);
     metrics.heldPulls.set(plan.held);
-    const writes = secretPlan.apply.length + ppiWrites.length + nisWrites.length + statusWrites.length + policyWrites.length + ppiDeletes.length + secretPlan.remove.length;
+    const writes = secretPlan.apply.length + ppiWrites.length + finalizerWrites.length + nisWrites.length + statusWrites.length + policyWrites.length + ppiDeletes.length +
+      secretPlan.remove.length + finalizerRemovals.length;
     if (writes > 0) {
       log.debug('reconciled', {
         secrets: secretPlan.apply.length, prePullImages: ppiWrites.length, nodeImageSets: nisWrites.length, statuses: statusWrites.length,

@@ -11,13 +11,14 @@ import {
   type PrePullImageStatus,
   type PrePullPolicyStatus,
 } from '../api/v1alpha1/index.ts';
+import { ARGO_GROUP_VERSION } from './argo-workflow-images.ts';
 import type { PolicyEvaluation } from './desired-images.ts';
 import type { ConfigMapsState, ListedEvaluation } from './listed-images.ts';
 import type { NodeImageSetView, PlannedNodeImageSet } from './node-plan.ts';
 
 export const PULL_SECRETS_READY = 'PullSecretsReady';
 
-export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullSecretProblem' | 'InvalidImageList';
+export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullSecretProblem' | 'Purged' | 'RefreshRequested' | 'InvalidImageList';
 
 export interface StatusEvent {
   readonly type: 'Normal' | 'Warning';
@@ -46,6 +47,8 @@ export interface SecretResolution {
 export interface ImageStatusInput {
   readonly generation: number;
   readonly image: string;
+  /** The round this PrePullImage wants (see refresh.ts wantedRound); a node still below it has not caught up. Default 0. */
+  readonly round?: number;
   /** Eligible target nodes. */
   readonly nodes: readonly string[];
   readonly planned: ReadonlyMap<string, PlannedNodeImageSet>;
@@ -66,10 +69,12 @@ interface NodeState {
 
 function nodeState(node: string, image: string, input: ImageStatusInput): NodeState {
   const round = input.planned.get(node)?.released.get(image);
-  const s = round === undefined ? undefined : input.current.get(node)?.status.get(image);
+  // Released, or a requested refresh, not yet: the pair waits for the cluster-wide budget.
+  const waiting = round === undefined || round < (input.round ?? 0);
+  const s = waiting ? undefined : input.current.get(node)?.status.get(image);
   // Status of an older round says nothing about this one, except that it is under way.
   if (s === undefined || round === undefined || s.round !== round) {
-    return { node, phase: 'Pending', reason: round === undefined ? 'WaitingForBudget' : undefined, message: undefined, startedAt: undefined, finishedAt: undefined };
+    return { node, phase: 'Pending', reason: waiting ? 'WaitingForBudget' : undefined, message: undefined, startedAt: undefined, finishedAt: undefined };
   }
   return { node, phase: s.phase, reason: s.reason, message: s.message, startedAt: s.startedAt, finishedAt: s.finishedAt };
 }
@@ -155,6 +160,8 @@ export function prePullImageStatus(input: ImageStatusInput): { status: PrePullIm
     ...(startTime !== undefined ? { startTime } : {}),
     ...(completionTime !== undefined ? { completionTime } : {}),
     ...(nodes.length > 0 ? { nodes } : {}),
+    // Written when a refresh is requested (before any node sees it); kept by every later rollup.
+    ...(input.previous?.refresh !== undefined ? { refresh: input.previous.refresh } : {}),
   };
 
   const events: StatusEvent[] = [];
@@ -189,6 +196,34 @@ export interface PolicyStatusInput {
   readonly imagePhases: readonly (PrePullImagePhase | undefined)[];
   readonly previous: PrePullPolicyStatus | undefined;
   readonly now: string;
+  /** The Argo kinds the policy names, and those the cluster serves (undefined: discovery has not answered yet). */
+  readonly argo?: ArgoSourceInput;
+}
+
+export interface ArgoSourceInput {
+  readonly named: readonly string[];
+  readonly served: ReadonlySet<string> | undefined;
+}
+
+/**
+ * ArgoSourceActive for a policy naming Argo kinds: False (NotInstalled) listing the kinds the cluster does not
+ * serve, True once all are served. Until discovery has answered, the previous condition stands.
+ */
+export function argoSourceCondition(
+  input: ArgoSourceInput,
+  previous: readonly Condition[] | undefined,
+  generation: number,
+  now: string,
+): Condition | undefined {
+  const type = prePullPolicyConditionTypes.ArgoSourceActive;
+  if (input.named.length === 0) return undefined;
+  if (input.served === undefined) return previous?.find((c) => c.type === type);
+  const served = input.served;
+  const missing = input.named.filter((k) => !served.has(k));
+  const base = { type, observedGeneration: generation };
+  return setCondition(previous, missing.length > 0
+    ? { ...base, status: 'False', reason: 'NotInstalled', message: `the cluster does not serve ${missing.join(', ')} (${ARGO_GROUP_VERSION}); their images are not pre-pulled until the Argo Workflows CRDs are installed` }
+    : { ...base, status: 'True', reason: 'Watching', message: `watching ${input.named.join(', ')} (${ARGO_GROUP_VERSION})` }, now);
 }
 
 export function prePullPolicyStatus(input: PolicyStatusInput): PrePullPolicyStatus {
@@ -218,6 +253,8 @@ export function prePullPolicyStatus(input: PolicyStatusInput): PrePullPolicyStat
   const cms = input.listed?.configMaps ?? { kind: 'unset' };
   const configMapsValid = configMapsCondition(cms, generation);
   if (configMapsValid !== undefined) conditions.push(setCondition(input.previous?.conditions, configMapsValid, now));
+  const argo = input.argo === undefined ? undefined : argoSourceCondition(input.argo, input.previous?.conditions, generation, now);
+  if (argo !== undefined) conditions.push(argo);
   return {
     observedGeneration: generation,
     watchedWorkloads: ev.watchedWorkloads,

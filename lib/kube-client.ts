@@ -24,7 +24,7 @@ export interface ListPage {
 export interface ListQuery {
   labelSelector?: string;
   fieldSelector?: string;
-  /** Items per page (default 500). */
+  /** Items per page (default 100: a page of 100 NodeImageSets is a few MiB of JSON at most). */
   limit?: number;
 }
 
@@ -204,7 +204,7 @@ export class KubeClient {
     do {
       const page = await this.request({
         method: 'GET', path, signal,
-        query: { labelSelector: query.labelSelector, fieldSelector: query.fieldSelector, limit: query.limit ?? 500, continue: cont },
+        query: { labelSelector: query.labelSelector, fieldSelector: query.fieldSelector, limit: query.limit ?? 100, continue: cont },
       });
       if (typeof page !== 'object' || page === null || !('items' in page) || !Array.isArray(page.items)) {
         throw new Error(`GET ${path}: response is not a list`);

@@ -14,6 +14,8 @@ export interface ListWatchOptions<T> {
   decode: (raw: unknown) => T | undefined;
   /** Called after the cache changed for `key` (`obj` undefined: deleted). */
   onChange: (key: string, obj: T | undefined) => void;
+  /** Called when the list or watch failed, before the back-off (e.g. to check whether the resource still exists). */
+  onError?: (message: string) => void;
   log: Logger;
   /** Back-off after an error: starts here, doubles, capped at `maxBackoffMs`. */
   initialBackoffMs?: number;
@@ -197,6 +199,7 @@ export class ListWatch<T> {
         if (isGone(err) || failures >= 3) resourceVersion = undefined;
         const delay = Math.min(max, initial * 2 ** Math.min(failures - 1, 10));
         log.warn('list/watch interrupted; retrying', { path, error: this.lastErrorMessage, retryInMs: delay, relist: resourceVersion === undefined });
+        this.opts.onError?.(this.lastErrorMessage);
         await sleep(delay, undefined, { signal }).catch(() => undefined);
       }
     }

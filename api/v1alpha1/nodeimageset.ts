@@ -104,7 +104,7 @@ export const nodeImageSetStatusSchema = s.object({
   removals: s.array(s.object({
     image: s.string({ maxLength: 512, description: 'The image reference from spec.removals.' }),
     result: s.enumeration(REMOVAL_RESULTS, { description: 'Removed, NotPresent, Kept or Failed.' }),
-    reason: s.string({ maxLength: 128, description: 'InUse (a container uses it) or Wanted (spec.images lists it) when Kept; the failure reason when Failed.' }).optional(),
+    reason: s.string({ maxLength: 128, description: 'InUse (a container uses it) or Wanted (spec.images lists it, or the same image under another name) when Kept; when Failed, a CRI failure reason as in status.images, or StillPresent (the runtime still reports it after RemoveImage).' }).optional(),
     message: s.string({ maxLength: 1024, description: 'Details for humans, e.g. the container using the image.' }).optional(),
     time: s.dateTime({ description: 'When the agent acted.' }).optional(),
   }), {

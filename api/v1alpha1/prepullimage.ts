@@ -106,7 +106,7 @@ export const prePullImageStatusSchema = s.object({
     nodes: s.array(s.object({
       node: s.string({ maxLength: 253, description: 'Node name.' }),
       result: s.enumeration(REMOVAL_RESULTS, { description: 'Removed, NotPresent, Kept or Failed.' }),
-      reason: s.string({ maxLength: 128, description: 'InUse or Wanted when Kept; the failure reason when Failed.' }).optional(),
+      reason: s.string({ maxLength: 128, description: 'InUse or Wanted when Kept; when Failed, the node\'s failure reason, or NoAnswer (no answer within spec.timeout of the deletion).' }).optional(),
       message: s.string({ maxLength: 1024, description: 'Details for humans, e.g. the container using the image.' }).optional(),
     }), {
       maxItems: MAX_STATUS_NODES,

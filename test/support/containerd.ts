@@ -18,6 +18,8 @@ export interface ContainerdOptions {
   registries: readonly RegistryEndpoint[];
   /** How long to wait for the CRI socket to answer Version. */
   readyTimeoutMs?: number;
+  /** The pod sandbox ("pause") image, for tests that run containers; it must come from one of `registries`. */
+  sandboxImage?: string;
 }
 
 export interface TestContainerd {
@@ -53,7 +55,7 @@ const DISABLED_PLUGINS = [
 
 const toml = (s: string): string => JSON.stringify(s);
 
-function configToml(dirs: { root: string; state: string; socket: string; hostsDir: string; cniDir: string }): string {
+function configToml(dirs: { root: string; state: string; socket: string; hostsDir: string; cniDir: string }, sandboxImage: string | undefined): string {
   const cri = '[plugins."io.containerd.grpc.v1.cri"]';
   return `version = 2
 root = ${toml(dirs.root)}
@@ -77,7 +79,10 @@ ${cri}
   # Port 0: each instance gets its own stream server port (the old fixed 10010 would collide).
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
+  # Sandboxes ask for oom_score_adj -998, which this environment does not permit (runc then fails with
+  # "can't get final child's PID"); never lower than containerd's own is allowed.
+  restrict_oom_score_adj = true
+${sandboxImage === undefined ? '' : `  sandbox_image = ${toml(sandboxImage)}\n`}  [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "native"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = ${toml(join(dirs.cniDir, 'bin'))}
@@ -109,7 +114,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<TestCont
   for (const d of [root, state, hostsDir, join(cniDir, 'bin'), join(cniDir, 'net.d')]) mkdirSync(d, { recursive: true });
   for (const r of opts.registries) writeHostsConfig(hostsDir, r);
   const configFile = join(dir, 'config.toml');
-  writeFileSync(configFile, configToml({ root, state, socket, hostsDir, cniDir }));
+  writeFileSync(configFile, configToml({ root, state, socket, hostsDir, cniDir }, opts.sandboxImage));
   const logFile = join(dir, 'containerd.log');
   const command = systemBinary('containerd');
   const proto: CriProto = loadCriProto();

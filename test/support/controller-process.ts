@@ -25,6 +25,8 @@ export interface ControllerProcessOptions {
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
   /** Flags for Node itself, e.g. ['--max-old-space-size=256']. */
   nodeArgs?: readonly string[];
+  /** The entry point; default controller/main.ts (benchmarks pass the compiled dist/controller/main.js). */
+  main?: string;
 }
 
 function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
@@ -74,7 +76,7 @@ export class ControllerProcess {
     const healthPort = await freePort();
     const args = [
       ...(opts.nodeArgs ?? []),
-      MAIN,
+      opts.main ?? MAIN,
       `--kubeconfig=${opts.kubeconfig}`,
       `--namespace=${opts.namespace ?? 'kwarm-system'}`,
       `--metrics-bind-address=127.0.0.1:${metricsPort}`,

@@ -28,6 +28,10 @@ export interface ImageSpecOptions {
   tag: string;
   /** Size in bytes of each layer's random file; one layer per entry. */
   layers: readonly number[];
+  /** Files added as one layer each, before the random ones (e.g. a static binary to run). */
+  files?: readonly { path: string; content: Buffer; mode?: number }[];
+  /** The image config's Entrypoint, for images that are run and not only pulled. */
+  entrypoint?: readonly string[];
   /** Credentials for the push; defaults to the registry's own. */
   auth?: RegistryCredentials;
   signal?: AbortSignal;
@@ -66,13 +70,13 @@ function octal(header: Buffer, offset: number, width: number, value: number): vo
   header.write(`${value.toString(8).padStart(width - 1, '0')}\0`, offset, width, 'ascii');
 }
 
-/** A ustar archive holding one regular file. */
-export function tarOneFile(name: string, content: Buffer): Buffer {
+/** A ustar archive holding one regular file (mode 0644 unless given, e.g. 0o755 for a program). */
+export function tarOneFile(name: string, content: Buffer, mode = 0o644): Buffer {
   if (Buffer.byteLength(name) > 100) throw new Error(`tar entry name too long: ${name}`);
   if (content.length >= 8 ** 11) throw new Error('tar entry larger than the ustar size field allows');
   const header = Buffer.alloc(512);
   header.write(name, 0, 100, 'utf8');
-  octal(header, 100, 8, 0o644); // mode
+  octal(header, 100, 8, mode);
   octal(header, 108, 8, 0); // uid
   octal(header, 116, 8, 0); // gid
   octal(header, 124, 12, content.length);
@@ -139,6 +143,11 @@ async function pushBlob(target: PushTarget, repo: string, b: Blob, headers: Reco
 export async function buildAndPushImage(target: PushTarget, opts: ImageSpecOptions): Promise<PushedImage> {
   const layers: Blob[] = [];
   const diffIds: string[] = [];
+  for (const f of opts.files ?? []) {
+    const tar = tarOneFile(f.path, f.content, f.mode ?? 0o644);
+    diffIds.push(sha256(tar));
+    layers.push(blob(await gzipAsync(tar, { level: 1 })));
+  }
   for (const [i, size] of opts.layers.entries()) {
     const tar = tarOneFile(`kwarm-layer-${i}.bin`, randomBytes(size));
     diffIds.push(sha256(tar));
@@ -151,7 +160,7 @@ export async function buildAndPushImage(target: PushTarget, opts: ImageSpecOptio
       JSON.stringify({
         architecture: goArch(),
         os: 'linux',
-        config: {},
+        config: opts.entrypoint === undefined ? {} : { Entrypoint: [...opts.entrypoint] },
         rootfs: { type: 'layers', diff_ids: diffIds },
         history: diffIds.map(() => ({ created_by: 'kwarm test image builder' })),
       }),

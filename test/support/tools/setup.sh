@@ -12,6 +12,8 @@ command -v containerd >/dev/null || need_pkgs+=(containerd)
 command -v docker-registry >/dev/null || need_pkgs+=(docker-registry)
 command -v htpasswd >/dev/null || need_pkgs+=(apache2-utils)
 command -v runc >/dev/null || need_pkgs+=(runc)
+# A static busybox: the purge tests run a real container from an image built around it.
+[ -x /bin/busybox ] || need_pkgs+=(busybox-static)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_pkgs[*]}"

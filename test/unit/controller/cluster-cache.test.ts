@@ -62,6 +62,11 @@ describe('controller/cluster-cache decoders', () => {
     expect(podCanRunOn(w.template.schedulingSpec, decodeNode(fits)!).eligible).to.equal(true);
     const cron = workloadDecoder('CronJob')({ metadata: { namespace: 'a', name: 'c', uid: 'u' }, spec: { jobTemplate: { spec: { template: { spec: { containers: [{ name: 'x', image: 'r.example/c:1' }] } } } } } });
     expect(cron?.template.images[0]?.image).to.equal('r.example/c:1');
+    const jobSpec = { template: { spec: { containers: [{ name: 'x', image: 'r.example/c:1' }] } } };
+    const owned = (ownerReferences: unknown[]) => workloadDecoder('Job')({ metadata: { namespace: 'a', name: 'c-1', uid: 'u', ownerReferences }, spec: jobSpec });
+    expect(owned([{ apiVersion: 'batch/v1', kind: 'CronJob', name: 'c', uid: 'cu', controller: true }])?.ownerCronJob).to.equal('c');
+    expect(owned([{ apiVersion: 'batch/v1', kind: 'CronJob', name: 'c', uid: 'cu' }])?.ownerCronJob).to.equal(undefined);
+    expect(owned([])?.ownerCronJob).to.equal(undefined);
     expect(workloadDecoder('Deployment')({ metadata: { namespace: 'a', name: 'b', uid: 'u' }, spec: {} })).to.equal(undefined);
   });
 

@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import { decode } from '../../../api/schema.ts';
+import { prePullImageSchema } from '../../../api/v1alpha1/index.ts';
+import { cachedPrePullImageDigest, desiredPrePullImageDigest, prePullImageApplyBody } from '../../../controller/api-objects.ts';
 import {
   DesiredImagesMemo,
   desiredPrePullImages,
@@ -32,6 +35,23 @@ describe('controller/desired-images', () => {
     expect(policies.get('default')!.images).to.have.length(2);
   });
 
+  it('gives derived PrePullImages the policy\'s refreshInterval; what it writes reads back with the same digest', () => {
+    const w = workload({ name: 'my-app', podSpec: { containers: [{ name: 'app', image: 'my-registry/my-app:latest' }] } });
+    const hourly = policy('default', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, refreshInterval: '1h' });
+    for (const [p, interval] of [[hourly, '1h'], [basic, undefined]] as const) {
+      const d = desiredPrePullImages([p], [w], noSAs).images.get('shop/deployment.my-app.app')!;
+      expect(d.spec.refreshInterval).to.equal(interval);
+      const written = decode(prePullImageSchema, prePullImageApplyBody(d));
+      if (!written.ok) throw new Error(written.errors.join('; '));
+      expect(written.value.spec.refreshInterval).to.equal(interval);
+      expect(cachedPrePullImageDigest(written.value)).to.equal(desiredPrePullImageDigest(d));
+    }
+    // A changed interval is a change to write.
+    const a = desiredPrePullImages([hourly], [w], noSAs).images.get('shop/deployment.my-app.app')!;
+    const b = desiredPrePullImages([basic], [w], noSAs).images.get('shop/deployment.my-app.app')!;
+    expect(desiredPrePullImageDigest(a)).to.not.equal(desiredPrePullImageDigest(b));
+  });
+
   it('follows the pod template: a changed image gives the same PrePullImage name with the new image', () => {
     const v1 = desiredPrePullImages([basic], [workload({ name: 'a', podSpec: { containers: [{ name: 'app', image: 'r.example/a:v1' }] } })], noSAs);
     const v2 = desiredPrePullImages([basic], [workload({ name: 'a', podSpec: { containers: [{ name: 'app', image: 'r.example/a:v2' }] } })], noSAs);
@@ -53,6 +73,20 @@ describe('controller/desired-images', () => {
     expect([...images.keys()].sort()).to.deep.equal(['shop/cronjob.cron.c', 'shop/deployment.match.c']);
     expect(policies.get('p')!.watchedWorkloads).to.equal(2);
     expect(policies.get('p')!.watchedByKind).to.include({ Deployment: 1, CronJob: 1, StatefulSet: 0 });
+  });
+
+  it('skips a Job a selected CronJob created, and keeps one whose CronJob no policy selects', () => {
+    const p = policy('p', { selector: { matchLabels: { team: 'a' } }, workloadKinds: ['CronJob', 'Job'] });
+    const spec = { containers: [{ name: 'c', image: 'r.example/x:1' }] };
+    const ws = [
+      workload({ name: 'nightly', kind: 'CronJob', labels: { team: 'a' }, podSpec: spec }),
+      { ...workload({ name: 'nightly-290', kind: 'Job', labels: { team: 'a' }, podSpec: spec }), ownerCronJob: 'nightly' },
+      { ...workload({ name: 'other-17', kind: 'Job', labels: { team: 'a' }, podSpec: spec }), ownerCronJob: 'unselected' },
+      workload({ name: 'once', kind: 'Job', labels: { team: 'a' }, podSpec: spec }),
+    ];
+    const { images, policies } = desiredPrePullImages([p], ws, noSAs);
+    expect([...images.keys()].sort()).to.deep.equal(['shop/cronjob.nightly.c', 'shop/job.once.c', 'shop/job.other-17.c']);
+    expect(policies.get('p')!.watchedByKind).to.include({ CronJob: 1, Job: 2 });
   });
 
   it('gives a workload selected by two policies to the first by name and counts it as shadowed by the other', () => {

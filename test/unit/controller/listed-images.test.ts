@@ -84,6 +84,15 @@ describe('controller/listed-images', () => {
       expect(images.size).to.equal(2);
     });
 
+    it('carries the policy\'s purgeOnDelete and refreshInterval, as workload images do', () => {
+      const p = withUid(policy('warm', { selector: SELECTOR, images: ['alpine'], configMaps: { selector: { matchLabels: { l: 'x' } } }, purgeOnDelete: true, refreshInterval: '24h' }));
+      const { images } = listed({ policies: [p], configMaps: new Map([['l=x', [cm('shop', 'list', { a: 'debian' })]]]) });
+      expect([...images.values()].map((d) => [d.spec.image, d.spec.purgeOnDelete, d.spec.refreshInterval]).sort())
+        .to.deep.equal([['alpine', true, '24h'], ['debian', true, '24h']]);
+      const plain = listed({ policies: [withUid(policy('warm', { selector: SELECTOR, images: ['alpine'] }))] });
+      expect([...plain.images.values()][0]!.spec).to.not.have.any.keys('purgeOnDelete', 'refreshInterval');
+    });
+
     it('leaves spec.nodes empty when the policy targets every node', () => {
       const { images } = listed({ policies: [withUid(policy('warm', { selector: SELECTOR, images: ['alpine'] }))] });
       expect([...images.values()][0]!.spec.nodes).to.deep.equal({});

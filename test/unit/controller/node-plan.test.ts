@@ -26,6 +26,7 @@ function target(name: string, image: string, extra: Partial<ImageTarget> = {}): 
     pullSecrets: [],
     retry: { maxAttempts: 3, backoffSeconds: 30 },
     timeout: '10m',
+    round: 0,
     ...extra,
   };
 }
@@ -251,6 +252,98 @@ describe('controller/node-plan', () => {
       expect(s1.released).to.equal(s2.released);
       expect(s1.digest).to.not.equal(s2.digest);
       expect(p2.unfinished).to.equal(0);
+    });
+  });
+
+  describe('refresh rounds', () => {
+    const A = 'r.example/a:1';
+    /** The cache's view of a plan with every entry in `phase` for its released round. */
+    type Phase = 'Completed' | 'Failed' | 'Pulling';
+    const settledAs = (p: ReturnType<typeof plan>, phase: Phase | ((node: string) => Phase)) =>
+      new Map([...p.nodeImageSets].map(([n, s]) => {
+        const st = Object.fromEntries(s.spec.images.map((e) => [e.image, { phase: typeof phase === 'string' ? phase : phase(n), round: e.round }]));
+        return [n, { ...nodeImageSetView(n, Object.fromEntries(s.released), st), ownerUid: s.nodeUid, specDigest: s.digest }];
+      }));
+    const roundsOf = (p: ReturnType<typeof plan>, image = A) => Object.fromEntries([...p.nodeImageSets].map(([n, s]) => [n, s.released.get(image)]));
+
+    it('gives a new entry the highest round its sources want', () => {
+      const p = plan({ targets: [target('a', A, { round: 100 }), target('b', A, { round: 250 }), target('c', A)] });
+      expect(roundsOf(p)).to.deep.equal({ n1: 250, n2: 250, n3: 250 });
+    });
+
+    it('raises the round of finished pairs when a source wants a higher one, and never lowers a round', () => {
+      const first = plan({ targets: [target('a', A)] });
+      const raised = plan({ targets: [target('a', A, { round: 100 })], current: settledAs(first, 'Completed') });
+      expect(roundsOf(raised)).to.deep.equal({ n1: 100, n2: 100, n3: 100 });
+      expect(raised.unfinished).to.equal(3);
+      // The refreshed PrePullImage is gone; the one left never was refreshed: the entries keep round 100.
+      const after = plan({ targets: [target('b', A)], current: settledAs(raised, 'Completed') });
+      expect(roundsOf(after)).to.deep.equal({ n1: 100, n2: 100, n3: 100 });
+      expect(after.unfinished).to.equal(0);
+    });
+
+    it('counts a raise of a finished pair against the budget like a new pull, holding the rest in their old round', () => {
+      const targets = [target('a', A)];
+      const first = plan({ targets });
+      const refreshed = [target('a', A, { round: 100 })];
+      const p1 = plan({ targets: refreshed, current: settledAs(first, 'Completed'), maxConcurrentPulls: 2 });
+      expect(roundsOf(p1)).to.deep.equal({ n1: 100, n2: 100, n3: 0 });
+      expect(p1.unfinished).to.equal(2);
+      expect(p1.held).to.equal(1);
+      // Still pulling: nothing more.
+      const p2 = plan({ targets: refreshed, current: settledAs(p1, (n) => (n === 'n3' ? 'Completed' : 'Pulling')), maxConcurrentPulls: 2 });
+      expect(roundsOf(p2)).to.deep.equal({ n1: 100, n2: 100, n3: 0 });
+      expect(p2.unfinished).to.equal(2);
+      // Done (a failure is done too): the last node is raised.
+      const p3 = plan({ targets: refreshed, current: settledAs(p2, 'Failed'), maxConcurrentPulls: 2 });
+      expect(roundsOf(p3)).to.deep.equal({ n1: 100, n2: 100, n3: 100 });
+      expect(p3.unfinished).to.equal(1);
+      expect(p3.held).to.equal(0);
+    });
+
+    it('raises a pair still pulling its old round at once: it already counts against the budget', () => {
+      const first = plan({ targets: [target('a', A)] });
+      const p = plan({ targets: [target('a', A, { round: 100 })], current: settledAs(first, 'Pulling'), maxConcurrentPulls: 3 });
+      expect(roundsOf(p)).to.deep.equal({ n1: 100, n2: 100, n3: 100 });
+      expect(p.unfinished).to.equal(3);
+      expect(p.held).to.equal(0);
+    });
+
+    it('never exceeds the budget over a refresh of many images driven step by step', () => {
+      const images = ['r.example/a:1', 'r.example/b:1', 'r.example/c:1'];
+      let targets = images.map((image, i) => target(`t${i}`, image));
+      let current = settledAs(plan({ targets }), 'Completed');
+      targets = images.map((image, i) => target(`t${i}`, image, { round: 7 }));
+      const pulled = new Set<string>();
+      for (let step = 0; step < 20; step++) {
+        const p = plan({ targets, current, maxConcurrentPulls: 2 });
+        expect(p.unfinished, `step ${step}`).to.be.at.most(2);
+        for (const [n, s] of p.nodeImageSets) for (const e of s.spec.images) if (e.round === 7) pulled.add(`${n} ${e.image}`);
+        // The agents finish whatever was released in this step.
+        current = settledAs(p, 'Completed');
+        if (p.held === 0 && p.unfinished === 0) break;
+      }
+      expect(pulled.size).to.equal(9);
+    });
+
+    it('goes back to the shared class spec once the refresh has finished everywhere, with or without a PlanMemo', () => {
+      const memo = new PlanMemo();
+      const targets = [target('a', A), target('b', 'r.example/b:1')];
+      const p1 = plan({ targets, memo });
+      const refreshed = [target('a', A, { round: 100 }), target('b', 'r.example/b:1')];
+      const steps: Map<string, NodeImageSetView>[] = [settledAs(p1, 'Completed')];
+      for (let i = 0; i < 3; i++) {
+        const current = steps.at(-1)!;
+        const withMemo = plan({ targets: refreshed, current, memo, maxConcurrentPulls: 1 });
+        const without = plan({ targets: refreshed, current, maxConcurrentPulls: 1 });
+        expect([...withMemo.nodeImageSets].map(([n, s]) => [n, s.digest, s.spec])).to.deep.equal([...without.nodeImageSets].map(([n, s]) => [n, s.digest, s.spec]));
+        steps.push(settledAs(withMemo, 'Completed'));
+      }
+      const done = plan({ targets: refreshed, current: steps.at(-1)!, memo });
+      expect(roundsOf(done)).to.deep.equal({ n1: 100, n2: 100, n3: 100 });
+      expect(done.unfinished).to.equal(0);
+      expect(done.nodeImageSets.get('n1')!.spec.images).to.equal(done.nodeImageSets.get('n3')!.spec.images);
+      for (const [n, s] of done.nodeImageSets) expect(s.digest, n).to.equal(steps.at(-1)!.get(n)!.specDigest);
     });
   });
 

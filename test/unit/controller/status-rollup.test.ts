@@ -90,6 +90,31 @@ describe('controller/status-rollup', () => {
     expect(status.nodes?.map((n) => [n.node, n.reason])).to.deep.equal([['n1', undefined], ['n2', 'WaitingForBudget'], ['n3', 'WaitingForBudget']]);
   });
 
+  it('after a refresh: keeps status.refresh, counts nodes below the wanted round as waiting, and completes again', () => {
+    const refresh = { requested: '1714557900', lastTime: '2024-05-01T10:04:00Z' };
+    const done = prePullImageStatus(input({ current: current({ n1: 'Completed', n2: 'Completed', n3: 'Completed' }) })).status;
+    const previous: PrePullImageStatus = { ...done, refresh };
+    const round = 1714557840;
+    // n1 and n2 were raised; the budget holds n3 in round 0, whose Completed says nothing about the refresh.
+    const plannedNow = new Map([...planned(['n1', 'n2'], round), ...planned(['n3'], 0)]);
+    const cur = new Map([
+      ['n1', nodeImageSetView('n1', { [IMAGE]: round }, { [IMAGE]: { phase: 'Completed', round, startedAt: '2024-05-01T10:04:10Z', finishedAt: '2024-05-01T10:04:20Z' } })],
+      ['n2', nodeImageSetView('n2', { [IMAGE]: round }, { [IMAGE]: { phase: 'Pulling', round: 0 } })],
+      ['n3', nodeImageSetView('n3', { [IMAGE]: 0 }, { [IMAGE]: { phase: 'Completed', round: 0 } })],
+    ]);
+    const during = prePullImageStatus(input({ round, planned: plannedNow, current: cur, previous }));
+    expect(during.status.refresh).to.deep.equal(refresh);
+    expect(during.status.phase).to.equal('InProgress');
+    expect(during.status.summary).to.deep.equal({ total: 3, pending: 2, pulling: 0, completed: 1, failed: 0 });
+    expect(during.status.nodes?.map((n) => [n.node, n.reason])).to.deep.equal([['n2', undefined], ['n3', 'WaitingForBudget']]);
+    expect(during.status.completionTime).to.equal(undefined);
+
+    const finished = new Map(['n1', 'n2', 'n3'].map((n) => [n, nodeImageSetView(n, { [IMAGE]: round }, { [IMAGE]: { phase: 'Completed', round, finishedAt: '2024-05-01T10:05:30Z' } })]));
+    const after = prePullImageStatus(input({ round, planned: planned(['n1', 'n2', 'n3'], round), current: finished, previous: during.status }));
+    expect(after.status).to.deep.include({ phase: 'Completed', ready: '3/3', completionTime: '2024-05-01T10:05:30Z', refresh });
+    expect(after.events.map((e) => e.reason)).to.deep.equal(['PullCompleted']);
+  });
+
   it('starts over (times, events) when the generation changes, e.g. a new image', () => {
     const old: PrePullImageStatus = {
       observedGeneration: 1, phase: 'Completed', startTime: T0, completionTime: T0, ready: '3/3',
@@ -130,7 +155,7 @@ describe('controller/status-rollup', () => {
   describe('policy status', () => {
     const ev = (over: Partial<PolicyEvaluation> = {}): PolicyEvaluation => ({
       name: 'default', selectorError: undefined, watchedWorkloads: 2, shadowed: 0, images: ['a', 'b'],
-      watchedByKind: { Deployment: 2, StatefulSet: 0, DaemonSet: 0, Job: 0, CronJob: 0 }, ...over,
+      watchedByKind: { Deployment: 2, StatefulSet: 0, DaemonSet: 0, Job: 0, CronJob: 0, WorkflowTemplate: 0, ClusterWorkflowTemplate: 0, CronWorkflow: 0 }, ...over,
     });
 
     it('counts watched workloads and says resources has no effect', () => {
