@@ -2,15 +2,7 @@
 // "changed?" is a digest comparison. Pure: no I/O; times come from the caller.
 import { API_VERSION, PURGE_FINALIZER, type PrePullImage, type PrePullImageStatus, type PrePullPolicyStatus } from '../api/v1alpha1/index.ts';
 import { canonicalDigest } from './canonical-json.ts';
-import {
-  CONTAINER_ANNOTATION,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
-  POLICY_LABEL,
-  ownerApiVersion,
-  WORKLOAD_ANNOTATION,
-  type DesiredPrePullImage,
-} from './desired-images.ts';
+import { MANAGED_ANNOTATIONS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL, type DesiredPrePullImage } from './desired-images.ts';
 import type { PlannedNodeImageSet } from './node-plan.ts';
 import { SECRET_COPY_LABEL, SECRET_SOURCE_ANNOTATION, type SecretCopy } from './pull-secrets.ts';
 import type { StatusEvent } from './status-rollup.ts';
@@ -34,6 +26,7 @@ export const paths = {
   namespacedSecrets: (ns: string) => `/api/v1/namespaces/${ns}/secrets`,
   secret: (ns: string, name: string) => `/api/v1/namespaces/${ns}/secrets/${name}`,
   events: (ns: string) => `/api/v1/namespaces/${ns}/events`,
+  configMaps: '/api/v1/configmaps',
   workloads: {
     Deployment: '/apis/apps/v1/deployments',
     StatefulSet: '/apis/apps/v1/statefulsets',
@@ -58,8 +51,8 @@ interface ManagedShape {
 function managedShape(d: DesiredPrePullImage): ManagedShape {
   return {
     labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [POLICY_LABEL]: d.policy },
-    annotations: { [WORKLOAD_ANNOTATION]: `${d.owner.kind}/${d.owner.name}`, [CONTAINER_ANNOTATION]: d.containerName },
-    owner: { apiVersion: ownerApiVersion(d.owner.kind), kind: d.owner.kind, name: d.owner.name, uid: d.owner.uid },
+    annotations: Object.fromEntries(MANAGED_ANNOTATIONS.map((k) => [k, d.annotations[k]])),
+    owner: { apiVersion: d.owner.apiVersion, kind: d.owner.kind, name: d.owner.name, uid: d.owner.uid },
     spec: { ...d.spec, imagePullSecrets: d.spec.imagePullSecrets },
     ...(d.spec.purgeOnDelete === true ? { purgeFinalizer: true as const } : {}),
   };
@@ -77,7 +70,7 @@ export function cachedPrePullImageDigest(ppi: PrePullImage): string {
   const s = ppi.spec;
   return canonicalDigest({
     labels: { [MANAGED_BY_LABEL]: labels[MANAGED_BY_LABEL], [POLICY_LABEL]: labels[POLICY_LABEL] },
-    annotations: { [WORKLOAD_ANNOTATION]: annotations[WORKLOAD_ANNOTATION], [CONTAINER_ANNOTATION]: annotations[CONTAINER_ANNOTATION] },
+    annotations: Object.fromEntries(MANAGED_ANNOTATIONS.map((k) => [k, annotations[k]])),
     owner: owner === undefined ? undefined : { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid },
     spec: {
       image: s.image, nodes: s.nodes, imagePullSecrets: s.imagePullSecrets ?? [], retry: s.retry, timeout: s.timeout, refreshInterval: s.refreshInterval,
@@ -126,8 +119,9 @@ export function prePullImageApplyBody(d: DesiredPrePullImage): unknown {
       name: d.name,
       namespace: d.namespace,
       labels: shape.labels,
-      annotations: shape.annotations,
-      // The workload owns it: deleting the workload lets the garbage collector delete it.
+      annotations: d.annotations,
+      // Its source owns it (the workload, the Argo object, the ConfigMap, or the policy for a static list):
+      // deleting the source lets the garbage collector delete it.
       ownerReferences: [{ ...shape.owner, controller: true, blockOwnerDeletion: false }],
       // Applied with the object: a policy that stops purging on delete drops it again.
       ...(d.spec.purgeOnDelete === true ? { finalizers: [PURGE_FINALIZER] } : {}),
@@ -182,13 +176,19 @@ export interface EventSubject {
   readonly uid: string;
 }
 
-/** A core/v1 Event on a PrePullImage, as `kubectl describe` shows them. */
-export function eventBody(subject: EventSubject, ev: StatusEvent, now: string, instance: string): unknown {
+/** A core/v1 Event on a PrePullImage (or, given its kind, another namespaced object), as `kubectl describe` shows them. */
+export function eventBody(
+  subject: EventSubject,
+  ev: StatusEvent,
+  now: string,
+  instance: string,
+  kind: { apiVersion: string; kind: string } = { apiVersion: API_VERSION, kind: 'PrePullImage' },
+): unknown {
   return {
     apiVersion: 'v1',
     kind: 'Event',
     metadata: { generateName: `${subject.name}.`, namespace: subject.namespace },
-    involvedObject: { apiVersion: API_VERSION, kind: 'PrePullImage', namespace: subject.namespace, name: subject.name, uid: subject.uid },
+    involvedObject: { ...kind, namespace: subject.namespace, name: subject.name, uid: subject.uid },
     type: ev.type,
     reason: ev.reason,
     message: ev.message,

@@ -16,6 +16,7 @@ import {
   type PrePullImage,
   type PrePullPolicy,
 } from '../api/v1alpha1/index.ts';
+import type { ConfigMapView } from './configmap-image-lists.ts';
 import type { ServiceAccountView, WorkloadView } from './desired-images.ts';
 import type { NodeSelectorRequirementSpec, NodeSelectorTermSpec, NodeView, TaintSpec, TolerationSpec } from './node-eligibility.ts';
 import { entriesDigest, removalsDigest, specDigestOf, type NodeImageSetView, type NodeImageStatusView, type NodeRemovalStatusView } from './node-plan.ts';
@@ -306,6 +307,20 @@ export function decodeSecret(raw: unknown): SecretView | undefined {
     labels: stringMap(field(raw, 'metadata', 'labels')),
     annotations: stringMap(field(raw, 'metadata', 'annotations')),
   };
+}
+
+/**
+ * A ConfigMap's identity and string data (binaryData never lists images); labels are not kept, the
+ * list-watch's server-side selector already decided. `previous` is returned when the data is the same.
+ */
+export function decodeConfigMap(raw: unknown, previous?: ConfigMapView): ConfigMapView | undefined {
+  const namespace = str(field(raw, 'metadata', 'namespace'));
+  const name = str(field(raw, 'metadata', 'name'));
+  const uid = str(field(raw, 'metadata', 'uid'));
+  if (namespace === undefined || name === undefined || uid === undefined) return undefined;
+  const cm: ConfigMapView = { namespace, name, uid, resourceVersion: str(field(raw, 'metadata', 'resourceVersion')) ?? '', data: stringMap(field(raw, 'data')) };
+  // A new resourceVersion with the same data changes nothing kwarm derives; keep the old one (problems name it).
+  return previous !== undefined && previous.uid === uid && sameProjection(previous.data, cm.data) ? previous : cm;
 }
 
 // ---- kwarm kinds --------------------------------------------------------------------------------------

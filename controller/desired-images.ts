@@ -1,6 +1,6 @@
 // From policies and workloads to the PrePullImages kwarm should write: one per (workload, container) of
 // every workload a PrePullPolicy selects, with the policy's settings. Pure: no I/O, no clock.
-import type { PrePullPolicy, Retry } from '../api/v1alpha1/index.ts';
+import type { LabelSelector, NodeSelectorTerms, PrePullPolicy, Retry, Toleration } from '../api/v1alpha1/index.ts';
 import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector, type LabelSet } from './label-selector.ts';
 import { compilePodPlacement, type PodPlacement } from './node-eligibility.ts';
 import { prePullImageName, workloadApiVersion, type WorkloadIdentity, type WorkloadPodTemplate } from './workload-images.ts';
@@ -12,6 +12,12 @@ export const MANAGED_BY_VALUE = 'kwarm-controller';
 export const POLICY_LABEL = 'kwarm.io/policy';
 export const WORKLOAD_ANNOTATION = 'kwarm.io/workload';
 export const CONTAINER_ANNOTATION = 'kwarm.io/container';
+/** On static and ConfigMap images: `static`, or `configmap` (see listed-images.ts). */
+export const SOURCE_ANNOTATION = 'kwarm.io/source';
+/** On ConfigMap images: the data keys that list the image, comma-separated. */
+export const CONFIGMAP_KEYS_ANNOTATION = 'kwarm.io/configmap-keys';
+/** Every annotation the controller owns on a derived PrePullImage. */
+export const MANAGED_ANNOTATIONS = [WORKLOAD_ANNOTATION, CONTAINER_ANNOTATION, SOURCE_ANNOTATION, CONFIGMAP_KEYS_ANNOTATION] as const;
 
 /** What the controller keeps of a workload: its labels and its pod template. */
 export interface WorkloadView {
@@ -31,10 +37,17 @@ export function serviceAccountKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
 }
 
+/** spec.nodes of a derived PrePullImage: the policy's node targeting, copied. */
+export interface ManagedNodes {
+  readonly selector?: LabelSelector;
+  readonly affinity?: { readonly nodeAffinity: { readonly requiredDuringSchedulingIgnoredDuringExecution: NodeSelectorTerms } };
+  readonly tolerations?: readonly Toleration[];
+}
+
 /** The spec fields the controller owns on a PrePullImage it derives (the rest is left to defaults). */
 export interface ManagedPrePullImageSpec {
   readonly image: string;
-  readonly nodes: { readonly selector?: { readonly matchLabels: LabelSet } };
+  readonly nodes: ManagedNodes;
   readonly imagePullSecrets: readonly { readonly name: string }[];
   readonly retry: Retry;
   readonly timeout: string;
@@ -44,23 +57,39 @@ export interface ManagedPrePullImageSpec {
   readonly refreshInterval?: string;
 }
 
-/** The object a derived PrePullImage belongs to: its controller owner reference. */
-export type OwnerIdentity = WorkloadIdentity | ArgoIdentity;
-export type OwnerKind = OwnerIdentity['kind'];
+/** A workload or Argo object a policy selects by kind: what policies count in watchedByKind. */
+export type SelectedIdentity = WorkloadIdentity | ArgoIdentity;
+export type SelectedKind = SelectedIdentity['kind'];
 
-export function ownerApiVersion(kind: OwnerKind): string {
+export function selectedApiVersion(kind: SelectedKind): string {
   return isArgoKind(kind) ? ARGO_GROUP_VERSION : workloadApiVersion(kind);
+}
+
+/**
+ * The controlling owner of a derived PrePullImage, as its owner reference: a workload, an Argo object, the
+ * policy (static list) or a ConfigMap. One shape for every source.
+ */
+export interface DerivedOwner {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly uid: string;
+}
+
+export function selectedOwner(identity: SelectedIdentity): DerivedOwner {
+  return { apiVersion: selectedApiVersion(identity.kind), kind: identity.kind, name: identity.name, uid: identity.uid };
 }
 
 export interface DesiredPrePullImage {
   readonly namespace: string;
   readonly name: string;
   readonly policy: string;
-  readonly owner: OwnerIdentity;
-  readonly containerName: string;
+  readonly owner: DerivedOwner;
+  /** The MANAGED_ANNOTATIONS that apply to this image's source. */
+  readonly annotations: Readonly<Record<string, string>>;
   readonly spec: ManagedPrePullImageSpec;
-  /** Where the workload's pods can run; shared by every image of the workload. */
-  readonly placement: PodPlacement;
+  /** Where the workload's (or Argo template's) pods can run, shared by its images; undefined for listed images. */
+  readonly placement: PodPlacement | undefined;
 }
 
 export interface PolicyEvaluation {
@@ -68,7 +97,7 @@ export interface PolicyEvaluation {
   /** undefined when the selector compiled; otherwise why the policy selects nothing. */
   readonly selectorError: string | undefined;
   readonly watchedWorkloads: number;
-  readonly watchedByKind: Readonly<Record<OwnerKind, number>>;
+  readonly watchedByKind: Readonly<Record<SelectedKind, number>>;
   /** Workloads this policy selects that an earlier policy (by name) already took. */
   readonly shadowed: number;
   /** Keys (namespace/name) of the PrePullImages derived through this policy. */
@@ -137,6 +166,43 @@ export function pullSecretsFor(
   return [...new Set(names.filter((n) => n !== ''))];
 }
 
+/**
+ * The policy's node targeting as a derived PrePullImage's spec.nodes: selector = matchLabels +
+ * matchExpressions, affinity and tolerations copied. Fields the policy leaves unset stay unset, so
+ * PrePullImages of policies without them are unchanged.
+ */
+export function policyNodes(policy: PrePullPolicy): ManagedNodes {
+  const { nodeSelector, affinity, tolerations } = policy.spec;
+  const { matchLabels, matchExpressions } = nodeSelector;
+  const hasLabels = Object.keys(matchLabels).length > 0;
+  const hasExpressions = matchExpressions !== undefined && matchExpressions.length > 0;
+  return {
+    ...(hasLabels || hasExpressions
+      ? { selector: { ...(hasLabels ? { matchLabels } : {}), ...(hasExpressions ? { matchExpressions } : {}) } }
+      : {}),
+    ...(affinity !== undefined ? { affinity } : {}),
+    ...(tolerations !== undefined ? { tolerations } : {}),
+  };
+}
+
+/**
+ * A derived PrePullImage's spec from its policy, the same for every source: retry, timeout, and
+ * purgeOnDelete / refreshInterval only when the policy sets them (so older shapes digest unchanged).
+ */
+export function managedSpec(
+  policy: PrePullPolicy,
+  image: string,
+  nodes: ManagedNodes,
+  imagePullSecrets: readonly { readonly name: string }[],
+): ManagedPrePullImageSpec {
+  const { retry, timeout, purgeOnDelete, refreshInterval } = policy.spec;
+  return {
+    image, nodes, imagePullSecrets, retry, timeout,
+    ...(purgeOnDelete ? { purgeOnDelete: true as const } : {}),
+    ...(refreshInterval !== undefined ? { refreshInterval } : {}),
+  };
+}
+
 function deriveImages(
   owner: CompiledPolicy,
   w: WorkloadView,
@@ -144,28 +210,23 @@ function deriveImages(
   serviceAccount: ServiceAccountView | undefined,
 ): DerivedImages {
   const { identity } = w.template;
-  const spec = owner.policy.spec;
   const placement = compilePodPlacement(w.template.schedulingSpec);
   const imagePullSecrets = pullSecretsFor(owner.policy, w.template, serviceAccounts).map((name) => ({ name }));
-  const matchLabels = spec.nodeSelector.matchLabels;
-  const nodes = Object.keys(matchLabels).length > 0 ? { selector: { matchLabels } } : {};
+  const nodes = policyNodes(owner.policy);
+  const ownerRef = selectedOwner(identity);
   const images = w.template.images.map((c): DesiredPrePullImage => ({
     namespace: identity.namespace,
     name: prePullImageName(identity.kind, identity.name, c.containerName),
     policy: owner.name,
-    owner: identity,
-    containerName: c.containerName,
-    spec: {
-      image: c.image, nodes, imagePullSecrets, retry: spec.retry, timeout: spec.timeout,
-      ...(spec.purgeOnDelete ? { purgeOnDelete: true as const } : {}),
-      ...(spec.refreshInterval !== undefined ? { refreshInterval: spec.refreshInterval } : {}),
-    },
+    owner: ownerRef,
+    annotations: { [WORKLOAD_ANNOTATION]: `${identity.kind}/${identity.name}`, [CONTAINER_ANNOTATION]: c.containerName },
+    spec: managedSpec(owner.policy, c.image, nodes, imagePullSecrets),
     placement,
   }));
   return { policy: owner.policy, serviceAccount, images };
 }
 
-function emptyKindCounts(): Record<OwnerKind, number> {
+function emptyKindCounts(): Record<SelectedKind, number> {
   return { Deployment: 0, StatefulSet: 0, DaemonSet: 0, Job: 0, CronJob: 0, WorkflowTemplate: 0, ClusterWorkflowTemplate: 0, CronWorkflow: 0 };
 }
 
@@ -210,21 +271,21 @@ function deriveArgoImages(
   serviceAccount: ServiceAccountView | undefined,
   clusterNamespace: string,
 ): DerivedImages {
-  const spec = owner.policy.spec;
   const namespace = a.identity.namespace === '' ? clusterNamespace : a.identity.namespace;
   // Secrets are looked up in the PrePullImage's namespace (kwarm's for a ClusterWorkflowTemplate).
   // A ClusterWorkflowTemplate runs in any namespace: there is no ServiceAccount to inherit from.
   const source: PullSecretSource = { identity: { namespace }, imagePullSecrets: a.imagePullSecrets, serviceAccountName: a.identity.namespace === '' ? '' : a.serviceAccountName };
   const imagePullSecrets = pullSecretsFor(owner.policy, source, serviceAccounts).map((name) => ({ name }));
-  const matchLabels = spec.nodeSelector.matchLabels;
-  const nodes = Object.keys(matchLabels).length > 0 ? { selector: { matchLabels } } : {};
+  const nodes = policyNodes(owner.policy);
+  const ownerRef = selectedOwner(a.identity);
+  const annotations = { [WORKLOAD_ANNOTATION]: `${a.identity.kind}/${a.identity.name}` };
   const images = argoImageGroups(a).map((g): DesiredPrePullImage => ({
     namespace,
     name: g.name,
     policy: owner.name,
-    owner: a.identity,
-    containerName: describeUsers(g.users),
-    spec: { image: g.image, nodes, imagePullSecrets, retry: spec.retry, timeout: spec.timeout },
+    owner: ownerRef,
+    annotations: { ...annotations, [CONTAINER_ANNOTATION]: describeUsers(g.users) },
+    spec: managedSpec(owner.policy, g.image, nodes, imagePullSecrets),
     placement: g.placement,
   }));
   return { policy: owner.policy, serviceAccount, images };

@@ -335,3 +335,55 @@ export function placementAllows(placement: PodPlacement, node: NodeView): Eligib
 export function podCanRunOn(spec: PodSchedulingSpec, node: NodeView): Eligibility {
   return placementAllows(compilePodPlacement(spec), node);
 }
+
+// ---- PrePullImage node targeting ----------------------------------------------------------------------
+
+/** A PrePullImage's `spec.nodes.affinity` and `spec.nodes.tolerations`; both optional. */
+export interface NodeTargetingSpec {
+  readonly affinity?: AffinitySpec;
+  readonly tolerations?: readonly TolerationSpec[];
+}
+
+/**
+ * Node targeting of a PrePullImage, compiled once. Unlike a pod's placement, taints count only when
+ * tolerations are set: an image wanted "on these nodes" says nothing about taints unless it says so.
+ */
+export interface NodeTargeting {
+  /** undefined: no required node affinity. */
+  readonly requiredTerms: readonly CompiledTerm[] | undefined;
+  /** undefined: taints are not considered. */
+  readonly tolerations: readonly TolerationSpec[] | undefined;
+  /** Equal for two targetings exactly when they select nodes identically in content. */
+  readonly key: string;
+}
+
+/** undefined when the spec constrains nothing (neither affinity nor tolerations). */
+export function compileNodeTargeting(spec: NodeTargetingSpec): NodeTargeting | undefined {
+  const required = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
+  if (required === undefined && spec.tolerations === undefined) return undefined;
+  const rawTerms = required?.nodeSelectorTerms.filter((t) => !isEmptyTerm(t));
+  const key = JSON.stringify([
+    rawTerms?.map((t) => [
+      (t.matchExpressions ?? []).map((e) => [e.key, e.operator, e.values ?? []]),
+      (t.matchFields ?? []).map((e) => [e.key, e.operator, e.values ?? []]),
+    ]) ?? null,
+    spec.tolerations?.map(normalizedToleration) ?? null,
+  ]);
+  return { requiredTerms: rawTerms?.map(compileTerm), tolerations: spec.tolerations, key };
+}
+
+/** Whether a Ready, schedulable node meets the targeting: required affinity first, then taints when tolerations are set. */
+export function targetingAllows(targeting: NodeTargeting, node: NodeView): Eligibility {
+  const terms = targeting.requiredTerms;
+  if (terms !== undefined && !terms.some((t) => termMatches(t, node.metadata?.labels ?? {}, nodeFields(node)))) {
+    if (terms.length === 0) return ineligible('AffinityMismatch', 'required node affinity has only empty terms, which select no node');
+    const invalid = terms.flatMap((t) => (t.kind === 'invalid' ? [t.error] : []));
+    const detail = invalid.length > 0 ? ` (${invalid.length} invalid, never matching: ${invalid.join('; ')})` : '';
+    return ineligible('AffinityMismatch', `none of ${terms.length} required node affinity terms matches${detail}`);
+  }
+  if (targeting.tolerations !== undefined) {
+    const taint = findUntoleratedTaint(node.spec?.taints, targeting.tolerations);
+    if (taint !== undefined) return ineligible('UntoleratedTaint', `taint ${describeTaint(taint)} is not tolerated`);
+  }
+  return ELIGIBLE;
+}

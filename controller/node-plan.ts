@@ -18,7 +18,7 @@ import {
 } from '../api/v1alpha1/index.ts';
 import { digest } from './canonical-json.ts';
 import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector } from './label-selector.ts';
-import { nodeAcceptsPulls, placementAllows, type NodeView, type PodPlacement } from './node-eligibility.ts';
+import { nodeAcceptsPulls, placementAllows, targetingAllows, type NodeTargeting, type NodeView, type PodPlacement } from './node-eligibility.ts';
 
 /** Pull secrets per NodeImageSet entry, as the CRD bounds them. */
 export const MAX_ENTRY_PULL_SECRETS = 16;
@@ -35,8 +35,10 @@ export interface ImageTarget {
   readonly nodeNames: readonly string[] | undefined;
   /** spec.nodes.selector; undefined when not set. */
   readonly nodeSelector: LabelSelector | undefined;
-  /** Where the owning workload's pods can run; undefined for hand-written PrePullImages. */
+  /** Where the owning workload's pods can run; undefined for hand-written, static and ConfigMap images. */
   readonly placement: PodPlacement | undefined;
+  /** spec.nodes.affinity and spec.nodes.tolerations, compiled; undefined when neither is set. */
+  readonly targeting: NodeTargeting | undefined;
   /** Names of the copies in kwarm's namespace. */
   readonly pullSecrets: readonly string[];
   readonly retry: Retry;
@@ -228,7 +230,7 @@ interface SettledNode {
 
 /**
  * What planning remembers between passes, so a pass in a quiet cluster does little per node:
- * - which nodes each distinct (node filter, placement) selects, valid while the Ready nodes are the same
+ * - which nodes each distinct (node filter, placement, targeting) selects, valid while the Ready nodes are the same
  *   objects (the informer keeps an unchanged Node's projection);
  * - per node, how its cached NodeImageSet (the same object) compares with the same class entries.
  * Only a cache: a plan is the same with or without it.
@@ -249,20 +251,24 @@ function sameObjects(a: readonly object[], b: readonly object[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-/** Groups targets by the nodes they select, evaluating each distinct (node filter, placement) once. */
+/** Groups targets by the nodes they select, evaluating each distinct (node filter, placement, targeting) once. */
 function eligibleGroups(targets: readonly ImageTarget[], ready: readonly NodeInfo[], memo: PlanMemo | undefined): TargetGroup[] {
   const readyNodes = ready.map((n) => n.node);
   const known = memo !== undefined && sameObjects(memo.ready, readyNodes) ? memo.groups : new Map<string, readonly string[]>();
   const used = new Map<string, readonly string[]>();
   const groups = new Map<readonly string[], TargetGroup>();
   for (const t of targets) {
-    const groupKey = JSON.stringify([t.nodeNames === undefined ? null : [...t.nodeNames].sort(), t.nodeSelector ?? null, t.placement?.key ?? null]);
+    const groupKey = JSON.stringify([
+      t.nodeNames === undefined ? null : [...t.nodeNames].sort(), t.nodeSelector ?? null, t.placement?.key ?? null, t.targeting?.key ?? null,
+    ]);
     let names = used.get(groupKey) ?? known.get(groupKey);
     if (names === undefined) {
       const filter = nodeFilter(t);
-      const placement = t.placement;
+      const { placement, targeting } = t;
+      // Both apply when both exist: the pods' placement and the PrePullImage's own targeting.
       names = ready
-        .filter((n) => filterAllows(filter, n) && (placement === undefined || placementAllows(placement, n.node).eligible))
+        .filter((n) => filterAllows(filter, n) && (placement === undefined || placementAllows(placement, n.node).eligible) &&
+          (targeting === undefined || targetingAllows(targeting, n.node).eligible))
         .map((n) => n.name);
     }
     used.set(groupKey, names);
@@ -351,7 +357,12 @@ function planRemovals(purging: readonly ImageTarget[], nodes: readonly NodeInfo[
   for (const t of purging) {
     const filter = nodeFilter(t);
     const placement = t.placement;
-    const names = nodes.filter((n) => filterAllows(filter, n) && (placement === undefined || placementAllows(placement, n.node).eligible)).map((n) => n.name);
+    // The targeting's required affinity, not its taints: a node tainted since the pull still gets the removal.
+    const affinity = t.targeting === undefined ? undefined : { ...t.targeting, tolerations: undefined };
+    const names = nodes
+      .filter((n) => filterAllows(filter, n) && (placement === undefined || placementAllows(placement, n.node).eligible) &&
+        (affinity === undefined || targetingAllows(affinity, n.node).eligible))
+      .map((n) => n.name);
     targetNodes.set(t.key, names);
     for (const name of names) {
       let images = byNode.get(name);

@@ -4,7 +4,16 @@
 // the watch caught up neither writes twice nor miscounts the pull budget.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
-import { durationMilliseconds, REFRESH_ANNOTATION, type PrePullImage, type PrePullImagePhase, type PrePullImageStatus, type PrePullPolicy, type PrePullPolicyStatus } from '../api/v1alpha1/index.ts';
+import {
+  durationMilliseconds,
+  prePullPolicyConditionTypes,
+  REFRESH_ANNOTATION,
+  type PrePullImage,
+  type PrePullImagePhase,
+  type PrePullImageStatus,
+  type PrePullPolicy,
+  type PrePullPolicyStatus,
+} from '../api/v1alpha1/index.ts';
 import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
 import { ListWatch, objectKey } from '../lib/list-watch.ts';
 import {
@@ -40,9 +49,21 @@ import {
 } from './cluster-cache.ts';
 import { ArgoSource } from './argo-source.ts';
 import { isArgoKind } from './argo-workflow-images.ts';
-import { argoKindsNamed, DesiredImagesMemo, desiredPrePullImages, prePullImageKey, type DesiredPrePullImage, type ServiceAccountView, type WorkloadView } from './desired-images.ts';
+import {
+  argoKindsNamed,
+  DesiredImagesMemo,
+  desiredPrePullImages,
+  POLICY_LABEL,
+  prePullImageKey,
+  SOURCE_ANNOTATION,
+  type DesiredPrePullImage,
+  type ServiceAccountView,
+  type WorkloadView,
+} from './desired-images.ts';
+import { ConfigMapWatches } from './configmap-watches.ts';
+import { CONFIGMAP_SOURCE, configMapWatchOf, desiredListedImages, ListedImagesMemo, type ListedEvaluation } from './listed-images.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import type { NodeView } from './node-eligibility.ts';
+import { compileNodeTargeting, type NodeTargeting, type NodeTargetingSpec, type NodeView } from './node-eligibility.ts';
 import { PlanMemo, planNodeImageSets, type ImageTarget, type NodeImageSetView, type PlannedNodeImageSet } from './node-plan.ts';
 import { refreshDecision, wantedRound, type RefreshRecord } from './refresh.ts';
 import {
@@ -55,14 +76,14 @@ import {
   type SecretView,
 } from './pull-secrets.ts';
 import { purgeRollup, purgeSummary, purgingStatus } from './purge-rollup.ts';
-import { prePullImageStatus, prePullPolicyStatus, type StatusEvent } from './status-rollup.ts';
+import { configMapProblemText, prePullImageStatus, prePullPolicyStatus, type StatusEvent } from './status-rollup.ts';
 import { workloadKinds, type WorkloadKind } from './workload-images.ts';
 
 export interface ControllerOptions {
   readonly client: KubeClient;
   readonly log: Logger;
   readonly metrics: ControllerMetrics;
-  /** kwarm's namespace: pull secret copies live here. */
+  /** kwarm's namespace: pull secret copies and the PrePullImages of static lists live here. */
   readonly namespace: string;
   /** 0 = unlimited. */
   readonly maxConcurrentPulls: number;
@@ -86,6 +107,8 @@ export interface ControllerOptions {
   readonly argoDiscoveryIntervalMs?: number;
 }
 
+/** How long the first pass waits for the ConfigMap lists; after that, policies whose list is missing keep their ConfigMap images as they are. */
+const CONFIGMAP_SYNC_WAIT_MS = 30_000;
 /** The first pass waits at most this long for the Argo kinds' discovery and lists. */
 const ARGO_SETTLE_TIMEOUT_MS = 30_000;
 
@@ -167,6 +190,12 @@ export class Controller {
   private readonly secretCopies: ListWatch<SecretView>;
   private readonly workloads: Map<WorkloadKind, ListWatch<WorkloadView>>;
   private readonly informers: ListWatch<unknown>[];
+  private readonly configMapWatches: ConfigMapWatches;
+  private readonly listedMemo = new ListedImagesMemo();
+  /** Compiled spec.nodes targeting by the (cached or memoised desired) spec.nodes object. Only a cache. */
+  private readonly targetings = new WeakMap<NodeTargetingSpec, NodeTargeting | undefined>();
+  /** ConfigMap problems (uid, resourceVersion, key) an Event was sent for; the policies' conditions also record them. */
+  private reportedProblems = new Set<string>();
   private readonly argo: ArgoSource;
 
   private dirty = true;
@@ -235,6 +264,7 @@ export class Controller {
     this.secretSources = [DOCKER_CONFIG_JSON, DOCKER_CFG].map((type) => lw(paths.secrets, decodeSecret, { fieldSelector: `type=${type}` }));
     this.secretCopies = lw(paths.namespacedSecrets(opts.namespace), decodeSecret, { labelSelector: `${SECRET_COPY_LABEL}=true` });
     this.workloads = new Map(workloadKinds.map((k) => [k, lw(paths.workloads[k], workloadDecoder(k, shared))]));
+    this.configMapWatches = new ConfigMapWatches({ client, log, onChange: () => { this.markDirty(); } });
     this.argo = new ArgoSource({ client, log, onChange: () => { this.markDirty(); }, discoveryIntervalMs: opts.argoDiscoveryIntervalMs ?? 60_000 });
     this.informers = [
       this.policies, this.prePullImages, this.nodeImageSets, this.nodes, this.serviceAccounts, this.secretCopies,
@@ -249,7 +279,7 @@ export class Controller {
 
   /** Informers whose watch is down, for readiness. */
   unhealthyInformers(): string[] {
-    return this.informers.filter((i) => !i.healthy).map((i) => i.lastError ?? 'not synced');
+    return [...this.informers.filter((i) => !i.healthy).map((i) => i.lastError ?? 'not synced'), ...this.configMapWatches.unhealthy()];
   }
 
   markDirty(): void {
@@ -283,8 +313,11 @@ export class Controller {
     const running = [...this.informers.map((i) => i.run(signal)), this.argo.run(signal)];
     try {
       await Promise.all(this.informers.map((i) => i.waitForSync(signal)));
+      // The policies are known now: list their ConfigMaps and Argo objects before the first pass, so it
+      // removes nothing they list. Both wait in parallel, each bounded.
+      this.updateConfigMapWatches(signal);
       this.argo.want(argoKindsNamed(this.policies.values()));
-      await this.argo.settle(signal, ARGO_SETTLE_TIMEOUT_MS);
+      await Promise.all([this.configMapWatches.waitForSync(signal, CONFIGMAP_SYNC_WAIT_MS), this.argo.settle(signal, ARGO_SETTLE_TIMEOUT_MS)]);
       this.syncedAll = true;
       log.info('caches synced', { nodes: this.nodes.size, prePullImages: this.prePullImages.size, nodeImageSets: this.nodeImageSets.size });
       let failures = 0;
@@ -315,8 +348,19 @@ export class Controller {
         }
       }
     } finally {
-      await Promise.allSettled(running);
+      await Promise.allSettled([...running, this.configMapWatches.stop()]);
     }
+  }
+
+  /** One ConfigMap list-watch per distinct selector of the policies' spec.configMaps. */
+  private updateConfigMapWatches(signal: AbortSignal): void {
+    const queries = new Set<string>();
+    for (const p of this.policies.values()) {
+      if (p.metadata.deletionTimestamp !== undefined) continue;
+      const w = configMapWatchOf(p);
+      if (w.kind === 'selector') queries.add(w.query);
+    }
+    this.configMapWatches.update(queries, signal);
   }
 
   // ---- one pass -------------------------------------------------------------------------------------------
@@ -353,6 +397,13 @@ export class Controller {
       if (s !== undefined && s.labels[SECRET_COPY_LABEL] !== 'true') return s;
     }
     return undefined;
+  }
+
+  private targetingOf(nodes: NodeTargetingSpec): NodeTargeting | undefined {
+    if (this.targetings.has(nodes)) return this.targetings.get(nodes);
+    const t = compileNodeTargeting(nodes);
+    this.targetings.set(nodes, t);
+    return t;
   }
 
   /** A PrePullImage's status as last written: this process's own write until the cache shows a newer object. */
@@ -449,6 +500,39 @@ export class Controller {
     }
   }
 
+  /**
+   * One Warning Event (InvalidImageList) per bad key of a ConfigMap version. Sent after the policy status
+   * naming it was written; a problem a ConfigMapsValid condition already named before this pass (written
+   * by an earlier process, before a restart) is not sent again.
+   */
+  private async reportConfigMapProblems(
+    evaluations: readonly ListedEvaluation[],
+    namedBefore: readonly string[],
+    now: string,
+    signal: AbortSignal,
+    attempt: (what: string, fn: () => Promise<unknown>) => Promise<unknown>,
+  ): Promise<void> {
+    const reported = new Set<string>();
+    for (const ev of evaluations) {
+      if (ev.configMaps.kind !== 'watched') continue;
+      for (const p of ev.configMaps.problems) {
+        const id = `${p.uid}/${p.resourceVersion}/${p.key}`;
+        if (reported.has(id)) continue;
+        reported.add(id);
+        if (this.reportedProblems.has(id)) continue;
+        const text = configMapProblemText(p);
+        if (namedBefore.some((m) => m.includes(text))) continue;
+        const event: StatusEvent = { type: 'Warning', reason: 'InvalidImageList', message: text.length > 1024 ? `${text.slice(0, 1021)}...` : text };
+        await attempt(`event configmap ${p.namespace}/${p.name} ${p.key}`, () => this.o.client.create(
+          paths.events(p.namespace),
+          eventBody({ namespace: p.namespace, name: p.name, uid: p.uid }, event, now, this.o.identity, { apiVersion: 'v1', kind: 'ConfigMap' }),
+          signal,
+        ));
+      }
+    }
+    this.reportedProblems = reported;
+  }
+
   /** One full pass. Resolves false when some write failed (the pass is retried). */
   private async reconcile(signal: AbortSignal): Promise<boolean> {
     const { client, log, metrics, namespace } = this.o;
@@ -458,6 +542,8 @@ export class Controller {
     const computed = (): void => { computeMs += performance.now() - mark; };
     const resume = (): void => { mark = performance.now(); };
     let failed = false;
+    // A function, so TypeScript does not keep the narrowing of `failed` across awaits.
+    const writeFailed = (): boolean => failed;
     const attempt = async (what: string, fn: () => Promise<unknown>): Promise<unknown> => {
       try {
         return await this.write(what, fn);
@@ -472,9 +558,27 @@ export class Controller {
     const workloads: WorkloadView[] = [];
     for (const lw of this.workloads.values()) for (const w of lw.values()) workloads.push(w);
     this.argo.want(argoKindsNamed(this.policies.values()));
-    const desired = desiredPrePullImages(this.policies.values(), workloads, serviceAccounts, this.desiredMemo, { objects: this.argo.objects(), clusterNamespace: namespace });
-    // Not yet listed (or discovery has not answered): their PrePullImages are unknown, not unwanted.
+    const workloadImages = desiredPrePullImages(
+      this.policies.values(), workloads, serviceAccounts, this.desiredMemo, { objects: this.argo.objects(), clusterNamespace: namespace },
+    );
+    this.updateConfigMapWatches(signal);
+    const listed = desiredListedImages({
+      policies: this.policies.values(), configMaps: this.configMapWatches.synced(), listErrors: this.configMapWatches.listErrors(),
+      namespace, memo: this.listedMemo,
+    });
+    const desired = { images: new Map([...workloadImages.images, ...listed.images]), policies: workloadImages.policies };
+    // Sources not known yet (ConfigMaps not listed for the policy; an Argo kind not discovered or listed):
+    // their PrePullImages are unknown, not unwanted. Kept as cached: neither written nor removed, planned as they are.
+    const pendingPolicies = new Set([...listed.policies].filter(([, ev]) => ev.configMaps.kind === 'pending').map(([name]) => name));
     const argoUncertain = this.argo.uncertainKinds();
+    const uncertainSource = (p: PrePullImage): boolean => {
+      if (!isManaged(p)) return false;
+      if (p.metadata.annotations?.[SOURCE_ANNOTATION] === CONFIGMAP_SOURCE) return pendingPolicies.has(p.metadata.labels?.[POLICY_LABEL] ?? '');
+      const ownerKind = p.metadata.ownerReferences?.find((o) => o.controller === true)?.kind ?? '';
+      return isArgoKind(ownerKind) && argoUncertain.has(ownerKind);
+    };
+    const keptAsCached = (key: string, p: PrePullImage): boolean =>
+      !desired.images.has(key) && p.metadata.deletionTimestamp === undefined && uncertainSource(p);
 
     const cachedPPIs = new Map<string, PrePullImage>();
     for (const p of this.prePullImages.values()) {
@@ -504,9 +608,7 @@ export class Controller {
       ppiWrites.push(d);
     }
     for (const [key, p] of cachedPPIs) {
-      if (isManaged(p) && !desired.images.has(key) && p.metadata.deletionTimestamp === undefined && !this.deleting.has(key)) {
-        const ownerKind = p.metadata.ownerReferences?.find((o) => o.controller === true)?.kind ?? '';
-        if (isArgoKind(ownerKind) && argoUncertain.has(ownerKind)) continue;
+      if (isManaged(p) && !desired.images.has(key) && p.metadata.deletionTimestamp === undefined && !this.deleting.has(key) && !keptAsCached(key, p)) {
         ppiDeletes.push(p);
       }
     }
@@ -529,8 +631,8 @@ export class Controller {
       targetsRaw.push({
         target: {
           key, namespace: d.namespace, name: d.name, image: d.spec.image, imageDigest: undefined,
-          nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, retry: d.spec.retry, timeout: d.spec.timeout,
-          round: roundOf(key),
+          nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, targeting: this.targetingOf(d.spec.nodes),
+          retry: d.spec.retry, timeout: d.spec.timeout, round: roundOf(key),
         },
         secretRefs: d.spec.imagePullSecrets.map((r) => secretKey(d.namespace, r.name)),
       });
@@ -539,14 +641,14 @@ export class Controller {
       const deleting = p.metadata.deletionTimestamp !== undefined;
       // Removal: state Absent, or deleted while holding the purge finalizer (derived ones too).
       const purge = deleting ? hasPurgeFinalizer(p) : !isManaged(p) && p.spec.state === 'Absent';
-      if (!purge && (isManaged(p) || deleting)) continue;
+      if (!purge && !keptAsCached(key, p) && (isManaged(p) || deleting)) continue;
       const ns = p.metadata.namespace ?? '';
       targetsRaw.push({
         target: {
           key, namespace: ns, name: p.metadata.name ?? '', image: p.spec.image, imageDigest: p.spec.imageDigest,
-          nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, retry: p.spec.retry, timeout: p.spec.timeout,
+          nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, targeting: this.targetingOf(p.spec.nodes),
+          retry: p.spec.retry, timeout: p.spec.timeout, round: roundOf(key),
           ...(purge ? { purge: true } : {}),
-          round: roundOf(key),
         },
         // Nothing is pulled for a purge: its secrets need no copies.
         secretRefs: purge ? [] : (p.spec.imagePullSecrets ?? []).map((r) => secretKey(ns, r.name)),
@@ -742,21 +844,28 @@ export class Controller {
 
     resume();
     const policyWrites: { name: string; status: PrePullPolicyStatus; rv: string | undefined; digest: string }[] = [];
+    const namedBefore: string[] = [];
     metrics.watchedDeployments.reset();
     metrics.watchedWorkloads.reset();
     for (const policy of this.policies.values()) {
       const name = policy.metadata.name ?? '';
       const ev = desired.policies.get(name);
       if (ev === undefined) continue;
+      const listedEv: ListedEvaluation | undefined = listed.policies.get(name);
+      // Until its ConfigMaps are listed, a policy's status would only say so: wait for the list, unless it fails.
+      if (listedEv?.configMaps.kind === 'pending' && listedEv.configMaps.error === undefined) continue;
       metrics.watchedDeployments.set({ policy: name }, ev.watchedByKind.Deployment);
       for (const [kind, n] of Object.entries(ev.watchedByKind)) metrics.watchedWorkloads.set({ policy: name, kind }, n);
       const overlay = this.policyStatusOverlay.get(name);
       if (overlay !== undefined && overlay.rvBefore !== policy.metadata.resourceVersion) this.policyStatusOverlay.delete(name);
       const previous = this.policyStatusOverlay.get(name)?.status ?? policy.status;
+      const named = previous?.conditions?.find((c) => c.type === prePullPolicyConditionTypes.ConfigMapsValid)?.message;
+      if (named !== undefined) namedBefore.push(named);
       const status = prePullPolicyStatus({
         generation: policy.metadata.generation ?? 0,
         evaluation: ev,
-        imagePhases: ev.images.map((k) => phaseOf.get(k)),
+        ...(listedEv === undefined ? {} : { listed: listedEv }),
+        imagePhases: [...ev.images, ...(listedEv?.staticImages ?? []), ...(listedEv?.configMapImages ?? [])].map((k) => phaseOf.get(k)),
         previous,
         now,
         argo: { named: policy.spec.workloadKinds.filter(isArgoKind), served: this.argo.served },
@@ -769,6 +878,8 @@ export class Controller {
       const body = await attempt(`prepullpolicy status ${w.name}`, () => client.apply(paths.policyStatus(w.name), prePullPolicyStatusBody(w.name, w.status), FIELD_MANAGER, signal));
       if (body !== undefined) this.policyStatusOverlay.set(w.name, { rvBefore: w.rv, status: w.status, digest: w.digest });
     });
+    // Only once the conditions naming them are written, so a failed pass does not send them early.
+    if (!writeFailed()) await this.reportConfigMapProblems([...listed.policies.values()], namedBefore, now, signal, attempt);
 
     // 7. Deletions last: nothing still needs them.
     await eachLimited(ppiDeletes, limit, async (p) => {

@@ -13,11 +13,12 @@ import {
 } from '../api/v1alpha1/index.ts';
 import { ARGO_GROUP_VERSION } from './argo-workflow-images.ts';
 import type { PolicyEvaluation } from './desired-images.ts';
+import type { ConfigMapsState, ListedEvaluation } from './listed-images.ts';
 import type { NodeImageSetView, PlannedNodeImageSet } from './node-plan.ts';
 
 export const PULL_SECRETS_READY = 'PullSecretsReady';
 
-export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullSecretProblem' | 'Purged' | 'RefreshRequested';
+export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullSecretProblem' | 'Purged' | 'RefreshRequested' | 'InvalidImageList';
 
 export interface StatusEvent {
   readonly type: 'Normal' | 'Warning';
@@ -189,7 +190,9 @@ export const RESOURCES_IGNORED_MESSAGE =
 export interface PolicyStatusInput {
   readonly generation: number;
   readonly evaluation: PolicyEvaluation;
-  /** Phases of the PrePullImages derived through the policy that exist so far. */
+  /** The policy's static and ConfigMap images; undefined when it has none (as before either existed). */
+  readonly listed?: ListedEvaluation;
+  /** Phases of the PrePullImages derived through the policy, from every source (undefined: not written yet). */
   readonly imagePhases: readonly (PrePullImagePhase | undefined)[];
   readonly previous: PrePullPolicyStatus | undefined;
   readonly now: string;
@@ -232,10 +235,10 @@ export function prePullPolicyStatus(input: PolicyStatusInput): PrePullPolicyStat
   const base = { type: prePullPolicyConditionTypes.Ready, observedGeneration: generation };
   const ready: Omit<Condition, 'lastTransitionTime'> = ev.selectorError !== undefined
     ? { ...base, status: 'False', reason: 'InvalidSelector', message: ev.selectorError }
-    : ev.watchedWorkloads === 0
-      ? { ...base, status: 'True', reason: 'NoWorkloads', message: `no workload matches the selector${shadowed}` }
+    : total === 0
+      ? { ...base, status: 'True', reason: 'NoWorkloads', message: `no workload matches the selector${listedNone(input.listed)}${shadowed}` }
       : completed === total
-        ? { ...base, status: 'True', reason: 'ImagesPresent', message: `all ${total} images of ${ev.watchedWorkloads} workloads are present on their target nodes${shadowed}` }
+        ? { ...base, status: 'True', reason: 'ImagesPresent', message: `all ${total} images ${imageSources(ev.watchedWorkloads, input.listed)} are present on their target nodes${shadowed}` }
         : failed > 0
           ? { ...base, status: 'False', reason: 'PullFailed', message: `${failed} of ${total} images failed; ${completed} ready${shadowed}` }
           : { ...base, status: 'False', reason: 'Pulling', message: `${completed} of ${total} images ready${shadowed}` };
@@ -246,14 +249,68 @@ export function prePullPolicyStatus(input: PolicyStatusInput): PrePullPolicyStat
     message: RESOURCES_IGNORED_MESSAGE,
     observedGeneration: generation,
   };
+  const conditions = [setCondition(input.previous?.conditions, ready, now), setCondition(input.previous?.conditions, resources, now)];
+  const cms = input.listed?.configMaps ?? { kind: 'unset' };
+  const configMapsValid = configMapsCondition(cms, generation);
+  if (configMapsValid !== undefined) conditions.push(setCondition(input.previous?.conditions, configMapsValid, now));
   const argo = input.argo === undefined ? undefined : argoSourceCondition(input.argo, input.previous?.conditions, generation, now);
+  if (argo !== undefined) conditions.push(argo);
   return {
     observedGeneration: generation,
     watchedWorkloads: ev.watchedWorkloads,
-    conditions: [
-      setCondition(input.previous?.conditions, ready, now),
-      setCondition(input.previous?.conditions, resources, now),
-      ...(argo !== undefined ? [argo] : []),
-    ],
+    ...(cms.kind === 'unset' ? {} : { watchedConfigMaps: cms.kind === 'watched' ? cms.configMaps : 0 }),
+    images: total,
+    conditions,
   };
+}
+
+function listedNone(listed: ListedEvaluation | undefined): string {
+  return listed?.configMaps.kind === undefined || listed.configMaps.kind === 'unset' ? '' : ' and the selected ConfigMaps list no image';
+}
+
+/** Where a policy's images come from, for the Ready message. */
+function imageSources(workloads: number, listed: ListedEvaluation | undefined): string {
+  const fromStatic = listed?.staticImages.length ?? 0;
+  const fromConfigMaps = listed?.configMapImages.length ?? 0;
+  if (fromStatic === 0 && fromConfigMaps === 0) return `of ${workloads} workloads`;
+  const parts = [
+    ...(workloads > 0 ? [`${workloads} workloads`] : []),
+    ...(fromStatic > 0 ? [`spec.images (${fromStatic})`] : []),
+    ...(fromConfigMaps > 0 ? [`ConfigMaps (${fromConfigMaps})`] : []),
+  ];
+  return `from ${parts.join(', ')}`;
+}
+
+const MAX_PROBLEMS_SHOWN = 10;
+
+/** The text naming one bad key; it carries the ConfigMap's resourceVersion, so a recorded problem is recognised after a restart. */
+export function configMapProblemText(p: { namespace: string; name: string; resourceVersion: string; key: string; message: string }): string {
+  return `ConfigMap ${p.namespace}/${p.name} key ${JSON.stringify(p.key)} (resourceVersion ${p.resourceVersion}): ${p.message}`;
+}
+
+/** ConfigMapsValid, only for a policy with spec.configMaps. */
+export function configMapsCondition(state: ConfigMapsState, generation: number): Omit<Condition, 'lastTransitionTime'> | undefined {
+  const base = { type: prePullPolicyConditionTypes.ConfigMapsValid, observedGeneration: generation };
+  switch (state.kind) {
+    case 'unset':
+      return undefined;
+    case 'invalidSelector':
+      return { ...base, status: 'False', reason: 'InvalidSelector', message: state.error };
+    case 'pending':
+      return state.error === undefined
+        ? { ...base, status: 'Unknown', reason: 'Listing', message: 'the selected ConfigMaps have not been listed yet' }
+        : { ...base, status: 'Unknown', reason: 'ListFailed', message: clip(`cannot list the selected ConfigMaps: ${state.error}`, 4096) ?? '' };
+    case 'watched': {
+      if (state.problems.length === 0) {
+        return { ...base, status: 'True', reason: 'ImageListsValid', message: `every key of the ${state.configMaps} selected ConfigMaps lists images` };
+      }
+      const shown = state.problems.slice(0, MAX_PROBLEMS_SHOWN).map(configMapProblemText);
+      const more = state.problems.length > MAX_PROBLEMS_SHOWN ? `; and ${state.problems.length - MAX_PROBLEMS_SHOWN} more` : '';
+      return { ...base, status: 'False', reason: 'InvalidImageList', message: clip(`${shown.join('; ')}${more}`, 32_000) ?? '' };
+    }
+    default: {
+      const unreachable: never = state;
+      return unreachable;
+    }
+  }
 }

@@ -24,10 +24,18 @@ const nodeSelectorRequirementSchema = s.object({
   },
 });
 
+// Nodes have one selectable field, and the scheduler accepts only In and NotIn with one value for it:
+// anything else would never match, so it is refused at admission rather than silently selecting nothing.
+const nodeFieldRequirementSchema = nodeSelectorRequirementSchema.validate({
+  rule: "self.key == 'metadata.name' && self.operator in ['In', 'NotIn'] && has(self.values) && size(self.values) == 1",
+  message: 'matchFields supports only key metadata.name with operator In or NotIn and exactly one value',
+  check: (r) => r.key === 'metadata.name' && (r.operator === 'In' || r.operator === 'NotIn') && r.values?.length === 1,
+});
+
 export const nodeSelectorTermsSchema = s.object({
   nodeSelectorTerms: s.array(s.object({
     matchExpressions: s.array(nodeSelectorRequirementSchema, { maxItems: 32, description: 'Requirements on node labels; all must hold.' }).optional(),
-    matchFields: s.array(nodeSelectorRequirementSchema, { maxItems: 8, description: 'Requirements on node fields (metadata.name); all must hold.' }).optional(),
+    matchFields: s.array(nodeFieldRequirementSchema, { maxItems: 8, description: 'Requirements on node fields (metadata.name); all must hold.' }).optional(),
   }, { description: 'One term: all of its requirements must hold.' }), {
     minItems: 1,
     maxItems: 16,

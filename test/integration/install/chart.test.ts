@@ -114,6 +114,11 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
       }
       expect(await can(controller, 'create', 'secrets', '-n', 'kwarm-system')).to.equal('yes');
       expect(await can(controller, 'create', 'secrets', '-n', 'default')).to.equal('no');
+      // ConfigMaps that list images: read cluster-wide, never written.
+      expect(await can(controller, 'watch', 'configmaps', '-A')).to.equal('yes');
+      for (const verb of ['update', 'patch', 'create', 'delete']) {
+        expect(await can(controller, verb, 'configmaps', '-n', 'default'), `${verb} configmaps`).to.equal('no');
+      }
       expect(await can(controller, 'patch', 'nodeimagesets.kwarm.io')).to.equal('yes');
       expect(await can(controller, 'patch', 'nodes')).to.equal('no');
       expect(await can(controller, 'update', 'leases.coordination.k8s.io', '-n', 'kwarm-system')).to.equal('yes');

@@ -8,6 +8,7 @@ import {
   IMAGE_REFERENCE_MESSAGE,
   MAX_NODE_IMAGES,
   MAX_NODE_NAMES,
+  MAX_STATIC_IMAGES,
 } from '../../../api/v1alpha1/index.ts';
 
 export type KindName = 'PrePullPolicy' | 'PrePullImage' | 'NodeImageSet';
@@ -64,6 +65,12 @@ export function validNodeImageSet(spec: Record<string, unknown> = {}): Record<st
 
 function badImage(title: string, image: string, server = IMAGE_REFERENCE_MESSAGE, decoder = server): InvalidCase {
   return { title, kind: 'PrePullImage', object: validImage({ image }), field: 'spec.image', server, decoder };
+}
+
+const AFFINITY_TERMS = 'spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms';
+
+function affinity(term: Record<string, unknown>): Record<string, unknown> {
+  return { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [term] } } };
 }
 
 const SCHEMA_MIN = (n: number): [string, string] => [`should be greater than or equal to ${n}`, `must be at least ${n}`];
@@ -220,6 +227,86 @@ export const invalidCases: readonly InvalidCase[] = [
     field: 'spec.selector.matchLabels',
     server: 'must have at most 64 items',
     decoder: 'must have at most 64 entries',
+  },
+  {
+    title: 'a static image that is not an image reference',
+    kind: 'PrePullPolicy',
+    object: validPolicy({ images: ['alpine', 'Not An Image'] }),
+    field: 'spec.images[1]',
+    server: IMAGE_REFERENCE_MESSAGE,
+    decoder: IMAGE_REFERENCE_MESSAGE,
+  },
+  {
+    title: 'the same static image twice',
+    kind: 'PrePullPolicy',
+    object: validPolicy({ images: ['alpine', 'alpine'] }),
+    field: 'spec.images[1]',
+    server: 'Duplicate value',
+    decoder: 'duplicate',
+  },
+  {
+    title: `more than ${MAX_STATIC_IMAGES} static images`,
+    kind: 'PrePullPolicy',
+    object: validPolicy({ images: Array.from({ length: MAX_STATIC_IMAGES + 1 }, (_, i) => `registry.example.com/app-${i}:v1`) }),
+    field: 'spec.images',
+    server: `must have at most ${MAX_STATIC_IMAGES} items`,
+    decoder: `must have at most ${MAX_STATIC_IMAGES} items`,
+  },
+  {
+    title: 'a ConfigMap selector with an In requirement without values',
+    kind: 'PrePullPolicy',
+    object: validPolicy({ configMaps: { selector: { matchExpressions: [{ key: 'kwarm.io/images', operator: 'In' }] } } }),
+    field: 'spec.configMaps.selector.matchExpressions[0].values',
+    server: 'In and NotIn need at least one value',
+    decoder: 'In and NotIn need at least one value',
+  },
+  {
+    title: 'a Gt node affinity requirement whose value is not an integer',
+    kind: 'PrePullPolicy',
+    object: validPolicy({ affinity: affinity({ matchExpressions: [{ key: 'cores', operator: 'Gt', values: ['many'] }] }) }),
+    field: `${AFFINITY_TERMS}[0].matchExpressions[0].values`,
+    server: 'Gt and Lt exactly one integer',
+    decoder: 'Gt and Lt exactly one integer',
+  },
+  {
+    title: 'an Lt node affinity requirement with two values',
+    kind: 'PrePullImage',
+    object: validImage({ nodes: { affinity: affinity({ matchExpressions: [{ key: 'cores', operator: 'Lt', values: ['1', '2'] }] }) } }),
+    field: `spec.nodes.${AFFINITY_TERMS.slice('spec.'.length)}[0].matchExpressions[0].values`,
+    server: 'Gt and Lt exactly one integer',
+    decoder: 'Gt and Lt exactly one integer',
+  },
+  {
+    title: 'matchFields on a field nodes do not have',
+    kind: 'PrePullPolicy',
+    object: validPolicy({ affinity: affinity({ matchFields: [{ key: 'spec.unschedulable', operator: 'In', values: ['true'] }] }) }),
+    field: `${AFFINITY_TERMS}[0].matchFields[0]`,
+    server: 'matchFields supports only key metadata.name',
+    decoder: 'matchFields supports only key metadata.name',
+  },
+  {
+    title: 'matchFields with operator Exists',
+    kind: 'PrePullImage',
+    object: validImage({ nodes: { affinity: affinity({ matchFields: [{ key: 'metadata.name', operator: 'Exists' }] }) } }),
+    field: `spec.nodes.${AFFINITY_TERMS.slice('spec.'.length)}[0].matchFields[0]`,
+    server: 'matchFields supports only key metadata.name',
+    decoder: 'matchFields supports only key metadata.name',
+  },
+  {
+    title: 'node affinity without terms',
+    kind: 'PrePullPolicy',
+    object: validPolicy({ affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } } } }),
+    field: AFFINITY_TERMS,
+    server: 'should have at least 1 items',
+    decoder: 'must have at least 1 items',
+  },
+  {
+    title: 'a toleration with an unknown effect',
+    kind: 'PrePullPolicy',
+    object: validPolicy({ tolerations: [{ key: 'gpu', operator: 'Exists', effect: 'NoRun' }] }),
+    field: 'spec.tolerations[0].effect',
+    server: 'Unsupported value: "NoRun"',
+    decoder: 'must be one of',
   },
   {
     title: 'the same image twice on a node',

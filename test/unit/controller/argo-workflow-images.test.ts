@@ -205,13 +205,30 @@ describe('controller/desired-images: Argo objects', () => {
     const cwt = argo('ClusterWorkflowTemplate', { templates }, { name: 'shared' });
     const { images, policies } = desiredPrePullImages([p], [], noSAs, undefined, { objects: [wt, cron, cwt], clusterNamespace: 'kwarm-system' });
     const byOwner = new Map([...images.values()].map((d) => [d.owner.kind, d]));
-    expect(byOwner.get('WorkflowTemplate')).to.deep.include({ namespace: 'ci', policy: 'ci', containerName: 't/main' });
+    expect(byOwner.get('WorkflowTemplate')).to.deep.include({ namespace: 'ci', policy: 'ci' });
+    expect(byOwner.get('WorkflowTemplate')!.annotations).to.deep.equal({ 'kwarm.io/workload': 'WorkflowTemplate/build', 'kwarm.io/container': 't/main' });
     expect(byOwner.get('CronWorkflow')!.name).to.match(/^cronworkflow\.nightly\.t-/);
     expect(byOwner.get('ClusterWorkflowTemplate')).to.deep.include({ namespace: 'kwarm-system' });
-    expect(byOwner.get('ClusterWorkflowTemplate')!.owner).to.deep.equal({ kind: 'ClusterWorkflowTemplate', namespace: '', name: 'shared', uid: 'uid-shared' });
+    // The owner reference's shape, as for every source: a cluster-scoped owner of a namespaced PrePullImage.
+    expect(byOwner.get('ClusterWorkflowTemplate')!.owner).to.deep.equal({ apiVersion: 'argoproj.io/v1alpha1', kind: 'ClusterWorkflowTemplate', name: 'shared', uid: 'uid-shared' });
     expect(byOwner.get('WorkflowTemplate')!.spec).to.deep.equal({ image: 'r.example/t:1', nodes: {}, imagePullSecrets: [], retry: { maxAttempts: 3, backoffSeconds: 30 }, timeout: '20m' });
     expect(policies.get('ci')).to.deep.include({ watchedWorkloads: 3 });
     expect(policies.get('ci')!.watchedByKind).to.include({ WorkflowTemplate: 1, ClusterWorkflowTemplate: 1, CronWorkflow: 1, Deployment: 0 });
+  });
+
+  it('gives its images the policy\'s node targeting, purgeOnDelete and refreshInterval, as workload images get them', () => {
+    const tolerations = [{ key: 'ci', operator: 'Exists', effect: 'NoSchedule' }];
+    const targeted = policy('ci', {
+      selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, workloadKinds: ['WorkflowTemplate'],
+      nodeSelector: { matchExpressions: [{ key: 'pool', operator: 'In', values: ['ci'] }] }, tolerations, purgeOnDelete: true, refreshInterval: '12h',
+    });
+    const { images } = desiredPrePullImages([targeted], [], noSAs, undefined, { objects: [argo('WorkflowTemplate', { templates })], clusterNamespace: 'kwarm-system' });
+    const d = [...images.values()][0]!;
+    expect(d.spec).to.deep.include({
+      nodes: { selector: { matchExpressions: [{ key: 'pool', operator: 'In', values: ['ci'] }] }, tolerations },
+      purgeOnDelete: true,
+      refreshInterval: '12h',
+    });
   });
 
   it('selects by kind, labels and namespaces; a ClusterWorkflowTemplate only by policies without namespaces', () => {

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { canonicalJson } from '../../../controller/canonical-json.ts';
 import {
+  decodeConfigMap,
   decodeNode,
   decodeNodeImageSet,
   decodeSecret,
@@ -180,5 +181,27 @@ describe('controller/cluster-cache decoders', () => {
 
   it('canonicalJson sorts keys and drops undefined', () => {
     expect(canonicalJson({ b: 1, a: [{ d: undefined, c: 'x' }] })).to.equal('{"a":[{"c":"x"}],"b":1}');
+  });
+
+  describe('decodeConfigMap', () => {
+    const raw = (rv: string, data: Record<string, unknown>, labels: Record<string, string> = {}) => ({
+      metadata: { namespace: 'shop', name: 'images', uid: 'u1', resourceVersion: rv, labels, annotations: { big: 'x'.repeat(1000) }, managedFields: [{}] },
+      data,
+      binaryData: { blob: 'AAAA' },
+    });
+
+    it('keeps identity, resourceVersion and string data only', () => {
+      expect(decodeConfigMap(raw('5', { images: 'alpine', n: 3 }))).to.deep.equal({ namespace: 'shop', name: 'images', uid: 'u1', resourceVersion: '5', data: { images: 'alpine' } });
+      expect(decodeConfigMap({ metadata: { namespace: 'shop', name: 'x' } })).to.equal(undefined);
+      expect(decodeConfigMap({ metadata: { namespace: 'shop', name: 'x', uid: 'u' } })?.data).to.deep.equal({});
+    });
+
+    it('returns the previous projection when only metadata changed, a new one when data did', () => {
+      const v1 = decodeConfigMap(raw('5', { images: 'alpine' }))!;
+      expect(decodeConfigMap(raw('6', { images: 'alpine' }, { relabelled: 'yes' }), v1)).to.equal(v1);
+      const v2 = decodeConfigMap(raw('7', { images: 'debian' }), v1);
+      expect(v2).to.not.equal(v1);
+      expect(v2?.resourceVersion).to.equal('7');
+    });
   });
 });

@@ -28,7 +28,8 @@ describe('controller/desired-images', () => {
       retry: { maxAttempts: 3, backoffSeconds: 30 },
       timeout: '10m',
     });
-    expect(app.owner).to.deep.equal({ kind: 'Deployment', namespace: 'shop', name: 'my-app', uid: 'uid-my-app' });
+    expect(app.owner).to.deep.equal({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'my-app', uid: 'uid-my-app' });
+    expect(app.annotations).to.deep.equal({ 'kwarm.io/workload': 'Deployment/my-app', 'kwarm.io/container': 'app' });
     expect(app.policy).to.equal('default');
     expect(policies.get('default')).to.include({ watchedWorkloads: 1, shadowed: 0, selectorError: undefined });
     expect(policies.get('default')!.images).to.have.length(2);
@@ -103,8 +104,10 @@ describe('controller/desired-images', () => {
     const w = workload({ name: 'x', podSpec: { nodeSelector: { disk: 'ssd' }, containers: [{ name: 'c', image: 'r.example/x:1' }] } });
     const img = desiredPrePullImages([p], [w], noSAs).images.get('shop/deployment.x.c')!;
     expect(img.spec.nodes).to.deep.equal({ selector: { matchLabels: { pool: 'gpu' } } });
-    expect(placementAllows(img.placement, node({ name: 'n1', labels: { disk: 'ssd' } })).eligible).to.equal(true);
-    expect(placementAllows(img.placement, node({ name: 'n2', labels: { disk: 'hdd' } })).eligible).to.equal(false);
+    const placement = img.placement;
+    if (placement === undefined) throw new Error('a workload image has a placement');
+    expect(placementAllows(placement, node({ name: 'n1', labels: { disk: 'ssd' } })).eligible).to.equal(true);
+    expect(placementAllows(placement, node({ name: 'n2', labels: { disk: 'hdd' } })).eligible).to.equal(false);
   });
 
   it('ignores policies being deleted', () => {

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { V1NodeSelectorTerm, V1PodSpec, V1Taint, V1Toleration } from '@kubernetes/client-node';
 import {
+  compileNodeTargeting,
   compilePodPlacement,
   describeTaint,
   findUntoleratedTaint,
@@ -10,6 +11,7 @@ import {
   nodeAcceptsPulls,
   placementAllows,
   podCanRunOn,
+  targetingAllows,
   toleratesTaint,
   type IneligibilityReason,
 } from '../../../controller/node-eligibility.ts';
@@ -360,6 +362,93 @@ describe('controller/node-eligibility', () => {
         spec({ os: { name: 'linux' } }),
       ].map((s) => compilePodPlacement(s).key);
       expect(new Set(keys).size).to.equal(keys.length);
+    });
+  });
+
+  describe('PrePullImage node targeting (compileNodeTargeting / targetingAllows)', () => {
+    const terms = (...t: Plain<V1NodeSelectorTerm>[]) => ({ nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: t } } });
+    const allows = (t: ReturnType<typeof compileNodeTargeting>, n: ReturnType<typeof makeNode>): Want => {
+      if (t === undefined) throw new Error('targeting compiled to nothing');
+      const r = targetingAllows(t, n);
+      if (r.eligible) return 'eligible';
+      expect(r.message).to.be.a('string').and.not.equal('');
+      return r.reason;
+    };
+
+    it('constrains nothing when neither affinity nor tolerations are set', () => {
+      expect(compileNodeTargeting({})).to.equal(undefined);
+    });
+
+    it('compares Gt and Lt as integers; a missing or non-integer label fails both', () => {
+      const gt = compileNodeTargeting({ affinity: terms({ matchExpressions: [expr('cores', 'Gt', ['8'])] }) });
+      const lt = compileNodeTargeting({ affinity: terms({ matchExpressions: [expr('cores', 'Lt', ['8'])] }) });
+      expect(allows(gt, makeNode({ extraLabels: { cores: '16' } }))).to.equal('eligible');
+      expect(allows(gt, makeNode({ extraLabels: { cores: '8' } }))).to.equal('AffinityMismatch');
+      expect(allows(lt, makeNode({ extraLabels: { cores: '4' } }))).to.equal('eligible');
+      expect(allows(lt, makeNode({ extraLabels: { cores: '-20' } }))).to.equal('eligible');
+      expect(allows(lt, makeNode({ extraLabels: { cores: '8' } }))).to.equal('AffinityMismatch');
+      expect(allows(gt, makeNode({ extraLabels: { cores: 'many' } }))).to.equal('AffinityMismatch');
+      expect(allows(lt, makeNode())).to.equal('AffinityMismatch');
+    });
+
+    it('reads matchFields on metadata.name (In and NotIn)', () => {
+      const only = compileNodeTargeting({ affinity: terms({ matchFields: [expr('metadata.name', 'In', ['node-b'])] }) });
+      const not = compileNodeTargeting({ affinity: terms({ matchFields: [expr('metadata.name', 'NotIn', ['node-b'])] }) });
+      expect(allows(only, makeNode({ name: 'node-b' }))).to.equal('eligible');
+      expect(allows(only, makeNode({ name: 'node-c' }))).to.equal('AffinityMismatch');
+      expect(allows(not, makeNode({ name: 'node-b' }))).to.equal('AffinityMismatch');
+      expect(allows(not, makeNode({ name: 'node-c' }))).to.equal('eligible');
+    });
+
+    it('matches when any term matches, and all requirements of a term hold', () => {
+      const t = compileNodeTargeting({
+        affinity: terms(
+          { matchExpressions: [expr('zone', 'In', ['a']), expr('disk', 'Exists')] },
+          { matchExpressions: [expr('zone', 'In', ['b'])], matchFields: [expr('metadata.name', 'In', ['node-x'])] },
+        ),
+      });
+      expect(allows(t, makeNode({ extraLabels: { zone: 'a', disk: 'ssd' } }))).to.equal('eligible');
+      expect(allows(t, makeNode({ extraLabels: { zone: 'a' } }))).to.equal('AffinityMismatch');
+      expect(allows(t, makeNode({ name: 'node-x', extraLabels: { zone: 'b' } }))).to.equal('eligible');
+      expect(allows(t, makeNode({ name: 'node-y', extraLabels: { zone: 'b' } }))).to.equal('AffinityMismatch');
+    });
+
+    it('an invalid requirement never matches, other terms still count', () => {
+      const t = compileNodeTargeting({ affinity: terms({ matchExpressions: [expr('cores', 'Gt', ['x'])] }, { matchExpressions: [expr('zone', 'In', ['a'])] }) });
+      expect(allows(t, makeNode({ extraLabels: { cores: '9' } }))).to.equal('AffinityMismatch');
+      expect(allows(t, makeNode({ extraLabels: { cores: '9', zone: 'a' } }))).to.equal('eligible');
+    });
+
+    it('ignores taints without tolerations; with tolerations, leaves out nodes whose NoSchedule/NoExecute taints they do not tolerate', () => {
+      const tainted = makeNode({ taints: [{ key: 'gpu', value: 'true', effect: 'NoSchedule' }] });
+      const soft = makeNode({ taints: [{ key: 'spot', effect: 'PreferNoSchedule' }] });
+      const evicting = makeNode({ taints: [{ key: 'dedicated', value: 'db', effect: 'NoExecute' }] });
+      const affinityOnly = compileNodeTargeting({ affinity: terms({ matchExpressions: [expr('kubernetes.io/os', 'In', ['linux'])] }) });
+      expect(allows(affinityOnly, tainted)).to.equal('eligible');
+      const gpu = compileNodeTargeting({ tolerations: [{ key: 'gpu', operator: 'Exists', effect: 'NoSchedule' }] });
+      expect(allows(gpu, tainted)).to.equal('eligible');
+      expect(allows(gpu, soft)).to.equal('eligible');
+      expect(allows(gpu, evicting)).to.equal('UntoleratedTaint');
+      expect(allows(gpu, makeNode())).to.equal('eligible');
+      const none = compileNodeTargeting({ tolerations: [] });
+      expect(allows(none, tainted)).to.equal('UntoleratedTaint');
+      expect(allows(none, makeNode())).to.equal('eligible');
+      const all = compileNodeTargeting({ tolerations: [{ operator: 'Exists' }] });
+      expect(allows(all, evicting)).to.equal('eligible');
+    });
+
+    it('checks affinity before taints', () => {
+      const t = compileNodeTargeting({ affinity: terms({ matchExpressions: [expr('zone', 'In', ['a'])] }), tolerations: [] });
+      expect(allows(t, makeNode({ taints: [{ key: 'x', effect: 'NoSchedule' }] }))).to.equal('AffinityMismatch');
+    });
+
+    it('keys targetings by content: equal content, equal key; tolerations absent differs from empty', () => {
+      const a = compileNodeTargeting({ affinity: terms({ matchExpressions: [expr('zone', 'In', ['a'])] }) })!.key;
+      const b = compileNodeTargeting({ affinity: terms({ matchExpressions: [expr('zone', 'In', ['a'])] }) })!.key;
+      const c = compileNodeTargeting({ affinity: terms({ matchExpressions: [expr('zone', 'In', ['a'])] }), tolerations: [] })!.key;
+      const d = compileNodeTargeting({ affinity: terms({ matchExpressions: [expr('zone', 'In', ['b'])] }) })!.key;
+      expect(a).to.equal(b);
+      expect(new Set([a, c, d]).size).to.equal(3);
     });
   });
 });

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { MAX_NODE_IMAGES } from '../../../api/v1alpha1/index.ts';
-import { compilePodPlacement } from '../../../controller/node-eligibility.ts';
+import { compileNodeTargeting, compilePodPlacement } from '../../../controller/node-eligibility.ts';
 import {
   isFinished,
   nodeImageSetDigest,
@@ -22,6 +22,7 @@ function target(name: string, image: string, extra: Partial<ImageTarget> = {}): 
     nodeNames: undefined,
     nodeSelector: undefined,
     placement: undefined,
+    targeting: undefined,
     pullSecrets: [],
     retry: { maxAttempts: 3, backoffSeconds: 30 },
     timeout: '10m',
@@ -352,5 +353,41 @@ describe('controller/node-plan', () => {
     expect(isFinished({ phase: 'Completed', round: 0 }, 1)).to.equal(false);
     expect(isFinished({ phase: 'Pulling', round: 1 }, 1)).to.equal(false);
     expect(isFinished(undefined, 0)).to.equal(false);
+  });
+
+  describe('node targeting (spec.nodes.affinity and tolerations)', () => {
+    const pool = [
+      node({ name: 'n1', labels: { cores: '4' } }),
+      node({ name: 'n2', labels: { cores: '16' } }),
+      node({ name: 'n3', labels: { cores: '32' }, taints: [{ key: 'gpu', effect: 'NoSchedule' }] }),
+    ];
+    const big = compileNodeTargeting({ affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cores', operator: 'Gt', values: ['8'] }] }] } } } });
+    const strict = compileNodeTargeting({ tolerations: [] });
+
+    it('targets the nodes the affinity selects; taints count only when tolerations are set', () => {
+      const p = plan({ nodes: pool, targets: [target('big', 'r.example/big:1', { targeting: big }), target('plain', 'r.example/plain:1'), target('strict', 'r.example/strict:1', { targeting: strict })] });
+      expect(p.targetNodes.get('shop/big')).to.deep.equal(['n2', 'n3']);
+      expect(p.targetNodes.get('shop/plain')).to.deep.equal(['n1', 'n2', 'n3']);
+      expect(p.targetNodes.get('shop/strict')).to.deep.equal(['n1', 'n2']);
+      expect(imagesOn(p, 'n3')).to.deep.equal(['r.example/big:1', 'r.example/plain:1']);
+    });
+
+    it('applies both the workload placement and the targeting', () => {
+      const placement = compilePodPlacement({ tolerations: [{ key: 'gpu', operator: 'Exists' }] });
+      const p = plan({ nodes: pool, targets: [target('w', 'r.example/w:1', { placement, targeting: big })] });
+      expect(p.targetNodes.get('shop/w')).to.deep.equal(['n2', 'n3']);
+      const untolerating = compilePodPlacement({});
+      const q = plan({ nodes: pool, targets: [target('w', 'r.example/w:1', { placement: untolerating, targeting: big })] });
+      expect(q.targetNodes.get('shop/w')).to.deep.equal(['n2']);
+    });
+
+    it('keeps targets with different targeting apart in the memo', () => {
+      const memo = new PlanMemo();
+      plan({ nodes: pool, memo, targets: [target('a', 'r.example/a:1')] });
+      const p = plan({ nodes: pool, memo, targets: [target('a', 'r.example/a:1', { targeting: strict })] });
+      expect(p.targetNodes.get('shop/a')).to.deep.equal(['n1', 'n2']);
+      const q = plan({ nodes: pool, memo, targets: [target('a', 'r.example/a:1', { targeting: big })] });
+      expect(q.targetNodes.get('shop/a')).to.deep.equal(['n2', 'n3']);
+    });
   });
 });

@@ -2,13 +2,14 @@ import { expect } from 'chai';
 import { decode } from '../../../api/schema.ts';
 import { nodeImageSetSpecSchema } from '../../../api/v1alpha1/index.ts';
 import { decodeNodeImageSet } from '../../../controller/cluster-cache.ts';
+import { compileNodeTargeting } from '../../../controller/node-eligibility.ts';
 import { nodeImageSetDigest, planNodeImageSets, specDigestOf, entriesDigest, type ImageTarget, type PlanInput } from '../../../controller/node-plan.ts';
 import { node } from './planning-fixtures.ts';
 
 function target(name: string, image: string, extra: Partial<ImageTarget> = {}): ImageTarget {
   return {
     key: `shop/${name}`, namespace: 'shop', name, image, imageDigest: undefined, nodeNames: undefined, nodeSelector: undefined,
-    placement: undefined, pullSecrets: [], retry: { maxAttempts: 3, backoffSeconds: 30 }, timeout: '10m', round: 0, ...extra,
+    placement: undefined, targeting: undefined, pullSecrets: [], retry: { maxAttempts: 3, backoffSeconds: 30 }, timeout: '10m', round: 0, ...extra,
   };
 }
 
@@ -41,6 +42,21 @@ describe('controller/node-plan removals (purge)', () => {
     // One pull released (budget 1), one held; the removal counted in neither.
     expect(p.unfinished).to.equal(1);
     expect(p.held).to.equal(1);
+  });
+
+  it('follows the required node affinity of spec.nodes, but not the taints its tolerations would exclude', () => {
+    const pool = [
+      node({ name: 'n1', labels: { pool: 'cpu' } }),
+      node({ name: 'n2', labels: { pool: 'gpu' }, taints: [{ key: 'dedicated', effect: 'NoSchedule' }] }),
+      node({ name: 'n3', labels: { pool: 'gpu' }, ready: false }),
+    ];
+    const gpu = compileNodeTargeting({
+      affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'pool', operator: 'In', values: ['gpu'] }] }] } } },
+      tolerations: [],
+    });
+    const p = plan({ nodes: pool, targets: [target('old', 'r.example/old:1', { purge: true, targeting: gpu })] });
+    expect(p.targetNodes.get('shop/old')).to.deep.equal(['n2', 'n3']);
+    expect(p.nodeImageSets.get('n1')?.spec.removals ?? []).to.deep.equal([]);
   });
 
   it('keeps the image in spec.images when another PrePullImage still wants it (the agent answers Kept, Wanted)', () => {

@@ -1,9 +1,11 @@
 import { expect } from 'chai';
 import type { PrePullImageStatus } from '../../../api/v1alpha1/index.ts';
 import type { PolicyEvaluation } from '../../../controller/desired-images.ts';
+import type { ListedEvaluation } from '../../../controller/listed-images.ts';
 import type { NodeImageSetView, PlannedNodeImageSet } from '../../../controller/node-plan.ts';
 import {
   prePullImageStatus,
+  configMapProblemText,
   prePullPolicyStatus,
   PULL_SECRETS_READY,
   setCondition,
@@ -172,6 +174,70 @@ describe('controller/status-rollup', () => {
       expect(failed.conditions?.[0]).to.include({ status: 'False', reason: 'PullFailed' });
       const bad = prePullPolicyStatus({ generation: 1, evaluation: ev({ selectorError: 'boom', watchedWorkloads: 0 }), imagePhases: [], previous: undefined, now: T0 });
       expect(bad.conditions?.[0]).to.include({ status: 'False', reason: 'InvalidSelector', message: 'boom' });
+    });
+
+    describe('with static and ConfigMap images', () => {
+      const listed = (over: Partial<ListedEvaluation> = {}): ListedEvaluation => ({ staticImages: [], configMapImages: [], configMaps: { kind: 'unset' }, ...over });
+      const problem = { namespace: 'shop', name: 'images', uid: 'u1', resourceVersion: '42', key: 'bad', message: 'not a valid JSON array: Unexpected end of JSON input' };
+
+      it('counts images from every source and is Ready for a static list with no workload', () => {
+        const s = prePullPolicyStatus({
+          generation: 1, evaluation: ev({ watchedWorkloads: 0, images: [] }), listed: listed({ staticImages: ['kwarm-system/static.p.1', 'kwarm-system/static.p.2'] }),
+          imagePhases: ['Completed', 'Completed'], previous: undefined, now: T0,
+        });
+        expect(s.images).to.equal(2);
+        expect(s.watchedConfigMaps).to.equal(undefined);
+        expect(s.conditions?.[0]).to.include({ status: 'True', reason: 'ImagesPresent', message: 'all 2 images from spec.images (2) are present on their target nodes' });
+        expect(s.conditions?.map((c) => c.type)).to.deep.equal(['Ready', 'ResourcesIgnored']);
+        const pulling = prePullPolicyStatus({
+          generation: 1, evaluation: ev({ watchedWorkloads: 0, images: [] }), listed: listed({ staticImages: ['a'] }), imagePhases: [undefined], previous: undefined, now: T0,
+        });
+        expect(pulling.conditions?.[0]).to.include({ status: 'False', reason: 'Pulling' });
+      });
+
+      it('sets ConfigMapsValid only with spec.configMaps: True with the count, False naming ConfigMap, key and version', () => {
+        const ok = prePullPolicyStatus({
+          generation: 2, evaluation: ev(), listed: listed({ configMapImages: ['shop/x'], configMaps: { kind: 'watched', configMaps: 3, problems: [] } }),
+          imagePhases: ['Completed', 'Completed', 'Completed'], previous: undefined, now: T0,
+        });
+        expect(ok.watchedConfigMaps).to.equal(3);
+        expect(ok.images).to.equal(3);
+        expect(ok.conditions?.find((c) => c.type === 'ConfigMapsValid')).to.include({ status: 'True', reason: 'ImageListsValid', observedGeneration: 2 });
+        expect(ok.conditions?.[0]?.message).to.equal('all 3 images from 2 workloads, ConfigMaps (1) are present on their target nodes');
+
+        const bad = prePullPolicyStatus({
+          generation: 2, evaluation: ev(), listed: listed({ configMaps: { kind: 'watched', configMaps: 1, problems: [problem] } }),
+          imagePhases: ['Completed', 'Completed'], previous: ok, now: T1,
+        });
+        const c = bad.conditions?.find((x) => x.type === 'ConfigMapsValid');
+        expect(c).to.include({ status: 'False', reason: 'InvalidImageList', lastTransitionTime: T1 });
+        expect(c?.message).to.equal('ConfigMap shop/images key "bad" (resourceVersion 42): not a valid JSON array: Unexpected end of JSON input');
+        expect(c?.message).to.contain(configMapProblemText(problem));
+        // Images of the good keys still count toward Ready.
+        expect(bad.conditions?.[0]).to.include({ status: 'True', reason: 'ImagesPresent' });
+      });
+
+      it('lists at most ten problems and counts the rest', () => {
+        const problems = Array.from({ length: 12 }, (_, i) => ({ ...problem, key: `k${i}` }));
+        const s = prePullPolicyStatus({ generation: 1, evaluation: ev(), listed: listed({ configMaps: { kind: 'watched', configMaps: 1, problems } }), imagePhases: [], previous: undefined, now: T0 });
+        const message = s.conditions?.find((x) => x.type === 'ConfigMapsValid')?.message ?? '';
+        expect(message.match(/ConfigMap shop\/images/g)).to.have.length(10);
+        expect(message).to.match(/; and 2 more$/);
+      });
+
+      it('is Unknown while the ConfigMaps are not listed, saying why when the list fails', () => {
+        const listing = prePullPolicyStatus({ generation: 1, evaluation: ev(), listed: listed({ configMaps: { kind: 'pending', error: undefined } }), imagePhases: [], previous: undefined, now: T0 });
+        expect(listing.conditions?.find((x) => x.type === 'ConfigMapsValid')).to.include({ status: 'Unknown', reason: 'Listing' });
+        const failing = prePullPolicyStatus({ generation: 1, evaluation: ev(), listed: listed({ configMaps: { kind: 'pending', error: 'configmaps is forbidden' } }), imagePhases: [], previous: undefined, now: T0 });
+        expect(failing.conditions?.find((x) => x.type === 'ConfigMapsValid')).to.include({ status: 'Unknown', reason: 'ListFailed', message: 'cannot list the selected ConfigMaps: configmaps is forbidden' });
+      });
+
+      it('says when the selector is invalid, and reports zero ConfigMaps', () => {
+        const s = prePullPolicyStatus({ generation: 1, evaluation: ev({ watchedWorkloads: 0, images: [] }), listed: listed({ configMaps: { kind: 'invalidSelector', error: 'configMaps.selector: boom' } }), imagePhases: [], previous: undefined, now: T0 });
+        expect(s.watchedConfigMaps).to.equal(0);
+        expect(s.conditions?.find((x) => x.type === 'ConfigMapsValid')).to.include({ status: 'False', reason: 'InvalidSelector', message: 'configMaps.selector: boom' });
+        expect(s.conditions?.[0]).to.include({ status: 'True', reason: 'NoWorkloads', message: 'no workload matches the selector and the selected ConfigMaps list no image' });
+      });
     });
   });
 });
