@@ -16,22 +16,16 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { GrpcImageRuntime } from '../agent/cri/grpc-runtime.ts';
-import { NODE_IMAGE_SETS_PATH } from '../agent/node-image-set-watch.ts';
-import { API_VERSION } from '../api/v1alpha1/group.ts';
-import { KubeClient } from '../lib/kube-client.ts';
-import { agentInClusterCredentials, agentKubeconfig, startAgentProcess, type AgentProcess } from '../test/support/agent-process.ts';
-import { startContainerd, type TestContainerd } from '../test/support/containerd.ts';
-import { startControlPlane, type ControlPlane } from '../test/support/control-plane.ts';
-import { installCrds } from '../test/support/crds.ts';
+import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../test/support/agent-process.ts';
+import type { TestContainerd } from '../test/support/containerd.ts';
+import { KWARM_NAMESPACE } from '../test/support/kwarm-access.ts';
 import { buildAndPushImage, type PushedImage } from '../test/support/oci-image.ts';
-import { startRegistry, type TestRegistry } from '../test/support/registry.ts';
+import { startBenchCluster, type BenchCluster } from './bench-cluster.ts';
+import { BenchRun } from './bench-run.ts';
 import { compiledAgent } from './compiled-binaries.ts';
 import { pulledAt } from './agent-log.ts';
 import { firstPullEvent, pullLogEvents } from './containerd-log.ts';
-import { describeMachine, LoadMonitor, loadLine, machineLine } from './machine.ts';
 import { cpuPercent, processFigures } from './proc-stats.ts';
-import { FigureLog, writeResult } from './results.ts';
 import { median, pairedDifferences } from './stats.ts';
 import { NodeImageSetTimeline } from './status-timeline.ts';
 
@@ -82,28 +76,17 @@ async function runtimePull(containerd: TestContainerd, image: string, since: num
 }
 
 async function main(): Promise<void> {
-  const startedAt = new Date().toISOString();
-  const monitor = new LoadMonitor();
-  await monitor.start();
-  const machine = await describeMachine();
-  console.log(`machine: ${machineLine(machine)}`);
-  const figures = new FigureLog();
-  const notes: string[] = [];
-  let cp: ControlPlane | undefined;
-  let registry: TestRegistry | undefined;
-  let containerd: TestContainerd | undefined;
-  let cri: GrpcImageRuntime | undefined;
-  let agent: AgentProcess | undefined;
+  const bench = await BenchRun.start();
+  const { figures, notes } = bench;
+  let cluster: BenchCluster | undefined;
   let withKubeconfig: AgentProcess | undefined;
-  let admin: KubeClient | undefined;
   const stop = new AbortController();
   try {
-    cp = await startControlPlane();
-    await installCrds(cp);
-    admin = new KubeClient(cp.kubeConfig());
-    registry = await startRegistry();
-    containerd = await startContainerd({ name: NODE, registries: [registry] });
-    cri = new GrpcImageRuntime({ endpoint: containerd.socket });
+    cluster = await startBenchCluster();
+    const { cp, admin, registry } = cluster;
+    const node = await cluster.addNode(NODE);
+    const { containerd } = node;
+    const cri = node.cri();
     const timeline = new NodeImageSetTimeline(admin, { fieldSelector: `metadata.name=${NODE}` });
     await timeline.start(stop.signal);
 
@@ -119,10 +102,8 @@ async function main(): Promise<void> {
     // As in a pod: the compiled build (what Dockerfile.agent ships), in-cluster ServiceAccount
     // credentials, default intervals, info logs.
     const entry = args.source ? undefined : await compiledAgent();
-    const inCluster = await agentInClusterCredentials(cp, { namespace: 'kwarm-system', nodeName: NODE });
-    agent = await startAgentProcess({ nodeName: NODE, inCluster, criSocket: containerd.socket, logLevel: 'info', ...(entry !== undefined ? { entry } : {}) });
+    const agent = await cluster.startAgent(node, { entry });
     console.log(`agent: ${entry ?? 'agent/main.ts (type stripping)'}, in-cluster credentials`);
-    await agent.waitReady();
     const pid = agent.process.pid!;
     await sleep(2000);
     const rssAtStart = processFigures(pid).rssMiB;
@@ -163,9 +144,7 @@ async function main(): Promise<void> {
           const before = (await agent.metric('kwarm_pull_duration_seconds_sum', { status: 'succeeded' })) ?? 0;
           const cpuBefore = processFigures(pid);
           const t0 = Date.now();
-          await admin.apply(`${NODE_IMAGE_SETS_PATH}/${NODE}`, {
-            apiVersion: API_VERSION, kind: 'NodeImageSet', metadata: { name: NODE }, spec: { images: [{ image: ref, round }] },
-          }, 'kwarm-controller', signal());
+          await cluster.applySpec(NODE, { images: [{ image: ref, round }] }, signal());
           // The agent's log line says when the image was on the node; polling CRI for it instead
           // would load containerd while it pulls. RSS is sampled on the way.
           let present: number | undefined;
@@ -182,10 +161,7 @@ async function main(): Promise<void> {
           const cpuAfter = processFigures(pid);
           const after = (await agent.metric('kwarm_pull_duration_seconds_sum', { status: 'succeeded' })) ?? 0;
           const rt = await runtimePull(containerd, ref, t0);
-          // An empty spec, so the agent's periodic check does not pull again what the next run removes.
-          await admin.apply(`${NODE_IMAGE_SETS_PATH}/${NODE}`, {
-            apiVersion: API_VERSION, kind: 'NodeImageSet', metadata: { name: NODE }, spec: { maxConcurrentPulls: 1, images: [] },
-          }, 'kwarm-controller', signal());
+          await cluster.clearSpec(NODE, signal());
           if (run > 0) {
             onNode.push(present - t0);
             completed.push(done - t0);
@@ -218,9 +194,7 @@ async function main(): Promise<void> {
     // Idle with every image of the run in the spec (all present, so nothing is pulled): they stay
     // Completed while the agent checks them periodically.
     round++;
-    await admin.apply(`${NODE_IMAGE_SETS_PATH}/${NODE}`, {
-      apiVersion: API_VERSION, kind: 'NodeImageSet', metadata: { name: NODE }, spec: { images: configs.map((c) => ({ image: c.image.reference, round })) },
-    }, 'kwarm-controller', signal());
+    await cluster.applySpec(NODE, { images: configs.map((c) => ({ image: c.image.reference, round })) }, signal());
     await timeline.waitFor('every image Completed for the idle phase', () => (configs.every((c) => timeline.statusAt(NODE, c.image.reference, 'Completed', round) !== undefined) ? true : undefined), 60_000);
 
     // Idle: everything Completed, default intervals (verify 5m, disk check 30s, runtime probe 5s),
@@ -228,7 +202,7 @@ async function main(): Promise<void> {
     // shows the memory @kubernetes/client-node adds.
     withKubeconfig = await startAgentProcess({
       nodeName: `${NODE}-kubeconfig`,
-      kubeconfig: await agentKubeconfig(cp, { namespace: 'kwarm-system', nodeName: `${NODE}-kubeconfig` }),
+      kubeconfig: await agentKubeconfig(cp, { namespace: KWARM_NAMESPACE, nodeName: `${NODE}-kubeconfig` }),
       criSocket: containerd.socket, logLevel: 'info', ...(entry !== undefined ? { entry } : {}),
     });
     await withKubeconfig.waitReady();
@@ -254,26 +228,14 @@ async function main(): Promise<void> {
     notes.push(`agent: ${entry === undefined ? 'agent/main.ts run with type stripping' : 'compiled build (dist/agent/main.js), as Dockerfile.agent ships it'}, in-cluster ServiceAccount credentials, default flags, log level info`);
     notes.push('one containerd 1.6 (native snapshotter) and one docker-registry on loopback; images of random (incompressible) bytes, layers gzip level 0; each pull fetches every layer (image removed before)');
     notes.push('bare and agent paths alternate in order run by run; one warm-up run of each path per image is not counted');
-    const load = await monitor.stop();
-    console.log(`\n${loadLine(load)}`);
-    const path = writeResult({
-      benchmark: 'agent-overhead',
-      command: `node_modules/.bin/node bench/agent-overhead.ts ${process.argv.slice(2).join(' ')}`.trim(),
-      startedAt, finishedAt: new Date().toISOString(), machine, load,
-      parameters: { runs: RUNS, sizesMB: SIZES.join(','), layers: LAYERS.join(','), idleSeconds: windows * 10, compiledAgent: entry !== undefined },
-      figures: figures.figures, notes,
+    await bench.finish('agent-overhead', process.argv.slice(2), {
+      runs: RUNS, sizesMB: SIZES.join(','), layers: LAYERS.join(','), idleSeconds: windows * 10, compiledAgent: entry !== undefined,
     });
-    console.log(`results: ${path}`);
   } finally {
     stop.abort();
-    await monitor.stop();
-    await agent?.dispose();
+    await bench.stop();
     await withKubeconfig?.dispose();
-    cri?.close();
-    await containerd?.dispose();
-    await registry?.dispose();
-    admin?.close();
-    await cp?.stop();
+    await cluster?.dispose();
   }
 }
 

@@ -4,31 +4,21 @@
 //
 // A loopback registry answers faster than any real one, so concurrency would hardly matter; the
 // registry is put behind a bandwidth-limited proxy, in two shapes:
-//   - per-connection: each TCP connection gets --rate MB/s on its own (test/integration/agent/
-//     throttled-proxy.ts): a distant registry, where one stream is limited by round trips and windows;
-//   - shared link: all connections together get --rate MB/s (bench/shared-link-proxy.ts): the node's
-//     own link is the bottleneck.
+//   - per-connection: each TCP connection gets --rate MB/s on its own: a distant registry, where one
+//     stream is limited by round trips and windows;
+//   - shared link: all connections together get --rate MB/s: the node's own link is the bottleneck
+// (both test/support/throttled-proxy.ts).
 //
 //   node_modules/.bin/node bench/concurrency.ts [--runs=5] [--images=8] [--size-mb=8] [--rate-mb=4] [--links=per-connection,shared] [--source]
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { GrpcImageRuntime } from '../agent/cri/grpc-runtime.ts';
-import { NODE_IMAGE_SETS_PATH } from '../agent/node-image-set-watch.ts';
-import { API_VERSION } from '../api/v1alpha1/group.ts';
-import { KubeClient } from '../lib/kube-client.ts';
-import { agentInClusterCredentials, startAgentProcess, type AgentProcess } from '../test/support/agent-process.ts';
-import { startContainerd, type TestContainerd } from '../test/support/containerd.ts';
-import { startControlPlane, type ControlPlane } from '../test/support/control-plane.ts';
-import { installCrds } from '../test/support/crds.ts';
 import { buildAndPushImage } from '../test/support/oci-image.ts';
-import { startRegistry, type TestRegistry } from '../test/support/registry.ts';
-import { startThrottledProxy } from '../test/integration/agent/throttled-proxy.ts';
+import { startThrottledProxy, type ProxyLink, type ThrottledProxy } from '../test/support/throttled-proxy.ts';
+import { startBenchCluster, type BenchCluster } from './bench-cluster.ts';
+import { BenchRun } from './bench-run.ts';
 import { compiledAgent } from './compiled-binaries.ts';
 import { pulledAt } from './agent-log.ts';
-import { describeMachine, LoadMonitor, loadLine, machineLine } from './machine.ts';
 import { cpuPercent, processFigures } from './proc-stats.ts';
-import { FigureLog, writeResult } from './results.ts';
-import { startSharedLinkProxy } from './shared-link-proxy.ts';
 import { median } from './stats.ts';
 import { NodeImageSetTimeline } from './status-timeline.ts';
 
@@ -50,8 +40,7 @@ const RUNS = Number(args.runs);
 const IMAGES = Number(args.images);
 const SIZE_MB = Number(args['size-mb']);
 const RATE_MB = Number(args['rate-mb']);
-type Link = 'per-connection' | 'shared';
-const LINKS = args.links.split(',').map((l): Link => {
+const LINKS = args.links.split(',').map((l): ProxyLink => {
   if (l !== 'per-connection' && l !== 'shared') throw new Error(`--links: unknown link "${l}"`);
   return l;
 });
@@ -75,38 +64,26 @@ function modeKey(m: Mode): string {
 }
 
 async function main(): Promise<void> {
-  const startedAt = new Date().toISOString();
-  const monitor = new LoadMonitor();
-  await monitor.start();
-  const machine = await describeMachine();
-  console.log(`machine: ${machineLine(machine)}`);
-  const figures = new FigureLog();
-  const notes: string[] = [];
+  const bench = await BenchRun.start();
+  const { figures, notes } = bench;
   const stop = new AbortController();
-  let cp: ControlPlane | undefined;
-  let registry: TestRegistry | undefined;
-  let admin: KubeClient | undefined;
-  let agent: AgentProcess | undefined;
-  let cri: GrpcImageRuntime | undefined;
-  let containerd: TestContainerd | undefined;
-  const proxies: { stop(): Promise<void> }[] = [];
+  let cluster: BenchCluster | undefined;
+  const proxies: ThrottledProxy[] = [];
   try {
-    cp = await startControlPlane();
-    await installCrds(cp);
-    admin = new KubeClient(cp.kubeConfig());
-    registry = await startRegistry();
+    cluster = await startBenchCluster();
+    const { registry } = cluster;
     const rate = RATE_MB * MB;
-    const links = new Map<Link, { host: string }>();
+    const links = new Map<ProxyLink, ThrottledProxy>();
     for (const link of LINKS) {
-      const proxy = link === 'shared' ? await startSharedLinkProxy(registry, rate) : await startThrottledProxy(registry, rate);
+      const proxy = await startThrottledProxy(registry, rate, link);
       proxies.push(proxy);
       links.set(link, proxy);
     }
-    containerd = await startContainerd({ name: NODE, registries: [registry, ...links.values()] });
-    cri = new GrpcImageRuntime({ endpoint: containerd.socket });
+    const node = await cluster.addNode(NODE, [registry, ...links.values()]);
+    const cri = node.cri();
     // Separate images (own random bytes) per link: the runtime shares blobs between references to the
     // same content, and CRI RemoveImage removes every reference of an image id.
-    const repos = new Map<Link, string[]>();
+    const repos = new Map<ProxyLink, string[]>();
     for (const link of LINKS) {
       const list: string[] = [];
       for (let i = 0; i < IMAGES; i++) {
@@ -118,18 +95,16 @@ async function main(): Promise<void> {
     console.log(`${IMAGES} images of ${SIZE_MB} MB (one layer each) pushed; proxies at ${RATE_MB} MB/s: ${LINKS.join(', ')}`);
 
     const entry = args.source ? undefined : await compiledAgent();
-    const inCluster = await agentInClusterCredentials(cp, { namespace: 'kwarm-system', nodeName: NODE });
     // --max-pulls-per-node only caps; the NodeImageSet's maxConcurrentPulls sets each run's limit.
-    agent = await startAgentProcess({ nodeName: NODE, inCluster, criSocket: containerd.socket, logLevel: 'info', maxPullsPerNode: Math.max(...LIMITS), ...(entry !== undefined ? { entry } : {}) });
-    await agent.waitReady();
+    const agent = await cluster.startAgent(node, { entry, maxPullsPerNode: Math.max(...LIMITS) });
     const pid = agent.process.pid!;
-    const timeline = new NodeImageSetTimeline(admin, { fieldSelector: `metadata.name=${NODE}` });
+    const timeline = new NodeImageSetTimeline(cluster.admin, { fieldSelector: `metadata.name=${NODE}` });
     await timeline.start(stop.signal);
     const signal = (): AbortSignal => AbortSignal.any([stop.signal, AbortSignal.timeout(600_000)]);
 
     let round = 0;
     const removeAll = async (refs: readonly string[]): Promise<void> => {
-      for (const ref of refs) await cri!.removeImage(ref, { signal: signal() });
+      for (const ref of refs) await cri.removeImage(ref, { signal: signal() });
       await sleep(500);
     };
     /** Pulls `refs` in `mode`; returns ms until all are on the node and, for the agent, until status said so. */
@@ -137,7 +112,7 @@ async function main(): Promise<void> {
       switch (mode.kind) {
         case 'serial': {
           const t0 = performance.now();
-          for (const ref of refs) await cri!.pullImage(ref, undefined, { signal: signal() });
+          for (const ref of refs) await cri.pullImage(ref, undefined, { signal: signal() });
           return { onNode: performance.now() - t0 };
         }
         case 'agent': {
@@ -145,19 +120,16 @@ async function main(): Promise<void> {
           const r = round;
           const cpu0 = processFigures(pid);
           const t0 = Date.now();
-          await admin!.apply(`${NODE_IMAGE_SETS_PATH}/${NODE}`, {
-            apiVersion: API_VERSION, kind: 'NodeImageSet', metadata: { name: NODE },
-            spec: { maxConcurrentPulls: mode.limit, images: refs.map((image) => ({ image, round: r })) },
-          }, 'kwarm-controller', signal());
+          await cluster!.applySpec(NODE, { maxConcurrentPulls: mode.limit, images: refs.map((image) => ({ image, round: r })) }, signal());
           let last = 0;
           for (;;) {
-            const entries = agent!.logEntries();
+            const entries = agent.logEntries();
             const times = refs.map((ref) => pulledAt(entries, ref, t0));
             if (times.every((t) => t !== undefined)) {
               last = Math.max(...times);
               break;
             }
-            if (Date.now() - t0 > 600_000) throw new Error(`the agent did not pull all images within 600 s\n${agent!.process.tail(20)}`);
+            if (Date.now() - t0 > 600_000) throw new Error(`the agent did not pull all images within 600 s\n${agent.process.tail(20)}`);
             await sleep(50);
           }
           const done = await timeline.waitFor(`all Completed in round ${r}`, () => {
@@ -165,10 +137,7 @@ async function main(): Promise<void> {
             return ts.every((t) => t !== undefined) ? Math.max(...ts) : undefined;
           }, 60_000);
           const cpu1 = processFigures(pid);
-          // An empty spec, so the agent's periodic check does not pull again what the next run removes.
-          await admin!.apply(`${NODE_IMAGE_SETS_PATH}/${NODE}`, {
-            apiVersion: API_VERSION, kind: 'NodeImageSet', metadata: { name: NODE }, spec: { maxConcurrentPulls: 1, images: [] },
-          }, 'kwarm-controller', signal());
+          await cluster!.clearSpec(NODE, signal());
           return { onNode: last - t0, completed: done - t0, agentCpu: cpuPercent(cpu0, cpu1, (done - t0) / 1000) };
         }
         default: {
@@ -221,26 +190,14 @@ async function main(): Promise<void> {
     notes.push(`${IMAGES} images of ${SIZE_MB} MB (one layer of random bytes each) on one node with one containerd 1.6; registry on loopback behind a proxy pacing registry-to-node bytes at ${RATE_MB} MB/s (${LINKS.map((l) => (l === 'shared' ? 'shared link: all connections together' : 'per connection: each TCP connection on its own')).join('; ')})`);
     notes.push('"through the agent": one NodeImageSet spec listing all images with maxConcurrentPulls set to the limit, timed from the spec write to the last "image pulled" log line; serial: one bare CRI PullImage after the other from this process');
     notes.push(`modes are run in rotating order in each of ${RUNS} runs, after one warm-up pull per mode; all images are removed from containerd before each measured pull`);
-    const load = await monitor.stop();
-    console.log(`\n${loadLine(load)}`);
-    const path = writeResult({
-      benchmark: 'concurrency',
-      command: `node_modules/.bin/node bench/concurrency.ts ${process.argv.slice(2).join(' ')}`.trim(),
-      startedAt, finishedAt: new Date().toISOString(), machine, load,
-      parameters: { runs: RUNS, images: IMAGES, imageMB: SIZE_MB, rateMBps: RATE_MB, links: LINKS.join(','), limits: LIMITS.join(','), compiledAgent: entry !== undefined },
-      figures: figures.figures, notes,
+    await bench.finish('concurrency', process.argv.slice(2), {
+      runs: RUNS, images: IMAGES, imageMB: SIZE_MB, rateMBps: RATE_MB, links: LINKS.join(','), limits: LIMITS.join(','), compiledAgent: entry !== undefined,
     });
-    console.log(`results: ${path}`);
   } finally {
     stop.abort();
-    await monitor.stop();
-    await agent?.dispose();
-    cri?.close();
-    await containerd?.dispose();
+    await bench.stop();
+    await cluster?.dispose();
     for (const p of proxies) await p.stop();
-    await registry?.dispose();
-    admin?.close();
-    await cp?.stop();
   }
 }
 

@@ -17,22 +17,16 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import winston from 'winston';
-import { KubeClient } from '../lib/kube-client.ts';
 import { ListWatch } from '../lib/list-watch.ts';
-import { agentInClusterCredentials, startAgentProcess, type AgentProcess } from '../test/support/agent-process.ts';
-import { startContainerd, type TestContainerd } from '../test/support/containerd.ts';
-import { startControlPlane, type ControlPlane } from '../test/support/control-plane.ts';
 import { ControllerProcess, controllerKubeconfig } from '../test/support/controller-process.ts';
-import { installCrds } from '../test/support/crds.ts';
 import { AGENT_SA, CONTROLLER_SA, KWARM_NAMESPACE } from '../test/support/kwarm-access.ts';
 import { buildAndPushImage, type PushedImage } from '../test/support/oci-image.ts';
-import { startRegistry, type TestRegistry } from '../test/support/registry.ts';
 import { auditWrites, createNode, type AuditWrite } from '../test/integration/controller/cluster-fixtures.ts';
+import { startBenchCluster, type BenchCluster } from './bench-cluster.ts';
+import { BenchRun } from './bench-run.ts';
 import { compiledAgent } from './compiled-binaries.ts';
 import { firstPullEvent, pullLogEvents } from './containerd-log.ts';
 import { JOB_STYLE_STEPS, jobStyleCost } from './job-style-model.ts';
-import { describeMachine, LoadMonitor, loadLine, machineLine } from './machine.ts';
-import { FigureLog, writeResult } from './results.ts';
 import { summarize } from './stats.ts';
 import { NodeImageSetTimeline } from './status-timeline.ts';
 
@@ -108,27 +102,16 @@ function resourceOf(w: AuditWrite): string {
 }
 
 async function main(): Promise<void> {
-  const startedAt = new Date().toISOString();
-  const monitor = new LoadMonitor();
-  await monitor.start();
-  const machine = await describeMachine();
-  console.log(`machine: ${machineLine(machine)}`);
-  const figures = new FigureLog();
-  const notes: string[] = [];
+  const bench = await BenchRun.start();
+  const { figures, notes, machine } = bench;
   const stop = new AbortController();
   const signal = stop.signal;
-  let cp: ControlPlane | undefined;
-  let registry: TestRegistry | undefined;
-  let admin: KubeClient | undefined;
+  let cluster: BenchCluster | undefined;
   let controller: ControllerProcess | undefined;
-  const containerds: TestContainerd[] = [];
-  const agents: AgentProcess[] = [];
   const running: Promise<void>[] = [];
   try {
-    cp = await startControlPlane();
-    await installCrds(cp);
-    admin = new KubeClient(cp.kubeConfig());
-    registry = await startRegistry();
+    cluster = await startBenchCluster();
+    const { cp, admin, registry } = cluster;
 
     // Images first, so building them does not load the machine while anything is timed.
     const images = new Map<string, PushedImage[]>();
@@ -145,19 +128,14 @@ async function main(): Promise<void> {
       const labels: Record<string, string> = {};
       for (const s of SCENARIOS) if (i < s.nodes) labels[poolLabel(s.nodes)] = 'true';
       await createNode(admin, { name: nodeName(i), labels }, signal);
-      containerds.push(await startContainerd({ name: nodeName(i), registries: [registry] }));
+      await cluster.addNode(nodeName(i));
     }
     await cp.kubectl(['create', 'namespace', NS]);
     await cp.kubectl(['apply', '-f', join(import.meta.dirname, '..', 'deploy', 'samples', 'prepullpolicy_basic.yaml')]);
     console.log(`${NODE_COUNT} nodes, each with its own containerd`);
 
     const entry = args.source ? undefined : await compiledAgent();
-    for (let i = 0; i < NODE_COUNT; i++) {
-      const inCluster = await agentInClusterCredentials(cp, { namespace: KWARM_NAMESPACE, nodeName: nodeName(i) });
-      const agent = await startAgentProcess({ nodeName: nodeName(i), inCluster, criSocket: containerds[i]!.socket, logLevel: 'info', ...(entry !== undefined ? { entry } : {}) });
-      agents.push(agent);
-      await agent.waitReady(60_000);
-    }
+    for (const node of cluster.nodes) await cluster.startAgent(node, { entry, readyTimeoutMs: 60_000 });
     console.log(`${NODE_COUNT} agents ready (${entry ?? 'agent/main.ts, type stripping'}, in-cluster credentials)`);
 
     const timeline = new NodeImageSetTimeline(admin);
@@ -212,7 +190,7 @@ async function main(): Promise<void> {
         await waitAllDone(image);
         const pulls: number[] = [];
         for (const i of nodes) {
-          const events = pullLogEvents(readFileSync(containerds[i]!.logFile, 'utf8'));
+          const events = pullLogEvents(readFileSync(cluster.nodes[i]!.containerd.logFile, 'utf8'));
           const start = firstPullEvent(events, image, 'start', t0);
           if (start === undefined) throw new Error(`${nodeName(i)}: containerd logged no PullImage of ${image}`);
           pulls.push(start.at - t0);
@@ -281,26 +259,15 @@ async function main(): Promise<void> {
     notes.push(`every node has its own kwarm-agent (${entry === undefined ? 'agent/main.ts, type stripping' : 'compiled build'}, in-cluster credentials) and its own containerd; all ${NODE_COUNT} nodes, the API server, etcd, the controller and the registry share this machine's ${machine.cores} cores`);
     notes.push(`the Deployment's image changes to a fresh ${SIZE_MB} MB single-layer image each time; times are from just before the PATCH request to: the watch delivering the NodeImageSet spec / status (this process's clock), containerd's own log timestamp of PullImage`);
     notes.push('controller with leader election off (one replica), default flags apart from --max-concurrent-pulls; writes counted from the API server audit log (every create/update/patch/delete request, including ones answered with an error), Lease renewals left out');
-    const load = await monitor.stop();
-    console.log(`\n${loadLine(load)}`);
-    const path = writeResult({
-      benchmark: 'image-change',
-      command: `node_modules/.bin/node bench/image-change.ts ${process.argv.slice(2).join(' ')}`.trim(),
-      startedAt, finishedAt: new Date().toISOString(), machine, load,
-      parameters: { reps: REPS, scenarios: args.scenarios, imageMB: SIZE_MB, nodes: NODE_COUNT, compiledAgent: entry !== undefined },
-      figures: figures.figures, notes,
+    await bench.finish('image-change', process.argv.slice(2), {
+      reps: REPS, scenarios: args.scenarios, imageMB: SIZE_MB, nodes: NODE_COUNT, compiledAgent: entry !== undefined,
     });
-    console.log(`results: ${path}`);
   } finally {
     stop.abort();
-    await monitor.stop();
+    await bench.stop();
     await controller?.stop();
     await Promise.allSettled(running);
-    for (const a of agents) await a.dispose();
-    for (const c of containerds) await c.dispose();
-    await registry?.dispose();
-    admin?.close();
-    await cp?.stop();
+    await cluster?.dispose();
   }
 }
 

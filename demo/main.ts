@@ -16,8 +16,8 @@ import { ControllerProcess, controllerKubeconfig } from '../test/support/control
 import { installCrds } from '../test/support/crds.ts';
 import { buildAndPushImage } from '../test/support/oci-image.ts';
 import { startRegistry, type TestRegistry } from '../test/support/registry.ts';
+import { startThrottledProxy, type ThrottledProxy } from '../test/support/throttled-proxy.ts';
 import { createNode } from '../test/integration/controller/cluster-fixtures.ts';
-import { startThrottledProxy, type ThrottledProxy } from '../test/integration/agent/throttled-proxy.ts';
 import { renderTable } from './live-table.ts';
 
 const NODES = ['node-1', 'node-2', 'node-3'];

@@ -11,9 +11,9 @@ import { sharedControlPlane } from '../../support/control-plane.ts';
 import { installCrds } from '../../support/crds.ts';
 import { buildAndPushImage, type PushedImage } from '../../support/oci-image.ts';
 import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import { startThrottledProxy, type ThrottledProxy } from '../../support/throttled-proxy.ts';
 import { waitFor } from '../../support/wait.ts';
 import { allIn, applySpec, imageStatus, waitForStatus } from './node-image-sets.ts';
-import { startThrottledProxy, type ThrottledProxy } from './throttled-proxy.ts';
 
 const MiB = 1024 * 1024;
 const NAMESPACE = 'kwarm-system';

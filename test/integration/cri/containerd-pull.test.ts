@@ -1,8 +1,8 @@
 // The gRPC CRI client against a real containerd pulling from a real (plain HTTP) registry.
 import { expect } from 'chai';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
-import { CriError } from '../../../agent/cri/runtime.ts';
-import { startContainerd, type TestContainerd } from '../../support/containerd.ts';
+import type { TestContainerd } from '../../support/containerd.ts';
+import { criRejection, startCriNode, type CriNode } from '../../support/cri-node.ts';
 import { buildAndPushImage, type PushedImage } from '../../support/oci-image.ts';
 import { startRegistry, type TestRegistry } from '../../support/registry.ts';
 
@@ -12,36 +12,24 @@ function signal(ms = 60_000): AbortSignal {
   return AbortSignal.timeout(ms);
 }
 
-async function rejection(p: Promise<unknown>): Promise<CriError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CriError) return err;
-    throw err;
-  }
-  throw new Error('expected the call to fail');
-}
-
 describe('CRI client against containerd and a plain registry', function () {
   this.timeout(180_000);
-  let registry: TestRegistry | undefined;
-  let node: TestContainerd | undefined;
+  let setup: CriNode | undefined;
+  let registry: TestRegistry;
+  let node: TestContainerd;
   let cri: GrpcImageRuntime;
   let small: PushedImage;
 
   before(async () => {
-    registry = await startRegistry();
+    setup = await startCriNode({ name: 'cri-a' });
+    ({ registry, containerd: node, cri } = setup);
     console.log(`      [figures] docker-registry (plain) ready in ${registry.startupMs} ms`);
-    node = await startContainerd({ name: 'cri-a', registries: [registry] });
     console.log(`      [figures] containerd ready (CRI Version answers) in ${node.startupMs} ms`);
-    cri = new GrpcImageRuntime({ endpoint: node.socket });
     small = await buildAndPushImage(registry, { repository: 'kwarm/small', tag: 'v1', layers: [64 * 1024, 1024] });
   });
 
   after(async () => {
-    cri.close();
-    await node?.dispose();
-    await registry?.dispose();
+    await setup?.dispose();
   });
 
   it('reports containerd as the runtime, speaking CRI v1', async () => {
@@ -80,14 +68,14 @@ describe('CRI client against containerd and a plain registry', function () {
   });
 
   it('pulls by digest reference, passed through unchanged', async () => {
-    const img = await buildAndPushImage(registry!, { repository: 'kwarm/by-digest', tag: 'v1', layers: [4096] });
+    const img = await buildAndPushImage(registry, { repository: 'kwarm/by-digest', tag: 'v1', layers: [4096] });
     expect(await cri.pullImage(img.digestReference, undefined, { signal: signal() })).to.equal(img.configDigest);
     const status = await cri.imageStatus(img.digestReference, { signal: signal() });
     expect(status?.repoDigests).to.include(img.digestReference);
   });
 
   it('fails a pull of a tag the registry does not have, saying "not found"', async () => {
-    const err = await rejection(cri.pullImage(`${registry!.host}/kwarm/small:no-such-tag`, undefined, { signal: signal() }));
+    const err = await criRejection(cri.pullImage(`${registry.host}/kwarm/small:no-such-tag`, undefined, { signal: signal() }));
     expect(err.method).to.equal('PullImage');
     expect(err.codeName).to.equal('NOT_FOUND');
     expect(err.details).to.match(/not found/);
@@ -98,19 +86,19 @@ describe('CRI client against containerd and a plain registry', function () {
     const down = await startRegistry({ name: 'registry-down' });
     const ref = `${down.host}/kwarm/x:v1`;
     await down.dispose();
-    const err = await rejection(cri.pullImage(ref, undefined, { signal: signal() }));
+    const err = await criRejection(cri.pullImage(ref, undefined, { signal: signal() }));
     expect(err.codeName).to.equal('UNKNOWN');
     expect(err.details).to.match(/connection refused/);
     console.log(`      [observed] containerd, registry down: ${err.codeName}: ${err.details}`);
   });
 
   it('pulls again once a stopped registry is back on the same port with the same content', async () => {
-    const img = await buildAndPushImage(registry!, { repository: 'kwarm/comeback', tag: 'v1', layers: [4096] });
-    await registry!.stop();
-    const err = await rejection(cri.pullImage(img.reference, undefined, { signal: signal() }));
+    const img = await buildAndPushImage(registry, { repository: 'kwarm/comeback', tag: 'v1', layers: [4096] });
+    await registry.stop();
+    const err = await criRejection(cri.pullImage(img.reference, undefined, { signal: signal() }));
     expect(err.details).to.match(/connection refused/);
-    await registry!.start();
-    console.log(`      [figures] docker-registry restart ready in ${registry!.startupMs} ms`);
+    await registry.start();
+    console.log(`      [figures] docker-registry restart ready in ${registry.startupMs} ms`);
     expect(await cri.pullImage(img.reference, undefined, { signal: signal() })).to.equal(img.configDigest);
   });
 
@@ -118,7 +106,7 @@ describe('CRI client against containerd and a plain registry', function () {
     const fs = await cri.imageFsInfo({ signal: signal() });
     expect(fs.imageFilesystems).to.have.length.greaterThan(0);
     const first = fs.imageFilesystems[0]!;
-    expect(first.mountpoint.startsWith(node!.root), first.mountpoint).to.equal(true);
+    expect(first.mountpoint.startsWith(node.root), first.mountpoint).to.equal(true);
     expect(first.usedBytes).to.be.a('number');
     expect(Math.abs(first.timestamp.getTime() - Date.now())).to.be.lessThan(10 * 60_000);
     expect(await cri.listContainers({ signal: signal() })).to.deep.equal([]);
@@ -127,7 +115,7 @@ describe('CRI client against containerd and a plain registry', function () {
 
   it('builds, pushes and pulls a 50 MB image (figures)', async () => {
     let t = Date.now();
-    const big = await buildAndPushImage(registry!, { repository: 'kwarm/big', tag: '50mb', layers: [30 * MiB, 20 * MiB] });
+    const big = await buildAndPushImage(registry, { repository: 'kwarm/big', tag: '50mb', layers: [30 * MiB, 20 * MiB] });
     const buildPushMs = Date.now() - t;
     expect(big.totalBytes).to.be.greaterThan(50 * MiB);
     t = Date.now();
@@ -139,8 +127,8 @@ describe('CRI client against containerd and a plain registry', function () {
   });
 
   it('gives up a pull when its deadline passes', async () => {
-    const img = await buildAndPushImage(registry!, { repository: 'kwarm/deadline', tag: 'v1', layers: [8 * MiB] });
-    const err = await rejection(cri.pullImage(img.reference, undefined, { signal: signal(), deadline: Date.now() + 5 }));
+    const img = await buildAndPushImage(registry, { repository: 'kwarm/deadline', tag: 'v1', layers: [8 * MiB] });
+    const err = await criRejection(cri.pullImage(img.reference, undefined, { signal: signal(), deadline: Date.now() + 5 }));
     expect(err.codeName).to.equal('DEADLINE_EXCEEDED');
   });
 });

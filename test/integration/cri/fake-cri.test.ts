@@ -3,19 +3,9 @@
 import { status } from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
-import { CriError } from '../../../agent/cri/runtime.ts';
+import { criRejection } from '../../support/cri-node.ts';
 import { FakeCri } from '../../support/fake-cri.ts';
 import { waitFor } from '../../support/wait.ts';
-
-async function rejection(p: Promise<unknown>): Promise<CriError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CriError) return err;
-    throw err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 describe('CRI client against the scripted fake CRI', function () {
   this.timeout(30_000);
@@ -40,7 +30,7 @@ describe('CRI client against the scripted fake CRI', function () {
   it('cancels a stalled pull when the AbortSignal fires, and the server sees the cancellation', async () => {
     fake!.script('r.example/stall:1', { kind: 'stall' });
     const ac = new AbortController();
-    const pull = rejection(cri.pullImage('r.example/stall:1', undefined, { signal: ac.signal }));
+    const pull = criRejection(cri.pullImage('r.example/stall:1', undefined, { signal: ac.signal }));
     await waitFor(() => fake!.activePulls === 1, { what: 'the pull to reach the fake', timeoutMs: 5000 });
     const t = Date.now();
     ac.abort(new Error('pull timeout'));
@@ -57,7 +47,7 @@ describe('CRI client against the scripted fake CRI', function () {
   it('ends a stalled pull at its gRPC deadline', async () => {
     fake!.script('r.example/stall:2', { kind: 'stall' });
     const t = Date.now();
-    const err = await rejection(cri.pullImage('r.example/stall:2', undefined, { signal: new AbortController().signal, deadline: Date.now() + 300 }));
+    const err = await criRejection(cri.pullImage('r.example/stall:2', undefined, { signal: new AbortController().signal, deadline: Date.now() + 300 }));
     const elapsed = Date.now() - t;
     expect(err.codeName).to.equal('DEADLINE_EXCEEDED');
     expect(elapsed).to.be.within(250, 2000);
@@ -67,7 +57,7 @@ describe('CRI client against the scripted fake CRI', function () {
 
   it('ends a stalled pull at an AbortSignal.timeout', async () => {
     fake!.script('r.example/stall:3', { kind: 'stall' });
-    const err = await rejection(cri.pullImage('r.example/stall:3', undefined, { signal: AbortSignal.timeout(200) }));
+    const err = await criRejection(cri.pullImage('r.example/stall:3', undefined, { signal: AbortSignal.timeout(200) }));
     expect(err.codeName).to.equal('CANCELLED');
     expect((err.cause as Error).name).to.equal('TimeoutError');
   });
@@ -75,7 +65,7 @@ describe('CRI client against the scripted fake CRI', function () {
   it('does not call the runtime when the signal is already aborted', async () => {
     const ac = new AbortController();
     ac.abort();
-    const err = await rejection(cri.pullImage('r.example/never:1', undefined, { signal: ac.signal }));
+    const err = await criRejection(cri.pullImage('r.example/never:1', undefined, { signal: ac.signal }));
     expect(err.codeName).to.equal('CANCELLED');
     expect(fake!.callsOf('PullImage')).to.deep.equal([]);
   });
@@ -83,20 +73,20 @@ describe('CRI client against the scripted fake CRI', function () {
   it('surfaces a scripted error with its gRPC code and message', async () => {
     const message = 'failed to pull and unpack image "r.example/app:1": failed to resolve reference: r.example/app:1: not found';
     fake!.script('r.example/app:1', { kind: 'fail', code: status.NOT_FOUND, message });
-    const err = await rejection(cri.pullImage('r.example/app:1', undefined, opts()));
+    const err = await criRejection(cri.pullImage('r.example/app:1', undefined, opts()));
     expect(err.code).to.equal(status.NOT_FOUND);
     expect(err.codeName).to.equal('NOT_FOUND');
     expect(err.details).to.equal(message);
     expect(err.message).to.equal(`CRI PullImage: NOT_FOUND: ${message}`);
 
     fake!.script('r.example/app:2', { kind: 'fail', code: status.UNKNOWN, message: 'unexpected status: 503 Service Unavailable' });
-    const err2 = await rejection(cri.pullImage('r.example/app:2', undefined, opts()));
+    const err2 = await criRejection(cri.pullImage('r.example/app:2', undefined, opts()));
     expect([err2.codeName, err2.details]).to.deep.equal(['UNKNOWN', 'unexpected status: 503 Service Unavailable']);
   });
 
   it('surfaces errors of the other calls the same way', async () => {
     fake!.failMethod('ImageStatus', { code: status.UNAVAILABLE, message: 'runtime is restarting' });
-    const err = await rejection(cri.imageStatus('r.example/a:1', opts()));
+    const err = await criRejection(cri.imageStatus('r.example/a:1', opts()));
     expect([err.method, err.codeName, err.details]).to.deep.equal(['ImageStatus', 'UNAVAILABLE', 'runtime is restarting']);
     fake!.failMethod('ImageStatus', undefined);
     expect(await cri.imageStatus('r.example/a:1', opts())).to.equal(undefined);
@@ -105,7 +95,7 @@ describe('CRI client against the scripted fake CRI', function () {
   it('fails N times, then succeeds, as scripted; the image then shows up', async () => {
     fake!.script('r.example/flaky:1', { kind: 'failTimes', times: 2, code: status.UNAVAILABLE, message: 'connection reset' });
     for (let i = 0; i < 2; i++) {
-      expect((await rejection(cri.pullImage('r.example/flaky:1', undefined, opts()))).codeName).to.equal('UNAVAILABLE');
+      expect((await criRejection(cri.pullImage('r.example/flaky:1', undefined, opts()))).codeName).to.equal('UNAVAILABLE');
     }
     const id = await cri.pullImage('r.example/flaky:1', undefined, opts());
     expect(id).to.match(/^sha256:[0-9a-f]{64}$/);
@@ -146,7 +136,7 @@ describe('CRI client against the scripted fake CRI', function () {
     await waitFor(() => fake!.activePulls === 1, { what: 'the pull to reach the fake', timeoutMs: 5000 });
     own.close();
     expect(await inFlight).to.match(/^sha256:/);
-    const err = await rejection(own.version(opts()));
+    const err = await criRejection(own.version(opts()));
     expect(err.codeName).to.equal('CANCELLED');
     expect(err.details).to.match(/^not sent: /);
   });
@@ -155,7 +145,7 @@ describe('CRI client against the scripted fake CRI', function () {
     const gone = new GrpcImageRuntime({ endpoint: `${fake!.socket}.missing` });
     try {
       const t = Date.now();
-      const err = await rejection(gone.version(opts()));
+      const err = await criRejection(gone.version(opts()));
       expect(err.codeName).to.equal('UNAVAILABLE');
       expect(Date.now() - t).to.be.lessThan(2000);
     } finally {

@@ -2,44 +2,31 @@
 // the CRI AuthConfig decide whether the pull succeeds.
 import { expect } from 'chai';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
-import { CriError, type RegistryAuth } from '../../../agent/cri/runtime.ts';
-import { startContainerd, type TestContainerd } from '../../support/containerd.ts';
+import type { RegistryAuth } from '../../../agent/cri/runtime.ts';
+import { criRejection, startCriNode, type CriNode } from '../../support/cri-node.ts';
 import { buildAndPushImage, type PushedImage } from '../../support/oci-image.ts';
-import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import type { TestRegistry } from '../../support/registry.ts';
 
 const USER = 'kwarm-puller';
 const PASSWORD = 'correct horse battery staple';
 
-async function rejection(p: Promise<unknown>): Promise<CriError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CriError) return err;
-    throw err;
-  }
-  throw new Error('expected the call to fail');
-}
-
 describe('CRI pulls from an htpasswd registry', function () {
   this.timeout(120_000);
-  let registry: TestRegistry | undefined;
-  let node: TestContainerd | undefined;
+  let setup: CriNode | undefined;
+  let registry: TestRegistry;
   let cri: GrpcImageRuntime;
   let image: PushedImage;
   const opts = (): { signal: AbortSignal } => ({ signal: AbortSignal.timeout(60_000) });
 
   before(async () => {
-    registry = await startRegistry({ auth: { username: USER, password: PASSWORD } });
+    setup = await startCriNode({ name: 'cri-auth', registry: { auth: { username: USER, password: PASSWORD } } });
+    ({ registry, cri } = setup);
     console.log(`      [figures] docker-registry (htpasswd) ready in ${registry.startupMs} ms`);
-    node = await startContainerd({ name: 'cri-auth', registries: [registry] });
-    cri = new GrpcImageRuntime({ endpoint: node.socket });
     image = await buildAndPushImage(registry, { repository: 'private/app', tag: 'v1', layers: [32 * 1024] });
   });
 
   after(async () => {
-    cri.close();
-    await node?.dispose();
-    await registry?.dispose();
+    await setup?.dispose();
   });
 
   afterEach(async () => {
@@ -49,7 +36,7 @@ describe('CRI pulls from an htpasswd registry', function () {
   it('the registry itself refuses a push with a wrong password', async () => {
     let failure: unknown;
     try {
-      await buildAndPushImage(registry!, { repository: 'private/other', tag: 'v1', layers: [16], auth: { username: USER, password: 'nope' } });
+      await buildAndPushImage(registry, { repository: 'private/other', tag: 'v1', layers: [16], auth: { username: USER, password: 'nope' } });
     } catch (err) {
       failure = err;
     }
@@ -57,19 +44,19 @@ describe('CRI pulls from an htpasswd registry', function () {
   });
 
   it('pulls with the right username and password', async () => {
-    const auth: RegistryAuth = { username: USER, password: PASSWORD, serverAddress: registry!.host };
+    const auth: RegistryAuth = { username: USER, password: PASSWORD, serverAddress: registry.host };
     expect(await cri.pullImage(image.reference, auth, opts())).to.equal(image.configDigest);
     expect((await cri.imageStatus(image.reference, opts()))?.repoDigests).to.include(image.digestReference);
   });
 
   it('pulls with the server address written as a URL too', async () => {
-    const auth: RegistryAuth = { username: USER, password: PASSWORD, serverAddress: `http://${registry!.host}/v2/` };
+    const auth: RegistryAuth = { username: USER, password: PASSWORD, serverAddress: `http://${registry.host}/v2/` };
     expect(await cri.pullImage(image.reference, auth, opts())).to.equal(image.configDigest);
   });
 
   it('does not send credentials meant for another registry', async () => {
     const auth: RegistryAuth = { username: USER, password: PASSWORD, serverAddress: 'other-registry.example.com' };
-    const err = await rejection(cri.pullImage(image.reference, auth, opts()));
+    const err = await criRejection(cri.pullImage(image.reference, auth, opts()));
     expect(err.details).to.match(/401 Unauthorized/);
   });
 
@@ -79,7 +66,7 @@ describe('CRI pulls from an htpasswd registry', function () {
   });
 
   it('fails with a wrong password, saying unauthorized, and pulls nothing', async () => {
-    const err = await rejection(cri.pullImage(image.reference, { username: USER, password: 'wrong password' }, opts()));
+    const err = await criRejection(cri.pullImage(image.reference, { username: USER, password: 'wrong password' }, opts()));
     expect(err.method).to.equal('PullImage');
     expect(err.codeName).to.equal('UNKNOWN');
     expect(err.details).to.match(/401 Unauthorized/);
@@ -89,7 +76,7 @@ describe('CRI pulls from an htpasswd registry', function () {
   });
 
   it('fails without credentials, saying unauthorized', async () => {
-    const err = await rejection(cri.pullImage(image.reference, undefined, opts()));
+    const err = await criRejection(cri.pullImage(image.reference, undefined, opts()));
     expect(err.codeName).to.equal('UNKNOWN');
     expect(err.details).to.match(/401 Unauthorized/);
     console.log(`      [observed] containerd, no credentials: ${err.codeName}: ${err.details}`);
