@@ -2,7 +2,8 @@
 // proto), built here so benchmarks measure the compiled JavaScript that the Dockerfiles run, not Node's
 // type stripping (which alone adds about 27 MiB of RSS).
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { load as loadYaml } from 'js-yaml';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -26,4 +27,13 @@ async function compiled(binary: 'agent' | 'controller'): Promise<string> {
     });
   });
   return entry;
+}
+
+/** The Node flags the chart gives the controller by default (values.yaml controller.maxHeapMiB). */
+export function chartControllerNodeArgs(): string[] {
+  const values: unknown = loadYaml(readFileSync(join(ROOT, 'charts', 'kwarm', 'values.yaml'), 'utf8'));
+  const controller = typeof values === 'object' && values !== null && 'controller' in values ? values.controller : undefined;
+  const heap = typeof controller === 'object' && controller !== null && 'maxHeapMiB' in controller ? controller.maxHeapMiB : undefined;
+  if (typeof heap !== 'number') throw new Error('charts/kwarm/values.yaml: controller.maxHeapMiB is not a number');
+  return heap > 0 ? [`--max-old-space-size=${String(heap)}`] : [];
 }
