@@ -12,6 +12,7 @@
 // every node of a pool pre-pulls the images of the pool's Deployments (deployments/pools images per node).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import winston from 'winston';
 import { KubeClient } from '../lib/kube-client.ts';
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
   // default NODE_OPTIONS.
   const main = await compiledController();
   const chartNodeArgs = chartControllerNodeArgs();
-  console.log(`controller: ${[main, ...chartNodeArgs].join(' ')}`);
+  console.log(`controller: ${[relative(process.cwd(), main), ...chartNodeArgs].join(' ')}`);
   const cp = await startControlPlane();
   const ac = new AbortController();
   const signal = ac.signal;
