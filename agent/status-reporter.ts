@@ -39,6 +39,8 @@ export class StatusReporter {
   #uid: string | undefined;
   #lastWriteAt = Number.NEGATIVE_INFINITY;
   #wake: (() => void) | undefined;
+  /** Ends the window's wait early, set while the loop waits it out. */
+  #finishWake: (() => void) | undefined;
   #writing: Promise<void> | undefined;
 
   constructor(opts: StatusReporterOptions) {
@@ -50,6 +52,7 @@ export class StatusReporter {
     const key = statusKey(status);
     if (this.#desired?.key === key) return;
     this.#desired = { key, status };
+    if (this.#finishing) this.#finishWake?.();
     this.#poke();
   }
 
@@ -69,6 +72,20 @@ export class StatusReporter {
       if ((e.phase === 'Completed' || e.phase === 'Failed') && this.#writtenPhases.get(e.image) !== e.phase) return true;
     }
     return false;
+  }
+
+  /** Sleeps `ms`, or less when update() brings an image newly finished. */
+  async #sleepUnlessFinishing(ms: number, signal: AbortSignal): Promise<void> {
+    const ac = new AbortController();
+    const onAbort = (): void => { ac.abort(); };
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.#finishWake = onAbort;
+    try {
+      await sleep(ms, undefined, { signal: ac.signal }).catch(() => undefined);
+    } finally {
+      this.#finishWake = undefined;
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   /** True when a change is waiting to be written. */
@@ -105,8 +122,12 @@ export class StatusReporter {
     while (!stopped()) {
       await this.#changed(signal);
       if (stopped()) break;
-      const wait = this.#lastWriteAt + (this.#finishing ? terminalInterval : minInterval) - Date.now();
-      if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
+      // Waiting out the window for a progress change, an image that finishes meanwhile cuts the wait short.
+      for (;;) {
+        const wait = this.#lastWriteAt + (this.#finishing ? terminalInterval : minInterval) - Date.now();
+        if (wait <= 0 || stopped()) break;
+        await this.#sleepUnlessFinishing(wait, signal);
+      }
       try {
         await this.#write(signal);
         failures = 0;

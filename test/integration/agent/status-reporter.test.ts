@@ -51,7 +51,7 @@ describe('agent: StatusReporter on a real API server', function () {
     }
   }
 
-  it('holds a progress change for the coalescing window but writes a finished image at once', async () => {
+  it('holds a progress change for the coalescing window, and an image finishing meanwhile cuts the wait short', async () => {
     const controller = new AbortController();
     const reporter = new StatusReporter({
       client, nodeName: NODE, log: winston.createLogger({ silent: true }), metrics: createAgentMetrics(), minIntervalMs: 4000, terminalIntervalMs: 50,
@@ -62,13 +62,10 @@ describe('agent: StatusReporter on a real API server', function () {
       reporter.update(status('Pending', 0));
       await waitForPhase('Pending', Date.now() + 10_000);
       // A progress change inside the window waits for it...
-      const pullingAt = Date.now();
       reporter.update(status('Pulling', 1));
       await sleep(1000);
       expect(await phaseOnServer(), 'Pulling is held for the 4 s window').to.equal('Pending');
-      const shownPulling = await waitForPhase('Pulling', pullingAt + 10_000);
-      expect(shownPulling - pullingAt).to.be.greaterThan(2500);
-      // ...and the image finishing right after a write is written after the short terminal interval.
+      // ...until the image finishes: that is written at once, the window notwithstanding.
       const completedAt = Date.now();
       reporter.update(status('Completed', 1));
       const shownCompleted = await waitForPhase('Completed', completedAt + 10_000);
