@@ -12,7 +12,7 @@ import { ARGO_WORKLOAD_KINDS, isImageReference } from '../api/v1alpha1/index.ts'
 import { field, isObj, list, str, stringMap, termOf, tolerationOf } from './cluster-cache.ts';
 import type { LabelSet } from './label-selector.ts';
 import { compilePodPlacement, type AffinitySpec, type PodPlacement, type PodSchedulingSpec } from './node-eligibility.ts';
-import { PRE_PULL_IMAGE_NAME_MAX } from './workload-images.ts';
+import { PRE_PULL_IMAGE_NAME_MAX, withHash } from './workload-images.ts';
 
 export type ArgoKind = (typeof ARGO_WORKLOAD_KINDS)[number];
 
@@ -216,15 +216,7 @@ export function argoPrePullImageName(id: Pick<ArgoIdentity, 'kind' | 'namespace'
   const prefix = `${id.kind.toLowerCase()}.${id.name}.${shortImageName(image)}`;
   const full = `${prefix}-${hash}`;
   if (full.length <= PRE_PULL_IMAGE_NAME_MAX && DNS1123_SUBDOMAIN.test(full)) return full;
-  const cleaned = prefix
-    .toLowerCase()
-    .replace(/[^a-z0-9.-]/g, '-')
-    .split('.')
-    .map((segment) => segment.replace(/^-+|-+$/g, ''))
-    .filter((segment) => segment !== '')
-    .join('.');
-  const cut = cleaned.slice(0, PRE_PULL_IMAGE_NAME_MAX - HASH_LENGTH - 1).replace(/[-.]+$/, '');
-  return `${cut}-${hash}`;
+  return withHash(prefix, hash);
 }
 
 /** The object's containers grouped by (image, placement), each group one PrePullImage, sorted by name. */

@@ -228,13 +228,22 @@ export function prePullImageName(kind: WorkloadKind, workloadName: string, conta
   const full = `${kind.toLowerCase()}.${workloadName}.${containerName}`;
   if (full.length <= PRE_PULL_IMAGE_NAME_MAX && DNS1123_SUBDOMAIN.test(full)) return full;
   const hash = createHash('sha256').update(`${kind}/${workloadName}/${containerName}`).digest('hex').slice(0, HASH_LENGTH);
-  const cleaned = full
+  return withHash(full, hash);
+}
+
+/**
+ * `text` made a DNS-1123 subdomain (lower case, only [a-z0-9.-], no empty segment, no segment starting or
+ * ending with '-'), cut to leave room for `-<hash>`, then `-<hash>` appended: the hash keeps names distinct
+ * whatever the cleaning merged or the cut dropped.
+ */
+export function withHash(text: string, hash: string): string {
+  const cleaned = text
     .toLowerCase()
     .replace(/[^a-z0-9.-]/g, '-')
     .split('.')
     .map((segment) => segment.replace(/^-+|-+$/g, ''))
     .filter((segment) => segment !== '')
     .join('.');
-  const prefix = cleaned.slice(0, PRE_PULL_IMAGE_NAME_MAX - HASH_LENGTH - 1).replace(/[-.]+$/, '');
+  const prefix = cleaned.slice(0, PRE_PULL_IMAGE_NAME_MAX - hash.length - 1).replace(/[-.]+$/, '');
   return `${prefix}-${hash}`;
 }
