@@ -113,7 +113,7 @@ describe('agent: pulls its NodeImageSet into containerd (vertical slice)', funct
     expect(await agent!.metric('kwarm_pulls_total', { status: 'succeeded' })).to.equal(4);
   });
 
-  it('writes only nodeimagesets/status, as its ServiceAccount, with merge patches at most about once per second', () => {
+  it('writes only nodeimagesets/status, as its ServiceAccount, with merge patches at most about once per second (an image finishing: after 100 ms)', () => {
     // Agents of other test files share the ServiceAccount: all of them write only status.
     const all = auditEntries(cp, agentUser);
     for (const e of all) {
@@ -123,8 +123,12 @@ describe('agent: pulls its NodeImageSet into containerd (vertical slice)', funct
     expect(entries.length).to.be.greaterThan(0);
     const times = entries.map((e) => Date.parse(e.requestReceivedTimestamp)).sort((x, y) => x - y);
     const tightest = Math.min(...times.slice(1).map((t, i) => t - times[i]!));
-    console.log(`      [figures] ${entries.length} status patches so far; tightest gap ${tightest} ms`);
-    expect(tightest).to.be.at.least(900);
+    const early = times.slice(1).filter((t, i) => t - times[i]! < 900).length;
+    console.log(`      [figures] ${entries.length} status patches so far; tightest gap ${tightest} ms; ${early} within 900 ms of the previous one`);
+    // Progress waits out the 1 s window; only a patch that finishes an image may come sooner (100 ms). The
+    // specs above finish at most 8 (spec, image) pairs: 3 + 3 + 2 entries.
+    expect(tightest).to.be.at.least(50);
+    expect(early).to.be.at.most(8);
   });
 
   it('runs in a pod\'s way: in-cluster ServiceAccount token and CA, no kubeconfig', async () => {
