@@ -21,7 +21,7 @@ import { ListWatch } from '../lib/list-watch.ts';
 import { ControllerProcess, controllerKubeconfig } from '../test/support/controller-process.ts';
 import { AGENT_SA, CONTROLLER_SA, KWARM_NAMESPACE } from '../test/support/kwarm-access.ts';
 import { buildAndPushImage, type PushedImage } from '../test/support/oci-image.ts';
-import { auditWrites, createNode, type AuditWrite } from '../test/integration/controller/cluster-fixtures.ts';
+import { auditWrites, createNode, type AuditWrite } from '../test/support/cluster-fixtures.ts';
 import { startBenchCluster, type BenchCluster } from './bench-cluster.ts';
 import { BenchRun } from './bench-run.ts';
 import { compiledAgent } from './compiled-binaries.ts';

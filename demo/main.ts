@@ -17,7 +17,7 @@ import { installCrds } from '../test/support/crds.ts';
 import { buildAndPushImage } from '../test/support/oci-image.ts';
 import { startRegistry, type TestRegistry } from '../test/support/registry.ts';
 import { startThrottledProxy, type ThrottledProxy } from '../test/support/throttled-proxy.ts';
-import { createNode } from '../test/integration/controller/cluster-fixtures.ts';
+import { createNode } from '../test/support/cluster-fixtures.ts';
 import { renderTable } from './live-table.ts';
 
 const NODES = ['node-1', 'node-2', 'node-3'];

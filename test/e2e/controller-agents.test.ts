@@ -17,7 +17,7 @@ import { installCrds } from '../support/crds.ts';
 import { buildAndPushImage, type PushedImage } from '../support/oci-image.ts';
 import { startRegistry, type TestRegistry } from '../support/registry.ts';
 import { waitFor } from '../support/wait.ts';
-import { auditWrites, createNode, deleteNodes, deployment, getPrePullImage, specImages } from '../integration/controller/cluster-fixtures.ts';
+import { auditWrites, createNode, deleteNodes, deployment, getPrePullImage, specImages } from '../support/cluster-fixtures.ts';
 
 const SAMPLES = join(import.meta.dirname, '..', '..', 'deploy', 'samples');
 const NODES = ['e2e-node-1', 'e2e-node-2', 'e2e-node-3'];

@@ -7,7 +7,7 @@ import { sharedControlPlane, type ControlPlane } from '../../support/control-pla
 import { ControllerProcess, controllerKubeconfig } from '../../support/controller-process.ts';
 import { installCrds } from '../../support/crds.ts';
 import { waitFor } from '../../support/wait.ts';
-import { createNode, deleteNodes, deployment, getNodeImageSet, getPrePullImage } from './cluster-fixtures.ts';
+import { createNode, deleteNodes, deployment, getNodeImageSet, getPrePullImage } from '../../support/cluster-fixtures.ts';
 
 const NS = 'secrets-src';
 const SUITE = 'secrets';

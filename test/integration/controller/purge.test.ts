@@ -18,7 +18,7 @@ import type { PushedImage } from '../../support/oci-image.ts';
 import { startRegistry, type TestRegistry } from '../../support/registry.ts';
 import { runContainer, type RunningContainer } from '../../support/running-container.ts';
 import { waitFor } from '../../support/wait.ts';
-import { createNode, deleteNodes, deployment, getNodeImageSet, getPrePullImage } from './cluster-fixtures.ts';
+import { createNode, deleteNodes, deployment, getNodeImageSet, getPrePullImage } from '../../support/cluster-fixtures.ts';
 
 const NODES = ['purge-1', 'purge-2', 'purge-3'] as const;
 const [IN_USE, WANTED, FREE] = NODES;

@@ -16,7 +16,7 @@ import { installCrds } from '../../support/crds.ts';
 import { buildAndPushImage, type PushedImage } from '../../support/oci-image.ts';
 import { startRegistry, type TestRegistry } from '../../support/registry.ts';
 import { waitFor } from '../../support/wait.ts';
-import { createNode, deleteNodes, deployment, getNodeImageSet, getPrePullImage } from './cluster-fixtures.ts';
+import { createNode, deleteNodes, deployment, getNodeImageSet, getPrePullImage } from '../../support/cluster-fixtures.ts';
 
 const NODES = ['rf-node-1', 'rf-node-2', 'rf-node-3'];
 const POOL = 'refresh';

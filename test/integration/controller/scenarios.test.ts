@@ -16,7 +16,7 @@ import {
   listNodeImageSets,
   reportImages,
   specImages,
-} from './cluster-fixtures.ts';
+} from '../../support/cluster-fixtures.ts';
 
 function policyYaml(name: string, suite: string, extra = ''): string {
   return `apiVersion: kwarm.io/v1alpha1

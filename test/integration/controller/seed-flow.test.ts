@@ -8,7 +8,7 @@ import { sharedControlPlane, type ControlPlane } from '../../support/control-pla
 import { ControllerProcess, controllerKubeconfig } from '../../support/controller-process.ts';
 import { installCrds } from '../../support/crds.ts';
 import { waitFor } from '../../support/wait.ts';
-import { createNode, deleteNodes, deployment, getPolicy, getPrePullImage, reportImages, specImages } from './cluster-fixtures.ts';
+import { createNode, deleteNodes, deployment, getPolicy, getPrePullImage, reportImages, specImages } from '../../support/cluster-fixtures.ts';
 
 const SAMPLES = join(import.meta.dirname, '..', '..', '..', 'deploy', 'samples');
 const NS = 'seed-flow';

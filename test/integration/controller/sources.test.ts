@@ -17,7 +17,7 @@ import { installCrds } from '../../support/crds.ts';
 import { buildAndPushImage, type PushedImage } from '../../support/oci-image.ts';
 import { startRegistry, type TestRegistry } from '../../support/registry.ts';
 import { waitFor } from '../../support/wait.ts';
-import { createNode, deleteNodes, getPolicy, getPrePullImage, specImages, type NodeSpecFixture } from './cluster-fixtures.ts';
+import { createNode, deleteNodes, getPolicy, getPrePullImage, specImages, type NodeSpecFixture } from '../../support/cluster-fixtures.ts';
 
 const KWARM_NS = 'kwarm-sources';
 const APP_NS = 'sources-app';
