@@ -8,6 +8,7 @@ import type { Logger } from 'winston';
 import { API_VERSION } from '../api/v1alpha1/group.ts';
 import type { NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
 import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
+import { Wakeup } from '../lib/wakeup.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
 import { statusKey, statusMergePatch } from './status-document.ts';
 
@@ -39,8 +40,8 @@ export class StatusReporter {
   #uid: string | undefined;
   #lastWriteAt = Number.NEGATIVE_INFINITY;
   #wake: (() => void) | undefined;
-  /** Ends the window's wait early, set while the loop waits it out. */
-  #finishWake: (() => void) | undefined;
+  /** Ends the window's wait early when an image finishes. */
+  readonly #finishWakeup = new Wakeup();
   #writing: Promise<void> | undefined;
 
   constructor(opts: StatusReporterOptions) {
@@ -52,7 +53,7 @@ export class StatusReporter {
     const key = statusKey(status);
     if (this.#desired?.key === key) return;
     this.#desired = { key, status };
-    if (this.#finishing) this.#finishWake?.();
+    if (this.#finishing) this.#finishWakeup.wake();
     this.#poke();
   }
 
@@ -72,20 +73,6 @@ export class StatusReporter {
       if ((e.phase === 'Completed' || e.phase === 'Failed') && this.#writtenPhases.get(e.image) !== e.phase) return true;
     }
     return false;
-  }
-
-  /** Sleeps `ms`, or less when update() brings an image newly finished. */
-  async #sleepUnlessFinishing(ms: number, signal: AbortSignal): Promise<void> {
-    const ac = new AbortController();
-    const onAbort = (): void => { ac.abort(); };
-    signal.addEventListener('abort', onAbort, { once: true });
-    this.#finishWake = onAbort;
-    try {
-      await sleep(ms, undefined, { signal: ac.signal }).catch(() => undefined);
-    } finally {
-      this.#finishWake = undefined;
-      signal.removeEventListener('abort', onAbort);
-    }
   }
 
   /** True when a change is waiting to be written. */
@@ -126,7 +113,7 @@ export class StatusReporter {
       for (;;) {
         const wait = this.#lastWriteAt + (this.#finishing ? terminalInterval : minInterval) - Date.now();
         if (wait <= 0 || stopped()) break;
-        await this.#sleepUnlessFinishing(wait, signal);
+        await this.#finishWakeup.wait(wait, signal);
       }
       try {
         await this.#write(signal);

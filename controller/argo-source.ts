@@ -9,6 +9,7 @@ import type { Logger } from 'winston';
 import { ARGO_WORKLOAD_KINDS } from '../api/v1alpha1/index.ts';
 import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
 import { ListWatch, objectKey } from '../lib/list-watch.ts';
+import { Wakeup } from '../lib/wakeup.ts';
 import {
   ARGO_DISCOVERY_PATH,
   argoCollectionPath,
@@ -54,7 +55,7 @@ export class ArgoSource {
   private servedKinds: ReadonlySet<ArgoKind> | undefined;
   private readonly watches = new Map<ArgoKind, RunningWatch>();
   private triggered = true;
-  private wake: (() => void) | undefined;
+  private readonly wakeup = new Wakeup();
   private lastDiscoveryError: string | undefined;
   /** Resolved each time a discovery round and the watch changes after it are done. */
   private roundWaiters: (() => void)[] = [];
@@ -99,9 +100,7 @@ export class ArgoSource {
 
   private trigger(): void {
     this.triggered = true;
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
+    this.wakeup.wake();
   }
 
   /**
@@ -207,19 +206,9 @@ export class ArgoSource {
         await sleep(this.o.minDiscoveryGapMs, undefined, { signal }).catch(() => undefined);
         // A method call: TypeScript would keep the field narrowed to false from the top of the loop.
         if (stopping() || this.wasTriggered()) continue;
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            clearTimeout(timer);
-            signal.removeEventListener('abort', done);
-            this.wake = undefined;
-            resolve();
-          };
-          // Nothing named: nothing to rediscover until a policy names a kind.
-          const delay = this.lastDiscoveryError === undefined ? this.o.discoveryIntervalMs : Math.min(this.o.discoveryIntervalMs, DISCOVERY_RETRY_MS);
-          const timer = this.wanted.size > 0 ? setTimeout(done, delay) : undefined;
-          signal.addEventListener('abort', done, { once: true });
-          this.wake = done;
-        });
+        // Nothing named: nothing to rediscover until a policy names a kind.
+        const delay = this.lastDiscoveryError === undefined ? this.o.discoveryIntervalMs : Math.min(this.o.discoveryIntervalMs, DISCOVERY_RETRY_MS);
+        await this.wakeup.wait(this.wanted.size > 0 ? delay : undefined, signal);
       }
     } finally {
       for (const w of this.watches.values()) w.stop.abort();

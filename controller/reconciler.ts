@@ -16,6 +16,7 @@ import {
 } from '../api/v1alpha1/index.ts';
 import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
 import { ListWatch, objectKey } from '../lib/list-watch.ts';
+import { Wakeup } from '../lib/wakeup.ts';
 import {
   cachedPrePullImageDigest,
   desiredPrePullImageDigest,
@@ -199,7 +200,7 @@ export class Controller {
   private readonly argo: ArgoSource;
 
   private dirty = true;
-  private wake: (() => void) | undefined;
+  private readonly wakeup = new Wakeup();
   private syncedAll = false;
   private passes = 0;
 
@@ -284,27 +285,15 @@ export class Controller {
 
   markDirty(): void {
     this.dirty = true;
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
+    this.wakeup.wake();
   }
 
   private async waitForWork(signal: AbortSignal): Promise<void> {
     if (this.dirty) return;
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        this.wake = undefined;
-        resolve();
-      };
-      // A held-back progress write or a due refresh wakes the loop before the resync does.
-      const next = Math.min(this.progressDueAt ?? Infinity, this.refreshDueAt ?? Infinity);
-      const due = next === Infinity ? Infinity : Math.max(0, next - this.o.now().getTime());
-      const timer = setTimeout(() => { this.dirty = true; done(); }, Math.min(this.o.resyncPeriodMs, due));
-      signal.addEventListener('abort', done, { once: true });
-      this.wake = done;
-    });
+    // A held-back progress write or a due refresh wakes the loop before the resync does.
+    const next = Math.min(this.progressDueAt ?? Infinity, this.refreshDueAt ?? Infinity);
+    const due = next === Infinity ? Infinity : Math.max(0, next - this.o.now().getTime());
+    if (await this.wakeup.wait(Math.min(this.o.resyncPeriodMs, due), signal) === 'timeout') this.dirty = true;
   }
 
   /** Lists and watches everything, then reconciles until `signal` aborts. */
