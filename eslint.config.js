@@ -25,7 +25,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/**/*.ts', 'bench/**/*.ts'],
+    files: ['test/**/*.ts', 'bench/**/*.ts', 'local-cluster/**/*.ts'],
     rules: {
       // chai's property assertions (expect(x).to.be.true) read as unused expressions.
       '@typescript-eslint/no-unused-expressions': 'off',

@@ -16,10 +16,10 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../test/support/agent-process.ts';
-import type { TestContainerd } from '../test/support/containerd.ts';
-import { KWARM_NAMESPACE } from '../test/support/kwarm-access.ts';
-import { buildAndPushImage, type PushedImage } from '../test/support/oci-image.ts';
+import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../local-cluster/agent-process.ts';
+import type { TestContainerd } from '../local-cluster/containerd.ts';
+import { KWARM_NAMESPACE } from '../local-cluster/kwarm-access.ts';
+import { buildAndPushImage, type PushedImage } from '../local-cluster/oci-image.ts';
 import { startBenchCluster, type BenchCluster } from './bench-cluster.ts';
 import { BenchRun } from './bench-run.ts';
 import { compiledAgent } from './compiled-binaries.ts';

@@ -9,12 +9,12 @@ import { API_VERSION } from '../api/v1alpha1/group.ts';
 import type { NodeImageSetSpecInput } from '../api/v1alpha1/nodeimageset.ts';
 import { FIELD_MANAGER as CONTROLLER_FIELD_MANAGER } from '../controller/api-objects.ts';
 import { KubeClient } from '../lib/kube-client.ts';
-import { agentInClusterCredentials, startAgentProcess, type AgentProcess } from '../test/support/agent-process.ts';
-import { startContainerd, type TestContainerd } from '../test/support/containerd.ts';
-import { startControlPlane, type ControlPlane } from '../test/support/control-plane.ts';
-import { installCrds } from '../test/support/crds.ts';
-import { KWARM_NAMESPACE } from '../test/support/kwarm-access.ts';
-import { startRegistry, type RegistryEndpoint, type TestRegistry } from '../test/support/registry.ts';
+import { agentInClusterCredentials, startAgentProcess, type AgentProcess } from '../local-cluster/agent-process.ts';
+import { startContainerd, type TestContainerd } from '../local-cluster/containerd.ts';
+import { startControlPlane, type ControlPlane } from '../local-cluster/control-plane.ts';
+import { installCrds } from '../local-cluster/crds.ts';
+import { KWARM_NAMESPACE } from '../local-cluster/kwarm-access.ts';
+import { startRegistry, type RegistryEndpoint, type TestRegistry } from '../local-cluster/registry.ts';
 
 export interface BenchNode {
   readonly name: string;

@@ -7,13 +7,13 @@
 //   - per-connection: each TCP connection gets --rate MB/s on its own: a distant registry, where one
 //     stream is limited by round trips and windows;
 //   - shared link: all connections together get --rate MB/s: the node's own link is the bottleneck
-// (both test/support/throttled-proxy.ts).
+// (both local-cluster/throttled-proxy.ts).
 //
 //   node_modules/.bin/node bench/concurrency.ts [--runs=5] [--images=8] [--size-mb=8] [--rate-mb=4] [--links=per-connection,shared] [--source]
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { buildAndPushImage } from '../test/support/oci-image.ts';
-import { startThrottledProxy, type ProxyLink, type ThrottledProxy } from '../test/support/throttled-proxy.ts';
+import { buildAndPushImage } from '../local-cluster/oci-image.ts';
+import { startThrottledProxy, type ProxyLink, type ThrottledProxy } from '../local-cluster/throttled-proxy.ts';
 import { startBenchCluster, type BenchCluster } from './bench-cluster.ts';
 import { BenchRun } from './bench-run.ts';
 import { compiledAgent } from './compiled-binaries.ts';

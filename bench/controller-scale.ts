@@ -17,9 +17,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import winston from 'winston';
 import { KubeClient } from '../lib/kube-client.ts';
 import { ListWatch } from '../lib/list-watch.ts';
-import { startControlPlane } from '../test/support/control-plane.ts';
-import { ControllerProcess, controllerKubeconfig, metricValue } from '../test/support/controller-process.ts';
-import { installCrds } from '../test/support/crds.ts';
+import { startControlPlane } from '../local-cluster/control-plane.ts';
+import { ControllerProcess, controllerKubeconfig, metricValue } from '../local-cluster/controller-process.ts';
+import { installCrds } from '../local-cluster/crds.ts';
 import { chartControllerNodeArgs, compiledController } from './compiled-binaries.ts';
 
 function arg(name: string, fallback: number): number {

@@ -6,7 +6,7 @@ import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { cachedBinary, systemBinary } from '../test/support/binaries.ts';
+import { cachedBinary, systemBinary } from '../local-cluster/binaries.ts';
 import { busyPercent, machineTicks, type MachineTicks } from './proc-stats.ts';
 
 const execFileAsync = promisify(execFile);

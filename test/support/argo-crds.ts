@@ -3,8 +3,8 @@
 // each call waiting until discovery agrees.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ControlPlane } from './control-plane.ts';
-import { waitFor } from './wait.ts';
+import type { ControlPlane } from '../../local-cluster/control-plane.ts';
+import { waitFor } from '../../local-cluster/wait.ts';
 
 const DIR = join(import.meta.dirname, 'argo-crds');
 const GROUP_VERSION = 'argoproj.io/v1alpha1';

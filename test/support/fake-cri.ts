@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { loadCriProto } from '../../agent/cri/grpc-runtime.ts';
-import { makeTempDir, removeDir } from './tmp.ts';
+import { makeTempDir, removeDir } from '../../local-cluster/tmp.ts';
 
 /** What PullImage does for one image. */
 export type PullBehaviour =

@@ -4,9 +4,9 @@
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeClient } from '../../../lib/kube-client.ts';
-import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../../support/agent-process.ts';
-import { sharedControlPlane } from '../../support/control-plane.ts';
-import { installCrds } from '../../support/crds.ts';
+import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../../../local-cluster/agent-process.ts';
+import { sharedControlPlane } from '../../../local-cluster/control-plane.ts';
+import { installCrds } from '../../../local-cluster/crds.ts';
 import { FakeCri } from '../../support/fake-cri.ts';
 import { allIn, applySpec, waitForStatus } from './node-image-sets.ts';
 

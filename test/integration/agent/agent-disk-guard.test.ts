@@ -7,13 +7,13 @@ import winston from 'winston';
 import { Agent } from '../../../agent/agent.ts';
 import { createAgentMetrics } from '../../../agent/agent-metrics.ts';
 import { KubeClient } from '../../../lib/kube-client.ts';
-import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../../support/agent-process.ts';
-import { startContainerd, type TestContainerd } from '../../support/containerd.ts';
-import { sharedControlPlane, type ControlPlane } from '../../support/control-plane.ts';
-import { installCrds } from '../../support/crds.ts';
+import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../../../local-cluster/agent-process.ts';
+import { startContainerd, type TestContainerd } from '../../../local-cluster/containerd.ts';
+import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { installCrds } from '../../../local-cluster/crds.ts';
 import { FakeCri } from '../../support/fake-cri.ts';
-import { buildAndPushImage } from '../../support/oci-image.ts';
-import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import { buildAndPushImage } from '../../../local-cluster/oci-image.ts';
+import { startRegistry, type TestRegistry } from '../../../local-cluster/registry.ts';
 import { allIn, applySpec, imageStatus, readNodeImageSet, waitForStatus } from './node-image-sets.ts';
 
 describe('agent: disk guard', function () {

@@ -5,14 +5,14 @@
 import { expect } from 'chai';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
 import { KubeClient } from '../../../lib/kube-client.ts';
-import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../../support/agent-process.ts';
-import { startContainerd, type TestContainerd } from '../../support/containerd.ts';
-import { sharedControlPlane } from '../../support/control-plane.ts';
-import { installCrds } from '../../support/crds.ts';
+import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../../../local-cluster/agent-process.ts';
+import { startContainerd, type TestContainerd } from '../../../local-cluster/containerd.ts';
+import { sharedControlPlane } from '../../../local-cluster/control-plane.ts';
+import { installCrds } from '../../../local-cluster/crds.ts';
 import { FakeCri } from '../../support/fake-cri.ts';
-import { buildAndPushImage, type PushedImage } from '../../support/oci-image.ts';
-import { startRegistry, type TestRegistry } from '../../support/registry.ts';
-import { waitFor } from '../../support/wait.ts';
+import { buildAndPushImage, type PushedImage } from '../../../local-cluster/oci-image.ts';
+import { startRegistry, type TestRegistry } from '../../../local-cluster/registry.ts';
+import { waitFor } from '../../../local-cluster/wait.ts';
 import { allIn, applySpec, imageStatus, readNodeImageSet, recordVersions, waitForStatus, writeStatus } from './node-image-sets.ts';
 
 const NAMESPACE = 'kwarm-system';

@@ -5,12 +5,12 @@ import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
 import { KubeClient } from '../../../lib/kube-client.ts';
-import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../../support/agent-process.ts';
-import { startContainerd, type TestContainerd } from '../../support/containerd.ts';
-import { sharedControlPlane } from '../../support/control-plane.ts';
-import { installCrds } from '../../support/crds.ts';
-import { buildAndPushImage } from '../../support/oci-image.ts';
-import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../../../local-cluster/agent-process.ts';
+import { startContainerd, type TestContainerd } from '../../../local-cluster/containerd.ts';
+import { sharedControlPlane } from '../../../local-cluster/control-plane.ts';
+import { installCrds } from '../../../local-cluster/crds.ts';
+import { buildAndPushImage } from '../../../local-cluster/oci-image.ts';
+import { startRegistry, type TestRegistry } from '../../../local-cluster/registry.ts';
 import { allIn, applySpec, imageStatus, readNodeImageSet, waitForStatus } from './node-image-sets.ts';
 
 const NODE = 'agent-references-node';

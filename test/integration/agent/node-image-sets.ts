@@ -5,7 +5,7 @@ import { API_VERSION } from '../../../api/v1alpha1/group.ts';
 import type { NodeImageSetSpecInput, NodeImageStatus } from '../../../api/v1alpha1/nodeimageset.ts';
 import { decodeNodeImageSet, NODE_IMAGE_SETS_PATH, type WatchedNodeImageSet } from '../../../agent/node-image-set-watch.ts';
 import type { KubeClient } from '../../../lib/kube-client.ts';
-import { waitFor } from '../../support/wait.ts';
+import { waitFor } from '../../../local-cluster/wait.ts';
 
 export const CONTROLLER_FIELD_MANAGER = 'kwarm-controller';
 

@@ -7,8 +7,8 @@ import type { NodeImageSetStatus } from '../../../api/v1alpha1/index.ts';
 import { createAgentMetrics } from '../../../agent/agent-metrics.ts';
 import { StatusReporter } from '../../../agent/status-reporter.ts';
 import { KubeClient } from '../../../lib/kube-client.ts';
-import { sharedControlPlane } from '../../support/control-plane.ts';
-import { installCrds } from '../../support/crds.ts';
+import { sharedControlPlane } from '../../../local-cluster/control-plane.ts';
+import { installCrds } from '../../../local-cluster/crds.ts';
 
 const NODE = 'status-reporter-node';
 const IMAGE = 'registry.example/app:v1';

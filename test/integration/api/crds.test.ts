@@ -11,8 +11,8 @@ import {
   prePullPolicySchema,
   prePullPolicySpecSchema,
 } from '../../../api/v1alpha1/index.ts';
-import { sharedControlPlane, type ControlPlane } from '../../support/control-plane.ts';
-import { installCrds } from '../../support/crds.ts';
+import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { installCrds } from '../../../local-cluster/crds.ts';
 import {
   invalidCases,
   invalidImageReferences,

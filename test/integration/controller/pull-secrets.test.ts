@@ -3,11 +3,11 @@
 // malformed Secret shows as a condition and an Event on the PrePullImage, and the controller carries on.
 import { expect } from 'chai';
 import { KubeClient } from '../../../lib/kube-client.ts';
-import { sharedControlPlane, type ControlPlane } from '../../support/control-plane.ts';
-import { ControllerProcess, controllerKubeconfig } from '../../support/controller-process.ts';
-import { installCrds } from '../../support/crds.ts';
-import { waitFor } from '../../support/wait.ts';
-import { createNode, deleteNodes, deployment, getNodeImageSet, getPrePullImage } from '../../support/cluster-fixtures.ts';
+import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { ControllerProcess, controllerKubeconfig } from '../../../local-cluster/controller-process.ts';
+import { installCrds } from '../../../local-cluster/crds.ts';
+import { waitFor } from '../../../local-cluster/wait.ts';
+import { createNode, deleteNodes, deployment, getNodeImageSet, getPrePullImage } from '../../../local-cluster/cluster-fixtures.ts';
 
 const NS = 'secrets-src';
 const SUITE = 'secrets';

@@ -3,10 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { KubeClient } from '../../../lib/kube-client.ts';
-import { sharedControlPlane, type ControlPlane } from '../../support/control-plane.ts';
-import { CONTROLLER_USER, ControllerProcess, controllerKubeconfig } from '../../support/controller-process.ts';
-import { installCrds } from '../../support/crds.ts';
-import { waitFor } from '../../support/wait.ts';
+import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { CONTROLLER_USER, ControllerProcess, controllerKubeconfig } from '../../../local-cluster/controller-process.ts';
+import { installCrds } from '../../../local-cluster/crds.ts';
+import { waitFor } from '../../../local-cluster/wait.ts';
 import {
   auditWrites,
   createNode,
@@ -16,7 +16,7 @@ import {
   listNodeImageSets,
   reportImages,
   specImages,
-} from '../../support/cluster-fixtures.ts';
+} from '../../../local-cluster/cluster-fixtures.ts';
 
 function policyYaml(name: string, suite: string, extra = ''): string {
   return `apiVersion: kwarm.io/v1alpha1

@@ -4,11 +4,11 @@
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { KubeClient } from '../../../lib/kube-client.ts';
-import { sharedControlPlane, type ControlPlane } from '../../support/control-plane.ts';
-import { ControllerProcess, controllerKubeconfig } from '../../support/controller-process.ts';
-import { installCrds } from '../../support/crds.ts';
-import { waitFor } from '../../support/wait.ts';
-import { createNode, deleteNodes, deployment, getPolicy, getPrePullImage, reportImages, specImages } from '../../support/cluster-fixtures.ts';
+import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { ControllerProcess, controllerKubeconfig } from '../../../local-cluster/controller-process.ts';
+import { installCrds } from '../../../local-cluster/crds.ts';
+import { waitFor } from '../../../local-cluster/wait.ts';
+import { createNode, deleteNodes, deployment, getPolicy, getPrePullImage, reportImages, specImages } from '../../../local-cluster/cluster-fixtures.ts';
 
 const SAMPLES = join(import.meta.dirname, '..', '..', '..', 'deploy', 'samples');
 const NS = 'seed-flow';

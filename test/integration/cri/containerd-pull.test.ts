@@ -1,10 +1,10 @@
 // The gRPC CRI client against a real containerd pulling from a real (plain HTTP) registry.
 import { expect } from 'chai';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
-import type { TestContainerd } from '../../support/containerd.ts';
-import { criRejection, startCriNode, type CriNode } from '../../support/cri-node.ts';
-import { buildAndPushImage, type PushedImage } from '../../support/oci-image.ts';
-import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import type { TestContainerd } from '../../../local-cluster/containerd.ts';
+import { criRejection, startCriNode, type CriNode } from '../../../local-cluster/cri-node.ts';
+import { buildAndPushImage, type PushedImage } from '../../../local-cluster/oci-image.ts';
+import { startRegistry, type TestRegistry } from '../../../local-cluster/registry.ts';
 
 const MiB = 1024 * 1024;
 

@@ -3,9 +3,9 @@
 import { status } from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
-import { criRejection } from '../../support/cri-node.ts';
+import { criRejection } from '../../../local-cluster/cri-node.ts';
 import { FakeCri } from '../../support/fake-cri.ts';
-import { waitFor } from '../../support/wait.ts';
+import { waitFor } from '../../../local-cluster/wait.ts';
 
 describe('CRI client against the scripted fake CRI', function () {
   this.timeout(30_000);

@@ -3,9 +3,9 @@
 import { expect } from 'chai';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
 import type { RegistryAuth } from '../../../agent/cri/runtime.ts';
-import { criRejection, startCriNode, type CriNode } from '../../support/cri-node.ts';
-import { buildAndPushImage, type PushedImage } from '../../support/oci-image.ts';
-import type { TestRegistry } from '../../support/registry.ts';
+import { criRejection, startCriNode, type CriNode } from '../../../local-cluster/cri-node.ts';
+import { buildAndPushImage, type PushedImage } from '../../../local-cluster/oci-image.ts';
+import type { TestRegistry } from '../../../local-cluster/registry.ts';
 
 const USER = 'kwarm-puller';
 const PASSWORD = 'correct horse battery staple';

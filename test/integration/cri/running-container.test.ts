@@ -3,10 +3,10 @@
 // the image it was created from.
 import { expect } from 'chai';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
-import { pushSleeperImage } from '../../support/busybox-images.ts';
-import { startContainerd, type TestContainerd } from '../../support/containerd.ts';
-import { startRegistry, type TestRegistry } from '../../support/registry.ts';
-import { runContainer, type RunningContainer } from '../../support/running-container.ts';
+import { pushSleeperImage } from '../../../local-cluster/busybox-images.ts';
+import { startContainerd, type TestContainerd } from '../../../local-cluster/containerd.ts';
+import { startRegistry, type TestRegistry } from '../../../local-cluster/registry.ts';
+import { runContainer, type RunningContainer } from '../../../local-cluster/running-container.ts';
 
 describe('a real container through CRI', function () {
   this.timeout(120_000);

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
 import { detectCriRuntime } from '../../../agent/cri/socket.ts';
 import { FakeCri } from '../../support/fake-cri.ts';
-import { makeTempDir, removeDir } from '../../support/tmp.ts';
+import { makeTempDir, removeDir } from '../../../local-cluster/tmp.ts';
 
 describe('CRI socket detection', function () {
   this.timeout(30_000);

@@ -2,10 +2,10 @@
 // stream ports, each pulling on its own at the same time.
 import { expect } from 'chai';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
-import { startContainerd, type TestContainerd } from '../../support/containerd.ts';
-import { buildAndPushImage } from '../../support/oci-image.ts';
-import { startRegistry, type TestRegistry } from '../../support/registry.ts';
-import { waitFor } from '../../support/wait.ts';
+import { startContainerd, type TestContainerd } from '../../../local-cluster/containerd.ts';
+import { buildAndPushImage } from '../../../local-cluster/oci-image.ts';
+import { startRegistry, type TestRegistry } from '../../../local-cluster/registry.ts';
+import { waitFor } from '../../../local-cluster/wait.ts';
 
 describe('two containerd instances at once', function () {
   this.timeout(120_000);

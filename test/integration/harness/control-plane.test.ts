@@ -3,8 +3,8 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { sharedControlPlane, type ControlPlane } from '../../support/control-plane.ts';
-import { waitFor } from '../../support/wait.ts';
+import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { waitFor } from '../../../local-cluster/wait.ts';
 
 describe('harness: control plane (etcd + kube-apiserver + kube-controller-manager)', function () {
   this.timeout(180_000);
@@ -17,7 +17,7 @@ describe('harness: control plane (etcd + kube-apiserver + kube-controller-manage
   it('serves the pinned Kubernetes version to the admin kubeconfig', async () => {
     const { stdout } = await cp.kubectl(['version', '-o', 'json']);
     const v = JSON.parse(stdout) as { serverVersion?: { gitVersion?: string } };
-    const pinned = /K8S_VERSION=(\S+)/.exec(readFileSync('test/support/tools/versions.env', 'utf8'))?.[1];
+    const pinned = /K8S_VERSION=(\S+)/.exec(readFileSync('local-cluster/tools/versions.env', 'utf8'))?.[1];
     expect(v.serverVersion?.gitVersion).to.equal(`v${pinned ?? '?'}`);
   });
 

@@ -3,9 +3,9 @@
 // an agent to its own node's NodeImageSet status.
 import { expect } from 'chai';
 import { loadAllYaml } from '@kubernetes/client-node';
-import { sharedControlPlane, type ControlPlane } from '../../support/control-plane.ts';
-import { installCrds } from '../../support/crds.ts';
-import { helm } from '../../support/helm.ts';
+import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { installCrds } from '../../../local-cluster/crds.ts';
+import { helm } from '../../../local-cluster/helm.ts';
 
 interface Obj { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }
 

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { execFile, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTempDir, removeDir } from '../../support/tmp.ts';
+import { makeTempDir, removeDir } from '../../../local-cluster/tmp.ts';
 
 interface Dockerfile { copies: string[]; entrypoint: string[]; stages: number }
 

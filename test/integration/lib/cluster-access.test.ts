@@ -9,8 +9,8 @@ import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { loadKubeconfig, parseKubeconfig } from '../../../lib/cluster-access.ts';
 import { KubeApiError, KubeClient } from '../../../lib/kube-client.ts';
-import { sharedControlPlane, type ControlPlane } from '../../support/control-plane.ts';
-import { makeTempDir, removeDir } from '../../support/tmp.ts';
+import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { makeTempDir, removeDir } from '../../../local-cluster/tmp.ts';
 
 function kubeconfigText(server: string, cluster: Record<string, unknown>, user: Record<string, unknown>): string {
   return JSON.stringify({

@@ -2,7 +2,7 @@
 // without managedFields (the server sends them; nothing in kwarm reads them).
 import { expect } from 'chai';
 import { KubeClient } from '../../../lib/kube-client.ts';
-import { sharedControlPlane } from '../../support/control-plane.ts';
+import { sharedControlPlane } from '../../../local-cluster/control-plane.ts';
 
 describe('lib: KubeClient lists page by page', function () {
   this.timeout(120_000);

@@ -3,8 +3,8 @@ import { expect } from 'chai';
 import winston from 'winston';
 import { KubeClient } from '../../../lib/kube-client.ts';
 import { LeaderElector } from '../../../lib/leader-election.ts';
-import { sharedControlPlane } from '../../support/control-plane.ts';
-import { waitFor } from '../../support/wait.ts';
+import { sharedControlPlane } from '../../../local-cluster/control-plane.ts';
+import { waitFor } from '../../../local-cluster/wait.ts';
 
 describe('lib: leader election on a real Lease', function () {
   this.timeout(120_000);

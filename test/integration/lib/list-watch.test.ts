@@ -3,8 +3,8 @@ import { expect } from 'chai';
 import winston from 'winston';
 import { KubeClient, KubeApiError } from '../../../lib/kube-client.ts';
 import { ListWatch } from '../../../lib/list-watch.ts';
-import { startControlPlane, type ControlPlane } from '../../support/control-plane.ts';
-import { waitFor } from '../../support/wait.ts';
+import { startControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { waitFor } from '../../../local-cluster/wait.ts';
 
 interface Projected { name: string; value: string | undefined }
 

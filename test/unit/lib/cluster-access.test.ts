@@ -13,7 +13,7 @@ import {
   type ClusterAccess,
   type KubeconfigSelection,
 } from '../../../lib/cluster-access.ts';
-import { makeTempDir, removeDir } from '../../support/tmp.ts';
+import { makeTempDir, removeDir } from '../../../local-cluster/tmp.ts';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 

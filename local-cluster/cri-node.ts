@@ -1,8 +1,8 @@
 // For the CRI client's tests: one simulated node (a real registry, a real containerd that pulls from
 // it over plain HTTP, and the gRPC CRI client on that containerd's socket), and the CriError a call
 // that should fail rejects with.
-import { GrpcImageRuntime } from '../../agent/cri/grpc-runtime.ts';
-import { CriError } from '../../agent/cri/runtime.ts';
+import { GrpcImageRuntime } from '../agent/cri/grpc-runtime.ts';
+import { CriError } from '../agent/cri/runtime.ts';
 import { startContainerd, type TestContainerd } from './containerd.ts';
 import { startRegistry, type RegistryOptions, type TestRegistry } from './registry.ts';
 

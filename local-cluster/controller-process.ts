@@ -7,7 +7,7 @@ import { freePort } from './ports.ts';
 import { makeTempDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
 
-const MAIN = join(import.meta.dirname, '..', '..', 'controller', 'main.ts');
+const MAIN = join(import.meta.dirname, '..', 'controller', 'main.ts');
 
 export interface ControllerProcessOptions {
   kubeconfig: string;

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Builds the control-plane binaries the tests run (kube-apiserver, kube-controller-manager,
-# kubectl, etcd, helm) from their Go modules, once per pinned version, into a cache outside git.
+# Builds the Kubernetes binaries the tests run (kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubelet, kube-proxy, kubectl, etcd, helm) from their Go modules, once per pinned version, into a cache outside git.
 #
-#   test/support/tools/build-binaries.sh            # build what is missing, print the bin dir
-#   KWARM_CACHE=/somewhere test/support/tools/build-binaries.sh
+#   local-cluster/tools/build-binaries.sh            # build what is missing, print the bin dir
+#   KWARM_CACHE=/somewhere local-cluster/tools/build-binaries.sh
 #
-# The pins live in test/support/tools/versions.env; changing one rebuilds only what it names.
+# The pins live in local-cluster/tools/versions.env; changing one rebuilds only what it names.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,10 +35,10 @@ timed() {
 
 build_kubernetes() {
   local want="v$K8S_VERSION"
-  if stamp_ok kube-apiserver "$want" && stamp_ok kube-controller-manager "$want" && stamp_ok kubectl "$want"; then
-    return
-  fi
-  log "building kube-apiserver, kube-controller-manager, kubectl $want (one time, several minutes)"
+  local names=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl) missing=0
+  for b in "${names[@]}"; do stamp_ok "$b" "$want" || missing=1; done
+  [ "$missing" = 1 ] || return
+  log "building ${names[*]} $want (one time, about 15 minutes on 2 cores)"
   local dir="$work/kubernetes-$want" staging="v0.${K8S_VERSION#1.}"
   rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
   printf 'module kwarm.local/kubernetes-binaries\n\ngo 1.24\n' > go.mod
@@ -52,7 +52,7 @@ build_kubernetes() {
   done < <(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod")
   [ ${#edits[@]} -gt 10 ] || { log "could not read staging modules from $gomod"; exit 1; }
   go mod edit "${edits[@]}" "-require=k8s.io/kubernetes@$want"
-  local pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl)
+  local pkgs=("${names[@]/#/k8s.io/kubernetes/cmd/}")
   go get "${pkgs[@]/%/@$want}"
   local v=k8s.io/component-base/version c=k8s.io/client-go/pkg/version
   local minor=${K8S_VERSION#1.}; minor=${minor%%.*}
@@ -61,7 +61,7 @@ build_kubernetes() {
     ld+=" -X $p.gitVersion=$want -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
   go build -trimpath -ldflags "$ld" -o "$bin/" "${pkgs[@]}"
-  for b in kube-apiserver kube-controller-manager kubectl; do stamp "$b" "$want"; done
+  for b in "${names[@]}"; do stamp "$b" "$want"; done
 }
 
 build_etcd() {

@@ -4,7 +4,7 @@
 // Prometheus metrics and JSON log.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SERVICE_ACCOUNT_DIR } from '../../agent/cluster-access.ts';
+import { SERVICE_ACCOUNT_DIR } from '../agent/cluster-access.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { agentKubeconfig as bareAgentKubeconfig, agentToken } from './kwarm-access.ts';
 import { freePort } from './ports.ts';
@@ -12,7 +12,7 @@ import { ManagedProcess } from './process.ts';
 import { makeTempDir, removeDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
 
-const REPO_ROOT = join(import.meta.dirname, '..', '..');
+const REPO_ROOT = join(import.meta.dirname, '..');
 export const AGENT_MAIN = join(REPO_ROOT, 'agent', 'main.ts');
 
 /** What a pod gets from the kubelet: the ServiceAccount token and CA files, and the service address. */

@@ -20,11 +20,11 @@ function executable(path: string): boolean {
   }
 }
 
-/** A binary built from its Go module by test/support/tools/build-binaries.sh. */
+/** A binary built from its Go module by local-cluster/tools/build-binaries.sh. */
 export function cachedBinary(name: CachedBinary): string {
   const path = join(cacheDir(), 'bin', name);
   if (!executable(path)) {
-    throw new Error(`${name} not found at ${path}: run 'npm run setup' (test/support/tools/setup.sh builds it from its Go module)`);
+    throw new Error(`${name} not found at ${path}: run 'npm run setup' (local-cluster/tools/setup.sh builds it from its Go module)`);
   }
   return path;
 }
@@ -35,5 +35,5 @@ export function systemBinary(name: SystemBinary): string {
   for (const dir of dirs) {
     if (dir !== '' && executable(join(dir, name))) return join(dir, name);
   }
-  throw new Error(`${name} not found on PATH: run 'npm run setup' (test/support/tools/setup.sh installs its Debian package)`);
+  throw new Error(`${name} not found on PATH: run 'npm run setup' (local-cluster/tools/setup.sh installs its Debian package)`);
 }

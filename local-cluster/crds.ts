@@ -2,13 +2,13 @@
 // server serves them.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CRD_FILE_PATTERN } from '../../api/generated-files.ts';
-import { crdName } from '../../api/crd.ts';
-import { API_VERSION, kinds } from '../../api/v1alpha1/index.ts';
+import { CRD_FILE_PATTERN } from '../api/generated-files.ts';
+import { crdName } from '../api/crd.ts';
+import { API_VERSION, kinds } from '../api/v1alpha1/index.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { waitFor } from './wait.ts';
 
-const CRD_DIR = join(import.meta.dirname, '..', '..', 'deploy', 'crds');
+const CRD_DIR = join(import.meta.dirname, '..', 'deploy', 'crds');
 
 export function crdFiles(): string[] {
   return readdirSync(CRD_DIR).filter((n) => CRD_FILE_PATTERN.test(n)).sort().map((n) => join(CRD_DIR, n));

@@ -1,8 +1,8 @@
 // Shared by the controller tests, the demo and the benchmarks: Node objects without kubelets, a stand-in for the
 // agents' status writes, and readers for the kwarm objects.
-import { decode } from '../../api/schema.ts';
-import { nodeImageSetSchema, prePullImageSchema, prePullPolicySchema, type NodeImageSet, type NodeImageStatus, type PrePullImage, type PrePullPolicy } from '../../api/v1alpha1/index.ts';
-import type { KubeClient } from '../../lib/kube-client.ts';
+import { decode } from '../api/schema.ts';
+import { nodeImageSetSchema, prePullImageSchema, prePullPolicySchema, type NodeImageSet, type NodeImageStatus, type PrePullImage, type PrePullPolicy } from '../api/v1alpha1/index.ts';
+import type { KubeClient } from '../lib/kube-client.ts';
 
 const KWARM = '/apis/kwarm.io/v1alpha1';
 

@@ -1,4 +1,4 @@
-// helm (built by test/support/tools/build-binaries.sh) run against a test control plane.
+// helm (built by local-cluster/tools/build-binaries.sh) run against a test control plane.
 import { execFile } from 'node:child_process';
 import { cachedBinary } from './binaries.ts';
 import type { ControlPlane, KubectlResult } from './control-plane.ts';

@@ -4,7 +4,7 @@
 // Pulls only: the native snapshotter works everywhere, and no CNI network is needed.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GrpcImageRuntime, loadCriProto, type CriProto } from '../../agent/cri/grpc-runtime.ts';
+import { GrpcImageRuntime, loadCriProto, type CriProto } from '../agent/cri/grpc-runtime.ts';
 import { systemBinary } from './binaries.ts';
 import { ManagedProcess } from './process.ts';
 import type { RegistryEndpoint } from './registry.ts';

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { grpcTargetOf } from '../../agent/cri/endpoint.ts';
+import { grpcTargetOf } from '../agent/cri/endpoint.ts';
 import { makeTempDir, removeDir } from './tmp.ts';
 
 const PROTO = join(import.meta.dirname, 'cri-pods.proto');

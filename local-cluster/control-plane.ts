@@ -1,6 +1,6 @@
 // A real Kubernetes control plane for tests: etcd, kube-apiserver (RBAC, service-account token signing,
 // an audit log of writes) and optionally kube-controller-manager (garbage collection, namespaces), all on
-// 127.0.0.1, built from their Go modules by test/support/tools/build-binaries.sh.
+// 127.0.0.1, built from their Go modules by local-cluster/tools/build-binaries.sh.
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';

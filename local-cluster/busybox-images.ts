@@ -7,7 +7,7 @@ import { buildAndPushImage, type PushedImage, type PushTarget } from './oci-imag
 export const BUSYBOX = '/bin/busybox';
 
 function busybox(): Buffer {
-  if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} is missing: install the Debian package busybox-static (test/support/tools/setup.sh does)`);
+  if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} is missing: install the Debian package busybox-static (local-cluster/tools/setup.sh does)`);
   return readFileSync(BUSYBOX);
 }
 
