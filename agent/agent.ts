@@ -18,6 +18,7 @@ import { KubeSecretSource, type SecretSource } from './secret-reader.ts';
 import { buildStatus, type ImageFsReport } from './status-document.ts';
 import { StatusReporter } from './status-reporter.ts';
 import { runWarmthCheck } from './warmth-check.ts';
+import { errorText } from '../lib/errors.ts';
 
 export interface AgentConfig {
   nodeName: string;
@@ -212,7 +213,7 @@ export class Agent {
       await this.#reporter.flush(AbortSignal.timeout(5000));
     } catch (err) {
       statusFlushed = false;
-      log.error('final status write failed', { error: err instanceof Error ? err.message : String(err) });
+      log.error('final status write failed', { error: errorText(err) });
     }
     await finish();
     return { ...drained, statusFlushed };

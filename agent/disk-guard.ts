@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import type { ImageRuntime } from './cri/runtime.ts';
 import type { ImageFsReport } from './status-document.ts';
+import { errorText } from '../lib/errors.ts';
 
 export interface FilesystemFigures {
   /** Bytes used on the filesystem (statfs), or by images (CRI) when statfs is not possible. */
@@ -57,7 +58,7 @@ export async function measureImageFs(
     return { usedBytes: (st.blocks - st.bfree) * st.bsize, capacityBytes: st.blocks * st.bsize, mountpoint: first.mountpoint };
   } catch (err) {
     // The agent may not see the host path (it is not mounted into the pod): report what CRI says.
-    const why = err instanceof Error ? err.message : String(err);
+    const why = errorText(err);
     return { usedBytes: first.usedBytes, capacityBytes: undefined, mountpoint: first.mountpoint, explain: `cannot measure ${first.mountpoint}: ${why}` };
   }
 }
@@ -89,7 +90,7 @@ export async function runDiskGuard(opts: DiskGuardOptions, signal: AbortSignal):
       opts.onReport(imageFsReport(fs, assessment, guardOn), assessment.pause);
     } catch (err) {
       if (stopped()) break;
-      opts.log.debug('image filesystem not measured', { error: err instanceof Error ? err.message : String(err) });
+      opts.log.debug('image filesystem not measured', { error: errorText(err) });
     }
     await sleep(opts.intervalMs, undefined, { signal }).catch(() => undefined);
   }

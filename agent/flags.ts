@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import { durationMilliseconds } from '../api/v1alpha1/duration.ts';
 import { parseBindAddress } from '../lib/endpoints.ts';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../lib/logger.ts';
+import { errorText } from '../lib/errors.ts';
 
 export const DEFAULT_NAMESPACE = 'kwarm-system';
 
@@ -91,7 +92,7 @@ export async function parseAgentFlags(argv: readonly string[], env: { NODE_NAME?
     try {
       parseBindAddress(a[flag]);
     } catch (err) {
-      throw new FlagError(`--${flag}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new FlagError(`--${flag}: ${errorText(err)}`);
     }
   }
   const level = a['log-level'];

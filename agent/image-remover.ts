@@ -16,6 +16,7 @@ import {
   type RemovalStatus,
   type WantedImage,
 } from './removal-decision.ts';
+import { errorText } from '../lib/errors.ts';
 
 const CALL_TIMEOUT_MS = 30_000;
 
@@ -34,10 +35,6 @@ export interface ImageRemoverOptions {
 
 /** One try at an entry: an answer, or try again later. */
 type Attempt = { readonly kind: 'answered'; readonly answer: RemovalAnswer } | { readonly kind: 'later'; readonly why: string };
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 export class ImageRemover {
   readonly #opts: ImageRemoverOptions;

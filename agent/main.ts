@@ -7,6 +7,7 @@ import { Agent } from './agent.ts';
 import { agentAccessSource } from './cluster-access.ts';
 import { createAgentMetrics } from './agent-metrics.ts';
 import { FlagError, parseAgentFlags } from './flags.ts';
+import { errorText } from '../lib/errors.ts';
 
 async function main(): Promise<number> {
   let parsed;
@@ -31,7 +32,7 @@ async function main(): Promise<number> {
       KUBERNETES_SERVICE_PORT: process.env.KUBERNETES_SERVICE_PORT,
     }));
   } catch (err) {
-    log.error('no usable API server configuration', { error: err instanceof Error ? err.message : String(err) });
+    log.error('no usable API server configuration', { error: errorText(err) });
     return 2;
   }
   const client = new KubeClient(access, { userAgent: `kwarm-agent/${flags.nodeName}`, timeoutMs: 30_000 });

@@ -11,7 +11,7 @@ import type { Logger } from 'winston';
 import type { NodeImage, NodeImageSetSpec, NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
 import { durationMilliseconds } from '../api/v1alpha1/duration.ts';
 import { countCriError, countPullCall, type AgentMetrics } from './agent-metrics.ts';
-import { decideRetry, type RandomSource } from './backoff.ts';
+import { decideRetry, type RandomSource } from '../lib/backoff.ts';
 import { decodePullSecrets, matchCredentials, type RegistryCredential } from './credentials.ts';
 import type { ImageInfo, ImageRuntime, RegistryAuth } from './cri/runtime.ts';
 import {
@@ -28,6 +28,7 @@ import {
 import { classifyAttemptFailure, classifyPullError, pullFailure, type PullFailure } from './pull-errors.ts';
 import { PullQueue, type DrainResult, type TaskOutcome } from './pull-queue.ts';
 import type { SecretSource } from './secret-reader.ts';
+import { errorText } from '../lib/errors.ts';
 
 const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 /** Deadline for the quick calls (ImageStatus) made around a pull. */
@@ -72,10 +73,6 @@ interface Tracked {
   retryTimer: AbortController | undefined;
   lastDelaySeconds: number | undefined;
   runtimeWaits: number;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** CRI AuthConfig for one credential. No server address: the credential was already matched to

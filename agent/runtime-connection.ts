@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import type { ImageRuntime, RuntimeVersion } from './cri/runtime.ts';
 import { detectCriRuntime, type DetectOptions, type DetectedRuntime } from './cri/socket.ts';
+import { errorText } from '../lib/errors.ts';
 
 export interface ConnectOptions {
   /** --cri-socket; auto-detection among `candidates` (or the usual paths) when absent. */
@@ -41,7 +42,7 @@ export async function connectRuntime(opts: ConnectOptions, signal: AbortSignal):
       return found;
     } catch (err) {
       signal.throwIfAborted();
-      const why = err instanceof Error ? err.message : String(err);
+      const why = errorText(err);
       const delay = Math.min(max, initial * 2 ** Math.min(failures++, 10));
       // Logged when the reason changes, not on every try.
       if (why !== lastWhy) opts.log.warn('container runtime not reachable yet; waiting', { error: why, retryInMs: delay });
@@ -80,7 +81,7 @@ export class RuntimeHealth {
     try {
       next = { kind: 'ok', version: await this.#runtime.version({ signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) }) };
     } catch (err) {
-      next = { kind: 'unreachable', error: err instanceof Error ? err.message : String(err) };
+      next = { kind: 'unreachable', error: errorText(err) };
     }
     if (signal.aborted) return this.#state;
     const before = this.#state;

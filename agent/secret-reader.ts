@@ -3,6 +3,7 @@
 import type { KubeClient } from '../lib/kube-client.ts';
 import { isNotFound } from '../lib/kube-client.ts';
 import type { PullSecret } from './credentials.ts';
+import { errorText } from '../lib/errors.ts';
 
 export interface ReadSecrets {
   secrets: PullSecret[];
@@ -55,7 +56,7 @@ export class KubeSecretSource implements SecretSource {
           continue;
         }
         // KubeApiError messages carry the API's Status message, never the secret's data.
-        throw new Error(`reading pull secret ${this.#namespace}/${name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        throw new Error(`reading pull secret ${this.#namespace}/${name}: ${errorText(err)}`, { cause: err });
       }
       const secret = pullSecretFromObject(this.#namespace, name, raw);
       if (secret === undefined) missing.push(name);

@@ -11,6 +11,7 @@ import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
 import { Wakeup } from '../lib/wakeup.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
 import { statusKey, statusMergePatch } from './status-document.ts';
+import { errorText } from '../lib/errors.ts';
 
 export const FIELD_MANAGER = 'kwarm-agent';
 
@@ -121,7 +122,7 @@ export class StatusReporter {
       } catch (err) {
         if (stopped()) break;
         const delay = Math.min(max, initial * 2 ** Math.min(failures++, 10));
-        this.#opts.log.warn('status write failed; retrying', { node: this.#opts.nodeName, error: err instanceof Error ? err.message : String(err), retryInMs: delay });
+        this.#opts.log.warn('status write failed; retrying', { node: this.#opts.nodeName, error: errorText(err), retryInMs: delay });
         await sleep(delay, undefined, { signal }).catch(() => undefined);
       }
     }

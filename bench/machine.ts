@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { cachedBinary, systemBinary } from '../local-cluster/binaries.ts';
 import { busyPercent, machineTicks, type MachineTicks } from './proc-stats.ts';
+import { errorText } from '../lib/errors.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -30,7 +31,7 @@ async function firstLine(command: string, args: readonly string[]): Promise<stri
     const { stdout } = await execFileAsync(command, args);
     return stdout.split('\n')[0]?.trim() ?? '';
   } catch (err) {
-    return `unknown (${err instanceof Error ? err.message : String(err)})`;
+    return `unknown (${errorText(err)})`;
   }
 }
 

@@ -19,6 +19,7 @@ import {
   type ArgoWorkflowView,
 } from './argo-workflow-images.ts';
 import { field, str } from './cluster-cache.ts';
+import { errorText } from '../lib/errors.ts';
 
 export interface ArgoSourceOptions {
   readonly client: KubeClient;
@@ -39,10 +40,6 @@ interface RunningWatch {
 
 /** After a failed discovery (not a 404), the next one comes this soon at the latest; it logs only new errors. */
 const DISCOVERY_RETRY_MS = 5000;
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 function sameSet<T>(a: ReadonlySet<T>, b: ReadonlySet<T>): boolean {
   return a.size === b.size && [...a].every((x) => b.has(x));

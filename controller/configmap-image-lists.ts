@@ -3,6 +3,7 @@
 // of a policy's spec.configMaps in the text form a list-watch sends to the API server. Pure: no I/O.
 import { isImageReference, type LabelSelector } from '../api/v1alpha1/index.ts';
 import { compileLabelSelector, type Parsed } from './label-selector.ts';
+import { errorText } from '../lib/errors.ts';
 
 /** What the controller keeps of a ConfigMap: its identity and its data, nothing else. */
 export interface ConfigMapView {
@@ -45,7 +46,7 @@ export function parseImageList(text: string): ImageListParse {
     try {
       parsed = JSON.parse(trimmed);
     } catch (err) {
-      return { images: [], errors: [`not a valid JSON array: ${err instanceof Error ? err.message : String(err)}`] };
+      return { images: [], errors: [`not a valid JSON array: ${errorText(err)}`] };
     }
     if (!Array.isArray(parsed)) return { images: [], errors: ['not a valid JSON array'] };
     (parsed as unknown[]).forEach((item, i) => {

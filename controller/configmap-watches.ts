@@ -8,6 +8,7 @@ import { ListWatch } from '../lib/list-watch.ts';
 import { paths } from './api-objects.ts';
 import { decodeConfigMap, field, str } from './cluster-cache.ts';
 import type { ConfigMapView } from './configmap-image-lists.ts';
+import { errorText } from '../lib/errors.ts';
 
 interface Watch {
   readonly informer: ListWatch<ConfigMapView>;
@@ -63,7 +64,7 @@ export class ConfigMapWatches {
         },
       });
       const running = informer.run(both).catch((err: unknown) => {
-        this.o.log.error('ConfigMap watch ended', { labelSelector: query, error: err instanceof Error ? err.message : String(err) });
+        this.o.log.error('ConfigMap watch ended', { labelSelector: query, error: errorText(err) });
       });
       // An empty first list changes no object, yet the policies waiting for it can now be evaluated.
       informer.waitForSync(both).then(() => { this.o.onChange(); }, () => undefined);

@@ -13,6 +13,7 @@ import { createLogger, LOG_FORMATS, LOG_LEVELS } from '../lib/logger.ts';
 import { TokenBucket } from '../lib/token-bucket.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { Controller } from './reconciler.ts';
+import { errorText } from '../lib/errors.ts';
 
 function duration(name: string, text: string): number {
   const ms = durationMilliseconds(text);
@@ -133,6 +134,6 @@ async function main(): Promise<number> {
 }
 
 main().then((code) => { process.exitCode = code; }, (err: unknown) => {
-  process.stderr.write(`kwarm-controller: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`kwarm-controller: ${errorText(err)}\n`);
   process.exitCode = 2;
 });

@@ -79,6 +79,7 @@ import {
 import { purgeRollup, purgeSummary, purgingStatus } from './purge-rollup.ts';
 import { configMapProblemText, prePullImageStatus, prePullPolicyStatus, type StatusEvent } from './status-rollup.ts';
 import { workloadKinds, type WorkloadKind } from './workload-images.ts';
+import { errorText } from '../lib/errors.ts';
 
 export interface ControllerOptions {
   readonly client: KubeClient;
@@ -125,10 +126,6 @@ function responseMeta(body: unknown): { generation: number; resourceVersion: str
     resourceVersion: typeof rv === 'string' ? rv : undefined,
     uid: typeof uid === 'string' ? uid : undefined,
   };
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** Runs `fn` over `items`, at most `limit` at once. */

@@ -19,6 +19,7 @@ import { startRegistry, type TestRegistry } from '../local-cluster/registry.ts';
 import { startThrottledProxy, type ThrottledProxy } from '../local-cluster/throttled-proxy.ts';
 import { createNode } from '../local-cluster/cluster-fixtures.ts';
 import { renderTable } from './live-table.ts';
+import { errorText } from '../lib/errors.ts';
 
 const NODES = ['node-1', 'node-2', 'node-3'];
 const NAMESPACE = 'demo';
@@ -132,6 +133,6 @@ async function main(): Promise<void> {
 }
 
 main().then(() => { process.exit(0); }, (err: unknown) => {
-  process.stderr.write(`kwarm demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`kwarm demo failed: ${errorText(err)}\n`);
   process.exit(1);
 });

@@ -10,6 +10,7 @@ import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { RequestOptions } from 'node:https';
 import { load as loadYamlText } from 'js-yaml';
+import { errorText } from './errors.ts';
 
 /** What KubeClient needs to reach the API server; client-node's KubeConfig is one too. */
 export interface ClusterAccess {
@@ -264,7 +265,7 @@ export function parseKubeconfig(files: readonly KubeconfigFile[]): KubeconfigSel
     try {
       doc = loadYamlText(file.text);
     } catch (err) {
-      throw new ClusterAccessError(`${file.path}: not YAML: ${err instanceof Error ? err.message : String(err)}`);
+      throw new ClusterAccessError(`${file.path}: not YAML: ${errorText(err)}`);
     }
     if (doc === undefined || doc === null) continue;
     if (!isObj(doc)) throw new ClusterAccessError(`${file.path}: not a kubeconfig (expected a mapping)`);
@@ -375,7 +376,7 @@ export async function loadKubeconfig(paths: readonly string[], opts: FileAccessO
     try {
       return { text: readFileSync(path, 'utf8'), dir: dirname(path), path };
     } catch (err) {
-      throw new ClusterAccessError(`cannot read kubeconfig ${path}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new ClusterAccessError(`cannot read kubeconfig ${path}: ${errorText(err)}`);
     }
   });
   const selection = parseKubeconfig(files);

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import { isConflict, isNotFound, type KubeClient } from './kube-client.ts';
 import { systemClock, type Clock } from './token-bucket.ts';
+import { errorText } from './errors.ts';
 
 export interface LeaderElectionOptions {
   client: KubeClient;
@@ -125,7 +126,7 @@ export class LeaderElector {
       return await this.tryAcquireOrRenew(AbortSignal.any([signal, AbortSignal.timeout(this.o.retryPeriodMs * 2)]));
     } catch (err) {
       if (signal.aborted) return false;
-      this.o.log.warn('leader election: lease request failed', { lease: `${this.o.namespace}/${this.o.name}`, error: err instanceof Error ? err.message : String(err) });
+      this.o.log.warn('leader election: lease request failed', { lease: `${this.o.namespace}/${this.o.name}`, error: errorText(err) });
       return false;
     }
   }
@@ -162,7 +163,7 @@ export class LeaderElector {
     }
     signal.removeEventListener('abort', stopLeading);
     this.leading = false;
-    await work.catch((err: unknown) => { log.error('leader work failed', { error: err instanceof Error ? err.message : String(err) }); });
+    await work.catch((err: unknown) => { log.error('leader work failed', { error: errorText(err) }); });
     if (outcome === 'stopped') await this.release();
     return outcome;
   }
@@ -181,7 +182,7 @@ export class LeaderElector {
       });
       this.o.log.info('released the lease', { lease: `${this.o.namespace}/${this.o.name}` });
     } catch (err) {
-      this.o.log.warn('could not release the lease', { error: err instanceof Error ? err.message : String(err) });
+      this.o.log.warn('could not release the lease', { error: errorText(err) });
     }
   }
 }

@@ -3,6 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import { isGone, type KubeClient, type WatchEvent } from './kube-client.ts';
+import { errorText } from './errors.ts';
 
 export interface ListWatchOptions<T> {
   client: KubeClient;
@@ -194,7 +195,7 @@ export class ListWatch<T> {
         this.watching = false;
         if (stopping()) break;
         failures++;
-        this.lastErrorMessage = err instanceof Error ? err.message : String(err);
+        this.lastErrorMessage = errorText(err);
         // 410 Gone means our resourceVersion is too old; other repeated errors also start over from a list.
         if (isGone(err) || failures >= 3) resourceVersion = undefined;
         const delay = Math.min(max, initial * 2 ** Math.min(failures - 1, 10));

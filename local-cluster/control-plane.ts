@@ -13,6 +13,7 @@ import { ManagedProcess } from './process.ts';
 import { freePort } from './ports.ts';
 import { makeTempDir, removeDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
+import { errorText } from '../lib/errors.ts';
 
 export interface KubectlResult {
   stdout: string;
@@ -117,7 +118,7 @@ async function readyz(server: string, token: string, ca: Buffer): Promise<boolea
 }
 
 function failStart(proc: ManagedProcess, err: unknown): Error {
-  const why = err instanceof Error ? err.message : String(err);
+  const why = errorText(err);
   return new Error(`${proc.name} did not become ready: ${why}\n--- last lines of ${proc.logFile} ---\n${proc.tail()}`);
 }
 

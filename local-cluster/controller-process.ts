@@ -6,6 +6,7 @@ import { ManagedProcess } from './process.ts';
 import { freePort } from './ports.ts';
 import { makeTempDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
+import { errorText } from '../lib/errors.ts';
 
 const MAIN = join(import.meta.dirname, '..', 'controller', 'main.ts');
 
@@ -97,7 +98,7 @@ export class ControllerProcess {
       if (!this.process.running) throw new Error(`${this.name} exited with code ${String(await this.process.wait())}`);
       return (await httpGet(this.healthPort, '/readyz')).status === 200;
     }, { what: `${this.name} /readyz`, timeoutMs, intervalMs: 200 }).catch((err: unknown) => {
-      throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- ${this.process.logFile} ---\n${this.process.tail(40)}`);
+      throw new Error(`${errorText(err)}\n--- ${this.process.logFile} ---\n${this.process.tail(40)}`);
     });
   }
 

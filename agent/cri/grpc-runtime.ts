@@ -27,6 +27,7 @@ import {
   type RegistryAuth,
   type RuntimeVersion,
 } from './runtime.ts';
+import { errorText } from '../../lib/errors.ts';
 
 /** The CRI API version kwarm speaks, sent in VersionRequest. */
 export const CRI_API_VERSION = 'v1';
@@ -187,7 +188,7 @@ export class GrpcImageRuntime implements ImageRuntime {
         call = this.client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request, metadata, { deadline }, done);
       } catch (err) {
         // grpc-js throws at once on a closed client.
-        const why = err instanceof Error ? err.message : String(err);
+        const why = errorText(err);
         reject(new CriError(method, grpc.status.CANCELLED, `not sent: ${why}`, { cause: err }));
         return;
       }

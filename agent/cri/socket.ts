@@ -5,6 +5,7 @@ import { realpath, stat } from 'node:fs/promises';
 import { GrpcImageRuntime } from './grpc-runtime.ts';
 import { socketPathOf } from './endpoint.ts';
 import type { ImageRuntime, RuntimeVersion } from './runtime.ts';
+import { errorText } from '../../lib/errors.ts';
 
 /** Where the common runtimes put their CRI socket, in the order they are tried. */
 export const DEFAULT_CRI_SOCKETS: readonly string[] = [
@@ -62,7 +63,7 @@ async function probe(socketPath: string, opts: DetectOptions): Promise<DetectedR
   } catch (err) {
     runtime.close();
     opts.signal.throwIfAborted();
-    return { path: socketPath, reason: err instanceof Error ? err.message : String(err) };
+    return { path: socketPath, reason: errorText(err) };
   }
 }
 

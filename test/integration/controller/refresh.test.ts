@@ -17,6 +17,7 @@ import { buildAndPushImage, type PushedImage } from '../../../local-cluster/oci-
 import { startRegistry, type TestRegistry } from '../../../local-cluster/registry.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
 import { createNode, deleteNodes, deployment, getNodeImageSet, getPrePullImage } from '../../../local-cluster/cluster-fixtures.ts';
+import { errorText } from '../../../lib/errors.ts';
 
 const NODES = ['rf-node-1', 'rf-node-2', 'rf-node-3'];
 const POOL = 'refresh';
@@ -60,7 +61,7 @@ describe('controller: refresh with agents, containerd and a registry', function 
       const p = await ppi(name);
       return p?.status?.phase === phase && p.status.observedGeneration === p.metadata.generation ? p : undefined;
     }, { what: `PrePullImage ${name} to be ${phase}`, timeoutMs }).catch(async (err: unknown) => {
-      throw new Error(`${err instanceof Error ? err.message : String(err)}\nstatus: ${JSON.stringify((await ppi(name))?.status)}\n${controller?.tail(30) ?? ''}`);
+      throw new Error(`${errorText(err)}\nstatus: ${JSON.stringify((await ppi(name))?.status)}\n${controller?.tail(30) ?? ''}`);
     });
   }
 
@@ -79,7 +80,7 @@ describe('controller: refresh with agents, containerd and a registry', function 
   async function newDigestEverywhere(ref: string, pushed: PushedImage, what: string, timeoutMs = 60_000): Promise<void> {
     await waitFor(async () => (await digestsOnNodes(ref)).every((d) => d.phase === 'Completed' && d.statusRound === d.round && d.round > 0 && d.repoDigest === pushed.digestReference),
       { what, timeoutMs }).catch(async (err: unknown) => {
-      throw new Error(`${err instanceof Error ? err.message : String(err)}\nwant ${pushed.digestReference}\n${JSON.stringify(await digestsOnNodes(ref), null, 1)}\n${controller?.tail(30) ?? ''}`);
+      throw new Error(`${errorText(err)}\nwant ${pushed.digestReference}\n${JSON.stringify(await digestsOnNodes(ref), null, 1)}\n${controller?.tail(30) ?? ''}`);
     });
   }
 

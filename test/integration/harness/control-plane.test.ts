@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
+import { errorText } from '../../../lib/errors.ts';
 
 describe('harness: control plane (etcd + kube-apiserver + kube-controller-manager)', function () {
   this.timeout(180_000);
@@ -40,7 +41,7 @@ describe('harness: control plane (etcd + kube-apiserver + kube-controller-manage
     await cp.apply('apiVersion: v1\nkind: Namespace\nmetadata:\n  name: harness-apply\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  namespace: harness-apply\ndata:\n  k: v\n');
     await cp.waitFor('configmap/applied', 'jsonpath={.data.k}=v', { namespace: 'harness-apply', timeoutSeconds: 10 });
     const failed = await cp.waitFor('configmap/applied', 'jsonpath={.data.k}=other', { namespace: 'harness-apply', timeoutSeconds: 2 })
-      .then(() => 'returned', (err: unknown) => (err instanceof Error ? err.message : String(err)));
+      .then(() => 'returned', (err: unknown) => (errorText(err)));
     expect(failed).to.match(/timed out/);
   });
 

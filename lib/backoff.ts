@@ -1,5 +1,4 @@
-// Retry timing for failed pulls: exponential back-off with jitter, starting at the entry's
-// retry.backoffSeconds and capped. Pure: randomness comes in as a function.
+// Retry timing: exponential back-off with jitter, capped. Pure: randomness comes in as a function.
 
 /** Returns a number in [0, 1), like Math.random. Tests pass a seeded or scripted source. */
 export type RandomSource = () => number;

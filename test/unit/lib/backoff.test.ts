@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { backoffDelaySeconds, decideRetry, shouldRetry, type BackoffPolicy, type RandomSource } from '../../../agent/backoff.ts';
+import { backoffDelaySeconds, decideRetry, shouldRetry, type BackoffPolicy, type RandomSource } from '../../../lib/backoff.ts';
 
 /** Returns the given values in turn, then repeats the last. */
 function scripted(...values: number[]): RandomSource {
@@ -19,7 +19,7 @@ function seeded(seed: number): RandomSource {
   };
 }
 
-describe('agent/backoff', () => {
+describe('lib/backoff', () => {
   describe('backoffDelaySeconds', () => {
     it('without jitter doubles from the base up to the cap', () => {
       const p: BackoffPolicy = { baseSeconds: 30, capSeconds: 300, jitter: 'none' };
