@@ -85,6 +85,11 @@ async function main(): Promise<number> {
     ready: {
       // A standby replica is ready (it serves probes and waits for the Lease); a leader once its caches synced.
       caches: () => (elector !== undefined && !elector.isLeader) || controller.synced ? { ok: true } : { ok: false, reason: 'caches not synced yet' },
+      // A leader whose watches are down plans from stale caches; the failing watches' errors say why.
+      watches: () => {
+        const down = elector !== undefined && !elector.isLeader ? [] : controller.unhealthyInformers();
+        return down.length === 0 ? { ok: true } : { ok: false, reason: `${down.length} API watch(es) down: ${down.slice(0, 3).join('; ')}` };
+      },
     },
   }, argv['health-probe-bind-address']);
 

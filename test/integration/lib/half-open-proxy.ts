@@ -9,7 +9,11 @@ import { once } from 'node:events';
 
 export interface HalfOpenProxy {
   readonly port: number;
+  /** Stop relaying on every connection without closing it; hold new connections unanswered. */
   freeze(): void;
+  /** Reset every connection and each new one at once (an API server that is down). */
+  refuse(): void;
+  /** Relay new connections again, resetting those that lived through a freeze. */
   thaw(): void;
   /** A copy of `kubeconfig` whose server is this proxy (the API server's certificate names 127.0.0.1). */
   kubeconfig(kubeconfig: string, dir: string): string;
@@ -17,21 +21,25 @@ export interface HalfOpenProxy {
 }
 
 export async function startHalfOpenProxy(upstream: URL): Promise<HalfOpenProxy> {
-  let frozen = false;
+  let mode: 'relay' | 'frozen' | 'refuse' = 'relay';
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
+    client.on('error', () => undefined);
+    if (mode === 'refuse') {
+      client.resetAndDestroy();
+      return;
+    }
     sockets.add(client);
     client.on('close', () => { sockets.delete(client); });
-    client.on('error', () => undefined);
     // Held: accepted, never relayed; the client's TLS handshake waits for good.
-    if (frozen) return;
+    if (mode === 'frozen') return;
     const up = connect(Number(upstream.port), upstream.hostname);
     sockets.add(up);
     up.on('close', () => { sockets.delete(up); client.destroy(); });
     up.on('error', () => { client.destroy(); });
     client.on('close', () => { up.destroy(); });
-    client.on('data', (chunk: Buffer) => { if (!frozen) up.write(chunk); });
-    up.on('data', (chunk: Buffer) => { if (!frozen) client.write(chunk); });
+    client.on('data', (chunk: Buffer) => { if (mode === 'relay') up.write(chunk); });
+    up.on('data', (chunk: Buffer) => { if (mode === 'relay') client.write(chunk); });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -41,11 +49,17 @@ export async function startHalfOpenProxy(upstream: URL): Promise<HalfOpenProxy> 
   let copies = 0;
   return {
     port,
-    freeze() { frozen = true; },
+    freeze() {
+      mode = 'frozen';
+    },
+    refuse() {
+      mode = 'refuse';
+      for (const s of sockets) s.resetAndDestroy();
+    },
     thaw() {
       // Connections that lived through the freeze lost bytes: end them as the peer's RST eventually would.
-      for (const s of sockets) s.destroy();
-      frozen = false;
+      if (mode === 'frozen') for (const s of sockets) s.destroy();
+      mode = 'relay';
     },
     kubeconfig(kubeconfig, dir) {
       const text = readFileSync(kubeconfig, 'utf8').replace(upstream.origin, `https://127.0.0.1:${port}`);
