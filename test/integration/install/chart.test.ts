@@ -53,6 +53,30 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
     expect(pod.containers[0]!.args).to.include('--disk-threshold-percent=90');
   });
 
+  it('NetworkPolicy: egress only on the API server ports, and only to its addresses when they are given', async () => {
+    interface Policy { spec: { egress: { ports: { port: number }[]; to?: { ipBlock: { cidr: string } }[] }[] } }
+    const egress = (yaml: string, component: string): Policy['spec']['egress'] =>
+      (objects(yaml).get(`NetworkPolicy/kwarm-system/kwarm-${component}`) as Policy).spec.egress;
+    const base = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system'])).stdout;
+    for (const c of ['controller', 'agent']) {
+      expect(egress(base, c), c).to.deep.equal([{ ports: [{ port: 443, protocol: 'TCP' }, { port: 6443, protocol: 'TCP' }] }]);
+    }
+    const narrowed = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system',
+      '--set', 'networkPolicy.apiServerCIDRs={10.0.0.10/32,fd00::10/128}', '--set', 'networkPolicy.apiServerPorts={6443}'])).stdout;
+    for (const c of ['controller', 'agent']) {
+      expect(egress(narrowed, c), c).to.deep.equal([{
+        ports: [{ port: 6443, protocol: 'TCP' }],
+        to: [{ ipBlock: { cidr: '10.0.0.10/32' } }, { ipBlock: { cidr: 'fd00::10/128' } }],
+      }]);
+    }
+    // The API server accepts them as rendered.
+    const policies = narrowed.split(/^---$/m).filter((d) => d.includes('kind: NetworkPolicy')).join('\n---\n');
+    await cp.kubectl(['create', 'namespace', 'kwarm-system'], { allowFailure: true });
+    await cp.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: policies });
+    const bad = await helm(['template', 'kwarm', 'charts/kwarm', '--set', 'networkPolicy.apiServerCIDRs={10.0.0.10}'], { allowFailure: true });
+    expect(bad.code).to.not.equal(0);
+  });
+
   it('renders the same objects as kubectl kustomize deploy/default (and config/default)', async () => {
     const chart = objects((await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system', '--include-crds'])).stdout);
     const kustomized = objects((await cp.kubectl(['kustomize', 'deploy/default'])).stdout);
@@ -105,6 +129,16 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
       expect(await can(agent, 'get', 'secrets', '-n', 'kwarm-system')).to.equal('yes');
       expect(await can(agent, 'list', 'pods', '-A')).to.equal('no');
       expect(await can(agent, 'get', 'prepullimages.kwarm.io', '-A')).to.equal('no');
+    });
+
+    it('agent: no Events anywhere (it records none, so a stolen token cannot forge or spam them)', async () => {
+      for (const resource of ['events', 'events.events.k8s.io']) {
+        for (const verb of ['create', 'patch', 'update']) {
+          for (const ns of ['default', 'kwarm-system', 'kube-system']) {
+            expect(await can(agent, verb, resource, '-n', ns), `${verb} ${resource} in ${ns}`).to.equal('no');
+          }
+        }
+      }
     });
 
     it('controller: never writes workloads, writes Secrets only in its namespace', async () => {
