@@ -64,7 +64,8 @@ async function main(): Promise<number> {
   const client = new KubeClient(access, {
     userAgent: 'kwarm-controller',
     timeoutMs: 30_000,
-    beforeWrite: (signal) => bucket.take(signal),
+    // Checked after the wait for a token: a replica that stalled past its lease must not write on waking.
+    beforeWrite: async (signal) => { await bucket.take(signal); elector?.assertLeading(); },
     observe: (method, path, status) => { metrics.observeRequest(method, path, status); },
   });
   const identity = `${hostname()}_${randomUUID().slice(0, 8)}`;

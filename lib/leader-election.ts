@@ -66,6 +66,8 @@ export class LeaderElector {
   private readonly timing: LeaseTiming;
   private observed: { holder: string; renewTime: string; at: number } | undefined;
   private leading = false;
+  /** Monotonic instant the current term ends unless renewed. */
+  private termEndsAt = -Infinity;
 
   constructor(opts: LeaderElectionOptions) {
     this.o = {
@@ -76,8 +78,17 @@ export class LeaderElector {
     if (problem !== undefined) throw new Error(`leader election: ${problem}`);
   }
 
+  /** Read from the clock, not only from the timer: true only before the current term's deadline. */
   get isLeader(): boolean {
-    return this.leading;
+    return this.leading && this.o.clock.now() < this.termEndsAt;
+  }
+
+  /**
+   * Throws unless this replica leads right now. For the leader's writes: after an event-loop stall (a GC pause,
+   * a frozen VM) callbacks that were waiting run before the deadline timer does, and must not write.
+   */
+  assertLeading(): void {
+    if (!this.isLeader) throw new Error(`not the leader of lease ${this.lease} (any more): write refused`);
   }
 
   private get path(): string {
@@ -188,8 +199,9 @@ export class LeaderElector {
     };
     let deadline: NodeJS.Timeout | undefined;
     const armDeadline = (): void => {
+      this.termEndsAt = stepDownAt(this.timing, renewSentAt);
       clearTimeout(deadline);
-      deadline = setTimeout(() => { lose('could not renew the lease in time'); }, Math.max(0, stepDownAt(this.timing, renewSentAt) - clock.now()));
+      deadline = setTimeout(() => { lose('could not renew the lease in time'); }, Math.max(0, this.termEndsAt - clock.now()));
     };
     const stopLeading = (): void => { leadership.abort(new Error('leadership ended')); };
     armDeadline();
