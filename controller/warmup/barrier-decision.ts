@@ -66,8 +66,10 @@ export interface WarmupImageSetView {
 }
 
 /** Why the barrier is lifted (condition True) or still holds (False); also the condition's reason. */
-export type LiftReason = 'ImagesPresent' | 'NoGatingImages' | 'PullFailed' | 'TimedOut';
-export type HoldReason = 'NodeNotReady' | 'NotPlanned' | 'Pulling' | 'AgentNotReporting';
+export const LIFT_REASONS = ['ImagesPresent', 'NoGatingImages', 'PullFailed', 'TimedOut'] as const;
+export type LiftReason = (typeof LIFT_REASONS)[number];
+export const HOLD_REASONS = ['NodeNotReady', 'NotPlanned', 'Pulling', 'AgentNotReporting'] as const;
+export type HoldReason = (typeof HOLD_REASONS)[number];
 
 export interface ConditionWrite {
   readonly type: typeof IMAGES_WARM_CONDITION;
@@ -78,9 +80,11 @@ export interface ConditionWrite {
   readonly lastTransitionTime: string;
 }
 
+export const BARRIER_EVENT_REASONS = ['WarmupComplete', 'WarmupPullFailed', 'WarmupTimedOut'] as const;
+
 export interface BarrierEvent {
   readonly type: 'Normal' | 'Warning';
-  readonly reason: 'WarmupComplete' | 'WarmupPullFailed' | 'WarmupTimedOut';
+  readonly reason: (typeof BARRIER_EVENT_REASONS)[number];
   readonly message: string;
 }
 
