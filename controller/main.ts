@@ -43,6 +43,7 @@ async function main(): Promise<number> {
     .option('write-burst', { type: 'number', default: 100, describe: 'API writes allowed at once above --write-qps' })
     .option('warmup-taint', { type: 'string', default: DEFAULT_WARMUP_TAINT_KEY, describe: 'Startup taint kwarm removes from a node once its gating images (gateNewNodes) are present' })
     .option('warmup-timeout', { type: 'string', default: DEFAULT_WARMUP_TIMEOUT, describe: 'From a node\'s creation to the removal of the warm-up taint whatever the images (fail open)' })
+    .option('warmup-condition-on-new-nodes', { type: 'boolean', default: false, describe: 'Also write the ImagesWarm condition on new nodes without the warm-up taint, for readiness gates on the condition' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
     .option('log-format', { choices: LOG_FORMATS, default: 'json' as const })
     .strict()
@@ -53,7 +54,7 @@ async function main(): Promise<number> {
   const maxPullsPerNode = argv['max-pulls-per-node'];
   if (!Number.isInteger(maxConcurrentPulls) || maxConcurrentPulls < 0) throw new Error('--max-concurrent-pulls must be an integer >= 0');
   if (!Number.isInteger(maxPullsPerNode) || maxPullsPerNode < 1 || maxPullsPerNode > 64) throw new Error('--max-pulls-per-node must be an integer from 1 to 64');
-  const warmup = warmupOptions(argv['warmup-taint'], argv['warmup-timeout']);
+  const warmup = warmupOptions(argv['warmup-taint'], argv['warmup-timeout'], argv['warmup-condition-on-new-nodes']);
 
   const log = createLogger({ level: argv['log-level'], format: argv['log-format'], component: 'kwarm-controller' });
   const access = await loadClusterAccess(defaultAccessSource(argv.kubeconfig, {
@@ -102,6 +103,7 @@ async function main(): Promise<number> {
   log.info('starting', {
     identity, namespace: argv.namespace, maxConcurrentPulls, maxPullsPerNode, leaderElect: argv['leader-elect'],
     writeQps: argv['write-qps'], writeBurst: argv['write-burst'], warmupTaint: warmup.taintKey, warmupTimeoutMs: warmup.timeoutMs,
+    warmupConditionOnNewNodes: warmup.conditionOnNewNodes,
   });
   let code = 0;
   try {

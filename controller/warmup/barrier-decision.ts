@@ -13,6 +13,11 @@ export interface WarmupOptions {
   readonly timeoutMs: number;
   /** An agent heartbeat older than this counts as an agent that does not report (for the messages only). */
   readonly agentStaleMs: number;
+  /**
+   * Also write ImagesWarm on new nodes that do not carry kwarm's taint, for readiness gates that use the
+   * condition instead (Node Readiness Controller). Off: nodes without the taint are left alone.
+   */
+  readonly conditionOnNewNodes: boolean;
 }
 
 export interface NodeTaint {
@@ -182,15 +187,17 @@ function liftEvent(reason: LiftReason, message: string): BarrierEvent {
 }
 
 /**
- * Which nodes the barrier looks after: those carrying kwarm's taint, and (for readiness gates that use
- * the condition instead, such as the Node Readiness Controller) nodes younger than the timeout and nodes
- * whose ImagesWarm is still False. A node whose ImagesWarm is True and has no taint is done: the barrier is
- * a start-up gate, it never closes again on a running node.
+ * Which nodes the barrier looks after: those carrying kwarm's taint, nodes whose ImagesWarm it set False
+ * earlier, and with `conditionOnNewNodes` (for readiness gates that use the condition instead, such as the
+ * Node Readiness Controller) nodes younger than the timeout. A node whose ImagesWarm is True and has no taint
+ * is done: the barrier is a start-up gate, it never closes again on a running node. Without the taint and
+ * without the option, nothing is written: clusters that do not use the barrier see no Node writes.
  */
 export function barrierApplies(node: WarmupNodeView, nowMs: number, opts: WarmupOptions): boolean {
   if (node.taints.some((t) => t.key === opts.taintKey)) return true;
   if (node.imagesWarm?.status === 'True') return false;
   if (node.imagesWarm !== undefined) return true;
+  if (!opts.conditionOnNewNodes) return false;
   const created = parseTime(node.createdAt);
   return created !== undefined && nowMs < created + opts.timeoutMs;
 }
@@ -230,13 +237,13 @@ function lifted(node: WarmupNodeView, hasTaint: boolean, reason: LiftReason, mes
 export const AGENT_STALE_MS = 15 * 60_000;
 
 /** Validated barrier options from the controller's flags; throws with a message naming the flag. */
-export function warmupOptions(taintKey: string, timeout: string, agentStaleMs = AGENT_STALE_MS): WarmupOptions {
+export function warmupOptions(taintKey: string, timeout: string, conditionOnNewNodes = false, agentStaleMs = AGENT_STALE_MS): WarmupOptions {
   if (!TAINT_KEY.test(taintKey) || taintKey.length > 316) {
     throw new Error(`--warmup-taint "${taintKey}" is not a taint key (a qualified name such as kwarm.io/warming)`);
   }
   const timeoutMs = durationMilliseconds(timeout);
   if (timeoutMs === undefined || timeoutMs <= 0) throw new Error(`--warmup-timeout "${timeout}" is not a positive duration such as 10m`);
-  return { taintKey, timeoutMs, agentStaleMs };
+  return { taintKey, timeoutMs, agentStaleMs, conditionOnNewNodes };
 }
 
 // A qualified name: optional DNS subdomain prefix and '/', then a name of up to 63 characters.

@@ -25,6 +25,7 @@ const WARM = 'warm-loop-pulls';
 const NOTHING = 'warm-loop-nothing';
 const SILENT = 'warm-loop-silent';
 const UNPLANNED = 'warm-loop-unplanned';
+const PLAIN = 'warm-loop-plain';
 const NODES = [WARM, NOTHING, SILENT, UNPLANNED];
 
 interface RawNode {
@@ -81,7 +82,7 @@ describe('controller/warmup barrier loop', function () {
   after(async () => {
     ac.abort();
     await running;
-    await deleteNodes(admin, NODES, new AbortController().signal);
+    await deleteNodes(admin, [...NODES, PLAIN], new AbortController().signal);
     admin.close();
     kwarm.close();
   });
@@ -109,11 +110,16 @@ describe('controller/warmup barrier loop', function () {
     expect(await events(WARM, 'WarmupComplete')).to.deep.equal(['Normal|all 2 gating images are present on the node']);
   });
 
-  it('removes the taint at once when nothing gates the node', async () => {
+  it('removes the taint at once when nothing gates the node, and never writes a new node without the taint', async () => {
+    await createNode(admin, { name: PLAIN, taints: [{ key: 'example.com/other', effect: 'NoSchedule' }] }, signal);
+    await planned(PLAIN, [{ image: A, gates: true }]);
     await createNode(admin, { name: NOTHING, taints: [{ key: KEY, effect: 'NoSchedule' }] }, signal);
     await planned(NOTHING, [{ image: OTHER, gates: false }]);
     await waitFor(async () => !(await tainted(NOTHING)), { what: 'the taint to come off', timeoutMs: TIMEOUT_MS / 2 });
     expect(await warmCondition(NOTHING)).to.include({ status: 'True', reason: 'NoGatingImages' });
+    // The plain node was created first, so the loop has seen it by now.
+    expect(await warmCondition(PLAIN)).to.equal(undefined);
+    expect(writes.map(([n]) => n)).to.not.include(PLAIN);
   });
 
   it('removes the taint at the timeout when the agent never reports or the node was never planned, with a Warning Event', async () => {

@@ -149,22 +149,31 @@ describe('controller/warmup/barrier-decision', () => {
   });
 
   describe('nodes without kwarm\'s taint (a readiness gate on the condition instead)', () => {
+    const GATE = warmupOptions(KEY, '10m', true);
+
+    it('are left alone unless conditionOnNewNodes is set: no writes in clusters that do not use the barrier', () => {
+      const young = node({ taints: [] });
+      expect(barrierApplies(young, T0 + MINUTE, OPTS)).to.equal(false);
+      expect(decideBarrier(young, set(), T0 + MINUTE, OPTS)).to.deep.equal({ removeTaint: false, condition: undefined, event: undefined, recheckAtMs: undefined });
+      expect(barrierApplies(young, T0 + MINUTE, GATE)).to.equal(true);
+    });
+
     it('gets ImagesWarm False then True on a young node, without any taint removal', () => {
       const young = node({ taints: [{ key: 'other.io/x', effect: 'NoSchedule' }] });
-      const pulling = decideBarrier(young, set({}, { [A]: 'Completed' }), T0 + MINUTE, OPTS);
+      const pulling = decideBarrier(young, set({}, { [A]: 'Completed' }), T0 + MINUTE, GATE);
       expect(pulling).to.include({ removeTaint: false });
       expect(pulling.condition?.status).to.equal('False');
-      const warm = decideBarrier(young, set({}, { [A]: 'Completed', [B]: 'Completed' }), T0 + MINUTE, OPTS);
+      const warm = decideBarrier(young, set({}, { [A]: 'Completed', [B]: 'Completed' }), T0 + MINUTE, GATE);
       expect(warm.removeTaint).to.equal(false);
       expect(warm.condition?.status).to.equal('True');
     });
 
     it('leaves alone an old node that never had the condition, and any node whose condition is True', () => {
       const old = node({ taints: [] });
-      expect(barrierApplies(old, T0 + 11 * MINUTE, OPTS)).to.equal(false);
-      expect(decideBarrier(old, undefined, T0 + 11 * MINUTE, OPTS)).to.deep.equal({ removeTaint: false, condition: undefined, event: undefined, recheckAtMs: undefined });
+      expect(barrierApplies(old, T0 + 11 * MINUTE, GATE)).to.equal(false);
+      expect(decideBarrier(old, undefined, T0 + 11 * MINUTE, GATE)).to.deep.equal({ removeTaint: false, condition: undefined, event: undefined, recheckAtMs: undefined });
       const done = node({ taints: [], imagesWarm: cond('True', 'ImagesPresent', 'x') });
-      expect(barrierApplies(done, T0 + MINUTE, OPTS)).to.equal(false);
+      expect(barrierApplies(done, T0 + MINUTE, GATE)).to.equal(false);
     });
 
     it('turns a False condition True at the timeout even on an old node', () => {
@@ -178,7 +187,7 @@ describe('controller/warmup/barrier-decision', () => {
 
   describe('warmupOptions', () => {
     it('accepts qualified taint keys and positive durations', () => {
-      expect(warmupOptions('example.com/warm-up', '90s')).to.deep.equal({ taintKey: 'example.com/warm-up', timeoutMs: 90_000, agentStaleMs: AGENT_STALE_MS });
+      expect(warmupOptions('example.com/warm-up', '90s')).to.deep.equal({ taintKey: 'example.com/warm-up', timeoutMs: 90_000, agentStaleMs: AGENT_STALE_MS, conditionOnNewNodes: false });
       expect(warmupOptions('warming', '1h').timeoutMs).to.equal(3_600_000);
     });
 
