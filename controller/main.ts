@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { durationMilliseconds } from '../api/v1alpha1/index.ts';
+import { DEFAULT_WARMUP_TAINT_KEY, DEFAULT_WARMUP_TIMEOUT, durationMilliseconds } from '../api/v1alpha1/index.ts';
 import { defaultAccessSource, isFile, loadClusterAccess } from '../lib/cluster-access.ts';
 import { closeServer, serveHealth, serveMetrics } from '../lib/endpoints.ts';
 import { KubeClient } from '../lib/kube-client.ts';
@@ -14,6 +14,7 @@ import { TokenBucket } from '../lib/token-bucket.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { Controller } from './reconciler.ts';
 import { errorText } from '../lib/errors.ts';
+import { warmupOptions } from './warmup/barrier-decision.ts';
 
 function duration(name: string, text: string): number {
   const ms = durationMilliseconds(text);
@@ -40,6 +41,9 @@ async function main(): Promise<number> {
     .option('argo-discovery-interval', { type: 'string', default: '60s', describe: 'While a policy names an Argo Workflows kind: how often to check which Argo kinds the cluster serves' })
     .option('write-qps', { type: 'number', default: 50, describe: 'Client-side limit of API writes per second' })
     .option('write-burst', { type: 'number', default: 100, describe: 'API writes allowed at once above --write-qps' })
+    .option('warmup-taint', { type: 'string', default: DEFAULT_WARMUP_TAINT_KEY, describe: 'Startup taint kwarm removes from a node once its gating images (gateNewNodes) are present' })
+    .option('warmup-timeout', { type: 'string', default: DEFAULT_WARMUP_TIMEOUT, describe: 'From a node\'s creation to the removal of the warm-up taint whatever the images (fail open)' })
+    .option('warmup-condition-on-new-nodes', { type: 'boolean', default: false, describe: 'Also write the ImagesWarm condition on new nodes without the warm-up taint, for readiness gates on the condition' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
     .option('log-format', { choices: LOG_FORMATS, default: 'json' as const })
     .strict()
@@ -50,6 +54,7 @@ async function main(): Promise<number> {
   const maxPullsPerNode = argv['max-pulls-per-node'];
   if (!Number.isInteger(maxConcurrentPulls) || maxConcurrentPulls < 0) throw new Error('--max-concurrent-pulls must be an integer >= 0');
   if (!Number.isInteger(maxPullsPerNode) || maxPullsPerNode < 1 || maxPullsPerNode > 64) throw new Error('--max-pulls-per-node must be an integer from 1 to 64');
+  const warmup = warmupOptions(argv['warmup-taint'], argv['warmup-timeout'], argv['warmup-condition-on-new-nodes']);
 
   const log = createLogger({ level: argv['log-level'], format: argv['log-format'], component: 'kwarm-controller' });
   const access = await loadClusterAccess(defaultAccessSource(argv.kubeconfig, {
@@ -103,7 +108,8 @@ async function main(): Promise<number> {
 
   log.info('starting', {
     identity, namespace: argv.namespace, maxConcurrentPulls, maxPullsPerNode, leaderElect: argv['leader-elect'],
-    writeQps: argv['write-qps'], writeBurst: argv['write-burst'],
+    writeQps: argv['write-qps'], writeBurst: argv['write-burst'], warmupTaint: warmup.taintKey, warmupTimeoutMs: warmup.timeoutMs,
+    warmupConditionOnNewNodes: warmup.conditionOnNewNodes,
   });
   let code = 0;
   try {

@@ -8,12 +8,14 @@ import type { ClusterAccess } from './cluster-access.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-export type PatchType = 'apply' | 'merge' | 'json';
+export type PatchType = 'apply' | 'merge' | 'json' | 'strategic';
 
 const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
   apply: 'application/apply-patch+yaml',
   merge: 'application/merge-patch+json',
   json: 'application/json-patch+json',
+  // Built-in kinds only: merges lists by their key (Node conditions by type), as the kubelet's own patches do.
+  strategic: 'application/strategic-merge-patch+json',
 };
 
 export interface ListPage {

@@ -7,6 +7,7 @@ import { imageDigest, imageReference } from './image-reference.ts';
 import { conditions, DNS_SUBDOMAIN_PATTERN, labelSelector, resourceSchema } from './meta.ts';
 import { nodeAffinity, tolerations } from './node-targeting.ts';
 import { pullSecretReferences, refreshIntervalSchema, resourcesSchema, retrySchema, timeoutSchema } from './pull-settings.ts';
+import { gateNewNodes } from './warmup.ts';
 
 export const prePullImageNames = {
   kind: 'PrePullImage',
@@ -70,6 +71,7 @@ export const prePullImageSpecSchema = s.object({
   purgeOnDelete: s.boolean({
     description: `On deletion, remove the image from the target nodes first, as state Absent does (the controller holds the ${PURGE_FINALIZER} finalizer until every node has answered).`,
   }).default(false),
+  gateNewNodes: gateNewNodes('The image gates the warm-up of its target nodes.'),
 }, { description: 'The image and where it is wanted.' }).validate({
   rule: "!has(self.imageDigest) || !self.image.contains('@') || self.image.endsWith('@' + self.imageDigest)",
   message: 'must match the digest in spec.image when the image reference has one',

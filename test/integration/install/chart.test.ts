@@ -31,7 +31,7 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
   it('passes helm lint, and its values schema rejects wrong values', async () => {
     const lint = await helm(['lint', 'charts/kwarm', '--strict']);
     expect(lint.stdout).to.include('0 chart(s) failed');
-    for (const bad of ['controller.maxConcurrentPulls=-1', 'agent.maxPullsPerNode=0', 'logFormat=xml', 'agent.criSocket=relative/path', 'controller.unknownKey=1']) {
+    for (const bad of ['controller.maxConcurrentPulls=-1', 'agent.maxPullsPerNode=0', 'logFormat=xml', 'agent.criSocket=relative/path', 'controller.unknownKey=1', 'controller.warmup.taintKey=Not A Key', 'controller.warmup.timeout=ten']) {
       const res = await helm(['template', 'kwarm', 'charts/kwarm', '--set', bad], { allowFailure: true });
       expect(res.code, bad).to.not.equal(0);
       expect(res.stderr, bad).to.match(/values don't meet the specifications of the schema/);
@@ -93,7 +93,8 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
     await cp.kubectl(['apply', '--server-side', '--field-manager=kwarm-tests', '--force-conflicts', '-k', 'deploy/default']);
     const { stdout } = await cp.kubectl(['get', 'deploy,ds,sa,validatingadmissionpolicy', '-n', 'kwarm-system', '-o', 'name']);
     expect(stdout).to.include('deployment.apps/kwarm-controller').and.include('daemonset.apps/kwarm-agent')
-      .and.include('serviceaccount/kwarm-agent').and.include('validatingadmissionpolicy.admissionregistration.k8s.io/kwarm-agent-own-node-only');
+      .and.include('serviceaccount/kwarm-agent').and.include('validatingadmissionpolicy.admissionregistration.k8s.io/kwarm-agent-own-node-only')
+      .and.include('validatingadmissionpolicy.admissionregistration.k8s.io/kwarm-controller-node-warmup-only');
     const install = await helm(['install', 'kwarm-helm', 'charts/kwarm', '-n', 'kwarm-helm', '--create-namespace', '--wait=false'], { cp });
     expect(install.stdout).to.include('STATUS: deployed').and.include('kubectl wait --for=condition=Ready prepullimage');
     const { stdout: ds } = await cp.kubectl(['get', 'ds', 'kwarm-helm-agent', '-n', 'kwarm-helm', '-o', 'json']);
@@ -154,7 +155,11 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
         expect(await can(controller, verb, 'configmaps', '-n', 'default'), `${verb} configmaps`).to.equal('no');
       }
       expect(await can(controller, 'patch', 'nodeimagesets.kwarm.io')).to.equal('yes');
-      expect(await can(controller, 'patch', 'nodes')).to.equal('no');
+      // Nodes: patch only, for the warm-up barrier; the admission policy narrows it to kwarm's taint and
+      // condition (test/integration/controller/warmup-writer.test.ts tries the rest).
+      expect(await can(controller, 'patch', 'nodes')).to.equal('yes');
+      expect(await can(controller, 'patch', 'nodes', '--subresource=status')).to.equal('yes');
+      for (const verb of ['update', 'create', 'delete']) expect(await can(controller, verb, 'nodes'), `${verb} nodes`).to.equal('no');
       expect(await can(controller, 'update', 'leases.coordination.k8s.io', '-n', 'kwarm-system')).to.equal('yes');
       expect(await can(controller, 'update', 'leases.coordination.k8s.io', '-n', 'default')).to.equal('no');
     });
