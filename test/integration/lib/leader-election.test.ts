@@ -112,8 +112,9 @@ describe('lib: leader election on a real Lease', function () {
         const story = `round ${round}: a stopped ${Math.round((ta.abortedAt ?? NaN) - frozenAt)} ms after the cut, b led ${Math.round((tb.startedAt ?? NaN) - frozenAt)} ms after it`;
         expect(ta.abortedAt, story).to.be.a('number');
         expect(ta.abortedAt ?? Infinity, story).to.be.lessThan(tb.startedAt ?? -Infinity);
-        // The renew deadline (2 s) counts from the last renewal sent, which was before the cut.
-        expect((ta.abortedAt ?? Infinity) - frozenAt, story).to.be.lessThan(2100);
+        // The renew deadline (2 s) counts from the last renewal sent, which was before the cut; 400 ms for a timer
+        // that fires late on a loaded machine.
+        expect((ta.abortedAt ?? Infinity) - frozenAt, story).to.be.lessThan(2400);
         acB.abort();
         await runB;
         proxy.thaw();
