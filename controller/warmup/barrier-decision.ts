@@ -207,6 +207,8 @@ export function decideBarrier(node: WarmupNodeView, set: WarmupImageSetView | un
   if (!barrierApplies(node, nowMs, opts)) return NOTHING;
   const taints = node.taints.filter((t) => t.key === opts.taintKey);
   const hasTaint = taints.length > 0;
+  // Lifted before (its removal failed, or the taint was put back): the gate stays open, whatever changed since.
+  if (node.imagesWarm?.status === 'True') return { removeTaint: hasTaint, condition: undefined, event: undefined, recheckAtMs: undefined };
   // The clock starts when the taint was added when the API recorded it, else at the node's creation (kubelet
   // --register-with-taints and autoscaler start-up taints come with the node).
   const added = taints.map((t) => parseTime(t.timeAdded)).find((t) => t !== undefined);

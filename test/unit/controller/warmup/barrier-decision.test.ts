@@ -145,6 +145,9 @@ describe('controller/warmup/barrier-decision', () => {
       const n = node({ imagesWarm: cond('True', 'ImagesPresent', 'all 2 gating images are present on the node') });
       const d = decideBarrier(n, set({}, { [A]: 'Completed', [B]: 'Completed' }), T0 + MINUTE, OPTS);
       expect(d).to.deep.equal({ removeTaint: true, condition: undefined, event: undefined, recheckAtMs: undefined });
+      // Even when a gating image was added since: a lifted gate does not close again.
+      const more = decideBarrier(n, set({ gatingImages: 3 }, { [A]: 'Completed', [B]: 'Completed' }), T0 + MINUTE, OPTS);
+      expect(more).to.deep.equal({ removeTaint: true, condition: undefined, event: undefined, recheckAtMs: undefined });
     });
   });
 
