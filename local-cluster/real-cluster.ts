@@ -117,10 +117,14 @@ function removeListedDirs(dir: string): void {
 
 /**
  * A detached shell that waits for this process to end, gives the watchdogs time to kill the namespace
- * holders (their mounts go with them), then removes the cluster's files and the temp dirs listed in `dirs`.
+ * holders (their mounts go with them), then removes the empty cgroups of the nodes' containers (as
+ * removeContainerCgroups does), the cluster's files and the temp dirs listed in `dirs`.
  */
 function startJanitor(dir: string): ChildProcess {
   const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; sleep 3
+for t in "${dir}"/node-*/run-containerd/io.containerd.runtime.v2.task/k8s.io/*; do
+  [ -e "$t" ] || continue; id=$(basename "$t"); rmdir /sys/fs/cgroup/k8s.io/"$id" /sys/fs/cgroup/*/k8s.io/"$id" 2>/dev/null
+done
 while read -r d; do rm -rf "$d"; done < "${dir}/dirs"; rm -rf "${dir}"`;
   const janitor = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
   janitor.unref();

@@ -2,7 +2,7 @@
 // made by the harness (namespaces.ts), a veth to the cluster's bridge, and inside them containerd at the
 // standard /run/containerd/containerd.sock, the kubelet and kube-proxy (iptables mode). Pods get addresses
 // from the bridge CNI plugin in the node's own pod subnet.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cachedBinary } from './binaries.ts';
 import { startContainerd, type TestContainerd } from './containerd.ts';
@@ -122,6 +122,38 @@ function kubeProxyConfig(o: { kubeconfig: string; name: string }): string {
   });
 }
 
+/** The host's cgroup hierarchies (v1: one per controller; v2: the root itself). */
+function cgroupRoots(): string[] {
+  try {
+    return ['/sys/fs/cgroup', ...readdirSync('/sys/fs/cgroup').map((d) => join('/sys/fs/cgroup', d))];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The cgroups runc made for the node's containers (containerd's default parent, /k8s.io/<container id>). The
+ * containers die with the node's pid namespace, never through runc, so nobody else removes the (empty) cgroups.
+ * The ids are the task bundles left in the node's containerd state.
+ */
+export function removeContainerCgroups(containerdState: string): void {
+  let ids: string[];
+  try {
+    ids = readdirSync(join(containerdState, 'io.containerd.runtime.v2.task', 'k8s.io'));
+  } catch {
+    return;
+  }
+  for (const root of cgroupRoots()) {
+    for (const id of ids) {
+      try {
+        rmdirSync(join(root, 'k8s.io', id));
+      } catch {
+        // Not in this hierarchy, or already removed.
+      }
+    }
+  }
+}
+
 export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
   const { slot, dir, cluster } = opts;
   const name = slot.name;
@@ -150,6 +182,7 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
   const started: { stop(): Promise<void> }[] = [namespaces];
   const stopAll = async (): Promise<void> => {
     for (const s of [...started].reverse()) await s.stop();
+    removeContainerCgroups(paths.containerdState);
   };
   try {
     // The veth is made in the cluster's namespace with its peer straight in the node's: neither end is ever

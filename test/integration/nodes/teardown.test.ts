@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { cachedBinary } from '../../../local-cluster/binaries.ts';
 import { pushSleeperImage } from '../../../local-cluster/busybox-images.ts';
 import { startRealCluster } from '../../../local-cluster/real-cluster.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
@@ -64,6 +65,14 @@ function processesIn(namespaces: ReadonlySet<string>): number[] {
   return pids().filter((p) => namespaces.has(readOr(`/proc/${p}/ns/net`, '', true)));
 }
 
+/** The cgroups runc made for the node's containers: /sys/fs/cgroup/<hierarchy>/k8s.io/<id>, from the task bundles. */
+function containerCgroups(nodeDir: string): string[] {
+  const tasks = join(nodeDir, 'run-containerd', 'io.containerd.runtime.v2.task', 'k8s.io');
+  const ids = existsSync(tasks) ? readdirSync(tasks) : [];
+  const roots = ['/sys/fs/cgroup', ...readdirSync('/sys/fs/cgroup').map((d) => join('/sys/fs/cgroup', d))];
+  return roots.flatMap((r) => ids.map((id) => join(r, 'k8s.io', id))).filter((d) => existsSync(d));
+}
+
 function rootMountsMentioning(text: string): string[] {
   return readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(text));
 }
@@ -108,6 +117,8 @@ describe('real nodes: nothing left behind', function () {
       // The cluster's namespace, the node's, and the pod's.
       expect(namespaces.size).to.be.at.least(3);
       const dirs = [cluster.dir, cluster.controlPlane.dir, dirname(node.containerd.logFile), dirname(cluster.registry.storageDir)];
+      const cgroups = containerCgroups(node.dir);
+      expect(cgroups).to.not.deep.equal([]);
       await cluster.stop();
       stopped = true;
 
@@ -115,6 +126,7 @@ describe('real nodes: nothing left behind', function () {
       expect(processesMentioning(cluster.dir).map(commandLine), 'processes of the cluster').to.deep.equal([]);
       for (const d of dirs) expect(existsSync(d), d).to.equal(false);
       expect(rootMountsMentioning('kwarm')).to.deep.equal([]);
+      expect(cgroups.filter((d) => existsSync(d)), 'container cgroups').to.deep.equal([]);
       expect(await rootNetwork()).to.deep.equal(before);
     } finally {
       if (!stopped) await cluster.stop();
@@ -135,7 +147,18 @@ describe('real nodes: nothing left behind', function () {
   });
 
   it('a killed test process leaves nothing behind: watchdogs kill the namespaces\' holders, a janitor removes the files', async () => {
-    const { child, dir } = await startCli();
+    const { child, dir, output } = await startCli();
+    // A running pod (the sandbox image sleeps too), so containers and their cgroups exist when the process dies.
+    const kubeconfig = /export KUBECONFIG=(\S+)/.exec(output())?.[1] ?? '';
+    const kubectl = (args: readonly string[]): Promise<string> => new Promise((resolve, reject) => {
+      execFile(cachedBinary('kubectl'), [`--kubeconfig=${kubeconfig}`, ...args], (err, stdout, stderr) => {
+        if (err === null) resolve(stdout); else reject(new Error(`kubectl ${args.join(' ')}: ${stderr}`));
+      });
+    });
+    await kubectl(['run', 'crash', '--image=10.250.0.1:5000/kwarm/pause:1']);
+    await kubectl(['wait', '--for=condition=Ready', 'pod/crash', '--timeout=120s']);
+    const cgroups = containerCgroups(join(dir, 'node-1'));
+    expect(cgroups).to.not.deep.equal([]);
     const namespaces = netNamespaces(processesMentioning(dir));
     expect(namespaces.size).to.be.at.least(2);
     // The control plane's, registry's, containerd's and PKI's temp dirs, listed for the janitor.
@@ -147,5 +170,6 @@ describe('real nodes: nothing left behind', function () {
       { what: `the killed cluster's processes, namespaces and ${dir} to go`, timeoutMs: 30_000, intervalMs: 250 });
     expect(rootMountsMentioning(dir)).to.deep.equal([]);
     for (const d of others) expect(existsSync(d), d).to.equal(false);
+    expect(cgroups.filter((d) => existsSync(d)), 'container cgroups').to.deep.equal([]);
   });
 });
