@@ -10,6 +10,8 @@
 //   cluster.nodes, cluster.node(n)   the running nodes (real-node.ts): containerd socket, kubelet, namespaces
 //   await cluster.addNode()          one more node, Ready
 //   await cluster.restartContainerd('node-1')
+//   await cluster.node('node-1').restartKubelet({ maxPods: 42 })   KubeletConfiguration fields over the
+//                                    harness's; restartKubelet() without them restores the harness's own
 //   await cluster.stop()             everything gone: processes, namespaces, mounts, veths, files
 //
 // Shape (docs/decisions/0009-real-nodes.md): the control plane (etcd, kube-apiserver, kube-controller-manager,
