@@ -53,6 +53,14 @@ export interface RealNode {
    * the harness's own), and waits until its /healthz answers. Pods keep running meanwhile.
    */
   restartKubelet(overrides?: Readonly<Record<string, unknown>>): Promise<void>;
+  /**
+   * The kubelet's own image garbage collection, as under disk pressure: restarts the kubelet with image GC
+   * thresholds of 1 % / 0 % and no minimum age, so that its next pass removes every image no container uses;
+   * waits until `done()` holds (e.g. an image is gone from the runtime), then restores the harness's settings.
+   * Slow: the kubelet collects on a fixed 5-minute period, and its pass at start-up fails here ("invalid
+   * capacity 0 on image filesystem": stats are not ready yet), so expect about 5 minutes.
+   */
+  collectImages(done: () => Promise<boolean>, opts?: { timeoutMs?: number }): Promise<void>;
   /** Stops every process of the node; its namespaces, mounts and veth vanish with them. Files stay in `dir`. */
   stop(): Promise<void>;
 }
@@ -162,6 +170,9 @@ export function removeContainerCgroups(containerdState: string): void {
   }
 }
 
+/** Every image no container uses is over the line, whatever its age (see RealNode.collectImages). */
+const IMAGE_GC_NOW = { imageGCHighThresholdPercent: 1, imageGCLowThresholdPercent: 0, imageMinimumGCAge: '0s' };
+
 export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
   const { slot, dir, cluster } = opts;
   const name = slot.name;
@@ -242,20 +253,33 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     });
     started.push(kubeProxy);
 
+    const restartKubelet = async (overrides: Readonly<Record<string, unknown>> = {}): Promise<void> => {
+      await kubelet.stop();
+      kubelet = launchKubelet(overrides);
+      const current = kubelet;
+      await waitFor(async () => {
+        if (!current.running) throw new Error(`the kubelet of ${name} exited:\n${current.tail()}`);
+        // busybox-static's wget, inside the node, where the kubelet's healthz listens.
+        return (await namespaces.exec('/bin/busybox', ['wget', '-q', '-O-', 'http://127.0.0.1:10248/healthz']).catch(() => '')) === 'ok';
+      }, { what: `the kubelet of ${name} to answer /healthz`, timeoutMs: 60_000, intervalMs: 250 });
+    };
+
     return {
       name, address, podSubnet: subnet, dir, namespaces, containerd, kubeProxy,
       get kubelet() {
         return kubelet;
       },
-      async restartKubelet(overrides = {}) {
-        await kubelet.stop();
-        kubelet = launchKubelet(overrides);
-        const current = kubelet;
-        await waitFor(async () => {
-          if (!current.running) throw new Error(`the kubelet of ${name} exited:\n${current.tail()}`);
-          // busybox-static's wget, inside the node, where the kubelet's healthz listens.
-          return (await namespaces.exec('/bin/busybox', ['wget', '-q', '-O-', 'http://127.0.0.1:10248/healthz']).catch(() => '')) === 'ok';
-        }, { what: `the kubelet of ${name} to answer /healthz`, timeoutMs: 60_000, intervalMs: 250 });
+      restartKubelet,
+      async collectImages(done, copts = {}) {
+        await restartKubelet(IMAGE_GC_NOW);
+        try {
+          await waitFor(async () => {
+            if (!kubelet.running) throw new Error(`the kubelet of ${name} exited:\n${kubelet.tail()}`);
+            return done();
+          }, { what: `the kubelet of ${name} to collect images`, timeoutMs: copts.timeoutMs ?? 420_000, intervalMs: 1000 });
+        } finally {
+          await restartKubelet();
+        }
       },
       stop: stopAll,
     };
