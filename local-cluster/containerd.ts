@@ -1,12 +1,13 @@
 // Real containerd (Debian package, CRI plugin built in) for tests, one instance per simulated node:
 // each has its own root, state dir, gRPC and ttrpc sockets, CRI stream port and registry hosts
 // config, so several run side by side without touching the host's /run/containerd or /var/lib.
-// Pulls only: the native snapshotter works everywhere, and no CNI network is needed.
+// Pulls only: the native snapshotter works everywhere, and no CNI network is needed. A real node
+// (real-node.ts) runs one inside its namespaces instead, at the standard paths with the bridge CNI.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GrpcImageRuntime, loadCriProto, type CriProto } from '../agent/cri/grpc-runtime.ts';
 import { systemBinary } from './binaries.ts';
-import { ManagedProcess } from './process.ts';
+import { ManagedProcess, type StartOptions } from './process.ts';
 import type { RegistryEndpoint } from './registry.ts';
 import { makeTempDir, removeDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
@@ -20,6 +21,20 @@ export interface ContainerdOptions {
   readyTimeoutMs?: number;
   /** The pod sandbox ("pause") image, for tests that run containers; it must come from one of `registries`. */
   sandboxImage?: string;
+  /** Run inside a real node's namespaces rather than beside the test process. */
+  placement?: ContainerdPlacement;
+}
+
+/** A containerd of a real node: standard paths inside the node, backed by host directories. */
+export interface ContainerdPlacement {
+  /** Starts a process inside the node. */
+  start(opts: StartOptions): ManagedProcess;
+  /** The host directory the node sees at /var/lib/containerd. */
+  root: string;
+  /** The host directory the node sees at /run/containerd (the socket is reachable from outside through it). */
+  state: string;
+  /** CNI network configs (the plugins are Debian's, in /usr/lib/cni). */
+  cniConfDir: string;
 }
 
 export interface TestContainerd {
@@ -55,7 +70,9 @@ const DISABLED_PLUGINS = [
 
 const toml = (s: string): string => JSON.stringify(s);
 
-function configToml(dirs: { root: string; state: string; socket: string; hostsDir: string; cniDir: string }, sandboxImage: string | undefined): string {
+interface ConfigDirs { root: string; state: string; socket: string; hostsDir: string; cniBinDir: string; cniConfDir: string }
+
+function configToml(dirs: ConfigDirs, sandboxImage: string | undefined): string {
   const cri = '[plugins."io.containerd.grpc.v1.cri"]';
   return `version = 2
 root = ${toml(dirs.root)}
@@ -77,6 +94,7 @@ disabled_plugins = [${DISABLED_PLUGINS.map(toml).join(', ')}]
 
 ${cri}
   # Port 0: each instance gets its own stream server port (the old fixed 10010 would collide).
+  # Inside a node, 127.0.0.1 is the node's: the kubelet beside it streams exec and logs from there.
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   # Sandboxes ask for oom_score_adj -998, which this environment does not permit (runc then fails with
@@ -85,8 +103,8 @@ ${cri}
 ${sandboxImage === undefined ? '' : `  sandbox_image = ${toml(sandboxImage)}\n`}  [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "native"
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = ${toml(join(dirs.cniDir, 'bin'))}
-    conf_dir = ${toml(join(dirs.cniDir, 'net.d'))}
+    bin_dir = ${toml(dirs.cniBinDir)}
+    conf_dir = ${toml(dirs.cniConfDir)}
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = ${toml(dirs.hostsDir)}
 `;
@@ -106,15 +124,22 @@ function writeHostsConfig(hostsDir: string, registry: RegistryEndpoint): void {
 export async function startContainerd(opts: ContainerdOptions): Promise<TestContainerd> {
   const safeName = opts.name.replace(/[^a-zA-Z0-9-]/g, '-');
   const dir = makeTempDir(`containerd-${safeName}`);
-  const root = join(dir, 'root');
-  const state = join(dir, 'state');
+  const placement = opts.placement;
+  const root = placement?.root ?? join(dir, 'root');
+  const state = placement?.state ?? join(dir, 'state');
+  // The path the test process dials; inside a node the same socket is /run/containerd/containerd.sock.
   const socket = join(state, 'containerd.sock');
   const hostsDir = join(dir, 'certs.d');
-  const cniDir = join(dir, 'cni');
-  for (const d of [root, state, hostsDir, join(cniDir, 'bin'), join(cniDir, 'net.d')]) mkdirSync(d, { recursive: true });
+  const cniBinDir = placement === undefined ? join(dir, 'cni', 'bin') : '/usr/lib/cni';
+  const cniConfDir = placement?.cniConfDir ?? join(dir, 'cni', 'net.d');
+  for (const d of [root, state, hostsDir, cniConfDir]) mkdirSync(d, { recursive: true });
+  if (placement === undefined) mkdirSync(cniBinDir, { recursive: true });
   for (const r of opts.registries) writeHostsConfig(hostsDir, r);
   const configFile = join(dir, 'config.toml');
-  writeFileSync(configFile, configToml({ root, state, socket, hostsDir, cniDir }, opts.sandboxImage));
+  const dirs: ConfigDirs = placement === undefined
+    ? { root, state, socket, hostsDir, cniBinDir, cniConfDir }
+    : { root: '/var/lib/containerd', state: '/run/containerd', socket: '/run/containerd/containerd.sock', hostsDir, cniBinDir, cniConfDir };
+  writeFileSync(configFile, configToml(dirs, opts.sandboxImage));
   const logFile = join(dir, 'containerd.log');
   const command = systemBinary('containerd');
   const proto: CriProto = loadCriProto();
@@ -128,7 +153,8 @@ export async function startContainerd(opts: ContainerdOptions): Promise<TestCont
 
   const launch = async (): Promise<number> => {
     const started = Date.now();
-    const p = ManagedProcess.start({ name: procName, command, args: ['--config', configFile], logFile });
+    const startOpts = { name: procName, command, args: ['--config', configFile], logFile };
+    const p = placement === undefined ? ManagedProcess.start(startOpts) : placement.start(startOpts);
     proc = p;
     stopping = undefined;
     try {

@@ -1,6 +1,8 @@
 // A real Kubernetes control plane for tests: etcd, kube-apiserver (RBAC, service-account token signing,
-// an audit log of writes) and optionally kube-controller-manager (garbage collection, namespaces), all on
-// 127.0.0.1, built from their Go modules by local-cluster/tools/build-binaries.sh.
+// an audit log of writes) and optionally kube-controller-manager (garbage collection, namespaces) and
+// kube-scheduler, built from their Go modules by local-cluster/tools/build-binaries.sh. By default all on
+// 127.0.0.1; for the real-node cluster (real-cluster.ts) inside the cluster's network namespace, reached by
+// the test process through a loopback forwarder.
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -9,7 +11,8 @@ import { Agent, request } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { cachedBinary } from './binaries.ts';
-import { ManagedProcess } from './process.ts';
+import { ManagedProcess, type StartOptions } from './process.ts';
+import type { Pki } from './pki.ts';
 import { freePort } from './ports.ts';
 import { makeTempDir, removeDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
@@ -31,11 +34,35 @@ export interface KubectlOptions {
 export interface ControlPlaneOptions {
   /** Start kube-controller-manager too (garbage collector, namespace and service-account controllers). */
   controllerManager?: boolean;
+  /** kube-controller-manager's --controllers; the default is what the tests without kubelets need. */
+  controllers?: readonly string[];
+  /** Start kube-scheduler too. */
+  scheduler?: boolean;
+  /** Run inside a network namespace (real nodes); default: every process on 127.0.0.1 of the test process. */
+  network?: ControlPlaneNetwork;
 }
 
+/** Where the control plane runs when it is not the test process's loopback. */
+export interface ControlPlaneNetwork {
+  /** The API server binds to and advertises this address: the `kubernetes` Service's endpoint. */
+  address: string;
+  /** Starts a control-plane process there. */
+  start(opts: StartOptions): ManagedProcess;
+  /** Makes address:port reachable from the test process and returns the port on 127.0.0.1. */
+  reach(port: number): Promise<number>;
+  /** The API server's serving certificate (valid for `address`, the Service IP and 127.0.0.1) and client CA. */
+  pki: Pki;
+}
+
+const DEFAULT_CONTROLLERS = ['garbagecollector', 'namespace', 'serviceaccount'];
+
 export interface ControlPlane {
-  /** https://127.0.0.1:<port> */
+  /** https://127.0.0.1:<port>, as the test process reaches it. */
   readonly server: string;
+  /** As processes beside it reach it: the same as `server`, or https://<network address>:6443. */
+  readonly clusterServer: string;
+  /** The CA that signed the API server's certificate. */
+  readonly caFile: string;
   /** A kubeconfig file for a member of system:masters. */
   readonly adminKubeconfig: string;
   /** JSON lines, one per write request (create/update/patch/delete) at Metadata level. */
@@ -126,11 +153,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const started = Date.now();
   const dir = makeTempDir('control-plane');
   const processes: ManagedProcess[] = [];
+  const net = opts.network;
+  const startProcess = (sopts: StartOptions): ManagedProcess => net === undefined ? ManagedProcess.start(sopts) : net.start(sopts);
+  // Inside its own namespace every port is free; on the shared loopback ask the kernel.
+  const port = (fixed: number): Promise<number> => net === undefined ? freePort() : Promise.resolve(fixed);
   try {
-    const etcdPort = await freePort();
-    const peerPort = await freePort();
+    const etcdPort = await port(2379);
+    const peerPort = await port(2380);
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
-    const etcd = ManagedProcess.start({
+    const etcd = startProcess({
       name: 'etcd',
       command: cachedBinary('etcd'),
       args: [
@@ -143,8 +174,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       logFile: join(dir, 'etcd.log'),
     });
     processes.push(etcd);
-    await waitFor(() => httpOk(`${etcdUrl}/health`), { what: 'etcd /health', timeoutMs: 30_000 })
-      .catch((err: unknown) => { throw failStart(etcd, err); });
+    // In a namespace, the API server's /readyz (which checks etcd) is the first thing the test process can see.
+    if (net === undefined) {
+      await waitFor(() => httpOk(`${etcdUrl}/health`), { what: 'etcd /health', timeoutMs: 30_000 })
+        .catch((err: unknown) => { throw failStart(etcd, err); });
+    }
 
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     writeFileSync(join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
@@ -154,15 +188,16 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     writeFileSync(join(dir, 'audit-policy.yaml'), AUDIT_POLICY);
     const auditLogPath = join(dir, 'audit.log');
     const certDir = join(dir, 'pki');
-    const apiPort = await freePort();
-    const server = `https://127.0.0.1:${apiPort}`;
+    const apiPort = await port(6443);
+    const address = net?.address ?? '127.0.0.1';
+    const clusterServer = `https://${address}:${apiPort}`;
+    const server = net === undefined ? clusterServer : `https://127.0.0.1:${await net.reach(apiPort)}`;
 
     const apiArgs = [
       `--etcd-servers=${etcdUrl}`,
-      '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
-      `--cert-dir=${certDir}`,
+      `--bind-address=${address}`, `--advertise-address=${address}`, `--secure-port=${apiPort}`,
       `--token-auth-file=${join(dir, 'tokens.csv')}`,
-      '--authorization-mode=RBAC',
+      ...(net === undefined ? [`--cert-dir=${certDir}`, '--authorization-mode=RBAC'] : await realNodeApiArgs(net.pki, address)),
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${join(dir, 'sa.pub')}`,
       `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
@@ -173,10 +208,13 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       '--allow-privileged=true',
       '--v=1',
     ];
-    let apiserver = startApiServer(dir, apiArgs);
+    const launchApiServer = (): ManagedProcess => startProcess({
+      name: 'kube-apiserver', command: cachedBinary('kube-apiserver'), args: apiArgs, logFile: join(dir, 'kube-apiserver.log'),
+    });
+    let apiserver = launchApiServer();
     processes.push(apiserver);
-    // The API server writes its self-signed serving certificate followed by its CA into the cert dir.
-    const caFile = join(certDir, 'apiserver.crt');
+    // Without a PKI the API server writes its self-signed serving certificate followed by its CA into the cert dir.
+    const caFile = net?.pki.caFile ?? join(certDir, 'apiserver.crt');
     const waitReady = async (proc: ManagedProcess): Promise<void> => {
       await waitFor(async () => {
         if (!proc.running) throw new Error(`exited with code ${String(await proc.wait())}`);
@@ -190,22 +228,41 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
     const adminKubeconfig = join(dir, 'admin.kubeconfig');
     writeKubeconfig(adminKubeconfig, server, caFile, 'kwarm-admin', adminToken);
+    // For the processes beside the API server (same as the admin's on loopback).
+    const clusterKubeconfig = join(dir, 'cluster-admin.kubeconfig');
+    writeKubeconfig(clusterKubeconfig, clusterServer, caFile, 'kwarm-admin', adminToken);
 
     if (opts.controllerManager ?? false) {
-      const kcmPort = await freePort();
-      const kcm = ManagedProcess.start({
+      const kcmPort = await port(10257);
+      const kcm = startProcess({
         name: 'kube-controller-manager',
         command: cachedBinary('kube-controller-manager'),
         args: [
-          `--kubeconfig=${adminKubeconfig}`, '--leader-elect=false',
-          '--controllers=garbagecollector,namespace,serviceaccount',
+          `--kubeconfig=${clusterKubeconfig}`, '--leader-elect=false',
+          `--controllers=${(opts.controllers ?? DEFAULT_CONTROLLERS).join(',')}`,
           '--bind-address=127.0.0.1', `--secure-port=${kcmPort}`,
           `--cert-dir=${join(dir, 'kcm-pki')}`,
+          // The service-account-token controller signs legacy token Secrets; root-ca-cert-publisher writes
+          // kube-root-ca.crt, which every projected service-account volume of a pod reads.
+          `--service-account-private-key-file=${join(dir, 'sa.key')}`,
+          ...(net === undefined ? [] : [`--root-ca-file=${caFile}`]),
           '--concurrent-gc-syncs=5', '--v=1',
         ],
         logFile: join(dir, 'kube-controller-manager.log'),
       });
       processes.push(kcm);
+    }
+    if (opts.scheduler ?? false) {
+      const schedulerPort = await port(10259);
+      processes.push(startProcess({
+        name: 'kube-scheduler',
+        command: cachedBinary('kube-scheduler'),
+        args: [
+          `--kubeconfig=${clusterKubeconfig}`, '--leader-elect=false',
+          '--bind-address=127.0.0.1', `--secure-port=${schedulerPort}`, '--v=1',
+        ],
+        logFile: join(dir, 'kube-scheduler.log'),
+      }));
     }
 
     const kubectlBin = cachedBinary('kubectl');
@@ -230,6 +287,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     let saCounter = 0;
     const cp: ControlPlane = {
       server,
+      clusterServer,
+      caFile,
       adminKubeconfig,
       auditLogPath,
       dir,
@@ -261,7 +320,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       },
       async restartApiServer() {
         await apiserver.stop();
-        apiserver = startApiServer(dir, apiArgs);
+        apiserver = launchApiServer();
         processes.push(apiserver);
         await waitReady(apiserver);
       },
@@ -278,13 +337,28 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   }
 }
 
-function startApiServer(dir: string, args: string[]): ManagedProcess {
-  return ManagedProcess.start({
-    name: 'kube-apiserver',
-    command: cachedBinary('kube-apiserver'),
-    args,
-    logFile: join(dir, 'kube-apiserver.log'),
+/**
+ * With kubelets: a serving certificate for every name the API server is reached by, client certificates
+ * (kubelets, kube-proxy) checked against the CA, the Node authorizer and NodeRestriction as in a real
+ * cluster, and a client certificate for the API server's own calls to kubelets (logs, exec).
+ */
+async function realNodeApiArgs(pki: Pki, address: string): Promise<string[]> {
+  const serving = await pki.issue({
+    file: 'apiserver',
+    commonName: 'kube-apiserver',
+    dnsNames: ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', 'localhost'],
+    // 10.96.0.1: the `kubernetes` Service's ClusterIP (the first address of --service-cluster-ip-range).
+    ips: [address, '10.96.0.1', '127.0.0.1'],
   });
+  const kubeletClient = await pki.issue({ file: 'apiserver-kubelet-client', commonName: 'kube-apiserver-kubelet-client', organization: 'system:masters' });
+  return [
+    `--tls-cert-file=${serving.cert}`, `--tls-private-key-file=${serving.key}`,
+    `--client-ca-file=${pki.caFile}`,
+    `--kubelet-client-certificate=${kubeletClient.cert}`, `--kubelet-client-key=${kubeletClient.key}`,
+    '--authorization-mode=Node,RBAC', '--enable-admission-plugins=NodeRestriction',
+    // Kubelets by address: their names resolve nowhere, and a lookup would go to the machine's resolver.
+    '--kubelet-preferred-address-types=InternalIP',
+  ];
 }
 
 async function serverVersion(kubectl: ControlPlane['kubectl']): Promise<string> {

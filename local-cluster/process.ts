@@ -14,6 +14,11 @@ export interface StartOptions {
   logFile: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /**
+   * The command forks the real server and waits for it (nsenter entering a pid namespace does): signals go to
+   * that child, and the process counts as exited once the wrapper has (it exits when the child does).
+   */
+  signalsToChild?: boolean;
 }
 
 /**
@@ -27,9 +32,11 @@ export class ManagedProcess {
   private readonly log: WriteStream;
   private readonly exited: Promise<number | null>;
   private exitCode: number | null | undefined;
+  private readonly signalsToChild: boolean;
 
   private constructor(opts: StartOptions) {
     this.name = opts.name;
+    this.signalsToChild = opts.signalsToChild ?? false;
     this.logFile = opts.logFile;
     this.log = createWriteStream(opts.logFile, { flags: 'a' });
     this.child = spawn(opts.command, opts.args, {
@@ -81,16 +88,26 @@ export class ManagedProcess {
 
   /** Sends a signal without waiting (e.g. SIGKILL to simulate a crash). */
   signal(sig: NodeJS.Signals): void {
-    if (this.running) this.child.kill(sig);
+    if (!this.running) return;
+    const inner = this.signalsToChild ? forkedChild(this.child.pid) : undefined;
+    if (inner === undefined) {
+      this.child.kill(sig);
+      return;
+    }
+    try {
+      process.kill(inner, sig);
+    } catch {
+      // Gone between the lookup and the signal: the wrapper exits by itself.
+    }
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
   async stop(graceMs = 5000): Promise<void> {
     if (this.running) {
-      this.child.kill('SIGTERM');
+      this.signal('SIGTERM');
       const ac = new AbortController();
       const killed = sleep(graceMs, undefined, { signal: ac.signal }).then(
-        () => { this.child.kill('SIGKILL'); },
+        () => { this.signal('SIGKILL'); },
         () => undefined,
       );
       await this.exited;
@@ -102,6 +119,17 @@ export class ManagedProcess {
       this.log.end();
       await closed;
     }
+  }
+}
+
+/** The one child a wrapper such as nsenter forked, from /proc; undefined before the fork or after the exit. */
+function forkedChild(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const first = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0];
+    return first === undefined || first === '' ? undefined : Number(first);
+  } catch {
+    return undefined;
   }
 }
 

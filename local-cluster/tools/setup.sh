@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need and is not in node_modules: Debian packages (containerd with its
-# CRI plugin, the docker-registry OCI registry, htpasswd) and the Go-built control plane
-# (etcd, kube-apiserver, kube-controller-manager, kubectl, helm). Does nothing when all is present.
+# CRI plugin, the docker-registry OCI registry, htpasswd, and for real nodes the CNI plugins, iptables,
+# conntrack, openssl) and the Go-built Kubernetes binaries (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubelet, kube-proxy, kubectl, helm). Does nothing when all is present.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -14,6 +15,14 @@ command -v htpasswd >/dev/null || need_pkgs+=(apache2-utils)
 command -v runc >/dev/null || need_pkgs+=(runc)
 # A static busybox: the purge tests run a real container from an image built around it.
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
+# Real nodes (local-cluster/real-cluster.ts): pod networking (bridge CNI), kube-proxy's iptables and conntrack,
+# the cluster's certificates, and the namespaces (util-linux unshare/nsenter, iproute2).
+[ -x /usr/lib/cni/bridge ] || need_pkgs+=(containernetworking-plugins)
+command -v iptables >/dev/null || need_pkgs+=(iptables)
+command -v conntrack >/dev/null || need_pkgs+=(conntrack)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
+command -v ip >/dev/null || need_pkgs+=(iproute2)
+command -v nsenter >/dev/null || need_pkgs+=(util-linux)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_pkgs[*]}"

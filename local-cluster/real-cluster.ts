@@ -1,0 +1,345 @@
+// A local Kubernetes cluster with real nodes, for tests, the demo and `npm run cluster`.
+//
+//   const cluster = await startRealCluster({ nodes: 3 });
+//   cluster.kubeconfig               admin kubeconfig for this process (https://127.0.0.1:<forwarded port>)
+//   cluster.controlPlane             kubectl(), apply(), waitFor(), serviceAccountKubeconfig() as for the
+//                                    shared control plane (control-plane.ts)
+//   cluster.registry                 the registry as this process reaches it: push images here (oci-image.ts)
+//   cluster.registryFromNodes        "10.250.0.1:5000", the same registry as nodes and pods reach it
+//   cluster.nodeImage(ref)           a reference pushed to `registry`, rewritten for pods and the chart
+//   cluster.nodes, cluster.node(n)   the running nodes (real-node.ts): containerd socket, kubelet, namespaces
+//   await cluster.addNode()          one more node, Ready
+//   await cluster.restartContainerd('node-1')
+//   await cluster.stop()             everything gone: processes, namespaces, mounts, veths, files
+//
+// Shape (docs/decisions/0008-real-nodes.md): the control plane (etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler) runs in a "cluster" network namespace holding the bridge kwarm0; each node is a network +
+// mount + pid namespace with a veth on that bridge, running containerd, the kubelet and kube-proxy; pods use
+// the bridge CNI with a subnet per node (cluster-network.ts). The registry runs beside the test process on
+// 127.0.0.1 and the API server inside; unix sockets in the cluster's directory carry the bytes between the
+// two sides (forwarder.ts), so no interface of the machine's own network namespace gets an address, and all
+// traffic goes to loopback or to the harness's own namespaces. Every process has a watchdog, a detached
+// janitor removes the files if this process dies, and KWARM_KEEP_TEST_DIRS=1 keeps them.
+import { spawn } from 'node:child_process';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pushSleeperImage } from './busybox-images.ts';
+import { BRIDGE, BRIDGE_PREFIX, CLUSTER_ADDRESS, MAX_NODES, nodeAddress, nodeName, podRoutes, type NodeSlot } from './cluster-network.ts';
+import { startControlPlane, type ControlPlane, type KubectlOptions, type KubectlResult } from './control-plane.ts';
+import { forward, type Forwarder } from './forwarder.ts';
+import { startNamespaces, type Namespaces } from './namespaces.ts';
+import { createPki } from './pki.ts';
+import type { ManagedProcess } from './process.ts';
+import { startRealNode, type NodeCluster, type RealNode } from './real-node.ts';
+import { startRegistry, type TestRegistry } from './registry.ts';
+import { makeTempDir, removeDir } from './tmp.ts';
+import { waitFor } from './wait.ts';
+
+export interface RealClusterOptions {
+  /** Nodes started at once (default 3). */
+  nodes?: number;
+  /** Progress lines (default: console.log with the harness prefix). */
+  log?: (line: string) => void;
+}
+
+export interface RealCluster {
+  /** Everything of this cluster that is not in another harness temp dir; kept with KWARM_KEEP_TEST_DIRS=1. */
+  readonly dir: string;
+  readonly controlPlane: ControlPlane;
+  /** Admin kubeconfig for the test process. */
+  readonly kubeconfig: string;
+  /** The registry as the test process reaches it (127.0.0.1): push images here. */
+  readonly registry: TestRegistry;
+  /** The same registry as nodes and pods reach it: "10.250.0.1:5000". */
+  readonly registryFromNodes: string;
+  /** The pod sandbox image every node's containerd uses, as nodes see it. */
+  readonly sandboxImage: string;
+  /** The running nodes, in the order they joined. */
+  readonly nodes: readonly RealNode[];
+  node(name: string): RealNode;
+  /** A reference to an image pushed to `registry`, as a pod spec or the chart must name it. */
+  nodeImage(reference: string): string;
+  kubectl(args: readonly string[], opts?: KubectlOptions): Promise<KubectlResult>;
+  /** Starts one more node and waits until it is Ready. */
+  addNode(): Promise<RealNode>;
+  /** Stops the node's containerd (SIGTERM) and starts it again on the same state; the kubelet reconnects. */
+  restartContainerd(node: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** kube-controller-manager's controllers for Deployments, DaemonSets, Jobs and pods with service-account tokens. */
+export const REAL_CLUSTER_CONTROLLERS = [
+  'garbagecollector', 'namespace', 'serviceaccount', 'serviceaccount-token', 'root-ca-cert-publisher',
+  'deployment', 'replicaset', 'daemonset', 'job', 'statefulset', 'nodelifecycle', 'podgc',
+  'endpoint', 'endpointslice',
+];
+
+const REGISTRY_PORT = 5000;
+const DIR_PREFIX = 'kwarm-real-cluster-';
+const NODE_READY_TIMEOUT_MS = 120_000;
+
+const keepDirs = (): boolean => process.env.KWARM_KEEP_TEST_DIRS !== undefined;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Removes what a cluster of a test process that died left behind (unless it was asked to keep it). */
+function sweepStaleDirs(): void {
+  for (const entry of readdirSync(tmpdir())) {
+    if (!entry.startsWith(DIR_PREFIX)) continue;
+    const dir = join(tmpdir(), entry);
+    let owner: number;
+    try {
+      owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'));
+    } catch {
+      continue;
+    }
+    if (existsSync(join(dir, 'keep')) || alive(owner)) continue;
+    removeListedDirs(dir);
+  }
+}
+
+function removeListedDirs(dir: string): void {
+  try {
+    for (const d of readFileSync(join(dir, 'dirs'), 'utf8').split('\n')) if (d !== '') rmSync(d, { recursive: true, force: true });
+  } catch {
+    // No list yet.
+  }
+  removeDir(dir);
+}
+
+/**
+ * A detached shell that waits for this process to end, gives the watchdogs time to kill the namespace
+ * holders (their mounts go with them), then removes the cluster's files and the temp dirs listed in `dirs`.
+ */
+function startJanitor(dir: string): void {
+  const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; sleep 3
+while read -r d; do rm -rf "$d"; done < "${dir}/dirs"; rm -rf "${dir}"`;
+  spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' }).unref();
+}
+
+interface NodeNetwork {
+  cluster: Namespaces;
+  slots: NodeSlot[];
+  nodes: Map<string, RealNode>;
+}
+
+async function addRoutes(ns: Namespaces, self: NodeSlot, others: readonly NodeSlot[]): Promise<void> {
+  for (const r of podRoutes(self, others)) await ns.exec('ip', ['route', 'replace', r.subnet, 'via', r.via]);
+}
+
+export async function startRealCluster(opts: RealClusterOptions = {}): Promise<RealCluster> {
+  const log = opts.log ?? ((line: string) => { console.log(`    [harness] ${line}`); });
+  const started = Date.now();
+  sweepStaleDirs();
+  const dir = makeTempDir('real-cluster');
+  writeFileSync(join(dir, 'owner.pid'), String(process.pid));
+  writeFileSync(join(dir, 'dirs'), '');
+  if (keepDirs()) writeFileSync(join(dir, 'keep'), '');
+  else startJanitor(dir);
+  const ownDir = (d: string): void => { appendFileSync(join(dir, 'dirs'), `${d}\n`); };
+
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const s of stops.splice(0).reverse()) {
+      try {
+        await s();
+      } catch (err) {
+        console.error(`    [harness] stopping the real cluster: ${String(err)}`);
+      }
+    }
+  };
+  try {
+    const clusterNs = await startNamespaces({ name: 'cluster', dir });
+    stops.push(() => clusterNs.stop());
+    await clusterNs.exec('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
+    await clusterNs.exec('ip', ['addr', 'add', `${CLUSTER_ADDRESS}/${BRIDGE_PREFIX}`, 'dev', BRIDGE]);
+    await clusterNs.exec('ip', ['link', 'set', BRIDGE, 'up']);
+
+    // A forwarder process inside the cluster's namespace: listens on `from`, connects to `to`.
+    let forwarders = 0;
+    const nsForwarder = async (from: string, to: string): Promise<ManagedProcess> => {
+      const n = forwarders++;
+      const proc = clusterNs.start({
+        name: `forwarder-${n}`,
+        command: process.execPath,
+        args: [join(import.meta.dirname, 'forwarder.ts'), from, to],
+        logFile: join(dir, `forwarder-${n}.log`),
+      });
+      stops.push(() => proc.stop());
+      await waitFor(() => {
+        if (!proc.running) throw new Error(`forwarder ${from} -> ${to} exited: ${proc.tail()}`);
+        return proc.tail().includes('ready');
+      }, { what: `forwarder ${from} -> ${to}`, timeoutMs: 20_000, intervalMs: 20 });
+      return proc;
+    };
+    const inProcess = (f: Forwarder): Forwarder => {
+      stops.push(() => f.close());
+      return f;
+    };
+
+    const registry = await startRegistry({ name: 'real-cluster-registry' });
+    ownDir(dirname(registry.storageDir));
+    stops.push(() => registry.dispose());
+    const registrySocket = join(dir, 'registry.sock');
+    inProcess(await forward({ kind: 'unix', path: registrySocket }, { kind: 'tcp', host: '127.0.0.1', port: Number(registry.host.split(':')[1]) }));
+    await nsForwarder(`tcp:${CLUSTER_ADDRESS}:${REGISTRY_PORT}`, `unix:${registrySocket}`);
+    const registryFromNodes = `${CLUSTER_ADDRESS}:${REGISTRY_PORT}`;
+    const nodeImage = (reference: string): string => {
+      if (!reference.startsWith(`${registry.host}/`)) throw new Error(`${reference} is not in the cluster's registry ${registry.host}`);
+      return `${registryFromNodes}${reference.slice(registry.host.length)}`;
+    };
+
+    const pki = await createPki(makeTempDirListed('pki', ownDir));
+    const controlPlane = await startControlPlane({
+      controllerManager: true,
+      controllers: REAL_CLUSTER_CONTROLLERS,
+      scheduler: true,
+      network: {
+        address: CLUSTER_ADDRESS,
+        start: clusterNs.start,
+        pki,
+        async reach(port) {
+          const socket = join(dir, `reach-${port}.sock`);
+          await nsForwarder(`unix:${socket}`, `tcp:${CLUSTER_ADDRESS}:${port}`);
+          return inProcess(await forward({ kind: 'tcp', host: '127.0.0.1', port: 0 }, { kind: 'unix', path: socket })).port;
+        },
+      },
+    });
+    ownDir(controlPlane.dir);
+    stops.push(() => controlPlane.stop());
+
+    const sandbox = await pushSleeperImage(registry, 'kwarm/pause', '1', 0);
+    const nodeCluster: NodeCluster = {
+      namespaces: clusterNs,
+      server: controlPlane.clusterServer,
+      pki,
+      kubeProxyCert: await pki.issue({ file: 'kube-proxy', commonName: 'system:kube-proxy' }),
+      registries: [{ host: registryFromNodes }],
+      sandboxImage: nodeImage(sandbox.reference),
+    };
+    const net: NodeNetwork = { cluster: clusterNs, slots: [], nodes: new Map() };
+
+    // Nodes stop first, all at once: each is only a namespace kill after the kubelet.
+    stops.push(async () => { await Promise.all([...net.nodes.values()].map((n) => n.stop())); });
+    const startNode = async (slot: NodeSlot): Promise<RealNode> => {
+      const node = await startRealNode({ slot, dir: join(dir, slot.name), cluster: nodeCluster });
+      // containerd's temp dir (config, log) lives outside the cluster's dir.
+      ownDir(dirname(node.containerd.logFile));
+      return node;
+    };
+    const joinNodes = async (slots: readonly NodeSlot[]): Promise<RealNode[]> => {
+      const results = await Promise.allSettled(slots.map(startNode));
+      const nodes = results.flatMap((r) => r.status === 'fulfilled' ? [r.value] : []);
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed !== undefined) {
+        await Promise.all(nodes.map((n) => n.stop()));
+        throw failed.reason;
+      }
+      net.slots.push(...slots);
+      for (const n of nodes) net.nodes.set(n.name, n);
+      await addRoutes(clusterNs, { name: 'cluster', index: 0 }, net.slots);
+      for (const n of net.nodes.values()) {
+        const self = net.slots.find((s) => s.name === n.name);
+        if (self !== undefined) await addRoutes(n.namespaces, self, net.slots);
+      }
+      await waitNodesReady(controlPlane, nodes);
+      return nodes;
+    };
+
+    const count = opts.nodes ?? 3;
+    await joinNodes(Array.from({ length: count }, (_, i) => ({ name: nodeName(i + 1), index: i + 1 })));
+    // Pods are admitted only once their namespace's default ServiceAccount exists.
+    await waitFor(async () => (await controlPlane.kubectl(['get', 'serviceaccount', 'default', '-n', 'default'], { allowFailure: true })).code === 0,
+      { what: 'the default ServiceAccount', timeoutMs: 60_000, intervalMs: 250 });
+    log(`real cluster: ${count} nodes Ready, control plane at ${controlPlane.server}, registry ${registry.host} (${registryFromNodes} from nodes) in ${Date.now() - started} ms`);
+
+    const cluster: RealCluster = {
+      dir,
+      controlPlane,
+      kubeconfig: controlPlane.adminKubeconfig,
+      registry,
+      registryFromNodes,
+      sandboxImage: nodeCluster.sandboxImage,
+      get nodes() {
+        return [...net.nodes.values()];
+      },
+      node(name) {
+        const n = net.nodes.get(name);
+        if (n === undefined) throw new Error(`no node ${name} in the real cluster (nodes: ${[...net.nodes.keys()].join(', ')})`);
+        return n;
+      },
+      nodeImage,
+      kubectl: (args, kopts) => controlPlane.kubectl(args, kopts),
+      async addNode() {
+        const index = Math.max(0, ...net.slots.map((s) => s.index)) + 1;
+        if (index > MAX_NODES) throw new Error(`the address plan has room for ${MAX_NODES} nodes`);
+        const [node] = await joinNodes([{ name: nodeName(index), index }]);
+        if (node === undefined) throw new Error('no node started');
+        log(`real cluster: ${node.name} joined at ${nodeAddress({ name: node.name, index })}`);
+        return node;
+      },
+      async restartContainerd(name) {
+        await cluster.node(name).containerd.restart();
+      },
+      async stop() {
+        await stopAll();
+        if (!keepDirs()) removeListedDirs(dir);
+      },
+    };
+    return cluster;
+  } catch (err) {
+    await stopAll();
+    if (!keepDirs()) removeListedDirs(dir);
+    throw err;
+  }
+}
+
+function makeTempDirListed(prefix: string, list: (d: string) => void): string {
+  const d = makeTempDir(prefix);
+  list(d);
+  return d;
+}
+
+interface NodeList {
+  items?: { metadata?: { name?: string }; status?: { conditions?: { type?: string; status?: string }[] } }[];
+}
+
+async function waitNodesReady(cp: ControlPlane, nodes: readonly RealNode[]): Promise<void> {
+  const names = new Set(nodes.map((n) => n.name));
+  await waitFor(async () => {
+    for (const n of nodes) {
+      if (!n.kubelet.running) throw new Error(`the kubelet of ${n.name} exited:\n${n.kubelet.tail()}`);
+    }
+    const { stdout } = await cp.kubectl(['get', 'nodes', '-o', 'json']);
+    const list = JSON.parse(stdout) as NodeList;
+    const ready = (list.items ?? []).filter((item) => names.has(item.metadata?.name ?? '')
+      && (item.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'));
+    return ready.length === names.size;
+  }, { what: `nodes ${[...names].join(', ')} Ready`, timeoutMs: NODE_READY_TIMEOUT_MS, intervalMs: 500 });
+}
+
+let shared: Promise<RealCluster> | undefined;
+
+/**
+ * One real cluster (3 nodes) per mocha process, shared by the real-node test files so that start-up is paid
+ * once; stopped by the root hook in test/support/hooks.ts. Tests may add nodes: use `nodes`, not a count.
+ */
+export function sharedRealCluster(): Promise<RealCluster> {
+  shared ??= startRealCluster({ nodes: 3 });
+  return shared;
+}
+
+export async function stopSharedRealCluster(): Promise<void> {
+  if (shared === undefined) return;
+  const cluster = await shared.catch(() => undefined);
+  shared = undefined;
+  await cluster?.stop();
+}

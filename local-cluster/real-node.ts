@@ -1,0 +1,209 @@
+// One real node of the local cluster, like a kind node without Docker: network, mount and pid namespaces
+// made by the harness (namespaces.ts), a veth to the cluster's bridge, and inside them containerd at the
+// standard /run/containerd/containerd.sock, the kubelet and kube-proxy (iptables mode). Pods get addresses
+// from the bridge CNI plugin in the node's own pod subnet.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cachedBinary } from './binaries.ts';
+import { startContainerd, type TestContainerd } from './containerd.ts';
+import { startNamespaces, type Namespaces } from './namespaces.ts';
+import type { CertPair, Pki } from './pki.ts';
+import type { ManagedProcess } from './process.ts';
+import type { RegistryEndpoint } from './registry.ts';
+import { BRIDGE, CLUSTER_ADDRESS, CLUSTER_CIDR, nodeAddress, podSubnet, type NodeSlot } from './cluster-network.ts';
+
+/** What every node shares: the cluster's namespace with its bridge, the API server and the registry. */
+export interface NodeCluster {
+  /** The cluster's network namespace, where the bridge is. */
+  namespaces: Namespaces;
+  /** https://<cluster address>:6443 */
+  server: string;
+  pki: Pki;
+  /** kube-proxy's client certificate (user system:kube-proxy, bound to system:node-proxier by default RBAC). */
+  kubeProxyCert: CertPair;
+  /** Registries as the node reaches them. */
+  registries: readonly RegistryEndpoint[];
+  /** The pod sandbox image, from one of `registries`. */
+  sandboxImage: string;
+}
+
+export interface RealNodeOptions {
+  slot: NodeSlot;
+  /** The node's directory (created here). */
+  dir: string;
+  cluster: NodeCluster;
+}
+
+export interface RealNode {
+  readonly name: string;
+  /** The node's InternalIP on the cluster bridge. */
+  readonly address: string;
+  /** Its pod subnet (bridge CNI, host-local IPAM). */
+  readonly podSubnet: string;
+  readonly dir: string;
+  readonly namespaces: Namespaces;
+  /** containerd; `socket` is the host path of the node's /run/containerd/containerd.sock. */
+  readonly containerd: TestContainerd;
+  readonly kubelet: ManagedProcess;
+  readonly kubeProxy: ManagedProcess;
+  /** Stops every process of the node; its namespaces, mounts and veth vanish with them. Files stay in `dir`. */
+  stop(): Promise<void>;
+}
+
+const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
+
+function certKubeconfig(path: string, server: string, caFile: string, user: string, cert: CertPair): void {
+  writeFileSync(path, json({
+    apiVersion: 'v1', kind: 'Config',
+    clusters: [{ name: 'kwarm-local', cluster: { server, 'certificate-authority': caFile } }],
+    users: [{ name: user, user: { 'client-certificate': cert.cert, 'client-key': cert.key } }],
+    contexts: [{ name: user, context: { cluster: 'kwarm-local', user } }],
+    'current-context': user,
+  }), { mode: 0o600 });
+}
+
+/** The bridge CNI plugin with the node's pod subnet; IPAM state in the node's directory, not the host's. */
+function cniConfig(subnet: string, ipamDir: string): string {
+  return json({
+    cniVersion: '0.4.0',
+    name: 'kwarm-pods',
+    plugins: [
+      {
+        type: 'bridge', bridge: 'cni0', isGateway: true, ipMasq: false, hairpinMode: true,
+        ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: ipamDir },
+      },
+      { type: 'portmap', capabilities: { portMappings: true } },
+    ],
+  });
+}
+
+function kubeletConfig(o: { address: string; caFile: string; resolvConf: string }): string {
+  return json({
+    apiVersion: 'kubelet.config.k8s.io/v1beta1',
+    kind: 'KubeletConfiguration',
+    // This machine: cgroup v1, no systemd as PID 1, swap allowed, cgroups not split per QoS class.
+    cgroupDriver: 'cgroupfs',
+    cgroupsPerQOS: false,
+    enforceNodeAllocatable: [],
+    failSwapOn: false,
+    failCgroupV1: false,
+    // The kernel settings the kubelet wants are what the node sees (namespaces.ts): check, never write.
+    protectKernelDefaults: true,
+    containerRuntimeEndpoint: 'unix:///run/containerd/containerd.sock',
+    address: o.address,
+    readOnlyPort: 0,
+    healthzBindAddress: '127.0.0.1',
+    healthzPort: 10248,
+    authentication: { anonymous: { enabled: false }, webhook: { enabled: true }, x509: { clientCAFile: o.caFile } },
+    authorization: { mode: 'Webhook' },
+    // No cluster DNS: pods reach the API server by the KUBERNETES_SERVICE_HOST the kubelet gives them, and a
+    // name lookup goes to the pod's own loopback, never to the machine's resolver.
+    resolvConf: o.resolvConf,
+    clusterDomain: 'cluster.local',
+    // The machine's disk is shared with everything else: only tests decide when images are collected.
+    imageGCHighThresholdPercent: 100,
+    imageGCLowThresholdPercent: 99,
+    evictionHard: { 'memory.available': '1Mi', 'nodefs.available': '1%', 'imagefs.available': '1%', 'nodefs.inodesFree': '1%' },
+    serializeImagePulls: false,
+  });
+}
+
+function kubeProxyConfig(o: { kubeconfig: string; name: string }): string {
+  return json({
+    apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
+    kind: 'KubeProxyConfiguration',
+    clientConnection: { kubeconfig: o.kubeconfig },
+    mode: 'iptables',
+    clusterCIDR: CLUSTER_CIDR,
+    hostnameOverride: o.name,
+    metricsBindAddress: '127.0.0.1:10249',
+    // Zeros: leave the conntrack table size and timeouts alone (host-wide settings, read-only in a namespace).
+    conntrack: { maxPerCore: 0, min: 0, tcpEstablishedTimeout: '0s', tcpCloseWaitTimeout: '0s' },
+  });
+}
+
+export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
+  const { slot, dir, cluster } = opts;
+  const name = slot.name;
+  const address = nodeAddress(slot);
+  const subnet = podSubnet(slot);
+  const paths = {
+    containerdRoot: join(dir, 'var-lib-containerd'),
+    containerdState: join(dir, 'run-containerd'),
+    kubelet: join(dir, 'var-lib-kubelet'),
+    podLogs: join(dir, 'var-log-pods'),
+    cniConf: join(dir, 'cni-net.d'),
+    cniIpam: join(dir, 'cni-ipam'),
+  };
+  for (const d of [dir, ...Object.values(paths)]) mkdirSync(d, { recursive: true });
+
+  const namespaces = await startNamespaces({
+    name,
+    dir,
+    node: { binds: [
+      { source: paths.containerdRoot, target: '/var/lib/containerd' },
+      { source: paths.containerdState, target: '/run/containerd' },
+      { source: paths.kubelet, target: '/var/lib/kubelet' },
+      { source: paths.podLogs, target: '/var/log/pods' },
+    ] },
+  });
+  const started: { stop(): Promise<void> }[] = [namespaces];
+  const stopAll = async (): Promise<void> => {
+    for (const s of [...started].reverse()) await s.stop();
+  };
+  try {
+    // The veth is made in the cluster's namespace with its peer straight in the node's: neither end is ever
+    // in the machine's own namespace. It goes away with the node's namespace.
+    const veth = `veth-${slot.index}`;
+    await cluster.namespaces.exec('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(namespaces.pid)]);
+    await cluster.namespaces.exec('ip', ['link', 'set', veth, 'master', BRIDGE, 'up']);
+    await namespaces.exec('ip', ['addr', 'add', `${address}/24`, 'dev', 'eth0']);
+    await namespaces.exec('ip', ['link', 'set', 'eth0', 'up']);
+    // Everything off the bridge goes to the cluster's namespace, which routes only between its own addresses.
+    await namespaces.exec('ip', ['route', 'add', 'default', 'via', CLUSTER_ADDRESS]);
+
+    writeFileSync(join(paths.cniConf, '10-kwarm-pods.conflist'), cniConfig(subnet, paths.cniIpam));
+    const containerd = await startContainerd({
+      name,
+      registries: cluster.registries,
+      sandboxImage: cluster.sandboxImage,
+      placement: { start: namespaces.start, root: paths.containerdRoot, state: paths.containerdState, cniConfDir: paths.cniConf },
+    });
+    started.push({ stop: () => containerd.dispose() });
+
+    const kubeletCert = await cluster.pki.issue({ file: `kubelet-${name}`, commonName: `system:node:${name}`, organization: 'system:nodes' });
+    const kubeletKubeconfig = join(dir, 'kubelet.kubeconfig');
+    certKubeconfig(kubeletKubeconfig, cluster.server, cluster.pki.caFile, `system:node:${name}`, kubeletCert);
+    const resolvConf = join(dir, 'resolv.conf');
+    writeFileSync(resolvConf, 'nameserver 127.0.0.1\n');
+    const kubeletConfigFile = join(dir, 'kubelet-config.json');
+    writeFileSync(kubeletConfigFile, kubeletConfig({ address, caFile: cluster.pki.caFile, resolvConf }));
+    const kubelet = namespaces.start({
+      name: `kubelet-${name}`,
+      command: cachedBinary('kubelet'),
+      args: [`--config=${kubeletConfigFile}`, `--kubeconfig=${kubeletKubeconfig}`, `--hostname-override=${name}`, `--node-ip=${address}`, '--v=1'],
+      logFile: join(dir, 'kubelet.log'),
+    });
+    started.push(kubelet);
+
+    const proxyKubeconfig = join(dir, 'kube-proxy.kubeconfig');
+    certKubeconfig(proxyKubeconfig, cluster.server, cluster.pki.caFile, 'system:kube-proxy', cluster.kubeProxyCert);
+    const proxyConfigFile = join(dir, 'kube-proxy-config.json');
+    writeFileSync(proxyConfigFile, kubeProxyConfig({ kubeconfig: proxyKubeconfig, name }));
+    const kubeProxy = namespaces.start({
+      name: `kube-proxy-${name}`,
+      command: cachedBinary('kube-proxy'),
+      args: [`--config=${proxyConfigFile}`, '--v=1'],
+      logFile: join(dir, 'kube-proxy.log'),
+    });
+    started.push(kubeProxy);
+
+    return {
+      name, address, podSubnet: subnet, dir, namespaces, containerd, kubelet, kubeProxy,
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
