@@ -2,7 +2,7 @@
 // Dockerfiles describe them, for the kubelets of the test cluster to pull and run.
 //
 // The Dockerfile is read, not copied by hand: the final stage gives the image config (ENTRYPOINT, USER,
-// WORKDIR, ENV, EXPOSE, LABEL) and one layer per COPY. `COPY --from=<stage>` is made by running that
+// WORKDIR, ENV, EXPOSE, LABEL) and the files of its COPYs (one layer for all of them, see buildImage). `COPY --from=<stage>` is made by running that
 // stage here: its COPYs from the repository into a scratch dir and its RUN lines through sh, except
 // `npm ci`, which this machine already did: the build stage links the repository's node_modules, and a
 // stage running `npm ci --omit=dev` becomes the production packages of package-lock.json. The base image
@@ -436,12 +436,18 @@ async function runtimeLayer(): Promise<{ layer: Layer; what: string }> {
 }
 
 /** `npm ci --omit=dev` without the network: the production packages of the lock file, from node_modules. */
-async function productionDepsLayer(dest: string): Promise<Layer> {
+/** What one COPY of the final stage adds: a cache key for its inputs and the entries, made only on a cache miss. */
+interface LayerPart {
+  key: string;
+  entries: () => Promise<TarEntry[]>;
+}
+
+function productionDepsPart(dest: string): LayerPart {
   const lock: unknown = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8'));
   const packages = productionPackages(lock);
   const modules = realpathSync(join(REPO_ROOT, 'node_modules'));
   const key = sha256Hex('deps', builderHash(), dest, JSON.stringify(packages));
-  return cachedLayer(key, () => {
+  return { key, entries: () => {
     const entries: TarEntry[] = [];
     for (const p of packages) {
       const dir = join(modules, p.path.slice('node_modules/'.length));
@@ -455,7 +461,7 @@ async function productionDepsLayer(dest: string): Promise<Layer> {
       for (const rel of walk(dir, (r) => r === 'node_modules')) entries.push(entryFor(join(dir, rel), strip(posix.join(dest, p.path.slice('node_modules/'.length), rel))));
     }
     return Promise.resolve(entries);
-  });
+  } };
 }
 
 /** Files a COPY from the repository takes (relative to the repository), honouring .dockerignore. */
@@ -486,16 +492,16 @@ function dockerIgnorePatterns(): string[] {
 }
 
 /** Runs a build stage in a scratch dir standing for its WORKDIR and returns the layer of `source` at `dest`. */
-async function stageOutputLayer(stage: StagePlan, source: string, dest: string, signal: AbortSignal | undefined): Promise<Layer> {
+function stageOutputPart(stage: StagePlan, source: string, dest: string, signal: AbortSignal | undefined): LayerPart {
   if (stage.productionDependencies) {
     if (stage.runs.length > 0) throw new Error(`stage ${stage.name}: RUN lines besides npm ci --omit=dev are not supported`);
     if (posix.relative(stage.workdir, source) !== 'node_modules') throw new Error(`stage ${stage.name}: only its node_modules can be copied out`);
-    return productionDepsLayer(dest);
+    return productionDepsPart(dest);
   }
   const ignore = dockerIgnorePatterns();
   const inputs = stage.copies.flatMap((c) => contextFiles(c.sources, ignore).map((f) => ({ ...f, dest: c.dest })));
   const key = sha256Hex('stage', builderHash(), JSON.stringify(stage), source, dest, hashFiles(REPO_ROOT, inputs.map((i) => i.rel)));
-  return cachedLayer(key, async () => {
+  return { key, entries: async () => {
     const scratch = makeTempDir(`image-stage-${stage.name}`);
     try {
       const inside = (p: string): string => join(scratch, relative(stage.workdir, p));
@@ -521,12 +527,15 @@ async function stageOutputLayer(stage: StagePlan, source: string, dest: string, 
     } finally {
       removeDir(scratch);
     }
-  });
+  } };
 }
 
-function contextLayer(sources: readonly string[], dest: string): Promise<Layer> {
+function contextPart(sources: readonly string[], dest: string): LayerPart {
   const files = contextFiles(sources, dockerIgnorePatterns());
-  return gzipLayer(tarArchive(withParents(files.map((f) => entryFor(join(REPO_ROOT, f.rel), strip(f.target(dest)))))), 1);
+  return {
+    key: sha256Hex('context', builderHash(), dest, hashFiles(REPO_ROOT, files.map((f) => f.rel)), ...files.map((f) => f.target(dest))),
+    entries: () => Promise.resolve(files.map((f) => entryFor(join(REPO_ROOT, f.rel), strip(f.target(dest))))),
+  };
 }
 
 export interface KwarmImage {
@@ -544,17 +553,21 @@ async function buildImage(component: KwarmComponent, signal: AbortSignal | undef
   const file = dockerfileOf(component);
   const plan = planImage(parseDockerfile(readFileSync(join(REPO_ROOT, file), 'utf8')));
   const runtime = await runtimeLayer();
-  const layers: Layer[] = [runtime.layer];
-  const history = [`${plan.base} stand-in: ${runtime.what}`];
-  for (const c of plan.copies) {
-    if (c.kind === 'context') {
-      layers.push(await contextLayer(c.sources, c.dest));
-      history.push(`COPY ${c.sources.join(' ')} ${c.dest}`);
-    } else {
-      layers.push(await stageOutputLayer(c.stage, c.source, c.dest, signal));
-      history.push(`COPY --from=${c.stage.name} ${c.source} ${c.dest}`);
-    }
-  }
+  // The final stage's COPYs make one layer, not one each: the test nodes use containerd's native snapshotter,
+  // which stores every layer as a full copy of the file system below it, so each extra layer of a 250 MB image
+  // costs a node 250 MB of disk and the time to copy it.
+  const parts = plan.copies.map((c) => (c.kind === 'context' ? contextPart(c.sources, c.dest) : stageOutputPart(c.stage, c.source, c.dest, signal)));
+  const app = await cachedLayer(sha256Hex('app', builderHash(), ...parts.map((p) => p.key)), async () => {
+    // Later COPYs replace what earlier ones put at the same path, as in an image built layer by layer.
+    const byPath = new Map<string, TarEntry>();
+    for (const part of parts) for (const e of await part.entries()) byPath.set(e.path, e);
+    return [...byPath.values()];
+  });
+  const layers: Layer[] = [runtime.layer, app];
+  const history = [
+    `${plan.base} stand-in: ${runtime.what}`,
+    plan.copies.map((c) => (c.kind === 'context' ? `COPY ${c.sources.join(' ')} ${c.dest}` : `COPY --from=${c.stage.name} ${c.source} ${c.dest}`)).join('; '),
+  ];
   const config: ImageRunConfig = {
     entrypoint: plan.config.entrypoint,
     user: plan.config.user,

@@ -70,8 +70,11 @@ describe('install on real nodes: kwarm from its chart and from deploy/default, r
     for (const p of agentPods) {
       expect(p.spec.serviceAccountName).to.equal('kwarm-agent');
       expect(p.spec.hostNetwork ?? false).to.equal(false);
-      // The only host path: the CRI socket, as a Socket; the API token is the kubelet's projected one.
-      expect(p.spec.volumes?.filter((v) => v.hostPath !== undefined).map((v) => v.hostPath)).to.deep.equal([{ path: '/run/containerd/containerd.sock', type: 'Socket' }]);
+      // The only host path: the CRI socket (or its directory, so a restarted runtime's new socket is seen);
+      // the API token is the kubelet's projected one.
+      const hostPaths = p.spec.volumes?.flatMap((v) => (v.hostPath === undefined ? [] : [v.hostPath])) ?? [];
+      expect(hostPaths).to.have.length(1);
+      expect([{ path: '/run/containerd/containerd.sock', type: 'Socket' }, { path: '/run/containerd', type: 'Directory' }]).to.deep.include(hostPaths[0]);
       expect(p.spec.volumes?.some((v) => v.projected !== undefined), 'projected service account token').to.equal(true);
       expect(p.spec.containers[0]?.securityContext).to.include({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
     }
