@@ -62,6 +62,15 @@ function run(command: string, args: readonly string[]): Promise<string> {
 
 const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
+/** Exited: no longer in /proc, or a zombie nobody has reaped yet. */
+function gone(pid: number): boolean {
+  try {
+    return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
 function childOf(pid: number): number | undefined {
   try {
     const first = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0];
@@ -126,9 +135,12 @@ export async function startNamespaces(opts: NamespaceOptions): Promise<Namespace
     // nsenter forks to enter a pid namespace: then signals must reach its child, the real server.
     start: (sopts) => ManagedProcess.start({ ...sopts, command: 'nsenter', args: [...enter, '--', sopts.command, ...sopts.args], signalsToChild: node }),
     // SIGKILL: unshare ignores SIGTERM while it waits for a node's init; nothing inside needs a grace period.
-    stop: () => {
+    stop: async () => {
       holder.signal('SIGKILL');
-      return holder.stop();
+      await holder.stop();
+      // The init learns of unshare's death a moment later, and exits only once the kernel has killed every
+      // process of its pid namespace: after that, the node's cgroups are empty and its mounts gone.
+      if (node) await waitFor(() => gone(pid), { what: `the processes of ${opts.name} to exit`, timeoutMs: 30_000, intervalMs: 20 });
     },
   };
 }

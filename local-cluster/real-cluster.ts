@@ -10,9 +10,11 @@
 //   cluster.nodes, cluster.node(n)   the running nodes (real-node.ts): containerd socket, kubelet, namespaces
 //   await cluster.addNode()          one more node, Ready
 //   await cluster.restartContainerd('node-1')
+//   await cluster.node('node-1').restartKubelet({ maxPods: 42 })   KubeletConfiguration fields over the
+//                                    harness's; restartKubelet() without them restores the harness's own
 //   await cluster.stop()             everything gone: processes, namespaces, mounts, veths, files
 //
-// Shape (docs/decisions/0008-real-nodes.md): the control plane (etcd, kube-apiserver, kube-controller-manager,
+// Shape (docs/decisions/0009-real-nodes.md): the control plane (etcd, kube-apiserver, kube-controller-manager,
 // kube-scheduler) runs in a "cluster" network namespace holding the bridge kwarm0; each node is a network +
 // mount + pid namespace with a veth on that bridge, running containerd, the kubelet and kube-proxy; pods use
 // the bridge CNI with a subnet per node (cluster-network.ts). The registry runs beside the test process on
@@ -20,7 +22,7 @@
 // two sides (forwarder.ts), so no interface of the machine's own network namespace gets an address, and all
 // traffic goes to loopback or to the harness's own namespaces. Every process has a watchdog, a detached
 // janitor removes the files if this process dies, and KWARM_KEEP_TEST_DIRS=1 keeps them.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -117,12 +119,18 @@ function removeListedDirs(dir: string): void {
 
 /**
  * A detached shell that waits for this process to end, gives the watchdogs time to kill the namespace
- * holders (their mounts go with them), then removes the cluster's files and the temp dirs listed in `dirs`.
+ * holders (their mounts go with them), then removes the empty cgroups of the nodes' containers (as
+ * removeContainerCgroups does), the cluster's files and the temp dirs listed in `dirs`.
  */
-function startJanitor(dir: string): void {
+function startJanitor(dir: string): ChildProcess {
   const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; sleep 3
+for t in "${dir}"/node-*/run-containerd/io.containerd.runtime.v2.task/k8s.io/*; do
+  [ -e "$t" ] || continue; id=$(basename "$t"); rmdir /sys/fs/cgroup/k8s.io/"$id" /sys/fs/cgroup/*/k8s.io/"$id" 2>/dev/null
+done
 while read -r d; do rm -rf "$d"; done < "${dir}/dirs"; rm -rf "${dir}"`;
-  spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' }).unref();
+  const janitor = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
+  janitor.unref();
+  return janitor;
 }
 
 interface NodeNetwork {
@@ -142,8 +150,20 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
   const dir = makeTempDir('real-cluster');
   writeFileSync(join(dir, 'owner.pid'), String(process.pid));
   writeFileSync(join(dir, 'dirs'), '');
-  if (keepDirs()) writeFileSync(join(dir, 'keep'), '');
-  else startJanitor(dir);
+  const janitor = keepDirs() ? undefined : startJanitor(dir);
+  if (janitor === undefined) writeFileSync(join(dir, 'keep'), '');
+  const cleanUp = (): void => {
+    if (janitor === undefined) return;
+    removeListedDirs(dir);
+    // Its whole process group (it is detached): the shell and the sleep it waits on, at once.
+    if (janitor.pid !== undefined) {
+      try {
+        process.kill(-janitor.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  };
   const ownDir = (d: string): void => { appendFileSync(join(dir, 'dirs'), `${d}\n`); };
 
   const stops: (() => Promise<void>)[] = [];
@@ -291,13 +311,13 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
       },
       async stop() {
         await stopAll();
-        if (!keepDirs()) removeListedDirs(dir);
+        cleanUp();
       },
     };
     return cluster;
   } catch (err) {
     await stopAll();
-    if (!keepDirs()) removeListedDirs(dir);
+    cleanUp();
     throw err;
   }
 }

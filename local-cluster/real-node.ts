@@ -2,13 +2,14 @@
 // made by the harness (namespaces.ts), a veth to the cluster's bridge, and inside them containerd at the
 // standard /run/containerd/containerd.sock, the kubelet and kube-proxy (iptables mode). Pods get addresses
 // from the bridge CNI plugin in the node's own pod subnet.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cachedBinary } from './binaries.ts';
 import { startContainerd, type TestContainerd } from './containerd.ts';
 import { startNamespaces, type Namespaces } from './namespaces.ts';
 import type { CertPair, Pki } from './pki.ts';
 import type { ManagedProcess } from './process.ts';
+import { waitFor } from './wait.ts';
 import type { RegistryEndpoint } from './registry.ts';
 import { BRIDGE, CLUSTER_ADDRESS, CLUSTER_CIDR, nodeAddress, podSubnet, type NodeSlot } from './cluster-network.ts';
 
@@ -44,8 +45,14 @@ export interface RealNode {
   readonly namespaces: Namespaces;
   /** containerd; `socket` is the host path of the node's /run/containerd/containerd.sock. */
   readonly containerd: TestContainerd;
+  /** The current kubelet process; replaced by restartKubelet(). */
   readonly kubelet: ManagedProcess;
   readonly kubeProxy: ManagedProcess;
+  /**
+   * Stops the kubelet and starts it again, with these KubeletConfiguration fields over the harness's own (none:
+   * the harness's own), and waits until its /healthz answers. Pods keep running meanwhile.
+   */
+  restartKubelet(overrides?: Readonly<Record<string, unknown>>): Promise<void>;
   /** Stops every process of the node; its namespaces, mounts and veth vanish with them. Files stay in `dir`. */
   stop(): Promise<void>;
 }
@@ -77,7 +84,7 @@ function cniConfig(subnet: string, ipamDir: string): string {
   });
 }
 
-function kubeletConfig(o: { address: string; caFile: string; resolvConf: string }): string {
+function kubeletConfig(o: { address: string; caFile: string; resolvConf: string }, overrides: Readonly<Record<string, unknown>>): string {
   return json({
     apiVersion: 'kubelet.config.k8s.io/v1beta1',
     kind: 'KubeletConfiguration',
@@ -105,6 +112,7 @@ function kubeletConfig(o: { address: string; caFile: string; resolvConf: string 
     imageGCLowThresholdPercent: 99,
     evictionHard: { 'memory.available': '1Mi', 'nodefs.available': '1%', 'imagefs.available': '1%', 'nodefs.inodesFree': '1%' },
     serializeImagePulls: false,
+    ...overrides,
   });
 }
 
@@ -120,6 +128,38 @@ function kubeProxyConfig(o: { kubeconfig: string; name: string }): string {
     // Zeros: leave the conntrack table size and timeouts alone (host-wide settings, read-only in a namespace).
     conntrack: { maxPerCore: 0, min: 0, tcpEstablishedTimeout: '0s', tcpCloseWaitTimeout: '0s' },
   });
+}
+
+/** The host's cgroup hierarchies (v1: one per controller; v2: the root itself). */
+function cgroupRoots(): string[] {
+  try {
+    return ['/sys/fs/cgroup', ...readdirSync('/sys/fs/cgroup').map((d) => join('/sys/fs/cgroup', d))];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The cgroups runc made for the node's containers (containerd's default parent, /k8s.io/<container id>). The
+ * containers die with the node's pid namespace, never through runc, so nobody else removes the (empty) cgroups.
+ * The ids are the task bundles left in the node's containerd state.
+ */
+export function removeContainerCgroups(containerdState: string): void {
+  let ids: string[];
+  try {
+    ids = readdirSync(join(containerdState, 'io.containerd.runtime.v2.task', 'k8s.io'));
+  } catch {
+    return;
+  }
+  for (const root of cgroupRoots()) {
+    for (const id of ids) {
+      try {
+        rmdirSync(join(root, 'k8s.io', id));
+      } catch {
+        // Not in this hierarchy, or already removed.
+      }
+    }
+  }
 }
 
 export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
@@ -150,6 +190,7 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
   const started: { stop(): Promise<void> }[] = [namespaces];
   const stopAll = async (): Promise<void> => {
     for (const s of [...started].reverse()) await s.stop();
+    removeContainerCgroups(paths.containerdState);
   };
   try {
     // The veth is made in the cluster's namespace with its peer straight in the node's: neither end is ever
@@ -177,14 +218,17 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     const resolvConf = join(dir, 'resolv.conf');
     writeFileSync(resolvConf, 'nameserver 127.0.0.1\n');
     const kubeletConfigFile = join(dir, 'kubelet-config.json');
-    writeFileSync(kubeletConfigFile, kubeletConfig({ address, caFile: cluster.pki.caFile, resolvConf }));
-    const kubelet = namespaces.start({
-      name: `kubelet-${name}`,
-      command: cachedBinary('kubelet'),
-      args: [`--config=${kubeletConfigFile}`, `--kubeconfig=${kubeletKubeconfig}`, `--hostname-override=${name}`, `--node-ip=${address}`, '--v=1'],
-      logFile: join(dir, 'kubelet.log'),
-    });
-    started.push(kubelet);
+    const launchKubelet = (overrides: Readonly<Record<string, unknown>>): ManagedProcess => {
+      writeFileSync(kubeletConfigFile, kubeletConfig({ address, caFile: cluster.pki.caFile, resolvConf }, overrides));
+      return namespaces.start({
+        name: `kubelet-${name}`,
+        command: cachedBinary('kubelet'),
+        args: [`--config=${kubeletConfigFile}`, `--kubeconfig=${kubeletKubeconfig}`, `--hostname-override=${name}`, `--node-ip=${address}`, '--v=1'],
+        logFile: join(dir, 'kubelet.log'),
+      });
+    };
+    let kubelet = launchKubelet({});
+    started.push({ stop: () => kubelet.stop() });
 
     const proxyKubeconfig = join(dir, 'kube-proxy.kubeconfig');
     certKubeconfig(proxyKubeconfig, cluster.server, cluster.pki.caFile, 'system:kube-proxy', cluster.kubeProxyCert);
@@ -199,7 +243,20 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     started.push(kubeProxy);
 
     return {
-      name, address, podSubnet: subnet, dir, namespaces, containerd, kubelet, kubeProxy,
+      name, address, podSubnet: subnet, dir, namespaces, containerd, kubeProxy,
+      get kubelet() {
+        return kubelet;
+      },
+      async restartKubelet(overrides = {}) {
+        await kubelet.stop();
+        kubelet = launchKubelet(overrides);
+        const current = kubelet;
+        await waitFor(async () => {
+          if (!current.running) throw new Error(`the kubelet of ${name} exited:\n${current.tail()}`);
+          // busybox-static's wget, inside the node, where the kubelet's healthz listens.
+          return (await namespaces.exec('/bin/busybox', ['wget', '-q', '-O-', 'http://127.0.0.1:10248/healthz']).catch(() => '')) === 'ok';
+        }, { what: `the kubelet of ${name} to answer /healthz`, timeoutMs: 60_000, intervalMs: 250 });
+      },
       stop: stopAll,
     };
   } catch (err) {

@@ -180,6 +180,20 @@ describe('real nodes: kubelets, scheduler, pod network and Services', function (
     expect(isReady((JSON.parse(stdout) as NodeJson).status.conditions)).to.equal(true);
   });
 
+  it('restarts a kubelet with other settings and back, the node\'s pods running throughout', async () => {
+    const node = cluster.nodes[1];
+    if (node === undefined) throw new Error('no second node');
+    const capacity = async (): Promise<string> =>
+      (await cluster.kubectl(['get', 'node', node.name, '-o', 'jsonpath={.status.capacity.pods}'])).stdout;
+    const podBefore = (await readyPods(cluster, 'app=per-node', cluster.nodes.length)).find((p) => p.spec.nodeName === node.name);
+    await node.restartKubelet({ maxPods: 42 });
+    await waitFor(async () => await capacity() === '42', { what: `${node.name} to report 42 pods of capacity`, timeoutMs: 60_000, intervalMs: 500 });
+    await node.restartKubelet();
+    await waitFor(async () => await capacity() === '110', { what: `${node.name} to report 110 pods again`, timeoutMs: 60_000, intervalMs: 500 });
+    const podAfter = (await readyPods(cluster, 'app=per-node', cluster.nodes.length)).find((p) => p.spec.nodeName === node.name);
+    expect(podAfter?.metadata.name).to.equal(podBefore?.metadata.name);
+  });
+
   it('adds a node that joins Ready and gets the DaemonSet\'s pod', async () => {
     const countBefore = cluster.nodes.length;
     const added = await cluster.addNode();
