@@ -240,8 +240,10 @@ describe('e2e on real nodes: pods start on images kwarm pre-pulled', function ()
   });
 
   it('an image removed from a node as kubelet image GC does (CRI RemoveImage) is pulled again', async () => {
-    // The harness cannot make the kubelet's image GC run on demand (it runs every 5 minutes above a disk
-    // threshold); what it does to the node is one CRI RemoveImage of an image no container uses, done here.
+    // The kubelet's image GC cannot be made to run on demand: it runs at kubelet start and every 5 minutes, and
+    // the run at start fails here ("invalid capacity 0 on image filesystem", stats not ready yet), so even a
+    // kubelet restarted with a 1 % threshold (restartKubelet) first collects 5 minutes later. What GC does to the
+    // node is one CRI RemoveImage of an image no container uses: done here.
     const image = cluster.nodeImage((await pushSleeperImage(cluster.registry, 'e2e/gc-victim', 'v1')).reference);
     await cluster.controlPlane.apply(JSON.stringify({
       apiVersion: 'kwarm.io/v1alpha1', kind: 'PrePullImage', metadata: { name: 'gc-victim', namespace: NS },
@@ -261,4 +263,5 @@ describe('e2e on real nodes: pods start on images kwarm pre-pulled', function ()
       cri.close();
     }
   });
+
 });
