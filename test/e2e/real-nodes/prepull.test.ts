@@ -263,5 +263,4 @@ describe('e2e on real nodes: pods start on images kwarm pre-pulled', function ()
       cri.close();
     }
   });
-
 });
