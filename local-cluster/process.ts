@@ -137,7 +137,7 @@ function forkedChild(pid: number | undefined): number | undefined {
  * A tiny shell loop, detached from us, that kills `pid` once this Node process has exited.
  * It also ends by itself when `pid` is gone.
  */
-function startWatchdog(pid: number): void {
+export function startWatchdog(pid: number): void {
   const script = `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${pid} 2>/dev/null; do sleep 1; done; kill -9 ${pid} 2>/dev/null; exit 0`;
   const dog = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
   dog.unref();
