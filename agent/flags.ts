@@ -24,6 +24,8 @@ export interface AgentFlags {
   logLevel: LogLevel;
   logFormat: LogFormat;
   shutdownGraceMs: number;
+  /** 0 = liveness never fails for the runtime. */
+  runtimeUnreachableTimeoutMs: number;
 }
 
 export type ParsedFlags = { kind: 'run'; flags: AgentFlags } | { kind: 'help'; text: string };
@@ -64,6 +66,7 @@ function parser(argv: readonly string[]) {
       'log-level': { type: 'string', default: 'info', choices: LOG_LEVELS },
       'log-format': { type: 'string', default: 'json', choices: LOG_FORMATS },
       'shutdown-grace-period': { type: 'string', default: '25s', describe: 'On SIGTERM, how long running pulls may take to finish' },
+      'runtime-unreachable-timeout': { type: 'string', default: '2m', describe: '/healthz fails once the CRI runtime has not answered for this long, so the kubelet restarts the agent ("0s" = never)' },
     })
     .strict()
     .wrap(120)
@@ -116,6 +119,7 @@ export async function parseAgentFlags(argv: readonly string[], env: { NODE_NAME?
       logLevel: level,
       logFormat: format,
       shutdownGraceMs: duration('shutdown-grace-period', a['shutdown-grace-period'], 0),
+      runtimeUnreachableTimeoutMs: duration('runtime-unreachable-timeout', a['runtime-unreachable-timeout'], 0),
     },
   };
 }

@@ -46,10 +46,11 @@ async function main(): Promise<number> {
     diskThresholdPercent: flags.diskThresholdPercent,
     diskCheckIntervalMs: flags.diskCheckIntervalMs,
     shutdownGraceMs: flags.shutdownGraceMs,
+    runtimeUnreachableLimitMs: flags.runtimeUnreachableTimeoutMs,
   }, { client, log, metrics });
 
   const metricsServer = await serveMetrics(metrics.registry, flags.metricsBindAddress);
-  const healthServer = await serveHealth({ live: {}, ready: agent.readiness() }, flags.healthProbeBindAddress);
+  const healthServer = await serveHealth({ live: agent.liveness(), ready: agent.readiness() }, flags.healthProbeBindAddress);
   log.info('kwarm-agent starting', {
     node: flags.nodeName,
     namespace: flags.namespace,

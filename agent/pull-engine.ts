@@ -27,6 +27,7 @@ import {
 } from './image-record.ts';
 import { classifyAttemptFailure, classifyPullError, pullFailure, type PullFailure } from './pull-errors.ts';
 import { PullQueue, type DrainResult, type TaskOutcome } from './pull-queue.ts';
+import { broughtIn } from './pulled-images.ts';
 import type { SecretSource } from './secret-reader.ts';
 import { errorText } from '../lib/errors.ts';
 
@@ -45,6 +46,8 @@ export interface PullEngineOptions {
   metrics: AgentMetrics;
   /** Called (synchronously) whenever a record changed. */
   onChange: () => void;
+  /** Called when a pull brought an image onto the node that was not there under that reference before. */
+  onBroughtIn?: (imageId: string) => void;
   now?: () => number;
   random?: RandomSource;
   /** ImageStatus calls at once while surveying (they do not take pull slots). */
@@ -384,7 +387,7 @@ export class PullEngine {
     if (after === undefined) return { kind: 'failed', failure: pullFailure('Unknown', 'the runtime reports no image right after pulling it') };
     const problem = digestProblem(after, entry);
     if (problem !== undefined) return { kind: 'failed', failure: pullFailure('DigestMismatch', problem) };
-    return { kind: 'pulled', info: after, newImage: before?.id !== after.id };
+    return { kind: 'pulled', info: after, newImage: broughtIn(before?.id, after.id) };
   }
 
   #afterAttempt(image: string, epoch: number, outcome: TaskOutcome<AttemptResult>): void {
@@ -442,7 +445,10 @@ export class PullEngine {
     const now = this.#now();
     this.#markPresent(t, info);
     t.record.finishedAt = now;
-    if (newImage) this.#opts.metrics.pulledBytes.inc(info.sizeBytes);
+    if (newImage) {
+      this.#opts.metrics.pulledBytes.inc(info.sizeBytes);
+      this.#opts.onBroughtIn?.(info.id);
+    }
     this.#opts.log.info('image pulled', {
       image: t.entry.image,
       imageId: info.id,

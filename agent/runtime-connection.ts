@@ -1,6 +1,9 @@
 // Reaching the container runtime and keeping an eye on it: the agent starts even when the CRI
 // socket is not there yet (it waits with back-off instead of crash-looping), and a periodic
-// Version call tells readiness and status whether the runtime still answers.
+// Version call tells readiness, liveness and status whether the runtime still answers. The gRPC
+// channel dials the socket path again after every failure, so a runtime that restarts and makes a
+// new socket at the same path is found again: that is why the chart mounts the socket's directory,
+// not the socket file (a file bind mount keeps pointing at the old, unlinked socket).
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import type { ImageRuntime, RuntimeVersion } from './cri/runtime.ts';
@@ -13,6 +16,8 @@ export interface ConnectOptions {
   candidates?: readonly string[];
   connect?: DetectOptions['connect'];
   log: Logger;
+  /** Told why each try failed (readiness and liveness show it). */
+  onFailure?: (why: string) => void;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
 }
@@ -43,6 +48,7 @@ export async function connectRuntime(opts: ConnectOptions, signal: AbortSignal):
     } catch (err) {
       signal.throwIfAborted();
       const why = errorText(err);
+      opts.onFailure?.(why);
       const delay = Math.min(max, initial * 2 ** Math.min(failures++, 10));
       // Logged when the reason changes, not on every try.
       if (why !== lastWhy) opts.log.warn('container runtime not reachable yet; waiting', { error: why, retryInMs: delay });
@@ -62,18 +68,27 @@ export class RuntimeHealth {
   readonly #log: Logger;
   readonly #intervalMs: number;
   readonly #onChange: (state: RuntimeState) => void;
+  readonly #now: () => number;
   #state: RuntimeState;
+  #answeredAt: number;
 
-  constructor(opts: { runtime: ImageRuntime; initial: RuntimeVersion; log: Logger; intervalMs: number; onChange: (state: RuntimeState) => void }) {
+  constructor(opts: { runtime: ImageRuntime; initial: RuntimeVersion; log: Logger; intervalMs: number; onChange: (state: RuntimeState) => void; now?: () => number }) {
     this.#runtime = opts.runtime;
     this.#log = opts.log;
     this.#intervalMs = opts.intervalMs;
     this.#onChange = opts.onChange;
+    this.#now = opts.now ?? Date.now;
     this.#state = { kind: 'ok', version: opts.initial };
+    this.#answeredAt = this.#now();
   }
 
   get state(): RuntimeState {
     return this.#state;
+  }
+
+  /** When the runtime last answered Version (epoch ms, from the clock given). */
+  get answeredAt(): number {
+    return this.#answeredAt;
   }
 
   async probe(signal: AbortSignal): Promise<RuntimeState> {
@@ -84,6 +99,7 @@ export class RuntimeHealth {
       next = { kind: 'unreachable', error: errorText(err) };
     }
     if (signal.aborted) return this.#state;
+    if (next.kind === 'ok') this.#answeredAt = this.#now();
     const before = this.#state;
     this.#state = next;
     if (before.kind !== next.kind) {

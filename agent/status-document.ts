@@ -22,6 +22,8 @@ export interface StatusInputs {
   imageFs: ImageFsReport | undefined;
   /** Answers to spec.removals, in spec order; absent or empty: none. */
   removals?: readonly RemovalStatus[];
+  /** Ids of the images the agent brought onto the node, oldest first; absent or empty: none. */
+  pulledImageIds?: readonly string[];
 }
 
 export function buildStatus(input: StatusInputs): NodeImageSetStatus {
@@ -34,6 +36,7 @@ export function buildStatus(input: StatusInputs): NodeImageSetStatus {
   if (input.imageFs !== undefined) status.imageFs = { ...input.imageFs };
   status.images = images;
   if (input.removals !== undefined && input.removals.length > 0) status.removals = input.removals.map((r) => ({ ...r }));
+  if (input.pulledImageIds !== undefined && input.pulledImageIds.length > 0) status.pulledImageIds = [...input.pulledImageIds];
   status.desired = images.length;
   status.ready = count('Completed');
   status.pulling = count('Pulling');
@@ -42,7 +45,7 @@ export function buildStatus(input: StatusInputs): NodeImageSetStatus {
 }
 
 /** Every top-level status field, so a patch can clear the ones the document leaves out. */
-const STATUS_FIELDS = ['observedGeneration', 'runtime', 'heartbeatTime', 'imageFs', 'images', 'removals', 'desired', 'ready', 'pulling', 'failed'] as const;
+const STATUS_FIELDS = ['observedGeneration', 'runtime', 'heartbeatTime', 'imageFs', 'images', 'removals', 'pulledImageIds', 'desired', 'ready', 'pulling', 'failed'] as const;
 
 /**
  * A JSON merge patch for the status subresource that makes the status equal `status`: fields

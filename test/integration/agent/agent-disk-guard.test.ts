@@ -84,6 +84,7 @@ describe('agent: disk guard', function () {
         diskThresholdPercent: 90,
         diskCheckIntervalMs: 100,
         shutdownGraceMs: 1000,
+        runtimeUnreachableLimitMs: 0,
       }, { client, log, metrics: createAgentMetrics({ defaultMetrics: false }), statfs: () => Promise.resolve({ ...figures }) });
       const stop = new AbortController();
       const running = agent.run(stop.signal);
