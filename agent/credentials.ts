@@ -17,6 +17,8 @@ export interface PullSecret {
   readonly name: string;
   readonly type: string;
   readonly data: Readonly<Record<string, string>>;
+  /** metadata.resourceVersion: changes with every update of the Secret (a rotation). */
+  readonly resourceVersion?: string;
 }
 
 /** Where a credential came from; safe to log. */

@@ -11,23 +11,23 @@ import type { Logger } from 'winston';
 import type { NodeImage, NodeImageSetSpec, NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
 import { durationMilliseconds } from '../api/v1alpha1/duration.ts';
 import { countCriError, countPullCall, type AgentMetrics } from './agent-metrics.ts';
-import { decideRetry, type RandomSource } from '../lib/backoff.ts';
-import { decodePullSecrets, matchCredentials, type RegistryCredential } from './credentials.ts';
+import type { RandomSource } from '../lib/backoff.ts';
+import type { RegistryCredential } from './credentials.ts';
 import type { ImageInfo, ImageRuntime, RegistryAuth } from './cri/runtime.ts';
 import {
   classifySpecChange,
   digestProblem,
   needsPull,
-  parsedReference,
   pendingRecord,
-  redact,
   reportedRepoDigest,
-  secretForms,
   type ImageRecord,
 } from './image-record.ts';
+import { pullCredentials, secretsVersion, type PullCredentials } from './pull-credentials.ts';
+import { redact } from './redaction.ts';
 import { classifyAttemptFailure, classifyPullError, pullFailure, type PullFailure } from './pull-errors.ts';
 import { PullQueue, type DrainResult, type TaskOutcome } from './pull-queue.ts';
 import { broughtIn } from './pulled-images.ts';
+import { MAX_BACKOFF_SECONDS, nextStep, secretsChanged, waitsForSecretChange } from './pull-decision.ts';
 import type { SecretSource } from './secret-reader.ts';
 import { errorText } from '../lib/errors.ts';
 
@@ -216,6 +216,7 @@ export class PullEngine {
         if (hint.message !== undefined) t.record.message = hint.message;
         if (hint.startedAt !== undefined) t.record.startedAt = Date.parse(hint.startedAt);
         if (hint.finishedAt !== undefined) t.record.finishedAt = Date.parse(hint.finishedAt);
+        if (hint.secretsVersion !== undefined) t.record.secretsVersion = hint.secretsVersion;
       }
     }
     this.#entries.set(entry.image, t);
@@ -319,27 +320,22 @@ export class PullEngine {
     t.record = { image, phase: 'Pulling', round: entry.round, attempts: t.record.attempts + 1, startedAt: this.#now() };
     this.#opts.onChange();
 
-    let credentials: RegistryCredential[] = [];
-    let secretValues: string[] = [];
-    let missing: string[] = [];
+    let creds: PullCredentials;
     try {
-      const read = await this.#opts.secrets.read(entry.pullSecrets, signal);
-      missing = read.missing;
-      const decoded = decodePullSecrets(read.secrets);
-      for (const e of decoded.errors) log.warn('unusable pull secret', { image, error: e.message });
-      secretValues = decoded.credentials.flatMap((c) => secretForms(c.username, c.password, [c.identityToken, c.registryToken]));
-      const ref = parsedReference(image);
-      credentials = ref === undefined ? [] : matchCredentials(decoded.credentials, ref);
+      creds = pullCredentials(image, entry.pullSecrets, await this.#opts.secrets.read(entry.pullSecrets, signal));
     } catch (err) {
       signal.throwIfAborted();
       return { kind: 'failed', failure: pullFailure('Unknown', errorText(err)) };
     }
+    for (const problem of creds.unusable) log.warn('unusable pull secret', { image, error: problem });
+    const { candidates, secretValues, missing } = creds;
     if (missing.length > 0) log.warn('pull secrets not found; pulling without them', { image, missing });
+    // Which secrets this attempt used: an Unauthorized failure is tried again once they change (rotation).
+    t.record.secretsVersion = creds.version;
 
     const timeoutMs = durationMilliseconds(entry.timeout) ?? DEFAULT_TIMEOUT_MS;
     const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
     const deadline = this.#now() + timeoutMs;
-    const candidates: (RegistryCredential | undefined)[] = credentials.length > 0 ? credentials : [undefined];
     let failure: PullFailure | undefined;
     for (const [i, cred] of candidates.entries()) {
       const started = performance.now();
@@ -461,29 +457,30 @@ export class PullEngine {
   #failed(t: Tracked, failure: PullFailure): void {
     const { log } = this.#opts;
     const image = t.entry.image;
-    if (failure.reason === 'RuntimeUnavailable') {
-      // Not the image's fault: wait for the runtime without spending the image's attempts.
-      const { initial, max } = this.#opts.runtimeRetryMs ?? { initial: 500, max: 5000 };
-      const delayMs = Math.min(max, initial * 2 ** Math.min(t.runtimeWaits++, 16));
-      const attempts = t.record.phase === 'Pulling' ? Math.max(0, t.record.attempts - 1) : t.record.attempts;
-      t.record = { ...t.record, phase: 'Pending', attempts, reason: failure.reason, message: `waiting for the container runtime: ${failure.message}` };
-      log.warn('container runtime unavailable; pull will be retried', { image, retryInMs: delayMs, error: failure.message });
-      this.#scheduleRetry(t, delayMs);
-      return;
-    }
-    const attempts = Math.max(1, t.record.attempts);
-    const decision = decideRetry({
+    const attempts = failure.reason === 'RuntimeUnavailable'
+      // The attempt that met an absent runtime does not count: it never reached the registry.
+      ? (t.record.phase === 'Pulling' ? Math.max(0, t.record.attempts - 1) : t.record.attempts)
+      : Math.max(1, t.record.attempts);
+    const step = nextStep({
+      failure,
       attempts,
-      maxAttempts: t.entry.retry.maxAttempts,
-      permanent: failure.permanent,
-      policy: { baseSeconds: t.entry.retry.backoffSeconds, capSeconds: this.#opts.maxBackoffSeconds ?? 600, jitter: 'decorrelated' },
+      retry: t.entry.retry,
+      runtimeWaits: t.runtimeWaits,
+      runtimeRetryMs: this.#opts.runtimeRetryMs ?? { initial: 500, max: 5000 },
+      previousDelaySeconds: t.lastDelaySeconds,
+      maxBackoffSeconds: this.#opts.maxBackoffSeconds ?? MAX_BACKOFF_SECONDS,
       random: this.#random,
-      ...(t.lastDelaySeconds !== undefined ? { previousDelaySeconds: t.lastDelaySeconds } : {}),
     });
-    switch (decision.kind) {
+    switch (step.kind) {
+      case 'wait-for-runtime':
+        t.runtimeWaits++;
+        t.record = { ...t.record, phase: 'Pending', attempts, reason: failure.reason, message: `waiting for the container runtime: ${failure.message}` };
+        log.warn('container runtime unavailable; pull will be retried', { image, retryInMs: step.delayMs, error: failure.message });
+        this.#scheduleRetry(t, step.delayMs);
+        break;
       case 'retry': {
-        t.lastDelaySeconds = decision.delaySeconds;
-        const seconds = Math.round(decision.delaySeconds * 10) / 10;
+        t.lastDelaySeconds = step.delaySeconds;
+        const seconds = Math.round(step.delaySeconds * 10) / 10;
         t.record = {
           ...t.record,
           phase: 'Pending',
@@ -493,7 +490,7 @@ export class PullEngine {
           finishedAt: this.#now(),
         };
         log.warn('pull failed; will retry', { image, reason: failure.reason, attempt: attempts, retryInSeconds: seconds, error: failure.message });
-        this.#scheduleRetry(t, decision.delaySeconds * 1000);
+        this.#scheduleRetry(t, step.delaySeconds * 1000);
         break;
       }
       case 'give-up':
@@ -501,8 +498,8 @@ export class PullEngine {
         log.error('pull failed', { image, reason: failure.reason, attempts, permanent: failure.permanent, error: failure.message });
         break;
       default: {
-        const never: never = decision;
-        throw new Error(`unhandled retry decision ${JSON.stringify(never)}`);
+        const never: never = step;
+        throw new Error(`unhandled next step ${JSON.stringify(never)}`);
       }
     }
   }
@@ -526,7 +523,7 @@ export class PullEngine {
    * The warmth check: every image reported Completed is looked up in the runtime; one that is gone
    * (kubelet image GC, someone's crictl rmi) is pulled again and counted.
    */
-  async verify(signal: AbortSignal): Promise<{ checked: number; repulled: string[] }> {
+  async verify(signal: AbortSignal): Promise<{ checked: number; repulled: string[]; retried: string[] }> {
     const { runtime, log, metrics } = this.#opts;
     let checked = 0;
     const repulled: string[] = [];
@@ -562,8 +559,38 @@ export class PullEngine {
         cur.record.attempts = prevAttempts;
       }
     }
+    const retried = await this.#retryRotatedSecrets(signal);
     this.#opts.onChange();
-    return { checked, repulled };
+    return { checked, repulled, retried };
+  }
+
+  /**
+   * An image that failed Unauthorized is tried again once the pull secrets it names have changed since
+   * that attempt (a rotated token, a Secret created late): the spec does not change when a Secret does.
+   */
+  async #retryRotatedSecrets(signal: AbortSignal): Promise<string[]> {
+    const retried: string[] = [];
+    const stopped = (): boolean => signal.aborted || this.#closed;
+    for (const t of [...this.#entries.values()]) {
+      if (stopped()) break;
+      if (!waitsForSecretChange(t.record, t.entry) || t.taskKey !== undefined) continue;
+      const epoch = t.epoch;
+      let version: string;
+      try {
+        version = secretsVersion(t.entry.pullSecrets, await this.#opts.secrets.read(t.entry.pullSecrets, signal));
+      } catch (err) {
+        if (stopped()) break;
+        this.#opts.log.debug('could not read pull secrets to look for a rotation', { image: t.entry.image, error: errorText(err) });
+        continue;
+      }
+      const cur = this.#current(t.entry.image, epoch);
+      if (cur === undefined || !secretsChanged(cur.record, cur.entry, version)) continue;
+      this.#opts.log.info('pull secrets changed since the Unauthorized pull; trying again', { image: cur.entry.image, pullSecrets: cur.entry.pullSecrets });
+      retried.push(cur.entry.image);
+      this.#restart(cur, false);
+      this.#enqueuePull(cur);
+    }
+    return retried;
   }
 
   /** Disk guard: start no new pulls (running ones continue). */

@@ -98,6 +98,7 @@ export const nodeImageSetStatusSchema = s.object({
     startedAt: s.dateTime({ description: 'When the current or last pull started.' }).optional(),
     finishedAt: s.dateTime({ description: 'When the last pull finished.' }).optional(),
     lastVerifiedAt: s.dateTime({ description: 'When the runtime last confirmed the image is present.' }).optional(),
+    secretsVersion: s.string({ maxLength: 64, description: 'A digest of the names and resourceVersions of the pull secrets the last attempt read (no secret content). An Unauthorized failure is retried once it changes, i.e. when a pull secret is rotated.' }).optional(),
   }), {
     maxItems: MAX_NODE_IMAGES,
     listType: { map: ['image'] },
