@@ -27,6 +27,7 @@ import { redact } from './redaction.ts';
 import { classifyAttemptFailure, classifyPullError, pullFailure, type PullFailure } from './pull-errors.ts';
 import { PullQueue, type DrainResult, type TaskOutcome } from './pull-queue.ts';
 import { broughtIn } from './pulled-images.ts';
+import { warmthVerdict } from './warmth-check.ts';
 import { MAX_BACKOFF_SECONDS, nextStep, secretsChanged, waitsForSecretChange } from './pull-decision.ts';
 import type { SecretSource } from './secret-reader.ts';
 import { errorText } from '../lib/errors.ts';
@@ -547,16 +548,27 @@ export class PullEngine {
       checked++;
       const cur = this.#current(t.entry.image, epoch);
       if (cur === undefined || cur.record.phase !== 'Completed') continue;
-      if (info === undefined) {
-        metrics.repulls.inc();
-        repulled.push(cur.entry.image);
-        log.warn('image removed from the runtime; pulling it again', { image: cur.entry.image, imageId: cur.record.imageId });
-        this.#restart(cur, false);
-        this.#enqueuePull(cur);
-      } else {
-        const prevAttempts = cur.record.attempts;
-        this.#markPresent(cur, info);
-        cur.record.attempts = prevAttempts;
+      const verdict = warmthVerdict(cur.record, info);
+      switch (verdict.kind) {
+        case 'gone':
+          metrics.repulls.inc();
+          repulled.push(cur.entry.image);
+          log.warn('image removed from the runtime; pulling it again', { image: cur.entry.image, imageId: cur.record.imageId });
+          this.#restart(cur, false);
+          this.#enqueuePull(cur);
+          break;
+        case 'changed': {
+          const prevAttempts = cur.record.attempts;
+          this.#markPresent(cur, verdict.info);
+          cur.record.attempts = prevAttempts;
+          break;
+        }
+        case 'unchanged':
+          break;
+        default: {
+          const never: never = verdict;
+          throw new Error(`unhandled warmth verdict ${JSON.stringify(never)}`);
+        }
       }
     }
     const retried = await this.#retryRotatedSecrets(signal);

@@ -47,11 +47,8 @@ export function buildStatus(input: StatusInputs): NodeImageSetStatus {
 /** Every top-level status field, so a patch can clear the ones the document leaves out. */
 const STATUS_FIELDS = ['observedGeneration', 'runtime', 'heartbeatTime', 'imageFs', 'images', 'removals', 'pulledImageIds', 'desired', 'ready', 'pulling', 'failed'] as const;
 
-/**
- * A JSON merge patch for the status subresource that makes the status equal `status`: fields
- * absent from it are set to null (deleted); `images` is a list, so a merge patch replaces it whole.
- */
-export function statusMergePatch(status: NodeImageSetStatus): { status: Record<string, unknown> } {
+/** The whole status as a merge-patch body: every top-level field, null where the document has none. */
+function fullBody(status: NodeImageSetStatus): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   for (const field of STATUS_FIELDS) body[field] = status[field] ?? null;
   // imageFs is an object: merged key by key, so clear its absent keys too.
@@ -60,10 +57,27 @@ export function statusMergePatch(status: NodeImageSetStatus): { status: Record<s
     for (const k of ['usedBytes', 'capacityBytes', 'usedPercent', 'pullsPaused'] as const) fs[k] = status.imageFs[k] ?? null;
     body.imageFs = fs;
   }
-  return { status: body };
+  return body;
+}
+
+/**
+ * A JSON merge patch for the status subresource that makes the status equal `status`: fields absent from
+ * it are set to null (deleted); `images` is a list, so a merge patch replaces it whole. Given the status
+ * last written (`written`), only the top-level fields that differ from it are sent: a heartbeat does not
+ * resend every image entry.
+ */
+export function statusMergePatch(status: NodeImageSetStatus, written?: NodeImageSetStatus): { status: Record<string, unknown> } {
+  const body = fullBody(status);
+  if (written === undefined) return { status: body };
+  const before = fullBody(written);
+  const changed: Record<string, unknown> = {};
+  for (const field of STATUS_FIELDS) {
+    if (JSON.stringify(body[field]) !== JSON.stringify(before[field])) changed[field] = body[field];
+  }
+  return { status: changed };
 }
 
 /** A stable text form for "did anything change". */
 export function statusKey(status: NodeImageSetStatus): string {
-  return JSON.stringify(statusMergePatch(status));
+  return JSON.stringify(fullBody(status));
 }

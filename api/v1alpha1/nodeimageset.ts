@@ -97,7 +97,7 @@ export const nodeImageSetStatusSchema = s.object({
     message: s.string({ maxLength: 1024, description: 'Details of the last failure.' }).optional(),
     startedAt: s.dateTime({ description: 'When the current or last pull started.' }).optional(),
     finishedAt: s.dateTime({ description: 'When the last pull finished.' }).optional(),
-    lastVerifiedAt: s.dateTime({ description: 'When the runtime last confirmed the image is present.' }).optional(),
+    lastVerifiedAt: s.dateTime({ description: 'When the agent last recorded the image present: pulled, found at start, or found changed. Verify passes that find it unchanged do not touch it (status.heartbeatTime shows they run), so a quiet node writes no image entry.' }).optional(),
     secretsVersion: s.string({ maxLength: 64, description: 'A digest of the names and resourceVersions of the pull secrets the last attempt read (no secret content). An Unauthorized failure is retried once it changes, i.e. when a pull secret is rotated.' }).optional(),
   }), {
     maxItems: MAX_NODE_IMAGES,
