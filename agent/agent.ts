@@ -13,7 +13,7 @@ import { runtimeLiveness, runtimeReadiness } from './health-checks.ts';
 import { withoutPulled, withPulled } from './pulled-images.ts';
 import { ImageRemover } from './image-remover.ts';
 import { NodeImageSetWatch, type WatchedNodeImageSet } from './node-image-set-watch.ts';
-import { PullEngine } from './pull-engine.ts';
+import { PullEngine, type RepullAfterGc } from './pull-engine.ts';
 import type { DrainResult } from './pull-queue.ts';
 import { RuntimeHealth, connectRuntime, type ConnectOptions } from './runtime-connection.ts';
 import { KubeSecretSource, type SecretSource } from './secret-reader.ts';
@@ -38,6 +38,8 @@ export interface AgentConfig {
   shutdownGraceMs: number;
   /** --runtime-unreachable-timeout: liveness fails once the runtime has been silent this long; 0 = never. */
   runtimeUnreachableLimitMs: number;
+  /** --repull-after-gc; `now` when undefined. */
+  repullAfterGc?: RepullAfterGc;
   statusMinIntervalMs?: number;
   runtimeProbeIntervalMs?: number;
 }
@@ -167,6 +169,7 @@ export class Agent {
       runtime,
       secrets: this.#deps.secrets ?? new KubeSecretSource(this.#deps.client, config.namespace),
       cap: config.maxPullsPerNode,
+      repullAfterGc: config.repullAfterGc ?? 'now',
       log,
       metrics: this.#deps.metrics,
       onChange: () => {

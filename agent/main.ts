@@ -47,6 +47,7 @@ async function main(): Promise<number> {
     diskCheckIntervalMs: flags.diskCheckIntervalMs,
     shutdownGraceMs: flags.shutdownGraceMs,
     runtimeUnreachableLimitMs: flags.runtimeUnreachableTimeoutMs,
+    repullAfterGc: flags.repullAfterGc,
   }, { client, log, metrics });
 
   const metricsServer = await serveMetrics(metrics.registry, flags.metricsBindAddress);

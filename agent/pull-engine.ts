@@ -28,7 +28,7 @@ import { classifyAttemptFailure, classifyPullError, pullFailure, type PullFailur
 import { PullQueue, type DrainResult, type TaskOutcome } from './pull-queue.ts';
 import { broughtIn } from './pulled-images.ts';
 import { warmthVerdict } from './warmth-check.ts';
-import { MAX_BACKOFF_SECONDS, nextStep, secretsChanged, waitsForSecretChange } from './pull-decision.ts';
+import { MAX_BACKOFF_SECONDS, REMOVED_FROM_RUNTIME, nextStep, secretsChanged, waitsForSecretChange } from './pull-decision.ts';
 import type { SecretSource } from './secret-reader.ts';
 import { errorText } from '../lib/errors.ts';
 
@@ -47,6 +47,12 @@ export interface PullEngineOptions {
   metrics: AgentMetrics;
   /** Called (synchronously) whenever a record changed. */
   onChange: () => void;
+  /**
+   * An image found gone from the runtime (kubelet image GC): `now` pulls it again at once; `wait` reports it
+   * Pending with reason RemovedFromRuntime and pulls only once the controller raises its round, so re-pulls
+   * go through the cluster-wide budget. Default `now`.
+   */
+  repullAfterGc?: RepullAfterGc;
   /** Called when a pull brought an image onto the node that was not there under that reference before. */
   onBroughtIn?: (imageId: string) => void;
   now?: () => number;
@@ -58,6 +64,11 @@ export interface PullEngineOptions {
   /** Waits while the runtime is unreachable: first, and ceiling (doubling in between). */
   runtimeRetryMs?: { initial: number; max: number };
 }
+
+export type RepullAfterGc = 'now' | 'wait';
+
+/** What a survey leads to when the runtime does not have the image (or has the wrong one). */
+type AfterSurvey = 'pull' | 'keep-failed' | 'hold-if-missing';
 
 type AttemptResult =
   | { readonly kind: 'present'; readonly info: ImageInfo }
@@ -175,13 +186,13 @@ export class PullEngine {
           break;
         case 'new-round':
           this.#restart(t, true);
-          this.#survey(t, false);
+          this.#survey(t, 'pull');
           break;
         case 'settings':
           // A running or waiting pull picks the new settings up at its next attempt.
           if (t.record.phase === 'Failed' || (t.record.phase === 'Completed' && entry.imageDigest !== undefined)) {
             this.#restart(t, false);
-            this.#survey(t, false);
+            this.#survey(t, 'pull');
           }
           break;
         default: {
@@ -205,13 +216,20 @@ export class PullEngine {
       lastDelaySeconds: undefined,
       runtimeWaits: 0,
     };
-    let keepFailed = false;
+    let then: AfterSurvey = 'pull';
+    const holding = this.#opts.repullAfterGc === 'wait';
     if (hint !== undefined && hint.round !== undefined) {
       if (hint.round < entry.round) t.force = true;
-      else if (hint.round === entry.round && hint.phase === 'Completed') t.resolvedRound = entry.round;
-      else if (hint.round === entry.round && hint.phase === 'Failed') {
+      else if (hint.round === entry.round && hint.phase === 'Completed') {
+        t.resolvedRound = entry.round;
+        // Finished in this round: if the runtime lost it meanwhile, that is a re-pull after GC.
+        if (holding) then = 'hold-if-missing';
+      } else if (hint.round === entry.round && hint.phase === 'Pending' && hint.reason === REMOVED_FROM_RUNTIME && holding) {
+        t.resolvedRound = entry.round;
+        then = 'hold-if-missing';
+      } else if (hint.round === entry.round && hint.phase === 'Failed') {
         // A decision, not a runtime fact: kept so a restart does not hammer the registry again.
-        keepFailed = true;
+        then = 'keep-failed';
         t.record = { ...t.record, phase: 'Failed', attempts: hint.attempts ?? 0 };
         if (hint.reason !== undefined) t.record.reason = hint.reason;
         if (hint.message !== undefined) t.record.message = hint.message;
@@ -221,7 +239,7 @@ export class PullEngine {
       }
     }
     this.#entries.set(entry.image, t);
-    this.#survey(t, keepFailed);
+    this.#survey(t, then);
   }
 
   /** New epoch: whatever was queued, running or waiting for the old one is cancelled. */
@@ -253,8 +271,8 @@ export class PullEngine {
     return { entry: t.entry, force: t.force, resolvedThisRound: t.resolvedRound === t.entry.round };
   }
 
-  /** Asks the runtime whether the image is already there; pulls only when needed. */
-  #survey(t: Tracked, keepFailed: boolean): void {
+  /** Asks the runtime whether the image is already there; pulls only when needed (and `then` allows). */
+  #survey(t: Tracked, then: AfterSurvey): void {
     const { image } = t.entry;
     const epoch = t.epoch;
     const key = `${image}#${++this.#tasks}`;
@@ -277,7 +295,12 @@ export class PullEngine {
         // The attempt asks again and handles the error; a survey only saves time.
         this.#opts.log.debug('image survey failed', { image, error: errorText(outcome.error) });
       }
-      if (keepFailed) {
+      if (then === 'hold-if-missing' && outcome.kind === 'completed' && outcome.value === undefined) {
+        this.#markGone(cur);
+        this.#opts.onChange();
+        return;
+      }
+      if (then === 'keep-failed') {
         this.#opts.log.info('image failed in this round before the agent restarted; not retrying until the round changes', { image, reason: cur.record.reason });
         return;
       }
@@ -438,6 +461,17 @@ export class PullEngine {
     t.runtimeWaits = 0;
   }
 
+  /** Gone from the runtime, held until the controller raises the round (--repull-after-gc=wait). */
+  #markGone(t: Tracked): void {
+    this.#opts.log.warn('image removed from the runtime; waiting for kwarm-controller to release its re-pull', { image: t.entry.image, imageId: t.record.imageId });
+    t.record = {
+      ...t.record,
+      phase: 'Pending',
+      reason: REMOVED_FROM_RUNTIME,
+      message: 'the runtime no longer has the image (kubelet image garbage collection?); it is pulled again when kwarm-controller releases it within --max-concurrent-pulls',
+    };
+  }
+
   #markPulled(t: Tracked, info: ImageInfo, newImage: boolean): void {
     const now = this.#now();
     this.#markPresent(t, info);
@@ -553,6 +587,10 @@ export class PullEngine {
         case 'gone':
           metrics.repulls.inc();
           repulled.push(cur.entry.image);
+          if (this.#opts.repullAfterGc === 'wait') {
+            this.#markGone(cur);
+            break;
+          }
           log.warn('image removed from the runtime; pulling it again', { image: cur.entry.image, imageId: cur.record.imageId });
           this.#restart(cur, false);
           this.#enqueuePull(cur);

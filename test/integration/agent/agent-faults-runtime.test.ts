@@ -197,4 +197,37 @@ describe('agent: runtime-side faults', function () {
     expect(imageStatus(again, img.reference)?.imageId).to.equal(img.configDigest);
     expect(imageStatus(again, img.reference)?.lastVerifiedAt).to.be.a('string');
   });
+
+  it('with --repull-after-gc=wait an image lost to GC waits, Pending with reason RemovedFromRuntime, until its round is raised', async () => {
+    const NODE = 'fault-image-gc-wait';
+    const { containerd, cri } = await node(NODE);
+    const img = await buildAndPushImage(registry!, { repository: 'faults/gc-wait', tag: 'v1', layers: [256 * 1024] });
+    const agent = await agentOn(NODE, containerd.socket, { verifyInterval: '1s', args: ['--repull-after-gc=wait'] });
+    await applySpec(admin, NODE, { images: [{ image: img.reference }] });
+    await waitForStatus(admin, NODE, allIn('Completed', [img.reference]), { what: 'first pull Completed' });
+
+    await cri.removeImage(img.reference, { signal: AbortSignal.timeout(10_000) });
+    const held = await waitForStatus(admin, NODE, (o) => imageStatus(o, img.reference)?.reason === 'RemovedFromRuntime', { what: 'the loss reported', timeoutMs: 15_000 });
+    expect(imageStatus(held, img.reference)).to.include({ phase: 'Pending', round: 0 });
+    // Held: nothing pulls it back on its own, whatever the verify passes find.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(await cri.imageStatus(img.reference, { signal: AbortSignal.timeout(10_000) })).to.equal(undefined);
+    expect(await agent.metric('kwarm_pulls_total')).to.equal(1);
+
+    // The controller's release: a raised round.
+    await applySpec(admin, NODE, { images: [{ image: img.reference, round: 1 }] });
+    const done = await waitForStatus(admin, NODE, (o) => allIn('Completed', [img.reference])(o) && imageStatus(o, img.reference)?.round === 1, { what: 'Completed after the release' });
+    expect(imageStatus(done, img.reference)?.imageId).to.equal(img.configDigest);
+    expect(await agent.metric('kwarm_pulls_total', { status: 'succeeded' })).to.equal(2);
+
+    // A restarted agent keeps holding an image lost in a round that already finished.
+    await cri.removeImage(img.reference, { signal: AbortSignal.timeout(10_000) });
+    await waitForStatus(admin, NODE, (o) => imageStatus(o, img.reference)?.reason === 'RemovedFromRuntime', { what: 'the second loss reported', timeoutMs: 15_000 });
+    await agent.kill();
+    const again = await agentOn(NODE, containerd.socket, { verifyInterval: '1s', args: ['--repull-after-gc=wait'], logFile: agent.logFile });
+    await again.waitReady();
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(imageStatus(await waitForStatus(admin, NODE, () => true, { what: 'the object' }), img.reference)).to.include({ phase: 'Pending', reason: 'RemovedFromRuntime' });
+    expect(await again.metric('kwarm_pulls_total')).to.equal(undefined);
+  });
 });

@@ -38,11 +38,14 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
     }
   });
 
-  it('renders the optional parts on request: monitors, the disk guard mount; and leaves them out by default', async () => {
+  it('renders the optional parts on request: monitors; and leaves them out by default; the disk guard mount unless the guard is off', async () => {
     const kinds = (yaml: string): string[] => [...objects(yaml).keys()].map((k) => k.split('/')[0]!);
     const base = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system'])).stdout;
     expect(kinds(base)).to.not.include('ServiceMonitor').and.not.include('PodMonitor');
-    expect(base).to.not.include('image-fs');
+    // The disk guard is on by default (80 %), so the image store is mounted; off, it is not.
+    expect(base).to.include('image-fs').and.include('--disk-threshold-percent=80');
+    const off = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system', '--set', 'agent.diskThresholdPercent=0'])).stdout;
+    expect(off).to.not.include('image-fs');
     const on = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system', '--set', 'metrics.serviceMonitor.enabled=true',
       '--set', 'metrics.podMonitor.enabled=true', '--set', 'agent.diskThresholdPercent=90'])).stdout;
     expect(kinds(on)).to.include('ServiceMonitor').and.include('PodMonitor');
