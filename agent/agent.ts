@@ -14,7 +14,7 @@ import { withoutPulled, withPulled } from './pulled-images.ts';
 import { ImageRemover } from './image-remover.ts';
 import { NodeImageSetWatch, type WatchedNodeImageSet } from './node-image-set-watch.ts';
 import { PullEngine, type RepullAfterGc } from './pull-engine.ts';
-import type { DrainResult } from './pull-queue.ts';
+import type { DrainResult } from './work-queue.ts';
 import { RuntimeHealth, connectRuntime, type ConnectOptions } from './runtime-connection.ts';
 import { KubeSecretSource, type SecretSource } from './secret-reader.ts';
 import { buildStatus, type ImageFsReport } from './status-document.ts';

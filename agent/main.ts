@@ -4,7 +4,7 @@ import { loadClusterAccess, type ClusterAccess } from '../lib/cluster-access.ts'
 import { KubeClient } from '../lib/kube-client.ts';
 import { createLogger } from '../lib/logger.ts';
 import { Agent } from './agent.ts';
-import { agentAccessSource } from './cluster-access.ts';
+import { agentAccessSource } from './api-access.ts';
 import { createAgentMetrics } from './agent-metrics.ts';
 import { FlagError, parseAgentFlags } from './flags.ts';
 import { errorText } from '../lib/errors.ts';

@@ -1,5 +1,5 @@
 // The pull engine: turns the NodeImageSet spec into CRI calls. Each image is surveyed first
-// (ImageStatus, outside the concurrency limit), then pulled through the PullQueue when needed, with
+// (ImageStatus, outside the concurrency limit), then pulled through the WorkQueue when needed, with
 // a per-attempt timeout (AbortSignal + gRPC deadline), credentials from the referenced pull
 // secrets, retries with back-off, and digest verification. Everything it learns is kept in one
 // ImageRecord per image; `onChange` tells the owner to publish it.
@@ -25,7 +25,7 @@ import {
 import { pullCredentials, secretsVersion, type PullCredentials } from './pull-credentials.ts';
 import { redact } from './redaction.ts';
 import { classifyAttemptFailure, classifyPullError, pullFailure, type PullFailure } from './pull-errors.ts';
-import { PullQueue, type DrainResult, type TaskOutcome } from './pull-queue.ts';
+import { WorkQueue, type DrainResult, type TaskOutcome } from './work-queue.ts';
 import { broughtIn } from './pulled-images.ts';
 import { warmthVerdict } from './warmth-check.ts';
 import { MAX_BACKOFF_SECONDS, REMOVED_FROM_RUNTIME, nextStep, secretsChanged, waitsForSecretChange } from './pull-decision.ts';
@@ -107,8 +107,8 @@ export class PullEngine {
   readonly #random: RandomSource;
   readonly #entries = new Map<string, Tracked>();
   #order: string[] = [];
-  readonly #pulls: PullQueue<AttemptResult>;
-  readonly #surveys: PullQueue<ImageInfo | undefined>;
+  readonly #pulls: WorkQueue<AttemptResult>;
+  readonly #surveys: WorkQueue<ImageInfo | undefined>;
   readonly #surveyAbort = new AbortController();
   #epochs = 0;
   #tasks = 0;
@@ -122,8 +122,8 @@ export class PullEngine {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
-    this.#pulls = new PullQueue({ cap: opts.cap });
-    this.#surveys = new PullQueue({ cap: opts.surveyConcurrency ?? 4, signal: this.#surveyAbort.signal });
+    this.#pulls = new WorkQueue({ cap: opts.cap });
+    this.#surveys = new WorkQueue({ cap: opts.surveyConcurrency ?? 4, signal: this.#surveyAbort.signal });
   }
 
   /** The generation of the spec last applied. */

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import type { ImageRuntime, RuntimeVersion } from './cri/runtime.ts';
 import { detectCriRuntime, type DetectOptions, type DetectedRuntime } from './cri/socket.ts';
+import { backoffDelaySeconds } from '../lib/backoff.ts';
 import { errorText } from '../lib/errors.ts';
 
 export interface ConnectOptions {
@@ -49,7 +50,7 @@ export async function connectRuntime(opts: ConnectOptions, signal: AbortSignal):
       signal.throwIfAborted();
       const why = errorText(err);
       opts.onFailure?.(why);
-      const delay = Math.min(max, initial * 2 ** Math.min(failures++, 10));
+      const delay = backoffDelaySeconds({ baseSeconds: initial / 1000, capSeconds: max / 1000, jitter: 'none' }, Math.min(++failures, 11), Math.random) * 1000;
       // Logged when the reason changes, not on every try.
       if (why !== lastWhy) opts.log.warn('container runtime not reachable yet; waiting', { error: why, retryInMs: delay });
       lastWhy = why;

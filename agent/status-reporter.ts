@@ -8,6 +8,7 @@ import type { Logger } from 'winston';
 import { API_VERSION } from '../api/v1alpha1/group.ts';
 import type { NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
 import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
+import { backoffDelaySeconds } from '../lib/backoff.ts';
 import { Wakeup } from '../lib/wakeup.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
 import { statusKey, statusMergePatch } from './status-document.ts';
@@ -126,7 +127,7 @@ export class StatusReporter {
         failures = 0;
       } catch (err) {
         if (stopped()) break;
-        const delay = Math.min(max, initial * 2 ** Math.min(failures++, 10));
+        const delay = backoffDelaySeconds({ baseSeconds: initial / 1000, capSeconds: max / 1000, jitter: 'none' }, Math.min(++failures, 11), Math.random) * 1000;
         this.#opts.log.warn('status write failed; retrying', { node: this.#opts.nodeName, error: errorText(err), retryInMs: delay });
         await sleep(delay, undefined, { signal }).catch(() => undefined);
       }

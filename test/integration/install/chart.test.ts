@@ -77,7 +77,9 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
     expect(install.stdout).to.include('STATUS: deployed').and.include('kubectl wait --for=condition=Ready prepullimage');
     const { stdout: ds } = await cp.kubectl(['get', 'ds', 'kwarm-helm-agent', '-n', 'kwarm-helm', '-o', 'json']);
     const spec = (JSON.parse(ds) as { spec: { template: { spec: { volumes: { hostPath?: { type?: string } }[]; hostNetwork?: boolean; containers: { securityContext: { readOnlyRootFilesystem: boolean; allowPrivilegeEscalation: boolean; capabilities: { drop: string[] } } }[] } } } }).spec.template.spec;
-    expect(spec.volumes.map((v) => v.hostPath?.type)).to.deep.equal(['Socket']);
+    // The CRI socket's directory (a runtime restart makes a new socket in it) and the image store for the
+    // disk guard, on by default; both mounted read-only.
+    expect(spec.volumes.map((v) => v.hostPath?.type)).to.deep.equal(['Directory', 'Directory']);
     expect(spec.hostNetwork ?? false).to.equal(false);
     expect(spec.containers[0]!.securityContext).to.deep.include({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
     expect(spec.containers[0]!.securityContext.capabilities.drop).to.deep.equal(['ALL']);
