@@ -24,6 +24,8 @@ export interface AgentMetrics {
   /** Failed CRI calls by reason (the same reasons as in NodeImageSet status). */
   readonly criErrors: Counter<'reason'>;
   readonly statusWrites: Counter<'result'>;
+  /** Bytes of the status patches written (the JSON bodies). */
+  readonly statusWriteBytes: Counter;
   /** Answers to NodeImageSet spec.removals entries, by result (Removed, NotPresent, Kept, Failed). */
   readonly removals: Counter<'result'>;
 }
@@ -73,6 +75,11 @@ export function createAgentMetrics(opts: { defaultMetrics?: boolean } = {}): Age
       name: 'kwarm_status_writes_total',
       help: 'NodeImageSet status patches sent, by result.',
       labelNames: ['result'],
+      registers,
+    }),
+    statusWriteBytes: new Counter({
+      name: 'kwarm_status_write_bytes_total',
+      help: 'Bytes of the NodeImageSet status patches written (JSON bodies): only the fields that changed are sent.',
       registers,
     }),
     removals: new Counter({

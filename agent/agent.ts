@@ -9,10 +9,12 @@ import type { KubeClient } from '../lib/kube-client.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
 import type { ImageRuntime, RuntimeVersion } from './cri/runtime.ts';
 import { runDiskGuard, type StatfsFn } from './disk-guard.ts';
+import { runtimeLiveness, runtimeReadiness } from './health-checks.ts';
+import { withoutPulled, withPulled } from './pulled-images.ts';
 import { ImageRemover } from './image-remover.ts';
 import { NodeImageSetWatch, type WatchedNodeImageSet } from './node-image-set-watch.ts';
-import { PullEngine } from './pull-engine.ts';
-import type { DrainResult } from './pull-queue.ts';
+import { PullEngine, type RepullAfterGc } from './pull-engine.ts';
+import type { DrainResult } from './work-queue.ts';
 import { RuntimeHealth, connectRuntime, type ConnectOptions } from './runtime-connection.ts';
 import { KubeSecretSource, type SecretSource } from './secret-reader.ts';
 import { buildStatus, type ImageFsReport } from './status-document.ts';
@@ -34,6 +36,10 @@ export interface AgentConfig {
   diskThresholdPercent: number;
   diskCheckIntervalMs: number;
   shutdownGraceMs: number;
+  /** --runtime-unreachable-timeout: liveness fails once the runtime has been silent this long; 0 = never. */
+  runtimeUnreachableLimitMs: number;
+  /** --repull-after-gc; `now` when undefined. */
+  repullAfterGc?: RepullAfterGc;
   statusMinIntervalMs?: number;
   runtimeProbeIntervalMs?: number;
 }
@@ -46,6 +52,8 @@ export interface AgentDeps {
   secrets?: SecretSource;
   connect?: ConnectOptions['connect'];
   statfs?: StatfsFn;
+  /** Epoch ms; Date.now by default. */
+  now?: () => number;
 }
 
 export interface ShutdownSummary extends DrainResult {
@@ -76,10 +84,18 @@ export class Agent {
   #holdPublish = false;
   /** The disk guard's last decision; undefined before its first measurement. */
   #diskPause: boolean | undefined;
+  readonly #now: () => number;
+  /** Stands in for "the runtime last answered" until it first does. */
+  readonly #startedAt: number;
+  #connectError: string | undefined;
+  /** Images this agent brought onto the node (status.pulledImageIds); restored from status at start. */
+  #pulledImageIds: string[] = [];
 
   constructor(config: AgentConfig, deps: AgentDeps) {
     this.#config = config;
     this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+    this.#startedAt = this.#now();
     this.#reporter = new StatusReporter({
       client: deps.client,
       nodeName: config.nodeName,
@@ -95,13 +111,27 @@ export class Agent {
     });
   }
 
+  /** Liveness: fails only when the runtime has been silent longer than the limit (see health-checks.ts). */
+  liveness(): Record<string, Check> {
+    return {
+      cri: () => {
+        const state = this.#health?.state;
+        return runtimeLiveness({
+          answeredAtMs: this.#health?.answeredAt ?? this.#startedAt,
+          nowMs: this.#now(),
+          limitMs: this.#config.runtimeUnreachableLimitMs,
+          lastError: state === undefined ? this.#connectError : state.kind === 'unreachable' ? state.error : undefined,
+        });
+      },
+    };
+  }
+
   /** Readiness: the runtime answers and the NodeImageSet watch is open. */
   readiness(): Record<string, Check> {
     return {
       cri: () => {
         const state = this.#health?.state;
-        if (state === undefined) return { ok: false, reason: 'container runtime not connected yet' };
-        return state.kind === 'ok' ? { ok: true } : { ok: false, reason: `container runtime unreachable: ${state.error}` };
+        return runtimeReadiness(state === undefined ? { kind: 'connecting', lastError: this.#connectError } : state.kind === 'ok' ? { kind: 'ok' } : state);
       },
       api: () => (this.#watch.healthy ? { ok: true } : { ok: false, reason: `NodeImageSet watch not open${this.#watch.lastError !== undefined ? `: ${this.#watch.lastError}` : ''}` }),
     };
@@ -124,6 +154,7 @@ export class Agent {
         ...(config.criCandidates !== undefined ? { candidates: config.criCandidates } : {}),
         ...(this.#deps.connect !== undefined ? { connect: this.#deps.connect } : {}),
         log,
+        onFailure: (why) => { this.#connectError = why; },
       }, stop);
       this.#runtime = found.runtime;
       this.#runtimeInfo = found.version;
@@ -138,12 +169,14 @@ export class Agent {
       runtime,
       secrets: this.#deps.secrets ?? new KubeSecretSource(this.#deps.client, config.namespace),
       cap: config.maxPullsPerNode,
+      repullAfterGc: config.repullAfterGc ?? 'now',
       log,
       metrics: this.#deps.metrics,
       onChange: () => {
         this.#remover?.poke();
         this.#publish();
       },
+      onBroughtIn: (imageId) => { this.#pulledImageIds = withPulled(this.#pulledImageIds, imageId); },
     });
     this.#engine = engine;
     // Removals see the engine's records: an image wanted (under any name) or still being pulled is never removed.
@@ -152,6 +185,8 @@ export class Agent {
       log,
       metrics: this.#deps.metrics,
       wanted: () => engine.records().map((r) => ({ image: r.image, phase: r.phase, ...(r.imageId !== undefined ? { imageId: r.imageId } : {}) })),
+      pulledImageIds: () => this.#pulledImageIds,
+      onRemoved: (imageId) => { this.#pulledImageIds = withoutPulled(this.#pulledImageIds, imageId); },
       onChange: () => { this.#publish(); },
     });
     this.#remover = remover;
@@ -161,6 +196,7 @@ export class Agent {
       runtime,
       initial: this.#runtimeInfo,
       log,
+      now: this.#now,
       intervalMs: config.runtimeProbeIntervalMs ?? 5000,
       onChange: (state) => {
         if (state.kind === 'ok') this.#runtimeInfo = state.version;
@@ -236,6 +272,8 @@ export class Agent {
     if (key === this.#appliedKey) return;
     const first = this.#appliedKey === undefined;
     this.#appliedKey = key;
+    // What this agent pulled before it restarted; merged, so nothing learnt since start is lost.
+    if (first) for (const id of obj.status?.pulledImageIds ?? []) if (!this.#pulledImageIds.includes(id)) this.#pulledImageIds = withPulled(this.#pulledImageIds, id);
     // The previous status only matters once, when the agent has just started.
     engine.applySpec(obj.spec, obj.generation, first ? obj.status : undefined);
     this.#remover?.applySpec(obj.spec, first ? obj.status : undefined);
@@ -273,6 +311,7 @@ export class Agent {
       heartbeatAt: this.#heartbeatAt,
       imageFs: this.#publishedImageFs,
       removals: this.#remover?.statuses() ?? [],
+      pulledImageIds: this.#pulledImageIds,
     }));
   }
 }

@@ -3,10 +3,7 @@
 import type { ImageRef } from '../lib/image-ref.ts';
 import { repositoryName } from '../lib/image-ref.ts';
 
-export const DOCKER_CONFIG_JSON_TYPE = 'kubernetes.io/dockerconfigjson';
-export const DOCKER_CONFIG_JSON_KEY = '.dockerconfigjson';
-export const DOCKERCFG_TYPE = 'kubernetes.io/dockercfg';
-export const DOCKERCFG_KEY = '.dockercfg';
+import { DOCKERCFG_KEY, DOCKERCFG_TYPE, DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE } from '../lib/docker-config.ts';
 
 /**
  * A pull secret as the agent read it. `data` holds the secret's values already base64-decoded
@@ -17,6 +14,8 @@ export interface PullSecret {
   readonly name: string;
   readonly type: string;
   readonly data: Readonly<Record<string, string>>;
+  /** metadata.resourceVersion: changes with every update of the Secret (a rotation). */
+  readonly resourceVersion?: string;
 }
 
 /** Where a credential came from; safe to log. */

@@ -90,7 +90,11 @@ export async function runDiskGuard(opts: DiskGuardOptions, signal: AbortSignal):
       opts.onReport(imageFsReport(fs, assessment, guardOn), assessment.pause);
     } catch (err) {
       if (stopped()) break;
-      opts.log.debug('image filesystem not measured', { error: errorText(err) });
+      const why = errorText(err);
+      if (why !== explained && guardOn) opts.log.warn('disk guard cannot measure the image filesystem; pulls are not limited by it', { why });
+      explained = why;
+      // Fails open: a runtime that cannot report its image filesystem must not stop every pull.
+      opts.onReport(imageFsReport({ usedBytes: undefined, capacityBytes: undefined }, { usedPercent: undefined, pause: false }, guardOn), false);
     }
     await sleep(opts.intervalMs, undefined, { signal }).catch(() => undefined);
   }

@@ -5,6 +5,7 @@ import { durationMilliseconds } from '../api/v1alpha1/duration.ts';
 import { parseBindAddress } from '../lib/endpoints.ts';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../lib/logger.ts';
 import { errorText } from '../lib/errors.ts';
+import type { RepullAfterGc } from './pull-engine.ts';
 
 export const DEFAULT_NAMESPACE = 'kwarm-system';
 
@@ -24,7 +25,13 @@ export interface AgentFlags {
   logLevel: LogLevel;
   logFormat: LogFormat;
   shutdownGraceMs: number;
+  /** 0 = liveness never fails for the runtime. */
+  runtimeUnreachableTimeoutMs: number;
+  repullAfterGc: RepullAfterGc;
 }
+
+export const DEFAULT_DISK_THRESHOLD_PERCENT = 80;
+const REPULL_MODES: readonly RepullAfterGc[] = ['now', 'wait'];
 
 export type ParsedFlags = { kind: 'run'; flags: AgentFlags } | { kind: 'help'; text: string };
 
@@ -57,13 +64,15 @@ function parser(argv: readonly string[]) {
       'cri-socket': { type: 'string', describe: 'CRI endpoint (path or unix:// URL); default: auto-detect containerd, CRI-O, k3s' },
       'max-pulls-per-node': { type: 'number', default: 2, describe: 'Most pulls at once on this node (caps the NodeImageSet\'s maxConcurrentPulls)' },
       'verify-interval': { type: 'string', default: '5m', describe: 'How often images are checked and re-pulled if the runtime lost them' },
-      'disk-threshold-percent': { type: 'number', default: 0, describe: 'No new pulls while the image filesystem is this full (0 = off)' },
+      'disk-threshold-percent': { type: 'number', default: DEFAULT_DISK_THRESHOLD_PERCENT, describe: 'No new pulls while the image filesystem is this full (0 = off); the default stays below the kubelet\'s image GC threshold (85)' },
       'disk-check-interval': { type: 'string', default: '30s', describe: 'How often the image filesystem is measured' },
       'metrics-bind-address': { type: 'string', default: ':8080', describe: 'Address of /metrics ("0" = off)' },
       'health-probe-bind-address': { type: 'string', default: ':8081', describe: 'Address of /healthz and /readyz ("0" = off)' },
       'log-level': { type: 'string', default: 'info', choices: LOG_LEVELS },
       'log-format': { type: 'string', default: 'json', choices: LOG_FORMATS },
       'shutdown-grace-period': { type: 'string', default: '25s', describe: 'On SIGTERM, how long running pulls may take to finish' },
+      'repull-after-gc': { type: 'string', default: 'now', choices: REPULL_MODES, describe: 'An image the runtime lost (kubelet image GC): "now" pulls it again at once; "wait" reports it Pending (RemovedFromRuntime) until kwarm-controller releases the re-pull within its budget' },
+      'runtime-unreachable-timeout': { type: 'string', default: '2m', describe: '/healthz fails once the CRI runtime has not answered for this long, so the kubelet restarts the agent ("0s" = never)' },
     })
     .strict()
     .wrap(120)
@@ -99,6 +108,8 @@ export async function parseAgentFlags(argv: readonly string[], env: { NODE_NAME?
   const format = a['log-format'];
   if (!isOneOf(LOG_LEVELS, level)) throw new FlagError(`--log-level: ${level}`);
   if (!isOneOf(LOG_FORMATS, format)) throw new FlagError(`--log-format: ${format}`);
+  const repull = a['repull-after-gc'];
+  if (!isOneOf(REPULL_MODES, repull)) throw new FlagError(`--repull-after-gc: ${repull}`);
   const criSocket = a['cri-socket']?.trim();
   return {
     kind: 'run',
@@ -116,6 +127,8 @@ export async function parseAgentFlags(argv: readonly string[], env: { NODE_NAME?
       logLevel: level,
       logFormat: format,
       shutdownGraceMs: duration('shutdown-grace-period', a['shutdown-grace-period'], 0),
+      runtimeUnreachableTimeoutMs: duration('runtime-unreachable-timeout', a['runtime-unreachable-timeout'], 0),
+      repullAfterGc: repull,
     },
   };
 }

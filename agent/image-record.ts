@@ -1,6 +1,6 @@
 // What the agent knows about one wanted image, and the pure decisions about it: whether the image
 // the runtime has will do, which repo digest to report, how a spec change affects it, how a
-// failure message is made safe to publish. No I/O, no clock: times come in as arguments.
+// record becomes a status entry. No I/O, no clock: times come in as arguments.
 import type { NodeImage, NodeImageStatus } from '../api/v1alpha1/nodeimageset.ts';
 import type { NodePullPhase } from '../api/v1alpha1/prepullimage.ts';
 import { isMutable, parseImageRef, repositoryName, type ImageRef } from '../lib/image-ref.ts';
@@ -27,6 +27,8 @@ export interface ImageRecord {
   startedAt?: number;
   finishedAt?: number;
   lastVerifiedAt?: number;
+  /** Which versions of the pull secrets the last attempt read (see pull-credentials.ts). */
+  secretsVersion?: string;
 }
 
 export function pendingRecord(entry: NodeImage): ImageRecord {
@@ -111,27 +113,6 @@ export function digestProblem(info: ImageInfo, entry: NodeImage): string | undef
   return `spec wants ${entry.imageDigest}, the runtime reports ${got}`;
 }
 
-/**
- * Removes anything secret from a message before it is logged or published: each value is replaced
- * wherever it appears, also in its base64 forms (a docker-config `auth`).
- */
-export function redact(message: string, secrets: readonly string[]): string {
-  let out = message;
-  for (const s of secrets) {
-    // Very short values would redact ordinary words; no real credential is that short.
-    if (s.length < 4) continue;
-    out = out.split(s).join('[redacted]');
-  }
-  return out;
-}
-
-/** The secret values of a username/password pair in every form a message could quote them. */
-export function secretForms(username: string, password: string, tokens: readonly string[]): string[] {
-  const forms = [...tokens, password];
-  if (password !== '') forms.push(Buffer.from(`${username}:${password}`).toString('base64'));
-  return forms.filter((f) => f !== '');
-}
-
 /** Cut to at most `max` code points (the unit the API server counts), marking the cut. */
 function truncate(text: string, max: number): string {
   const points = Array.from(text);
@@ -154,5 +135,6 @@ export function recordStatus(r: ImageRecord): NodeImageStatus {
   if (r.startedAt !== undefined) out.startedAt = rfc3339(r.startedAt);
   if (r.finishedAt !== undefined) out.finishedAt = rfc3339(r.finishedAt);
   if (r.lastVerifiedAt !== undefined) out.lastVerifiedAt = rfc3339(r.lastVerifiedAt);
+  if (r.secretsVersion !== undefined) out.secretsVersion = r.secretsVersion;
   return out;
 }

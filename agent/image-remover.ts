@@ -1,12 +1,13 @@
 // Answers the NodeImageSet's spec.removals, one entry at a time: keeps an image that spec.images (or the
-// pull engine, under another name) wants or that a container uses, otherwise removes it through CRI
-// RemoveImage and checks it is gone. Each entry is answered once; its answer lives in status.removals,
+// pull engine, under another name) wants, that a container uses, that kwarm did not bring onto the node,
+// that the runtime pins or that is the pod sandbox image; otherwise removes it through CRI RemoveImage
+// and checks it is gone. Each entry is answered once; its answer lives in status.removals,
 // so a restarted agent does not act again. An entry that leaves the spec drops its answer.
 import type { Logger } from 'winston';
 import type { NodeImageSetSpec, NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
 import { countCriError, type AgentMetrics } from './agent-metrics.ts';
-import type { ContainerInfo, ImageInfo, ImageRuntime } from './cri/runtime.ts';
-import { classifyPullError } from './pull-errors.ts';
+import { CriError, type ContainerInfo, type ImageInfo, type ImageRuntime } from './cri/runtime.ts';
+import { classifyPullError, GrpcCode } from './pull-errors.ts';
 import {
   afterRemoval,
   firstStep,
@@ -26,6 +27,10 @@ export interface ImageRemoverOptions {
   metrics: AgentMetrics;
   /** spec.images and the pull engine's records, read afresh at every step. */
   wanted: () => WantedImage[];
+  /** Ids of the images the agent brought onto the node itself, read afresh at every step. */
+  pulledImageIds: () => readonly string[];
+  /** Called after an image was removed (it is no longer one the agent brought in). */
+  onRemoved: (imageId: string) => void;
   /** Called (synchronously) whenever an answer was added or dropped. */
   onChange: () => void;
   now?: () => number;
@@ -144,6 +149,24 @@ export class ImageRemover {
     this.#opts.onChange();
   }
 
+  /**
+   * The id of the runtime's sandbox image, when the runtime names it and has it. A runtime that cannot say
+   * (no verbose Status, or no such key) gives none: the other protections still apply.
+   */
+  async #sandboxImageIds(call: { signal: AbortSignal }): Promise<string[]> {
+    let ref: string | undefined;
+    try {
+      ref = await this.#opts.runtime.sandboxImage(call);
+    } catch (err) {
+      // A runtime without the Status call cannot name it; any other failure leaves the entry unanswered.
+      if (err instanceof CriError && err.code === GrpcCode.UNIMPLEMENTED) return [];
+      throw err;
+    }
+    if (ref === undefined) return [];
+    const info = await this.#opts.runtime.imageStatus(ref, call);
+    return info === undefined ? [] : [info.id];
+  }
+
   async #attempt(image: string, signal: AbortSignal): Promise<Attempt> {
     const { runtime } = this.#opts;
     const call = { signal: AbortSignal.any([signal, AbortSignal.timeout(CALL_TIMEOUT_MS)]) };
@@ -153,14 +176,17 @@ export class ImageRemover {
     try {
       const info: ImageInfo | undefined = await runtime.imageStatus(image, call);
       const containers: ContainerInfo[] = info === undefined ? [] : await runtime.listContainers(call);
-      const second = secondStep(image, info, this.#opts.wanted(), containers);
+      const sandboxImageIds = info === undefined ? [] : await this.#sandboxImageIds(call);
+      const second = secondStep(image, info, this.#opts.wanted(), containers, { pulledImageIds: this.#opts.pulledImageIds(), sandboxImageIds });
       if (second.kind === 'answer') return { kind: 'answered', answer: second.answer };
       // The spec or the engine may have moved while the runtime answered: ask again right before removing.
       const again = firstStep(image, this.#opts.wanted());
       if (again.kind === 'answer') return { kind: 'answered', answer: again.answer };
       if (again.kind === 'wait') return { kind: 'later', why: again.why };
       await runtime.removeImage(image, call);
-      return { kind: 'answered', answer: afterRemoval(await runtime.imageStatus(image, call)) };
+      const answer = afterRemoval(await runtime.imageStatus(image, call));
+      if (answer.result === 'Removed') this.#opts.onRemoved(second.imageId);
+      return { kind: 'answered', answer };
     } catch (err) {
       if (signal.aborted) return { kind: 'later', why: 'shutting down' };
       const f = classifyPullError(err);

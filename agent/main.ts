@@ -4,7 +4,7 @@ import { loadClusterAccess, type ClusterAccess } from '../lib/cluster-access.ts'
 import { KubeClient } from '../lib/kube-client.ts';
 import { createLogger } from '../lib/logger.ts';
 import { Agent } from './agent.ts';
-import { agentAccessSource } from './cluster-access.ts';
+import { agentAccessSource } from './api-access.ts';
 import { createAgentMetrics } from './agent-metrics.ts';
 import { FlagError, parseAgentFlags } from './flags.ts';
 import { errorText } from '../lib/errors.ts';
@@ -46,10 +46,12 @@ async function main(): Promise<number> {
     diskThresholdPercent: flags.diskThresholdPercent,
     diskCheckIntervalMs: flags.diskCheckIntervalMs,
     shutdownGraceMs: flags.shutdownGraceMs,
+    runtimeUnreachableLimitMs: flags.runtimeUnreachableTimeoutMs,
+    repullAfterGc: flags.repullAfterGc,
   }, { client, log, metrics });
 
   const metricsServer = await serveMetrics(metrics.registry, flags.metricsBindAddress);
-  const healthServer = await serveHealth({ live: {}, ready: agent.readiness() }, flags.healthProbeBindAddress);
+  const healthServer = await serveHealth({ live: agent.liveness(), ready: agent.readiness() }, flags.healthProbeBindAddress);
   log.info('kwarm-agent starting', {
     node: flags.nodeName,
     namespace: flags.namespace,

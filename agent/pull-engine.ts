@@ -1,5 +1,5 @@
 // The pull engine: turns the NodeImageSet spec into CRI calls. Each image is surveyed first
-// (ImageStatus, outside the concurrency limit), then pulled through the PullQueue when needed, with
+// (ImageStatus, outside the concurrency limit), then pulled through the WorkQueue when needed, with
 // a per-attempt timeout (AbortSignal + gRPC deadline), credentials from the referenced pull
 // secrets, retries with back-off, and digest verification. Everything it learns is kept in one
 // ImageRecord per image; `onChange` tells the owner to publish it.
@@ -11,22 +11,24 @@ import type { Logger } from 'winston';
 import type { NodeImage, NodeImageSetSpec, NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
 import { durationMilliseconds } from '../api/v1alpha1/duration.ts';
 import { countCriError, countPullCall, type AgentMetrics } from './agent-metrics.ts';
-import { decideRetry, type RandomSource } from '../lib/backoff.ts';
-import { decodePullSecrets, matchCredentials, type RegistryCredential } from './credentials.ts';
+import type { RandomSource } from '../lib/backoff.ts';
+import type { RegistryCredential } from './credentials.ts';
 import type { ImageInfo, ImageRuntime, RegistryAuth } from './cri/runtime.ts';
 import {
   classifySpecChange,
   digestProblem,
   needsPull,
-  parsedReference,
   pendingRecord,
-  redact,
   reportedRepoDigest,
-  secretForms,
   type ImageRecord,
 } from './image-record.ts';
+import { pullCredentials, secretsVersion, type PullCredentials } from './pull-credentials.ts';
+import { redact } from './redaction.ts';
 import { classifyAttemptFailure, classifyPullError, pullFailure, type PullFailure } from './pull-errors.ts';
-import { PullQueue, type DrainResult, type TaskOutcome } from './pull-queue.ts';
+import { WorkQueue, type DrainResult, type TaskOutcome } from './work-queue.ts';
+import { broughtIn } from './pulled-images.ts';
+import { warmthVerdict } from './warmth-check.ts';
+import { MAX_BACKOFF_SECONDS, REMOVED_FROM_RUNTIME, nextStep, secretsChanged, waitsForSecretChange } from './pull-decision.ts';
 import type { SecretSource } from './secret-reader.ts';
 import { errorText } from '../lib/errors.ts';
 
@@ -45,6 +47,14 @@ export interface PullEngineOptions {
   metrics: AgentMetrics;
   /** Called (synchronously) whenever a record changed. */
   onChange: () => void;
+  /**
+   * An image found gone from the runtime (kubelet image GC): `now` pulls it again at once; `wait` reports it
+   * Pending with reason RemovedFromRuntime and pulls only once the controller raises its round, so re-pulls
+   * go through the cluster-wide budget. Default `now`.
+   */
+  repullAfterGc?: RepullAfterGc;
+  /** Called when a pull brought an image onto the node that was not there under that reference before. */
+  onBroughtIn?: (imageId: string) => void;
   now?: () => number;
   random?: RandomSource;
   /** ImageStatus calls at once while surveying (they do not take pull slots). */
@@ -54,6 +64,11 @@ export interface PullEngineOptions {
   /** Waits while the runtime is unreachable: first, and ceiling (doubling in between). */
   runtimeRetryMs?: { initial: number; max: number };
 }
+
+export type RepullAfterGc = 'now' | 'wait';
+
+/** What a survey leads to when the runtime does not have the image (or has the wrong one). */
+type AfterSurvey = 'pull' | 'keep-failed' | 'hold-if-missing';
 
 type AttemptResult =
   | { readonly kind: 'present'; readonly info: ImageInfo }
@@ -92,8 +107,8 @@ export class PullEngine {
   readonly #random: RandomSource;
   readonly #entries = new Map<string, Tracked>();
   #order: string[] = [];
-  readonly #pulls: PullQueue<AttemptResult>;
-  readonly #surveys: PullQueue<ImageInfo | undefined>;
+  readonly #pulls: WorkQueue<AttemptResult>;
+  readonly #surveys: WorkQueue<ImageInfo | undefined>;
   readonly #surveyAbort = new AbortController();
   #epochs = 0;
   #tasks = 0;
@@ -107,8 +122,8 @@ export class PullEngine {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
-    this.#pulls = new PullQueue({ cap: opts.cap });
-    this.#surveys = new PullQueue({ cap: opts.surveyConcurrency ?? 4, signal: this.#surveyAbort.signal });
+    this.#pulls = new WorkQueue({ cap: opts.cap });
+    this.#surveys = new WorkQueue({ cap: opts.surveyConcurrency ?? 4, signal: this.#surveyAbort.signal });
   }
 
   /** The generation of the spec last applied. */
@@ -171,13 +186,13 @@ export class PullEngine {
           break;
         case 'new-round':
           this.#restart(t, true);
-          this.#survey(t, false);
+          this.#survey(t, 'pull');
           break;
         case 'settings':
           // A running or waiting pull picks the new settings up at its next attempt.
           if (t.record.phase === 'Failed' || (t.record.phase === 'Completed' && entry.imageDigest !== undefined)) {
             this.#restart(t, false);
-            this.#survey(t, false);
+            this.#survey(t, 'pull');
           }
           break;
         default: {
@@ -201,22 +216,30 @@ export class PullEngine {
       lastDelaySeconds: undefined,
       runtimeWaits: 0,
     };
-    let keepFailed = false;
+    let then: AfterSurvey = 'pull';
+    const holding = this.#opts.repullAfterGc === 'wait';
     if (hint !== undefined && hint.round !== undefined) {
       if (hint.round < entry.round) t.force = true;
-      else if (hint.round === entry.round && hint.phase === 'Completed') t.resolvedRound = entry.round;
-      else if (hint.round === entry.round && hint.phase === 'Failed') {
+      else if (hint.round === entry.round && hint.phase === 'Completed') {
+        t.resolvedRound = entry.round;
+        // Finished in this round: if the runtime lost it meanwhile, that is a re-pull after GC.
+        if (holding) then = 'hold-if-missing';
+      } else if (hint.round === entry.round && hint.phase === 'Pending' && hint.reason === REMOVED_FROM_RUNTIME && holding) {
+        t.resolvedRound = entry.round;
+        then = 'hold-if-missing';
+      } else if (hint.round === entry.round && hint.phase === 'Failed') {
         // A decision, not a runtime fact: kept so a restart does not hammer the registry again.
-        keepFailed = true;
+        then = 'keep-failed';
         t.record = { ...t.record, phase: 'Failed', attempts: hint.attempts ?? 0 };
         if (hint.reason !== undefined) t.record.reason = hint.reason;
         if (hint.message !== undefined) t.record.message = hint.message;
         if (hint.startedAt !== undefined) t.record.startedAt = Date.parse(hint.startedAt);
         if (hint.finishedAt !== undefined) t.record.finishedAt = Date.parse(hint.finishedAt);
+        if (hint.secretsVersion !== undefined) t.record.secretsVersion = hint.secretsVersion;
       }
     }
     this.#entries.set(entry.image, t);
-    this.#survey(t, keepFailed);
+    this.#survey(t, then);
   }
 
   /** New epoch: whatever was queued, running or waiting for the old one is cancelled. */
@@ -248,8 +271,8 @@ export class PullEngine {
     return { entry: t.entry, force: t.force, resolvedThisRound: t.resolvedRound === t.entry.round };
   }
 
-  /** Asks the runtime whether the image is already there; pulls only when needed. */
-  #survey(t: Tracked, keepFailed: boolean): void {
+  /** Asks the runtime whether the image is already there; pulls only when needed (and `then` allows). */
+  #survey(t: Tracked, then: AfterSurvey): void {
     const { image } = t.entry;
     const epoch = t.epoch;
     const key = `${image}#${++this.#tasks}`;
@@ -272,7 +295,12 @@ export class PullEngine {
         // The attempt asks again and handles the error; a survey only saves time.
         this.#opts.log.debug('image survey failed', { image, error: errorText(outcome.error) });
       }
-      if (keepFailed) {
+      if (then === 'hold-if-missing' && outcome.kind === 'completed' && outcome.value === undefined) {
+        this.#markGone(cur);
+        this.#opts.onChange();
+        return;
+      }
+      if (then === 'keep-failed') {
         this.#opts.log.info('image failed in this round before the agent restarted; not retrying until the round changes', { image, reason: cur.record.reason });
         return;
       }
@@ -316,27 +344,22 @@ export class PullEngine {
     t.record = { image, phase: 'Pulling', round: entry.round, attempts: t.record.attempts + 1, startedAt: this.#now() };
     this.#opts.onChange();
 
-    let credentials: RegistryCredential[] = [];
-    let secretValues: string[] = [];
-    let missing: string[] = [];
+    let creds: PullCredentials;
     try {
-      const read = await this.#opts.secrets.read(entry.pullSecrets, signal);
-      missing = read.missing;
-      const decoded = decodePullSecrets(read.secrets);
-      for (const e of decoded.errors) log.warn('unusable pull secret', { image, error: e.message });
-      secretValues = decoded.credentials.flatMap((c) => secretForms(c.username, c.password, [c.identityToken, c.registryToken]));
-      const ref = parsedReference(image);
-      credentials = ref === undefined ? [] : matchCredentials(decoded.credentials, ref);
+      creds = pullCredentials(image, entry.pullSecrets, await this.#opts.secrets.read(entry.pullSecrets, signal));
     } catch (err) {
       signal.throwIfAborted();
       return { kind: 'failed', failure: pullFailure('Unknown', errorText(err)) };
     }
+    for (const problem of creds.unusable) log.warn('unusable pull secret', { image, error: problem });
+    const { candidates, secretValues, missing } = creds;
     if (missing.length > 0) log.warn('pull secrets not found; pulling without them', { image, missing });
+    // Which secrets this attempt used: an Unauthorized failure is tried again once they change (rotation).
+    t.record.secretsVersion = creds.version;
 
     const timeoutMs = durationMilliseconds(entry.timeout) ?? DEFAULT_TIMEOUT_MS;
     const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
     const deadline = this.#now() + timeoutMs;
-    const candidates: (RegistryCredential | undefined)[] = credentials.length > 0 ? credentials : [undefined];
     let failure: PullFailure | undefined;
     for (const [i, cred] of candidates.entries()) {
       const started = performance.now();
@@ -384,7 +407,7 @@ export class PullEngine {
     if (after === undefined) return { kind: 'failed', failure: pullFailure('Unknown', 'the runtime reports no image right after pulling it') };
     const problem = digestProblem(after, entry);
     if (problem !== undefined) return { kind: 'failed', failure: pullFailure('DigestMismatch', problem) };
-    return { kind: 'pulled', info: after, newImage: before?.id !== after.id };
+    return { kind: 'pulled', info: after, newImage: broughtIn(before?.id, after.id) };
   }
 
   #afterAttempt(image: string, epoch: number, outcome: TaskOutcome<AttemptResult>): void {
@@ -438,11 +461,25 @@ export class PullEngine {
     t.runtimeWaits = 0;
   }
 
+  /** Gone from the runtime, held until the controller raises the round (--repull-after-gc=wait). */
+  #markGone(t: Tracked): void {
+    this.#opts.log.warn('image removed from the runtime; waiting for kwarm-controller to release its re-pull', { image: t.entry.image, imageId: t.record.imageId });
+    t.record = {
+      ...t.record,
+      phase: 'Pending',
+      reason: REMOVED_FROM_RUNTIME,
+      message: 'the runtime no longer has the image (kubelet image garbage collection?); it is pulled again when kwarm-controller releases it within --max-concurrent-pulls',
+    };
+  }
+
   #markPulled(t: Tracked, info: ImageInfo, newImage: boolean): void {
     const now = this.#now();
     this.#markPresent(t, info);
     t.record.finishedAt = now;
-    if (newImage) this.#opts.metrics.pulledBytes.inc(info.sizeBytes);
+    if (newImage) {
+      this.#opts.metrics.pulledBytes.inc(info.sizeBytes);
+      this.#opts.onBroughtIn?.(info.id);
+    }
     this.#opts.log.info('image pulled', {
       image: t.entry.image,
       imageId: info.id,
@@ -455,29 +492,30 @@ export class PullEngine {
   #failed(t: Tracked, failure: PullFailure): void {
     const { log } = this.#opts;
     const image = t.entry.image;
-    if (failure.reason === 'RuntimeUnavailable') {
-      // Not the image's fault: wait for the runtime without spending the image's attempts.
-      const { initial, max } = this.#opts.runtimeRetryMs ?? { initial: 500, max: 5000 };
-      const delayMs = Math.min(max, initial * 2 ** Math.min(t.runtimeWaits++, 16));
-      const attempts = t.record.phase === 'Pulling' ? Math.max(0, t.record.attempts - 1) : t.record.attempts;
-      t.record = { ...t.record, phase: 'Pending', attempts, reason: failure.reason, message: `waiting for the container runtime: ${failure.message}` };
-      log.warn('container runtime unavailable; pull will be retried', { image, retryInMs: delayMs, error: failure.message });
-      this.#scheduleRetry(t, delayMs);
-      return;
-    }
-    const attempts = Math.max(1, t.record.attempts);
-    const decision = decideRetry({
+    const attempts = failure.reason === 'RuntimeUnavailable'
+      // The attempt that met an absent runtime does not count: it never reached the registry.
+      ? (t.record.phase === 'Pulling' ? Math.max(0, t.record.attempts - 1) : t.record.attempts)
+      : Math.max(1, t.record.attempts);
+    const step = nextStep({
+      failure,
       attempts,
-      maxAttempts: t.entry.retry.maxAttempts,
-      permanent: failure.permanent,
-      policy: { baseSeconds: t.entry.retry.backoffSeconds, capSeconds: this.#opts.maxBackoffSeconds ?? 600, jitter: 'decorrelated' },
+      retry: t.entry.retry,
+      runtimeWaits: t.runtimeWaits,
+      runtimeRetryMs: this.#opts.runtimeRetryMs ?? { initial: 500, max: 5000 },
+      previousDelaySeconds: t.lastDelaySeconds,
+      maxBackoffSeconds: this.#opts.maxBackoffSeconds ?? MAX_BACKOFF_SECONDS,
       random: this.#random,
-      ...(t.lastDelaySeconds !== undefined ? { previousDelaySeconds: t.lastDelaySeconds } : {}),
     });
-    switch (decision.kind) {
+    switch (step.kind) {
+      case 'wait-for-runtime':
+        t.runtimeWaits++;
+        t.record = { ...t.record, phase: 'Pending', attempts, reason: failure.reason, message: `waiting for the container runtime: ${failure.message}` };
+        log.warn('container runtime unavailable; pull will be retried', { image, retryInMs: step.delayMs, error: failure.message });
+        this.#scheduleRetry(t, step.delayMs);
+        break;
       case 'retry': {
-        t.lastDelaySeconds = decision.delaySeconds;
-        const seconds = Math.round(decision.delaySeconds * 10) / 10;
+        t.lastDelaySeconds = step.delaySeconds;
+        const seconds = Math.round(step.delaySeconds * 10) / 10;
         t.record = {
           ...t.record,
           phase: 'Pending',
@@ -487,7 +525,7 @@ export class PullEngine {
           finishedAt: this.#now(),
         };
         log.warn('pull failed; will retry', { image, reason: failure.reason, attempt: attempts, retryInSeconds: seconds, error: failure.message });
-        this.#scheduleRetry(t, decision.delaySeconds * 1000);
+        this.#scheduleRetry(t, step.delaySeconds * 1000);
         break;
       }
       case 'give-up':
@@ -495,8 +533,8 @@ export class PullEngine {
         log.error('pull failed', { image, reason: failure.reason, attempts, permanent: failure.permanent, error: failure.message });
         break;
       default: {
-        const never: never = decision;
-        throw new Error(`unhandled retry decision ${JSON.stringify(never)}`);
+        const never: never = step;
+        throw new Error(`unhandled next step ${JSON.stringify(never)}`);
       }
     }
   }
@@ -520,7 +558,7 @@ export class PullEngine {
    * The warmth check: every image reported Completed is looked up in the runtime; one that is gone
    * (kubelet image GC, someone's crictl rmi) is pulled again and counted.
    */
-  async verify(signal: AbortSignal): Promise<{ checked: number; repulled: string[] }> {
+  async verify(signal: AbortSignal): Promise<{ checked: number; repulled: string[]; retried: string[] }> {
     const { runtime, log, metrics } = this.#opts;
     let checked = 0;
     const repulled: string[] = [];
@@ -544,20 +582,65 @@ export class PullEngine {
       checked++;
       const cur = this.#current(t.entry.image, epoch);
       if (cur === undefined || cur.record.phase !== 'Completed') continue;
-      if (info === undefined) {
-        metrics.repulls.inc();
-        repulled.push(cur.entry.image);
-        log.warn('image removed from the runtime; pulling it again', { image: cur.entry.image, imageId: cur.record.imageId });
-        this.#restart(cur, false);
-        this.#enqueuePull(cur);
-      } else {
-        const prevAttempts = cur.record.attempts;
-        this.#markPresent(cur, info);
-        cur.record.attempts = prevAttempts;
+      const verdict = warmthVerdict(cur.record, info);
+      switch (verdict.kind) {
+        case 'gone':
+          metrics.repulls.inc();
+          repulled.push(cur.entry.image);
+          if (this.#opts.repullAfterGc === 'wait') {
+            this.#markGone(cur);
+            break;
+          }
+          log.warn('image removed from the runtime; pulling it again', { image: cur.entry.image, imageId: cur.record.imageId });
+          this.#restart(cur, false);
+          this.#enqueuePull(cur);
+          break;
+        case 'changed': {
+          const prevAttempts = cur.record.attempts;
+          this.#markPresent(cur, verdict.info);
+          cur.record.attempts = prevAttempts;
+          break;
+        }
+        case 'unchanged':
+          break;
+        default: {
+          const never: never = verdict;
+          throw new Error(`unhandled warmth verdict ${JSON.stringify(never)}`);
+        }
       }
     }
+    const retried = await this.#retryRotatedSecrets(signal);
     this.#opts.onChange();
-    return { checked, repulled };
+    return { checked, repulled, retried };
+  }
+
+  /**
+   * An image that failed Unauthorized is tried again once the pull secrets it names have changed since
+   * that attempt (a rotated token, a Secret created late): the spec does not change when a Secret does.
+   */
+  async #retryRotatedSecrets(signal: AbortSignal): Promise<string[]> {
+    const retried: string[] = [];
+    const stopped = (): boolean => signal.aborted || this.#closed;
+    for (const t of [...this.#entries.values()]) {
+      if (stopped()) break;
+      if (!waitsForSecretChange(t.record, t.entry) || t.taskKey !== undefined) continue;
+      const epoch = t.epoch;
+      let version: string;
+      try {
+        version = secretsVersion(t.entry.pullSecrets, await this.#opts.secrets.read(t.entry.pullSecrets, signal));
+      } catch (err) {
+        if (stopped()) break;
+        this.#opts.log.debug('could not read pull secrets to look for a rotation', { image: t.entry.image, error: errorText(err) });
+        continue;
+      }
+      const cur = this.#current(t.entry.image, epoch);
+      if (cur === undefined || !secretsChanged(cur.record, cur.entry, version)) continue;
+      this.#opts.log.info('pull secrets changed since the Unauthorized pull; trying again', { image: cur.entry.image, pullSecrets: cur.entry.pullSecrets });
+      retried.push(cur.entry.image);
+      this.#restart(cur, false);
+      this.#enqueuePull(cur);
+    }
+    return retried;
   }
 
   /** Disk guard: start no new pulls (running ones continue). */

@@ -1,6 +1,8 @@
 // What the agent does with one spec.removals entry, decided step by step from what it knows: the spec's
 // wanted images, the pull engine's records, what the runtime reports about the image and which containers
-// use it. Pure: the caller makes the CRI calls between the steps and passes the time in.
+// use it, and which images the agent brought onto the node itself. Only an image kwarm pulled, that the
+// runtime does not pin, that is not the pod sandbox image and that no container uses is ever removed.
+// Pure: the caller makes the CRI calls between the steps and passes the time in.
 import type { NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
 import type { NodePullPhase } from '../api/v1alpha1/prepullimage.ts';
 import { parseImageRef, repositoryName } from '../lib/image-ref.ts';
@@ -10,7 +12,15 @@ import { MAX_MESSAGE_LENGTH, MAX_REASON_LENGTH, rfc3339 } from './image-record.t
 export type RemovalStatus = NonNullable<NodeImageSetStatus['removals']>[number];
 
 /** Why an image asked to be removed stays. */
-export type KeptReason = 'InUse' | 'Wanted';
+export type KeptReason = 'InUse' | 'Wanted' | 'NotPulledByKwarm' | 'Pinned' | 'SandboxImage';
+
+/** What protects images that kwarm must never remove, as far as the agent knows it. */
+export interface Protected {
+  /** Ids of the images this agent brought onto the node (status.pulledImageIds). */
+  readonly pulledImageIds: readonly string[];
+  /** Ids of the runtime's pod sandbox image(s), as far as the runtime tells. */
+  readonly sandboxImageIds: readonly string[];
+}
 
 /** The agent's answer for one removal entry. */
 export type RemovalAnswer =
@@ -64,21 +74,29 @@ export type SecondStep =
   | { readonly kind: 'answer'; readonly answer: RemovalAnswer }
   | { readonly kind: 'remove'; readonly imageId: string };
 
+function kept(reason: KeptReason, message: string): SecondStep {
+  return { kind: 'answer', answer: { result: 'Kept', reason, message } };
+}
+
 export function secondStep(
   image: string,
   info: ImageInfo | undefined,
   wanted: readonly WantedImage[],
   containers: readonly ContainerInfo[],
+  protect: Protected,
 ): SecondStep {
   if (info === undefined) return { kind: 'answer', answer: { result: 'NotPresent' } };
   // The runtime removes an image with all its names: one wanted under another name is the same image.
   const same = wanted.find((w) => w.imageId !== undefined && w.imageId === info.id);
-  if (same !== undefined) {
-    return { kind: 'answer', answer: { result: 'Kept', reason: 'Wanted', message: `the same image (${info.id}) is wanted as ${same.image}` } };
+  if (same !== undefined) return kept('Wanted', `the same image (${info.id}) is wanted as ${same.image}`);
+  if (info.pinned) return kept('Pinned', `the runtime pins ${info.id}`);
+  if (protect.sandboxImageIds.includes(info.id)) return kept('SandboxImage', `${info.id} is the runtime's pod sandbox image`);
+  if (!protect.pulledImageIds.includes(info.id)) {
+    return kept('NotPulledByKwarm', `${info.id} was on the node before kwarm pulled it (or kwarm never pulled it); only images kwarm brought in are removed`);
   }
   // Only exited containers let go of their image; created, running and unknown ones do not.
   const users = containers.filter((c) => c.state !== 'exited' && containerUses(c, info, image));
-  if (users.length > 0) return { kind: 'answer', answer: { result: 'Kept', reason: 'InUse', message: describeContainers(users) } };
+  if (users.length > 0) return kept('InUse', describeContainers(users));
   return { kind: 'remove', imageId: info.id };
 }
 

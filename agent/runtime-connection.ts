@@ -1,10 +1,14 @@
 // Reaching the container runtime and keeping an eye on it: the agent starts even when the CRI
 // socket is not there yet (it waits with back-off instead of crash-looping), and a periodic
-// Version call tells readiness and status whether the runtime still answers.
+// Version call tells readiness, liveness and status whether the runtime still answers. The gRPC
+// channel dials the socket path again after every failure, so a runtime that restarts and makes a
+// new socket at the same path is found again: that is why the chart mounts the socket's directory,
+// not the socket file (a file bind mount keeps pointing at the old, unlinked socket).
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import type { ImageRuntime, RuntimeVersion } from './cri/runtime.ts';
 import { detectCriRuntime, type DetectOptions, type DetectedRuntime } from './cri/socket.ts';
+import { backoffDelaySeconds } from '../lib/backoff.ts';
 import { errorText } from '../lib/errors.ts';
 
 export interface ConnectOptions {
@@ -13,6 +17,8 @@ export interface ConnectOptions {
   candidates?: readonly string[];
   connect?: DetectOptions['connect'];
   log: Logger;
+  /** Told why each try failed (readiness and liveness show it). */
+  onFailure?: (why: string) => void;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
 }
@@ -43,7 +49,8 @@ export async function connectRuntime(opts: ConnectOptions, signal: AbortSignal):
     } catch (err) {
       signal.throwIfAborted();
       const why = errorText(err);
-      const delay = Math.min(max, initial * 2 ** Math.min(failures++, 10));
+      opts.onFailure?.(why);
+      const delay = backoffDelaySeconds({ baseSeconds: initial / 1000, capSeconds: max / 1000, jitter: 'none' }, Math.min(++failures, 11), Math.random) * 1000;
       // Logged when the reason changes, not on every try.
       if (why !== lastWhy) opts.log.warn('container runtime not reachable yet; waiting', { error: why, retryInMs: delay });
       lastWhy = why;
@@ -62,18 +69,27 @@ export class RuntimeHealth {
   readonly #log: Logger;
   readonly #intervalMs: number;
   readonly #onChange: (state: RuntimeState) => void;
+  readonly #now: () => number;
   #state: RuntimeState;
+  #answeredAt: number;
 
-  constructor(opts: { runtime: ImageRuntime; initial: RuntimeVersion; log: Logger; intervalMs: number; onChange: (state: RuntimeState) => void }) {
+  constructor(opts: { runtime: ImageRuntime; initial: RuntimeVersion; log: Logger; intervalMs: number; onChange: (state: RuntimeState) => void; now?: () => number }) {
     this.#runtime = opts.runtime;
     this.#log = opts.log;
     this.#intervalMs = opts.intervalMs;
     this.#onChange = opts.onChange;
+    this.#now = opts.now ?? Date.now;
     this.#state = { kind: 'ok', version: opts.initial };
+    this.#answeredAt = this.#now();
   }
 
   get state(): RuntimeState {
     return this.#state;
+  }
+
+  /** When the runtime last answered Version (epoch ms, from the clock given). */
+  get answeredAt(): number {
+    return this.#answeredAt;
   }
 
   async probe(signal: AbortSignal): Promise<RuntimeState> {
@@ -84,6 +100,7 @@ export class RuntimeHealth {
       next = { kind: 'unreachable', error: errorText(err) };
     }
     if (signal.aborted) return this.#state;
+    if (next.kind === 'ok') this.#answeredAt = this.#now();
     const before = this.#state;
     this.#state = next;
     if (before.kind !== next.kind) {

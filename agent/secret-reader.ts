@@ -30,7 +30,9 @@ export function pullSecretFromObject(namespace: string, name: string, raw: unkno
       if (typeof v === 'string') data[k] = Buffer.from(v, 'base64').toString('utf8');
     }
   }
-  return { namespace, name, type, data };
+  const meta = isRecord(raw.metadata) ? raw.metadata : {};
+  const resourceVersion = typeof meta.resourceVersion === 'string' ? meta.resourceVersion : undefined;
+  return { namespace, name, type, data, ...(resourceVersion !== undefined ? { resourceVersion } : {}) };
 }
 
 export class KubeSecretSource implements SecretSource {

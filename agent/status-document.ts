@@ -22,6 +22,8 @@ export interface StatusInputs {
   imageFs: ImageFsReport | undefined;
   /** Answers to spec.removals, in spec order; absent or empty: none. */
   removals?: readonly RemovalStatus[];
+  /** Ids of the images the agent brought onto the node, oldest first; absent or empty: none. */
+  pulledImageIds?: readonly string[];
 }
 
 export function buildStatus(input: StatusInputs): NodeImageSetStatus {
@@ -34,6 +36,7 @@ export function buildStatus(input: StatusInputs): NodeImageSetStatus {
   if (input.imageFs !== undefined) status.imageFs = { ...input.imageFs };
   status.images = images;
   if (input.removals !== undefined && input.removals.length > 0) status.removals = input.removals.map((r) => ({ ...r }));
+  if (input.pulledImageIds !== undefined && input.pulledImageIds.length > 0) status.pulledImageIds = [...input.pulledImageIds];
   status.desired = images.length;
   status.ready = count('Completed');
   status.pulling = count('Pulling');
@@ -42,13 +45,10 @@ export function buildStatus(input: StatusInputs): NodeImageSetStatus {
 }
 
 /** Every top-level status field, so a patch can clear the ones the document leaves out. */
-const STATUS_FIELDS = ['observedGeneration', 'runtime', 'heartbeatTime', 'imageFs', 'images', 'removals', 'desired', 'ready', 'pulling', 'failed'] as const;
+const STATUS_FIELDS = ['observedGeneration', 'runtime', 'heartbeatTime', 'imageFs', 'images', 'removals', 'pulledImageIds', 'desired', 'ready', 'pulling', 'failed'] as const;
 
-/**
- * A JSON merge patch for the status subresource that makes the status equal `status`: fields
- * absent from it are set to null (deleted); `images` is a list, so a merge patch replaces it whole.
- */
-export function statusMergePatch(status: NodeImageSetStatus): { status: Record<string, unknown> } {
+/** The whole status as a merge-patch body: every top-level field, null where the document has none. */
+function fullBody(status: NodeImageSetStatus): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   for (const field of STATUS_FIELDS) body[field] = status[field] ?? null;
   // imageFs is an object: merged key by key, so clear its absent keys too.
@@ -57,10 +57,27 @@ export function statusMergePatch(status: NodeImageSetStatus): { status: Record<s
     for (const k of ['usedBytes', 'capacityBytes', 'usedPercent', 'pullsPaused'] as const) fs[k] = status.imageFs[k] ?? null;
     body.imageFs = fs;
   }
-  return { status: body };
+  return body;
+}
+
+/**
+ * A JSON merge patch for the status subresource that makes the status equal `status`: fields absent from
+ * it are set to null (deleted); `images` is a list, so a merge patch replaces it whole. Given the status
+ * last written (`written`), only the top-level fields that differ from it are sent: a heartbeat does not
+ * resend every image entry.
+ */
+export function statusMergePatch(status: NodeImageSetStatus, written?: NodeImageSetStatus): { status: Record<string, unknown> } {
+  const body = fullBody(status);
+  if (written === undefined) return { status: body };
+  const before = fullBody(written);
+  const changed: Record<string, unknown> = {};
+  for (const field of STATUS_FIELDS) {
+    if (JSON.stringify(body[field]) !== JSON.stringify(before[field])) changed[field] = body[field];
+  }
+  return { status: changed };
 }
 
 /** A stable text form for "did anything change". */
 export function statusKey(status: NodeImageSetStatus): string {
-  return JSON.stringify(statusMergePatch(status));
+  return JSON.stringify(fullBody(status));
 }

@@ -8,6 +8,7 @@ import type { Logger } from 'winston';
 import { API_VERSION } from '../api/v1alpha1/group.ts';
 import type { NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
 import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
+import { backoffDelaySeconds } from '../lib/backoff.ts';
 import { Wakeup } from '../lib/wakeup.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
 import { statusKey, statusMergePatch } from './status-document.ts';
@@ -36,6 +37,8 @@ export class StatusReporter {
   readonly #opts: StatusReporterOptions;
   #desired: { key: string; status: NodeImageSetStatus } | undefined;
   #writtenKey: string | undefined;
+  /** The document last written to the current object; patches carry only what differs from it. */
+  #written: NodeImageSetStatus | undefined;
   /** Image → phase as last written, to tell a newly finished image. */
   #writtenPhases = new Map<string, string>();
   #uid: string | undefined;
@@ -63,7 +66,10 @@ export class StatusReporter {
    * object was deleted and created again) has an empty status, so everything is written again.
    */
   objectSeen(uid: string | undefined): void {
-    if (uid !== this.#uid) this.#writtenKey = undefined;
+    if (uid !== this.#uid) {
+      this.#writtenKey = undefined;
+      this.#written = undefined;
+    }
     this.#uid = uid;
     this.#poke();
   }
@@ -121,7 +127,7 @@ export class StatusReporter {
         failures = 0;
       } catch (err) {
         if (stopped()) break;
-        const delay = Math.min(max, initial * 2 ** Math.min(failures++, 10));
+        const delay = backoffDelaySeconds({ baseSeconds: initial / 1000, capSeconds: max / 1000, jitter: 'none' }, Math.min(++failures, 11), Math.random) * 1000;
         this.#opts.log.warn('status write failed; retrying', { node: this.#opts.nodeName, error: errorText(err), retryInMs: delay });
         await sleep(delay, undefined, { signal }).catch(() => undefined);
       }
@@ -150,19 +156,23 @@ export class StatusReporter {
   async #patch(key: string, status: NodeImageSetStatus, signal: AbortSignal): Promise<void> {
     const { client, nodeName, metrics } = this.#opts;
     this.#lastWriteAt = Date.now();
+    const patch = statusMergePatch(status, this.#written);
     try {
-      await client.patch(statusPath(nodeName), 'merge', statusMergePatch(status), signal, FIELD_MANAGER);
+      await client.patch(statusPath(nodeName), 'merge', patch, signal, FIELD_MANAGER);
     } catch (err) {
       if (isNotFound(err)) {
         // Deleted under us: the watch reports it, and reports a new object when there is one.
         this.#uid = undefined;
+        this.#written = undefined;
         return;
       }
       metrics.statusWrites.inc({ result: 'error' });
       throw err;
     }
     metrics.statusWrites.inc({ result: 'written' });
+    metrics.statusWriteBytes.inc(Buffer.byteLength(JSON.stringify(patch)));
     this.#writtenKey = key;
+    this.#written = status;
     this.#writtenPhases = new Map((status.images ?? []).map((e) => [e.image, e.phase]));
   }
 }

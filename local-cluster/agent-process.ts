@@ -4,7 +4,7 @@
 // Prometheus metrics and JSON log.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SERVICE_ACCOUNT_DIR } from '../agent/cluster-access.ts';
+import { SERVICE_ACCOUNT_DIR } from '../lib/cluster-access.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { agentKubeconfig as bareAgentKubeconfig, agentToken } from './kwarm-access.ts';
 import { freePort } from './ports.ts';

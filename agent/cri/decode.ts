@@ -113,6 +113,25 @@ export function decodeVersion(v: unknown): RuntimeVersion {
   };
 }
 
+/**
+ * The pod sandbox image named in a verbose StatusResponse, if the runtime names one: containerd puts its
+ * CRI configuration as JSON under info.config, with `sandboxImage`. Other runtimes: undefined.
+ */
+export function decodeSandboxImage(v: unknown): string | undefined {
+  const o = requireMessage(v, 'StatusResponse');
+  const info = message(o.info, 'StatusResponse.info');
+  const config = info?.config;
+  if (typeof config !== 'string') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(config);
+  } catch {
+    return undefined;
+  }
+  const image = isObj(parsed) ? parsed.sandboxImage : undefined;
+  return typeof image === 'string' && image !== '' ? image : undefined;
+}
+
 export function decodeImage(v: unknown, path = 'Image'): ImageInfo {
   const o = requireMessage(v, path);
   const info: ImageInfo = {

@@ -11,6 +11,7 @@ import {
   decodeListContainers,
   decodeListImages,
   decodePullImage,
+  decodeSandboxImage,
   decodeVersion,
 } from './decode.ts';
 import { encodeAuth, encodeContainerFilter } from './encode.ts';
@@ -148,6 +149,10 @@ export class GrpcImageRuntime implements ImageRuntime {
   async listContainers(opts: CallOptions & { filter?: ContainerFilter }): Promise<ContainerInfo[]> {
     const request = opts.filter === undefined ? {} : { filter: encodeContainerFilter(opts.filter) };
     return decodeListContainers(await this.call(this.proto.runtimeService, 'ListContainers', request, opts, true));
+  }
+
+  async sandboxImage(opts: CallOptions): Promise<string | undefined> {
+    return decodeSandboxImage(await this.call(this.proto.runtimeService, 'Status', { verbose: true }, opts, true));
   }
 
   close(): void {

@@ -106,6 +106,8 @@ export interface ImageRuntime {
   removeImage(ref: string, opts: CallOptions): Promise<void>;
   imageFsInfo(opts: CallOptions): Promise<ImageFsInfo>;
   listContainers(opts: CallOptions & { filter?: ContainerFilter }): Promise<ContainerInfo[]>;
+  /** The pod sandbox image the runtime says it uses (CRI Status, verbose); undefined when it does not say. */
+  sandboxImage(opts: CallOptions): Promise<string | undefined>;
   /** Closes the connection: calls in flight run to completion, later calls fail with CANCELLED. */
   close(): void;
 }

@@ -22,6 +22,8 @@ export const DEFAULT_MAX_CONCURRENT_PULLS = 2;
 export const MAX_NODE_IMAGES = 512;
 export const MAX_IMAGE_SOURCES = 16;
 export const MAX_NODE_REMOVALS = 128;
+/** Image ids remembered as pulled by the agent; the oldest are forgotten first (and then never removed). */
+export const MAX_PULLED_IMAGE_IDS = 512;
 
 const imageSourcesSchema = s.array(s.object({
   namespace: s.string({ maxLength: 63, pattern: DNS_LABEL_PATTERN, description: 'Namespace of the PrePullImage.' }),
@@ -109,7 +111,8 @@ export const nodeImageSetStatusSchema = s.object({
     message: s.string({ maxLength: 1024, description: 'Details of the last failure.' }).optional(),
     startedAt: s.dateTime({ description: 'When the current or last pull started.' }).optional(),
     finishedAt: s.dateTime({ description: 'When the last pull finished.' }).optional(),
-    lastVerifiedAt: s.dateTime({ description: 'When the runtime last confirmed the image is present.' }).optional(),
+    lastVerifiedAt: s.dateTime({ description: 'When the agent last recorded the image present: pulled, found at start, or found changed. Verify passes that find it unchanged do not touch it (status.heartbeatTime shows they run), so a quiet node writes no image entry.' }).optional(),
+    secretsVersion: s.string({ maxLength: 64, description: 'A digest of the names and resourceVersions of the pull secrets the last attempt read (no secret content). An Unauthorized failure is retried once it changes, i.e. when a pull secret is rotated.' }).optional(),
   }), {
     maxItems: MAX_NODE_IMAGES,
     listType: { map: ['image'] },
@@ -118,13 +121,18 @@ export const nodeImageSetStatusSchema = s.object({
   removals: s.array(s.object({
     image: s.string({ maxLength: 512, description: 'The image reference from spec.removals.' }),
     result: s.enumeration(REMOVAL_RESULTS, { description: 'Removed, NotPresent, Kept or Failed.' }),
-    reason: s.string({ maxLength: 128, description: 'InUse (a container uses it) or Wanted (spec.images lists it, or the same image under another name) when Kept; when Failed, a CRI failure reason as in status.images, or StillPresent (the runtime still reports it after RemoveImage).' }).optional(),
+    reason: s.string({ maxLength: 128, description: 'When Kept: InUse (a container uses it), Wanted (spec.images lists it, or the same image under another name), NotPulledByKwarm (the agent did not bring it onto the node, see pulledImageIds), Pinned (the runtime pins it) or SandboxImage (the runtime\'s pod sandbox image); when Failed, a CRI failure reason as in status.images, or StillPresent (the runtime still reports it after RemoveImage).' }).optional(),
     message: s.string({ maxLength: 1024, description: 'Details for humans, e.g. the container using the image.' }).optional(),
     time: s.dateTime({ description: 'When the agent acted.' }).optional(),
   }), {
     maxItems: MAX_NODE_REMOVALS,
     listType: { map: ['image'] },
     description: 'One entry per spec.removals image the agent has answered.',
+  }).optional(),
+  pulledImageIds: s.array(s.string({ maxLength: 512 }), {
+    maxItems: MAX_PULLED_IMAGE_IDS,
+    listType: 'set',
+    description: `Ids of the images this node's agent brought onto the node itself (absent before its pull), oldest first, at most ${MAX_PULLED_IMAGE_IDS}. Removals only ever remove these.`,
   }).optional(),
   desired: s.integer({ minimum: 0, format: 'int32', description: 'Images in spec.' }).optional(),
   ready: s.integer({ minimum: 0, format: 'int32', description: 'Images Completed.' }).optional(),

@@ -60,6 +60,22 @@ describe('agent: disk guard', function () {
       expect(imageStatus(await readNodeImageSet(admin, NODE), img.reference)).to.include({ phase: 'Pending', attempts: 0 });
       expect(await agent.metric('kwarm_pulls_total')).to.equal(undefined);
     });
+
+    it('is on by default at 80 %: an agent started without the flag reports pullsPaused and pulls below it', async () => {
+      const node = `${NODE}-default`;
+      const img = await buildAndPushImage(registry!, { repository: 'disk/default', tag: 'v1', layers: [4096] });
+      const second = await startAgentProcess({ nodeName: node, kubeconfig: await kubeconfigFor(node), criSocket: containerd!.socket, diskCheckInterval: '500ms' });
+      try {
+        await applySpec(admin, node, { images: [{ image: img.reference }] });
+        const obj = await waitForStatus(admin, node, allIn('Completed', [img.reference]), { what: 'Completed under the default threshold' });
+        // This machine's disk is below 80 %: the guard measures and lets pulls through.
+        expect(obj.status?.imageFs?.usedPercent).to.be.below(80);
+        expect(obj.status?.imageFs?.pullsPaused).to.equal(false);
+        expect(second.logText()).to.include('"diskThresholdPercent":80');
+      } finally {
+        await second.dispose();
+      }
+    });
   });
 
   describe('in-process agent with a scripted filesystem', () => {
@@ -84,6 +100,7 @@ describe('agent: disk guard', function () {
         diskThresholdPercent: 90,
         diskCheckIntervalMs: 100,
         shutdownGraceMs: 1000,
+        runtimeUnreachableLimitMs: 0,
       }, { client, log, metrics: createAgentMetrics({ defaultMetrics: false }), statfs: () => Promise.resolve({ ...figures }) });
       const stop = new AbortController();
       const running = agent.run(stop.signal);

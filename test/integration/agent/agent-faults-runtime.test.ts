@@ -1,5 +1,6 @@
 // Faults on the node side, against real containerd: containerd killed in the middle of a pull and
-// restarted; the CRI socket absent when the agent starts; the agent killed in the middle of a pull
+// restarted; containerd stopped and started again under an agent that sees the node as the chart's
+// DaemonSet pod does (liveness, reconnect); the CRI socket absent when the agent starts; the agent killed in the middle of a pull
 // and started again; an image removed behind the agent's back. Pulls are slowed down by a
 // throttling proxy in front of the real registry so "in the middle" is a real window.
 import { expect } from 'chai';
@@ -7,12 +8,13 @@ import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
 import { KubeClient } from '../../../lib/kube-client.ts';
 import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../../../local-cluster/agent-process.ts';
 import { startContainerd, type TestContainerd } from '../../../local-cluster/containerd.ts';
-import { sharedControlPlane } from '../../../local-cluster/control-plane.ts';
+import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
 import { installCrds } from '../../../local-cluster/crds.ts';
 import { buildAndPushImage, type PushedImage } from '../../../local-cluster/oci-image.ts';
 import { startRegistry, type TestRegistry } from '../../../local-cluster/registry.ts';
 import { startThrottledProxy, type ThrottledProxy } from '../../../local-cluster/throttled-proxy.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
+import { startChartAgent } from './chart-agent.ts';
 import { allIn, applySpec, imageStatus, waitForStatus } from './node-image-sets.ts';
 
 const MiB = 1024 * 1024;
@@ -25,6 +27,7 @@ function viaProxy(proxy: ThrottledProxy, img: PushedImage): string {
 
 describe('agent: runtime-side faults', function () {
   this.timeout(180_000);
+  let cp: ControlPlane;
   let admin: KubeClient;
   let kubeconfigFor: (nodeName: string) => Promise<string>;
   let registry: TestRegistry | undefined;
@@ -32,7 +35,7 @@ describe('agent: runtime-side faults', function () {
   const cleanups: (() => Promise<void>)[] = [];
 
   before(async () => {
-    const cp = await sharedControlPlane();
+    cp = await sharedControlPlane();
     await installCrds(cp);
     admin = new KubeClient(cp.kubeConfig());
     kubeconfigFor = (nodeName) => agentKubeconfig(cp, { namespace: NAMESPACE, nodeName });
@@ -88,6 +91,40 @@ describe('agent: runtime-side faults', function () {
     await agent.waitReady(15_000);
     expect(agent.process.running).to.equal(true);
     expect(await agent.metric('kwarm_cri_errors_total', { reason: 'RuntimeUnavailable' })).to.be.at.least(1);
+  });
+
+  it('as the chart runs it: containerd stopped fails /healthz after the limit; started again, the agent reconnects and pulls', async () => {
+    const NODE = 'fault-containerd-restart-pod';
+    const { containerd, cri } = await node(NODE);
+    const [first, second] = await Promise.all([
+      buildAndPushImage(registry!, { repository: 'faults/pod-restart-1', tag: 'v1', layers: [128 * 1024] }),
+      buildAndPushImage(registry!, { repository: 'faults/pod-restart-2', tag: 'v1', layers: [128 * 1024] }),
+    ]);
+    // The chart's mounts and flags; only the liveness limit is shortened so the test does not wait minutes.
+    const agent = await startChartAgent({ cp, namespace: NAMESPACE, nodeName: NODE, containerd, override: { '--runtime-unreachable-timeout': '3s' } });
+    cleanups.push(() => agent.dispose());
+    await agent.waitReady();
+    await applySpec(admin, NODE, { images: [{ image: first.reference }] });
+    await waitForStatus(admin, NODE, allIn('Completed', [first.reference]), { what: 'the first image Completed' });
+    expect((await agent.healthz()).status).to.equal(200);
+
+    await containerd.stop();
+    await waitFor(async () => (await agent.readyz()).status === 503, { what: 'readiness to drop with the runtime gone', timeoutMs: 15_000 });
+    const dead = await waitFor(async () => {
+      const h = await agent.healthz();
+      return h.status === 503 ? h : undefined;
+    }, { what: '/healthz to fail once the runtime was silent for 3 s', timeoutMs: 20_000 });
+    expect(dead.body).to.include('container runtime has not answered for').and.include('--runtime-unreachable-timeout 3s');
+
+    // A new socket at the same path: the agent must find it through its mount.
+    await containerd.restart();
+    await waitFor(async () => (await agent.healthz()).status === 200, { what: '/healthz to pass again', timeoutMs: 30_000 });
+    await agent.waitReady(30_000);
+    await applySpec(admin, NODE, { images: [{ image: first.reference }, { image: second.reference }] });
+    const done = await waitForStatus(admin, NODE, allIn('Completed', [first.reference, second.reference]), { what: 'the new image Completed after the restart', timeoutMs: 60_000 });
+    expect(imageStatus(done, second.reference)?.imageId).to.equal(second.configDigest);
+    expect((await cri.imageStatus(second.reference, { signal: AbortSignal.timeout(10_000) }))?.id).to.equal(second.configDigest);
+    expect(agent.process.running).to.equal(true);
   });
 
   it('CRI socket absent at start: the agent waits (no crash loop), then connects and pulls when it appears', async () => {
@@ -159,5 +196,38 @@ describe('agent: runtime-side faults', function () {
     });
     expect(imageStatus(again, img.reference)?.imageId).to.equal(img.configDigest);
     expect(imageStatus(again, img.reference)?.lastVerifiedAt).to.be.a('string');
+  });
+
+  it('with --repull-after-gc=wait an image lost to GC waits, Pending with reason RemovedFromRuntime, until its round is raised', async () => {
+    const NODE = 'fault-image-gc-wait';
+    const { containerd, cri } = await node(NODE);
+    const img = await buildAndPushImage(registry!, { repository: 'faults/gc-wait', tag: 'v1', layers: [256 * 1024] });
+    const agent = await agentOn(NODE, containerd.socket, { verifyInterval: '1s', args: ['--repull-after-gc=wait'] });
+    await applySpec(admin, NODE, { images: [{ image: img.reference }] });
+    await waitForStatus(admin, NODE, allIn('Completed', [img.reference]), { what: 'first pull Completed' });
+
+    await cri.removeImage(img.reference, { signal: AbortSignal.timeout(10_000) });
+    const held = await waitForStatus(admin, NODE, (o) => imageStatus(o, img.reference)?.reason === 'RemovedFromRuntime', { what: 'the loss reported', timeoutMs: 15_000 });
+    expect(imageStatus(held, img.reference)).to.include({ phase: 'Pending', round: 0 });
+    // Held: nothing pulls it back on its own, whatever the verify passes find.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(await cri.imageStatus(img.reference, { signal: AbortSignal.timeout(10_000) })).to.equal(undefined);
+    expect(await agent.metric('kwarm_pulls_total')).to.equal(1);
+
+    // The controller's release: a raised round.
+    await applySpec(admin, NODE, { images: [{ image: img.reference, round: 1 }] });
+    const done = await waitForStatus(admin, NODE, (o) => allIn('Completed', [img.reference])(o) && imageStatus(o, img.reference)?.round === 1, { what: 'Completed after the release' });
+    expect(imageStatus(done, img.reference)?.imageId).to.equal(img.configDigest);
+    expect(await agent.metric('kwarm_pulls_total', { status: 'succeeded' })).to.equal(2);
+
+    // A restarted agent keeps holding an image lost in a round that already finished.
+    await cri.removeImage(img.reference, { signal: AbortSignal.timeout(10_000) });
+    await waitForStatus(admin, NODE, (o) => imageStatus(o, img.reference)?.reason === 'RemovedFromRuntime', { what: 'the second loss reported', timeoutMs: 15_000 });
+    await agent.kill();
+    const again = await agentOn(NODE, containerd.socket, { verifyInterval: '1s', args: ['--repull-after-gc=wait'], logFile: agent.logFile });
+    await again.waitReady();
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(imageStatus(await waitForStatus(admin, NODE, () => true, { what: 'the object' }), img.reference)).to.include({ phase: 'Pending', reason: 'RemovedFromRuntime' });
+    expect(await again.metric('kwarm_pulls_total')).to.equal(undefined);
   });
 });

@@ -61,6 +61,8 @@ describe('agent: private images with pull secrets from the kwarm namespace', fun
     const names = ['good', 'wrong', 'both', 'none', 'missing'] as const;
     const pushed = await Promise.all(names.map((n) => buildAndPushImage(registry!, { repository: `private/${n}`, tag: 'v1', layers: [64 * 1024] })));
     images = Object.fromEntries(names.map((n, i) => [n, pushed[i]!])) as typeof images;
+    // Installs the agent's access in kwarm's namespace (and the namespace) before the secrets go there.
+    const kubeconfig = await kubeconfigFor(NODE);
     const secrets = '/api/v1/namespaces/kwarm-system/secrets';
     for (const s of [
       dockerConfigSecret('regcred-good', registry.host, USER, PASSWORD),
@@ -68,7 +70,7 @@ describe('agent: private images with pull secrets from the kwarm namespace', fun
       // Credentials for another registry are never sent to this one.
       dockerConfigSecret('regcred-elsewhere', 'other.example.com', USER, PASSWORD),
     ]) await admin.apply(`${secrets}/${s.metadata.name}`, s, 'kwarm-tests', AbortSignal.timeout(30_000));
-    agent = await startAgentProcess({ nodeName: NODE, kubeconfig: await kubeconfigFor(NODE), criSocket: node.socket, verifyInterval: '5m' });
+    agent = await startAgentProcess({ nodeName: NODE, kubeconfig, criSocket: node.socket, verifyInterval: '5m' });
     await agent.waitReady();
   });
 
@@ -115,6 +117,34 @@ describe('agent: private images with pull secrets from the kwarm namespace', fun
     expect(await agent!.metric('kwarm_pulls_total', { status: 'failed' })).to.equal(pullsBefore);
     expect(imageStatus(await readNodeImageSet(admin, NODE), images.wrong.reference)?.attempts).to.equal(1);
     expect(await agent!.metric('kwarm_cri_errors_total', { reason: 'Unauthorized' })).to.be.at.least(4);
+  });
+
+  it('retries an Unauthorized pull once its pull secret is rotated, with no spec change', async () => {
+    const ROTATE_NODE = `${NODE}-rotate`;
+    const secrets = '/api/v1/namespaces/kwarm-system/secrets';
+    const img = await buildAndPushImage(registry!, { repository: 'private/rotated', tag: 'v1', layers: [64 * 1024] });
+    await admin.apply(`${secrets}/regcred-rotating`, dockerConfigSecret('regcred-rotating', registry!.host, USER, WRONG_PASSWORD), 'kwarm-tests', AbortSignal.timeout(30_000));
+    // The secrets are looked at again with each verify pass (here every second).
+    const rotating = await startAgentProcess({
+      nodeName: ROTATE_NODE, kubeconfig: await agentKubeconfig(cp, { namespace: NAMESPACE, nodeName: ROTATE_NODE }), criSocket: node!.socket, verifyInterval: '1s',
+    });
+    try {
+      await rotating.waitReady();
+      await applySpec(admin, ROTATE_NODE, { images: [{ image: img.reference, pullSecrets: ['regcred-rotating'], retry: { maxAttempts: 1, backoffSeconds: 1 } }] });
+      const failed = await waitForStatus(admin, ROTATE_NODE, (o) => imageStatus(o, img.reference)?.phase === 'Failed', { what: 'Failed with the old password' });
+      expect(imageStatus(failed, img.reference)).to.include({ reason: 'Unauthorized', attempts: 1 });
+      // Unchanged secret: no new attempt however many verify passes go by.
+      await sleep(2500);
+      expect(await rotating.metric('kwarm_pulls_total')).to.equal(1);
+
+      await admin.apply(`${secrets}/regcred-rotating`, dockerConfigSecret('regcred-rotating', registry!.host, USER, PASSWORD), 'kwarm-tests', AbortSignal.timeout(30_000));
+      const done = await waitForStatus(admin, ROTATE_NODE, (o) => imageStatus(o, img.reference)?.phase === 'Completed', { what: 'Completed after the rotation', timeoutMs: 30_000 });
+      expect(imageStatus(done, img.reference)).to.include({ imageId: img.configDigest, attempts: 1 });
+      expect(await rotating.metric('kwarm_pulls_total', { status: 'succeeded' })).to.equal(1);
+      expect(rotating.logText()).to.include('pull secrets changed since the Unauthorized pull');
+    } finally {
+      await rotating.dispose();
+    }
   });
 
   it('the password appears nowhere in the agent log, the NodeImageSet or Events', async () => {

@@ -38,11 +38,14 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
     }
   });
 
-  it('renders the optional parts on request: monitors, the disk guard mount; and leaves them out by default', async () => {
+  it('renders the optional parts on request: monitors; and leaves them out by default; the disk guard mount unless the guard is off', async () => {
     const kinds = (yaml: string): string[] => [...objects(yaml).keys()].map((k) => k.split('/')[0]!);
     const base = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system'])).stdout;
     expect(kinds(base)).to.not.include('ServiceMonitor').and.not.include('PodMonitor');
-    expect(base).to.not.include('image-fs');
+    // The disk guard is on by default (80 %), so the image store is mounted; off, it is not.
+    expect(base).to.include('image-fs').and.include('--disk-threshold-percent=80');
+    const off = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system', '--set', 'agent.diskThresholdPercent=0'])).stdout;
+    expect(off).to.not.include('image-fs');
     const on = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system', '--set', 'metrics.serviceMonitor.enabled=true',
       '--set', 'metrics.podMonitor.enabled=true', '--set', 'agent.diskThresholdPercent=90'])).stdout;
     expect(kinds(on)).to.include('ServiceMonitor').and.include('PodMonitor');
@@ -99,7 +102,9 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
     expect(install.stdout).to.include('STATUS: deployed').and.include('kubectl wait --for=condition=Ready prepullimage');
     const { stdout: ds } = await cp.kubectl(['get', 'ds', 'kwarm-helm-agent', '-n', 'kwarm-helm', '-o', 'json']);
     const spec = (JSON.parse(ds) as { spec: { template: { spec: { volumes: { hostPath?: { type?: string } }[]; hostNetwork?: boolean; containers: { securityContext: { readOnlyRootFilesystem: boolean; allowPrivilegeEscalation: boolean; capabilities: { drop: string[] } } }[] } } } }).spec.template.spec;
-    expect(spec.volumes.map((v) => v.hostPath?.type)).to.deep.equal(['Socket']);
+    // The CRI socket's directory (a runtime restart makes a new socket in it) and the image store for the
+    // disk guard, on by default; both mounted read-only.
+    expect(spec.volumes.map((v) => v.hostPath?.type)).to.deep.equal(['Directory', 'Directory']);
     expect(spec.hostNetwork ?? false).to.equal(false);
     expect(spec.containers[0]!.securityContext).to.deep.include({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
     expect(spec.containers[0]!.securityContext.capabilities.drop).to.deep.equal(['ALL']);

@@ -6,10 +6,8 @@ import {
   digestProblem,
   needsPull,
   recordStatus,
-  redact,
   reportedRepoDigest,
   rfc3339,
-  secretForms,
 } from '../../../agent/image-record.ts';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
@@ -78,20 +76,6 @@ describe('agent/image-record', () => {
       expect(classifySpecChange(e, { ...e, timeout: '1m' }).kind).to.equal('settings');
       expect(classifySpecChange(e, { ...e, retry: { maxAttempts: 5, backoffSeconds: 30 } }).kind).to.equal('settings');
       expect(classifySpecChange(e, { ...e, imageDigest: D1 }).kind).to.equal('settings');
-    });
-  });
-
-  describe('redact', () => {
-    it('replaces each secret and the base64 of user:password wherever they appear', () => {
-      const forms = secretForms('puller', 's3cret-pass', ['tok-abcdef', '']);
-      const auth = Buffer.from('puller:s3cret-pass').toString('base64');
-      const out = redact(`denied for s3cret-pass (auth ${auth}) token tok-abcdef; s3cret-pass again`, forms);
-      expect(out).to.not.include('s3cret-pass').and.not.include(auth).and.not.include('tok-abcdef');
-      expect(out.match(/\[redacted\]/g)).to.have.length(4);
-    });
-
-    it('leaves messages without secrets and ignores too-short values', () => {
-      expect(redact('401 Unauthorized', ['abc', ''])).to.equal('401 Unauthorized');
     });
   });
 

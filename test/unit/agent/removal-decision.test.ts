@@ -9,6 +9,9 @@ const info: ImageInfo = {
   id: 'sha256:aaaa', repoTags: [IMAGE], repoDigests: ['registry.example/team/app@sha256:dddd'], sizeBytes: 10, pinned: false, username: '',
 };
 
+/** The agent pulled `info` itself; no sandbox image known. */
+const OURS = { pulledImageIds: ['sha256:aaaa'], sandboxImageIds: [] };
+
 function container(extra: Partial<ContainerInfo>): ContainerInfo {
   return {
     id: '0123456789abcdef0123', podSandboxId: 'sb', name: 'web', attempt: 0, image: 'sha256:other', imageRef: 'sha256:other', imageId: '',
@@ -31,11 +34,11 @@ describe('agent/removal-decision', () => {
   });
 
   it('answers NotPresent when the runtime does not have it', () => {
-    expect(secondStep(IMAGE, undefined, [], [])).to.deep.equal({ kind: 'answer', answer: { result: 'NotPresent' } });
+    expect(secondStep(IMAGE, undefined, [], [], OURS)).to.deep.equal({ kind: 'answer', answer: { result: 'NotPresent' } });
   });
 
   it('keeps an image wanted under another name (the runtime would remove every name of it)', () => {
-    const s = secondStep(IMAGE, info, [{ image: 'registry.example/team/app@sha256:dddd', phase: 'Completed', imageId: 'sha256:aaaa' }], []);
+    const s = secondStep(IMAGE, info, [{ image: 'registry.example/team/app@sha256:dddd', phase: 'Completed', imageId: 'sha256:aaaa' }], [], OURS);
     expect(s).to.deep.include({ kind: 'answer' });
     expect(s.kind === 'answer' && s.answer).to.include({ result: 'Kept', reason: 'Wanted' });
   });
@@ -47,11 +50,22 @@ describe('agent/removal-decision', () => {
       container({ name: 'old', state: 'exited', imageId: 'sha256:aaaa' }),
       container({ name: 'other' }),
     ];
-    const s = secondStep(IMAGE, info, [], users);
+    const s = secondStep(IMAGE, info, [], users, OURS);
     if (s.kind !== 'answer' || s.answer.result !== 'Kept') throw new Error(`expected Kept, got ${JSON.stringify(s)}`);
     expect(s.answer.reason).to.equal('InUse');
     expect(s.answer.message).to.equal('used by containers web (0123456789abc, running), init (fffffffffffff, created)');
-    expect(secondStep(IMAGE, info, [], [users[2]!, users[3]!])).to.deep.equal({ kind: 'remove', imageId: 'sha256:aaaa' });
+    expect(secondStep(IMAGE, info, [], [users[2]!, users[3]!], OURS)).to.deep.equal({ kind: 'remove', imageId: 'sha256:aaaa' });
+  });
+
+  it('removes only what kwarm brought in: never an image it did not pull, a pinned one or the sandbox image', () => {
+    const keptFor = (i: ImageInfo, protect: { pulledImageIds: string[]; sandboxImageIds: string[] }): string => {
+      const s = secondStep(IMAGE, i, [], [], protect);
+      return s.kind === 'answer' && s.answer.result === 'Kept' ? s.answer.reason : s.kind;
+    };
+    expect(keptFor(info, OURS)).to.equal('remove');
+    expect(keptFor(info, { pulledImageIds: ['sha256:other'], sandboxImageIds: [] })).to.equal('NotPulledByKwarm');
+    expect(keptFor({ ...info, pinned: true }, OURS)).to.equal('Pinned');
+    expect(keptFor(info, { pulledImageIds: ['sha256:aaaa'], sandboxImageIds: ['sha256:aaaa'] })).to.equal('SandboxImage');
   });
 
   it('matches containers by image id, image ref, tag or digest reference', () => {

@@ -38,6 +38,25 @@ describe('agent/status-document', () => {
     expect(patch.status.desired).to.equal(1);
   });
 
+  it('given the status last written, sends only the fields that changed: a heartbeat at 512 images is a few bytes', () => {
+    const many: ImageRecord[] = Array.from({ length: 512 }, (_, i) => ({
+      image: `registry.example.com/team/app-${i}:v1`, phase: 'Completed', round: 0, attempts: 1, imageId: `sha256:${String(i).padStart(64, '0')}`,
+      repoDigest: `registry.example.com/team/app-${i}@sha256:${String(i).padStart(64, 'f')}`, sizeBytes: 1_000_000 + i, startedAt: T, finishedAt: T + 1000, lastVerifiedAt: T + 1000,
+    }));
+    const input = { records: many, observedGeneration: 3, runtime: { name: 'containerd', version: '1.7' }, heartbeatAt: T, imageFs: { usedBytes: 5, capacityBytes: 100 } };
+    const written = buildStatus(input);
+    const full = JSON.stringify(statusMergePatch(written)).length;
+    const beat = statusMergePatch(buildStatus({ ...input, heartbeatAt: T + 300_000, imageFs: { usedBytes: 6, capacityBytes: 100 } }), written);
+    expect(beat.status).to.deep.equal({ heartbeatTime: '2025-05-06T07:13:09Z', imageFs: { usedBytes: 6, capacityBytes: 100, usedPercent: null, pullsPaused: null } });
+    expect(JSON.stringify(beat).length).to.be.below(200);
+    expect(full).to.be.above(150_000);
+    // One image finishing sends the list (a merge patch replaces lists whole) and the counts, nothing else.
+    const changed = statusMergePatch(buildStatus({ ...input, records: many.map((r, i) => (i === 7 ? { ...r, phase: 'Failed' as const } : r)) }), written);
+    expect(Object.keys(changed.status).sort()).to.deep.equal(['failed', 'images', 'ready']);
+    // A field that went away is cleared.
+    expect(statusMergePatch(buildStatus({ ...input, runtime: undefined }), written).status).to.deep.equal({ runtime: null });
+  });
+
   it('gives equal keys for equal content and different keys for any change', () => {
     const input = { records, observedGeneration: 1, runtime: undefined, heartbeatAt: T, imageFs: undefined };
     expect(statusKey(buildStatus(input))).to.equal(statusKey(buildStatus({ ...input, records: records.map((r) => ({ ...r })) })));

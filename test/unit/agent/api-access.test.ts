@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { agentAccessSource } from '../../../agent/cluster-access.ts';
+import { agentAccessSource } from '../../../agent/api-access.ts';
 import { pullSecretFromObject } from '../../../agent/secret-reader.ts';
 
-describe('agent/cluster-access', () => {
+describe('agent/api-access', () => {
   const env = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
 
   it('uses --kubeconfig when given', () => {

@@ -1,6 +1,7 @@
-// A work queue for pulls: at most `limit` tasks run at once, one entry per key (image), FIFO.
-// The limit can change while running (the NodeImageSet's maxConcurrentPulls, capped by the
-// agent's flag); lowering it lets running tasks finish and starts nothing until below the limit.
+// A keyed work queue: at most `limit` tasks run at once, one entry per key, FIFO. The pull engine runs
+// two: pulls (limit = the NodeImageSet's maxConcurrentPulls, capped by the agent's flag) and surveys
+// (ImageStatus look-ups). The limit can change while running; lowering it lets running tasks finish and
+// starts nothing until below the limit.
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A unit of work. It must stop promptly when `signal` aborts. */
@@ -30,7 +31,7 @@ export interface DrainResult {
   readonly dropped: number;
 }
 
-export interface PullQueueOptions {
+export interface WorkQueueOptions {
   /** Upper bound for any limit set later (the agent's --max-pulls-per-node); at least 1. */
   readonly cap: number;
   /** Initial limit; defaults to `cap`. */
@@ -49,14 +50,14 @@ interface Entry<T> {
 }
 
 /** The abort reason the queue gives tasks it cancels; named AbortError like a DOM abort. */
-export class PullCancelledError extends Error {
+export class TaskCancelledError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'AbortError';
   }
 }
 
-export class PullQueue<T> {
+export class WorkQueue<T> {
   readonly cap: number;
   #limit: number;
   #paused = false;
@@ -66,7 +67,7 @@ export class PullQueue<T> {
   #running = 0;
   readonly #idleWaiters: (() => void)[] = [];
 
-  constructor(options: PullQueueOptions) {
+  constructor(options: WorkQueueOptions) {
     if (!Number.isInteger(options.cap) || options.cap < 1) throw new RangeError(`cap must be an integer >= 1, got ${options.cap}`);
     this.cap = options.cap;
     this.#limit = this.#clamp(options.limit ?? options.cap);
@@ -151,7 +152,7 @@ export class PullQueue<T> {
    * Cancels one key: a queued entry is dropped at once; a running task's signal is aborted and its
    * slot is freed when the task settles. Returns false when the key is unknown.
    */
-  cancel(key: string, reason: unknown = new PullCancelledError(`pull of ${key} cancelled`)): boolean {
+  cancel(key: string, reason: unknown = new TaskCancelledError(`pull of ${key} cancelled`)): boolean {
     const entry = this.#entries.get(key);
     if (entry === undefined) return false;
     if (entry.state === 'queued') {
@@ -169,7 +170,7 @@ export class PullQueue<T> {
   async drain(graceMs: number): Promise<DrainResult> {
     this.#open = false;
     const dropped = this.#waiting.length;
-    for (const e of [...this.#waiting]) this.#dropQueued(e, new PullCancelledError('agent is shutting down before the pull started'));
+    for (const e of [...this.#waiting]) this.#dropQueued(e, new TaskCancelledError('agent is shutting down before the pull started'));
     const runningAtStart = this.#running;
     if (runningAtStart === 0) return { finished: 0, aborted: 0, dropped };
     const graceOver = new AbortController();
@@ -182,7 +183,7 @@ export class PullQueue<T> {
     if (winner === 'idle') return { finished: runningAtStart, aborted: 0, dropped };
     const aborted = this.#running;
     for (const e of this.#entries.values()) {
-      if (e.state === 'running') e.controller.abort(new PullCancelledError('agent shutdown grace period ended'));
+      if (e.state === 'running') e.controller.abort(new TaskCancelledError('agent shutdown grace period ended'));
     }
     await this.#whenIdle();
     return { finished: runningAtStart - aborted, aborted, dropped };

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { PullQueue, type EnqueueResult, type TaskOutcome } from '../../../agent/pull-queue.ts';
+import { WorkQueue, type EnqueueResult, type TaskOutcome } from '../../../agent/work-queue.ts';
 
 /** A task the test finishes by hand, recording what the queue did with it. */
 class Controlled {
@@ -52,9 +52,9 @@ function seeded(seed: number): () => number {
   };
 }
 
-describe('agent/pull-queue', () => {
+describe('agent/work-queue', () => {
   it('runs at most `limit` tasks, first in first out', async () => {
-    const q = new PullQueue<string>({ cap: 5, limit: 2 });
+    const q = new WorkQueue<string>({ cap: 5, limit: 2 });
     const t = [new Controlled(), new Controlled(), new Controlled(), new Controlled()];
     const done = t.map((c, i) => accepted(q.enqueue(`img-${i}`, c.task)));
     await settle();
@@ -78,7 +78,7 @@ describe('agent/pull-queue', () => {
   });
 
   it('keeps one entry per key, queued or running, and accepts the key again once done', async () => {
-    const q = new PullQueue<string>({ cap: 1 });
+    const q = new WorkQueue<string>({ cap: 1 });
     const a = new Controlled();
     const b = new Controlled();
     const doneA = accepted(q.enqueue('nginx:1', a.task));
@@ -110,7 +110,7 @@ describe('agent/pull-queue', () => {
   });
 
   it('applies a raised limit at once and a lowered one as running tasks finish, within [1, cap]', async () => {
-    const q = new PullQueue<string>({ cap: 3, limit: 1 });
+    const q = new WorkQueue<string>({ cap: 3, limit: 1 });
     const t = Array.from({ length: 6 }, () => new Controlled());
     const done = t.map((c, i) => accepted(q.enqueue(`k${i}`, c.task)));
     await settle();
@@ -143,7 +143,7 @@ describe('agent/pull-queue', () => {
   });
 
   it('cancels a queued key without running it', async () => {
-    const q = new PullQueue<string>({ cap: 1 });
+    const q = new WorkQueue<string>({ cap: 1 });
     const running = new Controlled();
     const waiting = new Controlled();
     const doneRunning = accepted(q.enqueue('a', running.task));
@@ -159,7 +159,7 @@ describe('agent/pull-queue', () => {
   });
 
   it('cancels a running key through its signal and frees the slot only when the task settles', async () => {
-    const q = new PullQueue<string>({ cap: 1 });
+    const q = new WorkQueue<string>({ cap: 1 });
     const slow = new Controlled();
     const next = new Controlled();
     const doneSlow = accepted(q.enqueue('slow', slow.task));
@@ -181,7 +181,7 @@ describe('agent/pull-queue', () => {
   });
 
   it('reports a task that finished despite a cancel as completed', async () => {
-    const q = new PullQueue<string>({ cap: 1 });
+    const q = new WorkQueue<string>({ cap: 1 });
     const c = new Controlled();
     const done = accepted(q.enqueue('x', c.task));
     await settle();
@@ -191,7 +191,7 @@ describe('agent/pull-queue', () => {
   });
 
   it('reports failures, including tasks that throw synchronously, and keeps going', async () => {
-    const q = new PullQueue<string>({ cap: 1 });
+    const q = new WorkQueue<string>({ cap: 1 });
     const boom = new Error('pull failed');
     const c = new Controlled();
     const failed = accepted(q.enqueue('a', c.task));
@@ -206,7 +206,7 @@ describe('agent/pull-queue', () => {
   });
 
   it('pauses and resumes starting new work without touching running tasks', async () => {
-    const q = new PullQueue<string>({ cap: 2 });
+    const q = new WorkQueue<string>({ cap: 2 });
     const a = new Controlled();
     const b = new Controlled();
     const doneA = accepted(q.enqueue('a', a.task));
@@ -224,7 +224,7 @@ describe('agent/pull-queue', () => {
 
   it('cancels everything and closes when its AbortSignal aborts', async () => {
     const controller = new AbortController();
-    const q = new PullQueue<string>({ cap: 1, signal: controller.signal });
+    const q = new WorkQueue<string>({ cap: 1, signal: controller.signal });
     const running = new Controlled();
     const queued = new Controlled();
     const doneRunning = accepted(q.enqueue('a', running.abortable));
@@ -241,13 +241,13 @@ describe('agent/pull-queue', () => {
   });
 
   it('starts closed when given an already aborted signal', () => {
-    const q = new PullQueue<string>({ cap: 1, signal: AbortSignal.abort() });
+    const q = new WorkQueue<string>({ cap: 1, signal: AbortSignal.abort() });
     expect(q.enqueue('a', () => Promise.resolve('x')).kind).to.equal('closed');
   });
 
   describe('drain', () => {
     it('stops taking work, drops the queue and lets running tasks finish within the grace period', async () => {
-      const q = new PullQueue<string>({ cap: 2 });
+      const q = new WorkQueue<string>({ cap: 2 });
       const t = [new Controlled(), new Controlled(), new Controlled()];
       const done = t.map((c, i) => accepted(q.enqueue(`k${i}`, c.task)));
       await settle();
@@ -263,7 +263,7 @@ describe('agent/pull-queue', () => {
     });
 
     it('aborts tasks still running when the grace period ends, then waits for them', async () => {
-      const q = new PullQueue<string>({ cap: 2 });
+      const q = new WorkQueue<string>({ cap: 2 });
       const quick = new Controlled();
       const stuck = new Controlled();
       const doneQuick = accepted(q.enqueue('quick', quick.task));
@@ -279,19 +279,19 @@ describe('agent/pull-queue', () => {
     });
 
     it('returns at once when nothing runs', async () => {
-      const q = new PullQueue<string>({ cap: 1 });
+      const q = new WorkQueue<string>({ cap: 1 });
       expect(await q.drain(60_000)).to.deep.equal({ finished: 0, aborted: 0, dropped: 0 });
     });
   });
 
   it('rejects a cap below 1', () => {
-    expect(() => new PullQueue<string>({ cap: 0 })).to.throw(RangeError);
+    expect(() => new WorkQueue<string>({ cap: 0 })).to.throw(RangeError);
   });
 
   it('never exceeds the limit under load with limit changes, duplicates and cancellations', async () => {
     const random = seeded(20240611);
     const cap = 4;
-    const q = new PullQueue<number>({ cap, limit: 2 });
+    const q = new WorkQueue<number>({ cap, limit: 2 });
     let running = 0;
     let maxRunning = 0;
     let starts = 0;
