@@ -15,7 +15,7 @@
 //   await cluster.node('node-1').collectImages(done)   the kubelet's own image GC (about 5 minutes)
 //   await cluster.stop()             everything gone: processes, namespaces, mounts, veths, files
 //
-// Shape (docs/decisions/0009-real-nodes.md): the control plane (etcd, kube-apiserver, kube-controller-manager,
+// Shape (docs/decisions/0012-real-nodes.md): the control plane (etcd, kube-apiserver, kube-controller-manager,
 // kube-scheduler) runs in a "cluster" network namespace holding the bridge kwarm0; each node is a network +
 // mount + pid namespace with a veth on that bridge, running containerd, the kubelet and kube-proxy; pods use
 // the bridge CNI with a subnet per node (cluster-network.ts). The registry runs beside the test process on
