@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { SERVICE_ACCOUNT_DIR } from '../../../agent/cluster-access.ts';
+import { SERVICE_ACCOUNT_DIR } from '../../../lib/cluster-access.ts';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
 import { KubeClient } from '../../../lib/kube-client.ts';
 import { agentInClusterCredentials } from '../../../local-cluster/agent-process.ts';
