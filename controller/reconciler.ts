@@ -17,25 +17,8 @@ import {
 import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
 import { ListWatch, objectKey } from '../lib/list-watch.ts';
 import { Wakeup } from '../lib/wakeup.ts';
-import {
-  cachedPrePullImageDigest,
-  desiredPrePullImageDigest,
-  eventBody,
-  FIELD_MANAGER,
-  finalizerApplyBody,
-  finalizerRemovalPatch,
-  hasPurgeFinalizer,
-  isManaged,
-  PURGE_FIELD_MANAGER,
-  metaTime,
-  nodeImageSetApplyBody,
-  paths,
-  prePullImageApplyBody,
-  prePullImageStatusBody,
-  prePullPolicyStatusBody,
-  secretCopyBody,
-} from './api-objects.ts';
-import { canonicalDigest, digest } from './canonical-json.ts';
+import { cachedPrePullImageDigest, desiredPrePullImageDigest, eventBody, finalizerApplyBody, finalizerRemovalPatch, hasPurgeFinalizer, isManaged, metaTime, nodeImageSetApplyBody, paths, prePullImageApplyBody, prePullImageStatusBody, prePullPolicyStatusBody, secretCopyBody } from './write/api-objects.ts';
+import { canonicalDigest, digest } from './write/canonical-json.ts';
 import {
   decodeNode,
   decodeNodeImageSet,
@@ -47,39 +30,22 @@ import {
   str,
   SharedValues,
   workloadDecoder,
-} from './cluster-cache.ts';
-import { ArgoSource } from './argo-source.ts';
-import { isArgoKind } from './argo-workflow-images.ts';
-import {
-  argoKindsNamed,
-  DesiredImagesMemo,
-  desiredPrePullImages,
-  POLICY_LABEL,
-  prePullImageKey,
-  SOURCE_ANNOTATION,
-  type DesiredPrePullImage,
-  type ServiceAccountView,
-  type WorkloadView,
-} from './desired-images.ts';
-import { ConfigMapWatches } from './configmap-watches.ts';
-import { CONFIGMAP_SOURCE, configMapWatchOf, desiredListedImages, ListedImagesMemo, type ListedEvaluation } from './listed-images.ts';
+} from './sources/decode.ts';
+import { ArgoSource } from './sources/argo-source.ts';
+import { isArgoKind } from './derive/argo-workflow-images.ts';
+import { argoKindsNamed, DesiredImagesMemo, desiredPrePullImages, prePullImageKey, type DesiredPrePullImage, type ServiceAccountView, type WorkloadView } from './derive/desired-images.ts';
+import { ConfigMapWatches } from './sources/configmap-watches.ts';
+import { CONFIGMAP_SOURCE, configMapWatchOf, desiredListedImages, ListedImagesMemo, type ListedEvaluation } from './derive/listed-images.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { compileNodeTargeting, type NodeTargeting, type NodeTargetingSpec, type NodeView } from './node-eligibility.ts';
-import { PlanMemo, planNodeImageSets, type ImageTarget, type NodeImageSetView, type PlannedNodeImageSet } from './node-plan.ts';
-import { refreshDecision, wantedRound, type RefreshRecord } from './refresh.ts';
-import {
-  copyMatches,
-  DOCKER_CFG,
-  DOCKER_CONFIG_JSON,
-  planSecretCopies,
-  SECRET_COPY_LABEL,
-  secretKey,
-  type SecretView,
-} from './pull-secrets.ts';
-import { purgeRollup, purgeSummary, purgingStatus } from './purge-rollup.ts';
-import { configMapProblemText, prePullImageStatus, prePullPolicyStatus, type StatusEvent } from './status-rollup.ts';
-import { workloadKinds, type WorkloadKind } from './workload-images.ts';
+import { compileNodeTargeting, type NodeTargeting, type NodeTargetingSpec, type NodeView } from './plan/node-eligibility.ts';
+import { PlanMemo, planNodeImageSets, type ImageTarget, type NodeImageSetView, type PlannedNodeImageSet } from './plan/node-plan.ts';
+import { refreshDecision, wantedRound, type RefreshRecord } from './status/refresh.ts';
+import { copyMatches, DOCKER_CFG, DOCKER_CONFIG_JSON, planSecretCopies, secretKey, type SecretView } from './derive/pull-secrets.ts';
+import { purgeRollup, purgeSummary, purgingStatus } from './status/purge-rollup.ts';
+import { configMapProblemText, prePullImageStatus, prePullPolicyStatus, type StatusEvent } from './status/status-rollup.ts';
+import { workloadKinds, type WorkloadKind } from './derive/workload-images.ts';
 import { errorText } from '../lib/errors.ts';
+import { CONTROLLER_FIELD_MANAGER, POLICY_LABEL, PURGE_FIELD_MANAGER, SECRET_COPY_LABEL, SOURCE_ANNOTATION } from '../api/v1alpha1/labels.ts';
 
 export interface ControllerOptions {
   readonly client: KubeClient;
@@ -450,7 +416,7 @@ export class Controller {
     await eachLimited(writes, this.o.writeConcurrency, async (w) => {
       const ns = w.p.metadata.namespace ?? '';
       const name = w.p.metadata.name ?? '';
-      const body = await attempt(`prepullimage refresh ${w.key}`, () => client.apply(paths.prePullImageStatus(ns, name), prePullImageStatusBody(ns, name, w.status), FIELD_MANAGER, signal));
+      const body = await attempt(`prepullimage refresh ${w.key}`, () => client.apply(paths.prePullImageStatus(ns, name), prePullImageStatusBody(ns, name, w.status), CONTROLLER_FIELD_MANAGER, signal));
       if (body === undefined) return;
       log.info('refresh requested', { prePullImage: w.key, trigger: w.trigger, lastTime: w.refresh.lastTime });
       metrics.refreshes.inc({ trigger: w.trigger });
@@ -686,7 +652,7 @@ export class Controller {
     computed();
     const limit = this.o.writeConcurrency;
     await eachLimited(secretPlan.apply, limit, async (c) => {
-      const body = await attempt(`secret ${c.name}`, () => client.apply(paths.secret(namespace, c.name), secretCopyBody(namespace, c), FIELD_MANAGER, signal));
+      const body = await attempt(`secret ${c.name}`, () => client.apply(paths.secret(namespace, c.name), secretCopyBody(namespace, c), CONTROLLER_FIELD_MANAGER, signal));
       if (body !== undefined) {
         const written = decodeSecret(body);
         if (written !== undefined) this.copyOverlay.set(c.name, written);
@@ -694,7 +660,7 @@ export class Controller {
     });
     await eachLimited(ppiWrites, limit, async (d) => {
       const key = prePullImageKey(d.namespace, d.name);
-      const body = await attempt(`prepullimage ${key}`, () => client.apply(paths.prePullImage(d.namespace, d.name), prePullImageApplyBody(d), FIELD_MANAGER, signal));
+      const body = await attempt(`prepullimage ${key}`, () => client.apply(paths.prePullImage(d.namespace, d.name), prePullImageApplyBody(d), CONTROLLER_FIELD_MANAGER, signal));
       if (body !== undefined) {
         const { generation } = responseMeta(body);
         this.ppiOverlay.set(key, { generation, digest: this.desiredPrePullImageDigest(d) });
@@ -709,7 +675,7 @@ export class Controller {
         : client.patch(paths.prePullImage(ns, name), 'json', finalizerRemovalPatch(p), signal));
     });
     await eachLimited(nisWrites, limit, async (p) => {
-      const body = await attempt(`nodeimageset ${p.node}`, () => client.apply(paths.nodeImageSet(p.node), nodeImageSetApplyBody(p), FIELD_MANAGER, signal));
+      const body = await attempt(`nodeimageset ${p.node}`, () => client.apply(paths.nodeImageSet(p.node), nodeImageSetApplyBody(p), CONTROLLER_FIELD_MANAGER, signal));
       if (body !== undefined) {
         const { generation } = responseMeta(body);
         const cur = current.get(p.node);
@@ -808,7 +774,7 @@ export class Controller {
     await eachLimited(statusWrites, limit, async (w) => {
       const ns = w.p.metadata.namespace ?? '';
       const name = w.p.metadata.name ?? '';
-      const body = await attempt(`prepullimage status ${w.key}`, () => client.apply(paths.prePullImageStatus(ns, name), prePullImageStatusBody(ns, name, w.status), FIELD_MANAGER, signal));
+      const body = await attempt(`prepullimage status ${w.key}`, () => client.apply(paths.prePullImageStatus(ns, name), prePullImageStatusBody(ns, name, w.status), CONTROLLER_FIELD_MANAGER, signal));
       if (body === undefined) {
         unwritten.add(w.key);
         return;
@@ -861,7 +827,7 @@ export class Controller {
     }
     computed();
     await eachLimited(policyWrites, limit, async (w) => {
-      const body = await attempt(`prepullpolicy status ${w.name}`, () => client.apply(paths.policyStatus(w.name), prePullPolicyStatusBody(w.name, w.status), FIELD_MANAGER, signal));
+      const body = await attempt(`prepullpolicy status ${w.name}`, () => client.apply(paths.policyStatus(w.name), prePullPolicyStatusBody(w.name, w.status), CONTROLLER_FIELD_MANAGER, signal));
       if (body !== undefined) this.policyStatusOverlay.set(w.name, { rvBefore: w.rv, status: w.status, digest: w.digest });
     });
     // Only once the conditions naming them are written, so a failed pass does not send them early.

@@ -14,7 +14,7 @@ import {
   targetingAllows,
   toleratesTaint,
   type IneligibilityReason,
-} from '../../../controller/node-eligibility.ts';
+} from '../../../controller/plan/node-eligibility.ts';
 import { node, podSpec, type Plain } from './fixtures.ts';
 
 interface NodeOptions {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { MAX_NODE_IMAGES } from '../../../api/v1alpha1/index.ts';
-import { compileNodeTargeting, compilePodPlacement } from '../../../controller/node-eligibility.ts';
+import { compileNodeTargeting, compilePodPlacement } from '../../../controller/plan/node-eligibility.ts';
 import {
   isFinished,
   nodeImageSetDigest,
@@ -9,7 +9,7 @@ import {
   type ImageTarget,
   type NodeImageSetView,
   type PlanInput,
-} from '../../../controller/node-plan.ts';
+} from '../../../controller/plan/node-plan.ts';
 import { node, nodeImageSetView } from './planning-fixtures.ts';
 
 function target(name: string, image: string, extra: Partial<ImageTarget> = {}): ImageTarget {

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { decode } from '../../../api/schema.ts';
 import { nodeImageSetSpecSchema } from '../../../api/v1alpha1/index.ts';
-import { decodeNodeImageSet } from '../../../controller/cluster-cache.ts';
-import { compileNodeTargeting } from '../../../controller/node-eligibility.ts';
-import { nodeImageSetDigest, planNodeImageSets, specDigestOf, entriesDigest, type ImageTarget, type PlanInput } from '../../../controller/node-plan.ts';
+import { decodeNodeImageSet } from '../../../controller/sources/decode.ts';
+import { compileNodeTargeting } from '../../../controller/plan/node-eligibility.ts';
+import { nodeImageSetDigest, planNodeImageSets, specDigestOf, entriesDigest, type ImageTarget, type PlanInput } from '../../../controller/plan/node-plan.ts';
 import { node } from './planning-fixtures.ts';
 
 function target(name: string, image: string, extra: Partial<ImageTarget> = {}): ImageTarget {

@@ -9,7 +9,7 @@ import {
   requestedValue,
   wantedRound,
   type RefreshInput,
-} from '../../../controller/refresh.ts';
+} from '../../../controller/status/refresh.ts';
 
 const IMAGE = 'r.example/app:v1';
 const CREATED = '2024-05-01T10:00:00Z';

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import type { PrePullImageStatus } from '../../../api/v1alpha1/index.ts';
-import type { PolicyEvaluation } from '../../../controller/desired-images.ts';
-import type { ListedEvaluation } from '../../../controller/listed-images.ts';
-import type { NodeImageSetView, PlannedNodeImageSet } from '../../../controller/node-plan.ts';
+import type { PolicyEvaluation } from '../../../controller/derive/desired-images.ts';
+import type { ListedEvaluation } from '../../../controller/derive/listed-images.ts';
+import type { NodeImageSetView, PlannedNodeImageSet } from '../../../controller/plan/node-plan.ts';
 import {
   prePullImageStatus,
   configMapProblemText,
@@ -10,7 +10,7 @@ import {
   PULL_SECRETS_READY,
   setCondition,
   type ImageStatusInput,
-} from '../../../controller/status-rollup.ts';
+} from '../../../controller/status/status-rollup.ts';
 import { nodeImageSetView } from './planning-fixtures.ts';
 
 const IMAGE = 'r.example/app:v2';

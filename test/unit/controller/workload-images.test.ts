@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { V1CronJob, V1DaemonSet, V1Deployment, V1Job, V1PodSpec, V1StatefulSet } from '@kubernetes/client-node';
-import { podCanRunOn } from '../../../controller/node-eligibility.ts';
+import { podCanRunOn } from '../../../controller/plan/node-eligibility.ts';
 import {
   extractPodTemplate,
   PRE_PULL_IMAGE_NAME_MAX,
@@ -12,7 +12,7 @@ import {
   type Workload,
   type WorkloadKind,
   type WorkloadPodTemplate,
-} from '../../../controller/workload-images.ts';
+} from '../../../controller/derive/workload-images.ts';
 import { decode, node, podSpec, type Plain } from './fixtures.ts';
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

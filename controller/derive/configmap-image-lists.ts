@@ -1,9 +1,9 @@
 // ConfigMaps that list images: what a data key holds (a JSON array of references, image-cache-daemon's
 // format, or one reference per line), checked with the CRD's own reference rule, and the label selector
 // of a policy's spec.configMaps in the text form a list-watch sends to the API server. Pure: no I/O.
-import { isImageReference, type LabelSelector } from '../api/v1alpha1/index.ts';
-import { compileLabelSelector, type Parsed } from './label-selector.ts';
-import { errorText } from '../lib/errors.ts';
+import { isImageReference, type LabelSelector } from '../../api/v1alpha1/index.ts';
+import { compileLabelSelector, type Parsed } from '../plan/label-selector.ts';
+import { errorText } from '../../lib/errors.ts';
 
 /** What the controller keeps of a ConfigMap: its identity and its data, nothing else. */
 export interface ConfigMapView {

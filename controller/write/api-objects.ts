@@ -1,15 +1,13 @@
 // The objects the controller writes, as request bodies, and the comparable form of what it reads back, so
 // "changed?" is a digest comparison. Pure: no I/O; times come from the caller.
-import { API_VERSION, PURGE_FINALIZER, type PrePullImage, type PrePullImageStatus, type PrePullPolicyStatus } from '../api/v1alpha1/index.ts';
+import { API_VERSION, PURGE_FINALIZER, type PrePullImage, type PrePullImageStatus, type PrePullPolicyStatus } from '../../api/v1alpha1/index.ts';
 import { canonicalDigest } from './canonical-json.ts';
-import { MANAGED_ANNOTATIONS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL, type DesiredPrePullImage } from './desired-images.ts';
-import type { PlannedNodeImageSet } from './node-plan.ts';
-import { SECRET_COPY_LABEL, SECRET_SOURCE_ANNOTATION, type SecretCopy } from './pull-secrets.ts';
-import type { StatusEvent } from './status-rollup.ts';
+import { type DesiredPrePullImage } from '../derive/desired-images.ts';
+import type { PlannedNodeImageSet } from '../plan/node-plan.ts';
+import { type SecretCopy } from '../derive/pull-secrets.ts';
+import type { StatusEvent } from '../status/status-rollup.ts';
+import { CONTROLLER_FIELD_MANAGER, MANAGED_ANNOTATIONS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL, SECRET_COPY_LABEL, SECRET_SOURCE_ANNOTATION } from '../../api/v1alpha1/labels.ts';
 
-export const FIELD_MANAGER = 'kwarm-controller';
-/** Owns only the purge finalizer on hand-written PrePullImages, so the user's own applies never fight it. */
-export const PURGE_FIELD_MANAGER = 'kwarm-controller-purge';
 const KWARM = `/apis/${API_VERSION}`;
 
 export const paths = {
@@ -192,8 +190,8 @@ export function eventBody(
     type: ev.type,
     reason: ev.reason,
     message: ev.message,
-    source: { component: FIELD_MANAGER },
-    reportingComponent: FIELD_MANAGER,
+    source: { component: CONTROLLER_FIELD_MANAGER },
+    reportingComponent: CONTROLLER_FIELD_MANAGER,
     reportingInstance: instance,
     firstTimestamp: now,
     lastTimestamp: now,

@@ -8,10 +8,10 @@
 // replace the workflow-level ones field by field (workflowSpec for a CronWorkflow). spec.templateDefaults and
 // the Argo controller's workflowDefaults are not read.
 import { createHash } from 'node:crypto';
-import { ARGO_WORKLOAD_KINDS, isImageReference } from '../api/v1alpha1/index.ts';
-import { field, isObj, list, str, stringMap, termOf, tolerationOf } from './cluster-cache.ts';
-import type { LabelSet } from './label-selector.ts';
-import { compilePodPlacement, type AffinitySpec, type PodPlacement, type PodSchedulingSpec } from './node-eligibility.ts';
+import { ARGO_WORKLOAD_KINDS, isImageReference } from '../../api/v1alpha1/index.ts';
+import { field, isObj, list, str, stringMap, termOf, tolerationOf } from '../sources/decode.ts';
+import type { LabelSet } from '../plan/label-selector.ts';
+import { compilePodPlacement, type AffinitySpec, type PodPlacement, type PodSchedulingSpec } from '../plan/node-eligibility.ts';
 import { PRE_PULL_IMAGE_NAME_MAX, withHash } from './workload-images.ts';
 
 export type ArgoKind = (typeof ARGO_WORKLOAD_KINDS)[number];

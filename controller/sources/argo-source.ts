@@ -6,10 +6,10 @@
 // requested at all. A missing group is a state, not an error: it is logged once, when it changes.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
-import { ARGO_WORKLOAD_KINDS } from '../api/v1alpha1/index.ts';
-import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
-import { ListWatch, objectKey } from '../lib/list-watch.ts';
-import { Wakeup } from '../lib/wakeup.ts';
+import { ARGO_WORKLOAD_KINDS } from '../../api/v1alpha1/index.ts';
+import { isNotFound, type KubeClient } from '../../lib/kube-client.ts';
+import { ListWatch, objectKey } from '../../lib/list-watch.ts';
+import { Wakeup } from '../../lib/wakeup.ts';
 import {
   ARGO_DISCOVERY_PATH,
   argoCollectionPath,
@@ -17,9 +17,9 @@ import {
   servedArgoKinds,
   type ArgoKind,
   type ArgoWorkflowView,
-} from './argo-workflow-images.ts';
-import { field, str } from './cluster-cache.ts';
-import { errorText } from '../lib/errors.ts';
+} from '../derive/argo-workflow-images.ts';
+import { field, str } from './decode.ts';
+import { errorText } from '../../lib/errors.ts';
 
 export interface ArgoSourceOptions {
   readonly client: KubeClient;

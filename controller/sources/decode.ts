@@ -4,7 +4,7 @@
 // At 5,000 nodes the caches are most of the controller's memory, so decoders share repeated strings through
 // SharedValues and, given the object they replace, return it unchanged when nothing they keep changed (then
 // the reconciler need not run a pass for a kubelet or agent heartbeat).
-import { decode } from '../api/schema.ts';
+import { decode } from '../../api/schema.ts';
 import {
   NODE_PULL_PHASES,
   nodeImageSetSpecSchema,
@@ -15,12 +15,12 @@ import {
   type RemovalResult,
   type PrePullImage,
   type PrePullPolicy,
-} from '../api/v1alpha1/index.ts';
-import type { ConfigMapView } from './configmap-image-lists.ts';
-import type { ServiceAccountView, WorkloadView } from './desired-images.ts';
-import type { NodeSelectorRequirementSpec, NodeSelectorTermSpec, NodeView, TaintSpec, TolerationSpec } from './node-eligibility.ts';
-import { entriesDigest, removalsDigest, specDigestOf, type NodeImageSetView, type NodeImageStatusView, type NodeRemovalStatusView } from './node-plan.ts';
-import type { SecretView } from './pull-secrets.ts';
+} from '../../api/v1alpha1/index.ts';
+import type { ConfigMapView } from '../derive/configmap-image-lists.ts';
+import type { ServiceAccountView, WorkloadView } from '../derive/desired-images.ts';
+import type { NodeSelectorRequirementSpec, NodeSelectorTermSpec, NodeView, TaintSpec, TolerationSpec } from '../plan/node-eligibility.ts';
+import { entriesDigest, removalsDigest, specDigestOf, type NodeImageSetView, type NodeImageStatusView, type NodeRemovalStatusView } from '../plan/node-plan.ts';
+import type { SecretView } from '../derive/pull-secrets.ts';
 import {
   containerImages,
   imagePullSecretNames,
@@ -29,7 +29,7 @@ import {
   type ContainerSpec,
   type PodSpecView,
   type WorkloadKind,
-} from './workload-images.ts';
+} from '../derive/workload-images.ts';
 
 type Obj = Record<string, unknown>;
 

@@ -15,8 +15,8 @@ import {
   type RemovalResult,
   type NodePullPhase,
   type Retry,
-} from '../api/v1alpha1/index.ts';
-import { digest } from './canonical-json.ts';
+} from '../../api/v1alpha1/index.ts';
+import { digest } from '../write/canonical-json.ts';
 import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector } from './label-selector.ts';
 import { nodeAcceptsPulls, placementAllows, targetingAllows, type NodeTargeting, type NodeView, type PodPlacement } from './node-eligibility.ts';
 

@@ -1,23 +1,11 @@
 // From policies and workloads to the PrePullImages kwarm should write: one per (workload, container) of
 // every workload a PrePullPolicy selects, with the policy's settings. Pure: no I/O, no clock.
-import type { LabelSelector, NodeSelectorTerms, PrePullPolicy, Retry, Toleration } from '../api/v1alpha1/index.ts';
-import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector, type LabelSet } from './label-selector.ts';
-import { compilePodPlacement, type PodPlacement } from './node-eligibility.ts';
+import type { LabelSelector, NodeSelectorTerms, PrePullPolicy, Retry, Toleration } from '../../api/v1alpha1/index.ts';
+import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector, type LabelSet } from '../plan/label-selector.ts';
+import { compilePodPlacement, type PodPlacement } from '../plan/node-eligibility.ts';
 import { prePullImageName, workloadApiVersion, type WorkloadIdentity, type WorkloadPodTemplate } from './workload-images.ts';
 import { ARGO_GROUP_VERSION, argoImageGroups, describeUsers, isArgoKind, type ArgoIdentity, type ArgoKind, type ArgoWorkflowView } from './argo-workflow-images.ts';
-
-/** Labels and annotations on the PrePullImages the controller writes. */
-export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
-export const MANAGED_BY_VALUE = 'kwarm-controller';
-export const POLICY_LABEL = 'kwarm.io/policy';
-export const WORKLOAD_ANNOTATION = 'kwarm.io/workload';
-export const CONTAINER_ANNOTATION = 'kwarm.io/container';
-/** On static and ConfigMap images: `static`, or `configmap` (see listed-images.ts). */
-export const SOURCE_ANNOTATION = 'kwarm.io/source';
-/** On ConfigMap images: the data keys that list the image, comma-separated. */
-export const CONFIGMAP_KEYS_ANNOTATION = 'kwarm.io/configmap-keys';
-/** Every annotation the controller owns on a derived PrePullImage. */
-export const MANAGED_ANNOTATIONS = [WORKLOAD_ANNOTATION, CONTAINER_ANNOTATION, SOURCE_ANNOTATION, CONFIGMAP_KEYS_ANNOTATION] as const;
+import { CONTAINER_ANNOTATION, WORKLOAD_ANNOTATION } from '../../api/v1alpha1/labels.ts';
 
 /** What the controller keeps of a workload: its labels and its pod template. */
 export interface WorkloadView {

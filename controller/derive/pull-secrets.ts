@@ -2,10 +2,9 @@
 // kwarm's namespace. The controller keeps one copy per source Secret there, under a name derived from the
 // source, in sync with it, and removes copies nothing references. Pure: no I/O.
 import { createHash } from 'node:crypto';
-import { canonicalJson } from './canonical-json.ts';
+import { canonicalJson } from '../write/canonical-json.ts';
+import { SECRET_COPY_LABEL, SECRET_SOURCE_ANNOTATION } from '../../api/v1alpha1/labels.ts';
 
-export const SECRET_COPY_LABEL = 'kwarm.io/pull-secret-copy';
-export const SECRET_SOURCE_ANNOTATION = 'kwarm.io/source';
 export const DOCKER_CONFIG_JSON = 'kubernetes.io/dockerconfigjson';
 export const DOCKER_CFG = 'kubernetes.io/dockercfg';
 

@@ -10,7 +10,7 @@ import type {
   V1ObjectMeta,
   V1StatefulSet,
 } from '@kubernetes/client-node';
-import type { PodSchedulingSpec, TolerationSpec } from './node-eligibility.ts';
+import type { PodSchedulingSpec, TolerationSpec } from '../plan/node-eligibility.ts';
 
 export interface ContainerSpec {
   readonly name: string;

@@ -3,12 +3,12 @@
 // the controller never holds every ConfigMap of the cluster.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
-import type { KubeClient } from '../lib/kube-client.ts';
-import { ListWatch } from '../lib/list-watch.ts';
-import { paths } from './api-objects.ts';
-import { decodeConfigMap, field, str } from './cluster-cache.ts';
-import type { ConfigMapView } from './configmap-image-lists.ts';
-import { errorText } from '../lib/errors.ts';
+import type { KubeClient } from '../../lib/kube-client.ts';
+import { ListWatch } from '../../lib/list-watch.ts';
+import { paths } from '../write/api-objects.ts';
+import { decodeConfigMap, field, str } from './decode.ts';
+import type { ConfigMapView } from '../derive/configmap-image-lists.ts';
+import { errorText } from '../../lib/errors.ts';
 
 interface Watch {
   readonly informer: ListWatch<ConfigMapView>;

@@ -3,7 +3,7 @@
 // planner writes is computed from that record, so a restarted controller raises exactly the same rounds.
 // Pure: no I/O, no clock (the caller passes the time).
 import { createHash } from 'node:crypto';
-import { durationMilliseconds, REFRESH_ANNOTATION, type PrePullImageStatus } from '../api/v1alpha1/index.ts';
+import { durationMilliseconds, REFRESH_ANNOTATION, type PrePullImageStatus } from '../../api/v1alpha1/index.ts';
 import type { StatusEvent } from './status-rollup.ts';
 
 export type RefreshRecord = NonNullable<PrePullImageStatus['refresh']>;

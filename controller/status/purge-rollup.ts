@@ -6,8 +6,8 @@ import {
   type Condition,
   type PrePullImageStatus,
   type RemovalResult,
-} from '../api/v1alpha1/index.ts';
-import type { NodeImageSetView, NodeRemovalStatusView, PlannedNodeImageSet } from './node-plan.ts';
+} from '../../api/v1alpha1/index.ts';
+import type { NodeImageSetView, NodeRemovalStatusView, PlannedNodeImageSet } from '../plan/node-plan.ts';
 import { setCondition } from './status-rollup.ts';
 
 export type PurgeStatus = NonNullable<PrePullImageStatus['purge']>;

@@ -2,18 +2,11 @@
 // its `spec.configMaps` selects. Pure: no I/O, no clock. The reconciler merges these with the workload
 // images of desired-images.ts.
 import { createHash } from 'node:crypto';
-import { API_VERSION, type PrePullPolicy } from '../api/v1alpha1/index.ts';
+import { API_VERSION, type PrePullPolicy } from '../../api/v1alpha1/index.ts';
 import { configMapImages, labelSelectorQuery, type ConfigMapImages, type ConfigMapView } from './configmap-image-lists.ts';
-import {
-  CONFIGMAP_KEYS_ANNOTATION,
-  managedSpec,
-  policyNodes,
-  prePullImageKey,
-  SOURCE_ANNOTATION,
-  type DesiredPrePullImage,
-  type ManagedPrePullImageSpec,
-} from './desired-images.ts';
+import { managedSpec, policyNodes, prePullImageKey, type DesiredPrePullImage, type ManagedPrePullImageSpec } from './desired-images.ts';
 import { PRE_PULL_IMAGE_NAME_MAX } from './workload-images.ts';
+import { CONFIGMAP_KEYS_ANNOTATION, SOURCE_ANNOTATION } from '../../api/v1alpha1/labels.ts';
 
 export const STATIC_SOURCE = 'static';
 export const CONFIGMAP_SOURCE = 'configmap';

@@ -10,11 +10,11 @@ import {
   type PrePullImagePhase,
   type PrePullImageStatus,
   type PrePullPolicyStatus,
-} from '../api/v1alpha1/index.ts';
-import { ARGO_GROUP_VERSION } from './argo-workflow-images.ts';
-import type { PolicyEvaluation } from './desired-images.ts';
-import type { ConfigMapsState, ListedEvaluation } from './listed-images.ts';
-import type { NodeImageSetView, PlannedNodeImageSet } from './node-plan.ts';
+} from '../../api/v1alpha1/index.ts';
+import { ARGO_GROUP_VERSION } from '../derive/argo-workflow-images.ts';
+import type { PolicyEvaluation } from '../derive/desired-images.ts';
+import type { ConfigMapsState, ListedEvaluation } from '../derive/listed-images.ts';
+import type { NodeImageSetView, PlannedNodeImageSet } from '../plan/node-plan.ts';
 
 export const PULL_SECRETS_READY = 'PullSecretsReady';
 
