@@ -21,6 +21,7 @@ import { startControlPlane } from '../local-cluster/control-plane.ts';
 import { ControllerProcess, controllerKubeconfig, metricValue } from '../local-cluster/controller-process.ts';
 import { installCrds } from '../local-cluster/crds.ts';
 import { chartControllerNodeArgs, compiledController } from './compiled-binaries.ts';
+import { eachLimited } from '../lib/each-limited.ts';
 
 function arg(name: string, fallback: number): number {
   const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -42,17 +43,6 @@ const KWARM = '/apis/kwarm.io/v1alpha1';
 function heapText(metrics: string): string {
   const mib = (name: string): string => ((metricValue(metrics, `kwarm_controller_nodejs_${name}`) ?? 0) / 2 ** 20).toFixed(0);
   return `heap used ${mib('heap_size_used_bytes')} MiB of ${mib('heap_size_total_bytes')} MiB, external ${mib('external_memory_bytes')} MiB`;
-}
-
-async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++];
-      if (item !== undefined) await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: limit }, worker));
 }
 
 async function waitUntil(what: string, timeoutMs: number, probe: () => boolean | Promise<boolean>): Promise<number> {

@@ -46,9 +46,10 @@ async function main(): Promise<number> {
     .help()
     .parseAsync();
 
-  const maxConcurrentPulls = argv['max-concurrent-pulls'];
+  // The flag keeps the seed's name; inside, the cluster-wide budget is told apart from the per-node limit.
+  const clusterPullBudget = argv['max-concurrent-pulls'];
   const maxPullsPerNode = argv['max-pulls-per-node'];
-  if (!Number.isInteger(maxConcurrentPulls) || maxConcurrentPulls < 0) throw new Error('--max-concurrent-pulls must be an integer >= 0');
+  if (!Number.isInteger(clusterPullBudget) || clusterPullBudget < 0) throw new Error('--max-concurrent-pulls must be an integer >= 0');
   if (!Number.isInteger(maxPullsPerNode) || maxPullsPerNode < 1 || maxPullsPerNode > 64) throw new Error('--max-pulls-per-node must be an integer from 1 to 64');
 
   const log = createLogger({ level: argv['log-level'], format: argv['log-format'], component: 'kwarm-controller' });
@@ -71,7 +72,7 @@ async function main(): Promise<number> {
   const controller = new Controller({
     client, log, metrics, identity,
     namespace: argv.namespace,
-    maxConcurrentPulls,
+    clusterPullBudget,
     maxPullsPerNode,
     resyncPeriodMs: duration('resync-period', argv['resync-period']),
     argoDiscoveryIntervalMs: duration('argo-discovery-interval', argv['argo-discovery-interval']),
@@ -96,7 +97,7 @@ async function main(): Promise<number> {
   }
 
   log.info('starting', {
-    identity, namespace: argv.namespace, maxConcurrentPulls, maxPullsPerNode, leaderElect: argv['leader-elect'],
+    identity, namespace: argv.namespace, maxConcurrentPulls: clusterPullBudget, maxPullsPerNode, leaderElect: argv['leader-elect'],
     writeQps: argv['write-qps'], writeBurst: argv['write-burst'],
   });
   let code = 0;

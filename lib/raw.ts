@@ -45,3 +45,13 @@ export function list<T>(v: unknown, item: (x: unknown) => T | undefined): T[] {
 export function strings(v: unknown): string[] | undefined {
   return Array.isArray(v) ? (v as unknown[]).filter((x): x is string => typeof x === 'string') : undefined;
 }
+
+/**
+ * The entries of `o` that are not undefined: optional fields of a decoded object, which
+ * exactOptionalPropertyTypes forbids setting to undefined explicitly.
+ */
+export function defined<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  return out as { [K in keyof T]?: Exclude<T[K], undefined> };
+}

@@ -9,7 +9,8 @@
 // the Argo controller's workflowDefaults are not read.
 import { createHash } from 'node:crypto';
 import { ARGO_WORKLOAD_KINDS, isImageReference } from '../../api/v1alpha1/index.ts';
-import { field, isObj, list, str, stringMap, termOf, tolerationOf } from '../sources/decode.ts';
+import { field, isRecord, list, str, stringMap } from '../../lib/raw.ts';
+import { termOf, tolerationOf } from '../sources/scheduling-decode.ts';
 import type { LabelSet } from '../plan/label-selector.ts';
 import { compilePodPlacement, type AffinitySpec, type PodPlacement, type PodSchedulingSpec } from '../plan/node-eligibility.ts';
 import { PRE_PULL_IMAGE_NAME_MAX, withHash } from './workload-images.ts';
@@ -83,17 +84,17 @@ export function workflowSpecOf(kind: ArgoKind, raw: unknown): unknown {
 function affinityOf(v: unknown): AffinitySpec | undefined {
   const required = field(v, 'nodeAffinity', 'requiredDuringSchedulingIgnoredDuringExecution');
   // Only required node affinity constrains nodes; pod (anti-)affinity and preferences are ignored.
-  if (!isObj(required)) return isObj(v) ? {} : undefined;
+  if (!isRecord(required)) return isRecord(v) ? {} : undefined;
   return { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: list(required.nodeSelectorTerms, termOf) } } };
 }
 
 /** nodeSelector, tolerations and required node affinity of a workflow spec or a template, as set there. */
 export function schedulingOf(v: unknown): PodSchedulingSpec {
-  if (!isObj(v)) return {};
+  if (!isRecord(v)) return {};
   const tolerations = Array.isArray(v.tolerations) ? list(v.tolerations, tolerationOf) : undefined;
   const affinity = affinityOf(v.affinity);
   return {
-    ...(isObj(v.nodeSelector) ? { nodeSelector: stringMap(v.nodeSelector) } : {}),
+    ...(isRecord(v.nodeSelector) ? { nodeSelector: stringMap(v.nodeSelector) } : {}),
     ...(tolerations !== undefined ? { tolerations } : {}),
     ...(affinity !== undefined ? { affinity } : {}),
   };
@@ -121,7 +122,7 @@ function pullable(image: string | undefined): image is string {
  * containers, sidecars. `container` and `script` run as Argo's "main" container.
  */
 export function templateContainers(template: unknown): { container: string; image: string }[] {
-  if (!isObj(template)) return [];
+  if (!isRecord(template)) return [];
   const out: { container: string; image: string }[] = [];
   const add = (c: unknown, fallbackName: string): void => {
     const image = str(field(c, 'image'));
@@ -133,8 +134,8 @@ export function templateContainers(template: unknown): { container: string; imag
     if (Array.isArray(items)) (items as unknown[]).forEach((c, i) => { add(c, `${what}[${i}]`); });
   };
   each(template.initContainers, 'initContainers');
-  if (isObj(template.container)) add({ ...template.container, name: 'main' }, 'main');
-  if (isObj(template.script)) add({ ...template.script, name: 'main' }, 'main');
+  if (isRecord(template.container)) add({ ...template.container, name: 'main' }, 'main');
+  if (isRecord(template.script)) add({ ...template.script, name: 'main' }, 'main');
   each(field(template, 'containerSet', 'containers'), 'containerSet');
   each(template.sidecars, 'sidecars');
   return out;
@@ -255,7 +256,7 @@ export const ARGO_DISCOVERY_PATH = `/apis/${ARGO_GROUP_VERSION}`;
 /** The Argo kinds an APIResourceList (GET /apis/argoproj.io/v1alpha1) says the cluster serves. */
 export function servedArgoKinds(discovery: unknown): Set<ArgoKind> {
   const served = new Set<ArgoKind>();
-  for (const r of list(field(discovery, 'resources'), (x) => (isObj(x) ? x : undefined))) {
+  for (const r of list(field(discovery, 'resources'), (x) => (isRecord(x) ? x : undefined))) {
     for (const kind of ARGO_WORKLOAD_KINDS) {
       if (r.name === argoResources[kind].plural && r.kind === kind) served.add(kind);
     }

@@ -2,14 +2,6 @@
 // containers and initContainers, its pull secrets and service account, and the name of the PrePullImage
 // kwarm derives for each container. Pure: no I/O, no clock.
 import { createHash } from 'node:crypto';
-import type {
-  V1CronJob,
-  V1DaemonSet,
-  V1Deployment,
-  V1Job,
-  V1ObjectMeta,
-  V1StatefulSet,
-} from '@kubernetes/client-node';
 import type { PodSchedulingSpec, TolerationSpec } from '../plan/node-eligibility.ts';
 
 export interface ContainerSpec {
@@ -17,7 +9,7 @@ export interface ContainerSpec {
   readonly image?: string;
 }
 
-/** What kwarm reads of a pod template's spec; any V1PodSpec is one, and so is the informers' projection. */
+/** What kwarm reads of a pod template's spec: the informers' projection (sources/decode.ts). */
 export interface PodSpecView extends PodSchedulingSpec {
   readonly containers: readonly ContainerSpec[];
   readonly initContainers?: readonly ContainerSpec[];
@@ -27,19 +19,12 @@ export interface PodSpecView extends PodSchedulingSpec {
   readonly hostNetwork?: boolean;
 }
 
-/** The caller states the kind: objects from list calls and informers carry no `kind` field. */
-export type Workload =
-  | { readonly kind: 'Deployment'; readonly object: V1Deployment }
-  | { readonly kind: 'StatefulSet'; readonly object: V1StatefulSet }
-  | { readonly kind: 'DaemonSet'; readonly object: V1DaemonSet }
-  | { readonly kind: 'Job'; readonly object: V1Job }
-  | { readonly kind: 'CronJob'; readonly object: V1CronJob };
-export type WorkloadKind = Workload['kind'];
-
-export const workloadKinds = ['Deployment', 'StatefulSet', 'DaemonSet', 'Job', 'CronJob'] as const satisfies readonly WorkloadKind[];
+/** The workload kinds the controller watches itself (the Argo kinds come through sources/argo-source.ts). */
+export const builtinWorkloadKinds = ['Deployment', 'StatefulSet', 'DaemonSet', 'Job', 'CronJob'] as const;
+export type BuiltinWorkloadKind = (typeof builtinWorkloadKinds)[number];
 
 /** For owner references. */
-export function workloadApiVersion(kind: WorkloadKind): 'apps/v1' | 'batch/v1' {
+export function workloadApiVersion(kind: BuiltinWorkloadKind): 'apps/v1' | 'batch/v1' {
   switch (kind) {
     case 'Deployment':
     case 'StatefulSet':
@@ -56,15 +41,10 @@ export function workloadApiVersion(kind: WorkloadKind): 'apps/v1' | 'batch/v1' {
 }
 
 export interface WorkloadIdentity {
-  readonly kind: WorkloadKind;
+  readonly kind: BuiltinWorkloadKind;
   readonly namespace: string;
   readonly name: string;
   readonly uid: string;
-}
-
-/** A map key for a workload; the uid is left out so a re-created workload maps to the same entry. */
-export function workloadKey(id: Pick<WorkloadIdentity, 'kind' | 'namespace' | 'name'>): string {
-  return `${id.kind}/${id.namespace}/${id.name}`;
 }
 
 export interface ContainerImage {
@@ -85,36 +65,6 @@ export interface WorkloadPodTemplate {
   readonly imagePullSecrets: readonly string[];
   /** The service account the pods run as ("default" when the template names none). */
   readonly serviceAccountName: string;
-}
-
-export type WorkloadTemplateResult =
-  | { readonly ok: true; readonly template: WorkloadPodTemplate }
-  | { readonly ok: false; readonly reason: 'MissingIdentity' | 'MissingPodTemplate'; readonly message: string };
-
-function podSpecOf(workload: Workload): PodSpecView | undefined {
-  switch (workload.kind) {
-    case 'Deployment':
-      return workload.object.spec?.template.spec;
-    case 'StatefulSet':
-      return workload.object.spec?.template.spec;
-    case 'DaemonSet':
-      return workload.object.spec?.template.spec;
-    case 'Job':
-      return workload.object.spec?.template.spec;
-    case 'CronJob':
-      return workload.object.spec.jobTemplate.spec?.template.spec;
-    default: {
-      const unreachable: never = workload;
-      return unreachable;
-    }
-  }
-}
-
-function identityOf(kind: WorkloadKind, meta: V1ObjectMeta | undefined): WorkloadIdentity | undefined {
-  const namespace = meta?.namespace ?? '';
-  const name = meta?.name ?? '';
-  const uid = meta?.uid ?? '';
-  return namespace === '' || name === '' || uid === '' ? undefined : { kind, namespace, name, uid };
 }
 
 export function containerImages(spec: PodSpecView): ContainerImage[] {
@@ -170,7 +120,7 @@ function sameToleration(a: TolerationSpec, b: TolerationSpec): boolean {
  * their controller (replacing a template toleration with the same key/operator/value/effect); every other
  * kind's pods are scheduled with the template as written. Returns a new object only when it differs.
  */
-export function schedulingSpecFor(kind: WorkloadKind, spec: PodSpecView): PodSchedulingSpec {
+export function schedulingSpecFor(kind: BuiltinWorkloadKind, spec: PodSpecView): PodSchedulingSpec {
   if (kind !== 'DaemonSet') return spec;
   const tolerations: TolerationSpec[] = [...(spec.tolerations ?? [])];
   for (const t of daemonSetTolerations(spec)) {
@@ -189,28 +139,6 @@ export function schedulingSpecFor(kind: WorkloadKind, spec: PodSpecView): PodSch
   };
 }
 
-export function extractPodTemplate(workload: Workload): WorkloadTemplateResult {
-  const identity = identityOf(workload.kind, workload.object.metadata);
-  if (identity === undefined) {
-    return { ok: false, reason: 'MissingIdentity', message: `${workload.kind} without namespace, name or uid` };
-  }
-  const podSpec = podSpecOf(workload);
-  if (podSpec === undefined) {
-    return { ok: false, reason: 'MissingPodTemplate', message: `${workloadKey(identity)} has no pod template spec` };
-  }
-  return {
-    ok: true,
-    template: {
-      identity,
-      podSpec,
-      schedulingSpec: schedulingSpecFor(workload.kind, podSpec),
-      images: containerImages(podSpec),
-      imagePullSecrets: imagePullSecretNames(podSpec),
-      serviceAccountName: serviceAccountNameOf(podSpec),
-    },
-  };
-}
-
 // ---- PrePullImage names -----------------------------------------------------------------------------
 
 /** Short enough for a label value and for `kubectl get` columns; well under the 253 a name allows. */
@@ -224,7 +152,7 @@ const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
  * are not valid Kubernetes names) it is cleaned, cut, and suffixed with a hash of the full triple, so
  * distinct triples keep distinct names.
  */
-export function prePullImageName(kind: WorkloadKind, workloadName: string, containerName: string): string {
+export function prePullImageName(kind: BuiltinWorkloadKind, workloadName: string, containerName: string): string {
   const full = `${kind.toLowerCase()}.${workloadName}.${containerName}`;
   if (full.length <= PRE_PULL_IMAGE_NAME_MAX && DNS1123_SUBDOMAIN.test(full)) return full;
   const hash = createHash('sha256').update(`${kind}/${workloadName}/${containerName}`).digest('hex').slice(0, HASH_LENGTH);

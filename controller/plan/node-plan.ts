@@ -16,7 +16,7 @@ import {
   type NodePullPhase,
   type Retry,
 } from '../../api/v1alpha1/index.ts';
-import { digest } from '../write/canonical-json.ts';
+import { byImage, compareStrings, entriesDigest, removalsDigest, specDigestOf, type NodeRemoval } from './node-image-set-digest.ts';
 import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector } from './label-selector.ts';
 import { nodeAcceptsPulls, placementAllows, targetingAllows, type NodeTargeting, type NodeView, type PodPlacement } from './node-eligibility.ts';
 
@@ -90,74 +90,14 @@ export function isFinished(status: NodeImageStatusView | undefined, round: numbe
   return status !== undefined && status.round === round && (status.phase === 'Completed' || status.phase === 'Failed');
 }
 
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function compareSources(a: NodeImage['sources'][number], b: NodeImage['sources'][number]): number {
-  return compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name);
-}
-
-/**
- * One entry as fixed text: every field in a fixed order, lists sorted, so equal entries give equal text
- * however they were built. The destructuring fails to compile when NodeImage gains a field this misses.
- */
-function entryText(e: NodeImage): string {
-  const { image, imageDigest, pullSecrets, timeout, retry, round, sources, ...otherEntryFields } = e;
-  const { maxAttempts, backoffSeconds, ...otherRetryFields } = retry;
-  const _exhaustive: Record<string, never> = { ...otherEntryFields, ...otherRetryFields };
-  return JSON.stringify([
-    image, imageDigest ?? null, [...pullSecrets].sort(compareStrings), timeout, maxAttempts, backoffSeconds, round,
-    [...sources].sort(compareSources).map((x) => [x.namespace, x.name]),
-  ]);
-}
-
-function byImage(a: NodeImage, b: NodeImage): number {
-  return compareStrings(a.image, b.image);
-}
-
-/** Digest of a spec's entries, sorted by image; `sorted` says they already are. */
-export function entriesDigest(images: readonly NodeImage[], sorted = false): string {
-  const list = sorted ? images : [...images].sort(byImage);
-  return digest(list.map(entryText).join('\n'));
-}
-
-type NodeRemoval = NodeImageSetSpec['removals'][number];
-
-/** Digest of spec.removals in image order; '' for none, so a spec without removals digests as it always did. */
-export function removalsDigest(removals: readonly NodeRemoval[]): string {
-  if (removals.length === 0) return '';
-  const text = [...removals]
-    .sort((a, b) => compareStrings(a.image, b.image))
-    .map((r) => {
-      // Fails to compile when a removal entry gains a field this misses.
-      const { image, sources, ...otherFields } = r;
-      const _exhaustive: Record<string, never> = otherFields;
-      return JSON.stringify([image, [...sources].sort(compareSources).map((x) => [x.namespace, x.name])]);
-    });
-  return digest(text.join('\n'));
-}
-
-/** A NodeImageSet's digest from its owner, its per-node limit, entriesDigest of its entries and removalsDigest of its removals. */
-export function specDigestOf(ownerUid: string | undefined, maxConcurrentPulls: number, entries: string, removals = ''): string {
-  return digest(`${ownerUid ?? ''}\n${maxConcurrentPulls}\n${entries}${removals === '' ? '' : `\nremovals ${removals}`}`);
-}
-
-/**
- * Compares a planned NodeImageSet with a cached one: the owner and the spec, entries in image order and
- * their lists in a fixed order, so equal specs digest equally however they were built.
- */
-export function nodeImageSetDigest(ownerUid: string | undefined, spec: NodeImageSetSpec): string {
-  return specDigestOf(ownerUid, spec.maxConcurrentPulls, entriesDigest(spec.images), removalsDigest(spec.removals));
-}
-
 export interface PlanInput {
   readonly targets: readonly ImageTarget[];
   /** Node objects (a projection with name, uid, labels, taints, unschedulable and the Ready condition is enough). */
   readonly nodes: Iterable<NodeView>;
   readonly current: ReadonlyMap<string, NodeImageSetView>;
-  /** Cluster-wide released-but-unfinished pairs; 0 = unlimited. */
-  readonly maxConcurrentPulls: number;
+  /** Cluster-wide released-but-unfinished pairs (--max-concurrent-pulls); 0 = unlimited. */
+  readonly clusterPullBudget: number;
+  /** Pulls each agent runs at once (--max-pulls-per-node); written as every NodeImageSet's spec.maxConcurrentPulls. */
   readonly maxPullsPerNode: number;
   /** Remembered from the last pass (see PlanMemo); optional. */
   readonly memo?: PlanMemo;
@@ -482,7 +422,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
 
   // Release image by image (all nodes of one image before the next), so one rollout finishes first.
   candidates.sort((a, b) => compareStrings(a.image, b.image) || compareStrings(a.node, b.node));
-  let available = input.maxConcurrentPulls === 0 ? Number.POSITIVE_INFINITY : Math.max(0, input.maxConcurrentPulls - unfinished);
+  let available = input.clusterPullBudget === 0 ? Number.POSITIVE_INFINITY : Math.max(0, input.clusterPullBudget - unfinished);
   let held = 0;
   for (const c of candidates) {
     const keep = kept.get(c.node);
@@ -500,7 +440,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
 
   const nodeImageSets = new Map<string, PlannedNodeImageSet>();
   const names = new Set([...kept.keys(), ...input.current.keys(), ...removalsOn.keys()]);
-  const maxConcurrentPulls = input.maxPullsPerNode;
+  const perNodeLimit = input.maxPullsPerNode;
   for (const name of [...names].sort(compareStrings)) {
     const info = nodeByName.get(name);
     // A NodeImageSet whose Node is gone is left to the garbage collector.
@@ -509,16 +449,16 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     const removals = removalsOn.get(name) ?? [];
     const removed = removalsDigest(removals);
     if (k !== undefined && !(k instanceof Map)) {
-      const spec: NodeImageSetSpec = { maxConcurrentPulls, images: k.entries as NodeImage[], removals };
-      nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, maxConcurrentPulls, k.entriesDigest, removed), released: k.released });
+      const spec: NodeImageSetSpec = { maxConcurrentPulls: perNodeLimit, images: k.entries as NodeImage[], removals };
+      nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, k.entriesDigest, removed), released: k.released });
       continue;
     }
     const entries = [...(k?.values() ?? [])].sort(byImage);
     // Nothing released yet and nothing to empty: no write.
     if (entries.length === 0 && removals.length === 0 && !input.current.has(name)) continue;
-    const spec: NodeImageSetSpec = { maxConcurrentPulls, images: entries, removals };
+    const spec: NodeImageSetSpec = { maxConcurrentPulls: perNodeLimit, images: entries, removals };
     const released = new Map(entries.map((e) => [e.image, e.round]));
-    nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, maxConcurrentPulls, entriesDigest(entries, true), removed), released });
+    nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, entriesDigest(entries, true), removed), released });
   }
   if (input.memo !== undefined) input.memo.settled = settled;
   return { nodeImageSets, targetNodes, unfinished, held };

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import { ARGO_WORKLOAD_KINDS } from '../../api/v1alpha1/index.ts';
 import { isNotFound, type KubeClient } from '../../lib/kube-client.ts';
-import { ListWatch, objectKey } from '../../lib/list-watch.ts';
+import type { ListWatch } from '../../lib/list-watch.ts';
 import { Wakeup } from '../../lib/wakeup.ts';
 import {
   ARGO_DISCOVERY_PATH,
@@ -18,7 +18,7 @@ import {
   type ArgoKind,
   type ArgoWorkflowView,
 } from '../derive/argo-workflow-images.ts';
-import { field, str } from './decode.ts';
+import { projectedWatch } from './projected-watch.ts';
 import { errorText } from '../../lib/errors.ts';
 
 export interface ArgoSourceOptions {
@@ -167,23 +167,12 @@ export class ArgoSource {
   private startWatch(kind: ArgoKind, parent: AbortSignal): RunningWatch {
     const stop = new AbortController();
     const signal = AbortSignal.any([parent, stop.signal]);
-    let unchanged: string | undefined;
-    const informer: ListWatch<ArgoWorkflowView> = new ListWatch<ArgoWorkflowView>({
+    const informer = projectedWatch<ArgoWorkflowView>({
       client: this.o.client,
       log: this.o.log,
       path: argoCollectionPath(kind),
-      decode: (raw) => {
-        const key = objectKey(str(field(raw, 'metadata', 'namespace')), str(field(raw, 'metadata', 'name')) ?? '');
-        const previous = informer.get(key);
-        const obj = decodeArgoWorkflow(kind, raw, previous);
-        unchanged = obj !== undefined && obj === previous ? key : undefined;
-        return obj;
-      },
-      onChange: (key, obj) => {
-        const same = obj !== undefined && key === unchanged;
-        unchanged = undefined;
-        if (!same) this.o.onChange();
-      },
+      decode: (raw, previous) => decodeArgoWorkflow(kind, raw, previous),
+      onChange: () => { this.o.onChange(); },
       // The CRD may have been removed: ask discovery again soon rather than retry the watch forever.
       onError: () => { this.trigger(); },
     });

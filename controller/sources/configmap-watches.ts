@@ -4,9 +4,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import type { KubeClient } from '../../lib/kube-client.ts';
-import { ListWatch } from '../../lib/list-watch.ts';
+import type { ListWatch } from '../../lib/list-watch.ts';
 import { paths } from '../write/api-objects.ts';
-import { decodeConfigMap, field, str } from './decode.ts';
+import { decodeConfigMap } from './decode.ts';
+import { projectedWatch } from './projected-watch.ts';
 import type { ConfigMapView } from '../derive/configmap-image-lists.ts';
 import { errorText } from '../../lib/errors.ts';
 
@@ -44,24 +45,13 @@ export class ConfigMapWatches {
       if (this.watches.has(query)) continue;
       const stop = new AbortController();
       const both = AbortSignal.any([signal, stop.signal]);
-      let unchanged: string | undefined;
-      const informer: ListWatch<ConfigMapView> = new ListWatch<ConfigMapView>({
+      const informer = projectedWatch<ConfigMapView>({
         client: this.o.client,
         path: paths.configMaps,
         log: this.o.log,
         labelSelector: query,
-        decode: (raw) => {
-          const key = `${str(field(raw, 'metadata', 'namespace')) ?? ''}/${str(field(raw, 'metadata', 'name')) ?? ''}`;
-          const previous = informer.get(key);
-          const cm = decodeConfigMap(raw, previous);
-          unchanged = cm !== undefined && cm === previous ? key : undefined;
-          return cm;
-        },
-        onChange: (key, obj) => {
-          const same = obj !== undefined && key === unchanged;
-          unchanged = undefined;
-          if (!same) this.o.onChange();
-        },
+        decode: decodeConfigMap,
+        onChange: () => { this.o.onChange(); },
       });
       const running = informer.run(both).catch((err: unknown) => {
         this.o.log.error('ConfigMap watch ended', { labelSelector: query, error: errorText(err) });

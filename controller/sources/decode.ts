@@ -5,6 +5,8 @@
 // SharedValues and, given the object they replace, return it unchanged when nothing they keep changed (then
 // the reconciler need not run a pass for a kubelet or agent heartbeat).
 import { decode } from '../../api/schema.ts';
+import { defined, field, isRecord, list, str, stringMap, type RawObject } from '../../lib/raw.ts';
+import { termOf, tolerationOf } from './scheduling-decode.ts';
 import {
   NODE_PULL_PHASES,
   nodeImageSetSpecSchema,
@@ -18,8 +20,8 @@ import {
 } from '../../api/v1alpha1/index.ts';
 import type { ConfigMapView } from '../derive/configmap-image-lists.ts';
 import type { ServiceAccountView, WorkloadView } from '../derive/desired-images.ts';
-import type { NodeSelectorRequirementSpec, NodeSelectorTermSpec, NodeView, TaintSpec, TolerationSpec } from '../plan/node-eligibility.ts';
-import { entriesDigest, removalsDigest, specDigestOf, type NodeImageSetView, type NodeImageStatusView, type NodeRemovalStatusView } from '../plan/node-plan.ts';
+import type { NodeView, TaintSpec } from '../plan/node-eligibility.ts';
+import { type NodeImageSetView, type NodeImageStatusView, type NodeRemovalStatusView } from '../plan/node-plan.ts';
 import type { SecretView } from '../derive/pull-secrets.ts';
 import {
   containerImages,
@@ -28,34 +30,11 @@ import {
   serviceAccountNameOf,
   type ContainerSpec,
   type PodSpecView,
-  type WorkloadKind,
+  type BuiltinWorkloadKind,
 } from '../derive/workload-images.ts';
+import { entriesDigest, removalsDigest, specDigestOf } from '../plan/node-image-set-digest.ts';
 
-type Obj = Record<string, unknown>;
-
-export function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** The value at `path` inside nested objects, or undefined. */
-export function field(v: unknown, ...path: string[]): unknown {
-  let cur = v;
-  for (const p of path) {
-    if (!isObj(cur)) return undefined;
-    cur = cur[p];
-  }
-  return cur;
-}
-
-export function str(v: unknown): string | undefined {
-  return typeof v === 'string' ? v : undefined;
-}
-
-export function stringMap(v: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (isObj(v)) for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out[k] = val;
-  return out;
-}
+type Obj = RawObject;
 
 /**
  * A bounded table of shared values by key. When full it starts over, so values that left the cluster are
@@ -106,34 +85,13 @@ function interner(shared: SharedValues | undefined): Intern {
 
 function internedMap(v: unknown, intern: Intern): Record<string, string> {
   const out: Record<string, string> = {};
-  if (isObj(v)) for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out[intern(k)] = intern(val);
+  if (isRecord(v)) for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out[intern(k)] = intern(val);
   return out;
 }
 
 /** Projections are built in a fixed key order, so equal projections serialise equally. */
 function sameProjection(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
-}
-
-export function list<T>(v: unknown, item: (x: unknown) => T | undefined): T[] {
-  if (!Array.isArray(v)) return [];
-  const out: T[] = [];
-  for (const x of v as unknown[]) {
-    const d = item(x);
-    if (d !== undefined) out.push(d);
-  }
-  return out;
-}
-
-function strings(v: unknown): string[] | undefined {
-  return Array.isArray(v) ? (v as unknown[]).filter((x): x is string => typeof x === 'string') : undefined;
-}
-
-/** `{ ...(value !== undefined ? { key: value } : {}) }` for several keys: exactOptionalPropertyTypes forbids explicit undefined. */
-function defined<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
-  return out as { [K in keyof T]?: Exclude<T[K], undefined> };
 }
 
 // ---- nodes ------------------------------------------------------------------------------------------
@@ -171,7 +129,7 @@ export function decodeNode(raw: unknown, previous?: NodeView, shared?: SharedVal
 
 // ---- workloads ----------------------------------------------------------------------------------------
 
-function rawPodSpec(kind: WorkloadKind, raw: unknown): unknown {
+function rawPodSpec(kind: BuiltinWorkloadKind, raw: unknown): unknown {
   switch (kind) {
     case 'Deployment':
     case 'StatefulSet':
@@ -193,40 +151,11 @@ function containerOf(v: unknown, intern: Intern): ContainerSpec | undefined {
   return name === undefined ? undefined : { name, ...defined({ image: image === undefined ? undefined : intern(image) }) };
 }
 
-export function tolerationOf(v: unknown): TolerationSpec | undefined {
-  if (!isObj(v)) return undefined;
-  const seconds = v.tolerationSeconds;
-  return defined({
-    key: str(v.key),
-    operator: str(v.operator),
-    value: str(v.value),
-    effect: str(v.effect),
-    tolerationSeconds: typeof seconds === 'number' ? seconds : undefined,
-  });
-}
-
-function requirementOf(v: unknown): NodeSelectorRequirementSpec | undefined {
-  const key = str(field(v, 'key'));
-  const operator = str(field(v, 'operator'));
-  if (key === undefined || operator === undefined) return undefined;
-  return { key, operator, ...defined({ values: strings(field(v, 'values')) }) };
-}
-
-export function termOf(v: unknown): NodeSelectorTermSpec | undefined {
-  if (!isObj(v)) return undefined;
-  const matchExpressions = list(v.matchExpressions, requirementOf);
-  const matchFields = list(v.matchFields, requirementOf);
-  return {
-    ...(matchExpressions.length > 0 ? { matchExpressions } : {}),
-    ...(matchFields.length > 0 ? { matchFields } : {}),
-  };
-}
-
 /** The template's pod spec, keeping only what placement, images and pull secrets read. */
 function podSpecOf(spec: Obj, intern: Intern): PodSpecView {
   const container = (v: unknown): ContainerSpec | undefined => containerOf(v, intern);
   const initContainers = list(spec.initContainers, container);
-  const imagePullSecrets = list(spec.imagePullSecrets, (r) => (isObj(r) ? defined({ name: str(r.name) }) : undefined));
+  const imagePullSecrets = list(spec.imagePullSecrets, (r) => (isRecord(r) ? defined({ name: str(r.name) }) : undefined));
   const tolerations = list(spec.tolerations, tolerationOf);
   const required = field(spec, 'affinity', 'nodeAffinity', 'requiredDuringSchedulingIgnoredDuringExecution');
   const osName = str(field(spec, 'os', 'name'));
@@ -235,8 +164,8 @@ function podSpecOf(spec: Obj, intern: Intern): PodSpecView {
     ...(initContainers.length > 0 ? { initContainers } : {}),
     ...(imagePullSecrets.length > 0 ? { imagePullSecrets } : {}),
     ...(tolerations.length > 0 ? { tolerations } : {}),
-    ...(isObj(spec.nodeSelector) ? { nodeSelector: stringMap(spec.nodeSelector) } : {}),
-    ...(isObj(required) ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: list(required.nodeSelectorTerms, termOf) } } } } : {}),
+    ...(isRecord(spec.nodeSelector) ? { nodeSelector: stringMap(spec.nodeSelector) } : {}),
+    ...(isRecord(required) ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: list(required.nodeSelectorTerms, termOf) } } } } : {}),
     ...(osName !== undefined ? { os: { name: osName } } : {}),
     ...(typeof spec.hostNetwork === 'boolean' ? { hostNetwork: spec.hostNetwork } : {}),
     ...defined({
@@ -258,14 +187,14 @@ function controllingCronJob(owners: unknown): string | undefined {
  * A workload's identity, labels and the scheduling-relevant part of its pod template; `previous` is returned
  * when none of that changed (a status update, a scale).
  */
-export function workloadDecoder(kind: WorkloadKind, shared?: SharedValues): (raw: unknown, previous?: WorkloadView) => WorkloadView | undefined {
+export function workloadDecoder(kind: BuiltinWorkloadKind, shared?: SharedValues): (raw: unknown, previous?: WorkloadView) => WorkloadView | undefined {
   const intern = interner(shared);
   return (raw, previous) => {
     const namespace = str(field(raw, 'metadata', 'namespace'));
     const name = str(field(raw, 'metadata', 'name'));
     const uid = str(field(raw, 'metadata', 'uid'));
     const spec = rawPodSpec(kind, raw);
-    if (namespace === undefined || name === undefined || uid === undefined || !isObj(spec)) return undefined;
+    if (namespace === undefined || name === undefined || uid === undefined || !isRecord(spec)) return undefined;
     const podSpec = podSpecOf(spec, intern);
     const cronJob = kind === 'Job' ? controllingCronJob(field(raw, 'metadata', 'ownerReferences')) : undefined;
     const workload: WorkloadView = {
@@ -344,7 +273,7 @@ function isNodePullPhase(v: unknown): v is NodePullPhase {
 }
 
 function statusEntry(v: unknown, intern: Intern, shared: SharedValues | undefined): [string, NodeImageStatusView] | undefined {
-  if (!isObj(v)) return undefined;
+  if (!isRecord(v)) return undefined;
   const image = str(v.image);
   const phase = v.phase;
   if (image === undefined || !isNodePullPhase(phase)) return undefined;
@@ -372,7 +301,7 @@ function isRemovalResult(v: unknown): v is RemovalResult {
 
 /** An agent's answer to a removal; fields in a fixed order (sameProjection compares them as JSON). */
 function removalEntry(v: unknown, intern: Intern): [string, NodeRemovalStatusView] | undefined {
-  if (!isObj(v)) return undefined;
+  if (!isRecord(v)) return undefined;
   const image = str(v.image);
   const result = v.result;
   if (image === undefined || !isRemovalResult(result)) return undefined;

@@ -11,7 +11,7 @@ import {
   workloadDecoder,
 } from '../../../controller/sources/decode.ts';
 import { isNodeReady, podCanRunOn } from '../../../controller/plan/node-eligibility.ts';
-import { nodeImageSetDigest } from '../../../controller/plan/node-plan.ts';
+import { nodeImageSetDigest } from '../../../controller/plan/node-image-set-digest.ts';
 
 describe('controller/cluster-cache decoders', () => {
   it('keeps of a Node only what eligibility reads', () => {

@@ -1,16 +1,9 @@
 import { expect } from 'chai';
 import { MAX_NODE_IMAGES } from '../../../api/v1alpha1/index.ts';
 import { compileNodeTargeting, compilePodPlacement } from '../../../controller/plan/node-eligibility.ts';
-import {
-  isFinished,
-  nodeImageSetDigest,
-  planNodeImageSets,
-  PlanMemo,
-  type ImageTarget,
-  type NodeImageSetView,
-  type PlanInput,
-} from '../../../controller/plan/node-plan.ts';
+import { isFinished, planNodeImageSets, PlanMemo, type ImageTarget, type NodeImageSetView, type PlanInput } from '../../../controller/plan/node-plan.ts';
 import { node, nodeImageSetView } from './planning-fixtures.ts';
+import { nodeImageSetDigest } from '../../../controller/plan/node-image-set-digest.ts';
 
 function target(name: string, image: string, extra: Partial<ImageTarget> = {}): ImageTarget {
   return {
@@ -34,7 +27,7 @@ function target(name: string, image: string, extra: Partial<ImageTarget> = {}): 
 const three = [node({ name: 'n1' }), node({ name: 'n2' }), node({ name: 'n3' })];
 
 function plan(input: Partial<PlanInput> & Pick<PlanInput, 'targets'>) {
-  return planNodeImageSets({ nodes: three, current: new Map(), maxConcurrentPulls: 0, maxPullsPerNode: 2, ...input });
+  return planNodeImageSets({ nodes: three, current: new Map(), clusterPullBudget: 0, maxPullsPerNode: 2, ...input });
 }
 
 function imagesOn(p: ReturnType<typeof plan>, n: string): string[] {
@@ -142,7 +135,7 @@ describe('controller/node-plan', () => {
     const targets = [target('a', 'r.example/a:1'), target('b', 'r.example/b:1')];
 
     it('releases at most max-concurrent-pulls pairs, image by image', () => {
-      const p = plan({ targets, maxConcurrentPulls: 2 });
+      const p = plan({ targets, clusterPullBudget: 2 });
       expect(imagesOn(p, 'n1')).to.deep.equal(['r.example/a:1']);
       expect(imagesOn(p, 'n2')).to.deep.equal(['r.example/a:1']);
       expect(p.nodeImageSets.has('n3')).to.equal(false);
@@ -151,15 +144,15 @@ describe('controller/node-plan', () => {
     });
 
     it('counts unfinished pairs from the NodeImageSets, so a new controller neither forgets nor exceeds it', () => {
-      const first = plan({ targets, maxConcurrentPulls: 2 });
+      const first = plan({ targets, clusterPullBudget: 2 });
       // A restarted controller sees the two released pairs still pulling: nothing more is released.
-      const again = plan({ targets, maxConcurrentPulls: 2, current: asCurrent(first, () => 'Pulling') });
+      const again = plan({ targets, clusterPullBudget: 2, current: asCurrent(first, () => 'Pulling') });
       expect(again.unfinished).to.equal(2);
       expect(again.held).to.equal(4);
       expect(imagesOn(again, 'n3')).to.deep.equal([]);
       // One finishes (even a failure or a stale earlier round counts only for its own round): one more is released.
       const current = asCurrent(first, (n) => (n === 'n1' ? 'Failed' : 'Pulling'));
-      const next = plan({ targets, maxConcurrentPulls: 2, current });
+      const next = plan({ targets, clusterPullBudget: 2, current });
       expect(next.unfinished).to.equal(2);
       expect(imagesOn(next, 'n3')).to.deep.equal(['r.example/a:1']);
     });
@@ -168,7 +161,7 @@ describe('controller/node-plan', () => {
       let current = new Map<string, NodeImageSetView>();
       const done = new Set<string>();
       for (let step = 0; step < 20; step++) {
-        const p = plan({ targets, maxConcurrentPulls: 1, current });
+        const p = plan({ targets, clusterPullBudget: 1, current });
         expect(p.unfinished).to.be.at.most(1);
         current = asCurrent(p, (n, image) => (done.has(`${n} ${image}`) ? 'Completed' : 'Pulling'));
         // The agent finishes whatever is released.
@@ -179,7 +172,7 @@ describe('controller/node-plan', () => {
     });
 
     it('treats 0 as unlimited', () => {
-      const p = plan({ targets, maxConcurrentPulls: 0 });
+      const p = plan({ targets, clusterPullBudget: 0 });
       expect(p.unfinished).to.equal(6);
       expect(p.held).to.equal(0);
     });
@@ -214,8 +207,8 @@ describe('controller/node-plan', () => {
       let current = new Map<string, NodeImageSetView>();
       const steps: (() => void)[] = [
         () => undefined,
-        () => { current = asCurrent(plan({ targets, nodes, current, maxConcurrentPulls: 5 }), (n) => (n === 'n2' ? 'Pulling' : 'Completed')); },
-        () => { current = asCurrent(plan({ targets, nodes, current, maxConcurrentPulls: 5 }), () => 'Completed'); },
+        () => { current = asCurrent(plan({ targets, nodes, current, clusterPullBudget: 5 }), (n) => (n === 'n2' ? 'Pulling' : 'Completed')); },
+        () => { current = asCurrent(plan({ targets, nodes, current, clusterPullBudget: 5 }), () => 'Completed'); },
         () => { nodes = nodes.map((n) => (n.metadata?.name === 'n4' ? pools(4, { ready: false }) : n)); },
         () => { targets = targets.map((t) => (t.name === 'a' ? { ...t, image: 'r.example/a:2' } : t)); },
         () => { nodes = [...nodes, pools(8)]; },
@@ -224,9 +217,9 @@ describe('controller/node-plan', () => {
       ];
       for (const [i, step] of steps.entries()) {
         step();
-        for (const maxConcurrentPulls of [0, 5]) {
-          const input = { targets, nodes, current, maxConcurrentPulls };
-          expect(summary(plan({ ...input, memo })), `step ${i}, budget ${maxConcurrentPulls}`).to.deep.equal(summary(plan(input)));
+        for (const clusterPullBudget of [0, 5]) {
+          const input = { targets, nodes, current, clusterPullBudget };
+          expect(summary(plan({ ...input, memo })), `step ${i}, budget ${clusterPullBudget}`).to.deep.equal(summary(plan(input)));
         }
       }
     });
@@ -286,16 +279,16 @@ describe('controller/node-plan', () => {
       const targets = [target('a', A)];
       const first = plan({ targets });
       const refreshed = [target('a', A, { round: 100 })];
-      const p1 = plan({ targets: refreshed, current: settledAs(first, 'Completed'), maxConcurrentPulls: 2 });
+      const p1 = plan({ targets: refreshed, current: settledAs(first, 'Completed'), clusterPullBudget: 2 });
       expect(roundsOf(p1)).to.deep.equal({ n1: 100, n2: 100, n3: 0 });
       expect(p1.unfinished).to.equal(2);
       expect(p1.held).to.equal(1);
       // Still pulling: nothing more.
-      const p2 = plan({ targets: refreshed, current: settledAs(p1, (n) => (n === 'n3' ? 'Completed' : 'Pulling')), maxConcurrentPulls: 2 });
+      const p2 = plan({ targets: refreshed, current: settledAs(p1, (n) => (n === 'n3' ? 'Completed' : 'Pulling')), clusterPullBudget: 2 });
       expect(roundsOf(p2)).to.deep.equal({ n1: 100, n2: 100, n3: 0 });
       expect(p2.unfinished).to.equal(2);
       // Done (a failure is done too): the last node is raised.
-      const p3 = plan({ targets: refreshed, current: settledAs(p2, 'Failed'), maxConcurrentPulls: 2 });
+      const p3 = plan({ targets: refreshed, current: settledAs(p2, 'Failed'), clusterPullBudget: 2 });
       expect(roundsOf(p3)).to.deep.equal({ n1: 100, n2: 100, n3: 100 });
       expect(p3.unfinished).to.equal(1);
       expect(p3.held).to.equal(0);
@@ -303,7 +296,7 @@ describe('controller/node-plan', () => {
 
     it('raises a pair still pulling its old round at once: it already counts against the budget', () => {
       const first = plan({ targets: [target('a', A)] });
-      const p = plan({ targets: [target('a', A, { round: 100 })], current: settledAs(first, 'Pulling'), maxConcurrentPulls: 3 });
+      const p = plan({ targets: [target('a', A, { round: 100 })], current: settledAs(first, 'Pulling'), clusterPullBudget: 3 });
       expect(roundsOf(p)).to.deep.equal({ n1: 100, n2: 100, n3: 100 });
       expect(p.unfinished).to.equal(3);
       expect(p.held).to.equal(0);
@@ -316,7 +309,7 @@ describe('controller/node-plan', () => {
       targets = images.map((image, i) => target(`t${i}`, image, { round: 7 }));
       const pulled = new Set<string>();
       for (let step = 0; step < 20; step++) {
-        const p = plan({ targets, current, maxConcurrentPulls: 2 });
+        const p = plan({ targets, current, clusterPullBudget: 2 });
         expect(p.unfinished, `step ${step}`).to.be.at.most(2);
         for (const [n, s] of p.nodeImageSets) for (const e of s.spec.images) if (e.round === 7) pulled.add(`${n} ${e.image}`);
         // The agents finish whatever was released in this step.
@@ -334,8 +327,8 @@ describe('controller/node-plan', () => {
       const steps: Map<string, NodeImageSetView>[] = [settledAs(p1, 'Completed')];
       for (let i = 0; i < 3; i++) {
         const current = steps.at(-1)!;
-        const withMemo = plan({ targets: refreshed, current, memo, maxConcurrentPulls: 1 });
-        const without = plan({ targets: refreshed, current, maxConcurrentPulls: 1 });
+        const withMemo = plan({ targets: refreshed, current, memo, clusterPullBudget: 1 });
+        const without = plan({ targets: refreshed, current, clusterPullBudget: 1 });
         expect([...withMemo.nodeImageSets].map(([n, s]) => [n, s.digest, s.spec])).to.deep.equal([...without.nodeImageSets].map(([n, s]) => [n, s.digest, s.spec]));
         steps.push(settledAs(withMemo, 'Completed'));
       }

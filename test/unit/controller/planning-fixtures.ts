@@ -6,7 +6,7 @@ import { decodeNode, workloadDecoder } from '../../../controller/sources/decode.
 import type { WorkloadView } from '../../../controller/derive/desired-images.ts';
 import type { NodeView } from '../../../controller/plan/node-eligibility.ts';
 import type { NodeImageSetView, NodeImageStatusView } from '../../../controller/plan/node-plan.ts';
-import type { WorkloadKind } from '../../../controller/derive/workload-images.ts';
+import type { BuiltinWorkloadKind } from '../../../controller/derive/workload-images.ts';
 
 export function policy(name: string, spec: Record<string, unknown>, generation = 1): PrePullPolicy {
   const r = decode(prePullPolicySchema, { apiVersion: 'kwarm.io/v1alpha1', kind: 'PrePullPolicy', metadata: { name, generation }, spec });
@@ -21,7 +21,7 @@ export function prePullImage(namespace: string, name: string, spec: Record<strin
 }
 
 export interface WorkloadFixture {
-  kind?: WorkloadKind;
+  kind?: BuiltinWorkloadKind;
   namespace?: string;
   name: string;
   labels?: Record<string, string>;

@@ -3,8 +3,9 @@ import { decode } from '../../../api/schema.ts';
 import { nodeImageSetSpecSchema } from '../../../api/v1alpha1/index.ts';
 import { decodeNodeImageSet } from '../../../controller/sources/decode.ts';
 import { compileNodeTargeting } from '../../../controller/plan/node-eligibility.ts';
-import { nodeImageSetDigest, planNodeImageSets, specDigestOf, entriesDigest, type ImageTarget, type PlanInput } from '../../../controller/plan/node-plan.ts';
+import { planNodeImageSets, type ImageTarget, type PlanInput } from '../../../controller/plan/node-plan.ts';
 import { node } from './planning-fixtures.ts';
+import { entriesDigest, nodeImageSetDigest, specDigestOf } from '../../../controller/plan/node-image-set-digest.ts';
 
 function target(name: string, image: string, extra: Partial<ImageTarget> = {}): ImageTarget {
   return {
@@ -16,7 +17,7 @@ function target(name: string, image: string, extra: Partial<ImageTarget> = {}): 
 const nodes = [node({ name: 'n1' }), node({ name: 'n2', ready: false }), node({ name: 'n3', labels: { pool: 'gpu' } })];
 
 function plan(input: Partial<PlanInput> & Pick<PlanInput, 'targets'>) {
-  return planNodeImageSets({ nodes, current: new Map(), maxConcurrentPulls: 0, maxPullsPerNode: 2, ...input });
+  return planNodeImageSets({ nodes, current: new Map(), clusterPullBudget: 0, maxPullsPerNode: 2, ...input });
 }
 
 describe('controller/node-plan removals (purge)', () => {
@@ -34,7 +35,7 @@ describe('controller/node-plan removals (purge)', () => {
   it('follows the node selector and keeps removals out of the pull budget', () => {
     const p = plan({
       targets: [target('old', 'r.example/old:1', { purge: true, nodeSelector: { matchLabels: { pool: 'gpu' } } }), target('new', 'r.example/new:1')],
-      maxConcurrentPulls: 1,
+      clusterPullBudget: 1,
     });
     expect(p.targetNodes.get('shop/old')).to.deep.equal(['n3']);
     expect(p.nodeImageSets.get('n3')!.spec.removals.map((r) => r.image)).to.deep.equal(['r.example/old:1']);

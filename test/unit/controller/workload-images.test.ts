@@ -1,19 +1,17 @@
 import { expect } from 'chai';
-import type { V1CronJob, V1DaemonSet, V1Deployment, V1Job, V1PodSpec, V1StatefulSet } from '@kubernetes/client-node';
+import type { V1Deployment, V1PodSpec } from '@kubernetes/client-node';
 import { podCanRunOn } from '../../../controller/plan/node-eligibility.ts';
 import {
-  extractPodTemplate,
+  builtinWorkloadKinds,
   PRE_PULL_IMAGE_NAME_MAX,
   prePullImageName,
   schedulingSpecFor,
   workloadApiVersion,
-  workloadKey,
-  workloadKinds,
-  type Workload,
-  type WorkloadKind,
+  type BuiltinWorkloadKind,
   type WorkloadPodTemplate,
 } from '../../../controller/derive/workload-images.ts';
-import { decode, node, podSpec, type Plain } from './fixtures.ts';
+import { workloadDecoder } from '../../../controller/sources/decode.ts';
+import { node, podSpec, type Plain } from './fixtures.ts';
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
@@ -34,19 +32,19 @@ const fullSpec: Plain<V1PodSpec> = {
   serviceAccountName: 'shop-sa',
 };
 
-function workloadOf(kind: WorkloadKind, name: string, spec: Plain<V1PodSpec>, metadata: Plain<V1Deployment['metadata']> = meta(name)): Workload {
+/** A workload as the API serves it (no kind field), for the informers' decoder. */
+function workloadOf(kind: BuiltinWorkloadKind, name: string, spec: Plain<V1PodSpec>, metadata: Plain<V1Deployment['metadata']> = meta(name)): { kind: BuiltinWorkloadKind; raw: unknown } {
   const template = { metadata: { labels: { app: 'x' } }, spec };
   switch (kind) {
     case 'Deployment':
-      return { kind, object: decode<V1Deployment>({ apiVersion: 'apps/v1', kind, metadata, spec: { selector, template } }) };
-    case 'StatefulSet':
-      return { kind, object: decode<V1StatefulSet>({ apiVersion: 'apps/v1', kind, metadata, spec: { selector, serviceName: name, template } }) };
     case 'DaemonSet':
-      return { kind, object: decode<V1DaemonSet>({ apiVersion: 'apps/v1', kind, metadata, spec: { selector, template } }) };
+      return { kind, raw: { metadata, spec: { selector, template } } };
+    case 'StatefulSet':
+      return { kind, raw: { metadata, spec: { selector, serviceName: name, template } } };
     case 'Job':
-      return { kind, object: decode<V1Job>({ apiVersion: 'batch/v1', kind, metadata, spec: { template } }) };
+      return { kind, raw: { metadata, spec: { template } } };
     case 'CronJob':
-      return { kind, object: decode<V1CronJob>({ apiVersion: 'batch/v1', kind, metadata, spec: { schedule: '*/5 * * * *', jobTemplate: { spec: { template } } } }) };
+      return { kind, raw: { metadata, spec: { schedule: '*/5 * * * *', jobTemplate: { spec: { template } } } } };
     default: {
       const unreachable: never = kind;
       return unreachable;
@@ -54,15 +52,16 @@ function workloadOf(kind: WorkloadKind, name: string, spec: Plain<V1PodSpec>, me
   }
 }
 
-function extracted(w: Workload): WorkloadPodTemplate {
-  const r = extractPodTemplate(w);
-  if (!r.ok) throw new Error(`extraction failed: ${r.message}`);
-  return r.template;
+/** The pod template the production decoder (sources/decode.ts) keeps of a workload. */
+function extracted(w: { kind: BuiltinWorkloadKind; raw: unknown }): WorkloadPodTemplate {
+  const view = workloadDecoder(w.kind)(w.raw);
+  if (view === undefined) throw new Error('the decoder dropped the workload');
+  return view.template;
 }
 
 describe('controller/workload-images', () => {
-  describe('extractPodTemplate', () => {
-    for (const kind of workloadKinds) {
+  describe('workload pod templates as the informers decode them', () => {
+    for (const kind of builtinWorkloadKinds) {
       it(`reads identity, images, pull secrets and service account of a ${kind}`, () => {
         const t = extracted(workloadOf(kind, 'web', fullSpec));
         expect(t.identity).to.deep.equal({ kind, namespace: 'shop', name: 'web', uid: 'uid-web' });
@@ -79,7 +78,7 @@ describe('controller/workload-images', () => {
     }
 
     it('knows the API group of every kind', () => {
-      expect(workloadKinds.map(workloadApiVersion)).to.deep.equal(['apps/v1', 'apps/v1', 'apps/v1', 'batch/v1', 'batch/v1']);
+      expect(builtinWorkloadKinds.map(workloadApiVersion)).to.deep.equal(['apps/v1', 'apps/v1', 'apps/v1', 'batch/v1', 'batch/v1']);
     });
 
     it('defaults the service account to "default" and honours the deprecated serviceAccount field', () => {
@@ -90,20 +89,9 @@ describe('controller/workload-images', () => {
       expect(legacy.serviceAccountName).to.equal('old-sa');
     });
 
-    it('rejects a workload without uid, naming the problem', () => {
-      const r = extractPodTemplate(workloadOf('Deployment', 'a', fullSpec, { namespace: 'shop', name: 'a' }));
-      expect(r).to.deep.include({ ok: false, reason: 'MissingIdentity' });
-    });
-
-    it('rejects a workload without a pod template spec', () => {
-      const w: Workload = { kind: 'Deployment', object: decode<V1Deployment>({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta('a') }) };
-      const r = extractPodTemplate(w);
-      expect(r).to.deep.equal({ ok: false, reason: 'MissingPodTemplate', message: 'Deployment/shop/a has no pod template spec' });
-    });
-
-    it('keys workloads by kind, namespace and name', () => {
-      const t = extracted(workloadOf('StatefulSet', 'db', fullSpec));
-      expect(workloadKey(t.identity)).to.equal('StatefulSet/shop/db');
+    it('drops a workload without uid or without a pod template spec', () => {
+      expect(workloadDecoder('Deployment')(workloadOf('Deployment', 'a', fullSpec, { namespace: 'shop', name: 'a' }).raw)).to.equal(undefined);
+      expect(workloadDecoder('Deployment')({ metadata: meta('a') })).to.equal(undefined);
     });
   });
 
@@ -181,7 +169,7 @@ describe('controller/workload-images', () => {
     });
 
     const long = 'payments-' + 'x'.repeat(200);
-    const cases: { name: string; kind: WorkloadKind; workload: string; container: string }[] = [
+    const cases: { name: string; kind: BuiltinWorkloadKind; workload: string; container: string }[] = [
       { name: 'short', kind: 'Job', workload: 'j', container: 'c' },
       { name: 'exactly at the bound', kind: 'Job', workload: 'w'.repeat(PRE_PULL_IMAGE_NAME_MAX - 'job..c'.length), container: 'c' },
       { name: 'one over the bound', kind: 'Job', workload: 'w'.repeat(PRE_PULL_IMAGE_NAME_MAX - 'job..c'.length + 1), container: 'c' },
