@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { MAX_NODE_IMAGES } from '../../../api/v1alpha1/index.ts';
-import { compileNodeTargeting, compilePodPlacement } from '../../../controller/plan/node-eligibility.ts';
-import { isFinished, planNodeImageSets, PlanMemo, type ImageTarget, type NodeImageSetView, type PlanInput } from '../../../controller/plan/node-plan.ts';
-import { node, nodeImageSetView } from './planning-fixtures.ts';
-import { nodeImageSetDigest } from '../../../controller/plan/node-image-set-digest.ts';
+import { MAX_NODE_IMAGES } from '../../../../api/v1alpha1/index.ts';
+import { compileNodeTargeting, compilePodPlacement } from '../../../../controller/plan/node-eligibility.ts';
+import { isFinished, planNodeImageSets, PlanMemo, type ImageTarget, type NodeImageSetView, type PlanInput } from '../../../../controller/plan/node-plan.ts';
+import { node, nodeImageSetView } from '../planning-fixtures.ts';
+import { nodeImageSetDigest } from '../../../../controller/plan/node-image-set-digest.ts';
 
 function target(name: string, image: string, extra: Partial<ImageTarget> = {}): ImageTarget {
   return {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { canonicalJson } from '../../../controller/write/canonical-json.ts';
+import { canonicalJson } from '../../../../controller/write/canonical-json.ts';
 import {
   decodeConfigMap,
   decodeNode,
@@ -9,9 +9,9 @@ import {
   InternPool,
   SharedValues,
   workloadDecoder,
-} from '../../../controller/sources/decode.ts';
-import { isNodeReady, podCanRunOn } from '../../../controller/plan/node-eligibility.ts';
-import { nodeImageSetDigest } from '../../../controller/plan/node-image-set-digest.ts';
+} from '../../../../controller/sources/decode.ts';
+import { isNodeReady, podCanRunOn } from '../../../../controller/plan/node-eligibility.ts';
+import { nodeImageSetDigest } from '../../../../controller/plan/node-image-set-digest.ts';
 
 describe('controller/cluster-cache decoders', () => {
   it('keeps of a Node only what eligibility reads', () => {

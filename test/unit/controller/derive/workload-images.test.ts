@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { V1Deployment, V1PodSpec } from '@kubernetes/client-node';
-import { podCanRunOn } from '../../../controller/plan/node-eligibility.ts';
+import { podCanRunOn } from '../../../../controller/plan/node-eligibility.ts';
 import {
   builtinWorkloadKinds,
   PRE_PULL_IMAGE_NAME_MAX,
@@ -9,9 +9,9 @@ import {
   workloadApiVersion,
   type BuiltinWorkloadKind,
   type WorkloadPodTemplate,
-} from '../../../controller/derive/workload-images.ts';
-import { workloadDecoder } from '../../../controller/sources/decode.ts';
-import { node, podSpec, type Plain } from './fixtures.ts';
+} from '../../../../controller/derive/workload-images.ts';
+import { workloadDecoder } from '../../../../controller/sources/decode.ts';
+import { node, podSpec, type Plain } from '../fixtures.ts';
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 

@@ -1,11 +1,11 @@
 import { expect } from 'chai';
-import { decode } from '../../../api/schema.ts';
-import { nodeImageSetSpecSchema } from '../../../api/v1alpha1/index.ts';
-import { decodeNodeImageSet } from '../../../controller/sources/decode.ts';
-import { compileNodeTargeting } from '../../../controller/plan/node-eligibility.ts';
-import { planNodeImageSets, type ImageTarget, type PlanInput } from '../../../controller/plan/node-plan.ts';
-import { node } from './planning-fixtures.ts';
-import { entriesDigest, nodeImageSetDigest, specDigestOf } from '../../../controller/plan/node-image-set-digest.ts';
+import { decode } from '../../../../api/schema.ts';
+import { nodeImageSetSpecSchema } from '../../../../api/v1alpha1/index.ts';
+import { decodeNodeImageSet } from '../../../../controller/sources/decode.ts';
+import { compileNodeTargeting } from '../../../../controller/plan/node-eligibility.ts';
+import { planNodeImageSets, type ImageTarget, type PlanInput } from '../../../../controller/plan/node-plan.ts';
+import { node } from '../planning-fixtures.ts';
+import { entriesDigest, nodeImageSetDigest, specDigestOf } from '../../../../controller/plan/node-image-set-digest.ts';
 
 function target(name: string, image: string, extra: Partial<ImageTarget> = {}): ImageTarget {
   return {

@@ -1,16 +1,16 @@
 import { expect } from 'chai';
-import { decode } from '../../../api/schema.ts';
-import { prePullImageSchema } from '../../../api/v1alpha1/index.ts';
-import { cachedPrePullImageDigest, desiredPrePullImageDigest, prePullImageApplyBody } from '../../../controller/write/api-objects.ts';
+import { decode } from '../../../../api/schema.ts';
+import { prePullImageSchema } from '../../../../api/v1alpha1/index.ts';
+import { cachedPrePullImageDigest, desiredPrePullImageDigest, prePullImageApplyBody } from '../../../../controller/write/api-objects.ts';
 import {
   DesiredImagesMemo,
   desiredPrePullImages,
   pullSecretsFor,
   serviceAccountKey,
   type ServiceAccountView,
-} from '../../../controller/derive/desired-images.ts';
-import { placementAllows } from '../../../controller/plan/node-eligibility.ts';
-import { node, policy, workload } from './planning-fixtures.ts';
+} from '../../../../controller/derive/desired-images.ts';
+import { placementAllows } from '../../../../controller/plan/node-eligibility.ts';
+import { node, policy, workload } from '../planning-fixtures.ts';
 
 const basic = policy('default', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } } });
 const noSAs = new Map<string, ServiceAccountView>();

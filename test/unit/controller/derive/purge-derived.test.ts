@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { PURGE_FINALIZER } from '../../../api/v1alpha1/index.ts';
-import { cachedPrePullImageDigest, desiredPrePullImageDigest, prePullImageApplyBody } from '../../../controller/write/api-objects.ts';
-import { desiredPrePullImages, prePullImageKey } from '../../../controller/derive/desired-images.ts';
-import { decodePrePullImage } from '../../../controller/sources/decode.ts';
-import { policy, workload } from './planning-fixtures.ts';
+import { PURGE_FINALIZER } from '../../../../api/v1alpha1/index.ts';
+import { cachedPrePullImageDigest, desiredPrePullImageDigest, prePullImageApplyBody } from '../../../../controller/write/api-objects.ts';
+import { desiredPrePullImages, prePullImageKey } from '../../../../controller/derive/desired-images.ts';
+import { decodePrePullImage } from '../../../../controller/sources/decode.ts';
+import { policy, workload } from '../planning-fixtures.ts';
 
 function derive(purgeOnDelete: boolean) {
   const p = policy('web', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, purgeOnDelete });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { PrePullImageStatus } from '../../../api/v1alpha1/index.ts';
+import type { PrePullImageStatus } from '../../../../api/v1alpha1/index.ts';
 import {
   intervalDueAt,
   isMutableImage,
@@ -9,7 +9,7 @@ import {
   requestedValue,
   wantedRound,
   type RefreshInput,
-} from '../../../controller/status/refresh.ts';
+} from '../../../../controller/status/refresh.ts';
 
 const IMAGE = 'r.example/app:v1';
 const CREATED = '2024-05-01T10:00:00Z';

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import type { PrePullImageStatus } from '../../../api/v1alpha1/index.ts';
-import type { PolicyEvaluation } from '../../../controller/derive/desired-images.ts';
-import type { ListedEvaluation } from '../../../controller/derive/listed-images.ts';
-import type { NodeImageSetView, PlannedNodeImageSet } from '../../../controller/plan/node-plan.ts';
+import type { PrePullImageStatus } from '../../../../api/v1alpha1/index.ts';
+import type { PolicyEvaluation } from '../../../../controller/derive/desired-images.ts';
+import type { ListedEvaluation } from '../../../../controller/derive/listed-images.ts';
+import type { NodeImageSetView, PlannedNodeImageSet } from '../../../../controller/plan/node-plan.ts';
 import {
   prePullImageStatus,
   configMapProblemText,
@@ -10,8 +10,8 @@ import {
   PULL_SECRETS_READY,
   setCondition,
   type ImageStatusInput,
-} from '../../../controller/status/status-rollup.ts';
-import { nodeImageSetView } from './planning-fixtures.ts';
+} from '../../../../controller/status/status-rollup.ts';
+import { nodeImageSetView } from '../planning-fixtures.ts';
 
 const IMAGE = 'r.example/app:v2';
 const T0 = '2024-05-01T10:00:00Z';

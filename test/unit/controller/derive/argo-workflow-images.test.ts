@@ -10,11 +10,11 @@ import {
   templateContainers,
   type ArgoKind,
   type ArgoWorkflowView,
-} from '../../../controller/derive/argo-workflow-images.ts';
-import { DesiredImagesMemo, argoKindsNamed, desiredPrePullImages, type ServiceAccountView } from '../../../controller/derive/desired-images.ts';
-import { placementAllows } from '../../../controller/plan/node-eligibility.ts';
-import { argoSourceCondition, prePullPolicyStatus } from '../../../controller/status/status-rollup.ts';
-import { node, policy } from './planning-fixtures.ts';
+} from '../../../../controller/derive/argo-workflow-images.ts';
+import { DesiredImagesMemo, argoKindsNamed, desiredPrePullImages, type ServiceAccountView } from '../../../../controller/derive/desired-images.ts';
+import { placementAllows } from '../../../../controller/plan/node-eligibility.ts';
+import { argoSourceCondition, prePullPolicyStatus } from '../../../../controller/status/status-rollup.ts';
+import { node, policy } from '../planning-fixtures.ts';
 
 function argo(kind: ArgoKind, spec: unknown, meta: { name?: string; namespace?: string; labels?: Record<string, string> } = {}): ArgoWorkflowView {
   const namespace = kind === 'ClusterWorkflowTemplate' ? undefined : meta.namespace ?? 'ci';

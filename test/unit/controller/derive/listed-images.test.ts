@@ -1,14 +1,14 @@
 import { expect } from 'chai';
-import type { PrePullPolicy } from '../../../api/v1alpha1/index.ts';
-import type { ConfigMapView } from '../../../controller/derive/configmap-image-lists.ts';
+import type { PrePullPolicy } from '../../../../api/v1alpha1/index.ts';
+import type { ConfigMapView } from '../../../../controller/derive/configmap-image-lists.ts';
 import {
   configMapWatchOf,
   desiredListedImages,
   listedImageName,
   ListedImagesMemo,
   type ListedImagesInput,
-} from '../../../controller/derive/listed-images.ts';
-import { policy } from './planning-fixtures.ts';
+} from '../../../../controller/derive/listed-images.ts';
+import { policy } from '../planning-fixtures.ts';
 
 const SELECTOR = { matchLabels: { 'kwarm.io/enabled': 'true' } };
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { checkPullSecret, copyMatches, DOCKER_CONFIG_JSON, planSecretCopies, secretCopyName, type SecretView } from '../../../controller/derive/pull-secrets.ts';
-import { SECRET_COPY_LABEL, SECRET_SOURCE_ANNOTATION } from '../../../api/v1alpha1/labels.ts';
+import { checkPullSecret, copyMatches, DOCKER_CONFIG_JSON, planSecretCopies, secretCopyName, type SecretView } from '../../../../controller/derive/pull-secrets.ts';
+import { SECRET_COPY_LABEL, SECRET_SOURCE_ANNOTATION } from '../../../../api/v1alpha1/labels.ts';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 const config = b64(JSON.stringify({ auths: { 'r.example': { auth: b64('u:p') } } }));

@@ -5,7 +5,7 @@ import {
   MAX_CONFIGMAP_IMAGES,
   parseImageList,
   type ConfigMapView,
-} from '../../../controller/derive/configmap-image-lists.ts';
+} from '../../../../controller/derive/configmap-image-lists.ts';
 
 function cm(data: Record<string, string>): ConfigMapView {
   return { namespace: 'shop', name: 'images', uid: 'uid-images', resourceVersion: '7', data };

@@ -14,8 +14,8 @@ import {
   targetingAllows,
   toleratesTaint,
   type IneligibilityReason,
-} from '../../../controller/plan/node-eligibility.ts';
-import { node, podSpec, type Plain } from './fixtures.ts';
+} from '../../../../controller/plan/node-eligibility.ts';
+import { node, podSpec, type Plain } from '../fixtures.ts';
 
 interface NodeOptions {
   name?: string;

@@ -12,7 +12,7 @@ import {
   requirementMatches,
   type LabelSelector,
   type LabelSet,
-} from '../../../controller/plan/label-selector.ts';
+} from '../../../../controller/plan/label-selector.ts';
 
 function requirement(key: string, operator: string, values?: string[]) {
   const parsed = parseRequirement(key, operator, values, nodeSelectorOperators);
