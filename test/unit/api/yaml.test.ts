@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { loadYaml } from '@kubernetes/client-node';
 import type { Json } from '../../../api/schema.ts';
-import { toYaml } from '../../../api/yaml-writer.ts';
+import { toYaml } from '../../../api/yaml.ts';
 
 // Wrapped under one key: loadYaml passes objects without apiVersion/kind through unchanged.
 function roundTrip(value: Json): unknown {
@@ -9,7 +9,7 @@ function roundTrip(value: Json): unknown {
   return typeof parsed === 'object' && parsed !== null && 'doc' in parsed ? parsed.doc : undefined;
 }
 
-describe('api/yaml-writer', () => {
+describe('api/yaml', () => {
   it('writes nested maps and lists in block style, keys in insertion order', () => {
     expect(toYaml({ b: 1, a: { list: [{ x: 1, w: [true] }, 'z'], empty: {}, none: [] } })).to.equal([
       'b: 1',
@@ -27,11 +27,13 @@ describe('api/yaml-writer', () => {
 
   it('quotes strings a YAML 1.1 reader would take for something else', () => {
     const tricky = ['true', 'False', 'yes', 'no', 'on', 'off', 'y', 'N', 'null', '~', '10m', '3', '1e3', '0x10', '.5', '-1',
+      '1:30', '017', '0o17', '+1', '1_000', '.inf', '.NaN', '<<', 'Yes', 'OFF',
       '', ' lead', 'trail ', 'a: b', 'a #b', '#x', '- x', '[x]', '{x}', '*x', '&x', '!x', '|x', '>x', '%x', '@x', '`x', '"x"', "it's",
       'line\nbreak', 'tab\there', "self.matches('^[a-z]+$')", '2024-01-01'];
     for (const s of tricky) expect(roundTrip(s), JSON.stringify(s)).to.equal(s);
     expect(toYaml({ k: 'True' })).to.equal("k: 'True'\n");
-    expect(toYaml({ k: "it's" })).to.equal("k: 'it''s'\n");
+    // YAML 1.1 words, sexagesimal and octal forms are quoted, not only read back right by a YAML 1.2 reader.
+    for (const s of ['yes', 'on', 'y', 'N', '1:30', '017']) expect(toYaml({ k: s })).to.equal(`k: '${s}'\n`);
   });
 
   it('leaves plain words and paths unquoted', () => {
