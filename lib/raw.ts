@@ -55,3 +55,8 @@ export function defined<T extends Record<string, unknown>>(o: T): { [K in keyof 
   for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
   return out as { [K in keyof T]?: Exclude<T[K], undefined> };
 }
+
+/** Decoded projections are built in a fixed key order, so equal projections serialise equally. */
+export function sameProjection(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

@@ -9,7 +9,7 @@
 // the Argo controller's workflowDefaults are not read.
 import { createHash } from 'node:crypto';
 import { ARGO_WORKLOAD_KINDS, isImageReference } from '../../api/v1alpha1/index.ts';
-import { field, isRecord, list, str, stringMap } from '../../lib/raw.ts';
+import { field, isRecord, list, sameProjection, str, stringMap } from '../../lib/raw.ts';
 import { termOf, tolerationOf } from '../sources/scheduling-decode.ts';
 import type { LabelSet } from '../plan/label-selector.ts';
 import { compilePodPlacement, type AffinitySpec, type PodPlacement, type PodSchedulingSpec } from '../plan/node-eligibility.ts';
@@ -154,11 +154,6 @@ export function workflowContainers(workflowSpec: unknown): ArgoContainerImage[] 
     for (const c of templateContainers(t)) out.push({ template, container: c.container, image: c.image, scheduling });
   });
   return out;
-}
-
-/** Projections are built in a fixed key order, so equal projections serialise equally. */
-function sameProjection(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /**

@@ -5,7 +5,7 @@
 // SharedValues and, given the object they replace, return it unchanged when nothing they keep changed (then
 // the reconciler need not run a pass for a kubelet or agent heartbeat).
 import { decode } from '../../api/schema.ts';
-import { defined, field, isRecord, list, str, stringMap, type RawObject } from '../../lib/raw.ts';
+import { defined, field, isRecord, list, sameProjection, str, stringMap, type RawObject } from '../../lib/raw.ts';
 import { termOf, tolerationOf } from './scheduling-decode.ts';
 import {
   NODE_PULL_PHASES,
@@ -87,11 +87,6 @@ function internedMap(v: unknown, intern: Intern): Record<string, string> {
   const out: Record<string, string> = {};
   if (isRecord(v)) for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out[intern(k)] = intern(val);
   return out;
-}
-
-/** Projections are built in a fixed key order, so equal projections serialise equally. */
-function sameProjection(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 // ---- nodes ------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import {
   type RemovalResult,
 } from '../../api/v1alpha1/index.ts';
 import type { NodeImageSetView, NodeRemovalStatusView, PlannedNodeImageSet } from '../plan/node-plan.ts';
-import { setCondition } from './status-rollup.ts';
+import { clip, setCondition } from './status-rollup.ts';
 
 export type PurgeStatus = NonNullable<PrePullImageStatus['purge']>;
 type PurgeNode = NonNullable<PurgeStatus['nodes']>[number];
@@ -40,10 +40,6 @@ function answerOf(node: string, image: string, input: PurgeInput): NodeRemovalSt
 }
 
 const DETAIL_ORDER: Record<RemovalResult, number> = { Failed: 0, Kept: 1, Removed: 2, NotPresent: 3 };
-
-function clip(text: string | undefined, max: number): string | undefined {
-  return text === undefined ? undefined : text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}
 
 export function purgeRollup(input: PurgeInput): PurgeRollup {
   let removed = 0;

@@ -86,7 +86,8 @@ function phaseOf(total: number, c: Record<NodePullPhase, number>): PrePullImageP
   return 'Pending';
 }
 
-function clip(text: string | undefined, max: number): string | undefined {
+/** `text` cut to `max` characters, an ellipsis marking the cut (status fields have bounded lengths). */
+export function clip(text: string | undefined, max: number): string | undefined {
   return text === undefined ? undefined : text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
