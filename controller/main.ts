@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { durationMilliseconds } from '../api/v1alpha1/index.ts';
+import { DEFAULT_WARMUP_TAINT_KEY, DEFAULT_WARMUP_TIMEOUT, durationMilliseconds } from '../api/v1alpha1/index.ts';
 import { defaultAccessSource, isFile, loadClusterAccess } from '../lib/cluster-access.ts';
 import { closeServer, serveHealth, serveMetrics } from '../lib/endpoints.ts';
 import { KubeClient } from '../lib/kube-client.ts';
@@ -14,6 +14,7 @@ import { TokenBucket } from '../lib/token-bucket.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { Controller } from './reconciler.ts';
 import { errorText } from '../lib/errors.ts';
+import { warmupOptions } from './warmup/barrier-decision.ts';
 
 function duration(name: string, text: string): number {
   const ms = durationMilliseconds(text);
@@ -40,6 +41,9 @@ async function main(): Promise<number> {
     .option('argo-discovery-interval', { type: 'string', default: '60s', describe: 'While a policy names an Argo Workflows kind: how often to check which Argo kinds the cluster serves' })
     .option('write-qps', { type: 'number', default: 50, describe: 'Client-side limit of API writes per second' })
     .option('write-burst', { type: 'number', default: 100, describe: 'API writes allowed at once above --write-qps' })
+    .option('warmup-taint', { type: 'string', default: DEFAULT_WARMUP_TAINT_KEY, describe: 'Startup taint kwarm removes from a node once its gating images (gateNewNodes) are present' })
+    .option('warmup-timeout', { type: 'string', default: DEFAULT_WARMUP_TIMEOUT, describe: 'From a node\'s creation to the removal of the warm-up taint whatever the images (fail open)' })
+    .option('warmup-condition-on-new-nodes', { type: 'boolean', default: false, describe: 'Also write the ImagesWarm condition on new nodes without the warm-up taint, for readiness gates on the condition' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
     .option('log-format', { choices: LOG_FORMATS, default: 'json' as const })
     .strict()
@@ -51,6 +55,7 @@ async function main(): Promise<number> {
   const maxPullsPerNode = argv['max-pulls-per-node'];
   if (!Number.isInteger(clusterPullBudget) || clusterPullBudget < 0) throw new Error('--max-concurrent-pulls must be an integer >= 0');
   if (!Number.isInteger(maxPullsPerNode) || maxPullsPerNode < 1 || maxPullsPerNode > 64) throw new Error('--max-pulls-per-node must be an integer from 1 to 64');
+  const warmup = warmupOptions(argv['warmup-taint'], argv['warmup-timeout'], argv['warmup-condition-on-new-nodes']);
 
   const log = createLogger({ level: argv['log-level'], format: argv['log-format'], component: 'kwarm-controller' });
   const access = await loadClusterAccess(defaultAccessSource(argv.kubeconfig, {
@@ -65,7 +70,8 @@ async function main(): Promise<number> {
   const client = new KubeClient(access, {
     userAgent: 'kwarm-controller',
     timeoutMs: 30_000,
-    beforeWrite: (signal) => bucket.take(signal),
+    // Checked after the wait for a token: a replica that stalled past its lease must not write on waking.
+    beforeWrite: async (signal) => { await bucket.take(signal); elector?.assertLeading(); },
     observe: (method, path, status) => { metrics.observeRequest(method, path, status); },
   });
   const identity = `${hostname()}_${randomUUID().slice(0, 8)}`;
@@ -86,6 +92,11 @@ async function main(): Promise<number> {
     ready: {
       // A standby replica is ready (it serves probes and waits for the Lease); a leader once its caches synced.
       caches: () => (elector !== undefined && !elector.isLeader) || controller.synced ? { ok: true } : { ok: false, reason: 'caches not synced yet' },
+      // A leader whose watches are down plans from stale caches; the failing watches' errors say why.
+      watches: () => {
+        const down = elector !== undefined && !elector.isLeader ? [] : controller.unhealthyInformers();
+        return down.length === 0 ? { ok: true } : { ok: false, reason: `${down.length} API watch(es) down: ${down.slice(0, 3).join('; ')}` };
+      },
     },
   }, argv['health-probe-bind-address']);
 
@@ -98,7 +109,8 @@ async function main(): Promise<number> {
 
   log.info('starting', {
     identity, namespace: argv.namespace, maxConcurrentPulls: clusterPullBudget, maxPullsPerNode, leaderElect: argv['leader-elect'],
-    writeQps: argv['write-qps'], writeBurst: argv['write-burst'],
+    writeQps: argv['write-qps'], writeBurst: argv['write-burst'], warmupTaint: warmup.taintKey, warmupTimeoutMs: warmup.timeoutMs,
+    warmupConditionOnNewNodes: warmup.conditionOnNewNodes,
   });
   let code = 0;
   try {

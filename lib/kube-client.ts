@@ -3,17 +3,19 @@
 // decodes them. Reads, writes and watches share one keep-alive agent.
 import { Agent, request, type RequestOptions } from 'node:https';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { createInterface } from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
 import type { ClusterAccess } from './cluster-access.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-export type PatchType = 'apply' | 'merge' | 'json';
+export type PatchType = 'apply' | 'merge' | 'json' | 'strategic';
 
 const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
   apply: 'application/apply-patch+yaml',
   merge: 'application/merge-patch+json',
   json: 'application/json-patch+json',
+  // Built-in kinds only: merges lists by their key (Node conditions by type), as the kubelet's own patches do.
+  strategic: 'application/strategic-merge-patch+json',
 };
 
 export interface ListPage {
@@ -76,6 +78,37 @@ export interface KubeClientOptions {
   observe?: RequestObserver;
   /** Per-request timeout for everything but watches. */
   timeoutMs?: number;
+  /**
+   * A watch that receives nothing for this long (not even a bookmark, which the API server sends about once a
+   * minute) is taken for dead and torn down; the same limit bounds the wait for the response headers. Without
+   * it a connection that died without a FIN or RST (a load balancer dropping idle flows, a vanished VM) hangs
+   * the watch for good. Default 150 s: two bookmark intervals and a margin.
+   */
+  watchIdleTimeoutMs?: number;
+}
+
+export const DEFAULT_WATCH_IDLE_TIMEOUT_MS = 150_000;
+
+/** TCP keepalive on watch sockets, so the kernel notices a dead peer too (a second line of defence). */
+const WATCH_KEEPALIVE_MS = 30_000;
+
+/** A watch torn down because the server went quiet for longer than the idle timeout. */
+export class WatchIdleError extends Error {
+  /** Whether the response had arrived (the stream went quiet) or not (the request itself hung). */
+  readonly opened: boolean;
+
+  constructor(path: string, idleMs: number, opened: boolean) {
+    super(opened
+      ? `watch ${path}: nothing received for ${Math.round(idleMs / 1000)} s (not even a bookmark); the connection is taken for dead`
+      : `watch ${path}: no response within ${Math.round(idleMs / 1000)} s`);
+    this.name = 'WatchIdleError';
+    this.opened = opened;
+  }
+}
+
+export interface WatchHooks {
+  /** Called once the server accepted the watch (200 and headers received). */
+  onOpen?: () => void;
 }
 
 export interface RequestSpec {
@@ -85,6 +118,11 @@ export interface RequestSpec {
   body?: unknown;
   contentType?: string;
   signal: AbortSignal;
+  /**
+   * Skip the client-side write limit: for Lease renewals, which must not queue behind a burst of ordinary
+   * writes while the renew deadline runs.
+   */
+  unthrottled?: boolean;
 }
 
 function buildPath(path: string, query: RequestSpec['query']): string {
@@ -152,7 +190,7 @@ export class KubeClient {
   /** Sends a request and returns the decoded JSON body (`undefined` for an empty body). */
   async request(spec: RequestSpec): Promise<unknown> {
     const write = spec.method !== 'GET';
-    if (write && this.opts.beforeWrite) await this.opts.beforeWrite(spec.signal);
+    if (write && spec.unthrottled !== true && this.opts.beforeWrite) await this.opts.beforeWrite(spec.signal);
     const payload = spec.body === undefined ? undefined : JSON.stringify(spec.body);
     const headers: Record<string, string> = {};
     if (payload !== undefined) headers['content-type'] = spec.contentType ?? 'application/json';
@@ -259,7 +297,8 @@ export class KubeClient {
 
   /**
    * Watches a collection from `resourceVersion` and calls `onEvent` for each event. Resolves when the server
-   * closes the stream or `signal` aborts; rejects on HTTP errors (a 410 rejects with a KubeApiError).
+   * closes the stream or `signal` aborts; rejects on HTTP errors (a 410 rejects with a KubeApiError), and with
+   * a WatchIdleError when nothing arrives for `watchIdleTimeoutMs`.
    * A watch ERROR event is turned into a KubeApiError with the status it carries.
    */
   async watch(
@@ -267,38 +306,78 @@ export class KubeClient {
     query: { resourceVersion: string; labelSelector?: string; fieldSelector?: string; timeoutSeconds?: number },
     onEvent: (ev: WatchEvent) => void,
     signal: AbortSignal,
+    hooks: WatchHooks = {},
   ): Promise<void> {
     const full = buildPath(path, {
       watch: true, allowWatchBookmarks: true, resourceVersion: query.resourceVersion,
       labelSelector: query.labelSelector, fieldSelector: query.fieldSelector, timeoutSeconds: query.timeoutSeconds ?? 300,
     });
-    const ropts = await this.requestOptions('GET', full, {});
-    const res = await this.send(ropts, signal);
-    const status = res.statusCode ?? 0;
-    this.opts.observe?.('GET', path, status);
-    if (status !== 200) {
-      const chunks: Buffer[] = [];
-      for await (const chunk of res) chunks.push(chunk as Buffer);
-      let body: unknown;
-      try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { body = undefined; }
-      const { reason, message } = statusFields(body);
-      throw new KubeApiError(status, reason, `watch ${path}: ${status} ${message}`.trim());
+    const idleMs = this.opts.watchIdleTimeoutMs ?? DEFAULT_WATCH_IDLE_TIMEOUT_MS;
+    const idle = new AbortController();
+    let res: IncomingMessage | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    // Re-armed by every chunk from the server: bookmarks keep a quiet but healthy watch alive.
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        const err = new WatchIdleError(path, idleMs, res !== undefined);
+        idle.abort(err);
+        res?.destroy(err);
+      }, idleMs);
+    };
+    try {
+      const ropts = await this.requestOptions('GET', full, {});
+      arm();
+      res = await this.send(ropts, AbortSignal.any([signal, idle.signal]));
+      res.socket.setKeepAlive(true, WATCH_KEEPALIVE_MS);
+      const status = res.statusCode ?? 0;
+      this.opts.observe?.('GET', path, status);
+      if (status !== 200) {
+        const chunks: Buffer[] = [];
+        for await (const chunk of res) chunks.push(chunk as Buffer);
+        let body: unknown;
+        try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { body = undefined; }
+        const { reason, message } = statusFields(body);
+        throw new KubeApiError(status, reason, `watch ${path}: ${status} ${message}`.trim());
+      }
+      arm();
+      hooks.onOpen?.();
+      const decoder = new StringDecoder('utf8');
+      let pending = '';
+      for await (const chunk of res) {
+        arm();
+        pending += decoder.write(chunk as Buffer);
+        let nl: number;
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          const line = pending.slice(0, nl);
+          pending = pending.slice(nl + 1);
+          this.dispatch(path, line, onEvent, res);
+        }
+      }
+      if (idle.signal.aborted) throw idle.signal.reason as Error;
+    } catch (err) {
+      // Whatever the tear-down surfaced as (an abort, a reset), the reason is that the watch went quiet.
+      if (idle.signal.aborted && !signal.aborted) throw idle.signal.reason as Error;
+      throw err;
+    } finally {
+      clearTimeout(timer);
     }
-    const lines = createInterface({ input: res, crlfDelay: Infinity });
-    for await (const line of lines) {
-      if (line === '') continue;
-      const ev: unknown = JSON.parse(line);
-      if (typeof ev !== 'object' || ev === null || !('type' in ev) || typeof ev.type !== 'string') continue;
-      const object: unknown = 'object' in ev ? ev.object : undefined;
-      if (ev.type === 'ERROR') {
-        const code = typeof object === 'object' && object !== null && 'code' in object && typeof object.code === 'number' ? object.code : 500;
-        const { reason, message } = statusFields(object);
-        res.destroy();
-        throw new KubeApiError(code, reason, `watch ${path}: ${code} ${message}`.trim());
-      }
-      if (ev.type === 'ADDED' || ev.type === 'MODIFIED' || ev.type === 'DELETED' || ev.type === 'BOOKMARK') {
-        onEvent({ type: ev.type, object });
-      }
+  }
+
+  /** Decodes one line of a watch stream and hands the event on; an ERROR event rejects the watch. */
+  private dispatch(path: string, line: string, onEvent: (ev: WatchEvent) => void, res: IncomingMessage): void {
+    if (line.trim() === '') return;
+    const ev: unknown = JSON.parse(line);
+    if (typeof ev !== 'object' || ev === null || !('type' in ev) || typeof ev.type !== 'string') return;
+    const object: unknown = 'object' in ev ? ev.object : undefined;
+    if (ev.type === 'ERROR') {
+      const code = typeof object === 'object' && object !== null && 'code' in object && typeof object.code === 'number' ? object.code : 500;
+      const { reason, message } = statusFields(object);
+      res.destroy();
+      throw new KubeApiError(code, reason, `watch ${path}: ${code} ${message}`.trim());
+    }
+    if (ev.type === 'ADDED' || ev.type === 'MODIFIED' || ev.type === 'DELETED' || ev.type === 'BOOKMARK') {
+      onEvent({ type: ev.type, object });
     }
   }
 

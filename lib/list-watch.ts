@@ -2,8 +2,10 @@
 // (managedFields never reach it) so the cache holds only what kwarm reads.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
-import { isGone, type KubeClient, type WatchEvent } from './kube-client.ts';
+import { isGone, WatchIdleError, type KubeClient, type WatchEvent } from './kube-client.ts';
 import { errorText } from './errors.ts';
+import type { RandomSource } from './backoff.ts';
+import { reconnectDelayMs, watchTimeoutSeconds } from './watch-timing.ts';
 
 export interface ListWatchOptions<T> {
   client: KubeClient;
@@ -18,15 +20,18 @@ export interface ListWatchOptions<T> {
   /** Called when the list or watch failed, before the back-off (e.g. to check whether the resource still exists). */
   onError?: (message: string) => void;
   log: Logger;
-  /** Back-off after an error: starts here, doubles, capped at `maxBackoffMs`. */
+  /** Back-off after an error: jittered, never below `initialBackoffMs`, capped at `maxBackoffMs`. */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
-  /** Server-side watch timeout; the watch is simply resumed when it ends. */
+  /** Base of the server-side watch timeout: each watch asks for a random time in [base, 2·base). */
   watchTimeoutSeconds?: number;
+  /** For the jitter; default Math.random. */
+  random?: RandomSource;
 }
 
 interface ObjectMetaLike {
-  name: string;
+  /** Undefined for a BOOKMARK, whose object carries only a resourceVersion. */
+  name: string | undefined;
   namespace: string | undefined;
   resourceVersion: string | undefined;
 }
@@ -34,11 +39,12 @@ interface ObjectMetaLike {
 function metaOf(raw: unknown): ObjectMetaLike | undefined {
   if (typeof raw !== 'object' || raw === null || !('metadata' in raw)) return undefined;
   const m: unknown = raw.metadata;
-  if (typeof m !== 'object' || m === null || !('name' in m) || typeof m.name !== 'string') return undefined;
+  if (typeof m !== 'object' || m === null) return undefined;
+  const name = 'name' in m && typeof m.name === 'string' ? m.name : undefined;
   const namespace = 'namespace' in m && typeof m.namespace === 'string' ? m.namespace : undefined;
   const resourceVersion = 'resourceVersion' in m && typeof m.resourceVersion === 'string' ? m.resourceVersion : undefined;
   if ('managedFields' in m) delete m.managedFields;
-  return { name: m.name, namespace, resourceVersion };
+  return { name, namespace, resourceVersion };
 }
 
 export function objectKey(namespace: string | undefined, name: string): string {
@@ -52,6 +58,7 @@ export class ListWatch<T> {
   private readonly syncWaiters: (() => void)[] = [];
   private lastErrorMessage: string | undefined;
   private watching = false;
+  private currentResourceVersion: string | undefined;
 
   constructor(opts: ListWatchOptions<T>) {
     this.opts = opts;
@@ -78,9 +85,17 @@ export class ListWatch<T> {
     return this.syncedOnce;
   }
 
-  /** True while a watch stream is open (for readiness). */
+  /**
+   * True while a watch stream is open (for readiness): the server answered it and has not gone quiet for
+   * longer than the client's watch idle timeout.
+   */
   get healthy(): boolean {
     return this.syncedOnce && this.watching;
+  }
+
+  /** Where the next watch resumes: the newest resourceVersion seen in a list, an event or a bookmark. */
+  get resourceVersion(): string | undefined {
+    return this.currentResourceVersion;
   }
 
   get lastError(): string | undefined {
@@ -98,7 +113,7 @@ export class ListWatch<T> {
 
   private put(raw: unknown): string | undefined {
     const meta = metaOf(raw);
-    if (meta === undefined) return undefined;
+    if (meta?.name === undefined) return undefined;
     const key = objectKey(meta.namespace, meta.name);
     const obj = this.opts.decode(raw);
     if (obj === undefined) {
@@ -140,6 +155,7 @@ export class ListWatch<T> {
     return resourceVersion;
   }
 
+  /** Applies one event; returns its resourceVersion, which a bookmark carries too (and nothing else). */
   private handle(ev: WatchEvent): string | undefined {
     const meta = metaOf(ev.object);
     if (meta === undefined) return undefined;
@@ -151,6 +167,7 @@ export class ListWatch<T> {
         this.put(ev.object);
         break;
       case 'DELETED': {
+        if (meta.name === undefined) return undefined;
         const key = objectKey(meta.namespace, meta.name);
         if (this.cache.delete(key)) this.opts.onChange(key, undefined);
         break;
@@ -168,38 +185,49 @@ export class ListWatch<T> {
   /** Lists and watches until `signal` aborts. Never rejects except on abort-free programming errors. */
   async run(signal: AbortSignal): Promise<void> {
     const { client, path, labelSelector, fieldSelector, log } = this.opts;
-    const initial = this.opts.initialBackoffMs ?? 500;
-    const max = this.opts.maxBackoffMs ?? 30_000;
-    let resourceVersion: string | undefined;
+    const policy = { initialMs: this.opts.initialBackoffMs ?? 500, maxMs: this.opts.maxBackoffMs ?? 30_000 };
+    const random = this.opts.random ?? Math.random;
     let failures = 0;
+    let previousDelay: number | undefined;
     // A function, not a property read, because the loop condition would otherwise narrow it to false below.
     const stopping = (): boolean => signal.aborted;
     while (!stopping()) {
       try {
-        if (resourceVersion === undefined) {
-          resourceVersion = await this.relist(signal);
-        }
-        this.watching = true;
-        this.lastErrorMessage = undefined;
+        this.currentResourceVersion ??= await this.relist(signal);
         await client.watch(path, {
-          resourceVersion,
+          resourceVersion: this.currentResourceVersion,
           ...(labelSelector !== undefined ? { labelSelector } : {}),
           ...(fieldSelector !== undefined ? { fieldSelector } : {}),
-          timeoutSeconds: this.opts.watchTimeoutSeconds ?? 300,
+          timeoutSeconds: watchTimeoutSeconds(this.opts.watchTimeoutSeconds ?? 300, random),
         }, (ev) => {
           failures = 0;
+          previousDelay = undefined;
           const rv = this.handle(ev);
-          if (rv !== undefined) resourceVersion = rv;
-        }, signal);
+          if (rv !== undefined) this.currentResourceVersion = rv;
+        }, signal, {
+          // Healthy only once the server has answered, not while the request may still hang.
+          onOpen: () => {
+            this.watching = true;
+            this.lastErrorMessage = undefined;
+          },
+        });
       } catch (err) {
         this.watching = false;
         if (stopping()) break;
-        failures++;
         this.lastErrorMessage = errorText(err);
+        if (err instanceof WatchIdleError && err.opened) {
+          // The stream went quiet: resume at once from where it was. Not a failure of the server, so it neither
+          // backs off nor counts towards a relist: the API server sends bookmarks only while the resource changes
+          // (kube-apiserver 1.34, seen in list-watch.test.ts), so a resource nobody writes is quiet by nature.
+          log.debug('watch went quiet; reconnecting', { path, error: this.lastErrorMessage });
+          continue;
+        }
+        failures++;
         // 410 Gone means our resourceVersion is too old; other repeated errors also start over from a list.
-        if (isGone(err) || failures >= 3) resourceVersion = undefined;
-        const delay = Math.min(max, initial * 2 ** Math.min(failures - 1, 10));
-        log.warn('list/watch interrupted; retrying', { path, error: this.lastErrorMessage, retryInMs: delay, relist: resourceVersion === undefined });
+        if (isGone(err) || failures >= 3) this.currentResourceVersion = undefined;
+        const delay = reconnectDelayMs(policy, failures, random, previousDelay);
+        previousDelay = delay;
+        log.warn('list/watch interrupted; retrying', { path, error: this.lastErrorMessage, retryInMs: delay, relist: this.currentResourceVersion === undefined });
         this.opts.onError?.(this.lastErrorMessage);
         await sleep(delay, undefined, { signal }).catch(() => undefined);
       }

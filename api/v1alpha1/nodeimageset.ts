@@ -55,11 +55,20 @@ export const nodeImageSetSpecSchema = s.object({
       description: 'Version token: raising it makes the agent pull again even if it has already finished this image.',
     }).default(0).validate({ rule: 'self >= oldSelf', message: 'must not decrease' }),
     sources: imageSourcesSchema,
+    gatesNode: s.boolean({
+      description: `A PrePullImage behind this entry has gateNewNodes: the node's warm-up taint stays until this image is Completed (absent: false).`,
+    }).optional(),
   }), {
     maxItems: MAX_NODE_IMAGES,
     listType: { map: ['image'] },
     description: 'Images wanted on this node, one entry per image reference.',
   }).default([]),
+  gatingImages: s.integer({
+    minimum: 0,
+    maximum: MAX_NODE_IMAGES,
+    format: 'int32',
+    description: 'Images that gate the node\'s warm-up, those in spec.images with gatesNode and those still waiting for the cluster-wide pull budget; the warm-up taint comes off when this many gating entries are Completed. Absent: 0.',
+  }).optional(),
   removals: s.array(s.object({
     image: imageReference('Image reference to remove from the node.'),
     sources: imageSourcesSchema,
@@ -68,7 +77,12 @@ export const nodeImageSetSpecSchema = s.object({
     listType: { map: ['image'] },
     description: 'Images to remove from this node through CRI RemoveImage. The agent keeps an image that spec.images also lists or that a container on the node uses, and says so in status.removals.',
   }).default([]),
-}, { description: 'Written by kwarm-controller only.' });
+}, { description: 'Written by kwarm-controller only.' }).validate({
+  rule: "!has(self.gatingImages) || self.gatingImages >= self.images.filter(e, has(e.gatesNode) && e.gatesNode).size()",
+  message: 'must count at least the entries of spec.images with gatesNode',
+  fieldPath: '.gatingImages',
+  check: (spec) => spec.gatingImages === undefined || spec.gatingImages >= spec.images.filter((e) => e.gatesNode === true).length,
+});
 
 export const nodeImageSetStatusSchema = s.object({
   observedGeneration: s.integer({ minimum: 0, format: 'int64', description: 'The metadata.generation this status describes.' }).optional(),

@@ -8,6 +8,7 @@ import { conditions, DNS_SUBDOMAIN_PATTERN, labelSelector, resourceSchema } from
 import { nodeAffinity, tolerations } from './node-targeting.ts';
 import { pullSecretReferences, refreshIntervalSchema, resourcesSchema, retrySchema, timeoutSchema } from './pull-settings.ts';
 import { PURGE_FINALIZER, REFRESH_ANNOTATION } from './labels.ts';
+import { gateNewNodes } from './warmup.ts';
 
 export const prePullImageNames = {
   kind: 'PrePullImage',
@@ -67,6 +68,7 @@ export const prePullImageSpecSchema = s.object({
   purgeOnDelete: s.boolean({
     description: `On deletion, remove the image from the target nodes first, as state Absent does (the controller holds the ${PURGE_FINALIZER} finalizer until every node has answered).`,
   }).default(false),
+  gateNewNodes: gateNewNodes('The image gates the warm-up of its target nodes.'),
 }, { description: 'The image and where it is wanted.' }).validate({
   rule: "!has(self.imageDigest) || !self.image.contains('@') || self.image.endsWith('@' + self.imageDigest)",
   message: 'must match the digest in spec.image when the image reference has one',

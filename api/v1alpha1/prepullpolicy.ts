@@ -6,6 +6,7 @@ import { imageReference } from './image-reference.ts';
 import { conditions, DNS_LABEL_PATTERN, labelMap, labelSelector, labelSelectorRequirementSchema, resourceSchema } from './meta.ts';
 import { nodeAffinity, tolerations } from './node-targeting.ts';
 import { pullSecretReferences, refreshIntervalSchema, resourcesSchema, retrySchema, timeoutSchema } from './pull-settings.ts';
+import { gateNewNodes } from './warmup.ts';
 
 export const prePullPolicyNames = {
   kind: 'PrePullPolicy',
@@ -83,6 +84,7 @@ export const prePullPolicySpecSchema = s.object({
   purgeOnDelete: s.boolean({
     description: 'Remove an image from its nodes when its PrePullImage is deleted (the workload is deleted, or leaves the policy), where no other PrePullImage wants it and no container uses it.',
   }).default(false),
+  gateNewNodes: gateNewNodes('Every image of the policy gates the warm-up of the nodes it targets.'),
   resources: resourcesSchema.default({}),
   retry: retrySchema.default({}),
   timeout: timeoutSchema,

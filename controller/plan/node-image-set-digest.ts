@@ -17,12 +17,14 @@ function compareSources(a: NodeImage['sources'][number], b: NodeImage['sources']
  * however they were built. The destructuring fails to compile when NodeImage gains a field this misses.
  */
 function entryText(e: NodeImage): string {
-  const { image, imageDigest, pullSecrets, timeout, retry, round, sources, ...otherEntryFields } = e;
+  const { image, imageDigest, pullSecrets, timeout, retry, round, sources, gatesNode, ...otherEntryFields } = e;
   const { maxAttempts, backoffSeconds, ...otherRetryFields } = retry;
   const _exhaustive: Record<string, never> = { ...otherEntryFields, ...otherRetryFields };
   return JSON.stringify([
     image, imageDigest ?? null, [...pullSecrets].sort(compareStrings), timeout, maxAttempts, backoffSeconds, round,
     [...sources].sort(compareSources).map((x) => [x.namespace, x.name]),
+    // Only when set, so entries without it digest as they always did (no rewrite of every NodeImageSet).
+    ...(gatesNode === true ? ['gatesNode'] : []),
   ]);
 }
 

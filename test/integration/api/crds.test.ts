@@ -153,6 +153,7 @@ describe('kwarm.io/v1alpha1 CRDs on a real API server', function () {
         timeout: '10m',
         imagePullSecrets: { inherit: false, additional: [] },
         purgeOnDelete: false,
+        gateNewNodes: false,
       });
       expect(specOf(parseJson(stdout))).to.deep.equal(decodedOrThrow(prePullPolicySpecSchema, policy.spec));
     });

@@ -31,7 +31,7 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
   it('passes helm lint, and its values schema rejects wrong values', async () => {
     const lint = await helm(['lint', 'charts/kwarm', '--strict']);
     expect(lint.stdout).to.include('0 chart(s) failed');
-    for (const bad of ['controller.maxConcurrentPulls=-1', 'agent.maxPullsPerNode=0', 'logFormat=xml', 'agent.criSocket=relative/path', 'controller.unknownKey=1']) {
+    for (const bad of ['controller.maxConcurrentPulls=-1', 'agent.maxPullsPerNode=0', 'logFormat=xml', 'agent.criSocket=relative/path', 'controller.unknownKey=1', 'controller.warmup.taintKey=Not A Key', 'controller.warmup.timeout=ten']) {
       const res = await helm(['template', 'kwarm', 'charts/kwarm', '--set', bad], { allowFailure: true });
       expect(res.code, bad).to.not.equal(0);
       expect(res.stderr, bad).to.match(/values don't meet the specifications of the schema/);
@@ -53,6 +53,30 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
     expect(pod.containers[0]!.args).to.include('--disk-threshold-percent=90');
   });
 
+  it('NetworkPolicy: egress only on the API server ports, and only to its addresses when they are given', async () => {
+    interface Policy { spec: { egress: { ports: { port: number }[]; to?: { ipBlock: { cidr: string } }[] }[] } }
+    const egress = (yaml: string, component: string): Policy['spec']['egress'] =>
+      (objects(yaml).get(`NetworkPolicy/kwarm-system/kwarm-${component}`) as Policy).spec.egress;
+    const base = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system'])).stdout;
+    for (const c of ['controller', 'agent']) {
+      expect(egress(base, c), c).to.deep.equal([{ ports: [{ port: 443, protocol: 'TCP' }, { port: 6443, protocol: 'TCP' }] }]);
+    }
+    const narrowed = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system',
+      '--set', 'networkPolicy.apiServerCIDRs={10.0.0.10/32,fd00::10/128}', '--set', 'networkPolicy.apiServerPorts={6443}'])).stdout;
+    for (const c of ['controller', 'agent']) {
+      expect(egress(narrowed, c), c).to.deep.equal([{
+        ports: [{ port: 6443, protocol: 'TCP' }],
+        to: [{ ipBlock: { cidr: '10.0.0.10/32' } }, { ipBlock: { cidr: 'fd00::10/128' } }],
+      }]);
+    }
+    // The API server accepts them as rendered.
+    const policies = narrowed.split(/^---$/m).filter((d) => d.includes('kind: NetworkPolicy')).join('\n---\n');
+    await cp.kubectl(['create', 'namespace', 'kwarm-system'], { allowFailure: true });
+    await cp.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: policies });
+    const bad = await helm(['template', 'kwarm', 'charts/kwarm', '--set', 'networkPolicy.apiServerCIDRs={10.0.0.10}'], { allowFailure: true });
+    expect(bad.code).to.not.equal(0);
+  });
+
   it('renders the same objects as kubectl kustomize deploy/default (and config/default)', async () => {
     const chart = objects((await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system', '--include-crds'])).stdout);
     const kustomized = objects((await cp.kubectl(['kustomize', 'deploy/default'])).stdout);
@@ -69,7 +93,8 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
     await cp.kubectl(['apply', '--server-side', '--field-manager=kwarm-tests', '--force-conflicts', '-k', 'deploy/default']);
     const { stdout } = await cp.kubectl(['get', 'deploy,ds,sa,validatingadmissionpolicy', '-n', 'kwarm-system', '-o', 'name']);
     expect(stdout).to.include('deployment.apps/kwarm-controller').and.include('daemonset.apps/kwarm-agent')
-      .and.include('serviceaccount/kwarm-agent').and.include('validatingadmissionpolicy.admissionregistration.k8s.io/kwarm-agent-own-node-only');
+      .and.include('serviceaccount/kwarm-agent').and.include('validatingadmissionpolicy.admissionregistration.k8s.io/kwarm-agent-own-node-only')
+      .and.include('validatingadmissionpolicy.admissionregistration.k8s.io/kwarm-controller-node-warmup-only');
     const install = await helm(['install', 'kwarm-helm', 'charts/kwarm', '-n', 'kwarm-helm', '--create-namespace', '--wait=false'], { cp });
     expect(install.stdout).to.include('STATUS: deployed').and.include('kubectl wait --for=condition=Ready prepullimage');
     const { stdout: ds } = await cp.kubectl(['get', 'ds', 'kwarm-helm-agent', '-n', 'kwarm-helm', '-o', 'json']);
@@ -107,6 +132,16 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
       expect(await can(agent, 'get', 'prepullimages.kwarm.io', '-A')).to.equal('no');
     });
 
+    it('agent: no Events anywhere (it records none, so a stolen token cannot forge or spam them)', async () => {
+      for (const resource of ['events', 'events.events.k8s.io']) {
+        for (const verb of ['create', 'patch', 'update']) {
+          for (const ns of ['default', 'kwarm-system', 'kube-system']) {
+            expect(await can(agent, verb, resource, '-n', ns), `${verb} ${resource} in ${ns}`).to.equal('no');
+          }
+        }
+      }
+    });
+
     it('controller: never writes workloads, writes Secrets only in its namespace', async () => {
       expect(await can(controller, 'watch', 'deployments.apps', '-A')).to.equal('yes');
       for (const verb of ['update', 'patch', 'create', 'delete']) {
@@ -120,7 +155,11 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
         expect(await can(controller, verb, 'configmaps', '-n', 'default'), `${verb} configmaps`).to.equal('no');
       }
       expect(await can(controller, 'patch', 'nodeimagesets.kwarm.io')).to.equal('yes');
-      expect(await can(controller, 'patch', 'nodes')).to.equal('no');
+      // Nodes: patch only, for the warm-up barrier; the admission policy narrows it to kwarm's taint and
+      // condition (test/integration/controller/warmup-writer.test.ts tries the rest).
+      expect(await can(controller, 'patch', 'nodes')).to.equal('yes');
+      expect(await can(controller, 'patch', 'nodes', '--subresource=status')).to.equal('yes');
+      for (const verb of ['update', 'create', 'delete']) expect(await can(controller, verb, 'nodes'), `${verb} nodes`).to.equal('no');
       expect(await can(controller, 'update', 'leases.coordination.k8s.io', '-n', 'kwarm-system')).to.equal('yes');
       expect(await can(controller, 'update', 'leases.coordination.k8s.io', '-n', 'default')).to.equal('no');
     });

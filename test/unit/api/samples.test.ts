@@ -36,6 +36,7 @@ describe('deploy/samples', () => {
       selector: { matchLabels: { 'kwarm.io/enabled': 'true' } },
       workloadKinds: ['Deployment'],
       purgeOnDelete: false,
+      gateNewNodes: false,
       resources: { requests: { memory: '64Mi', cpu: '100m' }, limits: { memory: '256Mi', cpu: '500m' } },
     });
   });
@@ -55,9 +56,10 @@ describe('deploy/samples', () => {
     expect(spec.imagePullSecrets.additional).to.have.length.greaterThan(0);
     expect(spec.workloadKinds).to.not.deep.equal(['Deployment']);
     // Nothing of the README's table was left to a default: decoding the raw object added only kwarm's own
-    // purgeOnDelete (off unless asked for).
-    const { purgeOnDelete, ...readmeFields } = policy.spec;
+    // purgeOnDelete and gateNewNodes (off unless asked for).
+    const { purgeOnDelete, gateNewNodes, ...readmeFields } = policy.spec;
     expect(purgeOnDelete).to.equal(false);
+    expect(gateNewNodes).to.equal(false);
     expect(readmeFields).to.deep.equal((raw as { spec: unknown }).spec);
   });
 
