@@ -2,7 +2,7 @@
 import { customResourceDefinition, type KindDefinition } from './crd.ts';
 import { apiReference, spliceReadme } from './reference-doc.ts';
 import { GROUP, kinds } from './v1alpha1/index.ts';
-import { toYaml } from './yaml-writer.ts';
+import { toYaml } from './yaml.ts';
 
 export interface GeneratedFile {
   /** Relative to the repository root. */

@@ -7,7 +7,7 @@ import { GrpcImageRuntime } from '../agent/cri/grpc-runtime.ts';
 import { NODE_IMAGE_SETS_PATH } from '../agent/node-image-set-watch.ts';
 import { API_VERSION } from '../api/v1alpha1/group.ts';
 import type { NodeImageSetSpecInput } from '../api/v1alpha1/nodeimageset.ts';
-import { FIELD_MANAGER as CONTROLLER_FIELD_MANAGER } from '../controller/api-objects.ts';
+import { CONTROLLER_FIELD_MANAGER } from '../api/v1alpha1/labels.ts';
 import { KubeClient } from '../lib/kube-client.ts';
 import { agentInClusterCredentials, startAgentProcess, type AgentProcess } from '../local-cluster/agent-process.ts';
 import { startContainerd, type TestContainerd } from '../local-cluster/containerd.ts';

@@ -50,9 +50,10 @@ async function main(): Promise<number> {
     .help()
     .parseAsync();
 
-  const maxConcurrentPulls = argv['max-concurrent-pulls'];
+  // The flag keeps the seed's name; inside, the cluster-wide budget is told apart from the per-node limit.
+  const clusterPullBudget = argv['max-concurrent-pulls'];
   const maxPullsPerNode = argv['max-pulls-per-node'];
-  if (!Number.isInteger(maxConcurrentPulls) || maxConcurrentPulls < 0) throw new Error('--max-concurrent-pulls must be an integer >= 0');
+  if (!Number.isInteger(clusterPullBudget) || clusterPullBudget < 0) throw new Error('--max-concurrent-pulls must be an integer >= 0');
   if (!Number.isInteger(maxPullsPerNode) || maxPullsPerNode < 1 || maxPullsPerNode > 64) throw new Error('--max-pulls-per-node must be an integer from 1 to 64');
   const warmup = warmupOptions(argv['warmup-taint'], argv['warmup-timeout'], argv['warmup-condition-on-new-nodes']);
 
@@ -77,7 +78,7 @@ async function main(): Promise<number> {
   const controller = new Controller({
     client, log, metrics, identity,
     namespace: argv.namespace,
-    maxConcurrentPulls,
+    clusterPullBudget,
     maxPullsPerNode,
     resyncPeriodMs: duration('resync-period', argv['resync-period']),
     argoDiscoveryIntervalMs: duration('argo-discovery-interval', argv['argo-discovery-interval']),
@@ -107,7 +108,7 @@ async function main(): Promise<number> {
   }
 
   log.info('starting', {
-    identity, namespace: argv.namespace, maxConcurrentPulls, maxPullsPerNode, leaderElect: argv['leader-elect'],
+    identity, namespace: argv.namespace, maxConcurrentPulls: clusterPullBudget, maxPullsPerNode, leaderElect: argv['leader-elect'],
     writeQps: argv['write-qps'], writeBurst: argv['write-burst'], warmupTaint: warmup.taintKey, warmupTimeoutMs: warmup.timeoutMs,
     warmupConditionOnNewNodes: warmup.conditionOnNewNodes,
   });

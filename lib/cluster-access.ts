@@ -11,6 +11,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { RequestOptions } from 'node:https';
 import { load as loadYamlText } from 'js-yaml';
 import { errorText } from './errors.ts';
+import { isRecord, type RawObject } from './raw.ts';
 
 /** What KubeClient needs to reach the API server; client-node's KubeConfig is one too. */
 export interface ClusterAccess {
@@ -145,11 +146,7 @@ export interface KubeconfigFile {
   readonly path: string;
 }
 
-type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+type Obj = RawObject;
 
 function optString(o: Obj, key: string, where: string): string | undefined {
   const v = o[key];
@@ -171,9 +168,9 @@ function namedEntries(doc: Obj, list: 'clusters' | 'users' | 'contexts', file: K
   const inner = list.slice(0, -1);
   const out: [string, Obj][] = [];
   for (const item of raw as unknown[]) {
-    if (!isObj(item) || typeof item.name !== 'string' || item.name === '') throw new ClusterAccessError(`${file.path}: every entry of ${list} needs a name`);
+    if (!isRecord(item) || typeof item.name !== 'string' || item.name === '') throw new ClusterAccessError(`${file.path}: every entry of ${list} needs a name`);
     const body = item[inner] ?? {};
-    if (!isObj(body)) throw new ClusterAccessError(`${file.path}: ${list} entry ${item.name}: ${inner} must be a mapping`);
+    if (!isRecord(body)) throw new ClusterAccessError(`${file.path}: ${list} entry ${item.name}: ${inner} must be a mapping`);
     const resolved: Obj = { ...body };
     if (list !== 'contexts') {
       for (const key of PATH_FIELDS[list]) {
@@ -268,7 +265,7 @@ export function parseKubeconfig(files: readonly KubeconfigFile[]): KubeconfigSel
       throw new ClusterAccessError(`${file.path}: not YAML: ${errorText(err)}`);
     }
     if (doc === undefined || doc === null) continue;
-    if (!isObj(doc)) throw new ClusterAccessError(`${file.path}: not a kubeconfig (expected a mapping)`);
+    if (!isRecord(doc)) throw new ClusterAccessError(`${file.path}: not a kubeconfig (expected a mapping)`);
     for (const list of ['clusters', 'users', 'contexts'] as const) {
       for (const [name, body] of namedEntries(doc, list, file)) if (!lists[list].has(name)) lists[list].set(name, body);
     }

@@ -13,6 +13,7 @@ export * from './node-targeting.ts';
 export * from './prepullpolicy.ts';
 export * from './prepullimage.ts';
 export * from './nodeimageset.ts';
+export * from './labels.ts';
 export * from './warmup.ts';
 
 /** Every kind of the version, in the order the generated files list them. */

@@ -7,6 +7,7 @@ import { imageDigest, imageReference } from './image-reference.ts';
 import { conditions, DNS_SUBDOMAIN_PATTERN, labelSelector, resourceSchema } from './meta.ts';
 import { nodeAffinity, tolerations } from './node-targeting.ts';
 import { pullSecretReferences, refreshIntervalSchema, resourcesSchema, retrySchema, timeoutSchema } from './pull-settings.ts';
+import { PURGE_FINALIZER, REFRESH_ANNOTATION } from './labels.ts';
 import { gateNewNodes } from './warmup.ts';
 
 export const prePullImageNames = {
@@ -30,10 +31,6 @@ export type RemovalResult = (typeof REMOVAL_RESULTS)[number];
 /** Why an agent kept an image it was asked to remove. */
 export const REMOVAL_KEPT_REASONS = ['InUse', 'Wanted'] as const;
 
-/** Any new value of this annotation makes every target node re-resolve and re-pull the image (kubectl annotate --overwrite). */
-export const REFRESH_ANNOTATION = 'kwarm.io/refresh';
-/** Held on a PrePullImage with purgeOnDelete until its image has been removed from its nodes. */
-export const PURGE_FINALIZER = 'kwarm.io/purge';
 
 /** Condition types the controller sets on a PrePullImage. */
 export const prePullImageConditionTypes = {

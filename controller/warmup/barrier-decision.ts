@@ -4,7 +4,7 @@
 // elected controller decides exactly as the last one would. Fails open: at the timeout the taint comes off
 // whatever the images, the agent or the NodeImageSet. Pure: no I/O, no clock.
 import { durationMilliseconds, IMAGES_WARM_CONDITION, type NodePullPhase } from '../../api/v1alpha1/index.ts';
-import { metaTime } from '../api-objects.ts';
+import { metaTime } from '../write/api-objects.ts';
 
 export interface WarmupOptions {
   /** Key of kwarm's startup taint; every taint with this key is kwarm's, whatever its effect. */

@@ -1,8 +1,8 @@
 // What the warm-up barrier keeps of Nodes and NodeImageSets, projected from the raw API objects once at the
 // edge; and the Node as the planner should see it while it warms. Pure: no I/O.
 import { IMAGES_WARM_CONDITION, NODE_PULL_PHASES, type NodePullPhase } from '../../api/v1alpha1/index.ts';
-import { field, list, str } from '../cluster-cache.ts';
-import type { NodeView } from '../node-eligibility.ts';
+import { field, list, str } from '../../lib/raw.ts';
+import type { NodeView } from '../plan/node-eligibility.ts';
 import type { GatingEntry, ImageProgress, NodeConditionView, NodeTaint, WarmupImageSetView, WarmupNodeView } from './barrier-decision.ts';
 
 function taintOf(v: unknown): NodeTaint | undefined {

@@ -4,7 +4,8 @@
 // (the kubelet's conditions stay as they are), and the Event is recorded on the Node. No request when the
 // decision changes nothing. The chart's admission policy allows kwarm exactly these two Node writes.
 import type { KubeClient } from '../../lib/kube-client.ts';
-import { FIELD_MANAGER, metaTime } from '../api-objects.ts';
+import { CONTROLLER_FIELD_MANAGER } from '../../api/v1alpha1/labels.ts';
+import { metaTime } from '../write/api-objects.ts';
 import type { BarrierDecision, NodeTaint, WarmupNodeView } from './barrier-decision.ts';
 
 export const nodePaths = {
@@ -100,8 +101,8 @@ export function nodeEventBody(nodeName: string, ev: NonNullable<BarrierDecision[
     type: ev.type,
     reason: ev.reason,
     message: ev.message,
-    source: { component: FIELD_MANAGER },
-    reportingComponent: FIELD_MANAGER,
+    source: { component: CONTROLLER_FIELD_MANAGER },
+    reportingComponent: CONTROLLER_FIELD_MANAGER,
     reportingInstance: instance,
     firstTimestamp: now,
     lastTimestamp: now,

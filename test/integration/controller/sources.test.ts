@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
 import type { PrePullImage } from '../../../api/v1alpha1/index.ts';
-import { listedImageName } from '../../../controller/listed-images.ts';
+import { listedImageName } from '../../../controller/derive/listed-images.ts';
 import { KubeClient } from '../../../lib/kube-client.ts';
 import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../../../local-cluster/agent-process.ts';
 import { startContainerd, type TestContainerd } from '../../../local-cluster/containerd.ts';

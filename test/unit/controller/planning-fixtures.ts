@@ -2,11 +2,11 @@
 // defaults are filled in as the API server would), workloads and nodes through the informers' decoders.
 import { decode } from '../../../api/schema.ts';
 import { prePullImageSchema, prePullPolicySchema, type PrePullImage, type PrePullPolicy } from '../../../api/v1alpha1/index.ts';
-import { decodeNode, workloadDecoder } from '../../../controller/cluster-cache.ts';
-import type { WorkloadView } from '../../../controller/desired-images.ts';
-import type { NodeView } from '../../../controller/node-eligibility.ts';
-import type { NodeImageSetView, NodeImageStatusView } from '../../../controller/node-plan.ts';
-import type { WorkloadKind } from '../../../controller/workload-images.ts';
+import { decodeNode, workloadDecoder } from '../../../controller/sources/decode.ts';
+import type { WorkloadView } from '../../../controller/derive/desired-images.ts';
+import type { NodeView } from '../../../controller/plan/node-eligibility.ts';
+import type { NodeImageSetView, NodeImageStatusView } from '../../../controller/plan/node-plan.ts';
+import type { BuiltinWorkloadKind } from '../../../controller/derive/workload-images.ts';
 
 export function policy(name: string, spec: Record<string, unknown>, generation = 1): PrePullPolicy {
   const r = decode(prePullPolicySchema, { apiVersion: 'kwarm.io/v1alpha1', kind: 'PrePullPolicy', metadata: { name, generation }, spec });
@@ -21,7 +21,7 @@ export function prePullImage(namespace: string, name: string, spec: Record<strin
 }
 
 export interface WorkloadFixture {
-  kind?: WorkloadKind;
+  kind?: BuiltinWorkloadKind;
   namespace?: string;
   name: string;
   labels?: Record<string, string>;

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { NodeView } from '../../../../controller/node-eligibility.ts';
+import type { NodeView } from '../../../../controller/plan/node-eligibility.ts';
 import { decodeWarmupImageSet, decodeWarmupNode, withoutWarmupTaint } from '../../../../controller/warmup/decode.ts';
 
 const KEY = 'kwarm.io/warming';

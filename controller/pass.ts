@@ -1,0 +1,190 @@
+// One controller pass: derive what is wanted from the caches, then four stages, each a pure plan handed to
+// the one writer: A refreshes (persisted before any round is planned from them), B specs (secret copies,
+// PrePullImages, NodeImageSets; their generations feed C), C statuses and Events, D deletes. Between passes
+// it keeps only caches: the overlays of its own writes and memos that save work.
+import type { Logger } from 'winston';
+import type { PrePullImage } from '../api/v1alpha1/index.ts';
+import { POLICY_LABEL, SOURCE_ANNOTATION } from '../api/v1alpha1/labels.ts';
+import { isArgoKind } from './derive/argo-workflow-images.ts';
+import { DesiredImagesMemo, desiredPrePullImages, prePullImageKey, type PolicyEvaluation } from './derive/desired-images.ts';
+import { CONFIGMAP_SOURCE, desiredListedImages, ListedImagesMemo, type ListedEvaluation } from './derive/listed-images.ts';
+import { secretKey } from './derive/pull-secrets.ts';
+import type { ControllerMetrics } from './metrics.ts';
+import { planDeletes, planSpecs, SpecMemos, type PrePullImageSets } from './plan/spec-plan.ts';
+import type { Informers } from './sources/informers.ts';
+import { planRefreshes } from './status/refresh-plan.ts';
+import { wantedRound } from './status/refresh.ts';
+import { planStatuses, StatusMemo } from './status/status-plan.ts';
+import { isManaged, metaTime } from './write/api-objects.ts';
+import { Overlays } from './write/overlays.ts';
+import { writeCount, type WritePlan } from './write/writes.ts';
+import { Writer, type ApiWriter } from './write/writer.ts';
+
+export interface PassOptions {
+  readonly client: ApiWriter;
+  readonly log: Logger;
+  readonly metrics: ControllerMetrics;
+  readonly informers: Informers;
+  /** kwarm's namespace: pull secret copies and the PrePullImages of static lists live here. */
+  readonly namespace: string;
+  /** --max-concurrent-pulls: released-but-unfinished (node, image) pairs in the whole cluster; 0 = unlimited. */
+  readonly clusterPullBudget: number;
+  /** --max-pulls-per-node: written into every NodeImageSet for its agent. */
+  readonly maxPullsPerNode: number;
+  readonly statusProgressIntervalMs: number;
+  readonly writeConcurrency: number;
+  readonly identity: string;
+  readonly now: () => Date;
+}
+
+export interface PassResult {
+  /** Every write succeeded (or found its object gone). */
+  readonly ok: boolean;
+  /** When a held-back status write, a purge's give-up time or a refreshInterval comes due (ms). */
+  readonly dueAtMs: number | undefined;
+}
+
+/** What a pass derives from the caches before planning. */
+interface Derived {
+  readonly sets: PrePullImageSets;
+  readonly evaluations: ReadonlyMap<string, PolicyEvaluation>;
+  readonly listed: ReadonlyMap<string, ListedEvaluation>;
+}
+
+export class Pass {
+  private readonly o: PassOptions;
+  private readonly overlays = new Overlays();
+  private readonly writer: Writer;
+  private readonly desiredMemo = new DesiredImagesMemo();
+  private readonly listedMemo = new ListedImagesMemo();
+  private readonly specMemos = new SpecMemos();
+  private readonly statusMemo = new StatusMemo();
+
+  constructor(opts: PassOptions) {
+    this.o = opts;
+    this.writer = new Writer({
+      client: opts.client, log: opts.log, metrics: opts.metrics, namespace: opts.namespace, identity: opts.identity,
+      concurrency: opts.writeConcurrency, overlays: this.overlays, statusWrittenAt: this.statusMemo.writtenAt,
+    });
+  }
+
+  /** Desired PrePullImages from policies, workloads, Argo objects, static lists and ConfigMaps; the cached ones. */
+  private derive(signal: AbortSignal): Derived {
+    const src = this.o.informers;
+    const { namespace } = this.o;
+    src.followPolicies(signal);
+    const workloadImages = desiredPrePullImages(
+      src.policies.values(), src.workloadViews(), new Map(src.serviceAccounts.entries()), this.desiredMemo, { objects: src.argo.objects(), clusterNamespace: namespace },
+    );
+    const listed = desiredListedImages({
+      policies: src.policies.values(), configMaps: src.configMapWatches.synced(), listErrors: src.configMapWatches.listErrors(),
+      namespace, memo: this.listedMemo,
+    });
+    const desired = new Map([...workloadImages.images, ...listed.images]);
+    const pendingPolicies = new Set([...listed.policies].filter(([, ev]) => ev.configMaps.kind === 'pending').map(([name]) => name));
+    const argoUncertain = src.argo.uncertainKinds();
+    const uncertainSource = (p: PrePullImage): boolean => {
+      if (!isManaged(p)) return false;
+      if (p.metadata.annotations?.[SOURCE_ANNOTATION] === CONFIGMAP_SOURCE) return pendingPolicies.has(p.metadata.labels?.[POLICY_LABEL] ?? '');
+      const ownerKind = p.metadata.ownerReferences?.find((o) => o.controller === true)?.kind ?? '';
+      return isArgoKind(ownerKind) && argoUncertain.has(ownerKind);
+    };
+    const cached = new Map<string, PrePullImage>();
+    for (const p of src.prePullImages.values()) {
+      const { namespace: ns, name } = p.metadata;
+      if (ns !== undefined && name !== undefined) cached.set(prePullImageKey(ns, name), p);
+    }
+    return {
+      sets: {
+        desired,
+        cached,
+        keptAsCached: (key, p) => !desired.has(key) && p.metadata.deletionTimestamp === undefined && uncertainSource(p),
+      },
+      evaluations: workloadImages.policies,
+      listed: listed.policies,
+    };
+  }
+
+  /** One full pass. */
+  async run(signal: AbortSignal): Promise<PassResult> {
+    const { log, metrics, informers: src } = this.o;
+    const overlays = this.overlays;
+    let computeMs = 0;
+    const timed = <T>(compute: () => T): T => {
+      const start = performance.now();
+      try {
+        return compute();
+      } finally {
+        computeMs += performance.now() - start;
+      }
+    };
+    const apply = (plan: WritePlan, nowMs: number, failedBefore = false) => this.writer.apply(plan, nowMs, signal, failedBefore);
+    const now = metaTime(this.o.now());
+    const derived = timed(() => this.derive(signal));
+    const { cached } = derived.sets;
+
+    // A. Refreshes, persisted before planning raises any round from them.
+    const refreshAt = this.o.now().getTime();
+    const refresh = timed(() => planRefreshes(cached, overlays, refreshAt));
+    const a = await apply(refresh.writes, refreshAt);
+
+    // B. Specs, in the order the agents need them.
+    const spec = timed(() => planSpecs({
+      ...derived.sets,
+      overlays,
+      memos: this.specMemos,
+      roundOf: (key) => {
+        const p = cached.get(key);
+        return p === undefined ? 0 : wantedRound(overlays.prePullImageStatus(key, p)?.refresh);
+      },
+      nodes: src.nodes.values(),
+      nodeImageSets: src.nodeImageSets,
+      secretCopies: { get: (name) => src.secretCopies.get(secretKey(this.o.namespace, name)), values: () => src.secretCopies.values() },
+      sourceSecret: (key) => src.sourceSecret(key),
+      clusterPullBudget: this.o.clusterPullBudget,
+      maxPullsPerNode: this.o.maxPullsPerNode,
+    }));
+    for (const key of spec.shadowed) log.debug('a hand-written PrePullImage has the name kwarm would derive; leaving it alone', { prePullImage: key });
+    const b = await apply(spec.writes, refreshAt);
+
+    // C. Statuses back up, and Events on transitions.
+    const statusAt = this.o.now().getTime();
+    const status = timed(() => planStatuses({
+      cached, targets: spec.targets, secretRefs: spec.secretRefs, secrets: spec.secrets,
+      generations: new Map([...spec.pendingGenerations, ...b.generations]),
+      nodePlan: spec.nodePlan, current: spec.current, policies: src.policies.values(), evaluations: derived.evaluations, listed: derived.listed,
+      argoServed: src.argo.served, overlays, memo: this.statusMemo, nowMs: statusAt, now, progressIntervalMs: this.o.statusProgressIntervalMs,
+    }));
+    this.statusMemo.rolledUp = status.rolledUp;
+    for (const key of this.statusMemo.writtenAt.keys()) if (!cached.has(key)) this.statusMemo.writtenAt.delete(key);
+    overlays.refreshes.retain((key) => cached.has(key));
+    metrics.watchedDeployments.reset();
+    metrics.watchedWorkloads.reset();
+    for (const [policy, byKind] of status.watched) {
+      metrics.watchedDeployments.set({ policy }, byKind.Deployment);
+      for (const [kind, n] of Object.entries(byKind)) metrics.watchedWorkloads.set({ policy, kind }, n);
+    }
+    const c = await apply(status.writes, statusAt, a.failed || b.failed);
+    if (!c.skipped.has(status.configMapEventsStep)) this.statusMemo.reportedProblems = status.reportedProblems;
+
+    // D. Deletions last: nothing still needs them.
+    const deletes = timed(() => planDeletes(derived.sets, overlays, spec.secrets));
+    const d = await apply(deletes, statusAt);
+    overlays.deletions.retain((key) => cached.has(key));
+
+    metrics.planDuration.observe(computeMs / 1000);
+    metrics.setPhases(status.phases);
+    metrics.unfinishedPulls.set(spec.nodePlan.unfinished);
+    metrics.heldPulls.set(spec.nodePlan.held);
+    const writes = writeCount(refresh.writes) + writeCount(spec.writes) + writeCount(status.writes) + writeCount(deletes);
+    if (writes > 0) {
+      const [secrets, prePullImages, , nodeImageSets] = spec.writes.map((s) => s.writes.length);
+      log.debug('reconciled', {
+        secrets, prePullImages, nodeImageSets, statuses: status.writes[0]?.writes.length ?? 0, policies: status.writes[2]?.writes.length ?? 0,
+        deleted: writeCount(deletes), unfinished: spec.nodePlan.unfinished, held: spec.nodePlan.held, computeMs: Math.round(computeMs),
+      });
+    }
+    const dueAtMs = [refresh.dueAtMs, status.dueAtMs].reduce<number | undefined>((x, y) => (y === undefined ? x : Math.min(x ?? y, y)), undefined);
+    return { ok: !(a.failed || b.failed || c.failed || d.failed), dueAtMs };
+  }
+}

@@ -1,0 +1,248 @@
+// Stage B of a pass, pure: from the desired PrePullImages, the cached ones and the caches as last written
+// (overlays), what to write of specs: derived PrePullImages, the purge finalizer of hand-written ones, pull
+// secret copies and NodeImageSets within the pull budget. Also what later stages read of it: the targets,
+// their secrets and the node plan. And the deletes that run last (stage D).
+import type { PrePullImage } from '../../api/v1alpha1/index.ts';
+import type { DesiredPrePullImage } from '../derive/desired-images.ts';
+import { planSecretCopies, secretKey, type SecretPlan, type SecretView } from '../derive/pull-secrets.ts';
+import { cachedPrePullImageDigest, desiredPrePullImageDigest, hasPurgeFinalizer, isManaged } from '../write/api-objects.ts';
+import type { Overlays } from '../write/overlays.ts';
+import type { Write, WritePlan } from '../write/writes.ts';
+import { compileNodeTargeting, type NodeTargeting, type NodeTargetingSpec, type NodeView } from './node-eligibility.ts';
+import { PlanMemo, planNodeImageSets, type ImageTarget, type NodeImageSetView, type NodePlan } from './node-plan.ts';
+
+/** A cache as the stages read it: by key, and all values. */
+export interface CacheView<T> {
+  get(key: string): T | undefined;
+  values(): Iterable<T>;
+}
+
+/**
+ * What planning remembers between passes so a quiet pass does little: digests of objects the caches keep
+ * unchanged, compiled node targeting, the node planner's memo. Only caches: a plan is the same without them.
+ */
+export class SpecMemos {
+  readonly plan = new PlanMemo();
+  private readonly cachedDigests = new WeakMap<PrePullImage, string>();
+  private readonly desiredDigests = new WeakMap<DesiredPrePullImage, string>();
+  private readonly targetings = new WeakMap<NodeTargetingSpec, NodeTargeting | undefined>();
+
+  /** Cached PrePullImages are replaced, never changed, when they change: their digest is computed once. */
+  cachedDigest(p: PrePullImage): string {
+    let d = this.cachedDigests.get(p);
+    if (d === undefined) this.cachedDigests.set(p, (d = cachedPrePullImageDigest(p)));
+    return d;
+  }
+
+  /** Unchanged workloads derive the same objects (DesiredImagesMemo): their digest is computed once. */
+  desiredDigest(p: DesiredPrePullImage): string {
+    let d = this.desiredDigests.get(p);
+    if (d === undefined) this.desiredDigests.set(p, (d = desiredPrePullImageDigest(p)));
+    return d;
+  }
+
+  /** Compiled spec.nodes targeting, by the spec.nodes object. */
+  targeting(nodes: NodeTargetingSpec): NodeTargeting | undefined {
+    if (this.targetings.has(nodes)) return this.targetings.get(nodes);
+    const t = compileNodeTargeting(nodes);
+    this.targetings.set(nodes, t);
+    return t;
+  }
+}
+
+/** The PrePullImages of a pass: desired (derived now) and cached, by `namespace/name`. */
+export interface PrePullImageSets {
+  readonly desired: ReadonlyMap<string, DesiredPrePullImage>;
+  readonly cached: ReadonlyMap<string, PrePullImage>;
+  /**
+   * A derived one whose source is not known yet (its ConfigMaps not listed, its Argo kind not discovered): it
+   * is unknown, not unwanted, so it is neither written nor removed, and planned as cached.
+   */
+  readonly keptAsCached: (key: string, p: PrePullImage) => boolean;
+}
+
+export interface SpecInput extends PrePullImageSets {
+  readonly overlays: Overlays;
+  readonly memos: SpecMemos;
+  /** The round each PrePullImage wants, from its status as last written (refreshes of this pass included). */
+  readonly roundOf: (key: string) => number;
+  readonly nodes: Iterable<NodeView>;
+  readonly nodeImageSets: CacheView<NodeImageSetView>;
+  /** Pull secret copies in kwarm's namespace, by name. */
+  readonly secretCopies: CacheView<SecretView>;
+  /** A source Secret by `namespace/name`. */
+  readonly sourceSecret: (key: string) => SecretView | undefined;
+  /** Cluster-wide released-but-unfinished (node, image) pairs; 0 = unlimited (--max-concurrent-pulls). */
+  readonly clusterPullBudget: number;
+  /** Pulls each agent runs at once (--max-pulls-per-node), written into every NodeImageSet. */
+  readonly maxPullsPerNode: number;
+}
+
+export interface SpecPlan {
+  /** Secrets, then PrePullImages and their finalizers, then NodeImageSets: the order the agents need them in. */
+  readonly writes: WritePlan;
+  /** Derived PrePullImages whose write is pending in the overlay with the same content: its generation. */
+  readonly pendingGenerations: ReadonlyMap<string, number>;
+  /** Hand-written PrePullImages that have the name kwarm would derive (left alone). */
+  readonly shadowed: readonly string[];
+  readonly targets: readonly ImageTarget[];
+  /** Source Secret keys each target names. */
+  readonly secretRefs: ReadonlyMap<string, readonly string[]>;
+  readonly secrets: SecretPlan;
+  /** NodeImageSets as last written, which the node plan was made against. */
+  readonly current: ReadonlyMap<string, NodeImageSetView>;
+  readonly nodePlan: NodePlan;
+}
+
+function prePullImageWrites(input: SpecInput): { writes: Write[]; pending: Map<string, number>; shadowed: string[] } {
+  const { desired, cached, overlays, memos } = input;
+  const writes: Write[] = [];
+  const pending = new Map<string, number>();
+  const shadowed: string[] = [];
+  for (const [key, d] of desired) {
+    const c = cached.get(key);
+    if (c !== undefined && !isManaged(c)) {
+      shadowed.push(key);
+      continue;
+    }
+    const digest = memos.desiredDigest(d);
+    const written = overlays.prePullImages.unshown(key, c);
+    if (written?.digest === digest) {
+      pending.set(key, written.generation);
+      continue;
+    }
+    if (c !== undefined && memos.cachedDigest(c) === digest) continue;
+    writes.push({ kind: 'prePullImage', key, desired: d, digest });
+  }
+  return { writes, pending, shadowed };
+}
+
+type RawTarget = { readonly target: Omit<ImageTarget, 'pullSecrets'>; readonly secretRefs: string[] };
+
+/** Derived images as desired now (not as cached), plus hand-written ones, those kept as cached, and purges. */
+function targetsOf(input: SpecInput): RawTarget[] {
+  const { desired, cached, memos, roundOf, keptAsCached } = input;
+  const out: RawTarget[] = [];
+  for (const [key, d] of desired) {
+    const c = cached.get(key);
+    // A derived one being deleted is purged (below) or simply goes; it is derived again once it is gone.
+    if (c !== undefined && (!isManaged(c) || c.metadata.deletionTimestamp !== undefined)) continue;
+    out.push({
+      target: {
+        key, namespace: d.namespace, name: d.name, image: d.spec.image, imageDigest: undefined,
+        nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, targeting: memos.targeting(d.spec.nodes),
+        retry: d.spec.retry, timeout: d.spec.timeout, round: roundOf(key),
+      },
+      secretRefs: d.spec.imagePullSecrets.map((r) => secretKey(d.namespace, r.name)),
+    });
+  }
+  for (const [key, p] of cached) {
+    const deleting = p.metadata.deletionTimestamp !== undefined;
+    // Removal: state Absent, or deleted while holding the purge finalizer (derived ones too).
+    const purge = deleting ? hasPurgeFinalizer(p) : !isManaged(p) && p.spec.state === 'Absent';
+    if (!purge && !keptAsCached(key, p) && (isManaged(p) || deleting)) continue;
+    const ns = p.metadata.namespace ?? '';
+    out.push({
+      target: {
+        key, namespace: ns, name: p.metadata.name ?? '', image: p.spec.image, imageDigest: p.spec.imageDigest,
+        nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, targeting: memos.targeting(p.spec.nodes),
+        retry: p.spec.retry, timeout: p.spec.timeout, round: roundOf(key),
+        ...(purge ? { purge: true } : {}),
+      },
+      // Nothing is pulled for a purge: its secrets need no copies.
+      secretRefs: purge ? [] : (p.spec.imagePullSecrets ?? []).map((r) => secretKey(ns, r.name)),
+    });
+  }
+  return out;
+}
+
+/** The purge finalizer on hand-written PrePullImages (derived ones carry it in their applied object). */
+function purgeFinalizerWrites(cached: ReadonlyMap<string, PrePullImage>): Write[] {
+  const out: Write[] = [];
+  for (const p of cached.values()) {
+    if (isManaged(p) || p.metadata.deletionTimestamp !== undefined) continue;
+    const has = hasPurgeFinalizer(p);
+    if (p.spec.purgeOnDelete !== has) out.push({ kind: 'purgeFinalizer', ppi: p, add: p.spec.purgeOnDelete });
+  }
+  return out;
+}
+
+/** Pull secret copies as last written, by name. */
+function copiesAsWritten(input: SpecInput): Map<string, SecretView> {
+  const copies = new Map<string, SecretView>();
+  for (const c of input.secretCopies.values()) {
+    const v = input.overlays.secretCopy(c.name, c);
+    if (v !== undefined) copies.set(c.name, v);
+  }
+  for (const [name, v] of input.overlays.secretCopies.entries()) if (v !== 'deleted' && !copies.has(name)) copies.set(name, v);
+  return copies;
+}
+
+/** NodeImageSets as last written, by name. */
+export function nodeImageSetsAsWritten(cache: CacheView<NodeImageSetView>, overlays: Overlays): Map<string, NodeImageSetView> {
+  const current = new Map<string, NodeImageSetView>();
+  const names = new Set<string>();
+  for (const v of cache.values()) names.add(v.name);
+  for (const name of overlays.nodeImageSets.keys()) names.add(name);
+  for (const name of names) {
+    const v = overlays.nodeImageSet(name, cache.get(name));
+    if (v !== undefined) current.set(name, v);
+  }
+  return current;
+}
+
+export function planSpecs(input: SpecInput): SpecPlan {
+  const ppis = prePullImageWrites(input);
+  const raw = targetsOf(input);
+  const secrets = planSecretCopies(raw.flatMap((t) => t.secretRefs), input.sourceSecret, copiesAsWritten(input));
+  const targets: ImageTarget[] = raw.map(({ target, secretRefs }) => ({
+    ...target,
+    pullSecrets: secretRefs.flatMap((r) => secrets.copyNames.get(r) ?? []),
+  }));
+  const current = nodeImageSetsAsWritten(input.nodeImageSets, input.overlays);
+  const nodePlan = planNodeImageSets({
+    targets,
+    nodes: input.nodes,
+    current,
+    clusterPullBudget: input.clusterPullBudget,
+    maxPullsPerNode: input.maxPullsPerNode,
+    memo: input.memos.plan,
+  });
+  const nodeImageSets: Write[] = [];
+  for (const [name, planned] of nodePlan.nodeImageSets) {
+    const cur = current.get(name);
+    if (cur === undefined || cur.specDigest !== planned.digest) nodeImageSets.push({ kind: 'nodeImageSet', planned, current: cur });
+  }
+  return {
+    writes: [
+      { writes: secrets.apply.map((copy): Write => ({ kind: 'secretCopy', copy })) },
+      { writes: ppis.writes },
+      { writes: purgeFinalizerWrites(input.cached) },
+      { writes: nodeImageSets },
+    ],
+    pendingGenerations: ppis.pending,
+    shadowed: ppis.shadowed,
+    targets,
+    secretRefs: new Map(raw.map((t) => [t.target.key, t.secretRefs])),
+    secrets,
+    current,
+    nodePlan,
+  };
+}
+
+/**
+ * Stage D: derived PrePullImages nothing wants any more, then pull secret copies nothing references. Last,
+ * so nothing written before still needs them.
+ */
+export function planDeletes(sets: PrePullImageSets, overlays: Overlays, secrets: SecretPlan): WritePlan {
+  const deletes: Write[] = [];
+  for (const [key, p] of sets.cached) {
+    if (!isManaged(p) || sets.desired.has(key) || p.metadata.deletionTimestamp !== undefined) continue;
+    if (overlays.deletions.unshown(key, p) !== undefined || sets.keptAsCached(key, p)) continue;
+    deletes.push({ kind: 'deletePrePullImage', key, ppi: p });
+  }
+  return [
+    { writes: deletes },
+    { writes: secrets.remove.map((name): Write => ({ kind: 'deleteSecretCopy', name })) },
+  ];
+}

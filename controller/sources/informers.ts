@@ -1,0 +1,128 @@
+// Everything the controller reads from the API server: one projected list-watch per collection, the
+// ConfigMap watches the policies ask for and the Argo Workflows source. Any change only calls `onChange`;
+// the caches are read by the next pass.
+import type { Logger } from 'winston';
+import type { PrePullImage, PrePullPolicy } from '../../api/v1alpha1/index.ts';
+import { SECRET_COPY_LABEL } from '../../api/v1alpha1/labels.ts';
+import type { KubeClient } from '../../lib/kube-client.ts';
+import type { ListWatch } from '../../lib/list-watch.ts';
+import { ArgoSource } from './argo-source.ts';
+import { ConfigMapWatches } from './configmap-watches.ts';
+import {
+  decodeNode,
+  decodeNodeImageSet,
+  decodePolicy,
+  decodePrePullImage,
+  decodeSecret,
+  decodeServiceAccount,
+  SharedValues,
+  workloadDecoder,
+} from './decode.ts';
+import { projectedWatch } from './projected-watch.ts';
+import { argoKindsNamed, type ServiceAccountView, type WorkloadView } from '../derive/desired-images.ts';
+import { configMapWatchOf } from '../derive/listed-images.ts';
+import { DOCKER_CFG, DOCKER_CONFIG_JSON, type SecretView } from '../derive/pull-secrets.ts';
+import { builtinWorkloadKinds, type BuiltinWorkloadKind } from '../derive/workload-images.ts';
+import type { NodeView } from '../plan/node-eligibility.ts';
+import type { NodeImageSetView } from '../plan/node-plan.ts';
+import { paths } from '../write/api-objects.ts';
+
+/** How long the first pass waits for the ConfigMap lists; after that, policies whose list is missing keep their ConfigMap images as they are. */
+const CONFIGMAP_SYNC_WAIT_MS = 30_000;
+/** The first pass waits at most this long for the Argo kinds' discovery and lists. */
+const ARGO_SETTLE_TIMEOUT_MS = 30_000;
+
+export interface InformersOptions {
+  readonly client: KubeClient;
+  readonly log: Logger;
+  /** kwarm's namespace: pull secret copies live here. */
+  readonly namespace: string;
+  readonly onChange: () => void;
+  readonly argoDiscoveryIntervalMs: number;
+}
+
+export class Informers {
+  readonly policies: ListWatch<PrePullPolicy>;
+  readonly prePullImages: ListWatch<PrePullImage>;
+  readonly nodeImageSets: ListWatch<NodeImageSetView>;
+  readonly nodes: ListWatch<NodeView>;
+  readonly serviceAccounts: ListWatch<ServiceAccountView>;
+  readonly secretCopies: ListWatch<SecretView>;
+  readonly workloads: ReadonlyMap<BuiltinWorkloadKind, ListWatch<WorkloadView>>;
+  readonly configMapWatches: ConfigMapWatches;
+  readonly argo: ArgoSource;
+  private readonly secretSources: ListWatch<SecretView>[];
+  private readonly all: ListWatch<unknown>[];
+
+  constructor(opts: InformersOptions) {
+    const { client, log, onChange } = opts;
+    const shared = new SharedValues();
+    const watch = <T>(
+      path: string,
+      decode: (raw: unknown, previous: T | undefined) => T | undefined,
+      extra: { fieldSelector?: string; labelSelector?: string } = {},
+    ): ListWatch<T> => projectedWatch<T>({ client, log, path, decode, onChange, ...extra });
+    this.policies = watch(paths.policies, decodePolicy);
+    this.prePullImages = watch(paths.prePullImages, decodePrePullImage);
+    this.nodeImageSets = watch(paths.nodeImageSets, (raw, previous) => decodeNodeImageSet(raw, previous, shared));
+    this.nodes = watch(paths.nodes, (raw, previous) => decodeNode(raw, previous, shared));
+    this.serviceAccounts = watch(paths.serviceAccounts, decodeServiceAccount);
+    this.secretSources = [DOCKER_CONFIG_JSON, DOCKER_CFG].map((type) => watch(paths.secrets, decodeSecret, { fieldSelector: `type=${type}` }));
+    this.secretCopies = watch(paths.namespacedSecrets(opts.namespace), decodeSecret, { labelSelector: `${SECRET_COPY_LABEL}=true` });
+    this.workloads = new Map(builtinWorkloadKinds.map((k) => [k, watch(paths.workloads[k], workloadDecoder(k, shared))]));
+    this.configMapWatches = new ConfigMapWatches({ client, log, onChange });
+    this.argo = new ArgoSource({ client, log, onChange, discoveryIntervalMs: opts.argoDiscoveryIntervalMs });
+    this.all = [
+      this.policies, this.prePullImages, this.nodeImageSets, this.nodes, this.serviceAccounts, this.secretCopies,
+      ...this.secretSources, ...this.workloads.values(),
+    ] as ListWatch<unknown>[];
+  }
+
+  /** Runs every list-watch and the Argo source until `signal` aborts; resolves once all have ended. */
+  async run(signal: AbortSignal): Promise<void> {
+    await Promise.allSettled([...this.all.map((i) => i.run(signal)), this.argo.run(signal)]);
+    await this.configMapWatches.stop();
+  }
+
+  /**
+   * Resolves once every collection has listed, and then the policies' ConfigMaps and Argo objects (each
+   * bounded), so the first pass removes nothing they list.
+   */
+  async waitForSync(signal: AbortSignal): Promise<void> {
+    await Promise.all(this.all.map((i) => i.waitForSync(signal)));
+    this.followPolicies(signal);
+    await Promise.all([this.configMapWatches.waitForSync(signal, CONFIGMAP_SYNC_WAIT_MS), this.argo.settle(signal, ARGO_SETTLE_TIMEOUT_MS)]);
+  }
+
+  /** Informers whose watch is down, for readiness. */
+  unhealthy(): string[] {
+    return [...this.all.filter((i) => !i.healthy).map((i) => i.lastError ?? 'not synced'), ...this.configMapWatches.unhealthy()];
+  }
+
+  /** Starts and stops the ConfigMap watches and Argo kinds the current policies name. */
+  followPolicies(signal: AbortSignal): void {
+    this.argo.want(argoKindsNamed(this.policies.values()));
+    const queries = new Set<string>();
+    for (const p of this.policies.values()) {
+      if (p.metadata.deletionTimestamp !== undefined) continue;
+      const w = configMapWatchOf(p);
+      if (w.kind === 'selector') queries.add(w.query);
+    }
+    this.configMapWatches.update(queries, signal);
+  }
+
+  /** A Secret a PrePullImage may name, by `namespace/name`; the controller's own copies are never one. */
+  sourceSecret(key: string): SecretView | undefined {
+    for (const lw of this.secretSources) {
+      const s = lw.get(key);
+      if (s !== undefined && s.labels[SECRET_COPY_LABEL] !== 'true') return s;
+    }
+    return undefined;
+  }
+
+  workloadViews(): WorkloadView[] {
+    const out: WorkloadView[] = [];
+    for (const lw of this.workloads.values()) for (const w of lw.values()) out.push(w);
+    return out;
+  }
+}

@@ -1,0 +1,386 @@
+import { expect } from 'chai';
+import { MAX_NODE_IMAGES } from '../../../../api/v1alpha1/index.ts';
+import { compileNodeTargeting, compilePodPlacement } from '../../../../controller/plan/node-eligibility.ts';
+import { isFinished, planNodeImageSets, PlanMemo, type ImageTarget, type NodeImageSetView, type PlanInput } from '../../../../controller/plan/node-plan.ts';
+import { node, nodeImageSetView } from '../planning-fixtures.ts';
+import { nodeImageSetDigest } from '../../../../controller/plan/node-image-set-digest.ts';
+
+function target(name: string, image: string, extra: Partial<ImageTarget> = {}): ImageTarget {
+  return {
+    key: `shop/${name}`,
+    namespace: 'shop',
+    name,
+    image,
+    imageDigest: undefined,
+    nodeNames: undefined,
+    nodeSelector: undefined,
+    placement: undefined,
+    targeting: undefined,
+    pullSecrets: [],
+    retry: { maxAttempts: 3, backoffSeconds: 30 },
+    timeout: '10m',
+    round: 0,
+    ...extra,
+  };
+}
+
+const three = [node({ name: 'n1' }), node({ name: 'n2' }), node({ name: 'n3' })];
+
+function plan(input: Partial<PlanInput> & Pick<PlanInput, 'targets'>) {
+  return planNodeImageSets({ nodes: three, current: new Map(), clusterPullBudget: 0, maxPullsPerNode: 2, ...input });
+}
+
+function imagesOn(p: ReturnType<typeof plan>, n: string): string[] {
+  return p.nodeImageSets.get(n)?.spec.images.map((e) => e.image) ?? [];
+}
+
+/** The cache's view of what a plan wrote, with the given status per node/image. */
+function asCurrent(p: ReturnType<typeof plan>, status: (n: string, image: string) => 'Completed' | 'Failed' | 'Pulling' | undefined): Map<string, NodeImageSetView> {
+  return new Map([...p.nodeImageSets].map(([n, s]) => {
+    const st: Record<string, { phase: 'Completed' | 'Failed' | 'Pulling' }> = {};
+    for (const e of s.spec.images) {
+      const phase = status(n, e.image);
+      if (phase !== undefined) st[e.image] = { phase };
+    }
+    return [n, { ...nodeImageSetView(n, Object.fromEntries(s.released), st), ownerUid: s.nodeUid, specDigest: s.digest }];
+  }));
+}
+
+describe('controller/node-plan', () => {
+  it('puts an image on every Ready, schedulable node and writes the per-node limit', () => {
+    const nodes = [...three, node({ name: 'down', ready: false }), node({ name: 'cordoned', unschedulable: true })];
+    const p = plan({ targets: [target('a', 'r.example/a:1')], nodes, maxPullsPerNode: 3 });
+    expect([...p.nodeImageSets.keys()]).to.deep.equal(['n1', 'n2', 'n3']);
+    expect(p.targetNodes.get('shop/a')).to.deep.equal(['n1', 'n2', 'n3']);
+    const spec = p.nodeImageSets.get('n1')!.spec;
+    expect(spec).to.deep.equal({
+      maxConcurrentPulls: 3,
+      images: [{ image: 'r.example/a:1', pullSecrets: [], timeout: '10m', retry: { maxAttempts: 3, backoffSeconds: 30 }, round: 0, sources: [{ namespace: 'shop', name: 'a' }] }],
+      removals: [],
+    });
+    expect(p.unfinished).to.equal(3);
+    expect(p.held).to.equal(0);
+  });
+
+  it('honours spec.nodes: names plus selector, and an invalid selector selects nothing', () => {
+    const nodes = [node({ name: 'n1', labels: { pool: 'a' } }), node({ name: 'n2' }), node({ name: 'n3', labels: { pool: 'a' } })];
+    const p = plan({
+      nodes,
+      targets: [
+        target('named', 'r.example/a:1', { nodeNames: ['n2'] }),
+        target('both', 'r.example/b:1', { nodeNames: ['n2'], nodeSelector: { matchLabels: { pool: 'a' } } }),
+        target('selector', 'r.example/c:1', { nodeSelector: { matchExpressions: [{ key: 'pool', operator: 'DoesNotExist' }] } }),
+        target('invalid', 'r.example/d:1', { nodeSelector: { matchExpressions: [{ key: 'pool', operator: 'In' }] } }),
+      ],
+    });
+    expect(p.targetNodes.get('shop/named')).to.deep.equal(['n2']);
+    expect(p.targetNodes.get('shop/both')).to.deep.equal(['n1', 'n2', 'n3']);
+    expect(p.targetNodes.get('shop/selector')).to.deep.equal(['n2']);
+    expect(p.targetNodes.get('shop/invalid')).to.deep.equal([]);
+  });
+
+  it('limits workload-derived images to nodes the pods can run on (taints, nodeSelector)', () => {
+    const nodes = [
+      node({ name: 'n1', labels: { disk: 'ssd' } }),
+      node({ name: 'n2', labels: { disk: 'ssd' }, taints: [{ key: 'dedicated', value: 'gpu', effect: 'NoSchedule' }] }),
+      node({ name: 'n3' }),
+    ];
+    const placement = compilePodPlacement({ nodeSelector: { disk: 'ssd' } });
+    const p = plan({ nodes, targets: [target('a', 'r.example/a:1', { placement })] });
+    expect(p.targetNodes.get('shop/a')).to.deep.equal(['n1']);
+    expect([...p.nodeImageSets.keys()]).to.deep.equal(['n1']);
+  });
+
+  it('merges targets wanting the same image on a node: one entry, the most patient settings, all sources', () => {
+    const p = plan({
+      targets: [
+        target('b', 'r.example/x:1', { pullSecrets: ['s2', 's1'], retry: { maxAttempts: 5, backoffSeconds: 60 }, timeout: '1h' }),
+        target('a', 'r.example/x:1', { pullSecrets: ['s1'], retry: { maxAttempts: 2, backoffSeconds: 10 }, timeout: '10m' }),
+      ],
+    });
+    const images = p.nodeImageSets.get('n1')!.spec.images;
+    expect(images).to.have.length(1);
+    expect(images[0]).to.deep.include({ pullSecrets: ['s1', 's2'], timeout: '1h', retry: { maxAttempts: 5, backoffSeconds: 10 } });
+    expect(images[0]!.sources).to.deep.equal([{ namespace: 'shop', name: 'a' }, { namespace: 'shop', name: 'b' }]);
+  });
+
+  it('keeps NodeImageSets of nodes that no longer want anything (emptied), and leaves those of deleted nodes alone', () => {
+    const current = new Map([
+      ['n1', nodeImageSetView('n1', { 'r.example/old:1': 0 })],
+      ['gone', nodeImageSetView('gone', { 'r.example/old:1': 0 })],
+    ]);
+    const p = plan({ targets: [], current });
+    expect([...p.nodeImageSets.keys()]).to.deep.equal(['n1']);
+    expect(p.nodeImageSets.get('n1')!.spec.images).to.deep.equal([]);
+  });
+
+  it('produces the same digest for a plan and for the cached copy of what it wrote, so nothing is rewritten', () => {
+    const p1 = plan({ targets: [target('a', 'r.example/a:1'), target('b', 'r.example/b:1', { pullSecrets: ['z', 'y'] })] });
+    const current = asCurrent(p1, () => 'Completed');
+    const p2 = plan({ targets: [target('b', 'r.example/b:1', { pullSecrets: ['y', 'z'] }), target('a', 'r.example/a:1')], current });
+    for (const [n, s] of p2.nodeImageSets) expect(s.digest).to.equal(current.get(n)!.specDigest);
+    // The digest covers the spec in any order.
+    const spec = p2.nodeImageSets.get('n1')!.spec;
+    expect(nodeImageSetDigest('uid-n1', { ...spec, images: [...spec.images].reverse() })).to.equal(p2.nodeImageSets.get('n1')!.digest);
+  });
+
+  it('keeps the round of entries already released', () => {
+    const current = new Map([['n1', nodeImageSetView('n1', { 'r.example/a:1': 4 }, { 'r.example/a:1': { phase: 'Pulling', round: 4 } })]]);
+    const p = plan({ targets: [target('a', 'r.example/a:1')], current });
+    expect(p.nodeImageSets.get('n1')!.spec.images[0]!.round).to.equal(4);
+    expect(p.nodeImageSets.get('n2')!.spec.images[0]!.round).to.equal(0);
+  });
+
+  describe('the cluster-wide budget', () => {
+    const targets = [target('a', 'r.example/a:1'), target('b', 'r.example/b:1')];
+
+    it('releases at most max-concurrent-pulls pairs, image by image', () => {
+      const p = plan({ targets, clusterPullBudget: 2 });
+      expect(imagesOn(p, 'n1')).to.deep.equal(['r.example/a:1']);
+      expect(imagesOn(p, 'n2')).to.deep.equal(['r.example/a:1']);
+      expect(p.nodeImageSets.has('n3')).to.equal(false);
+      expect(p.unfinished).to.equal(2);
+      expect(p.held).to.equal(4);
+    });
+
+    it('counts unfinished pairs from the NodeImageSets, so a new controller neither forgets nor exceeds it', () => {
+      const first = plan({ targets, clusterPullBudget: 2 });
+      // A restarted controller sees the two released pairs still pulling: nothing more is released.
+      const again = plan({ targets, clusterPullBudget: 2, current: asCurrent(first, () => 'Pulling') });
+      expect(again.unfinished).to.equal(2);
+      expect(again.held).to.equal(4);
+      expect(imagesOn(again, 'n3')).to.deep.equal([]);
+      // One finishes (even a failure or a stale earlier round counts only for its own round): one more is released.
+      const current = asCurrent(first, (n) => (n === 'n1' ? 'Failed' : 'Pulling'));
+      const next = plan({ targets, clusterPullBudget: 2, current });
+      expect(next.unfinished).to.equal(2);
+      expect(imagesOn(next, 'n3')).to.deep.equal(['r.example/a:1']);
+    });
+
+    it('never exceeds the budget over a whole rollout driven step by step', () => {
+      let current = new Map<string, NodeImageSetView>();
+      const done = new Set<string>();
+      for (let step = 0; step < 20; step++) {
+        const p = plan({ targets, clusterPullBudget: 1, current });
+        expect(p.unfinished).to.be.at.most(1);
+        current = asCurrent(p, (n, image) => (done.has(`${n} ${image}`) ? 'Completed' : 'Pulling'));
+        // The agent finishes whatever is released.
+        for (const [n, s] of p.nodeImageSets) for (const e of s.spec.images) done.add(`${n} ${e.image}`);
+        if (p.held === 0 && p.unfinished === 0) break;
+      }
+      expect(done.size).to.equal(6);
+    });
+
+    it('treats 0 as unlimited', () => {
+      const p = plan({ targets, clusterPullBudget: 0 });
+      expect(p.unfinished).to.equal(6);
+      expect(p.held).to.equal(0);
+    });
+
+    it('holds images beyond what a NodeImageSet may list', () => {
+      const many = Array.from({ length: MAX_NODE_IMAGES + 3 }, (_, i) => target(`t${i}`, `r.example/img${String(i).padStart(4, '0')}:1`, { nodeNames: ['n1'] }));
+      const p = plan({ targets: many });
+      expect(p.nodeImageSets.get('n1')!.spec.images).to.have.length(MAX_NODE_IMAGES);
+      expect(p.held).to.equal(3);
+    });
+  });
+
+  describe('with a PlanMemo kept between passes', () => {
+    type Plan = ReturnType<typeof plan>;
+    const summary = (p: Plan): unknown => ({
+      sets: [...p.nodeImageSets].map(([n, s]) => [n, s.digest, s.spec, [...s.released]]),
+      targets: [...p.targetNodes],
+      unfinished: p.unfinished,
+      held: p.held,
+    });
+
+    it('plans exactly as without it, pass after pass, while nodes, targets and statuses change', () => {
+      const memo = new PlanMemo();
+      const pools = (n: number, extra: Partial<Parameters<typeof node>[0]> = {}) => node({ name: `n${n}`, labels: { pool: n % 2 === 0 ? 'even' : 'odd' }, ...extra });
+      let nodes = [1, 2, 3, 4, 5, 6].map((n) => pools(n));
+      const even = compilePodPlacement({ nodeSelector: { pool: 'even' } });
+      let targets = [
+        target('a', 'r.example/a:1', { placement: even }),
+        target('b', 'r.example/b:1'),
+        target('c', 'r.example/c:1', { nodeNames: ['n1'] }),
+      ];
+      let current = new Map<string, NodeImageSetView>();
+      const steps: (() => void)[] = [
+        () => undefined,
+        () => { current = asCurrent(plan({ targets, nodes, current, clusterPullBudget: 5 }), (n) => (n === 'n2' ? 'Pulling' : 'Completed')); },
+        () => { current = asCurrent(plan({ targets, nodes, current, clusterPullBudget: 5 }), () => 'Completed'); },
+        () => { nodes = nodes.map((n) => (n.metadata?.name === 'n4' ? pools(4, { ready: false }) : n)); },
+        () => { targets = targets.map((t) => (t.name === 'a' ? { ...t, image: 'r.example/a:2' } : t)); },
+        () => { nodes = [...nodes, pools(8)]; },
+        () => { current = new Map([...current].map(([n, v]) => [n, n === 'n6' ? { ...v, released: new Map([...v.released].map(([i]) => [i, 3])) } : v])); },
+        () => { targets = targets.filter((t) => t.name !== 'b'); },
+      ];
+      for (const [i, step] of steps.entries()) {
+        step();
+        for (const clusterPullBudget of [0, 5]) {
+          const input = { targets, nodes, current, clusterPullBudget };
+          expect(summary(plan({ ...input, memo })), `step ${i}, budget ${clusterPullBudget}`).to.deep.equal(summary(plan(input)));
+        }
+      }
+    });
+
+    it('keeps the node lists of targets (the same arrays) while the nodes are the same objects', () => {
+      const memo = new PlanMemo();
+      const targets = [target('a', 'r.example/a:1'), target('b', 'r.example/b:1', { nodeNames: ['n2'] })];
+      const p1 = plan({ targets, memo });
+      const p2 = plan({ targets, memo, current: asCurrent(p1, () => 'Completed') });
+      expect(p2.targetNodes.get('shop/a')).to.equal(p1.targetNodes.get('shop/a'));
+      expect(p2.targetNodes.get('shop/b')).to.equal(p1.targetNodes.get('shop/b'));
+      const p3 = plan({ targets, memo, nodes: [...three.slice(0, 2), node({ name: 'n3' })] });
+      expect(p3.targetNodes.get('shop/a')).to.not.equal(p1.targetNodes.get('shop/a'));
+      expect(p3.targetNodes.get('shop/a')).to.deep.equal(p1.targetNodes.get('shop/a'));
+    });
+
+    it('shares one spec among the nodes whose NodeImageSets hold exactly their images, each with its own digest', () => {
+      const targets = [target('a', 'r.example/a:1'), target('b', 'r.example/b:1')];
+      const p1 = plan({ targets });
+      const p2 = plan({ targets, current: asCurrent(p1, () => 'Completed') });
+      const [s1, s2] = [p2.nodeImageSets.get('n1')!, p2.nodeImageSets.get('n2')!];
+      expect(s1.spec.images).to.equal(s2.spec.images);
+      expect(s1.released).to.equal(s2.released);
+      expect(s1.digest).to.not.equal(s2.digest);
+      expect(p2.unfinished).to.equal(0);
+    });
+  });
+
+  describe('refresh rounds', () => {
+    const A = 'r.example/a:1';
+    /** The cache's view of a plan with every entry in `phase` for its released round. */
+    type Phase = 'Completed' | 'Failed' | 'Pulling';
+    const settledAs = (p: ReturnType<typeof plan>, phase: Phase | ((node: string) => Phase)) =>
+      new Map([...p.nodeImageSets].map(([n, s]) => {
+        const st = Object.fromEntries(s.spec.images.map((e) => [e.image, { phase: typeof phase === 'string' ? phase : phase(n), round: e.round }]));
+        return [n, { ...nodeImageSetView(n, Object.fromEntries(s.released), st), ownerUid: s.nodeUid, specDigest: s.digest }];
+      }));
+    const roundsOf = (p: ReturnType<typeof plan>, image = A) => Object.fromEntries([...p.nodeImageSets].map(([n, s]) => [n, s.released.get(image)]));
+
+    it('gives a new entry the highest round its sources want', () => {
+      const p = plan({ targets: [target('a', A, { round: 100 }), target('b', A, { round: 250 }), target('c', A)] });
+      expect(roundsOf(p)).to.deep.equal({ n1: 250, n2: 250, n3: 250 });
+    });
+
+    it('raises the round of finished pairs when a source wants a higher one, and never lowers a round', () => {
+      const first = plan({ targets: [target('a', A)] });
+      const raised = plan({ targets: [target('a', A, { round: 100 })], current: settledAs(first, 'Completed') });
+      expect(roundsOf(raised)).to.deep.equal({ n1: 100, n2: 100, n3: 100 });
+      expect(raised.unfinished).to.equal(3);
+      // The refreshed PrePullImage is gone; the one left never was refreshed: the entries keep round 100.
+      const after = plan({ targets: [target('b', A)], current: settledAs(raised, 'Completed') });
+      expect(roundsOf(after)).to.deep.equal({ n1: 100, n2: 100, n3: 100 });
+      expect(after.unfinished).to.equal(0);
+    });
+
+    it('counts a raise of a finished pair against the budget like a new pull, holding the rest in their old round', () => {
+      const targets = [target('a', A)];
+      const first = plan({ targets });
+      const refreshed = [target('a', A, { round: 100 })];
+      const p1 = plan({ targets: refreshed, current: settledAs(first, 'Completed'), clusterPullBudget: 2 });
+      expect(roundsOf(p1)).to.deep.equal({ n1: 100, n2: 100, n3: 0 });
+      expect(p1.unfinished).to.equal(2);
+      expect(p1.held).to.equal(1);
+      // Still pulling: nothing more.
+      const p2 = plan({ targets: refreshed, current: settledAs(p1, (n) => (n === 'n3' ? 'Completed' : 'Pulling')), clusterPullBudget: 2 });
+      expect(roundsOf(p2)).to.deep.equal({ n1: 100, n2: 100, n3: 0 });
+      expect(p2.unfinished).to.equal(2);
+      // Done (a failure is done too): the last node is raised.
+      const p3 = plan({ targets: refreshed, current: settledAs(p2, 'Failed'), clusterPullBudget: 2 });
+      expect(roundsOf(p3)).to.deep.equal({ n1: 100, n2: 100, n3: 100 });
+      expect(p3.unfinished).to.equal(1);
+      expect(p3.held).to.equal(0);
+    });
+
+    it('raises a pair still pulling its old round at once: it already counts against the budget', () => {
+      const first = plan({ targets: [target('a', A)] });
+      const p = plan({ targets: [target('a', A, { round: 100 })], current: settledAs(first, 'Pulling'), clusterPullBudget: 3 });
+      expect(roundsOf(p)).to.deep.equal({ n1: 100, n2: 100, n3: 100 });
+      expect(p.unfinished).to.equal(3);
+      expect(p.held).to.equal(0);
+    });
+
+    it('never exceeds the budget over a refresh of many images driven step by step', () => {
+      const images = ['r.example/a:1', 'r.example/b:1', 'r.example/c:1'];
+      let targets = images.map((image, i) => target(`t${i}`, image));
+      let current = settledAs(plan({ targets }), 'Completed');
+      targets = images.map((image, i) => target(`t${i}`, image, { round: 7 }));
+      const pulled = new Set<string>();
+      for (let step = 0; step < 20; step++) {
+        const p = plan({ targets, current, clusterPullBudget: 2 });
+        expect(p.unfinished, `step ${step}`).to.be.at.most(2);
+        for (const [n, s] of p.nodeImageSets) for (const e of s.spec.images) if (e.round === 7) pulled.add(`${n} ${e.image}`);
+        // The agents finish whatever was released in this step.
+        current = settledAs(p, 'Completed');
+        if (p.held === 0 && p.unfinished === 0) break;
+      }
+      expect(pulled.size).to.equal(9);
+    });
+
+    it('goes back to the shared class spec once the refresh has finished everywhere, with or without a PlanMemo', () => {
+      const memo = new PlanMemo();
+      const targets = [target('a', A), target('b', 'r.example/b:1')];
+      const p1 = plan({ targets, memo });
+      const refreshed = [target('a', A, { round: 100 }), target('b', 'r.example/b:1')];
+      const steps: Map<string, NodeImageSetView>[] = [settledAs(p1, 'Completed')];
+      for (let i = 0; i < 3; i++) {
+        const current = steps.at(-1)!;
+        const withMemo = plan({ targets: refreshed, current, memo, clusterPullBudget: 1 });
+        const without = plan({ targets: refreshed, current, clusterPullBudget: 1 });
+        expect([...withMemo.nodeImageSets].map(([n, s]) => [n, s.digest, s.spec])).to.deep.equal([...without.nodeImageSets].map(([n, s]) => [n, s.digest, s.spec]));
+        steps.push(settledAs(withMemo, 'Completed'));
+      }
+      const done = plan({ targets: refreshed, current: steps.at(-1)!, memo });
+      expect(roundsOf(done)).to.deep.equal({ n1: 100, n2: 100, n3: 100 });
+      expect(done.unfinished).to.equal(0);
+      expect(done.nodeImageSets.get('n1')!.spec.images).to.equal(done.nodeImageSets.get('n3')!.spec.images);
+      for (const [n, s] of done.nodeImageSets) expect(s.digest, n).to.equal(steps.at(-1)!.get(n)!.specDigest);
+    });
+  });
+
+  it('isFinished looks only at the current round', () => {
+    expect(isFinished({ phase: 'Completed', round: 1 }, 1)).to.equal(true);
+    expect(isFinished({ phase: 'Failed', round: 1 }, 1)).to.equal(true);
+    expect(isFinished({ phase: 'Completed', round: 0 }, 1)).to.equal(false);
+    expect(isFinished({ phase: 'Pulling', round: 1 }, 1)).to.equal(false);
+    expect(isFinished(undefined, 0)).to.equal(false);
+  });
+
+  describe('node targeting (spec.nodes.affinity and tolerations)', () => {
+    const pool = [
+      node({ name: 'n1', labels: { cores: '4' } }),
+      node({ name: 'n2', labels: { cores: '16' } }),
+      node({ name: 'n3', labels: { cores: '32' }, taints: [{ key: 'gpu', effect: 'NoSchedule' }] }),
+    ];
+    const big = compileNodeTargeting({ affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cores', operator: 'Gt', values: ['8'] }] }] } } } });
+    const strict = compileNodeTargeting({ tolerations: [] });
+
+    it('targets the nodes the affinity selects; taints count only when tolerations are set', () => {
+      const p = plan({ nodes: pool, targets: [target('big', 'r.example/big:1', { targeting: big }), target('plain', 'r.example/plain:1'), target('strict', 'r.example/strict:1', { targeting: strict })] });
+      expect(p.targetNodes.get('shop/big')).to.deep.equal(['n2', 'n3']);
+      expect(p.targetNodes.get('shop/plain')).to.deep.equal(['n1', 'n2', 'n3']);
+      expect(p.targetNodes.get('shop/strict')).to.deep.equal(['n1', 'n2']);
+      expect(imagesOn(p, 'n3')).to.deep.equal(['r.example/big:1', 'r.example/plain:1']);
+    });
+
+    it('applies both the workload placement and the targeting', () => {
+      const placement = compilePodPlacement({ tolerations: [{ key: 'gpu', operator: 'Exists' }] });
+      const p = plan({ nodes: pool, targets: [target('w', 'r.example/w:1', { placement, targeting: big })] });
+      expect(p.targetNodes.get('shop/w')).to.deep.equal(['n2', 'n3']);
+      const untolerating = compilePodPlacement({});
+      const q = plan({ nodes: pool, targets: [target('w', 'r.example/w:1', { placement: untolerating, targeting: big })] });
+      expect(q.targetNodes.get('shop/w')).to.deep.equal(['n2']);
+    });
+
+    it('keeps targets with different targeting apart in the memo', () => {
+      const memo = new PlanMemo();
+      plan({ nodes: pool, memo, targets: [target('a', 'r.example/a:1')] });
+      const p = plan({ nodes: pool, memo, targets: [target('a', 'r.example/a:1', { targeting: strict })] });
+      expect(p.targetNodes.get('shop/a')).to.deep.equal(['n1', 'n2']);
+      const q = plan({ nodes: pool, memo, targets: [target('a', 'r.example/a:1', { targeting: big })] });
+      expect(q.targetNodes.get('shop/a')).to.deep.equal(['n2', 'n3']);
+    });
+  });
+});

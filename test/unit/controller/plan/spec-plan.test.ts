@@ -1,0 +1,137 @@
+import { expect } from 'chai';
+import type { PrePullImage } from '../../../../api/v1alpha1/index.ts';
+import { desiredPrePullImages, prePullImageKey, type DesiredPrePullImage } from '../../../../controller/derive/desired-images.ts';
+import type { NodeImageSetView } from '../../../../controller/plan/node-plan.ts';
+import { planDeletes, planSpecs, SpecMemos, type SpecInput } from '../../../../controller/plan/spec-plan.ts';
+import { decodePrePullImage } from '../../../../controller/sources/decode.ts';
+import { prePullImageApplyBody } from '../../../../controller/write/api-objects.ts';
+import { Overlays } from '../../../../controller/write/overlays.ts';
+import type { Write, WritePlan } from '../../../../controller/write/writes.ts';
+import { node, policy, prePullImage, workload } from '../planning-fixtures.ts';
+
+const KEY = prePullImageKey('shop', 'deployment.web.app');
+
+function derived(image = 'r.example/app:1'): Map<string, DesiredPrePullImage> {
+  const p = policy('web', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } } });
+  const w = workload({ name: 'web', podSpec: { containers: [{ name: 'app', image }] } });
+  return new Map(desiredPrePullImages([p], [w], new Map()).images);
+}
+
+/** The derived object as the API server stores it after the apply. */
+function stored(d: DesiredPrePullImage, generation = 1): PrePullImage {
+  const b = JSON.parse(JSON.stringify(prePullImageApplyBody(d))) as { metadata: Record<string, unknown> };
+  b.metadata.generation = generation;
+  const ppi = decodePrePullImage(b);
+  if (ppi === undefined) throw new Error('apply body does not decode');
+  return ppi;
+}
+
+function cache<T extends { name: string }>(items: T[]): { get(k: string): T | undefined; values(): T[] } {
+  return { get: (k) => items.find((i) => i.name === k), values: () => items };
+}
+
+function input(over: Partial<SpecInput> = {}): SpecInput {
+  return {
+    desired: derived(),
+    cached: new Map(),
+    keptAsCached: () => false,
+    overlays: new Overlays(),
+    memos: new SpecMemos(),
+    roundOf: () => 0,
+    nodes: [node({ name: 'n1' }), node({ name: 'n2' })],
+    nodeImageSets: cache<NodeImageSetView>([]),
+    secretCopies: cache([]),
+    sourceSecret: () => undefined,
+    clusterPullBudget: 0,
+    maxPullsPerNode: 2,
+    ...over,
+  };
+}
+
+const kinds = (plan: WritePlan): string[][] => plan.map((s) => s.writes.map((w) => w.kind));
+const ofKind = <K extends Write['kind']>(plan: WritePlan, kind: K): Extract<Write, { kind: K }>[] =>
+  plan.flatMap((s) => s.writes).filter((w): w is Extract<Write, { kind: K }> => w.kind === kind);
+
+describe('controller/plan/spec-plan', () => {
+  it('writes secrets, then PrePullImages and finalizers, then NodeImageSets, in that order', () => {
+    const plan = planSpecs(input());
+    expect(kinds(plan.writes)).to.deep.equal([[], ['prePullImage'], [], ['nodeImageSet', 'nodeImageSet']]);
+    expect(plan.targets.map((t) => t.key)).to.deep.equal([KEY]);
+    expect(plan.nodePlan.targetNodes.get(KEY)).to.deep.equal(['n1', 'n2']);
+  });
+
+  it('writes nothing for a derived PrePullImage the cache already holds as desired', () => {
+    const desired = derived();
+    const d = desired.get(KEY)!;
+    const plan = planSpecs(input({ desired, cached: new Map([[KEY, stored(d)]]) }));
+    expect(ofKind(plan.writes, 'prePullImage')).to.deep.equal([]);
+  });
+
+  it('plans from its own pending write: no second write, and its generation for the status stage', () => {
+    const desired = derived('r.example/app:2');
+    const overlays = new Overlays();
+    const d = desired.get(KEY)!;
+    const memos = new SpecMemos();
+    overlays.prePullImages.record(KEY, { generation: 2, digest: memos.desiredDigest(d) });
+    // The cache still holds generation 1 with the old image.
+    const old = stored(derived().get(KEY)!, 1);
+    const plan = planSpecs(input({ desired, cached: new Map([[KEY, old]]), overlays, memos }));
+    expect(ofKind(plan.writes, 'prePullImage')).to.deep.equal([]);
+    expect(plan.pendingGenerations.get(KEY)).to.equal(2);
+    // Once the cache shows generation 2, the overlay is the cache's business again.
+    const shown = planSpecs(input({ desired, cached: new Map([[KEY, stored(d, 2)]]), overlays, memos }));
+    expect(shown.pendingGenerations.size).to.equal(0);
+    expect(overlays.prePullImages.size).to.equal(0);
+  });
+
+  it('leaves a hand-written PrePullImage with the derived name alone, and plans it as written', () => {
+    const mine = prePullImage('shop', 'deployment.web.app', { image: 'r.example/other:1' });
+    const plan = planSpecs(input({ cached: new Map([[KEY, mine]]) }));
+    expect(plan.shadowed).to.deep.equal([KEY]);
+    expect(ofKind(plan.writes, 'prePullImage')).to.deep.equal([]);
+    expect(plan.targets.map((t) => t.image)).to.deep.equal(['r.example/other:1']);
+  });
+
+  it('adds the purge finalizer to a hand-written PrePullImage that asks for it', () => {
+    const p = prePullImage('shop', 'mine', { image: 'r.example/x:1', purgeOnDelete: true });
+    const plan = planSpecs(input({ desired: new Map(), cached: new Map([['shop/mine', p]]) }));
+    expect(ofKind(plan.writes, 'purgeFinalizer').map((w) => w.add)).to.deep.equal([true]);
+  });
+
+  it('writes only the NodeImageSets whose spec differs from the one written', () => {
+    const first = planSpecs(input());
+    const n1 = ofKind(first.writes, 'nodeImageSet').find((w) => w.planned.node === 'n1')!.planned;
+    const asWritten: NodeImageSetView = {
+      name: 'n1', generation: 1, ownerUid: n1.nodeUid, specDigest: n1.digest, released: n1.released, status: new Map(),
+    };
+    const again = planSpecs(input({ nodeImageSets: cache([asWritten]) }));
+    expect(ofKind(again.writes, 'nodeImageSet').map((w) => w.planned.node)).to.deep.equal(['n2']);
+  });
+
+  it('holds pairs beyond the cluster pull budget', () => {
+    const plan = planSpecs(input({ clusterPullBudget: 1 }));
+    expect(plan.nodePlan.unfinished).to.equal(1);
+    expect(plan.nodePlan.held).to.equal(1);
+    expect(ofKind(plan.writes, 'nodeImageSet').every((w) => w.planned.spec.maxConcurrentPulls === 2)).to.equal(true);
+  });
+
+  describe('planDeletes', () => {
+    const gone = (): Map<string, PrePullImage> => new Map([[KEY, stored(derived().get(KEY)!)]]);
+
+    it('deletes derived PrePullImages nothing wants, once', () => {
+      const overlays = new Overlays();
+      const secrets = { copyNames: new Map(), problems: new Map(), apply: [], remove: ['old-copy'] };
+      const plan = planDeletes({ desired: new Map(), cached: gone(), keptAsCached: () => false }, overlays, secrets);
+      expect(kinds(plan)).to.deep.equal([['deletePrePullImage'], ['deleteSecretCopy']]);
+      overlays.deletions.record(KEY, true);
+      expect(kinds(planDeletes({ desired: new Map(), cached: gone(), keptAsCached: () => false }, overlays, secrets))).to.deep.equal([[], ['deleteSecretCopy']]);
+    });
+
+    it('keeps those whose source is not known yet, and hand-written ones', () => {
+      const secrets = { copyNames: new Map(), problems: new Map(), apply: [], remove: [] };
+      expect(kinds(planDeletes({ desired: new Map(), cached: gone(), keptAsCached: () => true }, new Overlays(), secrets))).to.deep.equal([[], []]);
+      const mine = new Map([['shop/mine', prePullImage('shop', 'mine', { image: 'r.example/x:1' })]]);
+      expect(kinds(planDeletes({ desired: new Map(), cached: mine, keptAsCached: () => false }, new Overlays(), secrets))).to.deep.equal([[], []]);
+    });
+  });
+});
