@@ -37,7 +37,7 @@ build_kubernetes() {
   local want="v$K8S_VERSION"
   local names=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl) missing=0
   for b in "${names[@]}"; do stamp_ok "$b" "$want" || missing=1; done
-  [ "$missing" = 1 ] || return
+  [ "$missing" = 1 ] || return 0
   log "building ${names[*]} $want (one time, about 15 minutes on 2 cores)"
   local dir="$work/kubernetes-$want" staging="v0.${K8S_VERSION#1.}"
   rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
