@@ -7,8 +7,7 @@
 // containerd per node) with kwarm installed by `helm install` from charts/kwarm and the README's basic policy.
 // Each node reaches the registry through its own link paced at --rate-mbps (local-cluster/throttled-proxy.ts,
 // 'shared' shape: all of that node's connections together), so a node pulling is bounded by its link as on a
-// real network: a forwarder in the node's network namespace listens on 127.0.0.1:5001, the node's containerd
-// treats that as a plain-HTTP registry, and the bytes go through the proxy to the harness's registry.
+// real network (local-cluster/node-registry-link.ts: pods name the registry 127.0.0.1:5001, each node's own).
 //
 // Two Deployments of --replicas sleeping pods, spread evenly over the nodes: "kwarm" is labelled
 // kwarm.io/enabled=true (the basic policy selects it), "kubelet" is not (no PrePullImage exists for it, which
@@ -20,21 +19,17 @@
 // own figure (its Pulled event: 0 when "already present", else the pull time including waiting); per rollout,
 // the mean pod start of the kubelets' kubelet_pod_start_total_duration_seconds and
 // kubelet_pod_start_sli_duration_seconds histograms (read through the API server's node proxy).
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GrpcImageRuntime } from '../agent/cri/grpc-runtime.ts';
 import { errorText } from '../lib/errors.ts';
 import { BUSYBOX } from '../local-cluster/busybox-images.ts';
-import { forward, type Forwarder } from '../local-cluster/forwarder.ts';
 import { helmInstallKwarm, waitKwarmReady } from '../local-cluster/kwarm-install.ts';
 import { REPO_ROOT } from '../local-cluster/kwarm-images.ts';
 import { buildAndPushImage } from '../local-cluster/oci-image.ts';
-import type { ManagedProcess } from '../local-cluster/process.ts';
 import { startRealCluster, type RealCluster } from '../local-cluster/real-cluster.ts';
-import type { RealNode } from '../local-cluster/real-node.ts';
-import { startThrottledProxy, type ThrottledProxy } from '../local-cluster/throttled-proxy.ts';
-import { makeTempDir, removeDir } from '../local-cluster/tmp.ts';
+import { linkNodesToRegistry, type NodeRegistryLink } from '../local-cluster/node-registry-link.ts';
 import { waitFor } from '../local-cluster/wait.ts';
 import { BenchRun } from './bench-run.ts';
 import { histogramTotals, imageWait, meanBetweenMs, type HistogramTotals, type KubeletEvent } from './rollout-figures.ts';
@@ -53,8 +48,6 @@ const REPLICAS = Number(args.replicas);
 const MIB = Number(args.mib);
 const RATE_MBPS = Number(args['rate-mbps']);
 const NODES = 3;
-/** The registry as every node sees it: its own forwarder on its loopback, behind its own paced link. */
-const NODE_REGISTRY = '127.0.0.1:5001';
 const NS = 'bench-rollout';
 const MODES = ['kubelet', 'kwarm'] as const;
 type Mode = (typeof MODES)[number];
@@ -89,43 +82,6 @@ function deployment(mode: Mode, image: string): string {
       },
     },
   });
-}
-
-/** One node's paced link to the registry: proxy (in process) <- unix socket <- forwarder in the node's namespace. */
-interface NodeLink {
-  proxy: ThrottledProxy;
-  inProcess: Forwarder;
-  inNode: ManagedProcess;
-}
-
-async function linkNode(cluster: RealCluster, node: RealNode, dir: string): Promise<NodeLink> {
-  // containerd's registry config dir (containerd.ts writes certs.d next to its log); the node's containerd reads
-  // it on each pull, so a host added here is used without a restart.
-  const hostsDir = join(dirname(node.containerd.logFile), 'certs.d');
-  const existing = join(hostsDir, cluster.registryFromNodes, 'hosts.toml');
-  let template: string;
-  try {
-    template = readFileSync(existing, 'utf8');
-  } catch (err) {
-    throw new Error(`${node.name}'s containerd registry config is not where this benchmark expects it (${existing}): ${errorText(err)}; local-cluster/containerd.ts changed?`);
-  }
-  mkdirSync(join(hostsDir, NODE_REGISTRY), { recursive: true });
-  writeFileSync(join(hostsDir, NODE_REGISTRY, 'hosts.toml'), template.replaceAll(cluster.registryFromNodes, NODE_REGISTRY));
-
-  const proxy = await startThrottledProxy(cluster.registry, RATE_MBPS * 1e6, 'shared');
-  const socket = join(dir, `${node.name}.sock`);
-  const inProcess = await forward({ kind: 'unix', path: socket }, { kind: 'tcp', host: '127.0.0.1', port: Number(proxy.host.split(':')[1]) });
-  const inNode = node.namespaces.start({
-    name: `${node.name}-registry-link`,
-    command: process.execPath,
-    args: [join(REPO_ROOT, 'local-cluster', 'forwarder.ts'), `tcp:${NODE_REGISTRY}`, `unix:${socket}`],
-    logFile: join(dir, `${node.name}-forwarder.log`),
-  });
-  await waitFor(() => {
-    if (!inNode.running) throw new Error(`${node.name}'s registry forwarder exited: ${inNode.tail()}`);
-    return inNode.tail().includes('ready');
-  }, { what: `${node.name}'s registry forwarder`, timeoutMs: 30_000, intervalMs: 50 });
-  return { proxy, inProcess, inNode };
 }
 
 async function kubeletMetrics(cluster: RealCluster): Promise<Map<string, { total: HistogramTotals; sli: HistogramTotals }>> {
@@ -200,12 +156,12 @@ function fmt(samples: readonly number[]): string {
 async function main(): Promise<void> {
   const bench = await BenchRun.start();
   let cluster: RealCluster | undefined;
-  const links: NodeLink[] = [];
-  const dir = makeTempDir('bench-rollout');
+  let link: NodeRegistryLink | undefined;
   try {
     const t0 = performance.now();
     cluster = await startRealCluster({ nodes: NODES });
-    for (const n of cluster.nodes) links.push(await linkNode(cluster, n, dir));
+    const nodeLink = await linkNodesToRegistry(cluster, { bytesPerSecond: RATE_MBPS * 1e6 });
+    link = nodeLink;
     const kwarm = await helmInstallKwarm(cluster);
     await waitKwarmReady(cluster, kwarm.images);
     await cluster.kubectl(['apply', '--server-side', '-f', join(REPO_ROOT, 'deploy', 'samples', 'prepullpolicy_basic.yaml')]);
@@ -225,7 +181,7 @@ async function main(): Promise<void> {
         files: [{ path: 'bin/busybox', content: busybox, mode: 0o755 }],
         entrypoint: ['/bin/busybox', 'sleep', '86400'],
       });
-      return `${NODE_REGISTRY}${pushed.reference.slice(c.registry.host.length)}`;
+      return nodeLink.nodeImage(pushed.reference);
     };
 
     // The starting version: small, so set-up is quick; both Deployments spread over all nodes.
@@ -279,13 +235,8 @@ async function main(): Promise<void> {
     await bench.finish('user-rollout', process.argv.slice(2), { reps: REPS, replicas: REPLICAS, nodes: NODES, imageMiB: MIB, layers: LAYERS, rateMBps: RATE_MBPS, strategy: 'RollingUpdate maxSurge 1 maxUnavailable 0' });
   } finally {
     await bench.stop();
-    for (const l of links) {
-      await l.inNode.stop();
-      await l.inProcess.close();
-      await l.proxy.stop();
-    }
+    await link?.stop();
     await cluster?.stop();
-    removeDir(dir);
   }
 }
 
