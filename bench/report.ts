@@ -381,7 +381,9 @@ layers, a fresh one per rollout, each node's link to the registry paced at ${r.p
 figures: the Pulled event of each pod (0 when the image was already present) and the pod start histograms of
 their /metrics, as a mean over the pods a rollout started. With kwarm, its agents pull on every node as soon as
 the template changes, so only pods on nodes kwarm has not finished yet wait; with the kubelet alone, each node
-pulls when its first new pod lands there.
+pulls when its first new pod lands there. The three nodes share this machine's 2 cores: kwarm's three pulls at
+once compete for CPU (decompressing, unpacking) where the kubelet alone pulls node after node, so a pod that
+waits for kwarm's pull waits longer here than it would on nodes with CPUs of their own.
 
 ${runLine(r)}
 `;
