@@ -68,6 +68,8 @@ async function main(): Promise<void> {
   let link: NodeRegistryLink | undefined;
   let client: KubeClient | undefined;
   try {
+    const began = Date.now();
+    const since = (t: number): string => `${((Date.now() - t) / 1000).toFixed(1)} s`;
     say('kwarm demo: starting a local cluster of three real nodes (kubelet + containerd each) and a registry; nothing leaves the machine');
     const c = await startRealCluster({ nodes: NODES.length, log: (line) => { say(`  ${line}`); } });
     cluster = c;
@@ -87,9 +89,10 @@ async function main(): Promise<void> {
     say(`  images demo/my-app:v1 (${(v1.totalBytes / MiB).toFixed(0)} MiB) and :v2 (${(v2.totalBytes / MiB).toFixed(0)} MiB)`);
 
     say('\n$ helm install kwarm ./charts/kwarm -n kwarm-system --create-namespace   # images built from this repository');
+    const installing = Date.now();
     const kwarm = await helmInstallKwarm(c);
     const ready = await waitKwarmReady(c, kwarm.images);
-    say(`  kwarm-controller and ${ready.agents.length} kwarm-agent pods Ready`);
+    say(`  kwarm-controller and ${ready.agents.length} kwarm-agent pods Ready ${since(installing)} after helm install (${since(began)} since the start)`);
 
     say('\n$ kubectl apply -f deploy/samples/prepullpolicy_basic.yaml');
     await c.kubectl(['apply', '-f', join(SAMPLES, 'prepullpolicy_basic.yaml')]);
@@ -127,6 +130,7 @@ async function main(): Promise<void> {
     say(`\nThe new version's pods, and how long each one's kubelet waited for the image (its Pulled event):\n`);
     say(renderPodWaits(waits));
     say(`\nThe new image reached all ${NODES.length} nodes ${seconds} s after the Deployment changed; the rollout then took ${rolledOut} s: ${podWaitSummary(waits)}.`);
+    say(`(demo: ${since(began)} in all)`);
   } finally {
     say('\nkwarm demo: cleaning up');
     client?.close();
