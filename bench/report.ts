@@ -15,7 +15,7 @@ import { findFigure, readResult, resultPath, type BenchResult, type Figure } fro
 import { median, pairedDifferences, summarize } from './stats.ts';
 
 const OUT = join(import.meta.dirname, '..', 'BENCHMARKS.md');
-const BENCHMARKS = ['agent-overhead', 'image-change', 'concurrency', 'controller-footprint'] as const;
+const BENCHMARKS = ['agent-overhead', 'image-change', 'concurrency', 'controller-footprint', 'user-rollout'] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
 const results = new Map<Benchmark, BenchResult>();
@@ -352,6 +352,43 @@ ${runLine(controller)}
 
 // --- summary --------------------------------------------------------------------------------------------
 
+// --- 6. a rollout on real kubelets ---------------------------------------------------------------------
+
+const ROLLOUT_MODES = [['kubelet', 'kubelet alone'], ['kwarm', 'kwarm (chart)']] as const;
+
+function rolloutFigure(r: BenchResult, mode: string, what: string): Figure | undefined {
+  return r.figures.find((f) => f.id === `rollout.${mode}.${what}`);
+}
+
+function rolloutSection(r: BenchResult | undefined): string {
+  if (r === undefined) return missing('user-rollout');
+  const row = (label: string, what: string, as: 's' | 'bare'): string[] => [label, ...ROLLOUT_MODES.map(([mode]) => {
+    const f = rolloutFigure(r, mode, what);
+    return f === undefined ? '—' : cell(f, as);
+  })];
+  const rows = [
+    row('`kubectl set image` to rollout complete', 'rollout', 's'),
+    row(`Each new pod's wait for its image (${r.parameters.replicas} pods × ${r.parameters.reps} rollouts)`, 'pod-image-wait', 's'),
+    row(`New pods whose kubelet pulled, of ${r.parameters.replicas}`, 'pods-that-pulled', 'bare'),
+    row('Mean pod start, `kubelet_pod_start_total_duration_seconds`', 'start-total', 's'),
+    row('Mean pod start without pulls, `kubelet_pod_start_sli_duration_seconds`', 'start-sli', 's'),
+  ];
+  return `${table(['Per rollout', ...ROLLOUT_MODES.map(([, label]) => label)], rows)}
+
+All **measured** (median, min–max over ${r.parameters.reps} rollouts per mode, interleaved in one run): a Deployment of
+${r.parameters.replicas} replicas on ${r.parameters.nodes} real nodes (kubelet, containerd, kube-proxy), image of ${r.parameters.imageMiB} MiB in random
+layers, a fresh one per rollout, each node's link to the registry paced at ${r.parameters.rateMBps} MB/s. The waits are the kubelets' own
+figures: the Pulled event of each pod (0 when the image was already present) and the pod start histograms of
+their /metrics, as a mean over the pods a rollout started. With kwarm, its agents pull on every node as soon as
+the template changes, so only pods on nodes kwarm has not finished yet wait; with the kubelet alone, each node
+pulls when its first new pod lands there. The three nodes share this machine's 2 cores: kwarm's three pulls at
+once compete for CPU (decompressing, unpacking) where the kubelet alone pulls node after node, so a pod that
+waits for kwarm's pull waits longer here than it would on nodes with CPUs of their own.
+
+${runLine(r)}
+`;
+}
+
 function summarySection(): string {
   const lines: string[] = [];
   const agent = results.get('agent-overhead');
@@ -396,6 +433,14 @@ function summarySection(): string {
     const idleCpu = figures.find((f) => f.id === phaseCpuId('idle'));
     lines.push(`- **Controller footprint** (${scale}; ${runs} run${runs === 1 ? '' : 's'}): peak RSS ${peak === undefined ? '—' : cell(peak)} restart included, idle CPU ${idleCpu === undefined ? '—' : cell(idleCpu)} of a core. Goals: ${controllerGoals(figures).map(goalText).join('; ')}.`);
   }
+  const roll = results.get('user-rollout');
+  if (roll !== undefined) {
+    const m = (mode: string, what: string, as: 's' | 'bare' = 's'): string => {
+      const f = rolloutFigure(roll, mode, what);
+      return f === undefined ? '—' : cell(f, as);
+    };
+    lines.push(`- **What users feel** (${roll.parameters.replicas} replicas on ${roll.parameters.nodes} real kubelets, ${roll.parameters.imageMiB} MiB image at ${roll.parameters.rateMBps} MB/s per node, ${roll.parameters.reps} rollouts each): \`kubectl set image\` to rollout complete ${m('kwarm', 'rollout')} with kwarm vs ${m('kubelet', 'rollout')} with the kubelet alone; pods that waited for their image ${m('kwarm', 'pods-that-pulled', 'bare')} vs ${m('kubelet', 'pods-that-pulled', 'bare')} of ${roll.parameters.replicas} per rollout.`);
+  }
   return lines.join('\n');
 }
 
@@ -430,6 +475,9 @@ ${concurrencySection(results.get('concurrency'))}
 ## 5. Footprint
 
 ${footprintSection(results.get('agent-overhead'), results.get('controller-footprint'))}
+## 6. What users feel: a rollout on real kubelets
+
+${rolloutSection(results.get('user-rollout'))}
 ## Running them
 
 \`\`\`sh

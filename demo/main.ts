@@ -1,35 +1,36 @@
-// npm run demo: kwarm end to end on a machine without a cluster. Starts a real control plane (etcd,
-// kube-apiserver, kube-controller-manager), a registry behind a bandwidth-limited proxy (so pulls take long
-// enough to watch), three simulated nodes (a containerd and a kwarm-agent each, Node objects without
-// kubelets), and kwarm-controller; applies the samples, changes the Deployment's image and shows the
-// pre-pull live as a nodes x images table. Everything stops at the end, on Ctrl-C, or after 5 minutes.
+// npm run demo: kwarm end to end on a machine without a cluster. Starts the harness's real-node cluster (etcd,
+// kube-apiserver, kube-controller-manager, kube-scheduler, and three nodes with a kubelet, containerd and
+// kube-proxy each, in network namespaces of their own), gives each node a bandwidth-limited link to the
+// registry (so pulls take long enough to watch), installs kwarm with `helm install` from charts/kwarm (its
+// images built from this repository), applies the samples and shows the pre-pull live as a nodes x images
+// table. Then the user's side: the new version's pods start on every node, and the kubelets' own events say
+// how long each waited for its image. Everything stops at the end, on Ctrl-C, or after 10 minutes.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decode } from '../api/schema.ts';
 import { nodeImageSetSchema, type NodeImageSet } from '../api/v1alpha1/index.ts';
-import { KubeClient } from '../lib/kube-client.ts';
-import { agentKubeconfig, startAgentProcess, type AgentProcess } from '../local-cluster/agent-process.ts';
-import { startContainerd, type TestContainerd } from '../local-cluster/containerd.ts';
-import { startControlPlane, type ControlPlane } from '../local-cluster/control-plane.ts';
-import { ControllerProcess, controllerKubeconfig } from '../local-cluster/controller-process.ts';
-import { installCrds } from '../local-cluster/crds.ts';
-import { buildAndPushImage } from '../local-cluster/oci-image.ts';
-import { startRegistry, type TestRegistry } from '../local-cluster/registry.ts';
-import { startThrottledProxy, type ThrottledProxy } from '../local-cluster/throttled-proxy.ts';
-import { createNode } from '../local-cluster/cluster-fixtures.ts';
-import { renderTable } from './live-table.ts';
+import { imageWait, type KubeletEvent } from '../bench/rollout-figures.ts';
 import { errorText } from '../lib/errors.ts';
+import { KubeClient } from '../lib/kube-client.ts';
+import { BUSYBOX } from '../local-cluster/busybox-images.ts';
+import { helmInstallKwarm, waitKwarmReady } from '../local-cluster/kwarm-install.ts';
+import { linkNodesToRegistry, type NodeRegistryLink } from '../local-cluster/node-registry-link.ts';
+import { buildAndPushImage, type PushedImage } from '../local-cluster/oci-image.ts';
+import { startRealCluster, type RealCluster } from '../local-cluster/real-cluster.ts';
+import { waitFor } from '../local-cluster/wait.ts';
+import { renderTable } from './live-table.ts';
+import { podWaitSummary, renderPodWaits, type PodWait } from './pod-waits.ts';
 
 const NODES = ['node-1', 'node-2', 'node-3'];
 const NAMESPACE = 'demo';
 const MiB = 1024 * 1024;
-/** Per connection; a 24 MiB image then takes about 3 s, long enough to watch. */
+/** Per node, all its connections together; a 24 MiB image then takes about 3 s, long enough to watch. */
 const BYTES_PER_SECOND = 8 * MiB;
 const SAMPLES = join(import.meta.dirname, '..', 'deploy', 'samples');
 
 const stop = new AbortController();
-const signal = AbortSignal.any([stop.signal, AbortSignal.timeout(5 * 60_000)]);
+const signal = AbortSignal.any([stop.signal, AbortSignal.timeout(10 * 60_000)]);
 process.once('SIGINT', () => { stop.abort(new Error('interrupted')); });
 process.once('SIGTERM', () => { stop.abort(new Error('terminated')); });
 
@@ -63,73 +64,100 @@ const completedEverywhere = (image: string) => (sets: NodeImageSet[]): boolean =
   NODES.every((n) => sets.find((s) => s.metadata.name === n)?.status?.images?.some((i) => i.image === image && i.phase === 'Completed') === true);
 
 async function main(): Promise<void> {
-  let cp: ControlPlane | undefined;
-  let registry: TestRegistry | undefined;
-  let proxy: ThrottledProxy | undefined;
-  const runtimes: TestContainerd[] = [];
-  const agents: AgentProcess[] = [];
-  let controller: ControllerProcess | undefined;
+  let cluster: RealCluster | undefined;
+  let link: NodeRegistryLink | undefined;
   let client: KubeClient | undefined;
   try {
-    say('kwarm demo: starting a local control plane, a registry, three nodes and kwarm (nothing leaves 127.0.0.1)');
-    cp = await startControlPlane({ controllerManager: true });
-    await installCrds(cp);
-    client = new KubeClient(cp.kubeConfig());
-    registry = await startRegistry({ name: 'demo' });
-    const slow = await startThrottledProxy(registry, BYTES_PER_SECOND);
-    proxy = slow;
-    const v1 = await buildAndPushImage(registry, { repository: 'demo/my-app', tag: 'v1', layers: [12 * MiB, 4 * MiB], signal });
-    const v2 = await buildAndPushImage(registry, { repository: 'demo/my-app', tag: 'v2', layers: [16 * MiB, 8 * MiB], signal });
-    // The nodes pull through the slow proxy.
-    const ref = (tag: string): string => `${slow.host}/demo/my-app:${tag}`;
-    say(`  registry ${registry.host}, seen by the nodes through ${slow.host} at ${BYTES_PER_SECOND / MiB} MiB/s per connection`);
+    const began = Date.now();
+    const since = (t: number): string => `${((Date.now() - t) / 1000).toFixed(1)} s`;
+    say('kwarm demo: starting a local cluster of three real nodes (kubelet + containerd each) and a registry; nothing leaves the machine');
+    const c = await startRealCluster({ nodes: NODES.length, log: (line) => { say(`  ${line}`); } });
+    cluster = c;
+    client = new KubeClient(c.controlPlane.kubeConfig());
+    const slow = await linkNodesToRegistry(c, { bytesPerSecond: BYTES_PER_SECOND });
+    link = slow;
+    const busybox = readFileSync(BUSYBOX);
+    const app = (tag: string, layers: number[]): Promise<PushedImage> => buildAndPushImage(c.registry, {
+      repository: 'demo/my-app', tag, layers, signal,
+      files: [{ path: 'bin/busybox', content: busybox, mode: 0o755 }],
+      entrypoint: ['/bin/busybox', 'sleep', '86400'],
+    });
+    const v1 = await app('v1', [12 * MiB, 4 * MiB]);
+    const v2 = await app('v2', [16 * MiB, 8 * MiB]);
+    const ref = (p: PushedImage): string => slow.nodeImage(p.reference);
+    say(`  each node reaches the registry as ${slow.host}, through its own link of ${BYTES_PER_SECOND / MiB} MiB/s`);
     say(`  images demo/my-app:v1 (${(v1.totalBytes / MiB).toFixed(0)} MiB) and :v2 (${(v2.totalBytes / MiB).toFixed(0)} MiB)`);
 
-    for (const name of NODES) {
-      const rt = await startContainerd({ name, registries: [slow] });
-      runtimes.push(rt);
-      await createNode(client, { name }, signal);
-      agents.push(await startAgentProcess({
-        nodeName: name, kubeconfig: await agentKubeconfig(cp, { namespace: 'kwarm-system', nodeName: name }),
-        criSocket: rt.socket, namespace: 'kwarm-system', logLevel: 'warn',
-      }));
-    }
-    for (const a of agents) await a.waitReady();
-    controller = await ControllerProcess.start({ kubeconfig: await controllerKubeconfig(cp), name: 'demo-controller', logLevel: 'warn' });
-    say('  3 nodes (containerd + kwarm-agent each) and kwarm-controller are running, with the Helm chart\'s RBAC');
+    say('\n$ helm install kwarm ./charts/kwarm -n kwarm-system --create-namespace   # images built from this repository');
+    const installing = Date.now();
+    const kwarm = await helmInstallKwarm(c);
+    const ready = await waitKwarmReady(c, kwarm.images);
+    say(`  kwarm-controller and ${ready.agents.length} kwarm-agent pods Ready ${since(installing)} after helm install (${since(began)} since the start)`);
 
     say('\n$ kubectl apply -f deploy/samples/prepullpolicy_basic.yaml');
-    await cp.kubectl(['apply', '-f', join(SAMPLES, 'prepullpolicy_basic.yaml')]);
-    say(`$ kubectl apply -n ${NAMESPACE} -f deploy/samples/deployment_example.yaml   # image: my-registry/my-app:v2 -> ${ref('v1')}`);
-    await cp.kubectl(['create', 'namespace', NAMESPACE]);
-    const sample = readFileSync(join(SAMPLES, 'deployment_example.yaml'), 'utf8').replace('my-registry/my-app:v2', ref('v1'));
-    await cp.kubectl(['apply', '-n', NAMESPACE, '-f', '-'], { input: sample });
-    await watchTable(client, `Pre-pulling ${ref('v1')}`, [ref('v1'), ref('v2')], completedEverywhere(ref('v1')));
+    await c.kubectl(['apply', '-f', join(SAMPLES, 'prepullpolicy_basic.yaml')]);
+    say(`$ kubectl apply -n ${NAMESPACE} -f deploy/samples/deployment_example.yaml   # image -> ${ref(v1)}, replicas: ${NODES.length}`);
+    await c.kubectl(['create', 'namespace', NAMESPACE]);
+    await waitFor(async () => (await c.kubectl(['get', 'serviceaccount', 'default', '-n', NAMESPACE], { allowFailure: true })).code === 0,
+      { what: `the default ServiceAccount of ${NAMESPACE}`, timeoutMs: 60_000, intervalMs: 250 });
+    const sample = readFileSync(join(SAMPLES, 'deployment_example.yaml'), 'utf8')
+      .replace('my-registry/my-app:v2', ref(v1)).replace('replicas: 2', `replicas: ${NODES.length}`);
+    await c.kubectl(['apply', '-n', NAMESPACE, '-f', '-'], { input: sample });
+    const images = [ref(v1), ref(v2)];
+    await watchTable(client, `Pre-pulling ${ref(v1)}`, images, completedEverywhere(ref(v1)));
+    await c.kubectl(['rollout', 'status', '-n', NAMESPACE, 'deployment/my-app', '--timeout=300s']);
 
-    say(`\n$ kubectl set image -n ${NAMESPACE} deployment/my-app app=${ref('v2')}`);
+    // The rollout waits while kwarm pre-pulls, as a user would do it, so the new pods do not race kwarm.
+    say(`\n$ kubectl rollout pause -n ${NAMESPACE} deployment/my-app`);
+    await c.kubectl(['rollout', 'pause', '-n', NAMESPACE, 'deployment/my-app']);
+    say(`$ kubectl set image -n ${NAMESPACE} deployment/my-app app=${ref(v2)}`);
     const changed = Date.now();
-    await cp.kubectl(['set', 'image', '-n', NAMESPACE, 'deployment/my-app', `app=${ref('v2')}`]);
-    const screen = await watchTable(client, `Image changed: pre-pulling ${ref('v2')}`, [ref('v1'), ref('v2')], completedEverywhere(ref('v2')));
+    await c.kubectl(['set', 'image', '-n', NAMESPACE, 'deployment/my-app', `app=${ref(v2)}`]);
+    const screen = await watchTable(client, `Image changed: pre-pulling ${ref(v2)}`, images, completedEverywhere(ref(v2)));
     const seconds = ((Date.now() - changed) / 1000).toFixed(1);
     if (live) process.stdout.write('\x1b[H\x1b[2J');
     say(`${screen}\n`);
     say(`$ kubectl wait -n ${NAMESPACE} --for=condition=Ready prepullimage/deployment.my-app.app`);
-    say((await cp.kubectl(['wait', '-n', NAMESPACE, '--for=condition=Ready', 'prepullimage/deployment.my-app.app', '--timeout=60s'])).stdout.trim());
+    say((await c.kubectl(['wait', '-n', NAMESPACE, '--for=condition=Ready', 'prepullimage/deployment.my-app.app', '--timeout=60s'])).stdout.trim());
     say(`$ kubectl get prepullimages -n ${NAMESPACE}`);
-    say((await cp.kubectl(['get', 'prepullimages', '-n', NAMESPACE])).stdout.trim());
-    say('$ kubectl get nodeimagesets');
-    say((await cp.kubectl(['get', 'nodeimagesets'])).stdout.trim());
-    say(`\nThe new image reached all ${NODES.length} nodes ${seconds} s after the Deployment changed, before any pod needed it.`);
+    say((await c.kubectl(['get', 'prepullimages', '-n', NAMESPACE])).stdout.trim());
+    say(`$ kubectl rollout resume -n ${NAMESPACE} deployment/my-app && kubectl rollout status -n ${NAMESPACE} deployment/my-app`);
+    const resumed = Date.now();
+    await c.kubectl(['rollout', 'resume', '-n', NAMESPACE, 'deployment/my-app']);
+    say((await c.kubectl(['rollout', 'status', '-n', NAMESPACE, 'deployment/my-app', '--timeout=300s'])).stdout.trim().split('\n').pop() ?? '');
+    const rolledOut = ((Date.now() - resumed) / 1000).toFixed(1);
+    const waits = await podWaits(c, ref(v2));
+    say(`\nThe new version's pods, and how long each one's kubelet waited for the image (its Pulled event):\n`);
+    say(renderPodWaits(waits));
+    say(`\nThe new image reached all ${NODES.length} nodes ${seconds} s after the Deployment changed; the rollout then took ${rolledOut} s: ${podWaitSummary(waits)}.`);
+    say(`(demo: ${since(began)} in all)`);
   } finally {
     say('\nkwarm demo: cleaning up');
-    await controller?.stop();
-    for (const a of agents) await a.dispose();
-    for (const rt of runtimes) await rt.dispose();
-    await proxy?.stop();
-    await registry?.dispose();
     client?.close();
-    await cp?.stop();
+    await link?.stop();
+    await cluster?.stop();
   }
+}
+
+interface PodJson {
+  metadata: { name: string };
+  spec: { nodeName?: string; containers: { image: string }[] };
+  status: { phase?: string };
+}
+
+/** The running pods of `image` and, from their kubelets' events, how long each waited for it. */
+async function podWaits(cluster: RealCluster, image: string): Promise<PodWait[]> {
+  const pods = await waitFor(async () => {
+    const { stdout } = await cluster.kubectl(['get', 'pods', '-n', NAMESPACE, '-l', 'app=my-app', '-o', 'json']);
+    const mine = (JSON.parse(stdout) as { items: PodJson[] }).items.filter((p) => p.spec.containers[0]?.image === image && p.status.phase === 'Running');
+    return mine.length === NODES.length ? mine : undefined;
+  }, { what: `${NODES.length} running pods of ${image}`, timeoutMs: 60_000, intervalMs: 500 });
+  return waitFor(async () => {
+    const { stdout } = await cluster.kubectl(['get', 'events', '-n', NAMESPACE, '-o', 'json']);
+    const events = (JSON.parse(stdout) as { items: KubeletEvent[] }).items;
+    const waits = pods.map((p) => ({ pod: p.metadata.name, node: p.spec.nodeName ?? '?', wait: imageWait(events, p.metadata.name, image) }));
+    return waits.every((w) => w.wait.kind !== 'unknown') ? waits : undefined;
+  }, { what: 'the kubelets\' Pulled events of the new pods', timeoutMs: 30_000, intervalMs: 500 });
 }
 
 main().then(() => { process.exit(0); }, (err: unknown) => {

@@ -1,0 +1,243 @@
+// What users feel: a Deployment's image change rolled out on real kubelets, with kwarm installed from its chart
+// against the kubelet alone, in one run, interleaved.
+//
+//   node_modules/.bin/node bench/user-rollout.ts [--reps=5] [--replicas=6] [--mib=200] [--rate-mbps=25]
+//
+// The cluster is the harness's real-node cluster (local-cluster/real-cluster.ts: 3 kubelets, scheduler,
+// containerd per node) with kwarm installed by `helm install` from charts/kwarm and the README's basic policy.
+// Each node reaches the registry through its own link paced at --rate-mbps (local-cluster/throttled-proxy.ts,
+// 'shared' shape: all of that node's connections together), so a node pulling is bounded by its link as on a
+// real network (local-cluster/node-registry-link.ts: pods name the registry 127.0.0.1:5001, each node's own).
+//
+// Two Deployments of --replicas sleeping pods, spread evenly over the nodes: "kwarm" is labelled
+// kwarm.io/enabled=true (the basic policy selects it), "kubelet" is not (no PrePullImage exists for it, which
+// the run checks). Each repetition pushes a fresh image of --mib random MiB per Deployment (new layers, so
+// nothing is cached on any node) and changes each Deployment's image with `kubectl set image`, in alternating
+// order, timing until `kubectl rollout status` returns. The rollout is RollingUpdate maxSurge 1,
+// maxUnavailable 0 (a new pod must be Ready before an old one goes), so pods start one after the other and a
+// pod on a node the image has not reached yet waits for it. Per pod, the wait for the image is the kubelet's
+// own figure (its Pulled event: 0 when "already present", else the pull time including waiting); per rollout,
+// the mean pod start of the kubelets' kubelet_pod_start_total_duration_seconds and
+// kubelet_pod_start_sli_duration_seconds histograms (read through the API server's node proxy).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { GrpcImageRuntime } from '../agent/cri/grpc-runtime.ts';
+import { errorText } from '../lib/errors.ts';
+import { BUSYBOX } from '../local-cluster/busybox-images.ts';
+import { helmInstallKwarm, waitKwarmReady } from '../local-cluster/kwarm-install.ts';
+import { REPO_ROOT } from '../local-cluster/kwarm-images.ts';
+import { buildAndPushImage } from '../local-cluster/oci-image.ts';
+import { startRealCluster, type RealCluster } from '../local-cluster/real-cluster.ts';
+import { linkNodesToRegistry, type NodeRegistryLink } from '../local-cluster/node-registry-link.ts';
+import { waitFor } from '../local-cluster/wait.ts';
+import { BenchRun } from './bench-run.ts';
+import { histogramTotals, imageWait, meanBetweenMs, type HistogramTotals, type KubeletEvent } from './rollout-figures.ts';
+import { summarize } from './stats.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    reps: { type: 'string', default: '5' },
+    replicas: { type: 'string', default: '6' },
+    mib: { type: 'string', default: '200' },
+    'rate-mbps': { type: 'string', default: '25' },
+  },
+});
+const REPS = Number(args.reps);
+const REPLICAS = Number(args.replicas);
+const MIB = Number(args.mib);
+const RATE_MBPS = Number(args['rate-mbps']);
+const NODES = 3;
+const NS = 'bench-rollout';
+const MODES = ['kubelet', 'kwarm'] as const;
+type Mode = (typeof MODES)[number];
+const LAYERS = 4;
+const ROLLOUT_TIMEOUT_S = 900;
+const TOTAL = 'kubelet_pod_start_total_duration_seconds';
+const SLI = 'kubelet_pod_start_sli_duration_seconds';
+
+interface PodJson {
+  metadata: { name: string };
+  spec: { nodeName?: string; containers: { image: string }[] };
+  status: { phase?: string };
+}
+
+function deployment(mode: Mode, image: string): string {
+  const labels: Record<string, string> = { app: mode };
+  if (mode === 'kwarm') labels['kwarm.io/enabled'] = 'true';
+  return JSON.stringify({
+    apiVersion: 'apps/v1', kind: 'Deployment',
+    metadata: { name: mode, namespace: NS, labels },
+    spec: {
+      replicas: REPLICAS,
+      selector: { matchLabels: { app: mode } },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+      template: {
+        metadata: { labels: { app: mode } },
+        spec: {
+          topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: { app: mode } } }],
+          terminationGracePeriodSeconds: 1,
+          containers: [{ name: 'app', image }],
+        },
+      },
+    },
+  });
+}
+
+async function kubeletMetrics(cluster: RealCluster): Promise<Map<string, { total: HistogramTotals; sli: HistogramTotals }>> {
+  const out = new Map<string, { total: HistogramTotals; sli: HistogramTotals }>();
+  for (const n of cluster.nodes) {
+    const { stdout } = await cluster.kubectl(['get', '--raw', `/api/v1/nodes/${n.name}/proxy/metrics`]);
+    out.set(n.name, { total: histogramTotals(stdout, TOTAL), sli: histogramTotals(stdout, SLI) });
+  }
+  return out;
+}
+
+function meanOverNodes(before: Map<string, { total: HistogramTotals; sli: HistogramTotals }>, after: typeof before, key: 'total' | 'sli'): number | undefined {
+  const sum = (m: typeof before): HistogramTotals => [...m.values()].reduce((a, v) => ({ sum: a.sum + v[key].sum, count: a.count + v[key].count }), { sum: 0, count: 0 });
+  return meanBetweenMs(sum(before), sum(after));
+}
+
+interface RolloutFigures {
+  rolloutMs: number;
+  waitsMs: number[];
+  podsThatPulled: number;
+  startTotalMs: number | undefined;
+  startSliMs: number | undefined;
+}
+
+async function rollout(cluster: RealCluster, mode: Mode, image: string): Promise<RolloutFigures> {
+  const before = await kubeletMetrics(cluster);
+  const t0 = performance.now();
+  await cluster.kubectl(['set', 'image', `deployment/${mode}`, `app=${image}`, '-n', NS]);
+  await cluster.kubectl(['rollout', 'status', `deployment/${mode}`, '-n', NS, `--timeout=${ROLLOUT_TIMEOUT_S}s`]);
+  const rolloutMs = performance.now() - t0;
+  const pods = await waitFor(async () => {
+    const { stdout } = await cluster.kubectl(['get', 'pods', '-n', NS, '-l', `app=${mode}`, '-o', 'json']);
+    const fresh = (JSON.parse(stdout) as { items: PodJson[] }).items.filter((p) => p.spec.containers[0]?.image === image && p.status.phase === 'Running');
+    return fresh.length === REPLICAS ? fresh : undefined;
+  }, { what: `${REPLICAS} running pods of ${image}`, timeoutMs: 60_000, intervalMs: 500 });
+  const waits = await waitFor(async () => {
+    const { stdout } = await cluster.kubectl(['get', 'events', '-n', NS, '-o', 'json']);
+    const events = (JSON.parse(stdout) as { items: KubeletEvent[] }).items;
+    const w = pods.map((p) => imageWait(events, p.metadata.name, image));
+    return w.every((x) => x.kind !== 'unknown') ? w : undefined;
+  }, { what: `the kubelets' Pulled events of the ${mode} pods`, timeoutMs: 60_000, intervalMs: 500 });
+  const after = await kubeletMetrics(cluster);
+  const waitsMs = waits.map((w) => (w.kind === 'pulled' ? w.ms : 0));
+  const nodes = new Set(pods.map((p) => p.spec.nodeName));
+  console.log(`  ${mode}: rollout ${(rolloutMs / 1000).toFixed(1)} s; pods per node ${[...nodes].map((n) => `${n ?? '?'}=${pods.filter((p) => p.spec.nodeName === n).length}`).join(' ')}; image waits ${waits.map((w) => (w.kind === 'pulled' ? `${(w.ms / 1000).toFixed(1)} s` : 'none')).join(', ')}`);
+  return {
+    rolloutMs, waitsMs,
+    podsThatPulled: waits.filter((w) => w.kind === 'pulled').length,
+    startTotalMs: meanOverNodes(before, after, 'total'),
+    startSliMs: meanOverNodes(before, after, 'sli'),
+  };
+}
+
+async function removeFromNodes(cluster: RealCluster, image: string): Promise<void> {
+  for (const n of cluster.nodes) {
+    const cri = new GrpcImageRuntime({ endpoint: n.containerd.socket });
+    try {
+      await cri.removeImage(image, { signal: AbortSignal.timeout(30_000) });
+    } catch (err) {
+      console.log(`  (could not remove ${image} from ${n.name}: ${errorText(err)})`);
+    } finally {
+      cri.close();
+    }
+  }
+}
+
+function fmt(samples: readonly number[]): string {
+  const s = summarize(samples);
+  return `median ${(s.median / 1000).toFixed(1)} s (${(s.min / 1000).toFixed(1)}-${(s.max / 1000).toFixed(1)})`;
+}
+
+async function main(): Promise<void> {
+  const bench = await BenchRun.start();
+  let cluster: RealCluster | undefined;
+  let link: NodeRegistryLink | undefined;
+  try {
+    const t0 = performance.now();
+    cluster = await startRealCluster({ nodes: NODES });
+    const nodeLink = await linkNodesToRegistry(cluster, { bytesPerSecond: RATE_MBPS * 1e6 });
+    link = nodeLink;
+    const kwarm = await helmInstallKwarm(cluster);
+    await waitKwarmReady(cluster, kwarm.images);
+    await cluster.kubectl(['apply', '--server-side', '-f', join(REPO_ROOT, 'deploy', 'samples', 'prepullpolicy_basic.yaml')]);
+    await cluster.kubectl(['create', 'namespace', NS]);
+    const c = cluster;
+    await waitFor(async () => (await c.kubectl(['get', 'serviceaccount', 'default', '-n', NS], { allowFailure: true })).code === 0,
+      { what: `the default ServiceAccount of ${NS}`, timeoutMs: 60_000, intervalMs: 250 });
+    console.log(`set-up: ${NODES} real nodes, kwarm installed from the chart, each node's registry link paced at ${RATE_MBPS} MB/s, in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+
+    const busybox = readFileSync(BUSYBOX);
+    let tags = 0;
+    const pushApp = async (mode: Mode, mib: number): Promise<string> => {
+      const tag = `${mode}-${++tags}`;
+      const layer = Math.round((mib * 2 ** 20) / LAYERS);
+      const pushed = await buildAndPushImage(c.registry, {
+        repository: 'bench/rollout', tag, layers: mib > 0 ? Array.from({ length: LAYERS }, () => layer) : [4096],
+        files: [{ path: 'bin/busybox', content: busybox, mode: 0o755 }],
+        entrypoint: ['/bin/busybox', 'sleep', '86400'],
+      });
+      return nodeLink.nodeImage(pushed.reference);
+    };
+
+    // The starting version: small, so set-up is quick; both Deployments spread over all nodes.
+    const previous = new Map<Mode, string>();
+    for (const mode of MODES) {
+      const image = await pushApp(mode, 0);
+      previous.set(mode, image);
+      await c.controlPlane.apply(deployment(mode, image));
+    }
+    for (const mode of MODES) await c.kubectl(['rollout', 'status', `deployment/${mode}`, '-n', NS, `--timeout=${ROLLOUT_TIMEOUT_S}s`]);
+    try {
+      await c.kubectl(['get', '--raw', `/api/v1/nodes/${c.nodes[0]?.name ?? ''}/proxy/metrics`]);
+    } catch (err) {
+      throw new Error(`the kubelet's /metrics is not reachable through the API server: ${errorText(err)}`);
+    }
+
+    const figures = new Map<Mode, RolloutFigures[]>(MODES.map((m) => [m, []]));
+    for (let rep = 1; rep <= REPS; rep++) {
+      const order: Mode[] = rep % 2 === 1 ? ['kubelet', 'kwarm'] : ['kwarm', 'kubelet'];
+      console.log(`repetition ${rep}/${REPS} (${order.join(', then ')}):`);
+      for (const mode of order) {
+        const image = await pushApp(mode, MIB);
+        const f = await rollout(c, mode, image);
+        figures.get(mode)?.push(f);
+        const old = previous.get(mode);
+        if (old !== undefined) await removeFromNodes(c, old);
+        previous.set(mode, image);
+      }
+    }
+    const { stdout: ppis } = await c.kubectl(['get', 'prepullimages', '-n', NS, '-o', 'jsonpath={range .items[*]}{.spec.image}{"\\n"}{end}']);
+    const kubeletImages = ppis.split('\n').filter((l) => l.includes('/bench/rollout:kubelet-'));
+    if (kubeletImages.length > 0) throw new Error(`kwarm pre-pulled images of the unlabelled Deployment, so "kubelet alone" was not: ${kubeletImages.join(', ')}`);
+
+    const log = bench.figures;
+    for (const mode of MODES) {
+      const runs = figures.get(mode) ?? [];
+      const label = mode === 'kwarm' ? 'kwarm (chart)' : 'kubelet alone';
+      log.measured(`rollout.${mode}.rollout`, `${label}: set image to rollout complete`, 'ms', runs.map((r) => r.rolloutMs));
+      log.measured(`rollout.${mode}.pod-image-wait`, `${label}: each new pod's wait for its image (kubelet Pulled event; 0 = already present)`, 'ms', runs.flatMap((r) => r.waitsMs));
+      log.measured(`rollout.${mode}.pods-that-pulled`, `${label}: new pods (of ${REPLICAS}) whose kubelet pulled the image`, 'pods', runs.map((r) => r.podsThatPulled));
+      const total = runs.flatMap((r) => (r.startTotalMs === undefined ? [] : [r.startTotalMs]));
+      const sli = runs.flatMap((r) => (r.startSliMs === undefined ? [] : [r.startSliMs]));
+      if (total.length > 0) log.measured(`rollout.${mode}.start-total`, `${label}: mean pod start per rollout, ${TOTAL}`, 'ms', total);
+      if (sli.length > 0) log.measured(`rollout.${mode}.start-sli`, `${label}: mean pod start per rollout, ${SLI} (image pulls excluded)`, 'ms', sli);
+      console.log(`${label}: rollout ${fmt(runs.map((r) => r.rolloutMs))}; pod image wait ${fmt(runs.flatMap((r) => r.waitsMs))}`);
+    }
+    bench.notes.push(`${NODES} real nodes (kubelet, containerd 1.6, kube-proxy in network namespaces) on one shared, loaded machine; each node's registry link paced at ${RATE_MBPS} MB/s for all its connections together (a node's own link), so a ${MIB} MiB image takes about ${((MIB * 2 ** 20) / (RATE_MBPS * 1e6)).toFixed(1)} s of transfer per node`);
+    bench.notes.push(`two Deployments of ${REPLICAS} replicas spread over the nodes (topology spread, maxSkew 1), RollingUpdate maxSurge 1 maxUnavailable 0; "kwarm" selected by the README's basic policy, "kubelet" not (kwarm installed but no PrePullImage for it, checked)`);
+    bench.notes.push(`each of ${REPS} repetitions: a fresh image (${LAYERS} random layers, ${MIB} MiB, plus busybox) per Deployment, \`kubectl set image\` timed to \`kubectl rollout status\` returning, the two modes in alternating order; the previous image is removed from every node`);
+    bench.notes.push('pod image wait: the kubelet\'s Pulled event of each new pod (the time including waiting; 0 when "already present on machine"); pod start: the mean of the observations the kubelets\' pod start histograms made during the rollout, over all nodes');
+    await bench.finish('user-rollout', process.argv.slice(2), { reps: REPS, replicas: REPLICAS, nodes: NODES, imageMiB: MIB, layers: LAYERS, rateMBps: RATE_MBPS, strategy: 'RollingUpdate maxSurge 1 maxUnavailable 0' });
+  } finally {
+    await bench.stop();
+    await link?.stop();
+    await cluster?.stop();
+  }
+}
+
+await main();
