@@ -15,6 +15,7 @@ import { ControllerMetrics } from './metrics.ts';
 import { Controller } from './reconciler.ts';
 import { errorText } from '../lib/errors.ts';
 import { warmupOptions } from './warmup/barrier-decision.ts';
+import { BarrierLoop } from './warmup/barrier.ts';
 
 function duration(name: string, text: string): number {
   const ms = durationMilliseconds(text);
@@ -82,7 +83,20 @@ async function main(): Promise<number> {
     maxPullsPerNode,
     resyncPeriodMs: duration('resync-period', argv['resync-period']),
     argoDiscoveryIntervalMs: duration('argo-discovery-interval', argv['argo-discovery-interval']),
+    warmupTaintKey: warmup.taintKey,
   });
+  // The planner and the warm-up barrier run side by side under the same lease; the barrier reads only what
+  // the planner and the agents wrote, so either may start first. One failing stops the other, and both have
+  // stopped before this returns, so nothing writes after the lease is given up.
+  const reconcile = async (signal: AbortSignal): Promise<void> => {
+    const failed = new AbortController();
+    const both = AbortSignal.any([signal, failed.signal]);
+    const results = await Promise.allSettled([
+      controller.run(both),
+      new BarrierLoop({ client, log, instance: identity, warmup, now: Date.now }).run(both),
+    ].map((p) => p.catch((err: unknown) => { failed.abort(err); throw err; })));
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+  };
 
   const stop = new AbortController();
   let elector: LeaderElector | undefined;
@@ -126,7 +140,7 @@ async function main(): Promise<number> {
       const outcome = await elector.run(stop.signal, async (leaderSignal) => {
         metrics.leader.set(1);
         try {
-          await controller.run(leaderSignal);
+          await reconcile(leaderSignal);
         } finally {
           metrics.leader.set(0);
         }
@@ -135,7 +149,7 @@ async function main(): Promise<number> {
       if (outcome === 'lost') code = 1;
     } else {
       metrics.leader.set(1);
-      await controller.run(stop.signal);
+      await reconcile(stop.signal);
     }
   } finally {
     await closeServer(metricsServer);

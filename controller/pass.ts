@@ -18,6 +18,8 @@ import { planStatuses, StatusMemo } from './status/status-plan.ts';
 import { isManaged, metaTime } from './write/api-objects.ts';
 import { Overlays } from './write/overlays.ts';
 import { writeCount, type WritePlan } from './write/writes.ts';
+import { withoutWarmupTaint } from './warmup/decode.ts';
+import type { NodeView } from './plan/node-eligibility.ts';
 import { Writer, type ApiWriter } from './write/writer.ts';
 
 export interface PassOptions {
@@ -35,6 +37,8 @@ export interface PassOptions {
   readonly writeConcurrency: number;
   readonly identity: string;
   readonly now: () => Date;
+  /** --warmup-taint: no workload tolerates it, so the planner sees nodes without it. */
+  readonly warmupTaintKey: string;
 }
 
 export interface PassResult {
@@ -128,7 +132,16 @@ export class Pass {
     const refresh = timed(() => planRefreshes(cached, overlays, refreshAt));
     const a = await apply(refresh.writes, refreshAt);
 
-    // B. Specs, in the order the agents need them.
+    // B. Specs, in the order the agents need them. A warming node is planned as if untainted: the taint
+    // exists to keep workloads off until their images are there, so it must not keep the images away.
+    const taintKey = this.o.warmupTaintKey;
+    const nodes: NodeView[] = [];
+    const warming = new Set<string>();
+    for (const n of src.nodes.values()) {
+      const view = withoutWarmupTaint(n, taintKey);
+      if (view !== n && n.metadata?.name !== undefined) warming.add(n.metadata.name);
+      nodes.push(view);
+    }
     const spec = timed(() => planSpecs({
       ...derived.sets,
       overlays,
@@ -137,7 +150,8 @@ export class Pass {
         const p = cached.get(key);
         return p === undefined ? 0 : wantedRound(overlays.prePullImageStatus(key, p)?.refresh);
       },
-      nodes: src.nodes.values(),
+      nodes,
+      warming,
       nodeImageSets: src.nodeImageSets,
       secretCopies: { get: (name) => src.secretCopies.get(secretKey(this.o.namespace, name)), values: () => src.secretCopies.values() },
       sourceSecret: (key) => src.sourceSecret(key),

@@ -8,6 +8,7 @@ import type { KubeClient } from '../lib/kube-client.ts';
 import { Wakeup } from '../lib/wakeup.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { Pass } from './pass.ts';
+import { DEFAULT_WARMUP_TAINT_KEY } from '../api/v1alpha1/index.ts';
 import { Informers } from './sources/informers.ts';
 
 export interface ControllerOptions {
@@ -34,6 +35,8 @@ export interface ControllerOptions {
   readonly writeConcurrency?: number;
   /** Shown as the reporting instance of Events. */
   readonly identity: string;
+  /** --warmup-taint; default DEFAULT_WARMUP_TAINT_KEY. */
+  readonly warmupTaintKey?: string;
   readonly now?: () => Date;
   /** How often the Argo Workflows kinds are looked up while a policy names one (default 60 s). */
   readonly argoDiscoveryIntervalMs?: number;
@@ -61,7 +64,7 @@ export class Controller {
     });
     this.pass = new Pass({
       client, log, metrics, namespace, informers: this.informers, identity: opts.identity, now: this.o.now,
-      clusterPullBudget: opts.clusterPullBudget, maxPullsPerNode: opts.maxPullsPerNode,
+      clusterPullBudget: opts.clusterPullBudget, maxPullsPerNode: opts.maxPullsPerNode, warmupTaintKey: opts.warmupTaintKey ?? DEFAULT_WARMUP_TAINT_KEY,
       statusProgressIntervalMs: opts.statusProgressIntervalMs ?? 5000, writeConcurrency: opts.writeConcurrency ?? 8,
     });
   }

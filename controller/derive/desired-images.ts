@@ -43,6 +43,8 @@ export interface ManagedPrePullImageSpec {
   readonly purgeOnDelete?: true;
   /** The policy's spec.refreshInterval, when set. */
   readonly refreshInterval?: string;
+  /** From the policy's spec.gateNewNodes; set only when true. */
+  readonly gateNewNodes?: true;
 }
 
 /** A workload or Argo object a policy selects by kind: what policies count in watchedByKind. */
@@ -175,7 +177,7 @@ export function policyNodes(policy: PrePullPolicy): ManagedNodes {
 
 /**
  * A derived PrePullImage's spec from its policy, the same for every source: retry, timeout, and
- * purgeOnDelete / refreshInterval only when the policy sets them (so older shapes digest unchanged).
+ * purgeOnDelete / refreshInterval / gateNewNodes only when the policy sets them (so older shapes digest unchanged).
  */
 export function managedSpec(
   policy: PrePullPolicy,
@@ -183,11 +185,12 @@ export function managedSpec(
   nodes: ManagedNodes,
   imagePullSecrets: readonly { readonly name: string }[],
 ): ManagedPrePullImageSpec {
-  const { retry, timeout, purgeOnDelete, refreshInterval } = policy.spec;
+  const { retry, timeout, purgeOnDelete, refreshInterval, gateNewNodes } = policy.spec;
   return {
     image, nodes, imagePullSecrets, retry, timeout,
     ...(purgeOnDelete ? { purgeOnDelete: true as const } : {}),
     ...(refreshInterval !== undefined ? { refreshInterval } : {}),
+    ...(gateNewNodes ? { gateNewNodes: true as const } : {}),
   };
 }
 

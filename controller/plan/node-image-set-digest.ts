@@ -54,9 +54,13 @@ export function removalsDigest(removals: readonly NodeRemoval[]): string {
   return digest(text.join('\n'));
 }
 
-/** A NodeImageSet's digest from its owner, its per-node limit, entriesDigest of its entries and removalsDigest of its removals. */
-export function specDigestOf(ownerUid: string | undefined, perNodeLimit: number, entries: string, removals = ''): string {
-  return digest(`${ownerUid ?? ''}\n${perNodeLimit}\n${entries}${removals === '' ? '' : `\nremovals ${removals}`}`);
+/**
+ * A NodeImageSet's digest from its owner, its per-node limit, entriesDigest of its entries, removalsDigest of
+ * its removals and spec.gatingImages. Removals and gatingImages count only when present, so a spec without
+ * them digests as it always did.
+ */
+export function specDigestOf(ownerUid: string | undefined, perNodeLimit: number, entries: string, removals = '', gatingImages = 0): string {
+  return digest(`${ownerUid ?? ''}\n${perNodeLimit}\n${entries}${removals === '' ? '' : `\nremovals ${removals}`}${gatingImages > 0 ? `\ngating ${gatingImages}` : ''}`);
 }
 
 /**
@@ -64,5 +68,5 @@ export function specDigestOf(ownerUid: string | undefined, perNodeLimit: number,
  * their lists in a fixed order, so equal specs digest equally however they were built.
  */
 export function nodeImageSetDigest(ownerUid: string | undefined, spec: NodeImageSetSpec): string {
-  return specDigestOf(ownerUid, spec.maxConcurrentPulls, entriesDigest(spec.images), removalsDigest(spec.removals));
+  return specDigestOf(ownerUid, spec.maxConcurrentPulls, entriesDigest(spec.images), removalsDigest(spec.removals), spec.gatingImages ?? 0);
 }

@@ -50,6 +50,8 @@ export interface ImageTarget {
   readonly purge?: boolean;
   /** The round this PrePullImage wants of its entries (refresh.ts wantedRound); 0 when never refreshed. */
   readonly round: number;
+  /** spec.gateNewNodes (of the PrePullImage, or of the policy it is derived from): its nodes' warm-up waits for it. */
+  readonly gatesNodes?: boolean;
 }
 
 export interface NodeImageStatusView {
@@ -101,6 +103,11 @@ export interface PlanInput {
   readonly maxPullsPerNode: number;
   /** Remembered from the last pass (see PlanMemo); optional. */
   readonly memo?: PlanMemo;
+  /**
+   * Nodes carrying the warm-up taint. Each one that accepts pulls gets a NodeImageSet even with nothing to
+   * pull, so the barrier sees it planned and lifts it at once instead of at its timeout.
+   */
+  readonly warming?: ReadonlySet<string>;
 }
 
 export interface PlannedNodeImageSet {
@@ -255,6 +262,8 @@ function mergeEntry(targets: readonly ImageTarget[]): NodeImage {
     sources: targets.slice(0, MAX_IMAGE_SOURCES).map((t) => ({ namespace: t.namespace, name: t.name })),
   };
   if (imageDigest !== undefined) entry.imageDigest = imageDigest;
+  // Only when set: the entries digest then stays as it was, and no existing NodeImageSet is rewritten.
+  if (targets.some((t) => t.gatesNodes === true)) entry.gatesNode = true;
   return entry;
 }
 
@@ -270,6 +279,8 @@ interface NodeClass {
   readonly entries: readonly NodeImage[];
   readonly released: ReadonlyMap<string, number>;
   readonly entriesDigest: string;
+  /** Wanted entries that gate the node's warm-up, released or held back by the budget (spec.gatingImages). */
+  readonly gating: number;
 }
 
 /** Whether `view` has exactly the class's images released, each in its wanted round, and how many are unfinished. */
@@ -372,7 +383,8 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
       }
       const wanted = new Map([...targetsByImage].map(([image, list]) => [image, entryFor(list)]));
       const entries = [...wanted.values()].sort(byImage);
-      c = { wanted, entries, released: new Map(entries.map((e) => [e.image, e.round])), entriesDigest: entriesDigest(entries, true) };
+      const gating = Math.min(MAX_NODE_IMAGES, entries.filter((e) => e.gatesNode === true).length);
+      c = { wanted, entries, released: new Map(entries.map((e) => [e.image, e.round])), entriesDigest: entriesDigest(entries, true), gating };
       classes.set(classKey, c);
     }
     return c;
@@ -439,7 +451,8 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   }
 
   const nodeImageSets = new Map<string, PlannedNodeImageSet>();
-  const names = new Set([...kept.keys(), ...input.current.keys(), ...removalsOn.keys()]);
+  const warming = new Set(ready.filter((n) => input.warming?.has(n.name) === true).map((n) => n.name));
+  const names = new Set([...kept.keys(), ...input.current.keys(), ...removalsOn.keys(), ...warming]);
   const perNodeLimit = input.maxPullsPerNode;
   for (const name of [...names].sort(compareStrings)) {
     const info = nodeByName.get(name);
@@ -448,17 +461,23 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     const k = kept.get(name);
     const removals = removalsOn.get(name) ?? [];
     const removed = removalsDigest(removals);
+    // Counted from what the node wants, held entries included: a node whose gating pulls all wait for the
+    // budget must not look as if it had nothing to wait for.
+    const gating = wantedOn.get(name)?.gating ?? 0;
+    const gatingSpec = gating > 0 ? { gatingImages: gating } : {};
     if (k !== undefined && !(k instanceof Map)) {
-      const spec: NodeImageSetSpec = { maxConcurrentPulls: perNodeLimit, images: k.entries as NodeImage[], removals };
-      nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, k.entriesDigest, removed), released: k.released });
+      const spec: NodeImageSetSpec = { maxConcurrentPulls: perNodeLimit, images: k.entries as NodeImage[], removals, ...gatingSpec };
+      nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, k.entriesDigest, removed, gating), released: k.released });
       continue;
     }
     const entries = [...(k?.values() ?? [])].sort(byImage);
-    // Nothing released yet and nothing to empty: no write.
-    if (entries.length === 0 && removals.length === 0 && !input.current.has(name)) continue;
-    const spec: NodeImageSetSpec = { maxConcurrentPulls: perNodeLimit, images: entries, removals };
+    // Nothing released yet and nothing to empty: no write (unless the node is warming, see PlanInput.warming).
+    if (entries.length === 0 && removals.length === 0 && gating === 0 && !input.current.has(name) && !warming.has(name)) continue;
+    const spec: NodeImageSetSpec = { maxConcurrentPulls: perNodeLimit, images: entries, removals, ...gatingSpec };
     const released = new Map(entries.map((e) => [e.image, e.round]));
-    nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, entriesDigest(entries, true), removed), released });
+    nodeImageSets.set(name, {
+      node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, entriesDigest(entries, true), removed, gating), released,
+    });
   }
   if (input.memo !== undefined) input.memo.settled = settled;
   return { nodeImageSets, targetNodes, unfinished, held };

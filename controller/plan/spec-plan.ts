@@ -66,7 +66,10 @@ export interface SpecInput extends PrePullImageSets {
   readonly memos: SpecMemos;
   /** The round each PrePullImage wants, from its status as last written (refreshes of this pass included). */
   readonly roundOf: (key: string) => number;
+  /** Nodes as the planner sees them (without kwarm's warm-up taint, see warmup/decode.ts withoutWarmupTaint). */
   readonly nodes: Iterable<NodeView>;
+  /** Nodes carrying the warm-up taint: they get a NodeImageSet even with nothing to pull. */
+  readonly warming?: ReadonlySet<string>;
   readonly nodeImageSets: CacheView<NodeImageSetView>;
   /** Pull secret copies in kwarm's namespace, by name. */
   readonly secretCopies: CacheView<SecretView>;
@@ -132,6 +135,7 @@ function targetsOf(input: SpecInput): RawTarget[] {
         key, namespace: d.namespace, name: d.name, image: d.spec.image, imageDigest: undefined,
         nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, targeting: memos.targeting(d.spec.nodes),
         retry: d.spec.retry, timeout: d.spec.timeout, round: roundOf(key),
+        ...(d.spec.gateNewNodes === true ? { gatesNodes: true } : {}),
       },
       secretRefs: d.spec.imagePullSecrets.map((r) => secretKey(d.namespace, r.name)),
     });
@@ -147,7 +151,7 @@ function targetsOf(input: SpecInput): RawTarget[] {
         key, namespace: ns, name: p.metadata.name ?? '', image: p.spec.image, imageDigest: p.spec.imageDigest,
         nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, targeting: memos.targeting(p.spec.nodes),
         retry: p.spec.retry, timeout: p.spec.timeout, round: roundOf(key),
-        ...(purge ? { purge: true } : {}),
+        ...(purge ? { purge: true } : p.spec.gateNewNodes ? { gatesNodes: true } : {}),
       },
       // Nothing is pulled for a purge: its secrets need no copies.
       secretRefs: purge ? [] : (p.spec.imagePullSecrets ?? []).map((r) => secretKey(ns, r.name)),
@@ -203,6 +207,7 @@ export function planSpecs(input: SpecInput): SpecPlan {
   const nodePlan = planNodeImageSets({
     targets,
     nodes: input.nodes,
+    ...(input.warming !== undefined ? { warming: input.warming } : {}),
     current,
     clusterPullBudget: input.clusterPullBudget,
     maxPullsPerNode: input.maxPullsPerNode,

@@ -339,9 +339,9 @@ export function decodeNodeImageSet(raw: unknown, previous?: NodeImageSetView, sh
   } else {
     const spec = decode(nodeImageSetSpecSchema, field(raw, 'spec'));
     if (!spec.ok) return undefined;
-    const { images, maxConcurrentPulls, removals } = spec.value;
+    const { images, maxConcurrentPulls, removals, gatingImages } = spec.value;
     const entries = entriesDigest(images);
-    specDigest = specDigestOf(ownerUid, maxConcurrentPulls, entries, removalsDigest(removals));
+    specDigest = specDigestOf(ownerUid, maxConcurrentPulls, entries, removalsDigest(removals), gatingImages ?? 0);
     const make = (): ReadonlyMap<string, number> => new Map(images.map((e) => [intern(e.image), e.round]));
     // Equal entries (rounds included) release equal maps: nodes of one pool share one.
     released = shared === undefined ? make() : shared.released.share(entries, make);

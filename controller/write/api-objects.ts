@@ -73,6 +73,7 @@ export function cachedPrePullImageDigest(ppi: PrePullImage): string {
     spec: {
       image: s.image, nodes: s.nodes, imagePullSecrets: s.imagePullSecrets ?? [], retry: s.retry, timeout: s.timeout, refreshInterval: s.refreshInterval,
       ...(s.purgeOnDelete ? { purgeOnDelete: true } : {}),
+      ...(s.gateNewNodes ? { gateNewNodes: true } : {}),
     },
     ...(s.purgeOnDelete && hasPurgeFinalizer(ppi) ? { purgeFinalizer: true as const } : {}),
   } satisfies ManagedShape);
@@ -110,6 +111,7 @@ export function prePullImageApplyBody(d: DesiredPrePullImage): unknown {
   if (d.spec.imagePullSecrets.length > 0) spec.imagePullSecrets = d.spec.imagePullSecrets;
   if (d.spec.purgeOnDelete === true) spec.purgeOnDelete = true;
   if (d.spec.refreshInterval !== undefined) spec.refreshInterval = d.spec.refreshInterval;
+  if (d.spec.gateNewNodes === true) spec.gateNewNodes = true;
   return {
     apiVersion: API_VERSION,
     kind: 'PrePullImage',

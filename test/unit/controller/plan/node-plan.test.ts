@@ -131,6 +131,51 @@ describe('controller/node-plan', () => {
     expect(p.nodeImageSets.get('n2')!.spec.images[0]!.round).to.equal(0);
   });
 
+  describe('warm-up gating (gateNewNodes)', () => {
+    it('flags entries with a gating target and counts them in spec.gatingImages; others are unchanged', () => {
+      const p = plan({ targets: [target('a', 'r.example/a:1', { gatesNodes: true }), target('b', 'r.example/b:1'), target('c', 'r.example/b:1', { gatesNodes: true, nodeNames: ['n1'] })] });
+      const n1 = p.nodeImageSets.get('n1')!.spec;
+      expect(n1.images.map((e) => [e.image, e.gatesNode])).to.deep.equal([['r.example/a:1', true], ['r.example/b:1', true]]);
+      expect(n1.gatingImages).to.equal(2);
+      const n2 = p.nodeImageSets.get('n2')!.spec;
+      expect(n2.images.map((e) => [e.image, e.gatesNode])).to.deep.equal([['r.example/a:1', true], ['r.example/b:1', undefined]]);
+      expect(n2.gatingImages).to.equal(1);
+      // Without gating, no field and the digest of before.
+      const plain = plan({ targets: [target('b', 'r.example/b:1')] }).nodeImageSets.get('n2')!;
+      expect(plain.spec).to.not.have.property('gatingImages');
+      expect(plain.digest).to.equal(nodeImageSetDigest('uid-n2', plain.spec));
+    });
+
+    it('counts gating images the budget holds back, and writes a node whose gating pulls are all held', () => {
+      const p = plan({ targets: [target('a', 'r.example/a:1', { gatesNodes: true }), target('b', 'r.example/b:1', { gatesNodes: true })], clusterPullBudget: 2 });
+      expect(p.held).to.equal(4);
+      expect(imagesOn(p, 'n1')).to.deep.equal(['r.example/a:1']);
+      expect(p.nodeImageSets.get('n1')!.spec.gatingImages).to.equal(2);
+      expect(imagesOn(p, 'n3')).to.deep.equal([]);
+      expect(p.nodeImageSets.get('n3')!.spec.gatingImages).to.equal(2);
+    });
+
+    it('rewrites a NodeImageSet when only gatingImages changes, and not when nothing does', () => {
+      const targets = [target('a', 'r.example/a:1', { gatesNodes: true }), target('b', 'r.example/b:1', { gatesNodes: true, nodeNames: ['n1'] })];
+      const first = plan({ targets, clusterPullBudget: 3 });
+      expect(imagesOn(first, 'n1')).to.deep.equal(['r.example/a:1']);
+      const current = asCurrent(first, () => 'Pulling');
+      for (const [n, s] of plan({ targets, clusterPullBudget: 3, current }).nodeImageSets) expect(s.digest).to.equal(current.get(n)!.specDigest);
+      // b is no longer wanted: n1's entries stay the same, its gatingImages drops from 2 to 1.
+      const after = plan({ targets: [targets[0]!], clusterPullBudget: 3, current }).nodeImageSets.get('n1')!;
+      expect(after.spec.gatingImages).to.equal(1);
+      expect(after.digest).to.not.equal(current.get('n1')!.specDigest);
+      expect(after.digest).to.equal(nodeImageSetDigest('uid-n1', after.spec));
+    });
+
+    it('writes an empty NodeImageSet for a Ready warming node with nothing to pull, and none for one not Ready', () => {
+      const nodes = [...three, node({ name: 'down', ready: false })];
+      const p = plan({ targets: [target('a', 'r.example/a:1', { nodeNames: ['n1'] })], nodes, warming: new Set(['n2', 'down']) });
+      expect([...p.nodeImageSets.keys()]).to.deep.equal(['n1', 'n2']);
+      expect(p.nodeImageSets.get('n2')!.spec).to.deep.equal({ maxConcurrentPulls: 2, images: [], removals: [] });
+    });
+  });
+
   describe('the cluster-wide budget', () => {
     const targets = [target('a', 'r.example/a:1'), target('b', 'r.example/b:1')];
 

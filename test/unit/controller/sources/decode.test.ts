@@ -90,6 +90,19 @@ describe('controller/cluster-cache decoders', () => {
     expect(v.specDigest).to.equal(nodeImageSetDigest('u1', defaulted));
   });
 
+  it('digests spec.gatingImages like the planner, and a NodeImageSet without it as before', () => {
+    const entry = { image: 'r.example/a:1', pullSecrets: [], timeout: '10m', retry: { maxAttempts: 3, backoffSeconds: 30 }, round: 0, sources: [], gatesNode: true };
+    const raw = (spec: Record<string, unknown>): unknown => ({
+      apiVersion: 'kwarm.io/v1alpha1', kind: 'NodeImageSet',
+      metadata: { name: 'n1', generation: 1, ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: 'n1', uid: 'u1' }] },
+      spec: { maxConcurrentPulls: 2, images: [entry], ...spec },
+    });
+    const gating = decodeNodeImageSet(raw({ gatingImages: 3 }))!;
+    expect(gating.specDigest).to.equal(nodeImageSetDigest('u1', { maxConcurrentPulls: 2, images: [entry], removals: [], gatingImages: 3 }));
+    expect(gating.specDigest).to.not.equal(decodeNodeImageSet(raw({ gatingImages: 1 }))!.specDigest);
+    expect(decodeNodeImageSet(raw({}))!.specDigest).to.equal(nodeImageSetDigest('u1', { maxConcurrentPulls: 2, images: [entry], removals: [] }));
+  });
+
   describe('sharing and reuse', () => {
     const now = '2026-01-01T00:00:00Z';
     const nis = (o: { generation?: number; owner?: string; images?: string[]; status?: Record<string, unknown>[]; heartbeat?: string; name?: string; uid?: string }): unknown => ({
