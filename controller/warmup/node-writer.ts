@@ -4,8 +4,7 @@
 // (the kubelet's conditions stay as they are), and the Event is recorded on the Node. No request when the
 // decision changes nothing. The chart's admission policy allows kwarm exactly these two Node writes.
 import type { KubeClient } from '../../lib/kube-client.ts';
-import { CONTROLLER_FIELD_MANAGER } from '../../api/v1alpha1/labels.ts';
-import { metaTime } from '../write/api-objects.ts';
+import { controllerEvent, metaTime } from '../write/api-objects.ts';
 import type { BarrierDecision, NodeTaint, WarmupNodeView } from './barrier-decision.ts';
 
 export const nodePaths = {
@@ -93,19 +92,5 @@ export class NodeWriter {
  * is what `kubectl describe node` looks for.
  */
 export function nodeEventBody(nodeName: string, ev: NonNullable<BarrierDecision['event']>, now: string, instance: string): unknown {
-  return {
-    apiVersion: 'v1',
-    kind: 'Event',
-    metadata: { generateName: `${nodeName}.`, namespace: 'default' },
-    involvedObject: { apiVersion: 'v1', kind: 'Node', name: nodeName, uid: nodeName },
-    type: ev.type,
-    reason: ev.reason,
-    message: ev.message,
-    source: { component: CONTROLLER_FIELD_MANAGER },
-    reportingComponent: CONTROLLER_FIELD_MANAGER,
-    reportingInstance: instance,
-    firstTimestamp: now,
-    lastTimestamp: now,
-    count: 1,
-  };
+  return controllerEvent(nodeName, 'default', { apiVersion: 'v1', kind: 'Node', name: nodeName, uid: nodeName }, ev, now, instance);
 }

@@ -184,11 +184,23 @@ export function eventBody(
   instance: string,
   kind: { apiVersion: string; kind: string } = { apiVersion: API_VERSION, kind: 'PrePullImage' },
 ): unknown {
+  return controllerEvent(subject.name, subject.namespace, { ...kind, namespace: subject.namespace, name: subject.name, uid: subject.uid }, ev, now, instance);
+}
+
+/** A core/v1 Event written by kwarm-controller about `involvedObject`, in `namespace`. */
+export function controllerEvent(
+  name: string,
+  namespace: string,
+  involvedObject: Record<string, string>,
+  ev: { type: string; reason: string; message: string },
+  now: string,
+  instance: string,
+): unknown {
   return {
     apiVersion: 'v1',
     kind: 'Event',
-    metadata: { generateName: `${subject.name}.`, namespace: subject.namespace },
-    involvedObject: { ...kind, namespace: subject.namespace, name: subject.name, uid: subject.uid },
+    metadata: { generateName: `${name}.`, namespace },
+    involvedObject,
     type: ev.type,
     reason: ev.reason,
     message: ev.message,
