@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { request } from 'node:http';
 import { ManagedProcess } from './process.ts';
 import { freePort } from './ports.ts';
-import { makeTempDir } from './tmp.ts';
+import { makeTempDir, removeDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
 import { errorText } from '../lib/errors.ts';
 
@@ -62,9 +62,12 @@ export class ControllerProcess {
   readonly metricsPort: number;
   readonly healthPort: number;
   readonly process: ManagedProcess;
+  /** Holds the log; removed on stop() and kill() unless KWARM_KEEP_TEST_DIRS is set. */
+  private readonly dir: string;
 
-  private constructor(name: string, proc: ManagedProcess, metricsPort: number, healthPort: number) {
+  private constructor(name: string, dir: string, proc: ManagedProcess, metricsPort: number, healthPort: number) {
     this.name = name;
+    this.dir = dir;
     this.process = proc;
     this.metricsPort = metricsPort;
     this.healthPort = healthPort;
@@ -88,7 +91,7 @@ export class ControllerProcess {
       ...(opts.args ?? []),
     ];
     const proc = ManagedProcess.start({ name, command: process.execPath, args, logFile: join(dir, `${name}.log`) });
-    const cp = new ControllerProcess(name, proc, metricsPort, healthPort);
+    const cp = new ControllerProcess(name, dir, proc, metricsPort, healthPort);
     if (opts.waitReady ?? true) await cp.waitReady();
     return cp;
   }
@@ -121,15 +124,21 @@ export class ControllerProcess {
     return this.process.tail(lines);
   }
 
-  stop(): Promise<void> {
-    return this.process.stop();
+  /** Stops the process and removes its temp dir: tail() answers '(no log)' afterwards. */
+  async stop(): Promise<void> {
+    await this.process.stop();
+    this.removeFiles();
   }
 
   /** SIGKILL: a crash, no lease release, no flush. */
   async kill(): Promise<void> {
     this.process.signal('SIGKILL');
     await this.process.wait();
-    await this.process.stop();
+    await this.stop();
+  }
+
+  private removeFiles(): void {
+    if (process.env.KWARM_KEEP_TEST_DIRS === undefined) removeDir(this.dir);
   }
 }
 

@@ -72,6 +72,7 @@ describe('agent: removes only what kwarm pulled', function () {
     expect(ids).to.have.members([ours.configDigest, sandbox.configDigest]);
 
     await agent!.kill();
+    await agent!.dispose();
     agent = await start();
     // A write from the new agent (its heartbeat) keeps the list it found.
     await applySpec(admin, NODE, { images: all.map((image) => ({ image, round: 1 })) });
