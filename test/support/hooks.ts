@@ -1,10 +1,17 @@
 // Mocha root hooks: shared real servers started lazily by tests are stopped once at the end of the run.
+import type { Context } from 'mocha';
 import { stopSharedControlPlane } from '../../local-cluster/control-plane.ts';
 import { stopSharedRealCluster } from '../../local-cluster/real-cluster.ts';
 
 export const mochaHooks = {
-  async afterAll(): Promise<void> {
+  async afterAll(this: Context): Promise<void> {
+    // Stopping real nodes (kubelets, containerd shims, unmounts) took over mocha's 120 s once the machine's load
+    // average passed 30; a hook that times out would leave the rest of the teardown undone.
+    this.timeout(600_000);
+    const started = Date.now();
     await stopSharedRealCluster();
     await stopSharedControlPlane();
+    const seconds = (Date.now() - started) / 1000;
+    if (seconds > 30) console.log(`    [harness] shared servers stopped in ${seconds.toFixed(0)} s`);
   },
 };
