@@ -4,12 +4,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import { isConflict, isNotFound, type KubeClient } from './kube-client.ts';
-import type { Clock } from './token-bucket.ts';
+import { monotonicClock, type Clock } from './clock.ts';
 import { errorText } from './errors.ts';
 import { leaseExpired, leaseTimingProblem, renewAttemptBudgetMs, stepDownAt, type LeaseTiming } from './lease-timing.ts';
 
-/** Monotonic milliseconds: a step of the wall clock (NTP, a VM resumed) cannot shorten or stretch a lease. */
-export const monotonicClock: Clock = { now: () => performance.now() };
 
 export interface LeaderElectionOptions {
   client: KubeClient;

@@ -1,11 +1,6 @@
 // A token bucket for the client-side write rate limit: `qps` tokens per second, up to `burst` at once.
 import { setTimeout as sleep } from 'node:timers/promises';
-
-export interface Clock {
-  now(): number;
-}
-
-export const systemClock: Clock = { now: () => Date.now() };
+import { monotonicClock, type Clock } from './clock.ts';
 
 export class TokenBucket {
   private readonly qps: number;
@@ -14,7 +9,7 @@ export class TokenBucket {
   private tokens: number;
   private last: number;
 
-  constructor(qps: number, burst: number, clock: Clock = systemClock) {
+  constructor(qps: number, burst: number, clock: Clock = monotonicClock) {
     if (!(qps > 0) || !(burst >= 1)) throw new Error(`invalid rate limit qps=${qps} burst=${burst}`);
     this.qps = qps;
     this.burst = burst;
