@@ -33,6 +33,29 @@ export interface RealNodeOptions {
   /** The node's directory (created here). */
   dir: string;
   cluster: NodeCluster;
+  /** KubeletConfiguration fields over the harness's own from the first start on (kept by restartKubelet). */
+  kubelet?: Readonly<Record<string, unknown>>;
+}
+
+/** A taint as the kubelet registers it (KubeletConfiguration `registerWithTaints`). */
+export interface NodeTaint {
+  key: string;
+  value?: string;
+  effect: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+}
+
+/** What a node that joins may differ in; the harness's defaults otherwise. */
+export interface JoinOptions {
+  /**
+   * Taints the node registers with (kubelet `--register-with-taints`), as Karpenter's startupTaints or a
+   * cluster autoscaler's startup taints put on a new node.
+   */
+  registerWithTaints?: readonly NodeTaint[];
+}
+
+/** The KubeletConfiguration fields a JoinOptions sets. */
+export function joinKubeletFields(opts: JoinOptions): Record<string, unknown> {
+  return opts.registerWithTaints === undefined ? {} : { registerWithTaints: opts.registerWithTaints };
 }
 
 export interface RealNode {
@@ -50,7 +73,8 @@ export interface RealNode {
   readonly kubeProxy: ManagedProcess;
   /**
    * Stops the kubelet and starts it again, with these KubeletConfiguration fields over the harness's own (none:
-   * the harness's own), and waits until its /healthz answers. Pods keep running meanwhile.
+   * the harness's own, plus the node's own from RealNodeOptions.kubelet), and waits until its /healthz answers.
+   * Pods keep running meanwhile.
    */
   restartKubelet(overrides?: Readonly<Record<string, unknown>>): Promise<void>;
   /**
@@ -230,7 +254,7 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     writeFileSync(resolvConf, 'nameserver 127.0.0.1\n');
     const kubeletConfigFile = join(dir, 'kubelet-config.json');
     const launchKubelet = (overrides: Readonly<Record<string, unknown>>): ManagedProcess => {
-      writeFileSync(kubeletConfigFile, kubeletConfig({ address, caFile: cluster.pki.caFile, resolvConf }, overrides));
+      writeFileSync(kubeletConfigFile, kubeletConfig({ address, caFile: cluster.pki.caFile, resolvConf }, { ...opts.kubelet, ...overrides }));
       return namespaces.start({
         name: `kubelet-${name}`,
         command: cachedBinary('kubelet'),
