@@ -11,6 +11,7 @@
 //   await cluster.addNode()          one more node, Ready
 //   await cluster.addNode({ registerWithTaints: [{ key: 'kwarm.io/warming', effect: 'NoSchedule' }] })
 //                                    one more node that registers with a startup taint (real-node.ts JoinOptions)
+//   await cluster.removeNode('node-4')   stopped and its Node deleted, as a scale-down does
 //   await cluster.restartContainerd('node-1')
 //   await cluster.node('node-1').restartKubelet({ maxPods: 42 })   KubeletConfiguration fields over the
 //                                    harness's; restartKubelet() without them restores the harness's own
@@ -36,7 +37,7 @@ import { forward, type Forwarder } from './forwarder.ts';
 import { startNamespaces, type Namespaces } from './namespaces.ts';
 import { createPki } from './pki.ts';
 import type { ManagedProcess } from './process.ts';
-import { joinKubeletFields, startRealNode, type JoinOptions, type NodeCluster, type RealNode } from './real-node.ts';
+import { startRealNode, type JoinOptions, type NodeCluster, type RealNode } from './real-node.ts';
 import { startRegistry, type TestRegistry } from './registry.ts';
 import { makeTempDir, removeDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
@@ -68,6 +69,11 @@ export interface RealCluster {
   kubectl(args: readonly string[], opts?: KubectlOptions): Promise<KubectlResult>;
   /** Starts one more node and waits until it is Ready (with its startup taints still on, if it has any). */
   addNode(opts?: JoinOptions): Promise<RealNode>;
+  /**
+   * Stops a node and deletes its Node object, as a scale-down does; its name and addresses are not used again.
+   * Its pods are left to the pod garbage collector, its files to stop().
+   */
+  removeNode(name: string): Promise<void>;
   /** Stops the node's containerd (SIGTERM) and starts it again on the same state; the kubelet reconnects. */
   restartContainerd(node: string): Promise<void>;
   stop(): Promise<void>;
@@ -253,7 +259,7 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
     // Nodes stop first, all at once: each is only a namespace kill after the kubelet.
     stops.push(async () => { await Promise.all([...net.nodes.values()].map((n) => n.stop())); });
     const startNode = async (slot: NodeSlot, joining: JoinOptions): Promise<RealNode> => {
-      const node = await startRealNode({ slot, dir: join(dir, slot.name), cluster: nodeCluster, kubelet: joinKubeletFields(joining) });
+      const node = await startRealNode({ slot, dir: join(dir, slot.name), cluster: nodeCluster, join: joining });
       // containerd's temp dir (config, log) lives outside the cluster's dir.
       ownDir(dirname(node.containerd.logFile));
       return node;
@@ -308,6 +314,12 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
         if (node === undefined) throw new Error('no node started');
         log(`real cluster: ${node.name} joined at ${nodeAddress({ name: node.name, index })}`);
         return node;
+      },
+      async removeNode(name) {
+        const node = cluster.node(name);
+        await node.stop();
+        net.nodes.delete(name);
+        await controlPlane.kubectl(['delete', 'node', name, '--ignore-not-found', '--wait=true']);
       },
       async restartContainerd(name) {
         await cluster.node(name).containerd.restart();
