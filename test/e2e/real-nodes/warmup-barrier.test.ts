@@ -10,7 +10,7 @@
 // machine". Last, the Node writes kwarm must never make are tried with the tokens the kubelets gave kwarm's own
 // pods (read from the node's kubelet directory, never printed).
 import { expect } from 'chai';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_WARMUP_TAINT_KEY } from '../../../api/v1alpha1/index.ts';
@@ -284,17 +284,20 @@ describe('e2e on real nodes: the warm-up barrier holds a joining node until its 
   describe('the Node writes kwarm must never make, with the tokens the kubelets gave its pods', () => {
     let target: string;
     let other: string;
-    let controllerClient: KubeClient;
-    let agentClient: KubeClient;
+    let controllerClient: KubeClient | undefined;
+    let agentClient: KubeClient | undefined;
     const ac = new AbortController();
 
-    /** The service account token the kubelet mounted into `pod` (its kube-api-access projected volume). */
-    function kubeletIssuedToken(pod: { metadata?: { uid?: string; name?: string }; spec?: { nodeName?: string } }): string {
+    /**
+     * The service account token the kubelet mounted into `pod` (its kube-api-access projected volume), read inside
+     * the node's mount namespace, where the kubelet's tmpfs for the volume is mounted.
+     */
+    async function kubeletIssuedToken(pod: { metadata?: { uid?: string; name?: string }; spec?: { nodeName?: string } }): Promise<string> {
       const n = cluster.node(pod.spec?.nodeName ?? '');
-      const volumes = join(n.dir, 'var-lib-kubelet', 'pods', pod.metadata?.uid ?? '', 'volumes', 'kubernetes.io~projected');
-      const access = readdirSync(volumes).find((v) => v.startsWith('kube-api-access-'));
-      if (access === undefined) throw new Error(`no kube-api-access volume of ${pod.metadata?.name ?? '?'} in ${volumes}`);
-      return readFileSync(join(volumes, access, 'token'), 'utf8').trim();
+      const volumes = `/var/lib/kubelet/pods/${pod.metadata?.uid ?? ''}/volumes/kubernetes.io~projected`;
+      const access = (await n.namespaces.exec('ls', [volumes])).split('\n').find((v) => v.startsWith('kube-api-access-'));
+      if (access === undefined) throw new Error(`no kube-api-access volume of ${pod.metadata?.name ?? '?'} in ${volumes} on ${n.name}`);
+      return (await n.namespaces.exec('cat', [`${volumes}/${access}/token`])).trim();
     }
 
     function clientWith(token: string, user: string): KubeClient {
@@ -327,32 +330,38 @@ describe('e2e on real nodes: the warm-up barrier holds a joining node until its 
       const controller = (await kwarmPods(cluster, 'controller')).find(podReady);
       if (agent === undefined || controller === undefined) throw new Error(`kwarm's pods: ${describePods(await kwarmPods(cluster))}`);
       other = cluster.nodes.map((n) => n.name).find((n) => n !== target) ?? '';
-      controllerClient = clientWith(kubeletIssuedToken(controller), 'kwarm-controller');
-      agentClient = clientWith(kubeletIssuedToken(agent), 'kwarm-agent');
+      controllerClient = clientWith(await kubeletIssuedToken(controller), 'kwarm-controller');
+      agentClient = clientWith(await kubeletIssuedToken(agent), 'kwarm-agent');
       await cluster.kubectl(['taint', 'nodes', target, `${FOREIGN.key}=${FOREIGN.value}:${FOREIGN.effect}`]);
       // The tokens are the real ones: each reads what its role allows.
-      await controllerClient.get(`/api/v1/nodes/${target}`, ac.signal);
-      await agentClient.get(`/apis/kwarm.io/v1alpha1/nodeimagesets/${target}`, ac.signal);
+      await ctl().get(`/api/v1/nodes/${target}`, ac.signal);
+      await agt().get(`/apis/kwarm.io/v1alpha1/nodeimagesets/${target}`, ac.signal);
     });
 
     after(() => {
       ac.abort();
-      controllerClient.close();
-      agentClient.close();
+      controllerClient?.close();
+      agentClient?.close();
     });
 
+    const set = <T>(c: T | undefined): T => {
+      if (c === undefined) throw new Error('no client: the before hook failed');
+      return c;
+    };
+    const ctl = (): KubeClient => set(controllerClient);
+    const agt = (): KubeClient => set(agentClient);
     const nodePath = (name: string): string => `/api/v1/nodes/${name}`;
     const statusPath = (name: string): string => `/api/v1/nodes/${name}/status`;
     const cases: [string, () => Promise<unknown>, RegExp][] = [
-      ['controller: adding a taint (kwarm\'s own again)', () => controllerClient.patch(nodePath(target), 'json', [{ op: 'add', path: '/spec/taints/-', value: STARTUP_TAINT }], ac.signal), /only remove its own taint/u],
-      ['controller: removing another taint', () => controllerClient.patch(nodePath(target), 'merge', { spec: { taints: null } }, ac.signal), /only remove its own taint/u],
-      ['controller: changing a label', () => controllerClient.patch(nodePath(target), 'merge', { metadata: { labels: { 'kwarm-e2e/evil': 'x' } } }, ac.signal), /labels/u],
-      ['controller: writing another condition', () => controllerClient.patch(statusPath(target), 'strategic', { status: { conditions: [{ type: 'Ready', status: 'False', reason: 'Evil', message: 'x' }] } }, ac.signal), /only write the ImagesWarm condition/u],
-      ['controller: cordoning', () => controllerClient.patch(nodePath(target), 'merge', { spec: { unschedulable: true } }, ac.signal), /spec/u],
-      ['agent: removing a taint of its own node', () => agentClient.patch(nodePath(target), 'merge', { spec: { taints: null } }, ac.signal), /forbidden/u],
-      ['agent: writing ImagesWarm on its own node', () => agentClient.patch(statusPath(target), 'strategic', { status: { conditions: [{ type: 'ImagesWarm', status: 'True', reason: 'ImagesPresent', message: 'x' }] } }, ac.signal), /forbidden/u],
-      ['agent: changing a label of its own node', () => agentClient.patch(nodePath(target), 'merge', { metadata: { labels: { 'kwarm-e2e/evil': 'x' } } }, ac.signal), /forbidden/u],
-      ['agent: writing the status of another node\'s NodeImageSet', () => agentClient.patch(`/apis/kwarm.io/v1alpha1/nodeimagesets/${other}/status`, 'merge', { status: { heartbeatTime: new Date().toISOString() } }, ac.signal), /may write only nodeimagesets\//u],
+      ['controller: adding a taint (kwarm\'s own again)', () => ctl().patch(nodePath(target), 'json', [{ op: 'add', path: '/spec/taints/-', value: STARTUP_TAINT }], ac.signal), /only remove its own taint/u],
+      ['controller: removing another taint', () => ctl().patch(nodePath(target), 'merge', { spec: { taints: null } }, ac.signal), /only remove its own taint/u],
+      ['controller: changing a label', () => ctl().patch(nodePath(target), 'merge', { metadata: { labels: { 'kwarm-e2e/evil': 'x' } } }, ac.signal), /labels/u],
+      ['controller: writing another condition', () => ctl().patch(statusPath(target), 'strategic', { status: { conditions: [{ type: 'Ready', status: 'False', reason: 'Evil', message: 'x' }] } }, ac.signal), /only write the ImagesWarm condition/u],
+      ['controller: cordoning', () => ctl().patch(nodePath(target), 'merge', { spec: { unschedulable: true } }, ac.signal), /spec/u],
+      ['agent: removing a taint of its own node', () => agt().patch(nodePath(target), 'merge', { spec: { taints: null } }, ac.signal), /forbidden/u],
+      ['agent: writing ImagesWarm on its own node', () => agt().patch(statusPath(target), 'strategic', { status: { conditions: [{ type: 'ImagesWarm', status: 'True', reason: 'ImagesPresent', message: 'x' }] } }, ac.signal), /forbidden/u],
+      ['agent: changing a label of its own node', () => agt().patch(nodePath(target), 'merge', { metadata: { labels: { 'kwarm-e2e/evil': 'x' } } }, ac.signal), /forbidden/u],
+      ['agent: writing the status of another node\'s NodeImageSet', () => agt().patch(`/apis/kwarm.io/v1alpha1/nodeimagesets/${other}/status`, 'merge', { status: { heartbeatTime: new Date().toISOString() } }, ac.signal), /may write only nodeimagesets\//u],
     ];
     for (const [title, write, says] of cases) {
       it(`refused: ${title}`, async () => {
