@@ -109,10 +109,15 @@ describe('e2e on real nodes: the warm-up barrier holds a joining node until its 
     return r.code === 0 ? JSON.parse(r.stdout) as NisJson : undefined;
   }
 
+  /**
+   * Read in this order so that the one look is consistent although the reads are seconds apart on a loaded
+   * machine: a pod bound to the node before the node read means the taint was gone by then, and a taint seen
+   * before the NodeImageSet read means the image was not Completed earlier than that read says.
+   */
   async function snapshot(name: string, t0: number): Promise<Snapshot> {
+    const pods = await appPods();
     const n = await node(name);
     const set = await nodeImageSet(name);
-    const pods = await appPods();
     return {
       atMs: Date.now() - t0,
       tainted: tainted(n),
