@@ -397,6 +397,30 @@ function joinFigure(r: BenchResult, mode: string, what: string): Figure | undefi
   return r.figures.find((f) => f.id === `node-join.${mode}.${what}`);
 }
 
+/** What the medians say, in words computed from them (nothing typed by hand). */
+function joinReading(r: BenchResult): string {
+  const med = (mode: string, what: string): number | undefined => {
+    const f = joinFigure(r, mode, what);
+    return f === undefined ? undefined : median(f.samples);
+  };
+  const plain = med('plain', 'pod-ready');
+  const barrier = med('barrier', 'pod-ready');
+  const lifted = med('barrier', 'taint-lifted');
+  const wait = med('plain', 'pod-image-wait');
+  if (plain === undefined || barrier === undefined || lifted === undefined || wait === undefined) return '';
+  const later = barrier - plain;
+  return `
+Reading it: the barrier moves the wait from the pod to the node. Without it the pod is bound at once and waits
+${seconds(wait)} on the node for its image (median); with it the pod stays Pending, unbound, and starts ${seconds(barrier - lifted)} after the
+taint comes off, on the image already there. The first pod was Ready ${seconds(Math.abs(later))} ${later >= 0 ? 'later' : 'sooner'} with the barrier (medians):
+the barrier's path runs through kwarm's agent, whose own pod must first start on the new node (its image pulled,
+Node.js started on a fully loaded machine; not measured separately here, the likely bulk of the difference), while
+the kubelet starts pulling the moment the pod is bound. What the barrier is for, this single-pod join does not
+measure: no pod bound to a node before its images are there, and a condition (\`ImagesWarm\`) to wait on; it does
+not make the first pod faster.
+`;
+}
+
 function nodeJoinSection(r: BenchResult | undefined): string {
   if (r === undefined) return missing('node-join');
   const row = (label: string, what: string): string[] => [label, ...JOIN_MODES.map(([mode]) => {
@@ -420,7 +444,7 @@ time over the same link); with the barrier the node registers with \`kwarm.io/wa
 it once its agent reports the image, and the pod starts on an image already present. The times come from the API's
 own timestamps (whole seconds), so each is ±1 s. The machine was shared with six other helpers' builds and tests
 during the run (load line below): treat the spreads, not just the medians, as the result.
-
+${joinReading(r)}
 ${runLine(r)}
 `;
 }
