@@ -5,6 +5,8 @@
 //
 //   const link = await linkNodesToRegistry(cluster, { bytesPerSecond: 25e6 });
 //   link.nodeImage(pushed.reference)   "127.0.0.1:5001/<repository>:<tag>", pulled through the node's link
+//   await cluster.addNode({ beforeKubelet: (n) => link.addNode(n) })   a node that joins later, linked before
+//                                      its kubelet starts (so before any pod lands on it)
 //   await link.stop()
 //
 // Path of the bytes: registry (127.0.0.1, this process's side) <- throttled proxy (in process) <- unix socket
@@ -18,7 +20,7 @@ import { errorText } from '../lib/errors.ts';
 import { forward, type Forwarder } from './forwarder.ts';
 import type { ManagedProcess } from './process.ts';
 import type { RealCluster } from './real-cluster.ts';
-import type { RealNode } from './real-node.ts';
+import type { NodeBeforeKubelet } from './real-node.ts';
 import { startThrottledProxy, type ThrottledProxy } from './throttled-proxy.ts';
 import { makeTempDir, removeDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
@@ -36,6 +38,8 @@ export interface NodeRegistryLink {
   readonly bytesPerSecond: number;
   /** A reference pushed to the cluster's registry, as pods must name it to pull through the link. */
   nodeImage(reference: string): string;
+  /** Links one more node (one that joins later); its link goes with the node's namespaces or with stop(). */
+  addNode(node: NodeBeforeKubelet): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,7 +53,7 @@ interface OneLink {
  * containerd's registry config dir of a node: containerd.ts writes certs.d beside the log. Checked against the
  * hosts.toml the harness wrote there, so a change of that layout fails here with a reason.
  */
-function hostsTemplate(cluster: RealCluster, node: RealNode): { hostsDir: string; text: string } {
+function hostsTemplate(cluster: RealCluster, node: NodeBeforeKubelet): { hostsDir: string; text: string } {
   const hostsDir = join(dirname(node.containerd.logFile), 'certs.d');
   const existing = join(hostsDir, cluster.registryFromNodes, 'hosts.toml');
   try {
@@ -59,7 +63,7 @@ function hostsTemplate(cluster: RealCluster, node: RealNode): { hostsDir: string
   }
 }
 
-async function linkNode(cluster: RealCluster, node: RealNode, host: string, bytesPerSecond: number, dir: string): Promise<OneLink> {
+async function linkNode(cluster: RealCluster, node: NodeBeforeKubelet, host: string, bytesPerSecond: number, dir: string): Promise<OneLink> {
   const { hostsDir, text } = hostsTemplate(cluster, node);
   mkdirSync(join(hostsDir, host), { recursive: true });
   writeFileSync(join(hostsDir, host, 'hosts.toml'), text.replaceAll(cluster.registryFromNodes, host));
@@ -79,7 +83,7 @@ async function linkNode(cluster: RealCluster, node: RealNode, host: string, byte
   return { proxy, inProcess, inNode };
 }
 
-/** A paced registry link for each node the cluster has now (nodes added later have none). */
+/** A paced registry link for each node the cluster has now (nodes added later: addNode). */
 export async function linkNodesToRegistry(cluster: RealCluster, opts: NodeRegistryLinkOptions): Promise<NodeRegistryLink> {
   const host = `127.0.0.1:${opts.port ?? 5001}`;
   const dir = makeTempDir('node-registry-link');
@@ -104,6 +108,9 @@ export async function linkNodesToRegistry(cluster: RealCluster, opts: NodeRegist
     nodeImage(reference) {
       if (!reference.startsWith(`${cluster.registry.host}/`)) throw new Error(`${reference} is not in the cluster's registry ${cluster.registry.host}`);
       return `${host}${reference.slice(cluster.registry.host.length)}`;
+    },
+    async addNode(node) {
+      links.push(await linkNode(cluster, node, host, opts.bytesPerSecond, dir));
     },
     stop,
   };

@@ -9,6 +9,9 @@
 //   cluster.nodeImage(ref)           a reference pushed to `registry`, rewritten for pods and the chart
 //   cluster.nodes, cluster.node(n)   the running nodes (real-node.ts): containerd socket, kubelet, namespaces
 //   await cluster.addNode()          one more node, Ready
+//   await cluster.addNode({ registerWithTaints: [{ key: 'kwarm.io/warming', effect: 'NoSchedule' }] })
+//                                    one more node that registers with a startup taint (real-node.ts JoinOptions)
+//   await cluster.removeNode('node-4')   stopped and its Node deleted, as a scale-down does
 //   await cluster.restartContainerd('node-1')
 //   await cluster.node('node-1').restartKubelet({ maxPods: 42 })   KubeletConfiguration fields over the
 //                                    harness's; restartKubelet() without them restores the harness's own
@@ -34,7 +37,7 @@ import { forward, type Forwarder } from './forwarder.ts';
 import { startNamespaces, type Namespaces } from './namespaces.ts';
 import { createPki } from './pki.ts';
 import type { ManagedProcess } from './process.ts';
-import { startRealNode, type NodeCluster, type RealNode } from './real-node.ts';
+import { startRealNode, type JoinOptions, type NodeCluster, type RealNode } from './real-node.ts';
 import { startRegistry, type TestRegistry } from './registry.ts';
 import { makeTempDir, removeDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
@@ -64,8 +67,13 @@ export interface RealCluster {
   /** A reference to an image pushed to `registry`, as a pod spec or the chart must name it. */
   nodeImage(reference: string): string;
   kubectl(args: readonly string[], opts?: KubectlOptions): Promise<KubectlResult>;
-  /** Starts one more node and waits until it is Ready. */
-  addNode(): Promise<RealNode>;
+  /** Starts one more node and waits until it is Ready (with its startup taints still on, if it has any). */
+  addNode(opts?: JoinOptions): Promise<RealNode>;
+  /**
+   * Stops a node and deletes its Node object, as a scale-down does; its name and addresses are not used again.
+   * Its pods are left to the pod garbage collector, its files to stop().
+   */
+  removeNode(name: string): Promise<void>;
   /** Stops the node's containerd (SIGTERM) and starts it again on the same state; the kubelet reconnects. */
   restartContainerd(node: string): Promise<void>;
   stop(): Promise<void>;
@@ -250,14 +258,14 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
 
     // Nodes stop first, all at once: each is only a namespace kill after the kubelet.
     stops.push(async () => { await Promise.all([...net.nodes.values()].map((n) => n.stop())); });
-    const startNode = async (slot: NodeSlot): Promise<RealNode> => {
-      const node = await startRealNode({ slot, dir: join(dir, slot.name), cluster: nodeCluster });
+    const startNode = async (slot: NodeSlot, joining: JoinOptions): Promise<RealNode> => {
+      const node = await startRealNode({ slot, dir: join(dir, slot.name), cluster: nodeCluster, join: joining });
       // containerd's temp dir (config, log) lives outside the cluster's dir.
       ownDir(dirname(node.containerd.logFile));
       return node;
     };
-    const joinNodes = async (slots: readonly NodeSlot[]): Promise<RealNode[]> => {
-      const results = await Promise.allSettled(slots.map(startNode));
+    const joinNodes = async (slots: readonly NodeSlot[], joining: JoinOptions = {}): Promise<RealNode[]> => {
+      const results = await Promise.allSettled(slots.map((s) => startNode(s, joining)));
       const nodes = results.flatMap((r) => r.status === 'fulfilled' ? [r.value] : []);
       const failed = results.find((r) => r.status === 'rejected');
       if (failed !== undefined) {
@@ -299,13 +307,19 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
       },
       nodeImage,
       kubectl: (args, kopts) => controlPlane.kubectl(args, kopts),
-      async addNode() {
+      async addNode(joining = {}) {
         const index = Math.max(0, ...net.slots.map((s) => s.index)) + 1;
         if (index > MAX_NODES) throw new Error(`the address plan has room for ${MAX_NODES} nodes`);
-        const [node] = await joinNodes([{ name: nodeName(index), index }]);
+        const [node] = await joinNodes([{ name: nodeName(index), index }], joining);
         if (node === undefined) throw new Error('no node started');
         log(`real cluster: ${node.name} joined at ${nodeAddress({ name: node.name, index })}`);
         return node;
+      },
+      async removeNode(name) {
+        const node = cluster.node(name);
+        await node.stop();
+        net.nodes.delete(name);
+        await controlPlane.kubectl(['delete', 'node', name, '--ignore-not-found', '--wait=true']);
       },
       async restartContainerd(name) {
         await cluster.node(name).containerd.restart();

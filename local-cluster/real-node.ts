@@ -33,6 +33,37 @@ export interface RealNodeOptions {
   /** The node's directory (created here). */
   dir: string;
   cluster: NodeCluster;
+  /** How this node differs when it joins (none: the harness's defaults). */
+  join?: JoinOptions;
+}
+
+/** A taint as the kubelet registers it (KubeletConfiguration `registerWithTaints`). */
+export interface NodeTaint {
+  key: string;
+  value?: string;
+  effect: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+}
+
+/** What a node that joins may differ in; the harness's defaults otherwise. */
+export interface JoinOptions {
+  /**
+   * Taints the node registers with (kubelet `--register-with-taints`), as Karpenter's startupTaints or a
+   * cluster autoscaler's startup taints put on a new node.
+   */
+  registerWithTaints?: readonly NodeTaint[];
+  /**
+   * Runs once the node's namespaces and containerd are up and before its kubelet starts (so before the node
+   * registers and can get pods): what must be on the node before any pod lands, such as a registry link.
+   */
+  beforeKubelet?: (node: NodeBeforeKubelet) => Promise<void>;
+}
+
+/** The parts of a RealNode that exist before its kubelet starts. */
+export type NodeBeforeKubelet = Pick<RealNode, 'name' | 'namespaces' | 'containerd'>;
+
+/** The KubeletConfiguration fields a JoinOptions sets. */
+function joinKubeletFields(opts: JoinOptions): Record<string, unknown> {
+  return opts.registerWithTaints === undefined ? {} : { registerWithTaints: opts.registerWithTaints };
 }
 
 export interface RealNode {
@@ -50,7 +81,8 @@ export interface RealNode {
   readonly kubeProxy: ManagedProcess;
   /**
    * Stops the kubelet and starts it again, with these KubeletConfiguration fields over the harness's own (none:
-   * the harness's own), and waits until its /healthz answers. Pods keep running meanwhile.
+   * the harness's own, plus those of the node's JoinOptions), and waits until its /healthz answers.
+   * Pods keep running meanwhile.
    */
   restartKubelet(overrides?: Readonly<Record<string, unknown>>): Promise<void>;
   /**
@@ -223,6 +255,8 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     });
     started.push({ stop: () => containerd.dispose() });
 
+    await opts.join?.beforeKubelet?.({ name, namespaces, containerd });
+    const joinFields = joinKubeletFields(opts.join ?? {});
     const kubeletCert = await cluster.pki.issue({ file: `kubelet-${name}`, commonName: `system:node:${name}`, organization: 'system:nodes' });
     const kubeletKubeconfig = join(dir, 'kubelet.kubeconfig');
     certKubeconfig(kubeletKubeconfig, cluster.server, cluster.pki.caFile, `system:node:${name}`, kubeletCert);
@@ -230,7 +264,7 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     writeFileSync(resolvConf, 'nameserver 127.0.0.1\n');
     const kubeletConfigFile = join(dir, 'kubelet-config.json');
     const launchKubelet = (overrides: Readonly<Record<string, unknown>>): ManagedProcess => {
-      writeFileSync(kubeletConfigFile, kubeletConfig({ address, caFile: cluster.pki.caFile, resolvConf }, overrides));
+      writeFileSync(kubeletConfigFile, kubeletConfig({ address, caFile: cluster.pki.caFile, resolvConf }, { ...joinFields, ...overrides }));
       return namespaces.start({
         name: `kubelet-${name}`,
         command: cachedBinary('kubelet'),

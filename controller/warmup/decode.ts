@@ -2,7 +2,7 @@
 // edge; and the Node as the planner should see it while it warms. Pure: no I/O.
 import { IMAGES_WARM_CONDITION, NODE_PULL_PHASES, type NodePullPhase } from '../../api/v1alpha1/index.ts';
 import { field, list, str } from '../../lib/raw.ts';
-import type { NodeView } from '../plan/node-eligibility.ts';
+import { isNodeReady, type NodeView } from '../plan/node-eligibility.ts';
 import type { GatingEntry, ImageProgress, NodeConditionView, NodeTaint, WarmupImageSetView, WarmupNodeView } from './barrier-decision.ts';
 
 function taintOf(v: unknown): NodeTaint | undefined {
@@ -83,16 +83,29 @@ export function decodeWarmupImageSet(raw: unknown): WarmupImageSetView | undefin
 const plannerViews = new WeakMap<NodeView, NodeView>();
 
 /**
+ * The node lifecycle controller's taints on a node that has not reported Ready (NoSchedule, and NoExecute which
+ * pods tolerate for 300 s through the DefaultTolerationSeconds admission plugin, not through their template);
+ * removed once it has.
+ */
+const NOT_READY_TAINTS: ReadonlySet<string> = new Set(['node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable']);
+/** The kubelet's taint (with an external cloud provider) until the cloud controller manager initializes the node. */
+const UNINITIALIZED_TAINT = 'node.cloudprovider.kubernetes.io/uninitialized';
+
+/**
  * The Node as the planner should see it: without kwarm's warm-up taint, which no workload tolerates and
- * which must not keep the node's images away from it. The same object when the node has no such taint, and
- * the same projection for the same Node object, so the planner's identity-keyed memo keeps working.
+ * which must not keep the node's images away from it. A joining node reports Ready a moment before the node
+ * lifecycle controller removes its not-ready taints; planned with those taints, a warming node would
+ * get an empty NodeImageSet and be released at once (seen on real kubelets), so a Ready warming node is also
+ * seen without it; likewise without the cloud provider's start-up taint, which goes away on its own. The same object when the node has no warm-up taint, and the same projection for the same
+ * Node object, so the planner's identity-keyed memo keeps working.
  */
 export function withoutWarmupTaint(node: NodeView, taintKey: string): NodeView {
   const taints = node.spec?.taints;
   if (taints === undefined || !taints.some((t) => t.key === taintKey)) return node;
   let view = plannerViews.get(node);
   if (view === undefined) {
-    const rest = taints.filter((t) => t.key !== taintKey);
+    const ready = isNodeReady(node);
+    const rest = taints.filter((t) => t.key !== taintKey && t.key !== UNINITIALIZED_TAINT && !(ready && NOT_READY_TAINTS.has(t.key)));
     const { taints: _dropped, ...spec } = node.spec ?? {};
     view = { ...node, spec: rest.length > 0 ? { ...spec, taints: rest } : spec };
     plannerViews.set(node, view);

@@ -54,4 +54,20 @@ describe('controller/warmup/decode', () => {
     const plain: NodeView = { metadata: { name: 'n3' }, spec: { taints: [{ key: 'gpu', effect: 'NoSchedule' }] } };
     expect(withoutWarmupTaint(plain, KEY)).to.equal(plain);
   });
+
+  it('shows the planner a Ready warming node without the start-up taints that go away on their own (not-ready once Ready, the cloud provider\'s)', () => {
+    const notReady = { key: 'node.kubernetes.io/not-ready', effect: 'NoSchedule' };
+    const uninitialized = { key: 'node.cloudprovider.kubernetes.io/uninitialized', value: 'true', effect: 'NoSchedule' };
+    const notReadyExecute = { key: 'node.kubernetes.io/not-ready', effect: 'NoExecute', timeAdded: '2026-01-01T10:00:00Z' };
+    const unreachable = { key: 'node.kubernetes.io/unreachable', effect: 'NoExecute' };
+    const taints = [{ key: KEY, effect: 'NoSchedule' }, notReady, notReadyExecute, unreachable, uninitialized, { key: 'gpu', effect: 'NoSchedule' }];
+    const ready: NodeView = { metadata: { name: 'n1' }, spec: { taints }, status: { conditions: [{ type: 'Ready', status: 'True' }] } };
+    expect(withoutWarmupTaint(ready, KEY).spec?.taints).to.deep.equal([{ key: 'gpu', effect: 'NoSchedule' }]);
+    // Not Ready yet: the taint is still true, the node keeps it.
+    const starting: NodeView = { metadata: { name: 'n2' }, spec: { taints }, status: { conditions: [{ type: 'Ready', status: 'False' }] } };
+    expect(withoutWarmupTaint(starting, KEY).spec?.taints).to.deep.equal([notReady, notReadyExecute, unreachable, { key: 'gpu', effect: 'NoSchedule' }]);
+    // A node that is not warming is seen as it is.
+    const plain: NodeView = { metadata: { name: 'n3' }, spec: { taints: [notReady] }, status: { conditions: [{ type: 'Ready', status: 'True' }] } };
+    expect(withoutWarmupTaint(plain, KEY)).to.equal(plain);
+  });
 });
