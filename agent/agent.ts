@@ -20,8 +20,8 @@ import { KubeSecretSource, type SecretSource } from './secret-reader.ts';
 import { buildStatus, type ImageFsReport } from './status-document.ts';
 import { StatusReporter } from './status-reporter.ts';
 import { runWarmthCheck } from './warmth-check.ts';
-import { runContainerStartWatch } from './container-start-watch.ts';
-import { EMPTY_LEDGER, countStarts, ledgerFromStatus, observeRecords, type ContainerView, type StartLedger } from './container-starts.ts';
+import { runContainerStartWatch, withImageIds } from './container-start-watch.ts';
+import { EMPTY_LEDGER, countStarts, ledgerFromStatus, needsImageIds, observeRecords, type ContainerView, type StartLedger } from './container-starts.ts';
 import { errorText } from '../lib/errors.ts';
 
 export interface AgentConfig {
@@ -241,7 +241,7 @@ export class Agent {
         intervalMs: config.containerStartsIntervalMs ?? 0,
         log,
         metrics: this.#deps.metrics,
-        onList: (containers) => { this.#onContainers(containers); },
+        onList: (containers, signal) => this.#onContainers(runtime, containers, signal),
       }, loops.signal),
       runDiskGuard({
         runtime,
@@ -321,11 +321,14 @@ export class Agent {
     for (const ms of warmed) this.#deps.metrics.timeToWarm.observe(ms / 1000);
   }
 
-  #onContainers(containers: ContainerView[]): void {
+  async #onContainers(runtime: ImageRuntime, containers: ContainerView[], signal: AbortSignal): Promise<void> {
     const engine = this.#engine;
     if (engine === undefined || this.#holdPublish) return;
+    let images: { image: string; imageId?: string }[] = engine.records();
+    if (needsImageIds(this.#starts, containers, images)) images = await withImageIds(runtime, images, signal);
+    // Records and ledger as they are now, after the look-ups.
     this.#observeRecords(engine);
-    const counted = countStarts(this.#starts, containers, engine.records(), this.#now());
+    const counted = countStarts(this.#starts, containers, images, this.#now());
     if (counted.ledger === this.#starts) return;
     this.#starts = counted.ledger;
     const { metrics, log } = this.#deps;

@@ -18,7 +18,24 @@ export interface ContainerStartWatchOptions {
   intervalMs: number;
   log: Logger;
   metrics: AgentMetrics;
-  onList: (containers: ContainerView[]) => void;
+  onList: (containers: ContainerView[], signal: AbortSignal) => Promise<void>;
+}
+
+/**
+ * `images` with the ids of entries that have none filled in from CRI ImageStatus (the kubelet may have pulled
+ * them); an entry the runtime does not have, or a failed look-up, stays without.
+ */
+export async function withImageIds(runtime: ImageRuntime, images: readonly { image: string; imageId?: string }[], signal: AbortSignal): Promise<{ image: string; imageId?: string }[]> {
+  const out: { image: string; imageId?: string }[] = [];
+  for (const i of images) {
+    if (i.imageId !== undefined || signal.aborted) {
+      out.push(i);
+      continue;
+    }
+    const info = await runtime.imageStatus(i.image, { signal: AbortSignal.any([signal, AbortSignal.timeout(LIST_TIMEOUT_MS)]) }).catch(() => undefined);
+    out.push(info === undefined ? { image: i.image } : { image: i.image, imageId: info.id });
+  }
+  return out;
 }
 
 export async function runContainerStartWatch(opts: ContainerStartWatchOptions, signal: AbortSignal): Promise<void> {
@@ -30,7 +47,7 @@ export async function runContainerStartWatch(opts: ContainerStartWatchOptions, s
     if (stopped()) break;
     try {
       const listed = await opts.runtime.listContainers({ signal: AbortSignal.any([signal, AbortSignal.timeout(LIST_TIMEOUT_MS)]) });
-      opts.onList(listed.map((c) => ({ id: c.id, createdAt: c.createdAt.getTime(), image: c.image, imageRef: c.imageRef, imageId: c.imageId })));
+      await opts.onList(listed.map((c) => ({ id: c.id, createdAt: c.createdAt.getTime(), image: c.image, imageRef: c.imageRef, imageId: c.imageId })), signal);
     } catch (err) {
       if (stopped()) break;
       countCriError(opts.metrics, classifyPullError(err).reason);

@@ -151,6 +151,17 @@ export function entryOf(c: ContainerView, images: readonly { image: string; imag
   return images.find((i) => i.imageId !== undefined && ids.includes(i.imageId))?.image;
 }
 
+/**
+ * Whether a container not yet counted runs an image no entry can be matched to by what the records know.
+ * The kubelet names the image by id, and an entry kwarm has not pulled (the very case of a cold start) has
+ * no id in its record yet: the caller then asks the runtime for the ids of those entries.
+ */
+export function needsImageIds(ledger: StartLedger, containers: readonly ContainerView[], images: readonly { image: string; imageId?: string }[]): boolean {
+  const since = ledger.countedUntil;
+  if (since === undefined || images.every((i) => i.imageId !== undefined)) return false;
+  return containers.some((c) => c.createdAt > since && entryOf(c, images) === undefined);
+}
+
 export interface CountResult {
   ledger: StartLedger;
   warm: number;

@@ -6,6 +6,7 @@ import {
   classifyStart,
   countStarts,
   entryOf,
+  needsImageIds,
   ledgerFromStatus,
   observeRecords,
   type ContainerView,
@@ -116,6 +117,15 @@ describe('agent/container-starts', () => {
       const r2 = countStarts(found, [container('after', T + 5000, 'sha256:a')], pending, T + 6000);
       expect(r2.warm + r2.cold).to.equal(0);
       expect(r2.ledger.countedUntil).to.equal(T + 5000);
+    });
+
+    it('asks for image ids only when a new container matches no entry and some entry has no id', () => {
+      const l = looked(pulled);
+      const fresh = [container('k', T + 2000, 'sha256:kubelet-pulled')];
+      expect(needsImageIds(l, fresh, [{ image: A, imageId: 'sha256:a' }, { image: B }])).to.equal(true);
+      expect(needsImageIds(l, fresh, [{ image: A, imageId: 'sha256:a' }])).to.equal(false);
+      expect(needsImageIds(l, [container('old', T - 1, 'sha256:x')], [{ image: B }])).to.equal(false);
+      expect(needsImageIds(EMPTY_LEDGER, fresh, [{ image: B }])).to.equal(false);
     });
 
     it('ignores containers of images the NodeImageSet does not list, without moving the watermark', () => {
