@@ -144,7 +144,7 @@ export const prePullImageDefinition: KindDefinition = {
     { name: 'Image', type: 'string', jsonPath: '.spec.image', description: 'The image to pre-pull.' },
     { name: 'Ready', type: 'string', jsonPath: '.status.ready', description: 'Nodes that have the image / target nodes.' },
     { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Pending, InProgress, Completed or Failed.' },
-    { name: 'Warm', type: 'integer', jsonPath: '.status.warmStarts', description: 'Container starts that found the image pulled by kwarm.' },
+    { name: 'Warm', type: 'integer', jsonPath: '.status.warmStarts', description: 'Container starts that found the image pulled by kwarm.', priority: 1 },
     { name: 'Cold', type: 'integer', jsonPath: '.status.coldStarts', description: 'Container starts before kwarm had the image.', priority: 1 },
     { name: 'Saved', type: 'integer', jsonPath: '.status.pullSecondsSaved', description: 'Pull seconds saved.', priority: 1 },
   ],
