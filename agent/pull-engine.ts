@@ -478,9 +478,12 @@ export class PullEngine {
     const now = this.#now();
     this.#markPresent(t, info);
     t.record.finishedAt = now;
-    // kwarm's own pull made it present: what counts a later container start as warm and the time it saved.
-    t.record.pulledAt = now;
-    if (t.record.startedAt !== undefined) t.record.pullMs = now - t.record.startedAt;
+    // kwarm's own pull made it present: what counts a later container start as warm and the time it saved. A
+    // re-pull that found the same image (a refresh of an unmoved tag) brought nothing, so it is not one.
+    if (newImage) {
+      t.record.pulledAt = now;
+      if (t.record.startedAt !== undefined) t.record.pullMs = now - t.record.startedAt;
+    }
     delete t.record.presentBefore;
     if (newImage) {
       this.#opts.metrics.pulledBytes.inc(info.sizeBytes);
