@@ -21,7 +21,7 @@ import { buildStatus, type ImageFsReport } from './status-document.ts';
 import { StatusReporter } from './status-reporter.ts';
 import { runWarmthCheck } from './warmth-check.ts';
 import { runContainerStartWatch, withImageIds } from './container-start-watch.ts';
-import { EMPTY_LEDGER, countStarts, ledgerFromStatus, needsImageIds, observeRecords, type ContainerView, type StartLedger } from './container-starts.ts';
+import { EMPTY_LEDGER, countStarts, ledgerFromStatus, needsImageIds, observeRecords, resumeLedger, type ContainerView, type StartLedger } from './container-starts.ts';
 import { errorText } from '../lib/errors.ts';
 
 export interface AgentConfig {
@@ -286,7 +286,7 @@ export class Agent {
     const first = this.#appliedKey === undefined;
     this.#appliedKey = key;
     // What this agent pulled before it restarted; merged, so nothing learnt since start is lost.
-    if (first) this.#starts = ledgerFromStatus(obj.status);
+    if (first) this.#starts = resumeLedger(this.#starts, ledgerFromStatus(obj.status));
     if (first) for (const id of obj.status?.pulledImageIds ?? []) if (!this.#pulledImageIds.includes(id)) this.#pulledImageIds = withPulled(this.#pulledImageIds, id);
     // The previous status only matters once, when the agent has just started.
     engine.applySpec(obj.spec, obj.generation, first ? obj.status : undefined);

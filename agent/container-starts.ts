@@ -260,3 +260,12 @@ export function ledgerFromStatus(status: NodeImageSetStatus | undefined): StartL
   }
   return { countedUntil: parseTime(status?.startsCountedUntil), entries };
 }
+
+/**
+ * The ledger once the NodeImageSet is first seen: what a previous agent left in status, except that a
+ * watermark this agent already set stays when status has none (the object appeared after the agent's first
+ * look: forgetting it would make the next look a first one again and swallow the starts in between).
+ */
+export function resumeLedger(current: StartLedger, fromStatus: StartLedger): StartLedger {
+  return { countedUntil: fromStatus.countedUntil ?? current.countedUntil, entries: fromStatus.entries };
+}

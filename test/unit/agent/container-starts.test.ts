@@ -7,6 +7,7 @@ import {
   countStarts,
   entryOf,
   needsImageIds,
+  resumeLedger,
   ledgerFromStatus,
   observeRecords,
   type ContainerView,
@@ -147,6 +148,16 @@ describe('agent/container-starts', () => {
       const back = ledgerFromStatus(status);
       expect(back.countedUntil).to.equal(l.countedUntil);
       expect(back.entries.get(A)).to.deep.equal(l.entries.get(A));
+    });
+
+    it('a NodeImageSet that appears after the agent\'s first look keeps that look\'s watermark', () => {
+      const baseline = countStarts(EMPTY_LEDGER, [], [], T).ledger;
+      const resumed = resumeLedger(baseline, ledgerFromStatus({}));
+      expect(resumed.countedUntil).to.equal(T);
+      const r = countStarts(observeRecords(resumed, pulled(), T + 500).ledger, [container('c', T + 2000, 'sha256:a')], pulled(), T + 3000);
+      expect(r.warm).to.equal(1);
+      // A watermark in status wins: the previous agent counted up to there.
+      expect(resumeLedger(baseline, ledgerFromStatus({ startsCountedUntil: '2026-01-02T03:04:00.000Z' })).countedUntil).to.equal(T - 5000);
     });
 
     function pulled(): RecordView[] {
