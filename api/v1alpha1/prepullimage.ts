@@ -113,6 +113,9 @@ export const prePullImageStatusSchema = s.object({
       description: `A few nodes, kept and failed ones first, at most ${MAX_STATUS_NODES}; the NodeImageSet named after a node has its full detail.`,
     }).optional(),
   }, { description: 'Removal from the target nodes (state Absent, or deletion with purgeOnDelete).' }).optional(),
+  warmStarts: s.integer({ minimum: 0, format: 'int64', description: 'Containers of this image started on the target nodes after kwarm had pulled it there (summed from the NodeImageSets). Absent until a start is counted.' }).optional(),
+  coldStarts: s.integer({ minimum: 0, format: 'int64', description: 'Containers of this image started on the target nodes before kwarm had it there: the kubelet pulled it, or kwarm was late. Starts of an image kwarm found already present count neither way.' }).optional(),
+  pullSecondsSaved: s.integer({ minimum: 0, format: 'int64', description: 'Pull time kwarm saved on the target nodes, in seconds: on each node, kwarm\'s own pull time of the image, counted at the first warm start after that pull.' }).optional(),
   nodes: s.array(s.object({
     node: s.string({ maxLength: 253, description: 'Node name.' }),
     phase: s.enumeration(NODE_PULL_PHASES, { description: 'State of the pull on this node.' }),
@@ -141,5 +144,8 @@ export const prePullImageDefinition: KindDefinition = {
     { name: 'Image', type: 'string', jsonPath: '.spec.image', description: 'The image to pre-pull.' },
     { name: 'Ready', type: 'string', jsonPath: '.status.ready', description: 'Nodes that have the image / target nodes.' },
     { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Pending, InProgress, Completed or Failed.' },
+    { name: 'Warm', type: 'integer', jsonPath: '.status.warmStarts', description: 'Container starts that found the image pulled by kwarm.', priority: 1 },
+    { name: 'Cold', type: 'integer', jsonPath: '.status.coldStarts', description: 'Container starts before kwarm had the image.', priority: 1 },
+    { name: 'Saved', type: 'integer', jsonPath: '.status.pullSecondsSaved', description: 'Pull seconds saved.', priority: 1 },
   ],
 };

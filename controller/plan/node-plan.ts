@@ -61,6 +61,10 @@ export interface NodeImageStatusView {
   readonly message?: string;
   readonly startedAt?: string;
   readonly finishedAt?: string;
+  /** Container starts the agent counted for this image (status/start-rollup.ts sums them); absent: 0. */
+  readonly warmStarts?: number;
+  readonly coldStarts?: number;
+  readonly pullMillisecondsSaved?: number;
 }
 
 /** An agent's answer to a spec.removals entry. */

@@ -22,6 +22,7 @@ import type { ConfigMapView } from '../derive/configmap-image-lists.ts';
 import type { ServiceAccountView, WorkloadView } from '../derive/desired-images.ts';
 import type { NodeView, TaintSpec } from '../plan/node-eligibility.ts';
 import { type NodeImageSetView, type NodeImageStatusView, type NodeRemovalStatusView } from '../plan/node-plan.ts';
+import { startCounts } from '../status/start-rollup.ts';
 import type { SecretView } from '../derive/pull-secrets.ts';
 import {
   containerImages,
@@ -278,6 +279,7 @@ function statusEntry(v: unknown, intern: Intern, shared: SharedValues | undefine
   const startedAt = str(v.startedAt);
   const finishedAt = str(v.finishedAt);
   const round = nonNegativeInteger(v.round) ?? 0;
+  const starts = startCounts(v);
   const make = (): NodeImageStatusView => ({
     phase,
     round,
@@ -285,8 +287,9 @@ function statusEntry(v: unknown, intern: Intern, shared: SharedValues | undefine
     ...(message !== undefined ? { message } : {}),
     ...(startedAt !== undefined ? { startedAt: intern(startedAt) } : {}),
     ...(finishedAt !== undefined ? { finishedAt: intern(finishedAt) } : {}),
+    ...starts,
   });
-  const status = shared === undefined ? make() : shared.statuses.share(JSON.stringify([phase, round, reason, message, startedAt, finishedAt]), make);
+  const status = shared === undefined ? make() : shared.statuses.share(JSON.stringify([phase, round, reason, message, startedAt, finishedAt, starts]), make);
   return [intern(image), status];
 }
 
@@ -305,7 +308,8 @@ function removalEntry(v: unknown, intern: Intern): [string, NodeRemovalStatusVie
 
 function sameStatus(a: NodeImageStatusView | undefined, b: NodeImageStatusView): boolean {
   return a !== undefined && a.phase === b.phase && a.round === b.round && a.reason === b.reason && a.message === b.message &&
-    a.startedAt === b.startedAt && a.finishedAt === b.finishedAt;
+    a.startedAt === b.startedAt && a.finishedAt === b.finishedAt &&
+    a.warmStarts === b.warmStarts && a.coldStarts === b.coldStarts && a.pullMillisecondsSaved === b.pullMillisecondsSaved;
 }
 
 function sameStatusMap(a: ReadonlyMap<string, NodeImageStatusView>, b: ReadonlyMap<string, NodeImageStatusView>): boolean {

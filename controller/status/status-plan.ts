@@ -18,6 +18,7 @@ import { canonicalDigest, digest } from '../write/canonical-json.ts';
 import type { Overlays } from '../write/overlays.ts';
 import type { Write, WritePlan } from '../write/writes.ts';
 import { purgeRollup, purgeSummary, purgingStatus } from './purge-rollup.ts';
+import { startRollup, withStarts } from './start-rollup.ts';
 import { configMapProblemText, prePullImageStatus, prePullPolicyStatus, type StatusEvent } from './status-rollup.ts';
 
 /** Small numbers naming objects by identity, for fingerprints of a status's inputs. */
@@ -147,7 +148,8 @@ function imageStatuses(input: StatusInput, targetByKey: ReadonlyMap<string, Imag
       const { status, events } = prePullImageStatus({
         generation, image: t.image, round: t.round, nodes, planned: plan.nodeImageSets, current, previous, secrets: { referenced: refs.length, problems }, now,
       });
-      r = { fingerprint, status, events, changed: canonicalDigest(status) !== canonicalDigest(previous ?? {}) };
+      const withCounts = withStarts(status, startRollup(t.image, nodes, current));
+      r = { fingerprint, status: withCounts, events, changed: canonicalDigest(withCounts) !== canonicalDigest(previous ?? {}) };
     }
     rolledUp.set(key, r);
     phaseOf.set(key, r.status.phase);

@@ -134,7 +134,8 @@ describe('api/v1alpha1 CRD schemas', () => {
       const crd = customResourceDefinition(kindNamed(kind)) as { spec: { versions: { additionalPrinterColumns: { name: string }[] }[] } };
       return crd.spec.versions[0]?.additionalPrinterColumns.map((c) => c.name.toUpperCase()) ?? [];
     };
-    expect(columns('PrePullImage')).to.deep.equal(['IMAGE', 'READY', 'PHASE', 'AGE']);
+    // Plus the container starts (issue 13), shown with -o wide.
+    expect(columns('PrePullImage')).to.deep.equal(['IMAGE', 'READY', 'PHASE', 'WARM', 'COLD', 'SAVED', 'AGE']);
     expect(columns('NodeImageSet')).to.deep.equal(['DESIRED', 'READY', 'PULLING', 'FAILED', 'AGE']);
     expect(columns('PrePullPolicy')).to.deep.equal(['WORKLOADS', 'READY', 'AGE']);
   });
