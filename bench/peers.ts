@@ -93,24 +93,47 @@ function readNumber(path: string): number | undefined {
   }
 }
 
+function taskDir(node: RealNode): string {
+  return join(node.dir, 'run-containerd', 'io.containerd.runtime.v2.task', 'k8s.io');
+}
+
 /** The node's containers as containerd's task directories list them (the cgroups are shared by all nodes). */
 function containerIds(node: RealNode): string[] {
   try {
-    return readdirSync(join(node.dir, 'run-containerd', 'io.containerd.runtime.v2.task', 'k8s.io'));
+    return readdirSync(taskDir(node));
   } catch {
     return [];
   }
 }
 
-/** Reads every container cgroup of every node every SAMPLE_MS until stopped. */
+/** The pod namespace of a container or sandbox, from the annotations containerd's CRI puts in its OCI spec. */
+function podNamespace(node: RealNode, id: string): string | undefined {
+  try {
+    const spec = JSON.parse(readFileSync(join(taskDir(node), id, 'config.json'), 'utf8')) as { annotations?: Record<string, string> };
+    return spec.annotations?.['io.kubernetes.cri.sandbox-namespace'];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads the cgroups of every container of the approach's pods (by namespace) on every node every SAMPLE_MS. */
 class UsageSampler {
   readonly readings: CgroupReading[] = [];
   #pass = 0;
   #timer: NodeJS.Timeout | undefined;
   readonly #nodes: readonly RealNode[];
+  readonly #namespace: string;
+  readonly #namespaces = new Map<string, string | undefined>();
 
-  constructor(nodes: readonly RealNode[]) {
+  constructor(nodes: readonly RealNode[], namespace: string) {
     this.#nodes = nodes;
+    this.#namespace = namespace;
+  }
+
+  #mine(node: RealNode, id: string): boolean {
+    const key = `${node.name}/${id}`;
+    if (!this.#namespaces.has(key)) this.#namespaces.set(key, podNamespace(node, id));
+    return this.#namespaces.get(key) === this.#namespace;
   }
 
   start(): void {
@@ -122,6 +145,7 @@ class UsageSampler {
     const pass = this.#pass++;
     for (const n of this.#nodes) {
       for (const id of containerIds(n)) {
+        if (!this.#mine(n, id)) continue;
         const cpuNs = readNumber(join(CPUACCT, id, 'cpuacct.usage'));
         const memoryBytes = readNumber(join(MEMORY, id, 'memory.usage_in_bytes'));
         if (cpuNs !== undefined && memoryBytes !== undefined) this.readings.push({ pass, container: `${n.name}/${id}`, cpuNs, memoryBytes });
@@ -285,7 +309,7 @@ async function cleanUp(cluster: RealCluster, approach: Approach, spec: CellSpec)
 
 async function runCell(cluster: RealCluster, approach: Approach, spec: CellSpec): Promise<CellFigures> {
   const auditPath = cluster.controlPlane.auditLogPath;
-  const sampler = new UsageSampler(cluster.nodes);
+  const sampler = new UsageSampler(cluster.nodes, approach === 'kwarm' ? KWARM_NAMESPACE : NS);
   const daemonsBefore = nodeDaemonsCpu(cluster.nodes);
   sampler.start();
   const auditStart = statSync(auditPath).size;
@@ -304,7 +328,7 @@ async function runCell(cluster: RealCluster, approach: Approach, spec: CellSpec)
   const audit = readFileSync(auditPath).subarray(auditStart).toString('utf8');
   const writes = countWrites(auditWrites(audit));
   const usage = containerUsage(sampler.readings);
-  if (usage.containers === 0) throw new Error(`no container cgroup was readable under ${CPUACCT} and ${MEMORY}: is this a cgroup v1 machine as local-cluster/real-node.ts assumes?`);
+  if (usage.containers === 0) throw new Error(`no container cgroup of ${spec.cell}'s pods was readable under ${CPUACCT} and ${MEMORY}: is this a cgroup v1 machine as local-cluster/real-node.ts assumes?`);
   return {
     allImagesMs, doneMs, writes,
     requested: totalRequests(done.pods.map((p) => p.spec)),
@@ -397,7 +421,7 @@ async function main(): Promise<void> {
     bench.notes.push(`${NODES} real nodes (kubelet, containerd 1.6, kube-proxy in network namespaces) on one machine shared with six other workers' builds and tests; each node's registry link paced at ${RATE_MBPS} MB/s for all its connections together; kubelets pull in parallel (serializeImagePulls false)`);
     bench.notes.push(`each cell: fresh images of ${MIB} MiB (one random layer, no shell), the approach's objects created at once with one \`kubectl create\`; afterwards deleted and the images removed from every node through CRI; approaches in rotating order per repetition`);
     bench.notes.push('the peers\' approaches are plain Kubernetes objects in the shape their documentation and manifests describe (bench/peers-manifests.ts), not their code: no ImageCache status writes or controller of their own are counted; the tool image holding the static busybox they copy in is on every node beforehand');
-    bench.notes.push(`used: the cgroup v1 accounting of every container of the nodes' containerd (pod sandboxes included), read every ${SAMPLE_MS} ms (CPU: growth over the cell, a container that exits loses at most its last ${SAMPLE_MS} ms; memory: the highest sum over one reading, page cache charged to the containers included), and the CPU time of the kubelet and containerd processes from /proc; requested: the sum of the pods' requests as the scheduler counts them (kwarm: its agent and controller pods, which stay)`);
+    bench.notes.push(`used: the cgroup v1 accounting of the approach's containers on the nodes (its pods' namespace; kwarm: kwarm-system, its agents and controller; pod sandboxes included), read every ${SAMPLE_MS} ms (CPU: growth over the cell, a container that exits loses at most its last ${SAMPLE_MS} ms; memory: the highest sum over one reading, page cache charged to the containers included), and the CPU time of the kubelet and containerd processes from /proc; requested: the sum of the pods' requests as the scheduler counts them (kwarm: its agent and controller pods, which stay)`);
     await bench.finish('peers', process.argv.slice(2), { reps: REPS, counts: COUNTS.join(','), nodes: NODES, imageMiB: MIB, rateMBps: RATE_MBPS, approaches: ONLY.join(',') });
   } finally {
     await bench.stop();
