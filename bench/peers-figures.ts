@@ -1,6 +1,6 @@
 // The peers benchmark's figures from what it reads (audit log entries, cgroup samples), as pure functions:
 // no I/O, no clock.
-import type { AuditWrite } from '../local-cluster/cluster-fixtures.ts';
+import { auditWrites, type AuditWrite } from '../local-cluster/cluster-fixtures.ts';
 
 export interface WriteCount {
   /** Write requests (create/update/patch/delete) in the window, Lease renewals left out. */
@@ -12,13 +12,36 @@ export interface WriteCount {
   byKind: Record<string, number>;
 }
 
-/** A short name for the user that made a request: kubelets together, ServiceAccounts by name. */
-export function actor(user: string): string {
+/** An audit log write with the client's User-Agent, which names the controller when they share one user. */
+export interface AttributedWrite extends AuditWrite {
+  userAgent: string;
+}
+
+/** The write requests of an audit log text (JSON lines), with their User-Agent. */
+export function attributedWrites(auditLog: string): AttributedWrite[] {
+  const lines = auditLog.split('\n').filter((l) => l.trim() !== '');
+  return lines.flatMap((line): AttributedWrite[] => {
+    const [w] = auditWrites(line);
+    if (w === undefined) return [];
+    const e = JSON.parse(line) as { userAgent?: string };
+    return [{ ...w, userAgent: e.userAgent ?? '' }];
+  });
+}
+
+/**
+ * A short name for who made a request. Kubelets by their node user; kube-controller-manager's controllers and
+ * kube-scheduler by their User-Agent (the harness runs them with one admin credential; the controller manager
+ * appends the controller's name to its agent); kubectl is this benchmark acting as the pre-puller; other
+ * ServiceAccounts by name.
+ */
+export function actor(user: string, userAgent = ''): string {
   if (user.startsWith('system:node:')) return 'kubelet';
+  const product = userAgent.split('/')[0] ?? '';
+  if (product === 'kube-controller-manager') return userAgent.slice(userAgent.lastIndexOf('/') + 1);
+  if (product === 'kube-scheduler' || user === 'system:kube-scheduler') return 'scheduler';
+  if (product === 'kubectl') return 'bench (kubectl)';
   const sa = /^system:serviceaccount:([^:]+):(.+)$/.exec(user);
   if (sa !== null) return sa[1] === 'kube-system' ? (sa[2] ?? user) : `${sa[1] ?? ''}/${sa[2] ?? ''}`;
-  if (user === 'system:kube-scheduler') return 'scheduler';
-  if (user === 'system:kube-controller-manager') return 'controller-manager';
   return user;
 }
 
@@ -26,7 +49,7 @@ export function actor(user: string): string {
  * Counts the writes of a window. Leases are left out: node heartbeats and leader election renew them on a
  * clock whatever is being pulled, so they measure the window's length, not the work.
  */
-export function countWrites(writes: readonly AuditWrite[]): WriteCount {
+export function countWrites(writes: readonly (AuditWrite & { userAgent?: string })[]): WriteCount {
   const out: WriteCount = { total: 0, podsCreated: 0, jobsCreated: 0, byKind: {} };
   for (const w of writes) {
     if (w.resource === 'leases') continue;
@@ -34,7 +57,7 @@ export function countWrites(writes: readonly AuditWrite[]): WriteCount {
     const created = w.verb === 'create' && w.subresource === undefined && w.code === 201;
     if (created && w.resource === 'pods') out.podsCreated += 1;
     if (created && w.resource === 'jobs') out.jobsCreated += 1;
-    const key = `${actor(w.user)}: ${w.verb} ${w.resource}${w.subresource === undefined ? '' : `/${w.subresource}`}`;
+    const key = `${actor(w.user, w.userAgent)}: ${w.verb} ${w.resource}${w.subresource === undefined ? '' : `/${w.subresource}`}`;
     out.byKind[key] = (out.byKind[key] ?? 0) + 1;
   }
   return out;

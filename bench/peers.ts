@@ -28,7 +28,6 @@ import { parseArgs } from 'node:util';
 import { GrpcImageRuntime } from '../agent/cri/grpc-runtime.ts';
 import { errorText } from '../lib/errors.ts';
 import { pushSleeperImage } from '../local-cluster/busybox-images.ts';
-import { auditWrites } from '../local-cluster/cluster-fixtures.ts';
 import { KWARM_NAMESPACE } from '../local-cluster/kwarm-access.ts';
 import { helmInstallKwarm, waitKwarmReady } from '../local-cluster/kwarm-install.ts';
 import { linkNodesToRegistry, type NodeRegistryLink } from '../local-cluster/node-registry-link.ts';
@@ -37,7 +36,7 @@ import { startRealCluster, type RealCluster } from '../local-cluster/real-cluste
 import type { RealNode } from '../local-cluster/real-node.ts';
 import { waitFor } from '../local-cluster/wait.ts';
 import { BenchRun } from './bench-run.ts';
-import { containerUsage, countWrites, missingImages, type CgroupReading, type WriteCount } from './peers-figures.ts';
+import { attributedWrites, containerUsage, countWrites, missingImages, type CgroupReading, type WriteCount } from './peers-figures.ts';
 import {
   APPROACH_LABELS, APPROACHES, CELL_LABEL, fledgedJobs, kubeletDeployment, kwarmPolicy, ON_IMAGE_CHANGE, pullerDaemonSet,
   totalRequests, type Approach, type CellSpec, type PodSpecLike, type Requests,
@@ -326,7 +325,7 @@ async function runCell(cluster: RealCluster, approach: Approach, spec: CellSpec)
   sampler.stop();
   const daemonsAfter = nodeDaemonsCpu(cluster.nodes);
   const audit = readFileSync(auditPath).subarray(auditStart).toString('utf8');
-  const writes = countWrites(auditWrites(audit));
+  const writes = countWrites(attributedWrites(audit));
   const usage = containerUsage(sampler.readings);
   if (usage.containers === 0) throw new Error(`no container cgroup of ${spec.cell}'s pods was readable under ${CPUACCT} and ${MEMORY}: is this a cgroup v1 machine as local-cluster/real-node.ts assumes?`);
   return {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { actor, containerUsage, countWrites, missingImages } from '../../../bench/peers-figures.ts';
-import { auditWrites, type AuditWrite } from '../../../local-cluster/cluster-fixtures.ts';
+import { actor, attributedWrites, containerUsage, countWrites, missingImages } from '../../../bench/peers-figures.ts';
+import type { AuditWrite } from '../../../local-cluster/cluster-fixtures.ts';
 
 function w(user: string, verb: string, resource: string, opts: { subresource?: string; code?: number } = {}): AuditWrite {
   return { user, verb, resource, subresource: opts.subresource, namespace: 'ns', name: 'x', code: opts.code ?? 200 };
@@ -39,15 +39,24 @@ describe('bench/peers-figures', () => {
       expect(c.jobsCreated).to.equal(0);
     });
 
-    it('reads the entries of a real audit log line', () => {
-      const line = JSON.stringify({
-        kind: 'Event', level: 'Metadata', stage: 'ResponseComplete', verb: 'create',
-        user: { username: 'system:serviceaccount:kube-system:daemon-set-controller' },
-        objectRef: { resource: 'pods', namespace: 'bench-peers', apiVersion: 'v1' }, responseStatus: { code: 201 },
+    it('reads audit log lines and names the controller from its User-Agent when controllers share a user', () => {
+      const entry = (verb: string, resource: string, userAgent: string, code: number): string => JSON.stringify({
+        kind: 'Event', level: 'Metadata', stage: 'ResponseComplete', verb, userAgent,
+        user: { username: 'kwarm-admin', groups: ['system:masters'] },
+        objectRef: { resource, namespace: 'bench-peers', apiVersion: 'v1' }, responseStatus: { code },
       });
-      const c = countWrites(auditWrites(`${line}\n${line}\n`));
+      const ds = entry('create', 'pods', 'kube-controller-manager/v1.34.10 (linux/amd64) kubernetes/$Format/daemon-set-controller', 201);
+      const text = [
+        ds, ds,
+        entry('create', 'daemonsets', 'kubectl/v1.34.10 (linux/amd64) kubernetes/$Format', 201),
+        JSON.stringify({ stage: 'RequestReceived', verb: 'create', user: { username: 'x' }, objectRef: { resource: 'pods' } }),
+        '',
+      ].join('\n');
+      const writes = attributedWrites(text);
+      expect(writes).to.have.length(3);
+      const c = countWrites(writes);
       expect(c.podsCreated).to.equal(2);
-      expect(c.byKind).to.deep.equal({ 'daemon-set-controller: create pods': 2 });
+      expect(c.byKind).to.deep.equal({ 'daemon-set-controller: create pods': 2, 'bench (kubectl): create daemonsets': 1 });
     });
   });
 
@@ -57,6 +66,8 @@ describe('bench/peers-figures', () => {
     expect(actor('system:serviceaccount:kwarm-system:kwarm-agent')).to.equal('kwarm-system/kwarm-agent');
     expect(actor('system:kube-scheduler')).to.equal('scheduler');
     expect(actor('kubernetes-admin')).to.equal('kubernetes-admin');
+    expect(actor('kwarm-admin', 'kube-scheduler/v1.34.10 (linux/amd64) kubernetes/$Format/scheduler')).to.equal('scheduler');
+    expect(actor('kwarm-admin', 'kube-controller-manager/v1.34.10 (linux/amd64) kubernetes/$Format/job-controller')).to.equal('job-controller');
   });
 
   describe('containerUsage', () => {
