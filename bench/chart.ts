@@ -4,6 +4,7 @@
 //   node_modules/.bin/node bench/chart.ts [--check]
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { APPROACHES, type Approach } from './peers-manifests.ts';
 import { findFigure, readResult, resultPath, type BenchResult } from './results.ts';
 import { summarize } from './stats.ts';
 import { renderChart, type Bar, type BarStyle, type Panel } from './svg-bar-chart.ts';
@@ -66,6 +67,23 @@ if (existsSync(resultPath('image-change'))) {
         bar(r, `image-change.${k}.unlimited.first-pull-last-node`, 'first PullImage, last node', 'kwarm'),
         bar(r, `image-change.${k}.unlimited.all-completed`, 'every node Completed', 'kwarm'),
       ],
+    })),
+  });
+}
+
+if (existsSync(resultPath('peers'))) {
+  const r = readResult('peers');
+  sources.push('peers');
+  const approaches = APPROACHES.filter((a) => String(r.parameters.approaches).split(',').includes(a));
+  const short: Readonly<Record<Approach, string>> = {
+    jobs: 'Job per (node, image), as kube-fledged', daemonset: 'DaemonSet, as image-puller', kubelet: 'kubelet alone (a Deployment)', kwarm: 'kwarm (chart)',
+  };
+  panels.push({
+    title: `Every image on all ${r.parameters.nodes} real nodes (${r.parameters.imageMiB} MiB each, ${r.parameters.rateMBps} MB/s per node), by approach`,
+    unit: 's',
+    groups: String(r.parameters.counts).split(',').map((n) => ({
+      title: `${n} image${n === '1' ? '' : 's'}`,
+      bars: approaches.map((a) => bar(r, `peers.${a}.${n}.all-images`, short[a], a === 'kwarm' ? 'kwarm' : 'baseline')),
     })),
   });
 }

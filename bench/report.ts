@@ -11,11 +11,12 @@ import {
 } from './footprint-phases.ts';
 import { JOB_STYLE_STEPS, jobStyleCost } from './job-style-model.ts';
 import { loadLine, machineLine } from './machine.ts';
+import { APPROACH_LABELS, APPROACHES, ON_IMAGE_CHANGE, type Approach } from './peers-manifests.ts';
 import { findFigure, readResult, resultPath, type BenchResult, type Figure } from './results.ts';
 import { median, pairedDifferences, summarize } from './stats.ts';
 
 const OUT = join(import.meta.dirname, '..', 'BENCHMARKS.md');
-const BENCHMARKS = ['agent-overhead', 'image-change', 'concurrency', 'controller-footprint', 'user-rollout', 'node-join'] as const;
+const BENCHMARKS = ['agent-overhead', 'image-change', 'concurrency', 'controller-footprint', 'user-rollout', 'node-join', 'peers'] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
 const results = new Map<Benchmark, BenchResult>();
@@ -164,16 +165,28 @@ ${runLine(r)}
 `;
 }
 
-function writesSection(r: BenchResult | undefined, controller: BenchResult | undefined): string {
+function writesSection(r: BenchResult | undefined, controller: BenchResult | undefined, peers: BenchResult | undefined): string {
   if (r === undefined) return missing('image-change');
   const per = jobStyleCost(1, 1);
+  const jobs = measuredJobs(peers);
+  const jobPerPair = jobs === undefined ? per.writesPerPair : median(jobs.perPair.samples);
   const rows = scenarios(r).map(({ key, label, nodes }) => {
     const f = (what: string): Figure => findFigure(r, `image-change.${key}.${what}`);
     const kwarm = median(f('writes-controller').samples) + median(f('writes-agents').samples);
-    const job = jobStyleCost(nodes, 1);
+    if (jobs === undefined) {
+      const job = jobStyleCost(nodes, 1);
+      return [
+        label, `${cell(f('writes-controller'), 'bare')} + ${cell(f('writes-agents'), 'bare')}`, cell(f('writes-per-node-image'), 'bare'),
+        `${num(job.writes)} writes, ${num(job.objects)} new objects (**computed**)`, `${per.writesPerPair} (**computed**)`, `${(job.writes / kwarm).toFixed(1)}×`,
+      ];
+    }
+    const objects = median(jobs.pods.samples) + median(jobs.jobs.samples);
+    const jobCell = nodes === jobs.nodes
+      ? `${cell(jobs.writes, 'bare')} writes, ${num(objects)} Pods and Jobs (**measured**)`
+      : `${num(jobPerPair * nodes)} writes, ${num((objects / jobs.nodes) * nodes)} Pods and Jobs (**computed**: measured per node × ${nodes})`;
     return [
       label, `${cell(f('writes-controller'), 'bare')} + ${cell(f('writes-agents'), 'bare')}`, cell(f('writes-per-node-image'), 'bare'),
-      `${num(job.writes)} writes, ${num(job.objects)} new objects`, `${per.writesPerPair}`, `${(job.writes / kwarm).toFixed(1)}×`,
+      jobCell, `${cell(jobs.perPair, 'bare')} (**measured**, ${jobs.nodes} nodes)`, `${((jobPerPair * nodes) / kwarm).toFixed(1)}×`,
     ];
   });
   const kinds = scenarios(r).flatMap(({ key, label }) => r.figures
@@ -182,9 +195,22 @@ function writesSection(r: BenchResult | undefined, controller: BenchResult | und
   const steps = JOB_STYLE_STEPS.map((s) => [s.actor, s.write, `${s.writes}`, `${s.objects}`]);
   const scale = controller === undefined ? [] : scaleLinesOfRun(controller.notes, 1).filter((l) => /^(bench:|writes for the image change|image change on)/.test(l));
   const runs = controller === undefined ? 1 : controllerRuns(controller);
+  const jobText = jobs === undefined
+    ? `The job-style figures are **computed** (bench/job-style-model.ts), per (node, image), from what Kubernetes 1.34's
+own components write for one short Job — a lower bound: no retries, two Pod status updates, the kubelet's final
+Pod delete and the pre-puller's own status writes left out:
+
+${table(['Actor', 'Write', 'Writes', 'New objects'], steps, 2)}
+| **Total per (node, image)** | | **${per.writesPerPair}** | **${per.objectsPerPair}** |`
+    : `The job-style figures are **measured** on ${jobs.nodes} real kubelets (section 8: one Job per (node, image) as
+kube-fledged creates them, one image, every write in the audit log from the Jobs' creation to their deletion,
+Leases left out; which component wrote what is listed there). Rows with more nodes than that multiply the measured
+per-node figure (**computed**); the earlier step-by-step model (bench/job-style-model.ts) counted
+${per.writesPerPair} writes per (node, image) as a lower bound, and the measurement finds ${num(jobPerPair)}: the
+kubelets' Events and their Event count patches, pod status updates and ServiceAccount tokens come on top.`;
   return `${table([
     'Scenario', 'kwarm writes per change: controller + agents (**measured**)', 'kwarm writes per node per image (**measured**)',
-    'One Job per (node, image), per change (**computed**)', 'Job-style writes per node per image (**computed**)', 'Job-style / kwarm',
+    'One Job per (node, image), per change', 'Job-style writes per node per image', 'Job-style / kwarm',
   ], rows)}
 
 kwarm's writes are **measured**: every create/update/patch/delete request by the controller's and the agents'
@@ -192,12 +218,7 @@ ServiceAccounts in the API server's audit log during each change (median, min–
 renewals of leader election left out, none here). kwarm creates no objects per change: NodeImageSets are updated
 in place, the PrePullImage follows the Deployment, and only Events are new.
 
-The job-style figures are **computed** (bench/job-style-model.ts), per (node, image), from what Kubernetes 1.34's
-own components write for one short Job — a lower bound: no retries, two Pod status updates, the kubelet's final
-Pod delete and the pre-puller's own status writes left out:
-
-${table(['Actor', 'Write', 'Writes', 'New objects'], steps, 2)}
-| **Total per (node, image)** | | **${per.writesPerPair}** | **${per.objectsPerPair}** |
+${jobText}
 
 kwarm's measured writes by kind (median per change, min–max):
 
@@ -207,25 +228,35 @@ At the controller benchmark's scale (its own figures, **measured** by bench/cont
 agents that write one status patch per node${runs > 1 ? `; run 1 of ${runs}, section 5 gives the medians over all runs` : ''}):
 
 ${scale.map((l) => `- ${l}`).join('\n')}
-${scaleComparison(scale)}
+${scaleComparison(scale, jobs === undefined ? undefined : { writesPerPair: jobPerPair, objectsPerPair: (median(jobs.pods.samples) + median(jobs.jobs.samples)) / jobs.nodes })}
 `}`;
 }
 
-/** The job-style cost of controller-scale's own scenario, from the numbers its report lines give. */
-function scaleComparison(lines: readonly string[]): string {
+/**
+ * The job-style cost of controller-scale's own scenario, from the numbers its report lines give: per (node, image)
+ * as measured on real kubelets when given, else the step-by-step model. Thousands of nodes do not fit on one
+ * machine, so this stays computed.
+ */
+function scaleComparison(lines: readonly string[], measured: { writesPerPair: number; objectsPerPair: number } | undefined): string {
   const text = lines.join('\n');
   const cluster = /(\d+) nodes, (\d+) Deployments in \d+ pools \((\d+) images per node/.exec(text);
   const change = /image change on (\d+) affected nodes/.exec(text);
+  const cost = (nodes: number, images: number): { writes: number; objects: number } => {
+    if (measured === undefined) return jobStyleCost(nodes, images);
+    return { writes: nodes * images * measured.writesPerPair, objects: nodes * images * measured.objectsPerPair };
+  };
+  const what = measured === undefined ? 'new objects' : 'Pods and Jobs';
   const out: string[] = [];
   if (change !== null) {
-    const c = jobStyleCost(Number(change[1]), 1);
-    out.push(`${num(c.writes)} writes and ${num(c.objects)} new objects for that image change on ${change[1]} nodes`);
+    const c = cost(Number(change[1]), 1);
+    out.push(`${num(c.writes)} writes and ${num(c.objects)} ${what} for that image change on ${change[1]} nodes`);
   }
   if (cluster !== null) {
-    const c = jobStyleCost(Number(cluster[1]), Number(cluster[3]));
-    out.push(`${num(c.writes)} writes and ${num(c.objects)} objects to warm ${cluster[1]} nodes with ${cluster[3]} images each`);
+    const c = cost(Number(cluster[1]), Number(cluster[3]));
+    out.push(`${num(c.writes)} writes and ${num(c.objects)} ${what} to warm ${cluster[1]} nodes with ${cluster[3]} images each`);
   }
-  return out.length === 0 ? '' : `- **Computed** for one Job per (node, image) at that scale: ${out.join('; ')}.`;
+  const basis = measured === undefined ? 'the step-by-step model' : `the writes per (node, image) measured on real kubelets (section 8), ${num(measured.writesPerPair)}`;
+  return out.length === 0 ? '' : `- **Computed** for one Job per (node, image) at that scale, from ${basis}: ${out.join('; ')}.`;
 }
 
 // --- 4. concurrency -------------------------------------------------------------------------------------
@@ -449,6 +480,104 @@ ${runLine(r)}
 `;
 }
 
+// --- 8. the peers measured on real kubelets -------------------------------------------------------------
+
+function peersFigure(r: BenchResult, approach: string, count: number, what: string): Figure | undefined {
+  return r.figures.find((f) => f.id === `peers.${approach}.${count}.${what}`);
+}
+
+function peersCounts(r: BenchResult): number[] {
+  return String(r.parameters.counts).split(',').map(Number);
+}
+
+function peersApproaches(r: BenchResult): Approach[] {
+  return APPROACHES.filter((a) => String(r.parameters.approaches).split(',').includes(a));
+}
+
+/** The measured Job-per-(node, image) figures for one image on the peers run's nodes, if that cell was run. */
+function measuredJobs(r: BenchResult | undefined): { nodes: number; writes: Figure; perPair: Figure; pods: Figure; jobs: Figure } | undefined {
+  if (r === undefined) return undefined;
+  const f = (what: string): Figure | undefined => peersFigure(r, 'jobs', 1, what);
+  const writes = f('writes');
+  const perPair = f('writes-per-pair');
+  const pods = f('pods-created');
+  const jobs = f('jobs-created');
+  if (writes === undefined || perPair === undefined || pods === undefined || jobs === undefined) return undefined;
+  return { nodes: Number(r.parameters.nodes), writes, perPair, pods, jobs };
+}
+
+function peersSection(r: BenchResult | undefined): string {
+  if (r === undefined) return missing('peers');
+  const counts = peersCounts(r);
+  const approaches = peersApproaches(r);
+  const rows = (cols: readonly [string, 's' | 'bare' | 'unit'][]): string[][] => counts.flatMap((n) => approaches.map((a) => [
+    APPROACH_LABELS[a], `${n}`, ...cols.map(([what, as]) => {
+      const f = peersFigure(r, a, n, what);
+      return f === undefined ? '—' : cell(f, as);
+    }),
+  ]));
+  const time = rows([['all-images', 's'], ['done', 's'], ['writes', 'bare'], ['writes-per-pair', 'bare'], ['pods-created', 'bare'], ['jobs-created', 'bare'], ['failed-jobs', 'bare']]);
+  const res = rows([['requested-cpu', 'bare'], ['requested-memory', 'bare'], ['used-cpu', 'bare'], ['used-memory', 'bare'], ['daemons-cpu', 'bare']]);
+  const largest = Math.max(...counts);
+  const kinds = approaches.flatMap((a) => r.figures
+    .filter((f) => f.id.startsWith(`peers.${a}.${largest}.by.`))
+    .map((f) => [APPROACH_LABELS[a], f.id.slice(`peers.${a}.${largest}.by.`.length), cell(f, 'bare')]));
+  return `Every approach in one run, on the same ${r.parameters.nodes} real nodes (kubelet, containerd, kube-proxy), the same
+registry and the same throttled per-node links (${r.parameters.rateMBps} MB/s each), for ${counts.join(' and ')} images of
+${r.parameters.imageMiB} MiB; ${r.parameters.reps} repetitions per cell, median and min–max. The peers are **reproduced**, not
+run: plain Kubernetes objects in the shape their documentation and manifests describe (bench/peers-manifests.ts):
+one Job per (node, image) pinned to its node with \`backoffLimit: 0\`, the target image running a command an init
+container copied in (kube-fledged), and one DaemonSet with a sleeping container per image with the puller's default
+requests of 50m CPU and 10Mi each (kubernetes-image-puller). Their own controllers' writes (ImageCache status, the
+puller's DaemonSet checks) are not included.
+
+| Approach | Images | Every node has every image | Approach done | API writes | Writes per (node, image) | Pods created | Jobs created | Jobs failed |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
+${time.map((row) => `| ${row.join(' | ')} |`).join('\n')}
+
+All **measured**. "Every node has every image": from just before the objects are created to the moment every
+node's CRI image list holds every image (polled every 250 ms). "Approach done": Jobs finished and deleted (kube-fledged
+deletes them by default), DaemonSet / Deployment pods Ready, kwarm's PrePullImages Ready. API writes: every
+create/update/patch/delete in the kube-apiserver's audit log in that window, whoever made it (the objects' creation,
+controllers, scheduler bindings, kubelets' pod status and Events), Lease renewals left out.
+
+| Approach | Images | CPU requested (millicores) | Memory requested (MiB) | CPU used by its containers (CPU s) | Peak memory of its containers (MiB) | Nodes' kubelet + containerd CPU (CPU s) |
+|---|---:|---:|---:|---:|---:|---:|
+${res.map((row) => `| ${row.join(' | ')} |`).join('\n')}
+
+Requested: the sum of the approach's pods' requests as the scheduler counts them; for kwarm its ${r.parameters.nodes} agents and its
+controller, installed once whatever the image count; for the DaemonSet, held as long as the images should stay
+cached. Used (**measured**): the cgroup v1 accounting of the approach's own containers (pod sandboxes included) read
+every 500 ms over the window, and the CPU time the nodes' kubelets and containerds spent in it (/proc), which
+includes the pulls themselves.
+
+What each must do when an image changes (from their documentation; kwarm from its README):
+
+${table(['Approach', 'On an image change'], approaches.map((a) => [APPROACH_LABELS[a], ON_IMAGE_CHANGE[a]]), 2)}
+
+Writes by who and what, ${largest} images (median per cell, min–max):
+
+${table(['Approach', 'Who: verb resource', 'Writes'], kinds, 2)}
+
+The machine was shared with six other workers' builds and tests during the run (load below): times are longer
+and spread more than on an idle machine, for every approach alike (they run in rotating order).
+
+${runLine({ ...r, notes: r.notes.filter((n) => !n.startsWith('on an image change')) })}
+`;
+}
+
+function peersSummary(r: BenchResult): string {
+  const n = Math.max(...peersCounts(r));
+  const approaches = peersApproaches(r);
+  const m = (a: Approach, what: string, as: 's' | 'bare' = 'bare'): string => {
+    const f = peersFigure(r, a, n, what);
+    return f === undefined ? '—' : as === 's' ? seconds(median(f.samples)) : num(median(f.samples));
+  };
+  const short: Readonly<Record<Approach, string>> = { jobs: 'Jobs (kube-fledged)', daemonset: 'DaemonSet (image-puller)', kubelet: 'kubelet alone', kwarm: 'kwarm' };
+  const list = (what: string, as: 's' | 'bare' = 'bare', unit = ''): string => approaches.map((a) => `${short[a]} ${m(a, what, as)}${unit}`).join(', ');
+  return `- **Peers on ${r.parameters.nodes} real kubelets** (${n} images of ${r.parameters.imageMiB} MiB, ${r.parameters.rateMBps} MB/s per node, medians of ${r.parameters.reps}; shared machine): every node has every image after ${list('all-images', 's')}; API writes ${list('writes')}; Pods created ${list('pods-created')}; CPU requested ${list('requested-cpu', 'bare', 'm')}.`;
+}
+
 function summarySection(): string {
   const lines: string[] = [];
   const agent = results.get('agent-overhead');
@@ -463,13 +592,17 @@ function summarySection(): string {
     lines.push(`- **Pull overhead**: the agent adds ${num(Math.min(...added))}–${num(Math.max(...added))} ms (medians per image, paired per run) around its PullImage call, whatever the size: ${paired.map((x) => `${x.ratio.toFixed(2)}× (${x.label})`).join(', ')} the bare CRI pull time. Goal ≤ 1.05: met for ${paired.filter((x) => x.ratio <= 1.05).length} of ${paired.length} images (${ratios.filter((x) => x.ratio <= 1.05).length} of ${ratios.length} by the ratio of medians, which the transfer's spread dominates). In this benchmark the NodeImageSet status says Completed up to 0.6 s after the image is on the node (column "Ratio to Completed"); the reaction benchmark, where the agent writes an image's Completed at once, does not show that delay, and its cause here is not yet known.`);
   }
   const change = results.get('image-change');
+  const jobs = measuredJobs(results.get('peers'));
+  const jobsVersus = jobs === undefined
+    ? `${jobStyleCost(1, 1).writesPerPair} (computed lower bound) for one Job per (node, image)`
+    : `${num(median(jobs.perPair.samples))} measured for one Job per (node, image) on ${jobs.nodes} real kubelets`;
   if (change !== undefined) {
     for (const s of scenarios(change)) {
       const first = summarize(findFigure(change, `image-change.${s.key}.first-pull`).samples);
       const all = median(findFigure(change, `image-change.${s.key}.all-completed`).samples);
       const w = median(findFigure(change, `image-change.${s.key}.writes-per-node-image`).samples);
       const budgeted = s.key.includes('budget') ? ', nodes beyond the budget wait for earlier ones by design' : '';
-      lines.push(`- **Reaction, ${s.label}**: first PullImage p50 ${num(first.median)} ms, p99 ${num(first.p99)} ms (goal ≤ 1 s: ${met(first.p99 <= 1000)}${budgeted}); every node Completed after ${seconds(all)}; ${num(w)} API writes per node per image vs ${jobStyleCost(1, 1).writesPerPair} (computed lower bound) for one Job per (node, image).`);
+      lines.push(`- **Reaction, ${s.label}**: first PullImage p50 ${num(first.median)} ms, p99 ${num(first.p99)} ms (goal ≤ 1 s: ${met(first.p99 <= 1000)}${budgeted}); every node Completed after ${seconds(all)}; ${num(w)} API writes per node per image vs ${jobsVersus}.`);
     }
   }
   const conc = results.get('concurrency');
@@ -509,6 +642,8 @@ function summarySection(): string {
     };
     lines.push(`- **A node joins** (${join.parameters.imageMiB} MiB image at ${join.parameters.rateMBps} MB/s per node, ${join.parameters.reps} joins each, shared machine): first pod Ready ${m('barrier', 'pod-ready')} after the Node's creation with the warm-up barrier vs ${m('plain', 'pod-ready')} without; that pod's wait for its image ${m('barrier', 'pod-image-wait')} vs ${m('plain', 'pod-image-wait')}.`);
   }
+  const peers = results.get('peers');
+  if (peers !== undefined) lines.push(peersSummary(peers));
   return lines.join('\n');
 }
 
@@ -536,7 +671,7 @@ ${overheadSection(results.get('agent-overhead'))}
 ${reactionSection(results.get('image-change'))}
 ## 3. Versus job-style pre-pulling: API objects and writes
 
-${writesSection(results.get('image-change'), results.get('controller-footprint'))}
+${writesSection(results.get('image-change'), results.get('controller-footprint'), results.get('peers'))}
 ## 4. Concurrency: N images on one node
 
 ${concurrencySection(results.get('concurrency'))}
@@ -549,6 +684,9 @@ ${rolloutSection(results.get('user-rollout'))}
 ## 7. A node joins: the warm-up barrier on real kubelets
 
 ${nodeJoinSection(results.get('node-join'))}
+## 8. The peers measured on real kubelets
+
+${peersSection(results.get('peers'))}
 ## Running them
 
 \`\`\`sh
