@@ -2,8 +2,10 @@
 // (node, image) pairs only within the cluster-wide pull budget. The budget is counted from the
 // NodeImageSets themselves (released entries the agent has not finished), so a restarted or newly elected
 // controller continues exactly where the last one stopped. A refresh raises an entry's round (see
-// refresh.ts); the raise of a finished pair is a new pull and waits for the budget like one. Pure: no I/O,
-// no clock.
+// refresh.ts); the raise of a finished pair is a new pull and waits for the budget like one. So is the re-pull
+// of an image the runtime lost (an agent with --repull-after-gc=wait reports it Pending/RemovedFromRuntime at
+// its round and waits): it does not count while it waits, and is released as round+1 when the budget allows.
+// Pure: no I/O, no clock.
 import {
   durationMilliseconds,
   MAX_IMAGE_SOURCES,
@@ -12,12 +14,11 @@ import {
   type LabelSelector,
   type NodeImage,
   type NodeImageSetSpec,
-  type RemovalResult,
-  type NodePullPhase,
   type Retry,
 } from '../../api/v1alpha1/index.ts';
 import { byImage, compareStrings, entriesDigest, removalsDigest, specDigestOf, type NodeRemoval } from './node-image-set-digest.ts';
 import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector } from './label-selector.ts';
+import { awaitsRepull, isFinished, type NodeImageSetView } from './node-image-set-view.ts';
 import { nodeAcceptsPulls, placementAllows, targetingAllows, type NodeTargeting, type NodeView, type PodPlacement } from './node-eligibility.ts';
 
 /** Pull secrets per NodeImageSet entry, as the CRD bounds them. */
@@ -52,44 +53,6 @@ export interface ImageTarget {
   readonly round: number;
   /** spec.gateNewNodes (of the PrePullImage, or of the policy it is derived from): its nodes' warm-up waits for it. */
   readonly gatesNodes?: boolean;
-}
-
-export interface NodeImageStatusView {
-  readonly phase: NodePullPhase;
-  readonly round: number;
-  readonly reason?: string;
-  readonly message?: string;
-  readonly startedAt?: string;
-  readonly finishedAt?: string;
-}
-
-/** An agent's answer to a spec.removals entry. */
-export interface NodeRemovalStatusView {
-  readonly result: RemovalResult;
-  readonly reason?: string;
-  readonly message?: string;
-}
-
-/** What the controller keeps of a NodeImageSet: enough to diff its spec and count its unfinished pulls. */
-export interface NodeImageSetView {
-  readonly name: string;
-  /** metadata.uid when read from the API (a NodeImageSet deleted and created again has a new one). */
-  readonly uid?: string;
-  readonly generation: number;
-  readonly ownerUid: string | undefined;
-  /** nodeImageSetDigest of the spec as stored. */
-  readonly specDigest: string;
-  /** Spec entries: image → round. */
-  readonly released: ReadonlyMap<string, number>;
-  /** Status entries by image. */
-  readonly status: ReadonlyMap<string, NodeImageStatusView>;
-  /** status.removals by image; absent when there are none. */
-  readonly removals?: ReadonlyMap<string, NodeRemovalStatusView>;
-}
-
-/** True when the agent finished this entry's current round, successfully or not. */
-export function isFinished(status: NodeImageStatusView | undefined, round: number): boolean {
-  return status !== undefined && status.round === round && (status.phase === 'Completed' || status.phase === 'Failed');
 }
 
 export interface PlanInput {
@@ -289,11 +252,13 @@ function settle(view: NodeImageSetView, c: NodeClass): SettledNode {
   let unfinished = 0;
   if (asClass) {
     for (const [image, entry] of c.wanted) {
-      if (view.released.get(image) !== entry.round) {
+      const status = view.status.get(image);
+      // A pair waiting for its re-pull needs a round of its own: not the class's spec any more.
+      if (view.released.get(image) !== entry.round || awaitsRepull(status, entry.round)) {
         asClass = false;
         break;
       }
-      if (!isFinished(view.status.get(image), entry.round)) unfinished++;
+      if (!isFinished(status, entry.round)) unfinished++;
     }
   }
   return { view, entriesDigest: c.entriesDigest, asClass, unfinished: asClass ? unfinished : 0 };
@@ -394,8 +359,9 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   let unfinished = 0;
   const kept = new Map<string, Map<string, NodeImage> | NodeClass>();
   const wantedOn = new Map<string, NodeClass>();
-  // `raise`: a refresh of a finished pair, kept in its old round until the budget releases it.
-  const candidates: { node: string; image: string; raise: boolean }[] = [];
+  // `raise`: a refresh of a finished pair (or the re-pull of a lost one), kept in its old round until the
+  // budget releases it in `round` (the wanted entry's own round when undefined).
+  const candidates: { node: string; image: string; raise: boolean; round?: number }[] = [];
   const settled = new Map<string, SettledNode>();
   for (const [node, ids] of memberOf) {
     const c = classOf(ids);
@@ -424,6 +390,11 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
         candidates.push({ node, image, raise: true });
         continue;
       }
+      if (awaitsRepull(status, round)) {
+        keep.set(image, round === base.round ? base : { ...base, round });
+        candidates.push({ node, image, raise: true, round: Math.max(base.round, round + 1) });
+        continue;
+      }
       // Rounds never go down (the CRD forbids it); an unfinished pair is raised at once, it already counts.
       const next = Math.max(round, base.round);
       keep.set(image, next === base.round ? base : { ...base, round: next });
@@ -445,7 +416,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
       held++;
       continue;
     }
-    keep.set(c.image, entry);
+    keep.set(c.image, c.round === undefined || c.round === entry.round ? entry : { ...entry, round: c.round });
     available--;
     unfinished++;
   }

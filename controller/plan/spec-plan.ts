@@ -9,7 +9,8 @@ import { cachedPrePullImageDigest, desiredPrePullImageDigest, hasPurgeFinalizer,
 import type { Overlays } from '../write/overlays.ts';
 import type { Write, WritePlan } from '../write/writes.ts';
 import { compileNodeTargeting, type NodeTargeting, type NodeTargetingSpec, type NodeView } from './node-eligibility.ts';
-import { PlanMemo, planNodeImageSets, type ImageTarget, type NodeImageSetView, type NodePlan } from './node-plan.ts';
+import { PlanMemo, planNodeImageSets, type ImageTarget, type NodePlan } from './node-plan.ts';
+import type { NodeImageSetView } from './node-image-set-view.ts';
 
 /** A cache as the stages read it: by key, and all values. */
 export interface CacheView<T> {

@@ -21,7 +21,7 @@ import {
 import type { ConfigMapView } from '../derive/configmap-image-lists.ts';
 import type { ServiceAccountView, WorkloadView } from '../derive/desired-images.ts';
 import type { NodeView, TaintSpec } from '../plan/node-eligibility.ts';
-import { type NodeImageSetView, type NodeImageStatusView, type NodeRemovalStatusView } from '../plan/node-plan.ts';
+import { type NodeImageSetView, type NodeImageStatusView, type NodeRemovalStatusView } from '../plan/node-image-set-view.ts';
 import type { SecretView } from '../derive/pull-secrets.ts';
 import {
   containerImages,

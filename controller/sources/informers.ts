@@ -24,7 +24,7 @@ import { configMapWatchOf } from '../derive/listed-images.ts';
 import { DOCKER_CFG, DOCKER_CONFIG_JSON, type SecretView } from '../derive/pull-secrets.ts';
 import { builtinWorkloadKinds, type BuiltinWorkloadKind } from '../derive/workload-images.ts';
 import type { NodeView } from '../plan/node-eligibility.ts';
-import type { NodeImageSetView } from '../plan/node-plan.ts';
+import type { NodeImageSetView } from '../plan/node-image-set-view.ts';
 import { paths } from '../write/api-objects.ts';
 
 /** How long the first pass waits for the ConfigMap lists; after that, policies whose list is missing keep their ConfigMap images as they are. */

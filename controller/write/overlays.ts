@@ -2,7 +2,7 @@
 // that lay them over the caches: what the planning stages read as "the cluster as last written".
 import type { PrePullImage, PrePullImageStatus, PrePullPolicy, PrePullPolicyStatus } from '../../api/v1alpha1/index.ts';
 import { SECRET_SOURCE_ANNOTATION } from '../../api/v1alpha1/labels.ts';
-import type { NodeImageSetView } from '../plan/node-plan.ts';
+import type { NodeImageSetView } from '../plan/node-image-set-view.ts';
 import { copyMatches, type SecretView } from '../derive/pull-secrets.ts';
 import { wantedRound, type RefreshRecord } from '../status/refresh.ts';
 import { WriteOverlay } from './overlay.ts';
