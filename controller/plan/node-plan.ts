@@ -5,7 +5,9 @@
 // refresh.ts); the raise of a finished pair is a new pull and waits for the budget like one. So is the re-pull
 // of an image the runtime lost (an agent with --repull-after-gc=wait reports it Pending/RemovedFromRuntime at
 // its round and waits): it does not count while it waits, and is released as round+1 when the budget allows.
-// Pure: no I/O, no clock.
+// Only nodes whose agent works hold the budget (node-image-set-view.ts agentState): a node without an agent
+// (Windows, virtual nodes) or with a silent or disk-paused one keeps its entries but neither counts nor gets
+// new ones. Pure: no I/O, no clock (the time comes in PlanInput.agents).
 import {
   durationMilliseconds,
   MAX_IMAGE_SOURCES,
@@ -18,7 +20,7 @@ import {
 } from '../../api/v1alpha1/index.ts';
 import { byImage, compareStrings, entriesDigest, removalsDigest, specDigestOf, type NodeRemoval } from './node-image-set-digest.ts';
 import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector } from './label-selector.ts';
-import { awaitsRepull, isFinished, type NodeImageSetView } from './node-image-set-view.ts';
+import { agentStaleAtMs, agentState, awaitsRepull, isFinished, type NodeImageSetView } from './node-image-set-view.ts';
 import { nodeAcceptsPulls, placementAllows, targetingAllows, type NodeTargeting, type NodeView, type PodPlacement } from './node-eligibility.ts';
 
 /** Pull secrets per NodeImageSet entry, as the CRD bounds them. */
@@ -71,6 +73,11 @@ export interface PlanInput {
    * pull, so the barrier sees it planned and lifts it at once instead of at its timeout.
    */
   readonly warming?: ReadonlySet<string>;
+  /**
+   * The time and the heartbeat age after which a node's agent counts as absent (see agentState). Undefined:
+   * every node's agent counts as alive.
+   */
+  readonly agents?: { readonly nowMs: number; readonly staleMs: number };
 }
 
 export interface PlannedNodeImageSet {
@@ -91,6 +98,10 @@ export interface NodePlan {
   readonly unfinished: number;
   /** Pairs wanted but waiting for the budget (or for room in a full NodeImageSet). */
   readonly held: number;
+  /** Pairs wanted on nodes whose agent is absent (see agentState): not released, not counted. */
+  readonly withoutAgent: number;
+  /** When a node holding budget would see its agent turn absent (ms); undefined without `agents`. */
+  readonly dueAtMs: number | undefined;
 }
 
 interface NodeInfo {
@@ -363,16 +374,28 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   // budget releases it in `round` (the wanted entry's own round when undefined).
   const candidates: { node: string; image: string; raise: boolean; round?: number }[] = [];
   const settled = new Map<string, SettledNode>();
+  // Pairs on a node without a working agent neither count nor get released (finding 1 of the review).
+  let withoutAgent = 0;
+  let dueAtMs: number | undefined;
+  const agents = input.agents;
   for (const [node, ids] of memberOf) {
     const c = classOf(ids);
     wantedOn.set(node, c);
     const current = input.current.get(node);
+    const absent = agents !== undefined && agentState(current, agents.nowMs, agents.staleMs) === 'absent';
+    const countedBefore = unfinished;
+    const pending = (): void => {
+      // A node that holds budget is planned again when its agent would turn absent, event or not.
+      const staleAt = agents !== undefined && unfinished > countedBefore ? agentStaleAtMs(current, agents.staleMs) : undefined;
+      if (staleAt !== undefined) dueAtMs = Math.min(dueAtMs ?? staleAt, staleAt);
+    };
     if (current !== undefined) {
       const known = input.memo?.settled.get(node);
       const s = known?.view === current && known.entriesDigest === c.entriesDigest ? known : settle(current, c);
       settled.set(node, s);
       if (s.asClass) {
-        unfinished += s.unfinished;
+        if (!absent) unfinished += s.unfinished;
+        pending();
         kept.set(node, c);
         continue;
       }
@@ -381,25 +404,29 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     for (const [image, base] of c.wanted) {
       const round = current?.released.get(image);
       if (round === undefined) {
-        candidates.push({ node, image, raise: false });
+        if (absent) withoutAgent++;
+        else candidates.push({ node, image, raise: false });
         continue;
       }
       const status = current?.status.get(image);
       if (base.round > round && isFinished(status, round)) {
         keep.set(image, { ...base, round });
-        candidates.push({ node, image, raise: true });
+        if (absent) withoutAgent++;
+        else candidates.push({ node, image, raise: true });
         continue;
       }
       if (awaitsRepull(status, round)) {
         keep.set(image, round === base.round ? base : { ...base, round });
-        candidates.push({ node, image, raise: true, round: Math.max(base.round, round + 1) });
+        if (absent) withoutAgent++;
+        else candidates.push({ node, image, raise: true, round: Math.max(base.round, round + 1) });
         continue;
       }
       // Rounds never go down (the CRD forbids it); an unfinished pair is raised at once, it already counts.
       const next = Math.max(round, base.round);
       keep.set(image, next === base.round ? base : { ...base, round: next });
-      if (!isFinished(status, next)) unfinished++;
+      if (!isFinished(status, next) && !absent) unfinished++;
     }
+    pending();
     kept.set(node, keep);
   }
 
@@ -451,5 +478,5 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     });
   }
   if (input.memo !== undefined) input.memo.settled = settled;
-  return { nodeImageSets, targetNodes, unfinished, held };
+  return { nodeImageSets, targetNodes, unfinished, held, withoutAgent, dueAtMs };
 }

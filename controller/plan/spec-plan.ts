@@ -80,6 +80,8 @@ export interface SpecInput extends PrePullImageSets {
   readonly clusterPullBudget: number;
   /** Pulls each agent runs at once (--max-pulls-per-node), written into every NodeImageSet. */
   readonly maxPullsPerNode: number;
+  /** Now and --agent-stale-after: pairs on nodes without a working agent do not hold the budget. */
+  readonly agents?: { readonly nowMs: number; readonly staleMs: number };
 }
 
 export interface SpecPlan {
@@ -213,6 +215,7 @@ export function planSpecs(input: SpecInput): SpecPlan {
     clusterPullBudget: input.clusterPullBudget,
     maxPullsPerNode: input.maxPullsPerNode,
     memo: input.memos.plan,
+    ...(input.agents !== undefined ? { agents: input.agents } : {}),
   });
   const nodeImageSets: Write[] = [];
   for (const [name, planned] of nodePlan.nodeImageSets) {

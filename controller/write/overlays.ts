@@ -55,7 +55,13 @@ export class Overlays {
     if (written === undefined) return cached;
     if (cached === undefined) return written.view;
     const { removals: _stale, ...spec } = written.view;
-    return { ...spec, status: cached.status, ...(cached.removals !== undefined ? { removals: cached.removals } : {}) };
+    // The spec is ours; status, and what tells whether an agent works there, are the cache's.
+    return {
+      ...spec, status: cached.status, ...(cached.removals !== undefined ? { removals: cached.removals } : {}),
+      ...(cached.agent !== undefined ? { agent: cached.agent } : {}),
+      ...(cached.createdMs !== undefined ? { createdMs: cached.createdMs } : {}),
+      ...(cached.pullsPaused !== undefined ? { pullsPaused: cached.pullsPaused } : {}),
+    };
   }
 
   /** A pull secret copy as last written (undefined: deleted or never written). */

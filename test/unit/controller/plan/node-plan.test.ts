@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { MAX_NODE_IMAGES } from '../../../../api/v1alpha1/index.ts';
 import { compileNodeTargeting, compilePodPlacement } from '../../../../controller/plan/node-eligibility.ts';
 import { planNodeImageSets, PlanMemo, type ImageTarget, type PlanInput } from '../../../../controller/plan/node-plan.ts';
-import { awaitsRepull, isFinished, type NodeImageSetView } from '../../../../controller/plan/node-image-set-view.ts';
+import { agentState, awaitsRepull, isFinished, type NodeImageSetView } from '../../../../controller/plan/node-image-set-view.ts';
 import { node, nodeImageSetView } from '../planning-fixtures.ts';
 import { nodeImageSetDigest } from '../../../../controller/plan/node-image-set-digest.ts';
 
@@ -454,6 +454,70 @@ describe('controller/node-plan', () => {
       expect(awaitsRepull({ ...lost, round: 1 }, 2)).to.equal(false);
       expect(awaitsRepull({ phase: 'Pending', round: 2 }, 2)).to.equal(false);
       expect(awaitsRepull(undefined, 0)).to.equal(false);
+    });
+  });
+
+  describe('finding 1: only nodes with a working agent hold the budget', () => {
+    const A = 'r.example/a:1';
+    const B = 'r.example/b:1';
+    const MIN = 60_000;
+    const now = 100 * MIN;
+    const agents = { nowMs: now, staleMs: 15 * MIN };
+    /** n1..n3 with `A` released and Pending (never started), each with the given agent facts. */
+    const pendingOn = (facts: Record<string, Partial<NodeImageSetView>>) =>
+      new Map(['n1', 'n2', 'n3'].map((n) => [n, { ...nodeImageSetView(n, { [A]: 0 }, { [A]: { phase: 'Pending' } }), ...facts[n] }]));
+    const alive = { createdMs: now - 60 * MIN, agent: { heartbeatMs: now - MIN } };
+
+    it('does not count pairs on a node whose NodeImageSet is older than the stale window and never had a heartbeat, and releases nothing new there', () => {
+      const current = pendingOn({ n1: { createdMs: now - 20 * MIN, agent: { heartbeatMs: undefined } }, n2: alive, n3: alive });
+      const p = plan({ targets: [target('a', A), target('b', B)], current, clusterPullBudget: 3, agents });
+      expect(p.unfinished).to.equal(3);
+      expect(imagesOn(p, 'n1')).to.deep.equal([A]);
+      expect(imagesOn(p, 'n2')).to.deep.equal([A, B]);
+      expect(imagesOn(p, 'n3')).to.deep.equal([A]);
+      expect(p.held).to.equal(1);
+      expect(p.withoutAgent).to.equal(1);
+    });
+
+    it('the same plan on old code terms: without `agents` every pending pair counts and the budget is full', () => {
+      const current = pendingOn({ n1: { createdMs: now - 20 * MIN }, n2: alive, n3: alive });
+      const p = plan({ targets: [target('a', A), target('b', B)], current, clusterPullBudget: 3 });
+      expect(p.unfinished).to.equal(3);
+      expect(p.held).to.equal(3);
+    });
+
+    it('counts a node still in its first stale window (an agent may be starting) and plans again when it would turn absent', () => {
+      const current = pendingOn({ n1: { createdMs: now - 5 * MIN }, n2: alive, n3: alive });
+      const p = plan({ targets: [target('a', A)], current, clusterPullBudget: 10, agents });
+      expect(p.unfinished).to.equal(3);
+      expect(p.dueAtMs).to.equal(now - 5 * MIN + 15 * MIN);
+    });
+
+    it('stops counting a node whose heartbeat is older than the window, or whose disk guard paused pulls', () => {
+      const current = pendingOn({ n1: { createdMs: 0, agent: { heartbeatMs: now - 16 * MIN } }, n2: { ...alive, pullsPaused: true }, n3: alive });
+      const p = plan({ targets: [target('a', A), target('b', B)], current, clusterPullBudget: 2, agents });
+      expect(p.unfinished).to.equal(2);
+      expect(imagesOn(p, 'n1')).to.deep.equal([A]);
+      expect(imagesOn(p, 'n2')).to.deep.equal([A]);
+      expect(imagesOn(p, 'n3')).to.deep.equal([A, B]);
+      expect(p.withoutAgent).to.equal(2);
+    });
+
+    it('releases to a new node with no NodeImageSet yet, within the budget', () => {
+      const p = plan({ targets: [target('a', A)], clusterPullBudget: 2, agents });
+      expect(p.unfinished).to.equal(2);
+      expect(p.held).to.equal(1);
+      expect(p.withoutAgent).to.equal(0);
+    });
+
+    it('agentState: alive, starting, absent', () => {
+      const v = nodeImageSetView('n1', {});
+      expect(agentState(undefined, now, 15 * MIN)).to.equal('starting');
+      expect(agentState({ ...v, createdMs: now - MIN }, now, 15 * MIN)).to.equal('starting');
+      expect(agentState({ ...v, createdMs: now - 15 * MIN }, now, 15 * MIN)).to.equal('absent');
+      expect(agentState({ ...v, createdMs: 0, agent: { heartbeatMs: now - 14 * MIN } }, now, 15 * MIN)).to.equal('alive');
+      expect(agentState({ ...v, createdMs: 0, agent: { heartbeatMs: now - 15 * MIN } }, now, 15 * MIN)).to.equal('absent');
+      expect(agentState({ ...v, createdMs: 0, agent: { heartbeatMs: now }, pullsPaused: true }, now, 15 * MIN)).to.equal('absent');
     });
   });
 
