@@ -521,6 +521,38 @@ describe('controller/node-plan', () => {
     });
   });
 
+  describe('finding 12: NotReady and cordoned nodes keep their entries', () => {
+    const A = 'r.example/a:1';
+    const B = 'r.example/b:1';
+    const notReadyTaint = { key: 'node.kubernetes.io/not-ready', effect: 'NoExecute' };
+    const cordonTaint = { key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' };
+    const nodes = [node({ name: 'n1', ready: false, taints: [notReadyTaint] }), node({ name: 'n2', unschedulable: true, taints: [cordonTaint] }), node({ name: 'n3' })];
+    const first = plan({ targets: [target('a', A)] });
+
+    it('keeps what was released, in its round, adds nothing new, raises nothing, and the spec is unchanged', () => {
+      const current = asCurrent(first, (n) => (n === 'n1' ? 'Pulling' : 'Completed'));
+      // A workload's pods tolerate neither state taint; the frozen nodes keep its entry all the same.
+      const targets = [target('a', A, { round: 5, placement: compilePodPlacement({}) }), target('b', B)];
+      const p = plan({ nodes, targets, current, clusterPullBudget: 10 });
+      expect(imagesOn(p, 'n1')).to.deep.equal([A]);
+      expect(imagesOn(p, 'n2')).to.deep.equal([A]);
+      expect(imagesOn(p, 'n3')).to.deep.equal([A, B]);
+      expect(p.nodeImageSets.get('n1')!.released.get(A)).to.equal(0);
+      expect(p.nodeImageSets.get('n3')!.released.get(A)).to.equal(5);
+      // n1's pull still runs and counts; the frozen nodes are no targets of the status roll-up.
+      expect(p.unfinished).to.equal(3);
+      expect(p.targetNodes.get('shop/b')).to.deep.equal(['n3']);
+      const same = plan({ nodes, targets: [target('a', A)], current: asCurrent(first, () => 'Completed') });
+      expect(same.nodeImageSets.get('n2')!.digest).to.equal(first.nodeImageSets.get('n2')!.digest);
+    });
+
+    it('drops an entry nothing wants any more', () => {
+      const p = plan({ nodes, targets: [target('b', B)], current: asCurrent(first, () => 'Completed') });
+      expect(imagesOn(p, 'n1')).to.deep.equal([]);
+      expect(imagesOn(p, 'n2')).to.deep.equal([]);
+    });
+  });
+
   it('isFinished looks only at the current round', () => {
     expect(isFinished({ phase: 'Completed', round: 1 }, 1)).to.equal(true);
     expect(isFinished({ phase: 'Failed', round: 1 }, 1)).to.equal(true);
