@@ -15,9 +15,8 @@
 // so crediting every warm start would count the same pull many times.
 // A container counts only if it was created after the entry appeared in the NodeImageSet (so a long-running
 // container does not count when its image becomes managed) and after the watermark (counted already).
-import type { NodeImageSetStatus, NodeImageStatus } from '../api/v1alpha1/nodeimageset.ts';
+import { REMOVED_FROM_RUNTIME, type NodeImageSetStatus, type NodeImageStatus } from '../api/v1alpha1/nodeimageset.ts';
 import type { NodePullPhase } from '../api/v1alpha1/prepullimage.ts';
-import { REMOVED_FROM_RUNTIME } from './pull-decision.ts';
 
 /** What the ledger keeps per image; times are epoch ms. */
 export interface StartEntry {

@@ -4,6 +4,7 @@ import type { ImageRef } from '../lib/image-ref.ts';
 import { repositoryName } from '../lib/image-ref.ts';
 
 import { DOCKERCFG_KEY, DOCKERCFG_TYPE, DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE } from '../lib/docker-config.ts';
+import { isRecord } from '../lib/raw.ts';
 
 /**
  * A pull secret as the agent read it. `data` holds the secret's values already base64-decoded
@@ -116,9 +117,6 @@ export class InvalidPullSecretError extends Error {
   }
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 // Strict base64 (padded or not), as Go's StdEncoding/RawStdEncoding accept it.
 function decodeBase64Strict(s: string): string | undefined {

@@ -74,7 +74,7 @@ function parser(argv: readonly string[]) {
       'log-level': { type: 'string', default: 'info', choices: LOG_LEVELS },
       'log-format': { type: 'string', default: 'json', choices: LOG_FORMATS },
       'shutdown-grace-period': { type: 'string', default: '25s', describe: 'On SIGTERM, how long running pulls may take to finish' },
-      'repull-after-gc': { type: 'string', default: 'now', choices: REPULL_MODES, describe: 'An image the runtime lost (kubelet image GC): "now" pulls it again at once; "wait" reports it Pending (RemovedFromRuntime) until kwarm-controller releases the re-pull within its budget' },
+      'repull-after-gc': { type: 'string', default: 'wait', choices: REPULL_MODES, describe: 'An image the runtime lost (kubelet image GC): "now" pulls it again at once; "wait" reports it Pending (RemovedFromRuntime) until kwarm-controller releases the re-pull within its budget' },
       'runtime-unreachable-timeout': { type: 'string', default: '2m', describe: '/healthz fails once the CRI runtime has not answered for this long, so the kubelet restarts the agent ("0s" = never)' },
     })
     .strict()

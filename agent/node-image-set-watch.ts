@@ -13,6 +13,7 @@ import {
 } from '../api/v1alpha1/nodeimageset.ts';
 import type { KubeClient } from '../lib/kube-client.ts';
 import { ListWatch } from '../lib/list-watch.ts';
+import { field } from '../lib/raw.ts';
 
 export interface WatchedNodeImageSet {
   name: string;
@@ -20,10 +21,6 @@ export interface WatchedNodeImageSet {
   generation: number | undefined;
   spec: NodeImageSetSpec;
   status: NodeImageSetStatus | undefined;
-}
-
-function field(raw: unknown, key: string): unknown {
-  return typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>)[key] : undefined;
 }
 
 /** Decodes a NodeImageSet from the wire; undefined when its metadata or spec is unusable. */

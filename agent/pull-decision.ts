@@ -6,12 +6,6 @@ import { backoffDelaySeconds, decideRetry, type RandomSource } from '../lib/back
 import type { ImageRecord } from './image-record.ts';
 import type { PullFailure } from './pull-errors.ts';
 
-/**
- * The status reason of an image that was Completed and is gone from the runtime, waiting for the controller
- * to release its re-pull (a raised round) within the cluster-wide budget.
- */
-export const REMOVED_FROM_RUNTIME = 'RemovedFromRuntime';
-
 /** Ceiling of the retry delay; the API allows backoffSeconds up to 3600, so the cap must not cut below it. */
 export const MAX_BACKOFF_SECONDS = 3600;
 

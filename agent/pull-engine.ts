@@ -8,7 +8,7 @@
 // queued or running for the old one, and any late result for an old epoch is ignored.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
-import type { NodeImage, NodeImageSetSpec, NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
+import { REMOVED_FROM_RUNTIME, type NodeImage, type NodeImageSetSpec, type NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
 import { durationMilliseconds } from '../api/v1alpha1/duration.ts';
 import { countCriError, countPullCall, type AgentMetrics } from './agent-metrics.ts';
 import type { RandomSource } from '../lib/backoff.ts';
@@ -28,7 +28,7 @@ import { classifyAttemptFailure, classifyPullError, pullFailure, type PullFailur
 import { WorkQueue, type DrainResult, type TaskOutcome } from './work-queue.ts';
 import { broughtIn } from './pulled-images.ts';
 import { warmthVerdict } from './warmth-check.ts';
-import { MAX_BACKOFF_SECONDS, REMOVED_FROM_RUNTIME, nextStep, secretsChanged, waitsForSecretChange } from './pull-decision.ts';
+import { MAX_BACKOFF_SECONDS, nextStep, secretsChanged, waitsForSecretChange } from './pull-decision.ts';
 import type { SecretSource } from './secret-reader.ts';
 import { errorText } from '../lib/errors.ts';
 

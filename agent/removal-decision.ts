@@ -4,7 +4,7 @@
 // runtime does not pin, that is not the pod sandbox image and that no container uses is ever removed.
 // Pure: the caller makes the CRI calls between the steps and passes the time in.
 import type { NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
-import type { NodePullPhase } from '../api/v1alpha1/prepullimage.ts';
+import type { NodePullPhase, RemovalKeptReason } from '../api/v1alpha1/prepullimage.ts';
 import { parseImageRef, repositoryName } from '../lib/image-ref.ts';
 import type { ContainerInfo, ImageInfo } from './cri/runtime.ts';
 import { MAX_MESSAGE_LENGTH, MAX_REASON_LENGTH, rfc3339 } from './image-record.ts';
@@ -12,7 +12,7 @@ import { MAX_MESSAGE_LENGTH, MAX_REASON_LENGTH, rfc3339 } from './image-record.t
 export type RemovalStatus = NonNullable<NodeImageSetStatus['removals']>[number];
 
 /** Why an image asked to be removed stays. */
-export type KeptReason = 'InUse' | 'Wanted' | 'NotPulledByKwarm' | 'Pinned' | 'SandboxImage';
+export type KeptReason = RemovalKeptReason;
 
 /** What protects images that kwarm must never remove, as far as the agent knows it. */
 export interface Protected {

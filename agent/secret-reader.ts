@@ -4,6 +4,7 @@ import type { KubeClient } from '../lib/kube-client.ts';
 import { isNotFound } from '../lib/kube-client.ts';
 import type { PullSecret } from './credentials.ts';
 import { errorText } from '../lib/errors.ts';
+import { isRecord } from '../lib/raw.ts';
 
 export interface ReadSecrets {
   secrets: PullSecret[];
@@ -15,9 +16,6 @@ export interface SecretSource {
   read(names: readonly string[], signal: AbortSignal): Promise<ReadSecrets>;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** The decoded form of a Secret object; undefined when it is not shaped like one. */
 export function pullSecretFromObject(namespace: string, name: string, raw: unknown): PullSecret | undefined {

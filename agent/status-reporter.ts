@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import { API_VERSION } from '../api/v1alpha1/group.ts';
+import { AGENT_FIELD_MANAGER } from '../api/v1alpha1/labels.ts';
 import type { NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
 import { isNotFound, type KubeClient } from '../lib/kube-client.ts';
 import { backoffDelaySeconds } from '../lib/backoff.ts';
@@ -14,7 +15,6 @@ import type { AgentMetrics } from './agent-metrics.ts';
 import { statusKey, statusMergePatch } from './status-document.ts';
 import { errorText } from '../lib/errors.ts';
 
-export const FIELD_MANAGER = 'kwarm-agent';
 
 export interface StatusReporterOptions {
   client: KubeClient;
@@ -158,7 +158,7 @@ export class StatusReporter {
     this.#lastWriteAt = Date.now();
     const patch = statusMergePatch(status, this.#written);
     try {
-      await client.patch(statusPath(nodeName), 'merge', patch, signal, FIELD_MANAGER);
+      await client.patch(statusPath(nodeName), 'merge', patch, signal, AGENT_FIELD_MANAGER);
     } catch (err) {
       if (isNotFound(err)) {
         // Deleted under us: the watch reports it, and reports a new object when there is one.

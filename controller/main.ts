@@ -45,6 +45,7 @@ async function main(): Promise<number> {
     .option('warmup-taint', { type: 'string', default: DEFAULT_WARMUP_TAINT_KEY, describe: 'Startup taint kwarm removes from a node once its gating images (gateNewNodes) are present' })
     .option('warmup-timeout', { type: 'string', default: DEFAULT_WARMUP_TIMEOUT, describe: 'From a node\'s creation to the removal of the warm-up taint whatever the images (fail open)' })
     .option('warmup-condition-on-new-nodes', { type: 'boolean', default: false, describe: 'Also write the ImagesWarm condition on new nodes without the warm-up taint, for readiness gates on the condition' })
+    .option('agent-stale-after', { type: 'string', default: '15m', describe: 'A node whose kwarm-agent wrote no heartbeat for this long (or none since its NodeImageSet was created) holds no pull budget and gets no new pulls' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
     .option('log-format', { choices: LOG_FORMATS, default: 'json' as const })
     .strict()
@@ -56,7 +57,8 @@ async function main(): Promise<number> {
   const maxPullsPerNode = argv['max-pulls-per-node'];
   if (!Number.isInteger(clusterPullBudget) || clusterPullBudget < 0) throw new Error('--max-concurrent-pulls must be an integer >= 0');
   if (!Number.isInteger(maxPullsPerNode) || maxPullsPerNode < 1 || maxPullsPerNode > 64) throw new Error('--max-pulls-per-node must be an integer from 1 to 64');
-  const warmup = warmupOptions(argv['warmup-taint'], argv['warmup-timeout'], argv['warmup-condition-on-new-nodes']);
+  const agentStaleMs = duration('agent-stale-after', argv['agent-stale-after']);
+  const warmup = warmupOptions(argv['warmup-taint'], argv['warmup-timeout'], argv['warmup-condition-on-new-nodes'], agentStaleMs);
 
   const log = createLogger({ level: argv['log-level'], format: argv['log-format'], component: 'kwarm-controller' });
   const access = await loadClusterAccess(defaultAccessSource(argv.kubeconfig, {
@@ -84,6 +86,7 @@ async function main(): Promise<number> {
     resyncPeriodMs: duration('resync-period', argv['resync-period']),
     argoDiscoveryIntervalMs: duration('argo-discovery-interval', argv['argo-discovery-interval']),
     warmupTaintKey: warmup.taintKey,
+    agentStaleMs,
   });
   // The planner and the warm-up barrier run side by side under the same lease; the barrier reads only what
   // the planner and the agents wrote, so either may start first. One failing stops the other, and both have

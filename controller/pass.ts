@@ -39,6 +39,8 @@ export interface PassOptions {
   readonly now: () => Date;
   /** --warmup-taint: no workload tolerates it, so the planner sees nodes without it. */
   readonly warmupTaintKey: string;
+  /** --agent-stale-after: an agent silent this long holds no budget and gets no new pulls. */
+  readonly agentStaleMs: number;
 }
 
 export interface PassResult {
@@ -157,6 +159,7 @@ export class Pass {
       sourceSecret: (key) => src.sourceSecret(key),
       clusterPullBudget: this.o.clusterPullBudget,
       maxPullsPerNode: this.o.maxPullsPerNode,
+      agents: { nowMs: refreshAt, staleMs: this.o.agentStaleMs },
     }));
     for (const key of spec.shadowed) log.debug('a hand-written PrePullImage has the name kwarm would derive; leaving it alone', { prePullImage: key });
     const b = await apply(spec.writes, refreshAt);
@@ -195,10 +198,11 @@ export class Pass {
       const [secrets, prePullImages, , nodeImageSets] = spec.writes.map((s) => s.writes.length);
       log.debug('reconciled', {
         secrets, prePullImages, nodeImageSets, statuses: status.writes[0]?.writes.length ?? 0, policies: status.writes[2]?.writes.length ?? 0,
-        deleted: writeCount(deletes), unfinished: spec.nodePlan.unfinished, held: spec.nodePlan.held, computeMs: Math.round(computeMs),
+        deleted: writeCount(deletes), unfinished: spec.nodePlan.unfinished, held: spec.nodePlan.held, withoutAgent: spec.nodePlan.withoutAgent,
+        computeMs: Math.round(computeMs),
       });
     }
-    const dueAtMs = [refresh.dueAtMs, status.dueAtMs].reduce<number | undefined>((x, y) => (y === undefined ? x : Math.min(x ?? y, y)), undefined);
+    const dueAtMs = [refresh.dueAtMs, status.dueAtMs, spec.nodePlan.dueAtMs].reduce<number | undefined>((x, y) => (y === undefined ? x : Math.min(x ?? y, y)), undefined);
     return { ok: !(a.failed || b.failed || c.failed || d.failed), dueAtMs };
   }
 }

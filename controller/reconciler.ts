@@ -10,6 +10,7 @@ import type { ControllerMetrics } from './metrics.ts';
 import { Pass } from './pass.ts';
 import { DEFAULT_WARMUP_TAINT_KEY } from '../api/v1alpha1/index.ts';
 import { Informers } from './sources/informers.ts';
+import { AGENT_STALE_MS } from './warmup/barrier-decision.ts';
 
 export interface ControllerOptions {
   readonly client: KubeClient;
@@ -37,6 +38,8 @@ export interface ControllerOptions {
   readonly identity: string;
   /** --warmup-taint; default DEFAULT_WARMUP_TAINT_KEY. */
   readonly warmupTaintKey?: string;
+  /** --agent-stale-after; default AGENT_STALE_MS. */
+  readonly agentStaleMs?: number;
   readonly now?: () => Date;
   /** How often the Argo Workflows kinds are looked up while a policy names one (default 60 s). */
   readonly argoDiscoveryIntervalMs?: number;
@@ -65,6 +68,7 @@ export class Controller {
     this.pass = new Pass({
       client, log, metrics, namespace, informers: this.informers, identity: opts.identity, now: this.o.now,
       clusterPullBudget: opts.clusterPullBudget, maxPullsPerNode: opts.maxPullsPerNode, warmupTaintKey: opts.warmupTaintKey ?? DEFAULT_WARMUP_TAINT_KEY,
+      agentStaleMs: opts.agentStaleMs ?? AGENT_STALE_MS,
       statusProgressIntervalMs: opts.statusProgressIntervalMs ?? 5000, writeConcurrency: opts.writeConcurrency ?? 8,
     });
   }

@@ -24,6 +24,11 @@ export const MAX_IMAGE_SOURCES = 16;
 export const MAX_NODE_REMOVALS = 128;
 /** Image ids remembered as pulled by the agent; the oldest are forgotten first (and then never removed). */
 export const MAX_PULLED_IMAGE_IDS = 512;
+/**
+ * status.images[].reason of an image that was Completed and is gone from the runtime (kubelet image GC), held
+ * by an agent running with --repull-after-gc=wait until the controller raises its round within the budget.
+ */
+export const REMOVED_FROM_RUNTIME = 'RemovedFromRuntime';
 
 const imageSourcesSchema = s.array(s.object({
   namespace: s.string({ maxLength: 63, pattern: DNS_LABEL_PATTERN, description: 'Namespace of the PrePullImage.' }),

@@ -29,7 +29,8 @@ export type ImageState = (typeof IMAGE_STATES)[number];
 export const REMOVAL_RESULTS = ['Removed', 'NotPresent', 'Kept', 'Failed'] as const;
 export type RemovalResult = (typeof REMOVAL_RESULTS)[number];
 /** Why an agent kept an image it was asked to remove. */
-export const REMOVAL_KEPT_REASONS = ['InUse', 'Wanted'] as const;
+export const REMOVAL_KEPT_REASONS = ['InUse', 'Wanted', 'NotPulledByKwarm', 'Pinned', 'SandboxImage'] as const;
+export type RemovalKeptReason = (typeof REMOVAL_KEPT_REASONS)[number];
 
 
 /** Condition types the controller sets on a PrePullImage. */

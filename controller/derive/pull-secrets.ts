@@ -4,9 +4,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../write/canonical-json.ts';
 import { SECRET_COPY_LABEL, SECRET_SOURCE_ANNOTATION } from '../../api/v1alpha1/labels.ts';
-
-export const DOCKER_CONFIG_JSON = 'kubernetes.io/dockerconfigjson';
-export const DOCKER_CFG = 'kubernetes.io/dockercfg';
+import { DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE as DOCKER_CONFIG_JSON, DOCKERCFG_KEY, DOCKERCFG_TYPE as DOCKER_CFG, type PullSecretType } from '../../lib/docker-config.ts';
 
 /** What the controller keeps of a Secret. `data` values are base64, as the API serves them. */
 export interface SecretView {
@@ -39,7 +37,7 @@ export function secretCopyName(namespace: string, name: string): string {
 export type SecretProblemReason = 'SecretNotFound' | 'SecretMalformed';
 
 export type SecretCheck =
-  | { readonly ok: true; readonly type: typeof DOCKER_CONFIG_JSON | typeof DOCKER_CFG }
+  | { readonly ok: true; readonly type: PullSecretType }
   | { readonly ok: false; readonly reason: SecretProblemReason; readonly message: string };
 
 function jsonObjectIn(base64: string | undefined): Record<string, unknown> | undefined {
@@ -59,16 +57,16 @@ export function checkPullSecret(secret: SecretView | undefined, ref: string): Se
   }
   switch (secret.type) {
     case DOCKER_CONFIG_JSON: {
-      const cfg = jsonObjectIn(secret.data['.dockerconfigjson']);
+      const cfg = jsonObjectIn(secret.data[DOCKER_CONFIG_JSON_KEY]);
       const auths = cfg?.auths;
       if (typeof auths !== 'object' || auths === null || Array.isArray(auths)) {
-        return { ok: false, reason: 'SecretMalformed', message: `Secret ${ref}: .dockerconfigjson is not a JSON object with "auths"` };
+        return { ok: false, reason: 'SecretMalformed', message: `Secret ${ref}: ${DOCKER_CONFIG_JSON_KEY} is not a JSON object with "auths"` };
       }
       return { ok: true, type: DOCKER_CONFIG_JSON };
     }
     case DOCKER_CFG:
-      if (jsonObjectIn(secret.data['.dockercfg']) === undefined) {
-        return { ok: false, reason: 'SecretMalformed', message: `Secret ${ref}: .dockercfg is not a JSON object` };
+      if (jsonObjectIn(secret.data[DOCKERCFG_KEY]) === undefined) {
+        return { ok: false, reason: 'SecretMalformed', message: `Secret ${ref}: ${DOCKERCFG_KEY} is not a JSON object` };
       }
       return { ok: true, type: DOCKER_CFG };
     default:

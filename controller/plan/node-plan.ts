@@ -2,99 +2,22 @@
 // (node, image) pairs only within the cluster-wide pull budget. The budget is counted from the
 // NodeImageSets themselves (released entries the agent has not finished), so a restarted or newly elected
 // controller continues exactly where the last one stopped. A refresh raises an entry's round (see
-// refresh.ts); the raise of a finished pair is a new pull and waits for the budget like one. Pure: no I/O,
-// no clock.
-import {
-  durationMilliseconds,
-  MAX_IMAGE_SOURCES,
-  MAX_NODE_IMAGES,
-  MAX_NODE_REMOVALS,
-  type LabelSelector,
-  type NodeImage,
-  type NodeImageSetSpec,
-  type RemovalResult,
-  type NodePullPhase,
-  type Retry,
-} from '../../api/v1alpha1/index.ts';
-import { byImage, compareStrings, entriesDigest, removalsDigest, specDigestOf, type NodeRemoval } from './node-image-set-digest.ts';
-import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector } from './label-selector.ts';
-import { nodeAcceptsPulls, placementAllows, targetingAllows, type NodeTargeting, type NodeView, type PodPlacement } from './node-eligibility.ts';
+// refresh.ts); the raise of a finished pair is a new pull and waits for the budget like one. So is the re-pull
+// of an image the runtime lost (an agent with --repull-after-gc=wait reports it Pending/RemovedFromRuntime at
+// its round and waits): it does not count while it waits, and is released as round+1 when the budget allows.
+// Only nodes whose agent works hold the budget (node-image-set-view.ts agentState): a node without an agent
+// (Windows, virtual nodes) or with a silent or disk-paused one keeps its entries but neither counts nor gets
+// new ones. Pure: no I/O, no clock (the time comes in PlanInput.agents).
+import { durationMilliseconds, MAX_IMAGE_SOURCES, MAX_NODE_IMAGES, type NodeImage, type NodeImageSetSpec } from '../../api/v1alpha1/index.ts';
+import { byImage, compareStrings, entriesDigest, removalsDigest, specDigestOf } from './node-image-set-digest.ts';
+import { agentStaleAtMs, agentState, awaitsRepull, isFinished, type NodeImageSetView } from './node-image-set-view.ts';
+import { nodeAcceptsPulls, type NodeView } from './node-eligibility.ts';
+import { eligibleGroups, planRemovals, type ImageTarget, type NodeInfo } from './target-groups.ts';
+
+export type { ImageTarget } from './target-groups.ts';
 
 /** Pull secrets per NodeImageSet entry, as the CRD bounds them. */
 export const MAX_ENTRY_PULL_SECRETS = 16;
-
-/** One PrePullImage as the planner sees it, derived or hand-written. */
-export interface ImageTarget {
-  /** `namespace/name` of the PrePullImage. */
-  readonly key: string;
-  readonly namespace: string;
-  readonly name: string;
-  readonly image: string;
-  readonly imageDigest: string | undefined;
-  /** spec.nodes.names; undefined when not set. */
-  readonly nodeNames: readonly string[] | undefined;
-  /** spec.nodes.selector; undefined when not set. */
-  readonly nodeSelector: LabelSelector | undefined;
-  /** Where the owning workload's pods can run; undefined for hand-written, static and ConfigMap images. */
-  readonly placement: PodPlacement | undefined;
-  /** spec.nodes.affinity and spec.nodes.tolerations, compiled; undefined when neither is set. */
-  readonly targeting: NodeTargeting | undefined;
-  /** Names of the copies in kwarm's namespace. */
-  readonly pullSecrets: readonly string[];
-  readonly retry: Retry;
-  readonly timeout: string;
-  /**
-   * Remove the image from the target nodes instead of pulling it (state Absent, or deleted with
-   * purgeOnDelete). Target nodes are then all matching nodes, Ready or not, and no budget applies.
-   */
-  readonly purge?: boolean;
-  /** The round this PrePullImage wants of its entries (refresh.ts wantedRound); 0 when never refreshed. */
-  readonly round: number;
-  /** spec.gateNewNodes (of the PrePullImage, or of the policy it is derived from): its nodes' warm-up waits for it. */
-  readonly gatesNodes?: boolean;
-}
-
-export interface NodeImageStatusView {
-  readonly phase: NodePullPhase;
-  readonly round: number;
-  readonly reason?: string;
-  readonly message?: string;
-  readonly startedAt?: string;
-  readonly finishedAt?: string;
-  /** Container starts the agent counted for this image (status/start-rollup.ts sums them); absent: 0. */
-  readonly warmStarts?: number;
-  readonly coldStarts?: number;
-  readonly pullMillisecondsSaved?: number;
-}
-
-/** An agent's answer to a spec.removals entry. */
-export interface NodeRemovalStatusView {
-  readonly result: RemovalResult;
-  readonly reason?: string;
-  readonly message?: string;
-}
-
-/** What the controller keeps of a NodeImageSet: enough to diff its spec and count its unfinished pulls. */
-export interface NodeImageSetView {
-  readonly name: string;
-  /** metadata.uid when read from the API (a NodeImageSet deleted and created again has a new one). */
-  readonly uid?: string;
-  readonly generation: number;
-  readonly ownerUid: string | undefined;
-  /** nodeImageSetDigest of the spec as stored. */
-  readonly specDigest: string;
-  /** Spec entries: image → round. */
-  readonly released: ReadonlyMap<string, number>;
-  /** Status entries by image. */
-  readonly status: ReadonlyMap<string, NodeImageStatusView>;
-  /** status.removals by image; absent when there are none. */
-  readonly removals?: ReadonlyMap<string, NodeRemovalStatusView>;
-}
-
-/** True when the agent finished this entry's current round, successfully or not. */
-export function isFinished(status: NodeImageStatusView | undefined, round: number): boolean {
-  return status !== undefined && status.round === round && (status.phase === 'Completed' || status.phase === 'Failed');
-}
 
 export interface PlanInput {
   readonly targets: readonly ImageTarget[];
@@ -112,6 +35,11 @@ export interface PlanInput {
    * pull, so the barrier sees it planned and lifts it at once instead of at its timeout.
    */
   readonly warming?: ReadonlySet<string>;
+  /**
+   * The time and the heartbeat age after which a node's agent counts as absent (see agentState). Undefined:
+   * every node's agent counts as alive.
+   */
+  readonly agents?: { readonly nowMs: number; readonly staleMs: number };
 }
 
 export interface PlannedNodeImageSet {
@@ -132,42 +60,12 @@ export interface NodePlan {
   readonly unfinished: number;
   /** Pairs wanted but waiting for the budget (or for room in a full NodeImageSet). */
   readonly held: number;
+  /** Pairs wanted on nodes whose agent is absent (see agentState): not released, not counted. */
+  readonly withoutAgent: number;
+  /** When a node holding budget would see its agent turn absent (ms); undefined without `agents`. */
+  readonly dueAtMs: number | undefined;
 }
 
-interface NodeInfo {
-  readonly node: NodeView;
-  readonly name: string;
-  readonly uid: string;
-}
-
-type NodeFilter = { readonly kind: 'all' } | { readonly kind: 'some'; readonly names: ReadonlySet<string>; readonly selector: CompiledLabelSelector | undefined } | { readonly kind: 'none' };
-
-function nodeFilter(t: ImageTarget): NodeFilter {
-  if (t.nodeNames === undefined && t.nodeSelector === undefined) return { kind: 'all' };
-  let selector: CompiledLabelSelector | undefined;
-  if (t.nodeSelector !== undefined) {
-    const compiled = compileLabelSelector(t.nodeSelector);
-    // An invalid selector selects nothing: a typo never widens the set of nodes.
-    if (!compiled.ok && t.nodeNames === undefined) return { kind: 'none' };
-    selector = compiled.ok ? compiled.value : undefined;
-  }
-  return { kind: 'some', names: new Set(t.nodeNames ?? []), selector };
-}
-
-function filterAllows(f: NodeFilter, n: NodeInfo): boolean {
-  switch (f.kind) {
-    case 'all':
-      return true;
-    case 'none':
-      return false;
-    case 'some':
-      return f.names.has(n.name) || (f.selector !== undefined && compiledSelectorMatches(f.selector, n.node.metadata?.labels));
-    default: {
-      const unreachable: never = f;
-      return unreachable;
-    }
-  }
-}
 
 /** What a node's cached NodeImageSet was found to hold, against the entries of its class. */
 interface SettledNode {
@@ -192,48 +90,6 @@ export class PlanMemo {
   settled = new Map<string, SettledNode>();
 }
 
-/** Targets that select the same nodes, in key order. */
-interface TargetGroup {
-  readonly names: readonly string[];
-  readonly targets: ImageTarget[];
-}
-
-function sameObjects(a: readonly object[], b: readonly object[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-/** Groups targets by the nodes they select, evaluating each distinct (node filter, placement, targeting) once. */
-function eligibleGroups(targets: readonly ImageTarget[], ready: readonly NodeInfo[], memo: PlanMemo | undefined): TargetGroup[] {
-  const readyNodes = ready.map((n) => n.node);
-  const known = memo !== undefined && sameObjects(memo.ready, readyNodes) ? memo.groups : new Map<string, readonly string[]>();
-  const used = new Map<string, readonly string[]>();
-  const groups = new Map<readonly string[], TargetGroup>();
-  for (const t of targets) {
-    const groupKey = JSON.stringify([
-      t.nodeNames === undefined ? null : [...t.nodeNames].sort(), t.nodeSelector ?? null, t.placement?.key ?? null, t.targeting?.key ?? null,
-    ]);
-    let names = used.get(groupKey) ?? known.get(groupKey);
-    if (names === undefined) {
-      const filter = nodeFilter(t);
-      const { placement, targeting } = t;
-      // Both apply when both exist: the pods' placement and the PrePullImage's own targeting.
-      names = ready
-        .filter((n) => filterAllows(filter, n) && (placement === undefined || placementAllows(placement, n.node).eligible) &&
-          (targeting === undefined || targetingAllows(targeting, n.node).eligible))
-        .map((n) => n.name);
-    }
-    used.set(groupKey, names);
-    // Different keys may select the same nodes; an empty selection is one group too (it wants nothing).
-    let group = groups.get(names);
-    if (group === undefined) groups.set(names, (group = { names, targets: [] }));
-    group.targets.push(t);
-  }
-  if (memo !== undefined) {
-    memo.ready = readyNodes;
-    memo.groups = used;
-  }
-  return [...groups.values()];
-}
 
 function longerTimeout(a: string, b: string): string {
   return (durationMilliseconds(b) ?? 0) > (durationMilliseconds(a) ?? 0) ? b : a;
@@ -293,47 +149,63 @@ function settle(view: NodeImageSetView, c: NodeClass): SettledNode {
   let unfinished = 0;
   if (asClass) {
     for (const [image, entry] of c.wanted) {
-      if (view.released.get(image) !== entry.round) {
+      const status = view.status.get(image);
+      // A pair waiting for its re-pull needs a round of its own: not the class's spec any more.
+      if (view.released.get(image) !== entry.round || awaitsRepull(status, entry.round)) {
         asClass = false;
         break;
       }
-      if (!isFinished(view.status.get(image), entry.round)) unfinished++;
+      if (!isFinished(status, entry.round)) unfinished++;
     }
   }
   return { view, entriesDigest: c.entriesDigest, asClass, unfinished: asClass ? unfinished : 0 };
 }
 
+
+// The taints the node lifecycle controller and `kubectl cordon` put on a node that is NotReady or cordoned.
+const STATE_TAINTS = new Set(['node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable', 'node.kubernetes.io/unschedulable']);
+
 /**
- * spec.removals per node from the purging targets: every node the target selects, Ready or not (an agent
- * that comes back answers then), each image once with the targets behind it.
+ * Finding 12 of the review: a NotReady or cordoned node that has a NodeImageSet keeps the entries it was given
+ * that are still wanted there (as if the node were Ready and uncordoned), each in its released round. So a
+ * kubelet blip or a drain neither cancels the agent's pulls nor drops the "Wanted" protection purges look at;
+ * nothing new is released there, and no round is raised, until the node is back.
  */
-function planRemovals(purging: readonly ImageTarget[], nodes: readonly NodeInfo[], targetNodes: Map<string, readonly string[]>): Map<string, NodeRemoval[]> {
+function frozenEntries(
+  nodes: readonly NodeInfo[], ready: readonly NodeInfo[], targets: readonly ImageTarget[], input: PlanInput,
+  entryFor: (list: readonly ImageTarget[]) => NodeImage,
+): Map<string, Map<string, NodeImage>> {
+  const readyNames = new Set(ready.map((n) => n.name));
+  // Each one seen as the Ready, uncordoned node it was, without the taints that say it is not.
+  const frozen = nodes.filter((n) => !readyNames.has(n.name) && (input.current.get(n.name)?.released.size ?? 0) > 0).map((n) => {
+    const taints = (n.node.spec?.taints ?? []).filter((t) => !STATE_TAINTS.has(t.key));
+    const spec = { ...n.node.spec, unschedulable: false, taints };
+    return { ...n, node: { ...n.node, spec, status: { conditions: [{ type: 'Ready', status: 'True' }] } } };
+  });
+  const out = new Map<string, Map<string, NodeImage>>();
+  if (frozen.length === 0) return out;
   const byNode = new Map<string, Map<string, ImageTarget[]>>();
-  for (const t of purging) {
-    const filter = nodeFilter(t);
-    const placement = t.placement;
-    // The targeting's required affinity, not its taints: a node tainted since the pull still gets the removal.
-    const affinity = t.targeting === undefined ? undefined : { ...t.targeting, tolerations: undefined };
-    const names = nodes
-      .filter((n) => filterAllows(filter, n) && (placement === undefined || placementAllows(placement, n.node).eligible) &&
-        (affinity === undefined || targetingAllows(affinity, n.node).eligible))
-      .map((n) => n.name);
-    targetNodes.set(t.key, names);
-    for (const name of names) {
+  for (const g of eligibleGroups(targets, frozen, undefined)) {
+    for (const name of g.names) {
       let images = byNode.get(name);
       if (images === undefined) byNode.set(name, (images = new Map<string, ImageTarget[]>()));
-      const list = images.get(t.image);
-      if (list === undefined) images.set(t.image, [t]);
-      else list.push(t);
+      for (const t of g.targets) {
+        const list = images.get(t.image);
+        if (list === undefined) images.set(t.image, [t]);
+        else list.push(t);
+      }
     }
   }
-  const out = new Map<string, NodeRemoval[]>();
   for (const [name, images] of byNode) {
-    const removals = [...images]
-      .map(([image, list]) => ({ image, sources: list.slice(0, MAX_IMAGE_SOURCES).map((t) => ({ namespace: t.namespace, name: t.name })) }))
-      .sort((a, b) => compareStrings(a.image, b.image))
-      .slice(0, MAX_NODE_REMOVALS);
-    out.set(name, removals);
+    const released = input.current.get(name)?.released;
+    const keep = new Map<string, NodeImage>();
+    for (const [image, list] of images) {
+      const round = released?.get(image);
+      if (round === undefined) continue;
+      const e = entryFor(list.sort((a, b) => compareStrings(a.key, b.key)));
+      keep.set(image, e.round === round ? e : { ...e, round });
+    }
+    if (keep.size > 0) out.set(name, keep);
   }
   return out;
 }
@@ -398,19 +270,32 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   let unfinished = 0;
   const kept = new Map<string, Map<string, NodeImage> | NodeClass>();
   const wantedOn = new Map<string, NodeClass>();
-  // `raise`: a refresh of a finished pair, kept in its old round until the budget releases it.
-  const candidates: { node: string; image: string; raise: boolean }[] = [];
+  // `raise`: a refresh of a finished pair (or the re-pull of a lost one), kept in its old round until the
+  // budget releases it in `round` (the wanted entry's own round when undefined).
+  const candidates: { node: string; image: string; raise: boolean; round?: number }[] = [];
   const settled = new Map<string, SettledNode>();
+  // Pairs on a node without a working agent neither count nor get released (finding 1 of the review).
+  let withoutAgent = 0;
+  let dueAtMs: number | undefined;
+  const agents = input.agents;
   for (const [node, ids] of memberOf) {
     const c = classOf(ids);
     wantedOn.set(node, c);
     const current = input.current.get(node);
+    const absent = agents !== undefined && agentState(current, agents.nowMs, agents.staleMs) === 'absent';
+    const countedBefore = unfinished;
+    const pending = (): void => {
+      // A node that holds budget is planned again when its agent would turn absent, event or not.
+      const staleAt = agents !== undefined && unfinished > countedBefore ? agentStaleAtMs(current, agents.staleMs) : undefined;
+      if (staleAt !== undefined) dueAtMs = Math.min(dueAtMs ?? staleAt, staleAt);
+    };
     if (current !== undefined) {
       const known = input.memo?.settled.get(node);
       const s = known?.view === current && known.entriesDigest === c.entriesDigest ? known : settle(current, c);
       settled.set(node, s);
       if (s.asClass) {
-        unfinished += s.unfinished;
+        if (!absent) unfinished += s.unfinished;
+        pending();
         kept.set(node, c);
         continue;
       }
@@ -419,20 +304,36 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     for (const [image, base] of c.wanted) {
       const round = current?.released.get(image);
       if (round === undefined) {
-        candidates.push({ node, image, raise: false });
+        if (absent) withoutAgent++;
+        else candidates.push({ node, image, raise: false });
         continue;
       }
       const status = current?.status.get(image);
       if (base.round > round && isFinished(status, round)) {
         keep.set(image, { ...base, round });
-        candidates.push({ node, image, raise: true });
+        if (absent) withoutAgent++;
+        else candidates.push({ node, image, raise: true });
+        continue;
+      }
+      if (awaitsRepull(status, round)) {
+        keep.set(image, round === base.round ? base : { ...base, round });
+        if (absent) withoutAgent++;
+        else candidates.push({ node, image, raise: true, round: Math.max(base.round, round + 1) });
         continue;
       }
       // Rounds never go down (the CRD forbids it); an unfinished pair is raised at once, it already counts.
       const next = Math.max(round, base.round);
       keep.set(image, next === base.round ? base : { ...base, round: next });
-      if (!isFinished(status, next)) unfinished++;
+      if (!isFinished(status, next) && !absent) unfinished++;
     }
+    pending();
+    kept.set(node, keep);
+  }
+
+  for (const [node, keep] of frozenEntries(nodes, ready, targets, input, entryFor)) {
+    const current = input.current.get(node);
+    const absent = agents !== undefined && agentState(current, agents.nowMs, agents.staleMs) === 'absent';
+    for (const [image, e] of keep) if (!absent && !isFinished(current?.status.get(image), e.round) && !awaitsRepull(current?.status.get(image), e.round)) unfinished++;
     kept.set(node, keep);
   }
 
@@ -449,7 +350,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
       held++;
       continue;
     }
-    keep.set(c.image, entry);
+    keep.set(c.image, c.round === undefined || c.round === entry.round ? entry : { ...entry, round: c.round });
     available--;
     unfinished++;
   }
@@ -484,5 +385,5 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     });
   }
   if (input.memo !== undefined) input.memo.settled = settled;
-  return { nodeImageSets, targetNodes, unfinished, held };
+  return { nodeImageSets, targetNodes, unfinished, held, withoutAgent, dueAtMs };
 }

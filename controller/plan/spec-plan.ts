@@ -9,7 +9,8 @@ import { cachedPrePullImageDigest, desiredPrePullImageDigest, hasPurgeFinalizer,
 import type { Overlays } from '../write/overlays.ts';
 import type { Write, WritePlan } from '../write/writes.ts';
 import { compileNodeTargeting, type NodeTargeting, type NodeTargetingSpec, type NodeView } from './node-eligibility.ts';
-import { PlanMemo, planNodeImageSets, type ImageTarget, type NodeImageSetView, type NodePlan } from './node-plan.ts';
+import { PlanMemo, planNodeImageSets, type ImageTarget, type NodePlan } from './node-plan.ts';
+import type { NodeImageSetView } from './node-image-set-view.ts';
 
 /** A cache as the stages read it: by key, and all values. */
 export interface CacheView<T> {
@@ -79,6 +80,8 @@ export interface SpecInput extends PrePullImageSets {
   readonly clusterPullBudget: number;
   /** Pulls each agent runs at once (--max-pulls-per-node), written into every NodeImageSet. */
   readonly maxPullsPerNode: number;
+  /** Now and --agent-stale-after: pairs on nodes without a working agent do not hold the budget. */
+  readonly agents?: { readonly nowMs: number; readonly staleMs: number };
 }
 
 export interface SpecPlan {
@@ -212,6 +215,7 @@ export function planSpecs(input: SpecInput): SpecPlan {
     clusterPullBudget: input.clusterPullBudget,
     maxPullsPerNode: input.maxPullsPerNode,
     memo: input.memos.plan,
+    ...(input.agents !== undefined ? { agents: input.agents } : {}),
   });
   const nodeImageSets: Write[] = [];
   for (const [name, planned] of nodePlan.nodeImageSets) {

@@ -21,7 +21,7 @@ import {
 import type { ConfigMapView } from '../derive/configmap-image-lists.ts';
 import type { ServiceAccountView, WorkloadView } from '../derive/desired-images.ts';
 import type { NodeView, TaintSpec } from '../plan/node-eligibility.ts';
-import { type NodeImageSetView, type NodeImageStatusView, type NodeRemovalStatusView } from '../plan/node-plan.ts';
+import { type NodeImageSetView, type NodeImageStatusView, type NodeRemovalStatusView } from '../plan/node-image-set-view.ts';
 import { startCounts } from '../status/start-rollup.ts';
 import type { SecretView } from '../derive/pull-secrets.ts';
 import {
@@ -356,11 +356,29 @@ export function decodeNodeImageSet(raw: unknown, previous?: NodeImageSetView, sh
   const decodedRemovals = new Map(list(field(raw, 'status', 'removals'), (e) => removalEntry(e, intern)));
   const removals = decodedRemovals.size === 0 ? undefined
     : previous?.removals !== undefined && sameProjection([...previous.removals], [...decodedRemovals]) ? previous.removals : decodedRemovals;
-  if (sameSpec && status === previous.status && removals === previous.removals) return previous;
+  const createdMs = timeMs(field(raw, 'metadata', 'creationTimestamp'));
+  const pullsPaused = field(raw, 'status', 'imageFs', 'pullsPaused') === true ? true : undefined;
+  // The heartbeat goes into the shared cell without asking for a pass; only the first one does (an agent
+  // appeared: pairs may be released to it).
+  const heartbeatMs = timeMs(field(raw, 'status', 'heartbeatTime'));
+  const agent = sameSpec && previous.agent !== undefined ? previous.agent : { heartbeatMs: previous?.agent?.heartbeatMs };
+  const firstBeat = agent.heartbeatMs === undefined && heartbeatMs !== undefined;
+  if (heartbeatMs !== undefined && (agent.heartbeatMs === undefined || heartbeatMs > agent.heartbeatMs)) agent.heartbeatMs = heartbeatMs;
+  if (sameSpec && status === previous.status && removals === previous.removals && previous.createdMs === createdMs &&
+    previous.pullsPaused === pullsPaused && previous.agent === agent && !firstBeat) return previous;
   return {
     name: previous?.name === rawName ? previous.name : intern(rawName),
     ...(uid !== undefined ? { uid } : {}),
-    generation, ownerUid, specDigest, released, status,
+    generation, ownerUid, specDigest, released, status, agent,
     ...(removals !== undefined ? { removals } : {}),
+    ...(createdMs !== undefined ? { createdMs } : {}),
+    ...(pullsPaused !== undefined ? { pullsPaused } : {}),
   };
+}
+
+function timeMs(v: unknown): number | undefined {
+  const s = str(v);
+  if (s === undefined) return undefined;
+  const ms = Date.parse(s);
+  return Number.isNaN(ms) ? undefined : ms;
 }

@@ -21,10 +21,11 @@ import {
 import { projectedWatch } from './projected-watch.ts';
 import { argoKindsNamed, type ServiceAccountView, type WorkloadView } from '../derive/desired-images.ts';
 import { configMapWatchOf } from '../derive/listed-images.ts';
-import { DOCKER_CFG, DOCKER_CONFIG_JSON, type SecretView } from '../derive/pull-secrets.ts';
+import type { SecretView } from '../derive/pull-secrets.ts';
+import { DOCKERCFG_TYPE, DOCKER_CONFIG_JSON_TYPE } from '../../lib/docker-config.ts';
 import { builtinWorkloadKinds, type BuiltinWorkloadKind } from '../derive/workload-images.ts';
 import type { NodeView } from '../plan/node-eligibility.ts';
-import type { NodeImageSetView } from '../plan/node-plan.ts';
+import type { NodeImageSetView } from '../plan/node-image-set-view.ts';
 import { paths } from '../write/api-objects.ts';
 
 /** How long the first pass waits for the ConfigMap lists; after that, policies whose list is missing keep their ConfigMap images as they are. */
@@ -67,7 +68,7 @@ export class Informers {
     this.nodeImageSets = watch(paths.nodeImageSets, (raw, previous) => decodeNodeImageSet(raw, previous, shared));
     this.nodes = watch(paths.nodes, (raw, previous) => decodeNode(raw, previous, shared));
     this.serviceAccounts = watch(paths.serviceAccounts, decodeServiceAccount);
-    this.secretSources = [DOCKER_CONFIG_JSON, DOCKER_CFG].map((type) => watch(paths.secrets, decodeSecret, { fieldSelector: `type=${type}` }));
+    this.secretSources = [DOCKER_CONFIG_JSON_TYPE, DOCKERCFG_TYPE].map((type) => watch(paths.secrets, decodeSecret, { fieldSelector: `type=${type}` }));
     this.secretCopies = watch(paths.namespacedSecrets(opts.namespace), decodeSecret, { labelSelector: `${SECRET_COPY_LABEL}=true` });
     this.workloads = new Map(builtinWorkloadKinds.map((k) => [k, watch(paths.workloads[k], workloadDecoder(k, shared))]));
     this.configMapWatches = new ConfigMapWatches({ client, log, onChange });

@@ -7,7 +7,8 @@ import {
   type PrePullImageStatus,
   type RemovalResult,
 } from '../../api/v1alpha1/index.ts';
-import type { NodeImageSetView, NodeRemovalStatusView, PlannedNodeImageSet } from '../plan/node-plan.ts';
+import type { PlannedNodeImageSet } from '../plan/node-plan.ts';
+import type { NodeImageSetView, NodeRemovalStatusView } from '../plan/node-image-set-view.ts';
 import { clip, setCondition } from './status-rollup.ts';
 
 export type PurgeStatus = NonNullable<PrePullImageStatus['purge']>;

@@ -4,7 +4,7 @@
 // the PrePullImage targets now. Pure.
 import type { PrePullImageStatus } from '../../api/v1alpha1/index.ts';
 import { isRecord } from '../../lib/raw.ts';
-import type { NodeImageSetView } from '../plan/node-plan.ts';
+import type { NodeImageSetView } from '../plan/node-image-set-view.ts';
 
 export interface StartCounts {
   readonly warmStarts?: number;

@@ -14,7 +14,8 @@ import {
 import { ARGO_GROUP_VERSION } from '../derive/argo-workflow-images.ts';
 import type { PolicyEvaluation } from '../derive/desired-images.ts';
 import type { ConfigMapsState, ListedEvaluation } from '../derive/listed-images.ts';
-import type { NodeImageSetView, PlannedNodeImageSet } from '../plan/node-plan.ts';
+import type { PlannedNodeImageSet } from '../plan/node-plan.ts';
+import type { NodeImageSetView } from '../plan/node-image-set-view.ts';
 
 export const PULL_SECRETS_READY = 'PullSecretsReady';
 

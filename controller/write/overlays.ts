@@ -2,7 +2,7 @@
 // that lay them over the caches: what the planning stages read as "the cluster as last written".
 import type { PrePullImage, PrePullImageStatus, PrePullPolicy, PrePullPolicyStatus } from '../../api/v1alpha1/index.ts';
 import { SECRET_SOURCE_ANNOTATION } from '../../api/v1alpha1/labels.ts';
-import type { NodeImageSetView } from '../plan/node-plan.ts';
+import type { NodeImageSetView } from '../plan/node-image-set-view.ts';
 import { copyMatches, type SecretView } from '../derive/pull-secrets.ts';
 import { wantedRound, type RefreshRecord } from '../status/refresh.ts';
 import { WriteOverlay } from './overlay.ts';
@@ -55,7 +55,13 @@ export class Overlays {
     if (written === undefined) return cached;
     if (cached === undefined) return written.view;
     const { removals: _stale, ...spec } = written.view;
-    return { ...spec, status: cached.status, ...(cached.removals !== undefined ? { removals: cached.removals } : {}) };
+    // The spec is ours; status, and what tells whether an agent works there, are the cache's.
+    return {
+      ...spec, status: cached.status, ...(cached.removals !== undefined ? { removals: cached.removals } : {}),
+      ...(cached.agent !== undefined ? { agent: cached.agent } : {}),
+      ...(cached.createdMs !== undefined ? { createdMs: cached.createdMs } : {}),
+      ...(cached.pullsPaused !== undefined ? { pullsPaused: cached.pullsPaused } : {}),
+    };
   }
 
   /** A pull secret copy as last written (undefined: deleted or never written). */

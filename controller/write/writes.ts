@@ -3,7 +3,8 @@
 import type { PrePullImage, PrePullImageStatus, PrePullPolicyStatus } from '../../api/v1alpha1/index.ts';
 import type { DesiredPrePullImage } from '../derive/desired-images.ts';
 import type { SecretCopy } from '../derive/pull-secrets.ts';
-import type { NodeImageSetView, PlannedNodeImageSet } from '../plan/node-plan.ts';
+import type { PlannedNodeImageSet } from '../plan/node-plan.ts';
+import type { NodeImageSetView } from '../plan/node-image-set-view.ts';
 import type { RefreshRecord } from '../status/refresh.ts';
 import type { StatusEvent } from '../status/status-rollup.ts';
 import type { EventSubject } from './api-objects.ts';

@@ -173,11 +173,12 @@ describe('agent: runtime-side faults', function () {
     for (const r of refs) expect(await cri.imageStatus(r, { signal: AbortSignal.timeout(10_000) }), r).to.not.equal(undefined);
   });
 
-  it('image removed behind the agent\'s back: pulled again within the verify period and counted', async () => {
+  it('with --repull-after-gc=now an image removed behind the agent\'s back is pulled again within the verify period and counted', async () => {
     const NODE = 'fault-image-gc';
     const { containerd, cri } = await node(NODE);
     const img = await buildAndPushImage(registry!, { repository: 'faults/gc', tag: 'v1', layers: [256 * 1024] });
-    const agent = await agentOn(NODE, containerd.socket, { verifyInterval: '2s' });
+    // `wait` is the default (the controller releases re-pulls within its budget); no controller runs here.
+    const agent = await agentOn(NODE, containerd.socket, { verifyInterval: '2s', args: ['--repull-after-gc=now'] });
     await applySpec(admin, NODE, { images: [{ image: img.reference }] });
     const first = await waitForStatus(admin, NODE, allIn('Completed', [img.reference]), { what: 'first pull Completed' });
     const firstFinished = imageStatus(first, img.reference)?.finishedAt;

@@ -5,7 +5,7 @@ import { prePullImageSchema, prePullPolicySchema, type PrePullImage, type PrePul
 import { decodeNode, workloadDecoder } from '../../../controller/sources/decode.ts';
 import type { WorkloadView } from '../../../controller/derive/desired-images.ts';
 import type { NodeView } from '../../../controller/plan/node-eligibility.ts';
-import type { NodeImageSetView, NodeImageStatusView } from '../../../controller/plan/node-plan.ts';
+import type { NodeImageSetView, NodeImageStatusView } from '../../../controller/plan/node-image-set-view.ts';
 import type { BuiltinWorkloadKind } from '../../../controller/derive/workload-images.ts';
 
 export function policy(name: string, spec: Record<string, unknown>, generation = 1): PrePullPolicy {

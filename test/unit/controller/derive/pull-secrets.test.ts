@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { checkPullSecret, copyMatches, DOCKER_CONFIG_JSON, planSecretCopies, secretCopyName, type SecretView } from '../../../../controller/derive/pull-secrets.ts';
+import { checkPullSecret, copyMatches, planSecretCopies, secretCopyName, type SecretView } from '../../../../controller/derive/pull-secrets.ts';
+import { DOCKER_CONFIG_JSON_TYPE as DOCKER_CONFIG_JSON } from '../../../../lib/docker-config.ts';
 import { SECRET_COPY_LABEL, SECRET_SOURCE_ANNOTATION } from '../../../../api/v1alpha1/labels.ts';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');

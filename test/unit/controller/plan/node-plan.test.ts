@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { MAX_NODE_IMAGES } from '../../../../api/v1alpha1/index.ts';
 import { compileNodeTargeting, compilePodPlacement } from '../../../../controller/plan/node-eligibility.ts';
-import { isFinished, planNodeImageSets, PlanMemo, type ImageTarget, type NodeImageSetView, type PlanInput } from '../../../../controller/plan/node-plan.ts';
+import { planNodeImageSets, PlanMemo, type ImageTarget, type PlanInput } from '../../../../controller/plan/node-plan.ts';
+import { agentState, awaitsRepull, isFinished, type NodeImageSetView } from '../../../../controller/plan/node-image-set-view.ts';
 import { node, nodeImageSetView } from '../planning-fixtures.ts';
 import { nodeImageSetDigest } from '../../../../controller/plan/node-image-set-digest.ts';
 
@@ -382,6 +383,173 @@ describe('controller/node-plan', () => {
       expect(done.unfinished).to.equal(0);
       expect(done.nodeImageSets.get('n1')!.spec.images).to.equal(done.nodeImageSets.get('n3')!.spec.images);
       for (const [n, s] of done.nodeImageSets) expect(s.digest, n).to.equal(steps.at(-1)!.get(n)!.specDigest);
+    });
+  });
+
+  describe('finding 13: re-pulls after kubelet GC go through the budget', () => {
+    const A = 'r.example/a:1';
+    const B = 'r.example/b:1';
+    const lost = { phase: 'Pending', reason: 'RemovedFromRuntime' } as const;
+    /** The cache's view of a plan whose entries are all Completed, except the `gone` node/image pairs. */
+    const after = (p: ReturnType<typeof plan>, gone: readonly string[]) =>
+      new Map([...p.nodeImageSets].map(([n, s]) => {
+        const st = Object.fromEntries(s.spec.images.map((e) => [e.image, gone.includes(`${n} ${e.image}`) ? { ...lost, round: e.round } : { phase: 'Completed' as const, round: e.round }]));
+        return [n, { ...nodeImageSetView(n, Object.fromEntries(s.released), st), ownerUid: s.nodeUid, specDigest: s.digest }];
+      }));
+    const roundsOf = (p: ReturnType<typeof plan>, image = A) => Object.fromEntries([...p.nodeImageSets].map(([n, s]) => [n, s.released.get(image)]));
+
+    it('does not count a lost pair against the budget and releases its re-pull as round+1', () => {
+      const targets = [target('a', A)];
+      const first = plan({ targets });
+      const p = plan({ targets, current: after(first, ['n1 ' + A, 'n2 ' + A]), clusterPullBudget: 5 });
+      expect(roundsOf(p)).to.deep.equal({ n1: 1, n2: 1, n3: 0 });
+      expect(p.unfinished).to.equal(2);
+      expect(p.held).to.equal(0);
+    });
+
+    it('holds re-pulls beyond the budget in their old round, where they do not count, and releases them as others finish', () => {
+      const targets = [target('a', A)];
+      const all = ['n1 ' + A, 'n2 ' + A, 'n3 ' + A];
+      const p1 = plan({ targets, current: after(plan({ targets }), all), clusterPullBudget: 1 });
+      expect(roundsOf(p1)).to.deep.equal({ n1: 1, n2: 0, n3: 0 });
+      expect(p1.unfinished).to.equal(1);
+      expect(p1.held).to.equal(2);
+      // n1's re-pull still runs (no status for round 1 yet): nothing more is released.
+      const stillPulling = new Map([...after(p1, ['n2 ' + A, 'n3 ' + A])].map(([n, v]) => [n, n === 'n1' ? { ...v, status: new Map() } : v]));
+      const p2 = plan({ targets, current: stillPulling, clusterPullBudget: 1 });
+      expect(roundsOf(p2)).to.deep.equal({ n1: 1, n2: 0, n3: 0 });
+      expect(p2.held).to.equal(2);
+      const p3 = plan({ targets, current: after(p2, ['n2 ' + A, 'n3 ' + A]), clusterPullBudget: 1 });
+      expect(roundsOf(p3)).to.deep.equal({ n1: 1, n2: 1, n3: 0 });
+      expect(p3.unfinished).to.equal(1);
+    });
+
+    it('raises past a refresh round the sources want, and lost again in the new round means round+1 again', () => {
+      const targets = [target('a', A, { round: 7 }), target('b', B)];
+      const p1 = plan({ targets, current: after(plan({ targets }), ['n1 ' + A]) });
+      expect(roundsOf(p1)).to.deep.equal({ n1: 8, n2: 7, n3: 7 });
+      expect(roundsOf(p1, B)).to.deep.equal({ n1: 0, n2: 0, n3: 0 });
+      const p2 = plan({ targets, current: after(p1, ['n1 ' + A]) });
+      expect(roundsOf(p2)).to.deep.equal({ n1: 9, n2: 7, n3: 7 });
+      // Once pulled, the node keeps its own round and nothing is rewritten.
+      const p3 = plan({ targets, current: after(p2, []) });
+      expect(roundsOf(p3)).to.deep.equal({ n1: 9, n2: 7, n3: 7 });
+      expect(p3.unfinished).to.equal(0);
+      expect(p3.nodeImageSets.get('n1')!.digest).to.equal(after(p2, []).get('n1')!.specDigest);
+    });
+
+    it('plans the same with a PlanMemo', () => {
+      const memo = new PlanMemo();
+      const targets = [target('a', A), target('b', B)];
+      const first = plan({ targets, memo });
+      const current = after(first, ['n2 ' + B]);
+      const withMemo = plan({ targets, current, memo, clusterPullBudget: 3 });
+      const without = plan({ targets, current, clusterPullBudget: 3 });
+      expect([...withMemo.nodeImageSets].map(([n, s]) => [n, s.digest, s.spec])).to.deep.equal([...without.nodeImageSets].map(([n, s]) => [n, s.digest, s.spec]));
+      expect(roundsOf(withMemo, B)).to.deep.equal({ n1: 0, n2: 1, n3: 0 });
+    });
+
+    it('awaitsRepull looks only at a Pending RemovedFromRuntime record of the current round', () => {
+      expect(awaitsRepull({ ...lost, round: 2 }, 2)).to.equal(true);
+      expect(awaitsRepull({ ...lost, round: 1 }, 2)).to.equal(false);
+      expect(awaitsRepull({ phase: 'Pending', round: 2 }, 2)).to.equal(false);
+      expect(awaitsRepull(undefined, 0)).to.equal(false);
+    });
+  });
+
+  describe('finding 1: only nodes with a working agent hold the budget', () => {
+    const A = 'r.example/a:1';
+    const B = 'r.example/b:1';
+    const MIN = 60_000;
+    const now = 100 * MIN;
+    const agents = { nowMs: now, staleMs: 15 * MIN };
+    /** n1..n3 with `A` released and Pending (never started), each with the given agent facts. */
+    const pendingOn = (facts: Record<string, Partial<NodeImageSetView>>) =>
+      new Map(['n1', 'n2', 'n3'].map((n) => [n, { ...nodeImageSetView(n, { [A]: 0 }, { [A]: { phase: 'Pending' } }), ...facts[n] }]));
+    const alive = { createdMs: now - 60 * MIN, agent: { heartbeatMs: now - MIN } };
+
+    it('does not count pairs on a node whose NodeImageSet is older than the stale window and never had a heartbeat, and releases nothing new there', () => {
+      const current = pendingOn({ n1: { createdMs: now - 20 * MIN, agent: { heartbeatMs: undefined } }, n2: alive, n3: alive });
+      const p = plan({ targets: [target('a', A), target('b', B)], current, clusterPullBudget: 3, agents });
+      expect(p.unfinished).to.equal(3);
+      expect(imagesOn(p, 'n1')).to.deep.equal([A]);
+      expect(imagesOn(p, 'n2')).to.deep.equal([A, B]);
+      expect(imagesOn(p, 'n3')).to.deep.equal([A]);
+      expect(p.held).to.equal(1);
+      expect(p.withoutAgent).to.equal(1);
+    });
+
+    it('the same plan on old code terms: without `agents` every pending pair counts and the budget is full', () => {
+      const current = pendingOn({ n1: { createdMs: now - 20 * MIN }, n2: alive, n3: alive });
+      const p = plan({ targets: [target('a', A), target('b', B)], current, clusterPullBudget: 3 });
+      expect(p.unfinished).to.equal(3);
+      expect(p.held).to.equal(3);
+    });
+
+    it('counts a node still in its first stale window (an agent may be starting) and plans again when it would turn absent', () => {
+      const current = pendingOn({ n1: { createdMs: now - 5 * MIN }, n2: alive, n3: alive });
+      const p = plan({ targets: [target('a', A)], current, clusterPullBudget: 10, agents });
+      expect(p.unfinished).to.equal(3);
+      expect(p.dueAtMs).to.equal(now - 5 * MIN + 15 * MIN);
+    });
+
+    it('stops counting a node whose heartbeat is older than the window, or whose disk guard paused pulls', () => {
+      const current = pendingOn({ n1: { createdMs: 0, agent: { heartbeatMs: now - 16 * MIN } }, n2: { ...alive, pullsPaused: true }, n3: alive });
+      const p = plan({ targets: [target('a', A), target('b', B)], current, clusterPullBudget: 2, agents });
+      expect(p.unfinished).to.equal(2);
+      expect(imagesOn(p, 'n1')).to.deep.equal([A]);
+      expect(imagesOn(p, 'n2')).to.deep.equal([A]);
+      expect(imagesOn(p, 'n3')).to.deep.equal([A, B]);
+      expect(p.withoutAgent).to.equal(2);
+    });
+
+    it('releases to a new node with no NodeImageSet yet, within the budget', () => {
+      const p = plan({ targets: [target('a', A)], clusterPullBudget: 2, agents });
+      expect(p.unfinished).to.equal(2);
+      expect(p.held).to.equal(1);
+      expect(p.withoutAgent).to.equal(0);
+    });
+
+    it('agentState: alive, starting, absent', () => {
+      const v = nodeImageSetView('n1', {});
+      expect(agentState(undefined, now, 15 * MIN)).to.equal('starting');
+      expect(agentState({ ...v, createdMs: now - MIN }, now, 15 * MIN)).to.equal('starting');
+      expect(agentState({ ...v, createdMs: now - 15 * MIN }, now, 15 * MIN)).to.equal('absent');
+      expect(agentState({ ...v, createdMs: 0, agent: { heartbeatMs: now - 14 * MIN } }, now, 15 * MIN)).to.equal('alive');
+      expect(agentState({ ...v, createdMs: 0, agent: { heartbeatMs: now - 15 * MIN } }, now, 15 * MIN)).to.equal('absent');
+      expect(agentState({ ...v, createdMs: 0, agent: { heartbeatMs: now }, pullsPaused: true }, now, 15 * MIN)).to.equal('absent');
+    });
+  });
+
+  describe('finding 12: NotReady and cordoned nodes keep their entries', () => {
+    const A = 'r.example/a:1';
+    const B = 'r.example/b:1';
+    const notReadyTaint = { key: 'node.kubernetes.io/not-ready', effect: 'NoExecute' };
+    const cordonTaint = { key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' };
+    const nodes = [node({ name: 'n1', ready: false, taints: [notReadyTaint] }), node({ name: 'n2', unschedulable: true, taints: [cordonTaint] }), node({ name: 'n3' })];
+    const first = plan({ targets: [target('a', A)] });
+
+    it('keeps what was released, in its round, adds nothing new, raises nothing, and the spec is unchanged', () => {
+      const current = asCurrent(first, (n) => (n === 'n1' ? 'Pulling' : 'Completed'));
+      // A workload's pods tolerate neither state taint; the frozen nodes keep its entry all the same.
+      const targets = [target('a', A, { round: 5, placement: compilePodPlacement({}) }), target('b', B)];
+      const p = plan({ nodes, targets, current, clusterPullBudget: 10 });
+      expect(imagesOn(p, 'n1')).to.deep.equal([A]);
+      expect(imagesOn(p, 'n2')).to.deep.equal([A]);
+      expect(imagesOn(p, 'n3')).to.deep.equal([A, B]);
+      expect(p.nodeImageSets.get('n1')!.released.get(A)).to.equal(0);
+      expect(p.nodeImageSets.get('n3')!.released.get(A)).to.equal(5);
+      // n1's pull still runs and counts; the frozen nodes are no targets of the status roll-up.
+      expect(p.unfinished).to.equal(3);
+      expect(p.targetNodes.get('shop/b')).to.deep.equal(['n3']);
+      const same = plan({ nodes, targets: [target('a', A)], current: asCurrent(first, () => 'Completed') });
+      expect(same.nodeImageSets.get('n2')!.digest).to.equal(first.nodeImageSets.get('n2')!.digest);
+    });
+
+    it('drops an entry nothing wants any more', () => {
+      const p = plan({ nodes, targets: [target('b', B)], current: asCurrent(first, () => 'Completed') });
+      expect(imagesOn(p, 'n1')).to.deep.equal([]);
+      expect(imagesOn(p, 'n2')).to.deep.equal([]);
     });
   });
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { PrePullImage } from '../../../../api/v1alpha1/index.ts';
 import { desiredPrePullImages, prePullImageKey, type DesiredPrePullImage } from '../../../../controller/derive/desired-images.ts';
-import type { NodeImageSetView } from '../../../../controller/plan/node-plan.ts';
+import type { NodeImageSetView } from '../../../../controller/plan/node-image-set-view.ts';
 import { planDeletes, planSpecs, SpecMemos, type SpecInput } from '../../../../controller/plan/spec-plan.ts';
 import { decodePrePullImage } from '../../../../controller/sources/decode.ts';
 import { prePullImageApplyBody } from '../../../../controller/write/api-objects.ts';

@@ -117,6 +117,27 @@ describe('controller/cluster-cache decoders', () => {
       expect(decodeNodeImageSet(nis({ heartbeat: '2026-01-01T00:05:00Z' }), first)).to.equal(first);
     });
 
+    it('finding 1: keeps the latest heartbeat in the shared cell without a new object, except the first one', () => {
+      const first = decodeNodeImageSet(nis({}))!;
+      expect(first.agent?.heartbeatMs).to.equal(Date.parse(now));
+      const later = decodeNodeImageSet(nis({ heartbeat: '2026-01-01T00:05:00Z' }), first)!;
+      expect(later).to.equal(first);
+      expect(first.agent?.heartbeatMs).to.equal(Date.parse('2026-01-01T00:05:00Z'));
+      // An older heartbeat (a stale event) never moves it back.
+      decodeNodeImageSet(nis({ heartbeat: '2026-01-01T00:01:00Z' }), first);
+      expect(first.agent?.heartbeatMs).to.equal(Date.parse('2026-01-01T00:05:00Z'));
+      const raw = nis({}) as { status: Record<string, unknown> };
+      delete raw.status.heartbeatTime;
+      const silent = decodeNodeImageSet(raw)!;
+      expect(silent.agent?.heartbeatMs).to.equal(undefined);
+      const beat = decodeNodeImageSet(nis({}), silent)!;
+      expect(beat).to.not.equal(silent);
+      expect(beat.agent?.heartbeatMs).to.equal(Date.parse(now));
+      const paused = nis({}) as { status: Record<string, unknown> };
+      paused.status.imageFs = { pullsPaused: true };
+      expect(decodeNodeImageSet(paused, first)!.pullsPaused).to.equal(true);
+    });
+
     it('keeps the spec part while the generation stands, and a changed status makes a new object', () => {
       const first = decodeNodeImageSet(nis({}))!;
       const pulling = decodeNodeImageSet(nis({ status: [{ image: 'r.example/a:1', phase: 'Pulling', round: 0 }] }), first)!;

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { decode } from '../../../../api/schema.ts';
 import { MAX_STATUS_NODES, prePullImageStatusSchema, PURGE_FINALIZER, type PrePullImageStatus } from '../../../../api/v1alpha1/index.ts';
 import { finalizerRemovalPatch, hasPurgeFinalizer } from '../../../../controller/write/api-objects.ts';
-import type { NodeImageSetView, NodeRemovalStatusView, PlannedNodeImageSet } from '../../../../controller/plan/node-plan.ts';
+import type { PlannedNodeImageSet } from '../../../../controller/plan/node-plan.ts';
+import type { NodeImageSetView, NodeRemovalStatusView } from '../../../../controller/plan/node-image-set-view.ts';
 import { NO_ANSWER, purgeRollup, purgingStatus, type PurgeInput } from '../../../../controller/status/purge-rollup.ts';
 import { nodeImageSetView, prePullImage } from '../planning-fixtures.ts';
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { PrePullImage, PrePullImageStatus } from '../../../../api/v1alpha1/index.ts';
 import { PURGE_FINALIZER } from '../../../../api/v1alpha1/labels.ts';
-import type { NodeImageSetView, NodeImageStatusView } from '../../../../controller/plan/node-plan.ts';
+import type { NodeImageSetView, NodeImageStatusView } from '../../../../controller/plan/node-image-set-view.ts';
 import { planSpecs, SpecMemos } from '../../../../controller/plan/spec-plan.ts';
 import { planStatuses, StatusMemo, type StatusInput } from '../../../../controller/status/status-plan.ts';
 import { Overlays } from '../../../../controller/write/overlays.ts';

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import type { PrePullImageStatus } from '../../../../api/v1alpha1/index.ts';
 import type { PolicyEvaluation } from '../../../../controller/derive/desired-images.ts';
 import type { ListedEvaluation } from '../../../../controller/derive/listed-images.ts';
-import type { NodeImageSetView, PlannedNodeImageSet } from '../../../../controller/plan/node-plan.ts';
+import type { PlannedNodeImageSet } from '../../../../controller/plan/node-plan.ts';
+import type { NodeImageSetView } from '../../../../controller/plan/node-image-set-view.ts';
 import {
   prePullImageStatus,
   configMapProblemText,
