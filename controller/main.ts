@@ -16,6 +16,8 @@ import { Controller } from './reconciler.ts';
 import { errorText } from '../lib/errors.ts';
 import { warmupOptions } from './warmup/barrier-decision.ts';
 import { BarrierLoop } from './warmup/barrier.ts';
+import { allowAdmission } from './webhook/admission-allow.ts';
+import { startWebhookServer, webhookConfig, webhookOptions, type WebhookServer } from './webhook/webhook-server.ts';
 
 function duration(name: string, text: string): number {
   const ms = durationMilliseconds(text);
@@ -45,6 +47,8 @@ async function main(): Promise<number> {
     .option('warmup-taint', { type: 'string', default: DEFAULT_WARMUP_TAINT_KEY, describe: 'Startup taint kwarm removes from a node once its gating images (gateNewNodes) are present' })
     .option('warmup-timeout', { type: 'string', default: DEFAULT_WARMUP_TIMEOUT, describe: 'From a node\'s creation to the removal of the warm-up taint whatever the images (fail open)' })
     .option('warmup-condition-on-new-nodes', { type: 'boolean', default: false, describe: 'Also write the ImagesWarm condition on new nodes without the warm-up taint, for readiness gates on the condition' })
+    .option('rollout-gate', { type: 'boolean', default: false, describe: 'Serve the rollout gate\'s admission webhook (/mutate-pods, see the --webhook-* flags)' })
+    .options(webhookOptions)
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
     .option('log-format', { choices: LOG_FORMATS, default: 'json' as const })
     .strict()
@@ -57,6 +61,7 @@ async function main(): Promise<number> {
   if (!Number.isInteger(clusterPullBudget) || clusterPullBudget < 0) throw new Error('--max-concurrent-pulls must be an integer >= 0');
   if (!Number.isInteger(maxPullsPerNode) || maxPullsPerNode < 1 || maxPullsPerNode > 64) throw new Error('--max-pulls-per-node must be an integer from 1 to 64');
   const warmup = warmupOptions(argv['warmup-taint'], argv['warmup-timeout'], argv['warmup-condition-on-new-nodes']);
+  const webhook = argv['rollout-gate'] ? webhookConfig(argv, argv.namespace) : undefined;
 
   const log = createLogger({ level: argv['log-level'], format: argv['log-format'], component: 'kwarm-controller' });
   const access = await loadClusterAccess(defaultAccessSource(argv.kubeconfig, {
@@ -100,6 +105,10 @@ async function main(): Promise<number> {
 
   const stop = new AbortController();
   let elector: LeaderElector | undefined;
+  // Every replica serves the webhook and keeps its certificate, leader or not: its own client, not lease-fenced.
+  const webhookClient = new KubeClient(access, { userAgent: 'kwarm-controller/webhook', timeoutMs: 30_000 });
+  let webhookServer: WebhookServer | undefined;
+  if (webhook !== undefined) webhookServer = await startWebhookServer(webhook, { '/mutate-pods': allowAdmission }, { client: webhookClient, log });
   const metricsServer = await serveMetrics(metrics.registry, argv['metrics-bind-address']);
   const healthServer = await serveHealth({
     live: {},
@@ -111,6 +120,8 @@ async function main(): Promise<number> {
         const down = elector !== undefined && !elector.isLeader ? [] : controller.unhealthyInformers();
         return down.length === 0 ? { ok: true } : { ok: false, reason: `${down.length} API watch(es) down: ${down.slice(0, 3).join('; ')}` };
       },
+      // Not ready without a trusted certificate: the webhook Service then sends the API server to other replicas.
+      webhook: () => webhookServer?.check() ?? { ok: true },
     },
   }, argv['health-probe-bind-address']);
 
@@ -154,6 +165,8 @@ async function main(): Promise<number> {
   } finally {
     await closeServer(metricsServer);
     await closeServer(healthServer);
+    await webhookServer?.close();
+    webhookClient.close();
     client.close();
   }
   log.info('stopped', { code });
