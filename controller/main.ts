@@ -16,7 +16,8 @@ import { Controller } from './reconciler.ts';
 import { errorText } from '../lib/errors.ts';
 import { warmupOptions } from './warmup/barrier-decision.ts';
 import { BarrierLoop } from './warmup/barrier.ts';
-import { allowAdmission } from './webhook/admission-allow.ts';
+import { MUTATE_PODS_PATH, mutatePodsHandler } from './gate/admission.ts';
+import { ReleaseLoop, releaseAllGates } from './gate/release-loop.ts';
 import { startWebhookServer, webhookConfig, webhookOptions, type WebhookServer } from './webhook/webhook-server.ts';
 
 function duration(name: string, text: string): number {
@@ -47,7 +48,8 @@ async function main(): Promise<number> {
     .option('warmup-taint', { type: 'string', default: DEFAULT_WARMUP_TAINT_KEY, describe: 'Startup taint kwarm removes from a node once its gating images (gateNewNodes) are present' })
     .option('warmup-timeout', { type: 'string', default: DEFAULT_WARMUP_TIMEOUT, describe: 'From a node\'s creation to the removal of the warm-up taint whatever the images (fail open)' })
     .option('warmup-condition-on-new-nodes', { type: 'boolean', default: false, describe: 'Also write the ImagesWarm condition on new nodes without the warm-up taint, for readiness gates on the condition' })
-    .option('rollout-gate', { type: 'boolean', default: false, describe: 'Serve the rollout gate\'s admission webhook (/mutate-pods, see the --webhook-* flags)' })
+    .option('rollout-gate', { type: 'boolean', default: false, describe: 'Rollout gate: serve the admission webhook that gates new pods of policies with rolloutGate.enabled (/mutate-pods, see the --webhook-* flags), and release them (leader)' })
+    .option('release-rollout-gates', { type: 'boolean', default: false, describe: 'Remove kwarm\'s scheduling gate from every pod and exit (the chart\'s pre-delete hook)' })
     .options(webhookOptions)
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
     .option('log-format', { choices: LOG_FORMATS, default: 'json' as const })
@@ -81,6 +83,16 @@ async function main(): Promise<number> {
     observe: (method, path, status) => { metrics.observeRequest(method, path, status); },
   });
   const identity = `${hostname()}_${randomUUID().slice(0, 8)}`;
+  if (argv['release-rollout-gates']) {
+    // One-shot, no lease: removing kwarm's own gate is safe from any number of processes at once.
+    try {
+      const released = await releaseAllGates(client, log, identity, Date.now, AbortSignal.timeout(5 * 60_000));
+      log.info('released every rollout gate', { pods: released });
+      return 0;
+    } finally {
+      client.close();
+    }
+  }
   const controller = new Controller({
     client, log, metrics, identity,
     namespace: argv.namespace,
@@ -99,6 +111,7 @@ async function main(): Promise<number> {
     const results = await Promise.allSettled([
       controller.run(both),
       new BarrierLoop({ client, log, instance: identity, warmup, now: Date.now }).run(both),
+      ...(webhook !== undefined ? [new ReleaseLoop({ client, log, instance: identity, now: Date.now }).run(both)] : []),
     ].map((p) => p.catch((err: unknown) => { failed.abort(err); throw err; })));
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   };
@@ -108,7 +121,7 @@ async function main(): Promise<number> {
   // Every replica serves the webhook and keeps its certificate, leader or not: its own client, not lease-fenced.
   const webhookClient = new KubeClient(access, { userAgent: 'kwarm-controller/webhook', timeoutMs: 30_000 });
   let webhookServer: WebhookServer | undefined;
-  if (webhook !== undefined) webhookServer = await startWebhookServer(webhook, { '/mutate-pods': allowAdmission }, { client: webhookClient, log });
+  if (webhook !== undefined) webhookServer = await startWebhookServer(webhook, { [MUTATE_PODS_PATH]: mutatePodsHandler({ client: webhookClient, log, namespace: argv.namespace }) }, { client: webhookClient, log });
   const metricsServer = await serveMetrics(metrics.registry, argv['metrics-bind-address']);
   const healthServer = await serveHealth({
     live: {},
