@@ -35,9 +35,9 @@ function container(v: unknown): PodContainer | undefined {
   return name !== undefined && image !== undefined ? { name, image } : undefined;
 }
 
-/** A Pod (admission request object or API object); `namespace` fills in when the object has none (a pod being created). */
+/** A Pod (API object, or admission request object with the request's namespace, which is authoritative). */
 export function decodeGatePod(raw: unknown, namespace?: string): GatePodView | undefined {
-  const ns = str(field(raw, 'metadata', 'namespace')) ?? namespace;
+  const ns = namespace ?? str(field(raw, 'metadata', 'namespace'));
   // A pod being created may have only generateName; the gate needs no name to decide.
   const name = str(field(raw, 'metadata', 'name')) ?? str(field(raw, 'metadata', 'generateName')) ?? '';
   if (ns === undefined || ns === '' || !isRecord(field(raw, 'spec'))) return undefined;
