@@ -84,13 +84,16 @@ async function main(): Promise<number> {
   });
   const identity = `${hostname()}_${randomUUID().slice(0, 8)}`;
   if (argv['release-rollout-gates']) {
-    // One-shot, no lease: removing kwarm's own gate is safe from any number of processes at once.
+    // One-shot, no lease (removing kwarm's own gate is safe from any number of processes at once), so its own
+    // client: the main one's writes wait for the lease.
+    client.close();
+    const oneShot = new KubeClient(access, { userAgent: 'kwarm-controller/release-rollout-gates', timeoutMs: 30_000 });
     try {
-      const released = await releaseAllGates(client, log, identity, Date.now, AbortSignal.timeout(5 * 60_000));
+      const released = await releaseAllGates(oneShot, log, identity, Date.now, AbortSignal.timeout(5 * 60_000));
       log.info('released every rollout gate', { pods: released });
       return 0;
     } finally {
-      client.close();
+      oneShot.close();
     }
   }
   const controller = new Controller({

@@ -4,6 +4,8 @@
 // webhook, and the release loop (in this process, controller token) removes the gate once the images are warm
 // or at the policy's timeout. There is no scheduler here, so pods stay unscheduled and only kwarm touches gates.
 import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import winston from 'winston';
 import { dumpYaml, loadAllYaml } from '@kubernetes/client-node';
 import { ROLLOUT_GATE_NAME } from '../../../api/v1alpha1/index.ts';
@@ -25,6 +27,7 @@ const NODES = ['gate-n1', 'gate-n2'];
 const IMG_A = '127.0.0.1:5999/gate/a:v1';
 const IMG_B = '127.0.0.1:5999/gate/b:v1';
 const SA = 'kwarm-controller';
+const run = promisify(execFile);
 const ACCESS_KINDS = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
 
 interface Doc { kind: string; metadata: { name: string }; roleRef?: { name: string }; spec?: { policyName?: string } }
@@ -254,8 +257,12 @@ describe('controller: the rollout gate on the real API server (chart RBAC and ad
     const solo = await admin.create(`/api/v1/namespaces/${NS}/pods`, { ...podBody(rs.get('web') ?? { name: '', uid: '' }, IMG_A), spec: { containers: [{ name: 'app', image: IMG_A }], schedulingGates: [{ name: ROLLOUT_GATE_NAME }] } }, signal) as RawPod;
     await refused('a gate added', () => kwarm.patch(`/api/v1/namespaces/${NS}/pods/${solo.metadata.name}`, 'json', [{ op: 'add', path: '/spec/schedulingGates/-', value: { name: 'example.com/more' } }], signal), [403, 422]);
 
-    const released = await releaseAllGates(kwarm, log, 'gate-it', Date.now, signal);
-    expect(released).to.be.at.least(2);
+    // The binary's one-shot, as the chart's pre-delete hook runs it, with the controller's token.
+    const { stdout, stderr } = await run(process.execPath, ['controller/main.ts', `--kubeconfig=${await cp.serviceAccountKubeconfig(KWARM_NS, SA)}`,
+      `--namespace=${KWARM_NS}`, '--release-rollout-gates', '--metrics-bind-address=0', '--health-probe-bind-address=0', '--log-format=json']);
+    const done = `${stdout}\n${stderr}`.split('\n').filter((l) => l.includes('released every rollout gate')).map((l) => JSON.parse(l) as { pods: number });
+    expect(done[0]?.pods).to.be.at.least(2);
+    expect(await releaseAllGates(kwarm, log, 'gate-it', Date.now, signal), 'nothing left for a second run').to.equal(0);
     expect(await gates(pod.metadata.name)).to.deep.equal(['example.com/other']);
     expect(await gates(solo.metadata.name)).to.deep.equal([]);
     const ev = await waitFor(async () => (await events(solo.metadata.name)).find((e) => e.reason === 'RolloutGateReleased'), { what: 'the uninstall Event' });
