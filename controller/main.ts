@@ -16,6 +16,9 @@ import { Controller } from './reconciler.ts';
 import { errorText } from '../lib/errors.ts';
 import { warmupOptions } from './warmup/barrier-decision.ts';
 import { BarrierLoop } from './warmup/barrier.ts';
+import { MUTATE_PODS_PATH, mutatePodsHandler } from './gate/admission.ts';
+import { ReleaseLoop, releaseAllGates } from './gate/release-loop.ts';
+import { startWebhookServer, webhookConfig, webhookOptions, type WebhookServer } from './webhook/webhook-server.ts';
 
 function duration(name: string, text: string): number {
   const ms = durationMilliseconds(text);
@@ -46,6 +49,9 @@ async function main(): Promise<number> {
     .option('warmup-timeout', { type: 'string', default: DEFAULT_WARMUP_TIMEOUT, describe: 'From a node\'s creation to the removal of the warm-up taint whatever the images (fail open)' })
     .option('warmup-condition-on-new-nodes', { type: 'boolean', default: false, describe: 'Also write the ImagesWarm condition on new nodes without the warm-up taint, for readiness gates on the condition' })
     .option('agent-stale-after', { type: 'string', default: '15m', describe: 'A node whose kwarm-agent wrote no heartbeat for this long (or none since its NodeImageSet was created) holds no pull budget and gets no new pulls' })
+    .option('rollout-gate', { type: 'boolean', default: false, describe: 'Rollout gate: serve the admission webhook that gates new pods of policies with rolloutGate.enabled (/mutate-pods, see the --webhook-* flags), and release them (leader)' })
+    .option('release-rollout-gates', { type: 'boolean', default: false, describe: 'Remove kwarm\'s scheduling gate from every pod and exit (the chart\'s pre-delete hook)' })
+    .options(webhookOptions)
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
     .option('log-format', { choices: LOG_FORMATS, default: 'json' as const })
     .strict()
@@ -59,6 +65,7 @@ async function main(): Promise<number> {
   if (!Number.isInteger(maxPullsPerNode) || maxPullsPerNode < 1 || maxPullsPerNode > 64) throw new Error('--max-pulls-per-node must be an integer from 1 to 64');
   const agentStaleMs = duration('agent-stale-after', argv['agent-stale-after']);
   const warmup = warmupOptions(argv['warmup-taint'], argv['warmup-timeout'], argv['warmup-condition-on-new-nodes'], agentStaleMs);
+  const webhook = argv['rollout-gate'] ? webhookConfig(argv, argv.namespace) : undefined;
 
   const log = createLogger({ level: argv['log-level'], format: argv['log-format'], component: 'kwarm-controller' });
   const access = await loadClusterAccess(defaultAccessSource(argv.kubeconfig, {
@@ -78,6 +85,19 @@ async function main(): Promise<number> {
     observe: (method, path, status) => { metrics.observeRequest(method, path, status); },
   });
   const identity = `${hostname()}_${randomUUID().slice(0, 8)}`;
+  if (argv['release-rollout-gates']) {
+    // One-shot, no lease (removing kwarm's own gate is safe from any number of processes at once), so its own
+    // client: the main one's writes wait for the lease.
+    client.close();
+    const oneShot = new KubeClient(access, { userAgent: 'kwarm-controller/release-rollout-gates', timeoutMs: 30_000 });
+    try {
+      const released = await releaseAllGates(oneShot, log, identity, Date.now, AbortSignal.timeout(5 * 60_000));
+      log.info('released every rollout gate', { pods: released });
+      return 0;
+    } finally {
+      oneShot.close();
+    }
+  }
   const controller = new Controller({
     client, log, metrics, identity,
     namespace: argv.namespace,
@@ -97,12 +117,17 @@ async function main(): Promise<number> {
     const results = await Promise.allSettled([
       controller.run(both),
       new BarrierLoop({ client, log, instance: identity, warmup, now: Date.now }).run(both),
+      ...(webhook !== undefined ? [new ReleaseLoop({ client, log, instance: identity, now: Date.now }).run(both)] : []),
     ].map((p) => p.catch((err: unknown) => { failed.abort(err); throw err; })));
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   };
 
   const stop = new AbortController();
   let elector: LeaderElector | undefined;
+  // Every replica serves the webhook and keeps its certificate, leader or not: its own client, not lease-fenced.
+  const webhookClient = new KubeClient(access, { userAgent: 'kwarm-controller/webhook', timeoutMs: 30_000 });
+  let webhookServer: WebhookServer | undefined;
+  if (webhook !== undefined) webhookServer = await startWebhookServer(webhook, { [MUTATE_PODS_PATH]: mutatePodsHandler({ client: webhookClient, log, namespace: argv.namespace }) }, { client: webhookClient, log });
   const metricsServer = await serveMetrics(metrics.registry, argv['metrics-bind-address']);
   const healthServer = await serveHealth({
     live: {},
@@ -114,6 +139,8 @@ async function main(): Promise<number> {
         const down = elector !== undefined && !elector.isLeader ? [] : controller.unhealthyInformers();
         return down.length === 0 ? { ok: true } : { ok: false, reason: `${down.length} API watch(es) down: ${down.slice(0, 3).join('; ')}` };
       },
+      // Not ready without a trusted certificate: the webhook Service then sends the API server to other replicas.
+      webhook: () => webhookServer?.check() ?? { ok: true },
     },
   }, argv['health-probe-bind-address']);
 
@@ -157,6 +184,8 @@ async function main(): Promise<number> {
   } finally {
     await closeServer(metricsServer);
     await closeServer(healthServer);
+    await webhookServer?.close();
+    webhookClient.close();
     client.close();
   }
   log.info('stopped', { code });

@@ -358,6 +358,9 @@ async function realNodeApiArgs(pki: Pki, address: string): Promise<string[]> {
     '--authorization-mode=Node,RBAC', '--enable-admission-plugins=NodeRestriction',
     // Kubelets by address: their names resolve nowhere, and a lookup would go to the machine's resolver.
     '--kubelet-preferred-address-types=InternalIP',
+    // Admission webhooks behind a Service (kwarm's rollout gate) by a pod address from the Service's endpoints:
+    // the control plane's namespace routes to every node's pod subnet but runs no kube-proxy for ClusterIPs.
+    '--enable-aggregator-routing=true',
   ];
 }
 

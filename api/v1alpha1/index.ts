@@ -15,6 +15,7 @@ export * from './prepullimage.ts';
 export * from './nodeimageset.ts';
 export * from './labels.ts';
 export * from './warmup.ts';
+export * from './rollout-gate.ts';
 
 /** Every kind of the version, in the order the generated files list them. */
 export const kinds: readonly KindDefinition[] = [prePullPolicyDefinition, prePullImageDefinition, nodeImageSetDefinition];

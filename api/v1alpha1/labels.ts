@@ -37,6 +37,11 @@ export const SECRET_COPY_LABEL = 'kwarm.io/pull-secret-copy';
 /** `namespace/name` of the Secret a copy was made from. */
 export const SECRET_SOURCE_ANNOTATION = SOURCE_ANNOTATION;
 
+// ---- pods (rollout gate) -------------------------------------------------------------------------------
+
+/** The scheduling gate (KEP-3521) kwarm's webhook adds to new pods and its controller removes; nothing else of a pod is written. */
+export const ROLLOUT_GATE_NAME = 'kwarm.io/images-warm';
+
 // ---- field managers (server-side apply and patches) -----------------------------------------------------
 
 /** The controller's applies: derived PrePullImages, NodeImageSet specs, statuses, secret copies; also its Events' component. */

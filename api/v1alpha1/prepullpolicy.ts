@@ -7,6 +7,7 @@ import { conditions, DNS_LABEL_PATTERN, labelMap, labelSelector, labelSelectorRe
 import { nodeAffinity, tolerations } from './node-targeting.ts';
 import { pullSecretReferences, refreshIntervalSchema, resourcesSchema, retrySchema, timeoutSchema } from './pull-settings.ts';
 import { gateNewNodes } from './warmup.ts';
+import { rolloutGateSchema } from './rollout-gate.ts';
 
 export const prePullPolicyNames = {
   kind: 'PrePullPolicy',
@@ -85,6 +86,7 @@ export const prePullPolicySpecSchema = s.object({
     description: 'Remove an image from its nodes when its PrePullImage is deleted (the workload is deleted, or leaves the policy), where no other PrePullImage wants it and no container uses it.',
   }).default(false),
   gateNewNodes: gateNewNodes('Every image of the policy gates the warm-up of the nodes it targets.'),
+  rolloutGate: rolloutGateSchema.optional(),
   resources: resourcesSchema.default({}),
   retry: retrySchema.default({}),
   timeout: timeoutSchema,

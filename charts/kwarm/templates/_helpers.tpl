@@ -39,3 +39,9 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* The rollout gate's webhook: its configuration, Service, self-managed Secret and cert-manager Secret. */}}
+{{- define "kwarm.webhookConfigurationName" -}}{{ include "kwarm.fullname" . }}-rollout-gate{{- end -}}
+{{- define "kwarm.webhookServiceName" -}}{{ include "kwarm.fullname" . }}-webhook{{- end -}}
+{{- define "kwarm.webhookSecretName" -}}{{ include "kwarm.fullname" . }}-webhook-cert{{- end -}}
+{{- define "kwarm.webhookCertManagerSecretName" -}}{{ include "kwarm.fullname" . }}-webhook-tls{{- end -}}
