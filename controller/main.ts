@@ -117,7 +117,7 @@ async function main(): Promise<number> {
     const results = await Promise.allSettled([
       controller.run(both),
       new BarrierLoop({ client, log, instance: identity, warmup, now: Date.now }).run(both),
-      ...(webhook !== undefined ? [new ReleaseLoop({ client, log, instance: identity, now: Date.now }).run(both)] : []),
+      ...(webhook !== undefined ? [new ReleaseLoop({ client, log, instance: identity, now: Date.now, agentStaleMs }).run(both)] : []),
     ].map((p) => p.catch((err: unknown) => { failed.abort(err); throw err; })));
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   };
