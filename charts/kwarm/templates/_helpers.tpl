@@ -39,3 +39,11 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* ServiceMonitor/PodMonitor relabelings: node (the pod's node) and component, as in files/prometheus-scrape.yaml. */}}
+{{- define "kwarm.scrapeRelabelings" -}}
+- sourceLabels: [__meta_kubernetes_pod_node_name]
+  targetLabel: node
+- sourceLabels: [__meta_kubernetes_pod_label_app_kubernetes_io_component]
+  targetLabel: component
+{{- end -}}
