@@ -28,6 +28,12 @@ export interface AgentMetrics {
   readonly statusWriteBytes: Counter;
   /** Answers to NodeImageSet spec.removals entries, by result (Removed, NotPresent, Kept, Failed). */
   readonly removals: Counter<'result'>;
+  /** Container starts of images in the NodeImageSet: warm (kwarm had pulled the image first) or cold. */
+  readonly containerStarts: Counter<'result'>;
+  /** kwarm's pull time of an image, added at the first warm start after that pull. */
+  readonly pullSecondsSaved: Counter;
+  /** From an entry appearing in the NodeImageSet to the image Completed on this node. */
+  readonly timeToWarm: Histogram;
 }
 
 export function createAgentMetrics(opts: { defaultMetrics?: boolean } = {}): AgentMetrics {
@@ -35,6 +41,14 @@ export function createAgentMetrics(opts: { defaultMetrics?: boolean } = {}): Age
   // Event-loop lag sampled every 100 ms, not the default 10: the idle agent would otherwise wake 100 times a second.
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   const registers = [registry];
+  const containerStarts = new Counter({
+    name: 'kwarm_container_starts_total',
+    help: 'Containers started on this node with an image of its NodeImageSet: warm when kwarm had pulled the image before the container was created, cold when it did not have it yet (the kubelet pulled it, or kwarm was late). Starts of images kwarm found already present are not counted.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  // Both series exist from the start, so a warm-start ratio has a denominator before the first start.
+  for (const result of ['warm', 'cold']) containerStarts.inc({ result }, 0);
   return {
     registry,
     pullDuration: new Histogram({
@@ -86,6 +100,18 @@ export function createAgentMetrics(opts: { defaultMetrics?: boolean } = {}): Age
       name: 'kwarm_removals_total',
       help: 'Images the agent was asked to remove, by what it did: Removed, NotPresent, Kept (in use or wanted) or Failed.',
       labelNames: ['result'],
+      registers,
+    }),
+    containerStarts,
+    pullSecondsSaved: new Counter({
+      name: 'kwarm_pull_seconds_saved_total',
+      help: 'Pull time kwarm saved on this node: its own measured pull of an image, added at the first warm start after that pull.',
+      registers,
+    }),
+    timeToWarm: new Histogram({
+      name: 'kwarm_time_to_warm_seconds',
+      help: 'Time from an image appearing in the NodeImageSet to it being present (Completed) on this node.',
+      buckets: [1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
       registers,
     }),
   };

@@ -20,6 +20,8 @@ import { KubeSecretSource, type SecretSource } from './secret-reader.ts';
 import { buildStatus, type ImageFsReport } from './status-document.ts';
 import { StatusReporter } from './status-reporter.ts';
 import { runWarmthCheck } from './warmth-check.ts';
+import { runContainerStartWatch } from './container-start-watch.ts';
+import { EMPTY_LEDGER, countStarts, ledgerFromStatus, observeRecords, type ContainerView, type StartLedger } from './container-starts.ts';
 import { errorText } from '../lib/errors.ts';
 
 export interface AgentConfig {
@@ -32,6 +34,8 @@ export interface AgentConfig {
   criCandidates?: readonly string[];
   maxPullsPerNode: number;
   verifyIntervalMs: number;
+  /** How often container starts are counted warm or cold; 0 or undefined = never. */
+  containerStartsIntervalMs?: number;
   /** 0 = off. */
   diskThresholdPercent: number;
   diskCheckIntervalMs: number;
@@ -90,6 +94,8 @@ export class Agent {
   #connectError: string | undefined;
   /** Images this agent brought onto the node (status.pulledImageIds); restored from status at start. */
   #pulledImageIds: string[] = [];
+  /** Container starts counted per image (status.images[].warmStarts, ...); restored from status at start. */
+  #starts: StartLedger = EMPTY_LEDGER;
 
   constructor(config: AgentConfig, deps: AgentDeps) {
     this.#config = config;
@@ -230,6 +236,13 @@ export class Agent {
           this.#publish();
         },
       }, loops.signal),
+      runContainerStartWatch({
+        runtime,
+        intervalMs: config.containerStartsIntervalMs ?? 0,
+        log,
+        metrics: this.#deps.metrics,
+        onList: (containers) => { this.#onContainers(containers); },
+      }, loops.signal),
       runDiskGuard({
         runtime,
         thresholdPercent: config.diskThresholdPercent,
@@ -273,6 +286,7 @@ export class Agent {
     const first = this.#appliedKey === undefined;
     this.#appliedKey = key;
     // What this agent pulled before it restarted; merged, so nothing learnt since start is lost.
+    if (first) this.#starts = ledgerFromStatus(obj.status);
     if (first) for (const id of obj.status?.pulledImageIds ?? []) if (!this.#pulledImageIds.includes(id)) this.#pulledImageIds = withPulled(this.#pulledImageIds, id);
     // The previous status only matters once, when the agent has just started.
     engine.applySpec(obj.spec, obj.generation, first ? obj.status : undefined);
@@ -300,9 +314,32 @@ export class Agent {
     }
   }
 
+  /** The ledger follows the records: entries appear and go with spec, readySince/warmSince with presence. */
+  #observeRecords(engine: PullEngine): void {
+    const { ledger, warmed } = observeRecords(this.#starts, engine.records(), this.#now());
+    this.#starts = ledger;
+    for (const ms of warmed) this.#deps.metrics.timeToWarm.observe(ms / 1000);
+  }
+
+  #onContainers(containers: ContainerView[]): void {
+    const engine = this.#engine;
+    if (engine === undefined || this.#holdPublish) return;
+    this.#observeRecords(engine);
+    const counted = countStarts(this.#starts, containers, engine.records(), this.#now());
+    if (counted.ledger === this.#starts) return;
+    this.#starts = counted.ledger;
+    const { metrics, log } = this.#deps;
+    if (counted.warm > 0) metrics.containerStarts.inc({ result: 'warm' }, counted.warm);
+    if (counted.cold > 0) metrics.containerStarts.inc({ result: 'cold' }, counted.cold);
+    if (counted.savedMs > 0) metrics.pullSecondsSaved.inc(counted.savedMs / 1000);
+    if (counted.warm + counted.cold > 0) log.info('container starts counted', { warm: counted.warm, cold: counted.cold, pullSecondsSaved: counted.savedMs / 1000 });
+    this.#publish();
+  }
+
   #publish(): void {
     const engine = this.#engine;
     if (engine === undefined || this.#holdPublish) return;
+    this.#observeRecords(engine);
     const info = this.#runtimeInfo;
     this.#reporter.update(buildStatus({
       records: engine.records(),
@@ -312,6 +349,7 @@ export class Agent {
       imageFs: this.#publishedImageFs,
       removals: this.#remover?.statuses() ?? [],
       pulledImageIds: this.#pulledImageIds,
+      starts: this.#starts,
     }));
   }
 }

@@ -18,6 +18,8 @@ export interface AgentFlags {
   criSocket: string | undefined;
   maxPullsPerNode: number;
   verifyIntervalMs: number;
+  /** How often container starts are counted (CRI ListContainers); 0 = never. */
+  containerStartsIntervalMs: number;
   diskThresholdPercent: number;
   diskCheckIntervalMs: number;
   metricsBindAddress: string;
@@ -64,6 +66,7 @@ function parser(argv: readonly string[]) {
       'cri-socket': { type: 'string', describe: 'CRI endpoint (path or unix:// URL); default: auto-detect containerd, CRI-O, k3s' },
       'max-pulls-per-node': { type: 'number', default: 2, describe: 'Most pulls at once on this node (caps the NodeImageSet\'s maxConcurrentPulls)' },
       'verify-interval': { type: 'string', default: '5m', describe: 'How often images are checked and re-pulled if the runtime lost them' },
+      'container-starts-interval': { type: 'string', default: '30s', describe: 'How often container starts of managed images are counted warm or cold (CRI ListContainers; "0s" = off)' },
       'disk-threshold-percent': { type: 'number', default: DEFAULT_DISK_THRESHOLD_PERCENT, describe: 'No new pulls while the image filesystem is this full (0 = off); the default stays below the kubelet\'s image GC threshold (85)' },
       'disk-check-interval': { type: 'string', default: '30s', describe: 'How often the image filesystem is measured' },
       'metrics-bind-address': { type: 'string', default: ':8080', describe: 'Address of /metrics ("0" = off)' },
@@ -120,6 +123,7 @@ export async function parseAgentFlags(argv: readonly string[], env: { NODE_NAME?
       criSocket: criSocket === '' ? undefined : criSocket,
       maxPullsPerNode: maxPulls,
       verifyIntervalMs: duration('verify-interval', a['verify-interval'], 1000),
+      containerStartsIntervalMs: duration('container-starts-interval', a['container-starts-interval'], 0),
       diskThresholdPercent: threshold,
       diskCheckIntervalMs: duration('disk-check-interval', a['disk-check-interval'], 100),
       metricsBindAddress: a['metrics-bind-address'],

@@ -29,6 +29,12 @@ export interface ImageRecord {
   lastVerifiedAt?: number;
   /** Which versions of the pull secrets the last attempt read (see pull-credentials.ts). */
   secretsVersion?: string;
+  /** When kwarm's own pull made this record Completed; absent when it found the image present. Not in status. */
+  pulledAt?: number;
+  /** How long that pull took (the attempt, from its start to the image verified). Not in status. */
+  pullMs?: number;
+  /** The runtime had the image when the current attempt started (a forced or re-resolving pull). Not in status. */
+  presentBefore?: boolean;
 }
 
 export function pendingRecord(entry: NodeImage): ImageRecord {

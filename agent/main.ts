@@ -43,6 +43,7 @@ async function main(): Promise<number> {
     criSocket: flags.criSocket,
     maxPullsPerNode: flags.maxPullsPerNode,
     verifyIntervalMs: flags.verifyIntervalMs,
+    containerStartsIntervalMs: flags.containerStartsIntervalMs,
     diskThresholdPercent: flags.diskThresholdPercent,
     diskCheckIntervalMs: flags.diskCheckIntervalMs,
     shutdownGraceMs: flags.shutdownGraceMs,

@@ -342,6 +342,8 @@ export class PullEngine {
     if (before !== undefined && !needsPull(before, this.#presence(t))) return { kind: 'present', info: before };
 
     t.record = { image, phase: 'Pulling', round: entry.round, attempts: t.record.attempts + 1, startedAt: this.#now() };
+    // A forced or re-resolving pull of an image the node has: starts meanwhile still find it (container-starts.ts).
+    if (before !== undefined) t.record.presentBefore = true;
     this.#opts.onChange();
 
     let creds: PullCredentials;
@@ -476,6 +478,10 @@ export class PullEngine {
     const now = this.#now();
     this.#markPresent(t, info);
     t.record.finishedAt = now;
+    // kwarm's own pull made it present: what counts a later container start as warm and the time it saved.
+    t.record.pulledAt = now;
+    if (t.record.startedAt !== undefined) t.record.pullMs = now - t.record.startedAt;
+    delete t.record.presentBefore;
     if (newImage) {
       this.#opts.metrics.pulledBytes.inc(info.sizeBytes);
       this.#opts.onBroughtIn?.(info.id);

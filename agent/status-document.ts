@@ -3,6 +3,7 @@
 import type { NodeImageSetStatus } from '../api/v1alpha1/nodeimageset.ts';
 import { recordStatus, rfc3339, type ImageRecord } from './image-record.ts';
 import type { RemovalStatus } from './removal-decision.ts';
+import { entryStatus, rfc3339Millis, type StartLedger } from './container-starts.ts';
 
 export interface ImageFsReport {
   usedBytes?: number;
@@ -24,10 +25,16 @@ export interface StatusInputs {
   removals?: readonly RemovalStatus[];
   /** Ids of the images the agent brought onto the node, oldest first; absent or empty: none. */
   pulledImageIds?: readonly string[];
+  /** Container starts counted per image (container-starts.ts); absent: none. */
+  starts?: StartLedger;
 }
 
 export function buildStatus(input: StatusInputs): NodeImageSetStatus {
-  const images = input.records.map(recordStatus);
+  const starts = input.starts;
+  const images = input.records.map((r) => {
+    const e = starts?.entries.get(r.image);
+    return e === undefined ? recordStatus(r) : { ...recordStatus(r), ...entryStatus(e) };
+  });
   const count = (phase: string): number => images.filter((i) => i.phase === phase).length;
   const status: NodeImageSetStatus = {};
   if (input.observedGeneration !== undefined) status.observedGeneration = input.observedGeneration;
@@ -37,6 +44,7 @@ export function buildStatus(input: StatusInputs): NodeImageSetStatus {
   status.images = images;
   if (input.removals !== undefined && input.removals.length > 0) status.removals = input.removals.map((r) => ({ ...r }));
   if (input.pulledImageIds !== undefined && input.pulledImageIds.length > 0) status.pulledImageIds = [...input.pulledImageIds];
+  if (starts?.countedUntil !== undefined) status.startsCountedUntil = rfc3339Millis(starts.countedUntil);
   status.desired = images.length;
   status.ready = count('Completed');
   status.pulling = count('Pulling');
@@ -45,7 +53,7 @@ export function buildStatus(input: StatusInputs): NodeImageSetStatus {
 }
 
 /** Every top-level status field, so a patch can clear the ones the document leaves out. */
-const STATUS_FIELDS = ['observedGeneration', 'runtime', 'heartbeatTime', 'imageFs', 'images', 'removals', 'pulledImageIds', 'desired', 'ready', 'pulling', 'failed'] as const;
+const STATUS_FIELDS = ['observedGeneration', 'runtime', 'heartbeatTime', 'imageFs', 'images', 'removals', 'pulledImageIds', 'startsCountedUntil', 'desired', 'ready', 'pulling', 'failed'] as const;
 
 /** The whole status as a merge-patch body: every top-level field, null where the document has none. */
 function fullBody(status: NodeImageSetStatus): Record<string, unknown> {

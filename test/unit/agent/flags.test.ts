@@ -26,6 +26,7 @@ describe('agent/flags', () => {
       criSocket: undefined,
       maxPullsPerNode: 2,
       verifyIntervalMs: 300_000,
+      containerStartsIntervalMs: 30_000,
       diskThresholdPercent: 80,
       diskCheckIntervalMs: 30_000,
       metricsBindAddress: ':8080',
@@ -43,10 +44,10 @@ describe('agent/flags', () => {
       '--node-name=n2', '--kubeconfig', '/k', '--namespace=kw', '--cri-socket=unix:///run/x.sock', '--max-pulls-per-node=5',
       '--verify-interval=90s', '--disk-threshold-percent=85', '--disk-check-interval=1s', '--metrics-bind-address=127.0.0.1:9000',
       '--health-probe-bind-address=0', '--log-level=debug', '--log-format=text', '--shutdown-grace-period=1m30s',
-      '--runtime-unreachable-timeout=0s', '--repull-after-gc=wait',
+      '--runtime-unreachable-timeout=0s', '--repull-after-gc=wait', '--container-starts-interval=0s',
     ]);
     expect(f).to.deep.equal({
-      nodeName: 'n2', kubeconfig: '/k', namespace: 'kw', criSocket: 'unix:///run/x.sock', maxPullsPerNode: 5, verifyIntervalMs: 90_000,
+      nodeName: 'n2', kubeconfig: '/k', namespace: 'kw', criSocket: 'unix:///run/x.sock', maxPullsPerNode: 5, verifyIntervalMs: 90_000, containerStartsIntervalMs: 0,
       diskThresholdPercent: 85, diskCheckIntervalMs: 1000, metricsBindAddress: '127.0.0.1:9000', healthProbeBindAddress: '0',
       logLevel: 'debug', logFormat: 'text', shutdownGraceMs: 90_000, runtimeUnreachableTimeoutMs: 0, repullAfterGc: 'wait',
     });
