@@ -41,9 +41,9 @@ describe('Grafana dashboard (charts/kwarm/dashboards/kwarm.json)', () => {
     }
   });
 
-  it('covers budget in use, pull times, failures, per node', () => {
+  it('covers what users ask of kwarm: warm starts, pull time saved, time to warm, budget in use, failures, per node', () => {
     const all = queries.map((q) => q.expr).join('\n');
-    for (const metric of ['kwarm_unfinished_pulls', 'kwarm_held_pulls', 'kwarm_cri_errors_total', 'kwarm_active_pulls']) {
+    for (const metric of ['kwarm_container_starts_total', 'kwarm_pull_seconds_saved_total', 'kwarm_time_to_warm_seconds_bucket', 'kwarm_unfinished_pulls', 'kwarm_held_pulls', 'kwarm_cri_errors_total', 'kwarm_active_pulls']) {
       expect(all, metric).to.include(metric);
     }
     expect(queries.filter((q) => q.legendFormat.includes('{{node}}')).length, 'per-node panels').to.be.greaterThan(2);
