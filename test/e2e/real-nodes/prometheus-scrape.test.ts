@@ -198,8 +198,10 @@ describe('e2e on real nodes: a real Prometheus scrapes every agent and the contr
     await waitFor(async () => {
       last = await problems();
       return last.length === 0;
-    }, { what: `data for all ${queries.length} dashboard queries`, timeoutMs: 120_000, intervalMs: 3000 }).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}:\n${last.join('\n')}`);
+    }, { what: `data for all ${queries.length} dashboard queries`, timeoutMs: 120_000, intervalMs: 3000 }).catch(async (err: unknown) => {
+      const { stdout } = await cluster.kubectl(['get', 'pods', '-n', NS, '-o', 'wide'], { allowFailure: true });
+      const starts = (await prom!.query('kwarm_container_starts_total')).map((x) => `${x.metric.node ?? '?'} ${x.metric.result ?? '?'}=${x.value}`).join(', ');
+      throw new Error(`${(err as Error).message}:\n${last.join('\n')}\nkwarm_container_starts_total: ${starts}\n${stdout}`);
     });
     console.log(`      [figures] ${queries.length} dashboard queries over ${nodes.length} nodes returned data (window ${window})`);
   });
