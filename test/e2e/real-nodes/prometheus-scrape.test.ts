@@ -146,6 +146,11 @@ describe('e2e on real nodes: a real Prometheus scrapes every agent and the contr
       image = cluster.nodeImage((await pushSleeperImage(cluster.registry, 'e2e/scraped', tag)).reference);
       await cluster.controlPlane.apply(JSON.stringify({ apiVersion: 'kwarm.io/v1alpha1', kind: 'PrePullImage', metadata: { name: `scraped-${tag}`, namespace: NS }, spec: { image, nodes: everyNode } }));
       await completedEverywhere(image);
+      // Prometheus must hold a sample of each node's series before the second pull adds to it.
+      if (tag === 'v1') {
+        await waitFor(async () => new Set((await prom!.query('kwarm_pull_duration_seconds_count{status="succeeded"}')).map((x) => x.metric.node)).size === nodes.length,
+          { what: 'a scraped pull-duration series on every node', timeoutMs: 60_000, intervalMs: 1000 });
+      }
     }
     // An image the registry does not have: a failed pull on every node, for the failure panels.
     const missing = cluster.nodeImage(`${cluster.registry.host}/e2e/not-pushed:v1`);
