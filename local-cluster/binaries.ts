@@ -4,7 +4,7 @@ import { accessSync, constants } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
-export type CachedBinary = 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kubelet' | 'kube-proxy' | 'kubectl' | 'etcd' | 'helm';
+export type CachedBinary = 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kubelet' | 'kube-proxy' | 'kubectl' | 'etcd' | 'helm' | 'prometheus';
 export type SystemBinary = 'containerd' | 'docker-registry' | 'htpasswd' | 'runc';
 
 export function cacheDir(): string {

@@ -2,6 +2,7 @@
 //
 //   const cluster = await startRealCluster({ nodes: 3 });
 //   cluster.kubeconfig               admin kubeconfig for this process (https://127.0.0.1:<forwarded port>)
+//   cluster.clusterNamespaces        the "cluster" network namespace, to start processes that reach pod IPs
 //   cluster.controlPlane             kubectl(), apply(), waitFor(), serviceAccountKubeconfig() as for the
 //                                    shared control plane (control-plane.ts)
 //   cluster.registry                 the registry as this process reaches it: push images here (oci-image.ts)
@@ -53,6 +54,11 @@ export interface RealCluster {
   /** Everything of this cluster that is not in another harness temp dir; kept with KWARM_KEEP_TEST_DIRS=1. */
   readonly dir: string;
   readonly controlPlane: ControlPlane;
+  /**
+   * The "cluster" network namespace (bridge, control plane, forwarders): a process started here reaches pod
+   * IPs as the API server does (prometheus.ts runs Prometheus here).
+   */
+  readonly clusterNamespaces: Namespaces;
   /** Admin kubeconfig for the test process. */
   readonly kubeconfig: string;
   /** The registry as the test process reaches it (127.0.0.1): push images here. */
@@ -293,6 +299,7 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
     const cluster: RealCluster = {
       dir,
       controlPlane,
+      clusterNamespaces: clusterNs,
       kubeconfig: controlPlane.adminKubeconfig,
       registry,
       registryFromNodes,

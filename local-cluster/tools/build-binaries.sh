@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes binaries the tests run (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubelet, kube-proxy, kubectl, etcd, helm) from their Go modules, once per pinned version, into a cache outside git.
+# kubelet, kube-proxy, kubectl, etcd, helm, and Prometheus) from their Go modules, once per pinned version, into a cache outside git.
 #
 #   local-cluster/tools/build-binaries.sh            # build what is missing, print the bin dir
 #   KWARM_CACHE=/somewhere local-cluster/tools/build-binaries.sh
@@ -102,12 +102,30 @@ build_helm() {
   stamp helm "$want"
 }
 
+# Prometheus for the scrape test (local-cluster/prometheus.ts). Debian's package is built without Kubernetes
+# service discovery (its changelog: "Kubernetes support has been completely removed"), which kwarm's scrape config
+# and every in-cluster Prometheus use; the published module has it. Its web UI assets are not in the module:
+# the HTTP API, which the test uses, is.
+build_prometheus() {
+  local want="v$PROMETHEUS_VERSION"
+  stamp_ok prometheus "$want" && return
+  log "building prometheus $want (module v$PROMETHEUS_MODULE_VERSION; one time, several minutes on 2 cores)"
+  local dir="$work/prometheus-$want"
+  rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+  printf 'module kwarm.local/prometheus-binary\n\ngo 1.24\n' > go.mod
+  go get "github.com/prometheus/prometheus/cmd/prometheus@v$PROMETHEUS_MODULE_VERSION"
+  go build -trimpath -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
+    -o "$bin/prometheus" github.com/prometheus/prometheus/cmd/prometheus
+  stamp prometheus "$want"
+}
+
 what=${1:-all}
 case "$what" in
-  all) timed build_etcd; timed build_kubernetes; timed build_helm ;;
+  all) timed build_etcd; timed build_kubernetes; timed build_helm; timed build_prometheus ;;
   etcd) timed build_etcd ;;
   kubernetes) timed build_kubernetes ;;
   helm) timed build_helm ;;
-  *) log "unknown target $what (all, etcd, kubernetes, helm)"; exit 2 ;;
+  prometheus) timed build_prometheus ;;
+  *) log "unknown target $what (all, etcd, kubernetes, helm, prometheus)"; exit 2 ;;
 esac
 echo "$bin"

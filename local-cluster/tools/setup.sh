@@ -2,7 +2,8 @@
 # Installs what the tests need and is not in node_modules: Debian packages (containerd with its
 # CRI plugin, the docker-registry OCI registry, htpasswd, and for real nodes the CNI plugins, iptables,
 # conntrack, openssl) and the Go-built Kubernetes binaries (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubelet, kube-proxy, kubectl, helm). Does nothing when all is present.
+# kube-scheduler, kubelet, kube-proxy, kubectl, helm, and Prometheus for the scrape test). Does nothing when all
+# is present.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 

@@ -45,3 +45,11 @@ seccompProfile:
 {{- define "kwarm.webhookServiceName" -}}{{ include "kwarm.fullname" . }}-webhook{{- end -}}
 {{- define "kwarm.webhookSecretName" -}}{{ include "kwarm.fullname" . }}-webhook-cert{{- end -}}
 {{- define "kwarm.webhookCertManagerSecretName" -}}{{ include "kwarm.fullname" . }}-webhook-tls{{- end -}}
+
+{{/* ServiceMonitor/PodMonitor relabelings: node (the pod's node) and component, as in files/prometheus-scrape.yaml. */}}
+{{- define "kwarm.scrapeRelabelings" -}}
+- sourceLabels: [__meta_kubernetes_pod_node_name]
+  targetLabel: node
+- sourceLabels: [__meta_kubernetes_pod_label_app_kubernetes_io_component]
+  targetLabel: component
+{{- end -}}
