@@ -24,7 +24,8 @@ function executable(path: string): boolean {
 export function cachedBinary(name: CachedBinary): string {
   const path = join(cacheDir(), 'bin', name);
   if (!executable(path)) {
-    throw new Error(`${name} not found at ${path}: run 'npm run setup' (local-cluster/tools/setup.sh builds it from its Go module)`);
+    const how = name === 'prometheus' ? "run 'npm run test:prometheus' (it builds prometheus from its Go module first)" : "run 'npm run setup' (local-cluster/tools/setup.sh builds it from its Go module)";
+    throw new Error(`${name} not found at ${path}: ${how}`);
   }
   return path;
 }

@@ -121,7 +121,9 @@ build_prometheus() {
 
 what=${1:-all}
 case "$what" in
-  all) timed build_etcd; timed build_kubernetes; timed build_helm; timed build_prometheus ;;
+  # Prometheus is not in `all`: with every discovery plugin it took over an hour to build here under load, too much
+  # for npm test's budget on a fresh machine. `npm run test:prometheus` builds it and runs the scrape test.
+  all) timed build_etcd; timed build_kubernetes; timed build_helm ;;
   etcd) timed build_etcd ;;
   kubernetes) timed build_kubernetes ;;
   helm) timed build_helm ;;
