@@ -68,7 +68,11 @@ describe('agent: lifecycle', function () {
         desired: 3, ready: 1, pulling: 2, failed: 0,
       });
       const recorder = await recordVersions(admin, NODE);
-      agent = await startAgentProcess({ nodeName: NODE, kubeconfig: await kubeconfigFor(NODE), criSocket: node.socket, verifyInterval: '5m' });
+      // The lost image was Completed and is gone from the runtime: with the default --repull-after-gc=wait it
+      // would wait for the controller to raise its round, and no controller runs here.
+      agent = await startAgentProcess({
+        nodeName: NODE, kubeconfig: await kubeconfigFor(NODE), criSocket: node.socket, verifyInterval: '5m', args: ['--repull-after-gc=now'],
+      });
       const done = await waitForStatus(admin, NODE, allIn('Completed', refs), { what: 'all Completed after the start' });
       await recorder.stop();
 
