@@ -1,21 +1,41 @@
-// The rollout gate end to end on real kubelets and a real scheduler: kwarm installed from its chart with
-// rolloutGate.enabled, a PrePullPolicy with rolloutGate.enabled, and a labelled Deployment. After an image change
-// the new pods are created gated by the webhook (the API server calls it over TLS), wait while kwarm pulls, are
-// released by the controller once the image is on every node (Event RolloutGateReleased), and start with the
-// kubelet's "already present" event and no "Pulling". helm uninstall leaves no pod gated (the pre-delete hook).
+// The rollout gate end to end on real kubelets and a real scheduler, kwarm installed once from its chart with
+// rolloutGate.enabled (one installation for both parts: a helm install and uninstall cost a minute and more).
+//
+// The webhook: the API server calls /mutate-pods through the webhook Service over TLS it verifies with the caBundle
+// kwarm wrote; the certificate rotated (Secret deleted) and trusted again; the webhook down (controller scaled to 0)
+// and pods still created. The API server's own audit annotations say whether each pod's webhook call succeeded
+// (mutation.webhook.admission.k8s.io/...) or failed open (failed-open.mutation.webhook.admission.k8s.io/...).
+//
+// The gate: a PrePullPolicy with rolloutGate.enabled and a labelled Deployment. After an image change the new pods
+// are created gated by the webhook, wait while kwarm pulls, are released by the controller once the image is on
+// every node (Event RolloutGateReleased), and start with the kubelet's "already present" event and no "Pulling".
+// helm uninstall leaves no pod gated (the pre-delete hook).
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { ROLLOUT_GATE_NAME } from '../../../api/v1alpha1/index.ts';
 import { BUSYBOX } from '../../../local-cluster/busybox-images.ts';
-import { helmInstallKwarm, kwarmLogs, waitKwarmReady, type KwarmInstallation } from '../../../local-cluster/kwarm-install.ts';
+import { KWARM_NAMESPACE } from '../../../local-cluster/kwarm-access.ts';
+import { helmInstallKwarm, kwarmLogs, kwarmPods, waitKwarmReady, CONTROLLER_DEPLOYMENT, type KwarmInstallation } from '../../../local-cluster/kwarm-install.ts';
 import { buildAndPushImage } from '../../../local-cluster/oci-image.ts';
 import { sharedRealCluster, type RealCluster } from '../../../local-cluster/real-cluster.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
 
+const WEBHOOK_NS = 'e2e-webhook';
+const CONFIG = 'kwarm-rollout-gate';
+const SECRET = 'kwarm-webhook-cert';
+const WEBHOOK = 'rollout-gate.kwarm.io';
 const NS = 'e2e-gate';
 const APP = 'gated';
 const POLICY = 'e2e-rollout-gate';
 
+type Call = 'called' | 'failed-open' | 'not-called';
+
+interface AuditEvent {
+  verb?: string;
+  stage?: string;
+  objectRef?: { resource?: string; namespace?: string; name?: string };
+  annotations?: Record<string, string>;
+}
 interface PodJson {
   metadata: { name: string; labels?: Record<string, string> };
   spec: { nodeName?: string; containers: { image: string }[]; schedulingGates?: { name: string }[] };
@@ -23,11 +43,57 @@ interface PodJson {
 }
 interface EventJson { reason?: string; message?: string; involvedObject: { name?: string; kind?: string } }
 
-describe('e2e on real nodes: the rollout gate (chart, webhook, release loop, uninstall hook)', function () {
+describe('e2e on real nodes: the rollout gate (chart, webhook over TLS, release loop, uninstall hook)', function () {
   this.timeout(600_000);
   let cluster: RealCluster;
   let kwarm: KwarmInstallation | undefined;
+  let podCount = 0;
   let tagCount = 0;
+
+  /** What the API server's audit log says about the webhook for the creation of pod namespace/name. */
+  function webhookCall(namespace: string, name: string): Call | undefined {
+    const lines = readFileSync(cluster.controlPlane.auditLogPath, 'utf8').split('\n');
+    for (const line of lines) {
+      if (!line.includes(`"name":"${name}"`)) continue;
+      const ev = JSON.parse(line) as AuditEvent;
+      if (ev.verb !== 'create' || ev.stage !== 'ResponseComplete' || ev.objectRef?.resource !== 'pods'
+        || ev.objectRef.namespace !== namespace || ev.objectRef.name !== name) continue;
+      const entries = Object.entries(ev.annotations ?? {});
+      if (entries.some(([k, v]) => k.startsWith('failed-open.mutation.webhook.admission.k8s.io/') && v === WEBHOOK)) return 'failed-open';
+      if (entries.some(([k, v]) => k.startsWith('mutation.webhook.admission.k8s.io/') && v.includes(`"configuration":"${CONFIG}"`))) return 'called';
+      return 'not-called';
+    }
+    return undefined;
+  }
+
+  /** Creates a pod that never schedules (only its admission matters) and returns what happened to its webhook call. */
+  async function createPod(namespace = WEBHOOK_NS): Promise<{ name: string; call: Call; ms: number }> {
+    const name = `p${++podCount}`;
+    const started = Date.now();
+    await cluster.kubectl(['create', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace },
+        spec: { nodeSelector: { 'kwarm.io/no-such-node': 'true' }, containers: [{ name: 'c', image: 'kwarm.invalid/none:1' }] },
+      }),
+    });
+    const ms = Date.now() - started;
+    const call = await waitFor(() => webhookCall(namespace, name), { what: `the audit event of pod ${namespace}/${name}`, timeoutMs: 30_000, intervalMs: 200 });
+    return { name, call, ms };
+  }
+
+  async function caBundle(): Promise<string> {
+    const { stdout } = await cluster.kubectl(['get', 'mutatingwebhookconfiguration', CONFIG, '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}']);
+    return Buffer.from(stdout.trim(), 'base64').toString();
+  }
+
+  async function secretCa(): Promise<string> {
+    const r = await cluster.kubectl(['get', 'secret', SECRET, '-n', KWARM_NAMESPACE, '-o', 'jsonpath={.data.ca\\.crt}'], { allowFailure: true });
+    return r.code === 0 ? Buffer.from(r.stdout.trim(), 'base64').toString() : '';
+  }
+
+  async function scaleController(replicas: number): Promise<void> {
+    await cluster.kubectl(['scale', 'deployment', CONTROLLER_DEPLOYMENT, '-n', KWARM_NAMESPACE, `--replicas=${replicas}`]);
+  }
 
   async function pushApp(mib: number): Promise<string> {
     const pushed = await buildAndPushImage(cluster.registry, {
@@ -70,64 +136,115 @@ describe('e2e on real nodes: the rollout gate (chart, webhook, release loop, uni
   before(async () => {
     cluster = await sharedRealCluster();
     kwarm = await helmInstallKwarm(cluster, { set: { 'rolloutGate.enabled': true } });
+    // Ready includes the webhook: a certificate served and its CA in the caBundle.
     await waitKwarmReady(cluster, kwarm.images);
-    await cluster.kubectl(['apply', '-f', '-'], {
-      input: JSON.stringify({
-        apiVersion: 'kwarm.io/v1alpha1', kind: 'PrePullPolicy', metadata: { name: POLICY },
-        spec: { selector: { matchLabels: { 'kwarm-e2e/gate': 'true' }, namespaces: [NS] }, rolloutGate: { enabled: true, timeout: '5m' } },
-      }),
-    });
-    await cluster.kubectl(['create', 'namespace', NS]);
-    await waitFor(async () => (await cluster.kubectl(['get', 'serviceaccount', 'default', '-n', NS], { allowFailure: true })).code === 0,
-      { what: `the default ServiceAccount of ${NS}`, timeoutMs: 60_000, intervalMs: 250 });
-    // A new workload has no PrePullImage yet, so its first pods are admitted ungated: roll it out first.
-    await cluster.controlPlane.apply(deployment(await pushApp(1), cluster.nodes.length));
-    await cluster.kubectl(['rollout', 'status', `deployment/${APP}`, '-n', NS, '--timeout=180s']);
+    await cluster.kubectl(['create', 'namespace', WEBHOOK_NS]);
   });
 
   after(async () => {
-    await cluster.kubectl(['delete', 'namespace', NS, '--ignore-not-found', '--wait=false'], { allowFailure: true });
+    await cluster.kubectl(['delete', 'namespace', WEBHOOK_NS, NS, '--ignore-not-found', '--wait=false'], { allowFailure: true });
     await cluster.kubectl(['delete', 'prepullpolicy', POLICY, '--ignore-not-found'], { allowFailure: true });
     await kwarm?.uninstall();
   });
 
-  it('an image change: new pods wait gated while kwarm pulls, then start with the image already present', async () => {
-    const v2 = await pushApp(24);
-    await cluster.kubectl(['set', 'image', `deployment/${APP}`, `app=${v2}`, '-n', NS]);
-    const seenGated = await waitFor(async () => (await pods()).find((p) => p.spec.containers[0]?.image === v2 && gated(p)),
-      { what: 'a new pod created with kwarm\'s scheduling gate', timeoutMs: 60_000, intervalMs: 200 });
-    expect(seenGated.spec.nodeName, 'a gated pod is not scheduled').to.equal(undefined);
-    await cluster.kubectl(['rollout', 'status', `deployment/${APP}`, '-n', NS, '--timeout=240s']);
-    const fresh = await waitFor(async () => {
-      const list = (await pods()).filter((p) => p.spec.containers[0]?.image === v2 && p.status.phase === 'Running');
-      return list.length === cluster.nodes.length ? list : undefined;
-    }, { what: 'the new pods running', timeoutMs: 60_000, intervalMs: 500 });
-    const all = await waitFor(async () => {
-      const e = await events();
-      return fresh.every((p) => e.some((x) => x.involvedObject.name === p.metadata.name && x.reason === 'Pulled')) ? e : undefined;
-    }, { what: 'the kubelet\'s Pulled events', timeoutMs: 30_000, intervalMs: 500 });
-    for (const p of fresh) {
-      const mine = all.filter((x) => x.involvedObject.name === p.metadata.name);
-      const text = mine.map((x) => `${x.reason ?? ''}: ${x.message ?? ''}`).join('; ');
-      expect(mine.filter((x) => x.reason === 'Pulling'), `${p.metadata.name} pulled: ${text}`).to.deep.equal([]);
-      expect(mine.some((x) => x.reason === 'Pulled' && (x.message ?? '').includes('already present on machine')), text).to.equal(true);
-      expect(mine.some((x) => x.reason === 'RolloutGateReleased' && (x.message ?? '').includes('ImagesWarm')), `${p.metadata.name} released by kwarm: ${text}\n${await kwarmLogs(cluster, 10)}`).to.equal(true);
-    }
+  describe('the webhook over TLS', () => {
+    it('the API server calls /mutate-pods over TLS verified with the caBundle kwarm wrote', async () => {
+      const ca = await caBundle();
+      expect(ca).to.include('BEGIN CERTIFICATE');
+      expect(ca).to.equal(await secretCa());
+      const pod = await createPod();
+      expect(pod.call, await kwarmLogs(cluster)).to.equal('called');
+      // kube-system (and kwarm's own namespace) are never sent to the webhook.
+      expect((await createPod('kube-system')).call).to.equal('not-called');
+      await cluster.kubectl(['delete', 'pod', '-n', 'kube-system', `p${podCount}`, '--wait=false']);
+    });
+
+    it('rotation: the Secret deleted, kwarm issues a new CA and certificate, writes the caBundle and serves it without a restart', async () => {
+      const oldCa = await caBundle();
+      const restartsBefore = (await kwarmPods(cluster, 'controller')).map((p) => p.status?.containerStatuses?.[0]?.restartCount ?? 0);
+      await cluster.kubectl(['delete', 'secret', SECRET, '-n', KWARM_NAMESPACE]);
+      await waitFor(async () => {
+        const [ca, inSecret] = [await caBundle(), await secretCa()];
+        return ca !== oldCa && ca === inSecret;
+      }, { what: 'a new CA in the Secret and the caBundle', timeoutMs: 60_000, intervalMs: 500 });
+      // The replica swaps its certificate as it writes the caBundle; a pod created in the gap fails open.
+      const called = await waitFor(async () => (await createPod()).call === 'called', { what: 'a webhook call trusted with the new caBundle', timeoutMs: 60_000, intervalMs: 500 });
+      expect(called).to.equal(true);
+      const restartsAfter = (await kwarmPods(cluster, 'controller')).map((p) => p.status?.containerStatuses?.[0]?.restartCount ?? 0);
+      expect(restartsAfter).to.deep.equal(restartsBefore);
+    });
+
+    it('webhook down (controller scaled to 0): pods are still created, the call failed open', async () => {
+      await scaleController(0);
+      try {
+        await waitFor(async () => (await kwarmPods(cluster, 'controller')).length === 0, { what: 'no controller pod', timeoutMs: 120_000, intervalMs: 1000 });
+        const pod = await createPod();
+        expect(pod.call).to.equal('failed-open');
+        console.log(`    pod created with the webhook down in ${pod.ms} ms (kubectl create, failurePolicy Ignore)`);
+        const { stdout } = await cluster.kubectl(['get', 'pod', pod.name, '-n', WEBHOOK_NS, '-o', 'jsonpath={.metadata.uid}']);
+        expect(stdout.trim()).to.not.equal('');
+      } finally {
+        await scaleController(1);
+      }
+      if (kwarm !== undefined) await waitKwarmReady(cluster, kwarm.images);
+      expect((await createPod()).call).to.equal('called');
+    });
   });
 
-  it('helm uninstall leaves no pod gated', async () => {
-    // An image that does not exist: the pods stay gated (until the 5m timeout) ...
-    const missing = cluster.nodeImage(`${cluster.registry.host}/e2e/${APP}:missing`);
-    await cluster.kubectl(['set', 'image', `deployment/${APP}`, `app=${missing}`, '-n', NS]);
-    await waitFor(async () => (await pods()).some((p) => p.spec.containers[0]?.image === missing && gated(p)),
-      { what: 'a gated pod of the missing image', timeoutMs: 60_000, intervalMs: 200 });
-    // ... until kwarm goes: the pre-delete hook removes the gate before the controller is deleted.
-    const installed = kwarm;
-    kwarm = undefined;
-    await installed?.uninstall();
-    const left = (await pods()).filter(gated);
-    expect(left.map((p) => p.metadata.name)).to.deep.equal([]);
-    const e = await events();
-    expect(e.some((x) => x.reason === 'RolloutGateReleased' && (x.message ?? '').includes('Uninstalled'))).to.equal(true);
+  describe('the gate on a rollout', () => {
+    before(async () => {
+      await cluster.kubectl(['apply', '-f', '-'], {
+        input: JSON.stringify({
+          apiVersion: 'kwarm.io/v1alpha1', kind: 'PrePullPolicy', metadata: { name: POLICY },
+          spec: { selector: { matchLabels: { 'kwarm-e2e/gate': 'true' }, namespaces: [NS] }, rolloutGate: { enabled: true, timeout: '5m' } },
+        }),
+      });
+      await cluster.kubectl(['create', 'namespace', NS]);
+      await waitFor(async () => (await cluster.kubectl(['get', 'serviceaccount', 'default', '-n', NS], { allowFailure: true })).code === 0,
+        { what: `the default ServiceAccount of ${NS}`, timeoutMs: 60_000, intervalMs: 250 });
+      // A new workload has no PrePullImage yet, so its first pods are admitted ungated: roll it out first.
+      await cluster.controlPlane.apply(deployment(await pushApp(1), cluster.nodes.length));
+      await cluster.kubectl(['rollout', 'status', `deployment/${APP}`, '-n', NS, '--timeout=180s']);
+    });
+
+    it('an image change: new pods wait gated while kwarm pulls, then start with the image already present', async () => {
+      const v2 = await pushApp(24);
+      await cluster.kubectl(['set', 'image', `deployment/${APP}`, `app=${v2}`, '-n', NS]);
+      const seenGated = await waitFor(async () => (await pods()).find((p) => p.spec.containers[0]?.image === v2 && gated(p)),
+        { what: 'a new pod created with kwarm\'s scheduling gate', timeoutMs: 60_000, intervalMs: 200 });
+      expect(seenGated.spec.nodeName, 'a gated pod is not scheduled').to.equal(undefined);
+      await cluster.kubectl(['rollout', 'status', `deployment/${APP}`, '-n', NS, '--timeout=240s']);
+      const fresh = await waitFor(async () => {
+        const list = (await pods()).filter((p) => p.spec.containers[0]?.image === v2 && p.status.phase === 'Running');
+        return list.length === cluster.nodes.length ? list : undefined;
+      }, { what: 'the new pods running', timeoutMs: 60_000, intervalMs: 500 });
+      const all = await waitFor(async () => {
+        const e = await events();
+        return fresh.every((p) => e.some((x) => x.involvedObject.name === p.metadata.name && x.reason === 'Pulled')) ? e : undefined;
+      }, { what: 'the kubelet\'s Pulled events', timeoutMs: 30_000, intervalMs: 500 });
+      for (const p of fresh) {
+        const mine = all.filter((x) => x.involvedObject.name === p.metadata.name);
+        const text = mine.map((x) => `${x.reason ?? ''}: ${x.message ?? ''}`).join('; ');
+        expect(mine.filter((x) => x.reason === 'Pulling'), `${p.metadata.name} pulled: ${text}`).to.deep.equal([]);
+        expect(mine.some((x) => x.reason === 'Pulled' && (x.message ?? '').includes('already present on machine')), text).to.equal(true);
+        expect(mine.some((x) => x.reason === 'RolloutGateReleased' && (x.message ?? '').includes('ImagesWarm')), `${p.metadata.name} released by kwarm: ${text}\n${await kwarmLogs(cluster, 10)}`).to.equal(true);
+      }
+    });
+
+    it('helm uninstall leaves no pod gated', async () => {
+      // An image that does not exist: the pods stay gated (until the 5m timeout) ...
+      const missing = cluster.nodeImage(`${cluster.registry.host}/e2e/${APP}:missing`);
+      await cluster.kubectl(['set', 'image', `deployment/${APP}`, `app=${missing}`, '-n', NS]);
+      await waitFor(async () => (await pods()).some((p) => p.spec.containers[0]?.image === missing && gated(p)),
+        { what: 'a gated pod of the missing image', timeoutMs: 60_000, intervalMs: 200 });
+      // ... until kwarm goes: the pre-delete hook removes the gate before the controller is deleted.
+      const installed = kwarm;
+      kwarm = undefined;
+      await installed?.uninstall();
+      const left = (await pods()).filter(gated);
+      expect(left.map((p) => p.metadata.name)).to.deep.equal([]);
+      const e = await events();
+      expect(e.some((x) => x.reason === 'RolloutGateReleased' && (x.message ?? '').includes('Uninstalled'))).to.equal(true);
+    });
   });
 });

@@ -206,11 +206,10 @@ describe('e2e on real nodes: the warm-up barrier holds a joining node until its 
   after(async () => {
     await cluster.kubectl(['delete', 'namespace', NS, '--ignore-not-found', '--wait=false'], { allowFailure: true });
     await cluster.kubectl(['delete', 'prepullpolicy', POLICY, '--ignore-not-found'], { allowFailure: true });
-    // Whatever happened, the nodes this file added carry no taint of its own into the other files' tests.
-    for (const n of joined) {
-      for (const key of [TAINT, FOREIGN.key]) await cluster.kubectl(['taint', 'nodes', n.name, `${key}-`], { allowFailure: true });
-    }
     await kwarm?.uninstall();
+    // The nodes this file added leave the shared cluster (after kwarm, whose agents ran there): the other files'
+    // tests size their Deployments by the node count, and each extra node is load on a 2-core machine.
+    for (const n of joined) await cluster.removeNode(n.name);
   });
 
   it('a node registered with the taint takes no pod until its gating image is Completed, then its pod starts on the image already present', async () => {
