@@ -12,7 +12,8 @@
 // helm uninstall leaves no pod gated (the pre-delete hook).
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { ROLLOUT_GATE_NAME } from '../../../api/v1alpha1/index.ts';
+import { ROLLOUT_GATE_NAME, WORKLOAD_ANNOTATION } from '../../../api/v1alpha1/index.ts';
+import { errorText } from '../../../lib/errors.ts';
 import { BUSYBOX } from '../../../local-cluster/busybox-images.ts';
 import { KWARM_NAMESPACE } from '../../../local-cluster/kwarm-access.ts';
 import { helmInstallKwarm, kwarmLogs, kwarmPods, waitKwarmReady, CONTROLLER_DEPLOYMENT, type KwarmInstallation } from '../../../local-cluster/kwarm-install.ts';
@@ -42,6 +43,11 @@ interface PodJson {
   status: { phase?: string };
 }
 interface EventJson { reason?: string; message?: string; involvedObject: { name?: string; kind?: string } }
+interface ImageJson {
+  metadata: { name: string; annotations?: Record<string, string> };
+  spec: { image: string };
+  status?: { phase?: string; ready?: string };
+}
 
 describe('e2e on real nodes: the rollout gate (chart, webhook over TLS, release loop, uninstall hook)', function () {
   this.timeout(600_000);
@@ -131,6 +137,36 @@ describe('e2e on real nodes: the rollout gate (chart, webhook over TLS, release 
     return (JSON.parse(stdout) as { items: EventJson[] }).items;
   }
 
+  async function prePullImages(): Promise<ImageJson[]> {
+    const { stdout } = await cluster.kubectl(['get', 'prepullimages', '-n', NS, '-o', 'json']);
+    return (JSON.parse(stdout) as { items: ImageJson[] }).items;
+  }
+
+  /**
+   * What a failed gate wait needs to be understood: the namespace's PrePullImages (did kwarm derive one for the
+   * workload, for which image, how far), each app pod's webhook call (called or failed open), and the controller's
+   * log lines about leadership, the webhook and the rollout gate.
+   */
+  async function gateDiagnostics(): Promise<string> {
+    const images = await prePullImages().catch((err: unknown) => [`(list failed: ${errorText(err)})`]);
+    const ppis = images.map((i) => typeof i === 'string' ? i
+      : `${i.metadata.name} ${i.metadata.annotations?.[WORKLOAD_ANNOTATION] ?? '-'} ${i.spec.image} ${i.status?.phase ?? '-'} ${i.status?.ready ?? '-'}`);
+    const calls = (await pods().catch(() => [])).map((p) => `${p.metadata.name} ${p.spec.containers[0]?.image ?? '-'} gated=${gated(p)} webhook=${webhookCall(NS, p.metadata.name) ?? 'no audit event'}`);
+    const logs: string[] = [];
+    for (const p of await kwarmPods(cluster, 'controller')) {
+      const name = p.metadata?.name ?? '';
+      const r = await cluster.kubectl(['logs', '-n', KWARM_NAMESPACE, name], { allowFailure: true });
+      const lines = r.stdout.split('\n').filter((l) => /rollout gate|admission|webhook|leader|lease/i.test(l));
+      logs.push(`--- ${name} ---`, ...lines.slice(-40));
+    }
+    return [`PrePullImages in ${NS}:`, ...ppis, 'pods:', ...calls, 'controller log (rollout gate, webhook, leadership):', ...logs].join('\n');
+  }
+
+  /** Rethrows a failed wait with gateDiagnostics() appended. */
+  async function withGateDiagnostics(err: unknown): Promise<never> {
+    throw new Error(`${errorText(err)}\n${await gateDiagnostics()}`);
+  }
+
   const gated = (p: PodJson): boolean => p.spec.schedulingGates?.some((g) => g.name === ROLLOUT_GATE_NAME) ?? false;
 
   before(async () => {
@@ -203,15 +239,24 @@ describe('e2e on real nodes: the rollout gate (chart, webhook over TLS, release 
       await waitFor(async () => (await cluster.kubectl(['get', 'serviceaccount', 'default', '-n', NS], { allowFailure: true })).code === 0,
         { what: `the default ServiceAccount of ${NS}`, timeoutMs: 60_000, intervalMs: 250 });
       // A new workload has no PrePullImage yet, so its first pods are admitted ungated: roll it out first.
-      await cluster.controlPlane.apply(deployment(await pushApp(1), cluster.nodes.length));
+      const v1 = await pushApp(1);
+      await cluster.controlPlane.apply(deployment(v1, cluster.nodes.length));
       await cluster.kubectl(['rollout', 'status', `deployment/${APP}`, '-n', NS, '--timeout=180s']);
+      // The webhook gates a workload's new pods only once a PrePullImage of a gate-enabled policy exists for it;
+      // kwarm's leader derives it. After the controller was scaled to 0 and back, the new replica is Ready before
+      // it holds the Lease (the old holder's must expire first), so wait for the derived PrePullImage of v1,
+      // Completed, before the image change (without it the new pods are admitted ungated: NotSelected).
+      await waitFor(async () => (await prePullImages()).find((i) => i.metadata.annotations?.[WORKLOAD_ANNOTATION] === `Deployment/${APP}`
+        && i.spec.image === v1 && i.status?.phase === 'Completed'), { what: `kwarm's PrePullImage of Deployment ${NS}/${APP} for ${v1}, Completed`, timeoutMs: 180_000, intervalMs: 500 })
+        .catch(withGateDiagnostics);
     });
 
     it('an image change: new pods wait gated while kwarm pulls, then start with the image already present', async () => {
       const v2 = await pushApp(24);
       await cluster.kubectl(['set', 'image', `deployment/${APP}`, `app=${v2}`, '-n', NS]);
       const seenGated = await waitFor(async () => (await pods()).find((p) => p.spec.containers[0]?.image === v2 && gated(p)),
-        { what: 'a new pod created with kwarm\'s scheduling gate', timeoutMs: 60_000, intervalMs: 200 });
+        { what: 'a new pod created with kwarm\'s scheduling gate', timeoutMs: 60_000, intervalMs: 200 })
+        .catch(withGateDiagnostics);
       expect(seenGated.spec.nodeName, 'a gated pod is not scheduled').to.equal(undefined);
       await cluster.kubectl(['rollout', 'status', `deployment/${APP}`, '-n', NS, '--timeout=240s']);
       const fresh = await waitFor(async () => {
