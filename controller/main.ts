@@ -17,6 +17,7 @@ import { errorText } from '../lib/errors.ts';
 import { warmupOptions } from './warmup/barrier-decision.ts';
 import { BarrierLoop } from './warmup/barrier.ts';
 import { MUTATE_PODS_PATH, mutatePodsHandler } from './gate/admission.ts';
+import { CachedAdmissionLookups } from './gate/admission-lookups.ts';
 import { ReleaseLoop, releaseAllGates } from './gate/release-loop.ts';
 import { startWebhookServer, webhookConfig, webhookOptions, type WebhookServer } from './webhook/webhook-server.ts';
 
@@ -127,7 +128,21 @@ async function main(): Promise<number> {
   // Every replica serves the webhook and keeps its certificate, leader or not: its own client, not lease-fenced.
   const webhookClient = new KubeClient(access, { userAgent: 'kwarm-controller/webhook', timeoutMs: 30_000 });
   let webhookServer: WebhookServer | undefined;
-  if (webhook !== undefined) webhookServer = await startWebhookServer(webhook, { [MUTATE_PODS_PATH]: mutatePodsHandler({ client: webhookClient, log, namespace: argv.namespace }) }, { client: webhookClient, log });
+  // The admission's caches of policies and PrePullImages live as long as the webhook server.
+  const stopLookups = new AbortController();
+  let lookupsRunning: Promise<void> | undefined;
+  if (webhook !== undefined) {
+    const lookups = new CachedAdmissionLookups({ client: webhookClient, log });
+    lookupsRunning = lookups.run(stopLookups.signal);
+    try {
+      webhookServer = await startWebhookServer(webhook, { [MUTATE_PODS_PATH]: mutatePodsHandler({ lookups, log, namespace: argv.namespace }) }, { client: webhookClient, log });
+    } catch (err) {
+      stopLookups.abort();
+      await lookupsRunning;
+      webhookClient.close();
+      throw err;
+    }
+  }
   const metricsServer = await serveMetrics(metrics.registry, argv['metrics-bind-address']);
   const healthServer = await serveHealth({
     live: {},
@@ -185,6 +200,8 @@ async function main(): Promise<number> {
     await closeServer(metricsServer);
     await closeServer(healthServer);
     await webhookServer?.close();
+    stopLookups.abort();
+    await lookupsRunning;
     webhookClient.close();
     client.close();
   }

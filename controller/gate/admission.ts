@@ -1,14 +1,13 @@
 // The mutating webhook's route /mutate-pods: a pod being created gets kwarm's scheduling gate when it belongs to a
 // Deployment or StatefulSet whose images a policy with rolloutGate.enabled pre-pulls, and they are not warm yet.
 // It never refuses a pod, and fails open: any lookup that fails or takes longer than the budget (well inside the
-// webhook's 2 s timeout) means no gate. Agents are taken to report here (a node still pulling holds the gate);
+// webhook's 2 s timeout) means no gate. The lookups (admission-lookups.ts) read caches every replica keeps. Agents are taken to report here (a node still pulling holds the gate);
 // the release loop, which watches the agents' heartbeats, lets go of pods held by a node without a working agent.
 import type { Logger } from 'winston';
-import type { KubeClient } from '../../lib/kube-client.ts';
 import { errorText } from '../../lib/errors.ts';
 import { admissionResponse, decodeAdmissionRequest } from './admission-review.ts';
 import { addGatePatch, neverGated, podWarmth, podWorkload } from './gate-decision.ts';
-import { listGateImages, listGatePolicies, replicaSetOwner } from './gate-api.ts';
+import type { AdmissionLookups } from './admission-lookups.ts';
 import { decodeGatePod, hasRolloutGate } from './views.ts';
 
 export const MUTATE_PODS_PATH = '/mutate-pods';
@@ -17,7 +16,7 @@ export const MUTATE_PODS_PATH = '/mutate-pods';
 export const ADMISSION_LOOKUP_BUDGET_MS = 1500;
 
 export interface AdmissionOptions {
-  readonly client: KubeClient;
+  readonly lookups: AdmissionLookups;
   readonly log: Logger;
   /** kwarm's namespace, never gated. */
   readonly namespace: string;
@@ -47,13 +46,13 @@ async function decide(o: AdmissionOptions, operation: string, object: unknown, n
   if (pod.owner?.kind !== 'ReplicaSet' && pod.owner?.kind !== 'StatefulSet') return { outcome: 'skipped' };
   const signal = AbortSignal.timeout(o.budgetMs ?? ADMISSION_LOOKUP_BUDGET_MS);
   try {
-    const policies = await listGatePolicies(o.client, signal);
+    const policies = await o.lookups.policies(signal);
     const enabled = [...policies.values()].filter((p) => p.enabled).map((p) => p.name);
     if (enabled.length === 0) return { outcome: 'not-selected' };
-    const rsOwner = pod.owner.kind === 'ReplicaSet' ? await replicaSetOwner(o.client, pod.namespace, pod.owner.name, signal) : undefined;
+    const rsOwner = pod.owner.kind === 'ReplicaSet' ? await o.lookups.replicaSetOwner(pod.namespace, pod.owner, signal) : undefined;
     const workload = podWorkload(pod, rsOwner);
     if (workload === undefined) return { outcome: 'not-selected' };
-    const images = await listGateImages(o.client, pod.namespace, enabled, signal);
+    const images = await o.lookups.images(pod.namespace, enabled, signal);
     const w = podWarmth(pod, workload, { images, policies, agentReports: () => true });
     switch (w.kind) {
       case 'NotSelected':

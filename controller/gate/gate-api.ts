@@ -6,7 +6,7 @@ import type { KubeClient } from '../../lib/kube-client.ts';
 import { field, str } from '../../lib/raw.ts';
 import { controllerEvent, metaTime } from '../write/api-objects.ts';
 import { removeGatePatch } from './gate-decision.ts';
-import { decodeGateImage, decodeGatePolicy, type GateImageView, type GatePodView, type GatePolicyView } from './views.ts';
+import { decodeGateImage, decodeGatePolicy, type GateImageView, type GatePodView, type GatePolicyView, type PodOwner } from './views.ts';
 
 export const gatePaths = {
   policies: `/apis/${API_VERSION}/prepullpolicies`,
@@ -22,9 +22,10 @@ export const gatePaths = {
 /** Only pods no scheduler has placed yet can carry a scheduling gate. */
 export const UNSCHEDULED_PODS = 'spec.nodeName=';
 
-/** The controller owner of a ReplicaSet (its Deployment), undefined when it has none or is gone. */
-export async function replicaSetOwner(client: KubeClient, ns: string, name: string, signal: AbortSignal): Promise<{ kind: string; name: string } | undefined> {
+/** The controller owner of a ReplicaSet (its Deployment), undefined when it has none; 'not-found' when there is no such ReplicaSet. */
+export async function replicaSetOwner(client: KubeClient, ns: string, name: string, signal: AbortSignal): Promise<PodOwner | undefined | 'not-found'> {
   const rs = await client.getOptional(gatePaths.replicaSet(ns, name), signal);
+  if (rs === undefined) return 'not-found';
   const owners = field(rs, 'metadata', 'ownerReferences');
   const ctl = Array.isArray(owners) ? (owners as unknown[]).find((o) => field(o, 'controller') === true) : undefined;
   const kind = str(field(ctl, 'kind'));

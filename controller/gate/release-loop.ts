@@ -8,15 +8,15 @@ import { backoffDelaySeconds, type RandomSource } from '../../lib/backoff.ts';
 import { errorText } from '../../lib/errors.ts';
 import { isNotFound, type KubeClient } from '../../lib/kube-client.ts';
 import type { ListWatch } from '../../lib/list-watch.ts';
-import { sameProjection } from '../../lib/raw.ts';
 import { Wakeup } from '../../lib/wakeup.ts';
 import { projectedWatch } from '../sources/projected-watch.ts';
 import { AGENT_STALE_MS } from '../warmup/barrier-decision.ts';
 import { agentReportsAt, decideRelease, podWorkload, releaseEvent, type PodWorkload, type ReleaseDecision } from './gate-decision.ts';
-import { gatePaths, releasePod, replicaSetOwner, UNSCHEDULED_PODS } from './gate-api.ts';
+import { gatePaths, releasePod, UNSCHEDULED_PODS } from './gate-api.ts';
+import { ReplicaSetOwners } from './replicaset-owners.ts';
 import { POLICY_LABEL } from '../../api/v1alpha1/index.ts';
 import {
-  decodeGateAgent, decodeGateImage, decodeGatePod, decodeGatePolicy, hasRolloutGate,
+  decodeGateAgent, decodeGateImage, decodeGatePod, decodeGatePolicy, hasRolloutGate, imagesByNamespace, keepUnchanged,
   type GateAgentView, type GateImageView, type GatePodView, type GatePolicyView,
 } from './views.ts';
 
@@ -36,13 +36,6 @@ export interface ReleaseLoopOptions {
 
 const RETRY = { baseSeconds: 1, capSeconds: 60, jitter: 'full' } as const;
 
-function projected<T>(decode: (raw: unknown) => T | undefined): (raw: unknown, previous: T | undefined) => T | undefined {
-  return (raw, previous) => {
-    const next = decode(raw);
-    return next !== undefined && previous !== undefined && sameProjection(next, previous) ? previous : next;
-  };
-}
-
 export class ReleaseLoop {
   readonly #o: ReleaseLoopOptions;
   readonly #pods: ListWatch<GatePodView>;
@@ -57,21 +50,21 @@ export class ReleaseLoop {
   /** Pod key → the cached view a release was computed from; skipped until the watch shows the write. */
   readonly #written = new Map<string, GatePodView>();
   readonly #failures = new Map<string, number>();
-  /** `namespace/replicaset` → its controller owner (null: none); ReplicaSets never change owner. */
-  readonly #rsOwners = new Map<string, { kind: string; name: string } | null>();
+  readonly #rsOwners: ReplicaSetOwners;
   #byNamespace: Map<string, GateImageView[]> | undefined;
 
   constructor(opts: ReleaseLoopOptions) {
     this.#o = opts;
     const { client, log } = opts;
+    this.#rsOwners = new ReplicaSetOwners(client);
     const everything = (): void => { this.#all = true; this.#wakeup.wake(); };
     this.#pods = projectedWatch({
-      client, log, path: gatePaths.pods, fieldSelector: UNSCHEDULED_PODS, decode: projected((raw) => decodeGatePod(raw)),
+      client, log, path: gatePaths.pods, fieldSelector: UNSCHEDULED_PODS, decode: keepUnchanged((raw) => decodeGatePod(raw)),
       onChange: () => { this.#all = true; this.#wakeup.wake(); },
     });
-    this.#images = projectedWatch({ client, log, path: gatePaths.prePullImages, labelSelector: POLICY_LABEL, decode: projected(decodeGateImage), onChange: everything });
-    this.#policies = projectedWatch({ client, log, path: gatePaths.policies, decode: projected(decodeGatePolicy), onChange: everything });
-    this.#agents = projectedWatch({ client, log, path: gatePaths.nodeImageSets, decode: projected(decodeGateAgent), onChange: everything });
+    this.#images = projectedWatch({ client, log, path: gatePaths.prePullImages, labelSelector: POLICY_LABEL, decode: keepUnchanged(decodeGateImage), onChange: everything });
+    this.#policies = projectedWatch({ client, log, path: gatePaths.policies, decode: keepUnchanged(decodeGatePolicy), onChange: everything });
+    this.#agents = projectedWatch({ client, log, path: gatePaths.nodeImageSets, decode: keepUnchanged(decodeGateAgent), onChange: everything });
   }
 
   get synced(): boolean {
@@ -119,26 +112,13 @@ export class ReleaseLoop {
 
   /** The derived PrePullImages of one namespace, indexed once per pass. */
   #imagesIn(namespace: string): readonly GateImageView[] {
-    if (this.#byNamespace === undefined) {
-      this.#byNamespace = new Map();
-      for (const i of this.#images.values()) {
-        const list = this.#byNamespace.get(i.namespace);
-        if (list === undefined) this.#byNamespace.set(i.namespace, [i]);
-        else list.push(i);
-      }
-    }
+    this.#byNamespace ??= imagesByNamespace(this.#images.values());
     return this.#byNamespace.get(namespace) ?? [];
   }
 
   async #workload(pod: GatePodView, signal: AbortSignal): Promise<PodWorkload> {
     if (pod.owner?.kind !== 'ReplicaSet') return podWorkload(pod, undefined);
-    const key = `${pod.namespace}/${pod.owner.name}`;
-    let owner = this.#rsOwners.get(key);
-    if (owner === undefined) {
-      owner = (await replicaSetOwner(this.#o.client, pod.namespace, pod.owner.name, signal)) ?? null;
-      this.#rsOwners.set(key, owner);
-    }
-    return podWorkload(pod, owner ?? undefined);
+    return podWorkload(pod, await this.#rsOwners.get(pod.namespace, pod.owner, signal));
   }
 
   async #decide(key: string, signal: AbortSignal): Promise<void> {

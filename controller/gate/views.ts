@@ -1,7 +1,7 @@
 // What the rollout gate reads of Pods, PrePullImages, PrePullPolicies and NodeImageSets, projected from the raw
 // API objects once at the edge (admission requests, lists and watches). Pure: no I/O.
 import { CONTAINER_ANNOTATION, POLICY_LABEL, ROLLOUT_GATE_NAME, WORKLOAD_ANNOTATION, durationMilliseconds, DEFAULT_ROLLOUT_GATE_TIMEOUT } from '../../api/v1alpha1/index.ts';
-import { field, isRecord, list, str } from '../../lib/raw.ts';
+import { field, isRecord, list, sameProjection, str } from '../../lib/raw.ts';
 
 export interface PodContainer {
   readonly name: string;
@@ -11,6 +11,8 @@ export interface PodContainer {
 export interface PodOwner {
   readonly kind: string;
   readonly name: string;
+  /** The owner's uid, when the reference gives it. */
+  readonly uid?: string;
 }
 
 /** The part of a Pod the gate reads. */
@@ -45,6 +47,7 @@ export function decodeGatePod(raw: unknown, namespace?: string): GatePodView | u
   const ctl = Array.isArray(owners) ? (owners as unknown[]).find((o) => field(o, 'controller') === true) : undefined;
   const ownerKind = str(field(ctl, 'kind'));
   const ownerName = str(field(ctl, 'name'));
+  const ownerUid = str(field(ctl, 'uid'));
   const gates = field(raw, 'spec', 'schedulingGates');
   const nodeName = str(field(raw, 'spec', 'nodeName'));
   return {
@@ -53,7 +56,7 @@ export function decodeGatePod(raw: unknown, namespace?: string): GatePodView | u
     uid: str(field(raw, 'metadata', 'uid')) ?? '',
     createdAt: str(field(raw, 'metadata', 'creationTimestamp')),
     nodeName: nodeName === '' ? undefined : nodeName,
-    owner: ownerKind !== undefined && ownerName !== undefined ? { kind: ownerKind, name: ownerName } : undefined,
+    owner: ownerKind !== undefined && ownerName !== undefined ? { kind: ownerKind, name: ownerName, ...(ownerUid !== undefined ? { uid: ownerUid } : {}) } : undefined,
     containers: [...list(field(raw, 'spec', 'containers'), container), ...list(field(raw, 'spec', 'initContainers'), container)],
     gates: Array.isArray(gates) ? (gates as unknown[]) : undefined,
   };
@@ -147,4 +150,26 @@ export interface GateAgentView {
 export function decodeGateAgent(raw: unknown): GateAgentView | undefined {
   const node = str(field(raw, 'metadata', 'name'));
   return node === undefined ? undefined : { node, heartbeatTime: str(field(raw, 'status', 'heartbeatTime')) };
+}
+
+/**
+ * A list-watch decoder (controller/sources/projected-watch.ts) that returns the cached object itself when the
+ * new projection equals it: then nothing the gate reads changed, and nobody is woken.
+ */
+export function keepUnchanged<T>(decode: (raw: unknown) => T | undefined): (raw: unknown, previous: T | undefined) => T | undefined {
+  return (raw, previous) => {
+    const next = decode(raw);
+    return next !== undefined && previous !== undefined && sameProjection(next, previous) ? previous : next;
+  };
+}
+
+/** PrePullImages grouped by namespace: a pod's admission or release reads only those of its own namespace. */
+export function imagesByNamespace(images: Iterable<GateImageView>): Map<string, GateImageView[]> {
+  const out = new Map<string, GateImageView[]>();
+  for (const i of images) {
+    const list = out.get(i.namespace);
+    if (list === undefined) out.set(i.namespace, [i]);
+    else list.push(i);
+  }
+  return out;
 }

@@ -9,7 +9,8 @@ import { promisify } from 'node:util';
 import winston from 'winston';
 import { dumpYaml, loadAllYaml } from '@kubernetes/client-node';
 import { ROLLOUT_GATE_NAME } from '../../../api/v1alpha1/index.ts';
-import { mutatePodsHandler } from '../../../controller/gate/admission.ts';
+import { mutatePodsHandler, type AdmissionOutcome } from '../../../controller/gate/admission.ts';
+import { apiLookups, CachedAdmissionLookups } from '../../../controller/gate/admission-lookups.ts';
 import { ReleaseLoop, releaseAllGates } from '../../../controller/gate/release-loop.ts';
 import { KubeApiError, KubeClient } from '../../../lib/kube-client.ts';
 import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
@@ -26,6 +27,7 @@ const POOL = 'gate-it';
 const NODES = ['gate-n1', 'gate-n2'];
 const IMG_A = '127.0.0.1:5999/gate/a:v1';
 const IMG_B = '127.0.0.1:5999/gate/b:v1';
+const IMG_C = '127.0.0.1:5999/gate/c:v1';
 const SA = 'kwarm-controller';
 const run = promisify(execFile);
 const ACCESS_KINDS = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
@@ -106,7 +108,7 @@ describe('controller: the rollout gate on the real API server (chart RBAC and ad
   /** Creates the pod as the API server would after the webhook: with the handler's patch applied. */
   async function admit(name: string, image: string): Promise<{ pod: RawPod; gated: boolean }> {
     const body = podBody(rs.get(name) ?? { name: '', uid: '' }, image);
-    const answer = await mutatePodsHandler({ client: kwarm, log, namespace: KWARM_NS })(review(body));
+    const answer = await mutatePodsHandler({ lookups: apiLookups(kwarm), log, namespace: KWARM_NS })(review(body));
     expect((answer as Answer).response).to.include({ uid: 'req-1', allowed: true });
     const patch = patchOf(answer);
     if (patch !== undefined) {
@@ -217,18 +219,60 @@ describe('controller: the rollout gate on the real API server (chart RBAC and ad
     // The agent's token may not list PrePullPolicies: every lookup fails, and the pod goes through ungated.
     const agent = new KubeClient(cp.kubeConfig(await agentKubeconfig(cp, 'gate-n1', KWARM_NS)));
     try {
-      const refused = mutatePodsHandler({ client: agent, log, namespace: KWARM_NS, onDecision: (o) => outcomes.push(o) });
+      const refused = mutatePodsHandler({ lookups: apiLookups(agent), log, namespace: KWARM_NS, onDecision: (o) => outcomes.push(o) });
       expect(patchOf(await refused(review(body)))).to.equal(undefined);
     } finally {
       agent.close();
     }
-    const handler = mutatePodsHandler({ client: kwarm, log, namespace: KWARM_NS, onDecision: (o) => outcomes.push(o) });
+    const handler = mutatePodsHandler({ lookups: apiLookups(kwarm), log, namespace: KWARM_NS, onDecision: (o) => outcomes.push(o) });
     expect(patchOf(await handler(review(body)))).to.not.equal(undefined);
     const system = { ...body, metadata: { ...(body.metadata as Record<string, unknown>), namespace: 'kube-system' } };
     expect(patchOf(await handler(review(system, 'kube-system')))).to.equal(undefined);
     const ds = { ...body, metadata: { generateName: 'ds-', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'ds', uid: 'x', controller: true }] } };
     expect(patchOf(await handler(review(ds)))).to.equal(undefined);
     expect(outcomes).to.deep.equal(['error', 'gated', 'skipped', 'skipped']);
+  });
+
+  it('admission from caches: API lookups until the caches sync, then none per pod (ReplicaSet owner read once); the caches follow the pulls', async () => {
+    await workload('cached', 'long', IMG_C);
+    const requests: string[] = [];
+    const token = await cp.serviceAccountKubeconfig(KWARM_NS, SA);
+    const client = new KubeClient(cp.kubeConfig(token), { observe: (method, path) => { if (method === 'GET') requests.push(path); } });
+    const lookups = new CachedAdmissionLookups({ client, log });
+    const outcomes: AdmissionOutcome[] = [];
+    const handler = mutatePodsHandler({ lookups, log, namespace: KWARM_NS, onDecision: (o) => outcomes.push(o) });
+    const body = podBody(rs.get('cached') ?? { name: '', uid: '' }, IMG_C);
+    const stop = new AbortController();
+    let running: Promise<void> | undefined;
+    try {
+      // Not in sync (not even started): the lookups go to the API server, and decide the same.
+      let started = performance.now();
+      expect(patchOf(await handler(review(body)))).to.not.equal(undefined);
+      const apiMs = performance.now() - started;
+      expect(requests.filter((p) => p.includes('/prepullpolicies')), requests.join(', ')).to.have.length(1);
+      expect(requests.filter((p) => p.includes(`/namespaces/${NS}/prepullimages`)), requests.join(', ')).to.have.length(1);
+      expect(requests.filter((p) => p.includes('/replicasets/')), requests.join(', ')).to.have.length(1);
+
+      running = lookups.run(AbortSignal.any([signal, stop.signal]));
+      await waitFor(() => lookups.synced, { what: 'the admission caches in sync' });
+      requests.length = 0;
+      started = performance.now();
+      for (let i = 0; i < 20; i++) expect(patchOf(await handler(review(body)))).to.not.equal(undefined);
+      console.log(`    admission: ${apiMs.toFixed(1)} ms with API lookups, ${((performance.now() - started) / 20).toFixed(2)} ms each from the caches (20)`);
+      // Only the caches' own list-watch requests (made as they synced, before the reset) and none per pod.
+      expect(requests, 'API requests during 20 cached admissions').to.deep.equal([]);
+
+      await agentSays('gate-n1', 'Completed', IMG_C);
+      await agentSays('gate-n2', 'Completed', IMG_C);
+      await waitFor(async () => patchOf(await handler(review(body))) === undefined, { what: 'a cached admission to see the image warm' });
+      expect(requests, 'API requests while the caches followed the pulls').to.deep.equal([]);
+      expect(outcomes[0]).to.equal('gated');
+      expect(outcomes.at(-1)).to.equal('warm');
+    } finally {
+      stop.abort();
+      await running;
+      client.close();
+    }
   });
 
   it('refuses every other pod write with the controller\'s token, allows removing kwarm\'s gate, and releases all for uninstall', async () => {

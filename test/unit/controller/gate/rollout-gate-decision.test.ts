@@ -12,7 +12,7 @@ import {
   type GateContext,
 } from '../../../../controller/gate/gate-decision.ts';
 import { admissionResponse, decodeAdmissionRequest } from '../../../../controller/gate/admission-review.ts';
-import { decodeGateImage, decodeGatePod, decodeGatePolicy, hasRolloutGate, type GateImageView, type GatePodView, type GatePolicyView } from '../../../../controller/gate/views.ts';
+import { decodeGateImage, decodeGatePod, decodeGatePolicy, hasRolloutGate, imagesByNamespace, keepUnchanged, type GateImageView, type GatePodView, type GatePolicyView } from '../../../../controller/gate/views.ts';
 
 const GATE = 'kwarm.io/images-warm';
 const A1 = 'r.example/a:v1';
@@ -201,6 +201,33 @@ describe('rollout gate: decoding and the AdmissionReview envelope', () => {
     expect(decodeGateImage({ metadata: { namespace: 'shop', name: 'hand-made' }, spec: { image: A1 } })).to.equal(undefined);
     expect(decodeGatePolicy({ metadata: { name: 'p' }, spec: {} })).to.deep.equal({ name: 'p', enabled: false, timeoutMs: 5 * MINUTE });
     expect(decodeGatePolicy({ metadata: { name: 'p' }, spec: { rolloutGate: { enabled: true, timeout: '90s' } } })).to.deep.equal({ name: 'p', enabled: true, timeoutMs: 90_000 });
+  });
+
+  it('keeps the owner reference\'s uid (a ReplicaSet created again under its name is another owner)', () => {
+    const raw = { metadata: { name: 'p', ownerReferences: [{ kind: 'ReplicaSet', name: 'web-abc', uid: 'rs-1', controller: true }] }, spec: { containers: [] } };
+    expect(decodeGatePod(raw, 'shop')?.owner).to.deep.equal({ kind: 'ReplicaSet', name: 'web-abc', uid: 'rs-1' });
+  });
+
+  it('a cache keeps the object it has when the projection is unchanged, so nobody is woken for it', () => {
+    const decode = keepUnchanged(decodeGatePolicy);
+    const before = decode({ metadata: { name: 'p' }, spec: { rolloutGate: { enabled: true } } }, undefined);
+    // A change the gate does not read (another field) gives back the very same object ...
+    expect(decode({ metadata: { name: 'p', labels: { x: 'y' } }, spec: { rolloutGate: { enabled: true }, timeout: '1m' } }, before)).to.equal(before);
+    // ... one it reads gives a new one.
+    const after = decode({ metadata: { name: 'p' }, spec: { rolloutGate: { enabled: false } } }, before);
+    expect(after).to.not.equal(before);
+    expect(after?.enabled).to.equal(false);
+    expect(decode({ metadata: {} }, before)).to.equal(undefined);
+  });
+
+  it('groups PrePullImages by namespace', () => {
+    const img = (namespace: string, name: string): GateImageView => ({
+      namespace, name, policy: 'p', workload: 'Deployment/web', container: 'app', image: A1, generation: 1, observedGeneration: 1, summary: undefined, unfinished: [],
+    });
+    const byNs = imagesByNamespace([img('a', '1'), img('b', '2'), img('a', '3')]);
+    expect([...byNs.keys()]).to.deep.equal(['a', 'b']);
+    expect(byNs.get('a')?.map((i) => i.name)).to.deep.equal(['1', '3']);
+    expect(imagesByNamespace([]).size).to.equal(0);
   });
 
   it('echoes the uid, always allows, and base64-encodes the JSON patch', () => {
