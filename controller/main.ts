@@ -118,7 +118,11 @@ async function main(): Promise<number> {
     const results = await Promise.allSettled([
       controller.run(both),
       new BarrierLoop({ client, log, instance: identity, warmup, now: Date.now }).run(both),
-      ...(webhook !== undefined ? [new ReleaseLoop({ client, log, instance: identity, now: Date.now, agentStaleMs }).run(both)] : []),
+      ...(webhook !== undefined ? [new ReleaseLoop({
+        client, log, instance: identity, now: Date.now, agentStaleMs,
+        onRelease: (_pod, decision) => { metrics.released(decision.reason); },
+        onGatedPods: (count) => { metrics.gatedPods.set(count); },
+      }).run(both)] : []),
     ].map((p) => p.catch((err: unknown) => { failed.abort(err); throw err; })));
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   };
@@ -135,7 +139,7 @@ async function main(): Promise<number> {
     const lookups = new CachedAdmissionLookups({ client: webhookClient, log });
     lookupsRunning = lookups.run(stopLookups.signal);
     try {
-      webhookServer = await startWebhookServer(webhook, { [MUTATE_PODS_PATH]: mutatePodsHandler({ lookups, log, namespace: argv.namespace }) }, { client: webhookClient, log });
+      webhookServer = await startWebhookServer(webhook, { [MUTATE_PODS_PATH]: mutatePodsHandler({ lookups, log, namespace: argv.namespace, onDecision: (outcome) => { metrics.admitted(outcome); } }) }, { client: webhookClient, log });
     } catch (err) {
       stopLookups.abort();
       await lookupsRunning;

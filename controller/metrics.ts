@@ -2,6 +2,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { PREPULLIMAGE_PHASES, type PrePullImagePhase } from '../api/v1alpha1/index.ts';
 import type { HttpMethod } from '../lib/kube-client.ts';
+import { ADMISSION_OUTCOMES, type AdmissionOutcome } from './gate/admission.ts';
+import { RELEASE_REASONS, type ReleaseReason } from './gate/gate-decision.ts';
 
 /** `prepullimages/status`, `nodeimagesets`, `events`… from an API path: a bounded label. */
 export function resourceOfPath(path: string): string {
@@ -26,6 +28,9 @@ export class ControllerMetrics {
   readonly heldPulls: Gauge;
   readonly refreshes: Counter<'trigger'>;
   readonly leader: Gauge;
+  readonly gateAdmissions: Counter<'outcome'>;
+  readonly gateReleases: Counter<'reason'>;
+  readonly gatedPods: Gauge;
 
   constructor() {
     const registers = [this.registry];
@@ -47,7 +52,27 @@ export class ControllerMetrics {
     this.heldPulls = new Gauge({ name: 'kwarm_held_pulls', help: '(node, image) pairs waiting for the --max-concurrent-pulls budget.', registers });
     this.refreshes = new Counter({ name: 'kwarm_refreshes_total', help: 'Refreshes recorded on PrePullImages, by trigger (Annotation, Interval).', labelNames: ['trigger'], registers });
     this.leader = new Gauge({ name: 'kwarm_controller_leader', help: '1 while this replica holds the leader Lease (or runs without election).', registers });
+    this.gateAdmissions = new Counter({
+      name: 'kwarm_rollout_gate_admissions_total', registers, labelNames: ['outcome'],
+      help: 'Pods the rollout gate webhook admitted, by outcome (gated, warm, not-selected, skipped; error: a lookup failed, admitted ungated).',
+    });
+    this.gateReleases = new Counter({
+      name: 'kwarm_rollout_gate_releases_total', registers, labelNames: ['reason'],
+      help: 'Pods the rollout gate released, by reason (ImagesWarm, TimedOut, NotSelected, Uninstalled).',
+    });
+    this.gatedPods = new Gauge({ name: 'kwarm_rollout_gate_gated_pods', help: 'Pods carrying kwarm\'s scheduling gate now, as the leader sees them (0 on a standby).', registers });
     for (const phase of PREPULLIMAGE_PHASES) this.prePullImagesByPhase.set({ phase }, 0);
+    // Every series from the start, so rate() and alerts see a first increment.
+    for (const outcome of ADMISSION_OUTCOMES) this.gateAdmissions.inc({ outcome }, 0);
+    for (const reason of RELEASE_REASONS) this.gateReleases.inc({ reason }, 0);
+  }
+
+  admitted(outcome: AdmissionOutcome): void {
+    this.gateAdmissions.inc({ outcome });
+  }
+
+  released(reason: ReleaseReason): void {
+    this.gateReleases.inc({ reason });
   }
 
   /** The KubeClient `observe` hook. */

@@ -25,7 +25,13 @@ export interface AdmissionOptions {
   readonly onDecision?: (outcome: AdmissionOutcome) => void;
 }
 
-export type AdmissionOutcome = 'gated' | 'warm' | 'not-selected' | 'skipped' | 'error';
+/**
+ * gated: created with kwarm's gate. warm: selected, images warm, no gate. not-selected: no gate-enabled policy covers
+ * the pod's workload. skipped: never gated (not a CREATE, a namespace or owner kind kwarm does not gate, already bound).
+ * error: a lookup failed or ran out of budget; admitted ungated (failed open).
+ */
+export const ADMISSION_OUTCOMES = ['gated', 'warm', 'not-selected', 'skipped', 'error'] as const;
+export type AdmissionOutcome = (typeof ADMISSION_OUTCOMES)[number];
 
 /** The route handler: an AdmissionReview in, an AdmissionReview out. Throws only on a body that is not one. */
 export function mutatePodsHandler(o: AdmissionOptions): (body: unknown) => Promise<unknown> {

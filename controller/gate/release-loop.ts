@@ -32,6 +32,8 @@ export interface ReleaseLoopOptions {
   readonly random?: RandomSource;
   /** Called after each release, for logs, metrics and tests. */
   readonly onRelease?: (pod: GatePodView, decision: Extract<ReleaseDecision, { release: true }>) => void;
+  /** Called after each pass with the number of pods carrying the gate, and with 0 when the loop stops (no longer leader). */
+  readonly onGatedPods?: (count: number) => void;
 }
 
 const RETRY = { baseSeconds: 1, capSeconds: 60, jitter: 'full' } as const;
@@ -79,6 +81,11 @@ export class ReleaseLoop {
       await Promise.all(all.map((w) => w.waitForSync(signal)));
       while (!signal.aborted) {
         await this.#pass(signal);
+        if (this.#o.onGatedPods !== undefined) {
+          let gated = 0;
+          for (const pod of this.#pods.values()) if (hasRolloutGate(pod)) gated++;
+          this.#o.onGatedPods(gated);
+        }
         const next = Math.min(...this.#due.values());
         const pending = this.#all || this.#dirty.size > 0;
         const wait = pending ? 0 : Number.isFinite(next) ? Math.max(0, next - this.#o.now()) : undefined;
@@ -88,6 +95,7 @@ export class ReleaseLoop {
       if (!signal.aborted) throw err;
     } finally {
       await watches;
+      this.#o.onGatedPods?.(0);
     }
   }
 

@@ -133,9 +133,10 @@ describe('controller: the rollout gate on the real API server (chart RBAC and ad
     }
   }
 
-  function startLoop(): { stop: () => Promise<void> } {
+  /** A release loop with the controller's token; `gatedPods` gets what it reports after each pass (the metric). */
+  function startLoop(gatedPods: number[] = []): { stop: () => Promise<void> } {
     const stop = new AbortController();
-    const running = new ReleaseLoop({ client: kwarm, log, instance: 'gate-it', now: Date.now }).run(AbortSignal.any([signal, stop.signal]));
+    const running = new ReleaseLoop({ client: kwarm, log, instance: 'gate-it', now: Date.now, onGatedPods: (n) => gatedPods.push(n) }).run(AbortSignal.any([signal, stop.signal]));
     return { stop: async () => { stop.abort(); await running; } };
   }
 
@@ -171,7 +172,8 @@ describe('controller: the rollout gate on the real API server (chart RBAC and ad
     await workload('web', 'long', IMG_A);
     const { pod, gated } = await admit('web', IMG_A);
     expect(gated, 'nothing pulled yet: the pod is created gated').to.equal(true);
-    const loop = startLoop();
+    const gatedPods: number[] = [];
+    const loop = startLoop(gatedPods);
     try {
       // n2's agent reports (a heartbeat) before n1 finishes: a node whose agent never reported would not hold the gate.
       await agentSays('gate-n2', 'Pulling', IMG_A);
@@ -187,6 +189,8 @@ describe('controller: the rollout gate on the real API server (chart RBAC and ad
       const ev = await waitFor(async () => (await events(pod.metadata.name)).find((e) => e.reason === 'RolloutGateReleased'), { what: 'the release Event' });
       expect(ev.type).to.equal('Normal');
       expect(ev.message).to.contain('ImagesWarm');
+      expect(gatedPods[0], 'pods gated at the first pass').to.equal(1);
+      await waitFor(() => gatedPods.at(-1) === 0, { what: 'the loop to count no gated pod once it saw its release' });
     } finally {
       await loop.stop();
     }
