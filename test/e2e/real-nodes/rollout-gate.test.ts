@@ -9,15 +9,21 @@
 // The gate: a PrePullPolicy with rolloutGate.enabled and a labelled Deployment. After an image change the new pods
 // are created gated by the webhook, wait while kwarm pulls, are released by the controller once the image is on
 // every node (Event RolloutGateReleased), and start with the kubelet's "already present" event and no "Pulling".
-// helm uninstall leaves no pod gated (the pre-delete hook).
+// With the registry down, the gate comes off at the policy's timeout (RolloutGateTimedOut). The controller killed
+// (forced, grace 0) while pods are gated: the next leader releases them. The pod writes kwarm must never make are
+// refused for the token the kubelet mounted into the controller pod. helm uninstall leaves no pod gated (the
+// pre-delete hook).
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
+import { KubeConfig } from '@kubernetes/client-node';
 import { ROLLOUT_GATE_NAME, WORKLOAD_ANNOTATION } from '../../../api/v1alpha1/index.ts';
 import { errorText } from '../../../lib/errors.ts';
+import { KubeApiError, KubeClient } from '../../../lib/kube-client.ts';
 import { BUSYBOX } from '../../../local-cluster/busybox-images.ts';
 import { KWARM_NAMESPACE } from '../../../local-cluster/kwarm-access.ts';
-import { helmInstallKwarm, kwarmLogs, kwarmPods, waitKwarmReady, CONTROLLER_DEPLOYMENT, type KwarmInstallation } from '../../../local-cluster/kwarm-install.ts';
+import { helmInstallKwarm, kwarmLogs, kwarmPods, podReady, waitKwarmReady, CONTROLLER_DEPLOYMENT, type KwarmInstallation } from '../../../local-cluster/kwarm-install.ts';
 import { buildAndPushImage } from '../../../local-cluster/oci-image.ts';
+import { linkNodesToRegistry } from '../../../local-cluster/node-registry-link.ts';
 import { sharedRealCluster, type RealCluster } from '../../../local-cluster/real-cluster.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
 
@@ -38,11 +44,11 @@ interface AuditEvent {
   annotations?: Record<string, string>;
 }
 interface PodJson {
-  metadata: { name: string; labels?: Record<string, string> };
+  metadata: { name: string; uid?: string; creationTimestamp?: string; labels?: Record<string, string> };
   spec: { nodeName?: string; containers: { image: string }[]; schedulingGates?: { name: string }[] };
   status: { phase?: string };
 }
-interface EventJson { reason?: string; message?: string; involvedObject: { name?: string; kind?: string } }
+interface EventJson { type?: string; reason?: string; message?: string; reportingInstance?: string; involvedObject: { name?: string; kind?: string } }
 interface ImageJson {
   metadata: { name: string; annotations?: Record<string, string> };
   spec: { image: string };
@@ -101,13 +107,14 @@ describe('e2e on real nodes: the rollout gate (chart, webhook over TLS, release 
     await cluster.kubectl(['scale', 'deployment', CONTROLLER_DEPLOYMENT, '-n', KWARM_NAMESPACE, `--replicas=${replicas}`]);
   }
 
-  async function pushApp(mib: number): Promise<string> {
+  /** Pushes a new tag of the app; returns the reference the nodes pull it by (`via`: through a registry link). */
+  async function pushApp(mib: number, via: (reference: string) => string = (r) => cluster.nodeImage(r)): Promise<string> {
     const pushed = await buildAndPushImage(cluster.registry, {
       repository: `e2e/${APP}`, tag: `v${++tagCount}`, layers: [mib * 2 ** 20],
       files: [{ path: 'bin/busybox', content: readFileSync(BUSYBOX), mode: 0o755 }],
       entrypoint: ['/bin/busybox', 'sleep', '86400'],
     });
-    return cluster.nodeImage(pushed.reference);
+    return via(pushed.reference);
   }
 
   function deployment(image: string, replicas: number): string {
@@ -160,6 +167,41 @@ describe('e2e on real nodes: the rollout gate (chart, webhook over TLS, release 
       logs.push(`--- ${name} ---`, ...lines.slice(-40));
     }
     return [`PrePullImages in ${NS}:`, ...ppis, 'pods:', ...calls, 'controller log (rollout gate, webhook, leadership):', ...logs].join('\n');
+  }
+
+  async function patchPolicyTimeout(timeout: string): Promise<void> {
+    await cluster.kubectl(['patch', 'prepullpolicy', POLICY, '--type=merge', '-p', JSON.stringify({ spec: { rolloutGate: { timeout } } })]);
+  }
+
+  /** When the named Event was (last) recorded on pod `name`. */
+  async function eventTime(name: string, reason: string): Promise<string | undefined> {
+    const { stdout } = await cluster.kubectl(['get', 'events', '-n', NS, '--field-selector', `involvedObject.name=${name},reason=${reason}`, '-o', 'json']);
+    const items = (JSON.parse(stdout) as { items: { eventTime?: string; lastTimestamp?: string; firstTimestamp?: string }[] }).items;
+    const first = items[0];
+    return first?.lastTimestamp ?? first?.eventTime ?? first?.firstTimestamp;
+  }
+
+  /**
+   * The service account token the kubelet mounted into `pod` (its kube-api-access projected volume), read inside
+   * the node's mount namespace, where the kubelet's tmpfs for the volume is mounted.
+   */
+  async function kubeletIssuedToken(pod: { metadata?: { uid?: string; name?: string }; spec?: { nodeName?: string } }): Promise<string> {
+    const n = cluster.node(pod.spec?.nodeName ?? '');
+    const volumes = `/var/lib/kubelet/pods/${pod.metadata?.uid ?? ''}/volumes/kubernetes.io~projected`;
+    const access = (await n.namespaces.exec('ls', [volumes])).split('\n').find((v) => v.startsWith('kube-api-access-'));
+    if (access === undefined) throw new Error(`no kube-api-access volume of ${pod.metadata?.name ?? '?'} in ${volumes} on ${n.name}`);
+    return (await n.namespaces.exec('cat', [`${volumes}/${access}/token`])).trim();
+  }
+
+  function clientWith(token: string, user: string): KubeClient {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'real', server: cluster.controlPlane.server, caFile: cluster.controlPlane.caFile }],
+      users: [{ name: user, token }],
+      contexts: [{ name: user, cluster: 'real', user }],
+      currentContext: user,
+    });
+    return new KubeClient(kc);
   }
 
   /** Rethrows a failed wait with gateDiagnostics() appended. */
@@ -273,6 +315,113 @@ describe('e2e on real nodes: the rollout gate (chart, webhook over TLS, release 
         expect(mine.filter((x) => x.reason === 'Pulling'), `${p.metadata.name} pulled: ${text}`).to.deep.equal([]);
         expect(mine.some((x) => x.reason === 'Pulled' && (x.message ?? '').includes('already present on machine')), text).to.equal(true);
         expect(mine.some((x) => x.reason === 'RolloutGateReleased' && (x.message ?? '').includes('ImagesWarm')), `${p.metadata.name} released by kwarm: ${text}\n${await kwarmLogs(cluster, 10)}`).to.equal(true);
+      }
+    });
+
+    it('the registry down: the gate comes off at the policy\'s timeout, with a RolloutGateTimedOut Warning', async () => {
+      // Nothing listens on this port of the nodes' own loopback: for every node the registry is down.
+      const down = '127.0.0.1:5009/e2e/gated:down';
+      await patchPolicyTimeout('20s');
+      try {
+        await cluster.kubectl(['set', 'image', `deployment/${APP}`, `app=${down}`, '-n', NS]);
+        await waitFor(async () => (await pods()).some((p) => p.spec.containers[0]?.image === down && gated(p)),
+          { what: 'a gated pod of the image whose registry is down', timeoutMs: 60_000, intervalMs: 200 }).catch(withGateDiagnostics);
+        const released = await waitFor(async () => {
+          const mine = (await pods()).filter((p) => p.spec.containers[0]?.image === down);
+          return mine.length === cluster.nodes.length && !mine.some(gated) ? mine : undefined;
+        }, { what: 'the gates of the pods of the down registry removed at the 20s timeout', timeoutMs: 90_000, intervalMs: 500 }).catch(withGateDiagnostics);
+        const e = await waitFor(async () => {
+          const all = await events();
+          return released.every((p) => all.some((x) => x.involvedObject.name === p.metadata.name && x.reason === 'RolloutGateTimedOut')) ? all : undefined;
+        }, { what: 'a RolloutGateTimedOut Event on each', timeoutMs: 30_000, intervalMs: 500 });
+        for (const p of released) {
+          const ev = e.find((x) => x.involvedObject.name === p.metadata.name && x.reason === 'RolloutGateTimedOut');
+          expect(ev?.type).to.equal('Warning');
+          expect(ev?.message).to.include(POLICY).and.to.include('TimedOut');
+          // Held until the timeout (from the pod's creation), not released before.
+          const created = Date.parse(p.metadata.creationTimestamp ?? '');
+          const releasedAt = Date.parse((await eventTime(p.metadata.name, 'RolloutGateTimedOut')) ?? '');
+          expect(releasedAt - created, `${p.metadata.name}: created ${p.metadata.creationTimestamp ?? '?'}`).to.be.at.least(19_000);
+        }
+      } finally {
+        await patchPolicyTimeout('5m');
+      }
+    });
+
+    it('the controller killed (force, grace 0) while pods are gated: the next leader releases them', async () => {
+      // Pulled through a paced link (16 MiB at 2 MB/s: 8 s per node), so the pulls cannot finish, and the killed
+      // controller cannot release anything, in the second its process takes to die after the forced delete.
+      const link = await linkNodesToRegistry(cluster, { bytesPerSecond: 2e6 });
+      let killed: string[] = [];
+      let stillGated: PodJson[] = [];
+      try {
+        const v3 = await pushApp(16, (r) => link.nodeImage(r));
+        await cluster.kubectl(['set', 'image', `deployment/${APP}`, `app=${v3}`, '-n', NS]);
+        await waitFor(async () => (await pods()).some((p) => p.spec.containers[0]?.image === v3 && gated(p)),
+          { what: 'a gated pod of the new image', timeoutMs: 60_000, intervalMs: 100 }).catch(withGateDiagnostics);
+        killed = (await kwarmPods(cluster, 'controller')).map((p) => p.metadata?.name ?? '');
+        await cluster.kubectl(['delete', 'pod', '-n', KWARM_NAMESPACE, ...killed, '--force', '--grace-period=0']);
+        stillGated = (await pods()).filter((p) => p.spec.containers[0]?.image === v3 && gated(p));
+        expect(stillGated, 'pods gated as the controller went').to.not.deep.equal([]);
+        await cluster.kubectl(['rollout', 'status', `deployment/${APP}`, '-n', NS, '--timeout=240s']);
+      } finally {
+        await link.stop();
+      }
+      const e = await waitFor(async () => {
+        const all = await events();
+        return stillGated.every((p) => all.some((x) => x.involvedObject.name === p.metadata.name && x.reason === 'RolloutGateReleased')) ? all : undefined;
+      }, { what: 'a RolloutGateReleased Event on each pod gated when the controller was killed', timeoutMs: 30_000, intervalMs: 500 }).catch(withGateDiagnostics);
+      for (const p of stillGated) {
+        const ev = e.find((x) => x.involvedObject.name === p.metadata.name && x.reason === 'RolloutGateReleased');
+        expect(ev?.message).to.include('ImagesWarm');
+        // Released by a replica that is not the killed one (its identity starts with its pod's host name).
+        expect(killed.some((k) => (ev?.reportingInstance ?? '').startsWith(`${k}_`)), `released by ${ev?.reportingInstance ?? '?'}, killed ${killed.join(', ')}`).to.equal(false);
+      }
+    });
+
+    it('the pod writes kwarm must never make are refused for the token the kubelet gave the controller', async () => {
+      const controller = (await kwarmPods(cluster, 'controller')).find(podReady);
+      if (controller === undefined) throw new Error('no Ready controller pod');
+      const client = clientWith(await kubeletIssuedToken(controller), 'kwarm-controller');
+      const ac = new AbortController();
+      const name = 'foreign-gate';
+      // A pod with someone else's gate (it never schedules while gated): only kwarm's own gate may be removed.
+      await cluster.kubectl(['create', '-f', '-'], {
+        input: JSON.stringify({
+          apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: NS, labels: { owner: 'e2e' } },
+          spec: { schedulingGates: [{ name: 'example.com/other' }], containers: [{ name: 'c', image: 'kwarm.invalid/none:1' }] },
+        }),
+      });
+      const path = `/api/v1/namespaces/${NS}/pods/${name}`;
+      const view = async (): Promise<unknown> => {
+        const p = JSON.parse((await cluster.kubectl(['get', 'pod', name, '-n', NS, '-o', 'json'])).stdout) as PodJson;
+        return { labels: p.metadata.labels, gates: p.spec.schedulingGates, image: p.spec.containers[0]?.image };
+      };
+      try {
+        // The token is the real one: it reads what its role allows.
+        await client.get(path, ac.signal);
+        const before = await view();
+        const cases: [string, () => Promise<unknown>, number[], RegExp][] = [
+          // Refused by the chart's admission policy (its message names kwarm-controller), not merely by RBAC.
+          ['adding a label', () => client.patch(path, 'merge', { metadata: { labels: { 'kwarm-e2e/evil': 'x' } } }, ac.signal), [403], /kwarm-controller may/u],
+          ['removing another scheduling gate', () => client.patch(path, 'json', [{ op: 'remove', path: '/spec/schedulingGates/0' }], ac.signal), [403], /only remove its own scheduling gate/u],
+          // The API server's pod validation (gates may only be removed) may answer before the admission policy.
+          ['adding kwarm\'s gate', () => client.patch(path, 'json', [{ op: 'add', path: '/spec/schedulingGates/-', value: { name: ROLLOUT_GATE_NAME } }], ac.signal), [403, 422], /kwarm-controller may|schedulingGates/u],
+          ['changing an image', () => client.patch(path, 'json', [{ op: 'replace', path: '/spec/containers/0/image', value: 'kwarm.invalid/evil:1' }], ac.signal), [403], /kwarm-controller may/u],
+        ];
+        for (const [what, write, statuses, says] of cases) {
+          const err = await write().then(() => undefined, (e: unknown) => e);
+          expect(err, `${what}: accepted`).to.be.instanceOf(KubeApiError);
+          const apiErr = err as KubeApiError;
+          expect(apiErr.status, `${what}: ${apiErr.message}`).to.be.oneOf(statuses);
+          expect(apiErr.message, what).to.match(says);
+          console.log(`    refused, ${what}: ${apiErr.status} ${apiErr.message.slice(0, 200)}`);
+          expect(await view(), `${what}: the pod changed`).to.deep.equal(before);
+        }
+      } finally {
+        ac.abort();
+        client.close();
+        await cluster.kubectl(['delete', 'pod', name, '-n', NS, '--wait=false'], { allowFailure: true });
       }
     });
 
