@@ -377,6 +377,8 @@ describe('e2e on real nodes: the rollout gate (chart, webhook over TLS, release 
         // Released by a replica that is not the killed one (its identity starts with its pod's host name).
         expect(killed.some((k) => (ev?.reportingInstance ?? '').startsWith(`${k}_`)), `released by ${ev?.reportingInstance ?? '?'}, killed ${killed.join(', ')}`).to.equal(false);
       }
+      // The new replica leads before it is Ready (its webhook certificate trusted): the next tests need the webhook.
+      if (kwarm !== undefined) await waitKwarmReady(cluster, kwarm.images);
     });
 
     it('the pod writes kwarm must never make are refused for the token the kubelet gave the controller', async () => {
