@@ -8,7 +8,7 @@ import { backoffDelaySeconds, type RandomSource } from '../../lib/backoff.ts';
 import { errorText } from '../../lib/errors.ts';
 import { isNotFound, type KubeClient } from '../../lib/kube-client.ts';
 import type { ListWatch } from '../../lib/list-watch.ts';
-import { Wakeup } from '../../lib/wakeup.ts';
+import { WorkSchedule } from '../../lib/work-schedule.ts';
 import { projectedWatch } from '../sources/projected-watch.ts';
 import { AGENT_STALE_MS } from '../warmup/barrier-decision.ts';
 import { agentReportsAt, decideRelease, podWorkload, releaseEvent, type PodWorkload, type ReleaseDecision } from './gate-decision.ts';
@@ -44,11 +44,10 @@ export class ReleaseLoop {
   readonly #images: ListWatch<GateImageView>;
   readonly #policies: ListWatch<GatePolicyView>;
   readonly #agents: ListWatch<GateAgentView>;
-  readonly #wakeup = new Wakeup();
-  /** Everything is decided again: a PrePullImage, policy or agent changed (gated pods are few). */
+  /** Everything is decided again: a pod, PrePullImage, policy or agent changed (gated pods are few). */
   #all = true;
-  readonly #dirty = new Set<string>();
-  readonly #due = new Map<string, number>();
+  /** Pods due again although nothing changed (their timeout, a retry). */
+  readonly #work = new WorkSchedule();
   /** Pod key → the cached view a release was computed from; skipped until the watch shows the write. */
   readonly #written = new Map<string, GatePodView>();
   readonly #failures = new Map<string, number>();
@@ -59,10 +58,10 @@ export class ReleaseLoop {
     this.#o = opts;
     const { client, log } = opts;
     this.#rsOwners = new ReplicaSetOwners(client);
-    const everything = (): void => { this.#all = true; this.#wakeup.wake(); };
+    const everything = (): void => { this.#all = true; this.#work.wake(); };
     this.#pods = projectedWatch({
       client, log, path: gatePaths.pods, fieldSelector: UNSCHEDULED_PODS, decode: keepUnchanged((raw) => decodeGatePod(raw)),
-      onChange: () => { this.#all = true; this.#wakeup.wake(); },
+      onChange: everything,
     });
     this.#images = projectedWatch({ client, log, path: gatePaths.prePullImages, labelSelector: POLICY_LABEL, decode: keepUnchanged(decodeGateImage), onChange: everything });
     this.#policies = projectedWatch({ client, log, path: gatePaths.policies, decode: keepUnchanged(decodeGatePolicy), onChange: everything });
@@ -86,10 +85,7 @@ export class ReleaseLoop {
           for (const pod of this.#pods.values()) if (hasRolloutGate(pod)) gated++;
           this.#o.onGatedPods(gated);
         }
-        const next = Math.min(...this.#due.values());
-        const pending = this.#all || this.#dirty.size > 0;
-        const wait = pending ? 0 : Number.isFinite(next) ? Math.max(0, next - this.#o.now()) : undefined;
-        if (wait !== 0) await this.#wakeup.wait(wait, signal);
+        await this.#work.wait(this.#o.now(), signal, this.#all);
       }
     } catch (err) {
       if (!signal.aborted) throw err;
@@ -102,14 +98,10 @@ export class ReleaseLoop {
   async #pass(signal: AbortSignal): Promise<void> {
     const now = this.#o.now();
     this.#byNamespace = undefined;
-    const keys = new Set(this.#dirty);
-    this.#dirty.clear();
+    const keys = this.#work.take(now);
     if (this.#all) {
       this.#all = false;
       for (const [key, pod] of this.#pods.entries()) if (hasRolloutGate(pod)) keys.add(key);
-    }
-    for (const [key, at] of this.#due) {
-      if (at <= now) { this.#due.delete(key); keys.add(key); }
     }
     for (const key of [...this.#written.keys()]) if (this.#pods.get(key) === undefined) this.#written.delete(key);
     for (const key of keys) {
@@ -132,7 +124,7 @@ export class ReleaseLoop {
   async #decide(key: string, signal: AbortSignal): Promise<void> {
     const pod = this.#pods.get(key);
     if (pod === undefined || !hasRolloutGate(pod)) {
-      this.#due.delete(key);
+      this.#work.forget(key);
       this.#failures.delete(key);
       return;
     }
@@ -148,10 +140,10 @@ export class ReleaseLoop {
         agentReports: (node) => agentReportsAt(this.#agents.get(node)?.heartbeatTime, now, staleMs),
       }, now);
       if (!decision.release) {
-        this.#due.set(key, decision.recheckAtMs);
+        this.#work.dueAt(key, decision.recheckAtMs);
         return;
       }
-      this.#due.delete(key);
+      this.#work.forget(key);
       await releasePod(this.#o.client, pod, releaseEvent(decision), this.#o.instance, new Date(now), signal);
       this.#written.set(key, pod);
       this.#failures.delete(key);
@@ -164,7 +156,7 @@ export class ReleaseLoop {
       const failures = (this.#failures.get(key) ?? 0) + 1;
       this.#failures.set(key, failures);
       const delayMs = 1000 * backoffDelaySeconds(RETRY, failures, this.#o.random ?? Math.random);
-      this.#due.set(key, Math.min(this.#due.get(key) ?? Infinity, now + delayMs));
+      this.#work.dueBy(key, now + delayMs);
       this.#o.log.warn('rollout gate: release failed; retrying', { namespace: pod.namespace, pod: pod.name, error: errorText(err), retryInMs: Math.round(delayMs) });
     }
   }

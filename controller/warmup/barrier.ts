@@ -9,7 +9,7 @@ import { backoffDelaySeconds, type RandomSource } from '../../lib/backoff.ts';
 import { errorText } from '../../lib/errors.ts';
 import type { KubeClient } from '../../lib/kube-client.ts';
 import { ListWatch } from '../../lib/list-watch.ts';
-import { Wakeup } from '../../lib/wakeup.ts';
+import { WorkSchedule } from '../../lib/work-schedule.ts';
 import { decideBarrier, type WarmupImageSetView, type WarmupNodeView, type WarmupOptions } from './barrier-decision.ts';
 import { decodeWarmupImageSet, decodeWarmupNode } from './decode.ts';
 import { NodeWriter, nodePaths, type BarrierWrites } from './node-writer.ts';
@@ -35,10 +35,8 @@ export class BarrierLoop {
   readonly #writer: NodeWriter;
   readonly #nodes: ListWatch<WarmupNodeView>;
   readonly #sets: ListWatch<WarmupImageSetView>;
-  readonly #wakeup = new Wakeup();
-  readonly #dirty = new Set<string>();
-  /** Node → when it must be decided again although nothing changed (timeout, agent turning stale, retry). */
-  readonly #due = new Map<string, number>();
+  /** Nodes to decide: changed ones, and when one must be decided again although nothing changed (timeout, agent turning stale, retry). */
+  readonly #work = new WorkSchedule();
   /**
    * Node → the cached view a write was computed from. While the cache still holds that very object the write
    * is not visible yet, and deciding again from it would repeat the write (and its Event).
@@ -49,10 +47,7 @@ export class BarrierLoop {
   constructor(opts: BarrierLoopOptions) {
     this.#o = opts;
     this.#writer = new NodeWriter({ client: opts.client, instance: opts.instance, taintKey: opts.warmup.taintKey });
-    const onChange = (key: string): void => {
-      this.#dirty.add(key);
-      this.#wakeup.wake();
-    };
+    const onChange = (key: string): void => { this.#work.mark(key); };
     this.#nodes = new ListWatch({ client: opts.client, path: nodePaths.nodes, log: opts.log, decode: decodeWarmupNode, onChange });
     this.#sets = new ListWatch({ client: opts.client, path: `/apis/${API_VERSION}/nodeimagesets`, log: opts.log, decode: decodeWarmupImageSet, onChange });
   }
@@ -67,12 +62,10 @@ export class BarrierLoop {
     const watches = Promise.all([this.#nodes.run(signal), this.#sets.run(signal)]);
     try {
       await Promise.all([this.#nodes.waitForSync(signal), this.#sets.waitForSync(signal)]);
-      for (const key of this.#nodes.entries()) this.#dirty.add(key[0]);
+      for (const key of this.#nodes.entries()) this.#work.mark(key[0]);
       while (!signal.aborted) {
         await this.#pass(signal);
-        const next = Math.min(...this.#due.values());
-        const wait = this.#dirty.size > 0 ? 0 : Number.isFinite(next) ? Math.max(0, next - this.#o.now()) : undefined;
-        if (wait !== 0) await this.#wakeup.wait(wait, signal);
+        await this.#work.wait(this.#o.now(), signal);
       }
     } catch (err) {
       if (!signal.aborted) throw err;
@@ -82,16 +75,7 @@ export class BarrierLoop {
   }
 
   async #pass(signal: AbortSignal): Promise<void> {
-    const now = this.#o.now();
-    for (const [name, at] of this.#due) {
-      if (at <= now) {
-        this.#due.delete(name);
-        this.#dirty.add(name);
-      }
-    }
-    const names = [...this.#dirty];
-    this.#dirty.clear();
-    for (const name of names) {
+    for (const name of this.#work.take(this.#o.now())) {
       if (signal.aborted) return;
       await this.#decide(name, signal);
     }
@@ -100,7 +84,7 @@ export class BarrierLoop {
   async #decide(name: string, signal: AbortSignal): Promise<void> {
     const node = this.#nodes.get(name);
     if (node === undefined) {
-      this.#due.delete(name);
+      this.#work.forget(name);
       this.#written.delete(name);
       this.#failures.delete(name);
       return;
@@ -109,8 +93,8 @@ export class BarrierLoop {
     this.#written.delete(name);
     const now = this.#o.now();
     const decision = decideBarrier(node, this.#sets.get(name), now, this.#o.warmup);
-    if (decision.recheckAtMs !== undefined) this.#due.set(name, decision.recheckAtMs);
-    else this.#due.delete(name);
+    if (decision.recheckAtMs !== undefined) this.#work.dueAt(name, decision.recheckAtMs);
+    else this.#work.forget(name);
     if (decision.condition === undefined && !decision.removeTaint && decision.event === undefined) return;
     try {
       const writes = await this.#writer.apply(node, decision, new Date(now), signal);
@@ -125,7 +109,7 @@ export class BarrierLoop {
       const failures = (this.#failures.get(name) ?? 0) + 1;
       this.#failures.set(name, failures);
       const delayMs = 1000 * backoffDelaySeconds(RETRY, failures, this.#o.random ?? Math.random);
-      this.#due.set(name, Math.min(this.#due.get(name) ?? Infinity, now + delayMs));
+      this.#work.dueBy(name, now + delayMs);
       this.#o.log.warn('warm-up barrier write failed; retrying', { node: name, error: errorText(err), retryInMs: Math.round(delayMs) });
     }
   }
