@@ -19,21 +19,15 @@
 // own figure (its Pulled event: 0 when "already present", else the pull time including waiting); per rollout,
 // the mean pod start of the kubelets' kubelet_pod_start_total_duration_seconds and
 // kubelet_pod_start_sli_duration_seconds histograms (read through the API server's node proxy).
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { GrpcImageRuntime } from '../agent/cri/grpc-runtime.ts';
 import { errorText } from '../lib/errors.ts';
-import { BUSYBOX } from '../local-cluster/busybox-images.ts';
-import { helmInstallKwarm, waitKwarmReady } from '../local-cluster/kwarm-install.ts';
 import { REPO_ROOT } from '../local-cluster/kwarm-images.ts';
-import { buildAndPushImage } from '../local-cluster/oci-image.ts';
-import { startRealCluster, type RealCluster } from '../local-cluster/real-cluster.ts';
-import { linkNodesToRegistry, type NodeRegistryLink } from '../local-cluster/node-registry-link.ts';
+import type { RealCluster } from '../local-cluster/real-cluster.ts';
 import { waitFor } from '../local-cluster/wait.ts';
-import { BenchRun } from './bench-run.ts';
+import { sleeperDeployment } from '../local-cluster/workloads.ts';
+import { pushSleeperApp, removeFromNodes, runRealNodeBench, secondsLine } from './real-node-bench.ts';
 import { histogramTotals, imageWait, meanBetweenMs, type HistogramTotals, type KubeletEvent } from './rollout-figures.ts';
-import { summarize } from './stats.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -63,24 +57,10 @@ interface PodJson {
 }
 
 function deployment(mode: Mode, image: string): string {
-  const labels: Record<string, string> = { app: mode };
-  if (mode === 'kwarm') labels['kwarm.io/enabled'] = 'true';
-  return JSON.stringify({
-    apiVersion: 'apps/v1', kind: 'Deployment',
-    metadata: { name: mode, namespace: NS, labels },
-    spec: {
-      replicas: REPLICAS,
-      selector: { matchLabels: { app: mode } },
-      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
-      template: {
-        metadata: { labels: { app: mode } },
-        spec: {
-          topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: { app: mode } } }],
-          terminationGracePeriodSeconds: 1,
-          containers: [{ name: 'app', image }],
-        },
-      },
-    },
+  return sleeperDeployment({
+    name: mode, namespace: NS, image, replicas: REPLICAS, placement: 'spread',
+    ...(mode === 'kwarm' ? { labels: { 'kwarm.io/enabled': 'true' } } : {}),
+    strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
   });
 }
 
@@ -135,54 +115,16 @@ async function rollout(cluster: RealCluster, mode: Mode, image: string): Promise
   };
 }
 
-async function removeFromNodes(cluster: RealCluster, image: string): Promise<void> {
-  for (const n of cluster.nodes) {
-    const cri = new GrpcImageRuntime({ endpoint: n.containerd.socket });
-    try {
-      await cri.removeImage(image, { signal: AbortSignal.timeout(30_000) });
-    } catch (err) {
-      console.log(`  (could not remove ${image} from ${n.name}: ${errorText(err)})`);
-    } finally {
-      cri.close();
-    }
-  }
-}
-
-function fmt(samples: readonly number[]): string {
-  const s = summarize(samples);
-  return `median ${(s.median / 1000).toFixed(1)} s (${(s.min / 1000).toFixed(1)}-${(s.max / 1000).toFixed(1)})`;
+function fmt(samplesMs: readonly number[]): string {
+  return secondsLine(samplesMs.map((ms) => ms / 1000));
 }
 
 async function main(): Promise<void> {
-  const bench = await BenchRun.start();
-  let cluster: RealCluster | undefined;
-  let link: NodeRegistryLink | undefined;
-  try {
-    const t0 = performance.now();
-    cluster = await startRealCluster({ nodes: NODES });
-    const nodeLink = await linkNodesToRegistry(cluster, { bytesPerSecond: RATE_MBPS * 1e6 });
-    link = nodeLink;
-    const kwarm = await helmInstallKwarm(cluster);
-    await waitKwarmReady(cluster, kwarm.images);
-    await cluster.kubectl(['apply', '--server-side', '-f', join(REPO_ROOT, 'deploy', 'samples', 'prepullpolicy_basic.yaml')]);
-    await cluster.kubectl(['create', 'namespace', NS]);
-    const c = cluster;
-    await waitFor(async () => (await c.kubectl(['get', 'serviceaccount', 'default', '-n', NS], { allowFailure: true })).code === 0,
-      { what: `the default ServiceAccount of ${NS}`, timeoutMs: 60_000, intervalMs: 250 });
-    console.log(`set-up: ${NODES} real nodes, kwarm installed from the chart, each node's registry link paced at ${RATE_MBPS} MB/s, in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  await runRealNodeBench({ nodes: NODES, rateMBps: RATE_MBPS, namespace: NS }, async ({ bench, cluster: c, link: nodeLink }) => {
+    await c.kubectl(['apply', '--server-side', '-f', join(REPO_ROOT, 'deploy', 'samples', 'prepullpolicy_basic.yaml')]);
 
-    const busybox = readFileSync(BUSYBOX);
     let tags = 0;
-    const pushApp = async (mode: Mode, mib: number): Promise<string> => {
-      const tag = `${mode}-${++tags}`;
-      const layer = Math.round((mib * 2 ** 20) / LAYERS);
-      const pushed = await buildAndPushImage(c.registry, {
-        repository: 'bench/rollout', tag, layers: mib > 0 ? Array.from({ length: LAYERS }, () => layer) : [4096],
-        files: [{ path: 'bin/busybox', content: busybox, mode: 0o755 }],
-        entrypoint: ['/bin/busybox', 'sleep', '86400'],
-      });
-      return nodeLink.nodeImage(pushed.reference);
-    };
+    const pushApp = async (mode: Mode, mib: number): Promise<string> => pushSleeperApp(c, nodeLink, 'bench/rollout', `${mode}-${++tags}`, mib, LAYERS);
 
     // The starting version: small, so set-up is quick; both Deployments spread over all nodes.
     const previous = new Map<Mode, string>();
@@ -207,7 +149,7 @@ async function main(): Promise<void> {
         const f = await rollout(c, mode, image);
         figures.get(mode)?.push(f);
         const old = previous.get(mode);
-        if (old !== undefined) await removeFromNodes(c, old);
+        if (old !== undefined) await removeFromNodes(c.nodes, [old]);
         previous.set(mode, image);
       }
     }
@@ -233,11 +175,7 @@ async function main(): Promise<void> {
     bench.notes.push(`each of ${REPS} repetitions: a fresh image (${LAYERS} random layers, ${MIB} MiB, plus busybox) per Deployment, \`kubectl set image\` timed to \`kubectl rollout status\` returning, the two modes in alternating order; the previous image is removed from every node`);
     bench.notes.push('pod image wait: the kubelet\'s Pulled event of each new pod (the time including waiting; 0 when "already present on machine"); pod start: the mean of the observations the kubelets\' pod start histograms made during the rollout, over all nodes');
     await bench.finish('user-rollout', process.argv.slice(2), { reps: REPS, replicas: REPLICAS, nodes: NODES, imageMiB: MIB, layers: LAYERS, rateMBps: RATE_MBPS, strategy: 'RollingUpdate maxSurge 1 maxUnavailable 0' });
-  } finally {
-    await bench.stop();
-    await link?.stop();
-    await cluster?.stop();
-  }
+  });
 }
 
 await main();
