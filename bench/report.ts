@@ -385,10 +385,37 @@ ${runLine(controller)}
 
 // --- 6. a rollout on real kubelets ---------------------------------------------------------------------
 
-const ROLLOUT_MODES = [['kubelet', 'kubelet alone'], ['kwarm', 'kwarm (chart)']] as const;
+const ROLLOUT_MODES = [['kubelet', 'kubelet alone'], ['kwarm', 'kwarm (chart)'], ['gate', 'kwarm with the rollout gate']] as const;
 
 function rolloutFigure(r: BenchResult, mode: string, what: string): Figure | undefined {
   return r.figures.find((f) => f.id === `rollout.${mode}.${what}`);
+}
+
+/** What the gate costs and buys, in words computed from the medians (nothing typed by hand); '' without the gate mode. */
+function gateReading(r: BenchResult): string {
+  const med = (mode: string, what: string): number | undefined => {
+    const f = rolloutFigure(r, mode, what);
+    return f === undefined ? undefined : median(f.samples);
+  };
+  const gate = med('gate', 'rollout');
+  const kwarm = med('kwarm', 'rollout');
+  const kubelet = med('kubelet', 'rollout');
+  const gated = rolloutFigure(r, 'gate', 'pod-gated');
+  const pulled = rolloutFigure(r, 'gate', 'pods-that-pulled');
+  const podsGated = rolloutFigure(r, 'gate', 'pods-gated');
+  const kwarmWaitSum = med('kwarm', 'pod-image-wait-sum');
+  if (gate === undefined || kwarm === undefined || kubelet === undefined || gated === undefined || pulled === undefined || podsGated === undefined || kwarmWaitSum === undefined) return '';
+  const held = gated.samples.filter((x) => x > 0);
+  const pulls = pulled.samples.reduce((a, b) => a + b, 0);
+  const versus = (a: number, b: number): string => `${seconds(Math.abs(a - b))} ${a >= b ? 'longer' : 'shorter'}`;
+  return `
+Reading it: with the gate, ${pulls === 0 ? 'no new pod pulled its image' : `${pulls} of ${pulled.samples.length * Number(r.parameters.replicas)} new pods still pulled their image`}: the pods kwarm gated were scheduled
+only once the image was on the nodes. What it costs is scheduling delay instead of image wait: ${held.length} of
+${gated.samples.length} new pods were created gated (median ${cell(podsGated, 'bare')} per rollout), held ${held.length === 0 ? '—' : seconds(median(held))} (median of those; from
+the pod's creation to kwarm's release Event, whole seconds), unscheduled and invisible to an autoscaler meanwhile.
+The rollout took ${versus(gate, kwarm)} than with kwarm's default (medians), where the new pods together waited
+${seconds(kwarmWaitSum)} for their image per rollout, and ${versus(gate, kubelet)} than with the kubelet alone.
+`;
 }
 
 function rolloutSection(r: BenchResult | undefined): string {
@@ -400,13 +427,16 @@ function rolloutSection(r: BenchResult | undefined): string {
   const rows = [
     row('`kubectl set image` to rollout complete', 'rollout', 's'),
     row(`Each new pod's wait for its image (${r.parameters.replicas} pods × ${r.parameters.reps} rollouts)`, 'pod-image-wait', 's'),
+    row('The new pods\' waits for their image, summed', 'pod-image-wait-sum', 's'),
     row(`New pods whose kubelet pulled, of ${r.parameters.replicas}`, 'pods-that-pulled', 'bare'),
+    row(`Each new pod's time gated, creation to gate removed (0 = not gated)`, 'pod-gated', 's'),
+    row(`New pods created gated, of ${r.parameters.replicas}`, 'pods-gated', 'bare'),
     row('Mean pod start, `kubelet_pod_start_total_duration_seconds`', 'start-total', 's'),
     row('Mean pod start without pulls, `kubelet_pod_start_sli_duration_seconds`', 'start-sli', 's'),
   ];
   return `${table(['Per rollout', ...ROLLOUT_MODES.map(([, label]) => label)], rows)}
 
-All **measured** (median, min–max over ${r.parameters.reps} rollouts per mode, interleaved in one run): a Deployment of
+All **measured** (median, min–max over ${r.parameters.reps} rollouts per mode, interleaved in one run): per mode a Deployment of
 ${r.parameters.replicas} replicas on ${r.parameters.nodes} real nodes (kubelet, containerd, kube-proxy), image of ${r.parameters.imageMiB} MiB in random
 layers, a fresh one per rollout, each node's link to the registry paced at ${r.parameters.rateMBps} MB/s. The waits are the kubelets' own
 figures: the Pulled event of each pod (0 when the image was already present) and the pod start histograms of
@@ -415,7 +445,7 @@ the template changes, so only pods on nodes kwarm has not finished yet wait; wit
 pulls when its first new pod lands there. The three nodes share this machine's 2 cores: kwarm's three pulls at
 once compete for CPU (decompressing, unpacking) where the kubelet alone pulls node after node, so a pod that
 waits for kwarm's pull waits longer here than it would on nodes with CPUs of their own.
-
+${gateReading(r)}
 ${runLine(r)}
 `;
 }
@@ -632,7 +662,10 @@ function summarySection(): string {
       const f = rolloutFigure(roll, mode, what);
       return f === undefined ? '—' : cell(f, as);
     };
-    lines.push(`- **What users feel** (${roll.parameters.replicas} replicas on ${roll.parameters.nodes} real kubelets, ${roll.parameters.imageMiB} MiB image at ${roll.parameters.rateMBps} MB/s per node, ${roll.parameters.reps} rollouts each): \`kubectl set image\` to rollout complete ${m('kwarm', 'rollout')} with kwarm vs ${m('kubelet', 'rollout')} with the kubelet alone; pods that waited for their image ${m('kwarm', 'pods-that-pulled', 'bare')} vs ${m('kubelet', 'pods-that-pulled', 'bare')} of ${roll.parameters.replicas} per rollout.`);
+    const gate = rolloutFigure(roll, 'gate', 'rollout') === undefined
+      ? ''
+      : `; with the rollout gate ${m('gate', 'rollout')}, ${m('gate', 'pods-that-pulled', 'bare')} pods that pulled, each new pod gated ${m('gate', 'pod-gated')}`;
+    lines.push(`- **What users feel** (${roll.parameters.replicas} replicas on ${roll.parameters.nodes} real kubelets, ${roll.parameters.imageMiB} MiB image at ${roll.parameters.rateMBps} MB/s per node, ${roll.parameters.reps} rollouts each): \`kubectl set image\` to rollout complete ${m('kwarm', 'rollout')} with kwarm vs ${m('kubelet', 'rollout')} with the kubelet alone; pods that waited for their image ${m('kwarm', 'pods-that-pulled', 'bare')} vs ${m('kubelet', 'pods-that-pulled', 'bare')} of ${roll.parameters.replicas} per rollout${gate}.`);
   }
   const join = results.get('node-join');
   if (join !== undefined) {
