@@ -411,7 +411,7 @@ function gateReading(r: BenchResult): string {
   const versus = (a: number, b: number): string => `${seconds(Math.abs(a - b))} ${a >= b ? 'later' : 'sooner'}`;
   return `
 Reading it: with the gate, ${pulls === 0 ? 'no new pod pulled its image' : `${pulls} of ${pods} new pods still pulled their image`}. A new pod whose image is not yet warm is
-created with kwarm's scheduling gate and scheduled only once the image is on the nodes${held.length < gated.samples.length ? '; pods created after that found it warm and were admitted without the gate' : ''}. ${held.length} of ${gated.samples.length} new pods were created gated (median
+created with kwarm's scheduling gate and scheduled only once the image is on the nodes${held.length < gated.samples.length ? '; pods created after that found it warm and were admitted without the gate' : ''}. ${held.length} of ${gated.samples.length} new pods ${held.length === 1 ? 'was' : 'were'} created gated (median
 ${cell(podsGated, 'bare')} per rollout), each held ${held.length === 0 ? '—' : seconds(median(held))} (median; the pod's creation to kwarm's release Event, whole seconds). That
 is what the gate costs: the wait moves from the pod's image pull to its scheduling, and a gated pod is invisible
 to Cluster Autoscaler and Karpenter meanwhile. What it buys: ${pulls === 0 ? 'no pod waited on its node for a pull' : `${pulls} pull${pulls === 1 ? '' : 's'} in pods instead of ${rolloutFigure(r, 'kwarm', 'pods-that-pulled')?.samples.reduce((a, b) => a + b, 0) ?? '—'} with kwarm's default`}. The
