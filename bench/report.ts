@@ -56,6 +56,10 @@ function missing(b: Benchmark): string {
   return `_Not run yet: \`node_modules/.bin/node bench/${b}.ts\`._\n`;
 }
 
+function medianOf(f: Figure | undefined): number | undefined {
+  return f === undefined ? undefined : median(f.samples);
+}
+
 function runLine(r: BenchResult): string {
   return [
     `- Command: \`${r.command}\` (${r.startedAt.slice(0, 16).replace('T', ' ')} to ${r.finishedAt.slice(11, 16)} UTC)`,
@@ -393,10 +397,7 @@ function rolloutFigure(r: BenchResult, mode: string, what: string): Figure | und
 
 /** What the gate costs and buys, in words computed from the medians (nothing typed by hand); '' without the gate mode. */
 function gateReading(r: BenchResult): string {
-  const med = (mode: string, what: string): number | undefined => {
-    const f = rolloutFigure(r, mode, what);
-    return f === undefined ? undefined : median(f.samples);
-  };
+  const med = (mode: string, what: string): number | undefined => medianOf(rolloutFigure(r, mode, what));
   const gate = med('gate', 'rollout');
   const kwarm = med('kwarm', 'rollout');
   const kubelet = med('kubelet', 'rollout');
@@ -462,10 +463,7 @@ function joinFigure(r: BenchResult, mode: string, what: string): Figure | undefi
 
 /** What the medians say, in words computed from them (nothing typed by hand). */
 function joinReading(r: BenchResult): string {
-  const med = (mode: string, what: string): number | undefined => {
-    const f = joinFigure(r, mode, what);
-    return f === undefined ? undefined : median(f.samples);
-  };
+  const med = (mode: string, what: string): number | undefined => medianOf(joinFigure(r, mode, what));
   const plain = med('plain', 'pod-ready');
   const barrier = med('barrier', 'pod-ready');
   const lifted = med('barrier', 'taint-lifted');
