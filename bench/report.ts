@@ -395,6 +395,13 @@ function rolloutFigure(r: BenchResult, mode: string, what: string): Figure | und
   return r.figures.find((f) => f.id === `rollout.${mode}.${what}`);
 }
 
+/** The gate's time held over the pods it held (its figure counts 0 for every pod admitted ungated); undefined if none. */
+function heldFigure(r: BenchResult): Figure | undefined {
+  const f = rolloutFigure(r, 'gate', 'pod-gated');
+  const held = f?.samples.filter((x) => x > 0) ?? [];
+  return f === undefined || held.length === 0 ? undefined : { ...f, samples: held };
+}
+
 /** What the gate costs and buys, in words computed from the medians (nothing typed by hand); '' without the gate mode. */
 function gateReading(r: BenchResult): string {
   const med = (mode: string, what: string): number | undefined => medianOf(rolloutFigure(r, mode, what));
@@ -402,20 +409,22 @@ function gateReading(r: BenchResult): string {
   const kwarm = med('kwarm', 'rollout');
   const kubelet = med('kubelet', 'rollout');
   const gated = rolloutFigure(r, 'gate', 'pod-gated');
+  const held = heldFigure(r);
   const pulled = rolloutFigure(r, 'gate', 'pods-that-pulled');
   const podsGated = rolloutFigure(r, 'gate', 'pods-gated');
   const kwarmWaitSum = med('kwarm', 'pod-image-wait-sum');
   if (gate === undefined || kwarm === undefined || kubelet === undefined || gated === undefined || pulled === undefined || podsGated === undefined || kwarmWaitSum === undefined) return '';
-  const held = gated.samples.filter((x) => x > 0);
+  const heldPods = held?.samples.length ?? 0;
   const pulls = pulled.samples.reduce((a, b) => a + b, 0);
   const pods = pulled.samples.length * Number(r.parameters.replicas);
   const versus = (a: number, b: number): string => `${seconds(Math.abs(a - b))} ${a >= b ? 'later' : 'sooner'}`;
   return `
 Reading it: with the gate, ${pulls === 0 ? 'no new pod pulled its image' : `${pulls} of ${pods} new pods still pulled their image`}. A new pod whose image is not yet warm is
-created with kwarm's scheduling gate and scheduled only once the image is on the nodes${held.length < gated.samples.length ? '; pods created after that found it warm and were admitted without the gate' : ''}. ${held.length} of ${gated.samples.length} new pods ${held.length === 1 ? 'was' : 'were'} created gated (median
-${cell(podsGated, 'bare')} per rollout), each held ${held.length === 0 ? '—' : seconds(median(held))} (median; the pod's creation to kwarm's release Event, whole seconds). That
-is what the gate costs: the wait moves from the pod's image pull to its scheduling, and a gated pod is invisible
-to Cluster Autoscaler and Karpenter meanwhile. What it buys: ${pulls === 0 ? 'no pod waited on its node for a pull' : `${pulls} pull${pulls === 1 ? '' : 's'} in pods instead of ${rolloutFigure(r, 'kwarm', 'pods-that-pulled')?.samples.reduce((a, b) => a + b, 0) ?? '—'} with kwarm's default`}. The
+created with kwarm's scheduling gate and scheduled only once the image is on the nodes${heldPods < gated.samples.length ? '; pods created after that found it warm and were admitted without the gate' : ''}. ${heldPods} of ${gated.samples.length} new pods ${heldPods === 1 ? 'was' : 'were'} created gated (per
+rollout ${cell(podsGated, 'bare')}), held ${held === undefined ? '—' : cell(held, 's')} (the pod's creation to kwarm's release Event, whole seconds): the gate
+releases a pod once the image is on every target node, while with kwarm's default a new pod starts at once on a
+node that already has it. That is what the gate costs: the wait moves from the pod's image pull to its
+scheduling, and a gated pod is invisible to Cluster Autoscaler and Karpenter meanwhile. What it buys: ${pulls === 0 ? 'no pod waited on its node for a pull' : `${pulls} pull${pulls === 1 ? '' : 's'} in pods instead of ${rolloutFigure(r, 'kwarm', 'pods-that-pulled')?.samples.reduce((a, b) => a + b, 0) ?? '—'} with kwarm's default`}. The
 rollout completed ${versus(gate, kwarm)} than with kwarm's default (medians), where the new pods together waited
 ${seconds(kwarmWaitSum)} per rollout for their image, and ${versus(gate, kubelet)} than with the kubelet alone.
 `;
@@ -432,8 +441,8 @@ function rolloutSection(r: BenchResult | undefined): string {
     row(`Each new pod's wait for its image (${r.parameters.replicas} pods × ${r.parameters.reps} rollouts)`, 'pod-image-wait', 's'),
     row('The new pods\' waits for their image, summed', 'pod-image-wait-sum', 's'),
     row(`New pods whose kubelet pulled, of ${r.parameters.replicas}`, 'pods-that-pulled', 'bare'),
-    row(`Each new pod's time gated, creation to gate removed (0 = not gated)`, 'pod-gated', 's'),
     row(`New pods created gated, of ${r.parameters.replicas}`, 'pods-gated', 'bare'),
+    ['A gated pod\'s time gated, creation to gate removed', '—', '—', ((h) => (h === undefined ? '—' : cell(h, 's')))(heldFigure(r))],
     row('Mean pod start, `kubelet_pod_start_total_duration_seconds`', 'start-total', 's'),
     row('Mean pod start without pulls, `kubelet_pod_start_sli_duration_seconds`', 'start-sli', 's'),
   ];
@@ -664,7 +673,7 @@ function summarySection(): string {
     };
     const gate = rolloutFigure(roll, 'gate', 'rollout') === undefined
       ? ''
-      : `; with the rollout gate ${m('gate', 'rollout')}, ${m('gate', 'pods-that-pulled', 'bare')} pods that pulled, each new pod gated ${m('gate', 'pod-gated')}`;
+      : `; with the rollout gate ${m('gate', 'rollout')}, ${m('gate', 'pods-that-pulled', 'bare')} pods that pulled, ${m('gate', 'pods-gated', 'bare')} created gated, held ${((h) => (h === undefined ? '—' : cell(h, 's')))(heldFigure(roll))}`;
     lines.push(`- **What users feel** (${roll.parameters.replicas} replicas on ${roll.parameters.nodes} real kubelets, ${roll.parameters.imageMiB} MiB image at ${roll.parameters.rateMBps} MB/s per node, ${roll.parameters.reps} rollouts each): \`kubectl set image\` to rollout complete ${m('kwarm', 'rollout')} with kwarm vs ${m('kubelet', 'rollout')} with the kubelet alone; pods that waited for their image ${m('kwarm', 'pods-that-pulled', 'bare')} vs ${m('kubelet', 'pods-that-pulled', 'bare')} of ${roll.parameters.replicas} per rollout${gate}.`);
   }
   const join = results.get('node-join');
