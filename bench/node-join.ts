@@ -16,18 +16,14 @@
 // condition on it, and (barrier) to ImagesWarm=True, written with the taint's removal. The pod's own wait for its
 // image is the kubelet's Pulled event (0 when "already present on machine"). Then the pod on the new node is
 // scaled away (pod-deletion-cost) and the node removed, so every join starts from an empty containerd.
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_WARMUP_TAINT_KEY } from '../api/v1alpha1/index.ts';
-import { BUSYBOX } from '../local-cluster/busybox-images.ts';
-import { helmInstallKwarm, waitKwarmReady } from '../local-cluster/kwarm-install.ts';
-import { buildAndPushImage } from '../local-cluster/oci-image.ts';
-import { linkNodesToRegistry, type NodeRegistryLink } from '../local-cluster/node-registry-link.ts';
-import { startRealCluster, type RealCluster } from '../local-cluster/real-cluster.ts';
+import type { NodeRegistryLink } from '../local-cluster/node-registry-link.ts';
+import type { RealCluster } from '../local-cluster/real-cluster.ts';
 import { waitFor } from '../local-cluster/wait.ts';
-import { BenchRun } from './bench-run.ts';
+import { sleeperDeployment } from '../local-cluster/workloads.ts';
+import { pushSleeperApp, runRealNodeBench, secondsLine } from './real-node-bench.ts';
 import { imageWait, type KubeletEvent } from './rollout-figures.ts';
-import { summarize } from './stats.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -74,22 +70,7 @@ interface JoinFigures {
 }
 
 function deployment(image: string, replicas: number): string {
-  return JSON.stringify({
-    apiVersion: 'apps/v1', kind: 'Deployment',
-    metadata: { name: APP, namespace: NS, labels: { app: APP, 'bench.kwarm.io/node-join': 'true' } },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: APP } },
-      template: {
-        metadata: { labels: { app: APP } },
-        spec: {
-          affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { app: APP } } }] } },
-          terminationGracePeriodSeconds: 1,
-          containers: [{ name: 'app', image }],
-        },
-      },
-    },
-  });
+  return sleeperDeployment({ name: APP, namespace: NS, image, replicas, labels: { 'bench.kwarm.io/node-join': 'true' }, placement: 'one-per-node' });
 }
 
 const conditionTime = (conditions: readonly Condition[] | undefined, type: string): number | undefined => {
@@ -148,40 +129,15 @@ async function join(cluster: RealCluster, link: NodeRegistryLink, mode: Mode, im
   return f;
 }
 
-function fmtS(samples: readonly number[]): string {
-  const s = summarize(samples);
-  return `median ${s.median.toFixed(1)} s (${s.min.toFixed(1)}-${s.max.toFixed(1)})`;
-}
-
 async function main(): Promise<void> {
-  const bench = await BenchRun.start();
-  let cluster: RealCluster | undefined;
-  let link: NodeRegistryLink | undefined;
-  try {
-    const t0 = performance.now();
-    const c = await startRealCluster({ nodes: STANDING });
-    cluster = c;
-    const nodeLink = await linkNodesToRegistry(c, { bytesPerSecond: RATE_MBPS * 1e6 });
-    link = nodeLink;
-    const kwarm = await helmInstallKwarm(c);
-    await waitKwarmReady(c, kwarm.images);
-    await c.kubectl(['create', 'namespace', NS]);
-    await waitFor(async () => (await c.kubectl(['get', 'serviceaccount', 'default', '-n', NS], { allowFailure: true })).code === 0,
-      { what: `the default ServiceAccount of ${NS}`, timeoutMs: 60_000, intervalMs: 250 });
+  await runRealNodeBench({ nodes: STANDING, rateMBps: RATE_MBPS, namespace: NS }, async ({ bench, cluster: c, link: nodeLink }) => {
     await c.controlPlane.apply(JSON.stringify({
       apiVersion: 'kwarm.io/v1alpha1', kind: 'PrePullPolicy', metadata: { name: POLICY },
       spec: { selector: { matchLabels: { 'bench.kwarm.io/node-join': 'true' }, namespaces: [NS] }, gateNewNodes: true },
     }));
-    const layer = Math.round((MIB * 2 ** 20) / LAYERS);
-    const pushed = await buildAndPushImage(c.registry, {
-      repository: 'bench/node-join', tag: 'v1', layers: Array.from({ length: LAYERS }, () => layer),
-      files: [{ path: 'bin/busybox', content: readFileSync(BUSYBOX), mode: 0o755 }],
-      entrypoint: ['/bin/busybox', 'sleep', '86400'],
-    });
-    const image = nodeLink.nodeImage(pushed.reference);
+    const image = await pushSleeperApp(c, nodeLink, 'bench/node-join', 'v1', MIB, LAYERS);
     await c.controlPlane.apply(deployment(image, STANDING));
     await c.kubectl(['rollout', 'status', `deployment/${APP}`, '-n', NS, '--timeout=900s']);
-    console.log(`set-up: ${STANDING} standing real nodes, kwarm installed from the chart, each node's registry link paced at ${RATE_MBPS} MB/s, in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 
     const figures = new Map<Mode, JoinFigures[]>(MODES.map((m) => [m, []]));
     for (let rep = 1; rep <= REPS; rep++) {
@@ -201,18 +157,14 @@ async function main(): Promise<void> {
       log.measured(`node-join.${mode}.pod-image-wait`, `${label(mode)}: that pod's wait for its image (kubelet Pulled event; 0 = already present)`, 'ms', runs.map((r) => r.imageWaitMs));
       log.measured(`node-join.${mode}.pod-scheduled`, `${label(mode)}: Node created to that pod scheduled`, 'ms', runs.map((r) => r.podScheduledS * 1000));
       log.measured(`node-join.${mode}.node-ready`, `${label(mode)}: Node created to Node Ready`, 'ms', runs.map((r) => r.nodeReadyS * 1000));
-      console.log(`${label(mode)}: first pod Ready ${fmtS(runs.map((r) => r.podReadyS))} after the node's creation; its image wait ${fmtS(runs.map((r) => r.imageWaitMs / 1000))}`);
+      console.log(`${label(mode)}: first pod Ready ${secondsLine(runs.map((r) => r.podReadyS))} after the node's creation; its image wait ${secondsLine(runs.map((r) => r.imageWaitMs / 1000))}`);
     }
     log.measured('node-join.barrier.taint-lifted', 'with the barrier: Node created to ImagesWarm=True (taint removed)', 'ms', (figures.get('barrier') ?? []).map((r) => (r.liftS ?? 0) * 1000));
     bench.notes.push(`${STANDING} standing real nodes and one that joins per repetition (kubelet, containerd 1.6, kube-proxy in network namespaces), on one machine shared with six other kwarm helpers working at the same time (see the load line); each node's registry link paced at ${RATE_MBPS} MB/s for all its connections together, so the ${MIB} MiB image takes about ${((MIB * 2 ** 20) / (RATE_MBPS * 1e6)).toFixed(1)} s of transfer per node`);
     bench.notes.push(`a Deployment with one pod per node (required pod anti-affinity) selected by a PrePullPolicy with gateNewNodes; per repetition and mode it is scaled to ${STANDING + 1} (one pod Pending), then a node joins: without the barrier as nodes usually register, with it registered with ${TAINT.key}:${TAINT.effect} (kubelet registerWithTaints); the two modes alternate in order; the pod and the node are removed after each join, so each join starts with an empty containerd`);
     bench.notes.push(`times from the API's own timestamps (whole seconds): the Node's creationTimestamp to its Ready condition, to the pod's PodScheduled and Ready conditions and (barrier) to ImagesWarm=True, which kwarm writes as it removes the taint; the pod's image wait is its kubelet's Pulled event (the pull time including waiting; 0 when "already present on machine"); every barrier lift was ImagesPresent (${lifts.length} of ${lifts.length})`);
     await bench.finish('node-join', process.argv.slice(2), { reps: REPS, nodes: STANDING + 1, standingNodes: STANDING, imageMiB: MIB, layers: LAYERS, rateMBps: RATE_MBPS });
-  } finally {
-    await bench.stop();
-    await link?.stop();
-    await cluster?.stop();
-  }
+  });
 }
 
 await main();

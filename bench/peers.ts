@@ -26,22 +26,19 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GrpcImageRuntime } from '../agent/cri/grpc-runtime.ts';
-import { errorText } from '../lib/errors.ts';
 import { pushSleeperImage } from '../local-cluster/busybox-images.ts';
 import { KWARM_NAMESPACE } from '../local-cluster/kwarm-access.ts';
-import { helmInstallKwarm, waitKwarmReady } from '../local-cluster/kwarm-install.ts';
-import { linkNodesToRegistry, type NodeRegistryLink } from '../local-cluster/node-registry-link.ts';
 import { buildAndPushImage } from '../local-cluster/oci-image.ts';
-import { startRealCluster, type RealCluster } from '../local-cluster/real-cluster.ts';
+import type { RealCluster } from '../local-cluster/real-cluster.ts';
 import type { RealNode } from '../local-cluster/real-node.ts';
 import { waitFor } from '../local-cluster/wait.ts';
-import { BenchRun } from './bench-run.ts';
 import { attributedWrites, containerUsage, countWrites, missingImages, type CgroupReading, type WriteCount } from './peers-figures.ts';
 import {
   APPROACH_LABELS, APPROACHES, CELL_LABEL, fledgedJobs, kubeletDeployment, kwarmPolicy, ON_IMAGE_CHANGE, pullerDaemonSet,
   totalRequests, type Approach, type CellSpec, type PodSpecLike, type Requests,
 } from './peers-manifests.ts';
 import { processFigures } from './proc-stats.ts';
+import { nodeImages, removeFromNodes, runRealNodeBench } from './real-node-bench.ts';
 
 const env = (k: string, d: string): string => process.env[`KWARM_BENCH_PEERS_${k}`] ?? d;
 const { values: args } = parseArgs({
@@ -200,31 +197,8 @@ function cpuDelta(before: Map<number, number>, after: Map<number, number>): numb
   return s;
 }
 
-async function nodeImages(node: RealNode): Promise<string[]> {
-  const cri = new GrpcImageRuntime({ endpoint: node.containerd.socket });
-  try {
-    return (await cri.listImages({ signal: AbortSignal.timeout(30_000) })).flatMap((i) => i.repoTags);
-  } finally {
-    cri.close();
-  }
-}
-
-async function removeFromNodes(nodes: readonly RealNode[], images: readonly string[]): Promise<void> {
-  for (const n of nodes) {
-    const cri = new GrpcImageRuntime({ endpoint: n.containerd.socket });
-    try {
-      for (const image of images) {
-        try {
-          await cri.removeImage(image, { signal: AbortSignal.timeout(30_000) });
-        } catch (err) {
-          console.log(`  (could not remove ${image} from ${n.name}: ${errorText(err)})`);
-        }
-      }
-    } finally {
-      cri.close();
-    }
-  }
-  const left = (await Promise.all(nodes.map(async (n) => (await nodeImages(n)).filter((t) => images.includes(t)).map((t) => `${n.name}: ${t}`)))).flat();
+async function removeImages(nodes: readonly RealNode[], images: readonly string[]): Promise<void> {
+  const left = await removeFromNodes(nodes, images);
   if (left.length > 0) throw new Error(`images still on nodes after removal: ${left.join(', ')}`);
 }
 
@@ -341,20 +315,7 @@ async function runCell(cluster: RealCluster, approach: Approach, spec: CellSpec)
 // --- main ----------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const bench = await BenchRun.start();
-  let cluster: RealCluster | undefined;
-  let link: NodeRegistryLink | undefined;
-  try {
-    const t0 = performance.now();
-    cluster = await startRealCluster({ nodes: NODES });
-    const c = cluster;
-    const nodeLink = await linkNodesToRegistry(c, { bytesPerSecond: RATE_MBPS * 1e6 });
-    link = nodeLink;
-    const kwarm = await helmInstallKwarm(c);
-    await waitKwarmReady(c, kwarm.images);
-    await c.kubectl(['create', 'namespace', NS]);
-    await waitFor(async () => (await c.kubectl(['get', 'serviceaccount', 'default', '-n', NS], { allowFailure: true })).code === 0,
-      { what: `the default ServiceAccount of ${NS}`, timeoutMs: 60_000, intervalMs: 250 });
+  await runRealNodeBench({ nodes: NODES, rateMBps: RATE_MBPS, namespace: NS }, async ({ bench, cluster: c, link: nodeLink }) => {
     // The tool image every peer copies its binary from: on every node beforehand (each peer's own image would be).
     const tool = c.nodeImage((await pushSleeperImage(c.registry, 'bench/peers-tool', '1', 0)).reference);
     for (const n of c.nodes) {
@@ -365,7 +326,6 @@ async function main(): Promise<void> {
         cri.close();
       }
     }
-    console.log(`set-up: ${NODES} real nodes, kwarm installed from the chart, each node's registry link paced at ${RATE_MBPS} MB/s, in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 
     const nodes = c.nodes.map((n) => n.name);
     const results = new Map<string, CellFigures[]>();
@@ -388,7 +348,7 @@ async function main(): Promise<void> {
           const key = `${approach}.${count}`;
           results.set(key, [...(results.get(key) ?? []), f]);
           await cleanUp(c, approach, spec);
-          await removeFromNodes(c.nodes, images);
+          await removeImages(c.nodes, images);
         }
       }
     }
@@ -422,11 +382,7 @@ async function main(): Promise<void> {
     bench.notes.push('the peers\' approaches are plain Kubernetes objects in the shape their documentation and manifests describe (bench/peers-manifests.ts), not their code: no ImageCache status writes or controller of their own are counted; the tool image holding the static busybox they copy in is on every node beforehand');
     bench.notes.push(`used: the cgroup v1 accounting of the approach's containers on the nodes (its pods' namespace; kwarm: kwarm-system, its agents and controller; pod sandboxes included), read every ${SAMPLE_MS} ms (CPU: growth over the cell, a container that exits loses at most its last ${SAMPLE_MS} ms; memory: the highest sum over one reading, page cache charged to the containers included), and the CPU time of the kubelet and containerd processes from /proc; requested: the sum of the pods' requests as the scheduler counts them (kwarm: its agent and controller pods, which stay)`);
     await bench.finish('peers', process.argv.slice(2), { reps: REPS, counts: COUNTS.join(','), nodes: NODES, imageMiB: MIB, rateMBps: RATE_MBPS, approaches: ONLY.join(',') });
-  } finally {
-    await bench.stop();
-    await link?.stop();
-    await cluster?.stop();
-  }
+  });
 }
 
 await main();

@@ -56,6 +56,10 @@ function missing(b: Benchmark): string {
   return `_Not run yet: \`node_modules/.bin/node bench/${b}.ts\`._\n`;
 }
 
+function medianOf(f: Figure | undefined): number | undefined {
+  return f === undefined ? undefined : median(f.samples);
+}
+
 function runLine(r: BenchResult): string {
   return [
     `- Command: \`${r.command}\` (${r.startedAt.slice(0, 16).replace('T', ' ')} to ${r.finishedAt.slice(11, 16)} UTC)`,
@@ -385,10 +389,45 @@ ${runLine(controller)}
 
 // --- 6. a rollout on real kubelets ---------------------------------------------------------------------
 
-const ROLLOUT_MODES = [['kubelet', 'kubelet alone'], ['kwarm', 'kwarm (chart)']] as const;
+const ROLLOUT_MODES = [['kubelet', 'kubelet alone'], ['kwarm', 'kwarm (chart)'], ['gate', 'kwarm with the rollout gate']] as const;
 
 function rolloutFigure(r: BenchResult, mode: string, what: string): Figure | undefined {
   return r.figures.find((f) => f.id === `rollout.${mode}.${what}`);
+}
+
+/** The gate's time held over the pods it held (its figure counts 0 for every pod admitted ungated); undefined if none. */
+function heldFigure(r: BenchResult): Figure | undefined {
+  const f = rolloutFigure(r, 'gate', 'pod-gated');
+  const held = f?.samples.filter((x) => x > 0) ?? [];
+  return f === undefined || held.length === 0 ? undefined : { ...f, samples: held };
+}
+
+/** What the gate costs and buys, in words computed from the medians (nothing typed by hand); '' without the gate mode. */
+function gateReading(r: BenchResult): string {
+  const med = (mode: string, what: string): number | undefined => medianOf(rolloutFigure(r, mode, what));
+  const gate = med('gate', 'rollout');
+  const kwarm = med('kwarm', 'rollout');
+  const kubelet = med('kubelet', 'rollout');
+  const gated = rolloutFigure(r, 'gate', 'pod-gated');
+  const held = heldFigure(r);
+  const pulled = rolloutFigure(r, 'gate', 'pods-that-pulled');
+  const podsGated = rolloutFigure(r, 'gate', 'pods-gated');
+  const kwarmWaitSum = med('kwarm', 'pod-image-wait-sum');
+  if (gate === undefined || kwarm === undefined || kubelet === undefined || gated === undefined || pulled === undefined || podsGated === undefined || kwarmWaitSum === undefined) return '';
+  const heldPods = held?.samples.length ?? 0;
+  const pulls = pulled.samples.reduce((a, b) => a + b, 0);
+  const pods = pulled.samples.length * Number(r.parameters.replicas);
+  const versus = (a: number, b: number): string => `${seconds(Math.abs(a - b))} ${a >= b ? 'later' : 'sooner'}`;
+  return `
+Reading it: with the gate, ${pulls === 0 ? 'no new pod pulled its image' : `${pulls} of ${pods} new pods still pulled their image`}. A new pod whose image is not yet warm is
+created with kwarm's scheduling gate and scheduled only once the image is on the nodes${heldPods < gated.samples.length ? '; pods created after that found it warm and were admitted without the gate' : ''}. ${heldPods} of ${gated.samples.length} new pods ${heldPods === 1 ? 'was' : 'were'} created gated (per
+rollout ${cell(podsGated, 'bare')}), held ${held === undefined ? '—' : cell(held, 's')} (the pod's creation to kwarm's release Event, whole seconds): the gate
+releases a pod once the image is on every target node, while with kwarm's default a new pod starts at once on a
+node that already has it. That is what the gate costs: the wait moves from the pod's image pull to its
+scheduling, and a gated pod is invisible to Cluster Autoscaler and Karpenter meanwhile. What it buys: ${pulls === 0 ? 'no pod waited on its node for a pull' : `${pulls} pull${pulls === 1 ? '' : 's'} in pods instead of ${rolloutFigure(r, 'kwarm', 'pods-that-pulled')?.samples.reduce((a, b) => a + b, 0) ?? '—'} with kwarm's default`}. The
+rollout completed ${versus(gate, kwarm)} than with kwarm's default (medians), where the new pods together waited
+${seconds(kwarmWaitSum)} per rollout for their image, and ${versus(gate, kubelet)} than with the kubelet alone.
+`;
 }
 
 function rolloutSection(r: BenchResult | undefined): string {
@@ -400,13 +439,16 @@ function rolloutSection(r: BenchResult | undefined): string {
   const rows = [
     row('`kubectl set image` to rollout complete', 'rollout', 's'),
     row(`Each new pod's wait for its image (${r.parameters.replicas} pods × ${r.parameters.reps} rollouts)`, 'pod-image-wait', 's'),
+    row('The new pods\' waits for their image, summed', 'pod-image-wait-sum', 's'),
     row(`New pods whose kubelet pulled, of ${r.parameters.replicas}`, 'pods-that-pulled', 'bare'),
+    row(`New pods created gated, of ${r.parameters.replicas}`, 'pods-gated', 'bare'),
+    ['A gated pod\'s time gated, creation to gate removed', '—', '—', ((h) => (h === undefined ? '—' : cell(h, 's')))(heldFigure(r))],
     row('Mean pod start, `kubelet_pod_start_total_duration_seconds`', 'start-total', 's'),
     row('Mean pod start without pulls, `kubelet_pod_start_sli_duration_seconds`', 'start-sli', 's'),
   ];
   return `${table(['Per rollout', ...ROLLOUT_MODES.map(([, label]) => label)], rows)}
 
-All **measured** (median, min–max over ${r.parameters.reps} rollouts per mode, interleaved in one run): a Deployment of
+All **measured** (median, min–max over ${r.parameters.reps} rollouts per mode, interleaved in one run): per mode a Deployment of
 ${r.parameters.replicas} replicas on ${r.parameters.nodes} real nodes (kubelet, containerd, kube-proxy), image of ${r.parameters.imageMiB} MiB in random
 layers, a fresh one per rollout, each node's link to the registry paced at ${r.parameters.rateMBps} MB/s. The waits are the kubelets' own
 figures: the Pulled event of each pod (0 when the image was already present) and the pod start histograms of
@@ -415,7 +457,7 @@ the template changes, so only pods on nodes kwarm has not finished yet wait; wit
 pulls when its first new pod lands there. The three nodes share this machine's 2 cores: kwarm's three pulls at
 once compete for CPU (decompressing, unpacking) where the kubelet alone pulls node after node, so a pod that
 waits for kwarm's pull waits longer here than it would on nodes with CPUs of their own.
-
+${gateReading(r)}
 ${runLine(r)}
 `;
 }
@@ -430,10 +472,7 @@ function joinFigure(r: BenchResult, mode: string, what: string): Figure | undefi
 
 /** What the medians say, in words computed from them (nothing typed by hand). */
 function joinReading(r: BenchResult): string {
-  const med = (mode: string, what: string): number | undefined => {
-    const f = joinFigure(r, mode, what);
-    return f === undefined ? undefined : median(f.samples);
-  };
+  const med = (mode: string, what: string): number | undefined => medianOf(joinFigure(r, mode, what));
   const plain = med('plain', 'pod-ready');
   const barrier = med('barrier', 'pod-ready');
   const lifted = med('barrier', 'taint-lifted');
@@ -632,7 +671,10 @@ function summarySection(): string {
       const f = rolloutFigure(roll, mode, what);
       return f === undefined ? '—' : cell(f, as);
     };
-    lines.push(`- **What users feel** (${roll.parameters.replicas} replicas on ${roll.parameters.nodes} real kubelets, ${roll.parameters.imageMiB} MiB image at ${roll.parameters.rateMBps} MB/s per node, ${roll.parameters.reps} rollouts each): \`kubectl set image\` to rollout complete ${m('kwarm', 'rollout')} with kwarm vs ${m('kubelet', 'rollout')} with the kubelet alone; pods that waited for their image ${m('kwarm', 'pods-that-pulled', 'bare')} vs ${m('kubelet', 'pods-that-pulled', 'bare')} of ${roll.parameters.replicas} per rollout.`);
+    const gate = rolloutFigure(roll, 'gate', 'rollout') === undefined
+      ? ''
+      : `; with the rollout gate ${m('gate', 'rollout')}, ${m('gate', 'pods-that-pulled', 'bare')} pods that pulled, ${m('gate', 'pods-gated', 'bare')} created gated, held ${((h) => (h === undefined ? '—' : cell(h, 's')))(heldFigure(roll))}`;
+    lines.push(`- **What users feel** (${roll.parameters.replicas} replicas on ${roll.parameters.nodes} real kubelets, ${roll.parameters.imageMiB} MiB image at ${roll.parameters.rateMBps} MB/s per node, ${roll.parameters.reps} rollouts each): \`kubectl set image\` to rollout complete ${m('kwarm', 'rollout')} with kwarm vs ${m('kubelet', 'rollout')} with the kubelet alone; pods that waited for their image ${m('kwarm', 'pods-that-pulled', 'bare')} vs ${m('kubelet', 'pods-that-pulled', 'bare')} of ${roll.parameters.replicas} per rollout${gate}.`);
   }
   const join = results.get('node-join');
   if (join !== undefined) {

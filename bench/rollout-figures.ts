@@ -1,10 +1,13 @@
-// What the rollout benchmark reads from the kubelet, as pure functions: how long a pod waited for its image
-// (the kubelet's Pulled event) and the pod start histograms of its /metrics. No I/O, no clock.
+// What the rollout benchmark reads from the kubelet and kwarm, as pure functions: how long a pod waited for its
+// image (the kubelet's Pulled event), how long kwarm's rollout gate held it (kwarm's release Event), and the pod
+// start histograms of the kubelet's /metrics. No I/O, no clock.
 
 export interface KubeletEvent {
   reason?: string;
   message?: string;
   involvedObject: { kind?: string; name?: string };
+  /** metav1.Time, whole seconds (kwarm's Events set it; so does the kubelet). */
+  firstTimestamp?: string;
 }
 
 export type ImageWait =
@@ -37,6 +40,27 @@ export function imageWait(events: readonly KubeletEvent[], pod: string, image: s
     if (ms !== undefined) return { kind: 'pulled', ms };
   }
   return { kind: 'unknown' };
+}
+
+export type GateHold =
+  /** No release Event: the webhook admitted the pod without kwarm's gate (its images were warm, or it failed open). */
+  | { kind: 'never' }
+  /** Pod creation to the gate's removal, in ms (whole seconds: both API timestamps are); timedOut: released at rolloutGate.timeout. */
+  | { kind: 'held'; ms: number; timedOut: boolean };
+
+/**
+ * How long kwarm's rollout gate held the pod created at `podCreated` (RFC 3339), from the Event kwarm records
+ * on the pod when it removes the gate: RolloutGateReleased (images warm) or RolloutGateTimedOut. Only kwarm
+ * removes its gate, so a pod without either Event was never gated, provided the pod is scheduled.
+ */
+export function gateHold(events: readonly KubeletEvent[], pod: string, podCreated: string): GateHold {
+  const created = Date.parse(podCreated);
+  const release = events.find((e) => e.involvedObject.kind === 'Pod' && e.involvedObject.name === pod
+    && (e.reason === 'RolloutGateReleased' || e.reason === 'RolloutGateTimedOut'));
+  if (release === undefined) return { kind: 'never' };
+  const at = Date.parse(release.firstTimestamp ?? '');
+  if (!Number.isFinite(at) || !Number.isFinite(created)) throw new Error(`pod ${pod}: its creation (${podCreated}) or its ${release.reason ?? ''} Event's time (${release.firstTimestamp ?? 'none'}) is not a time`);
+  return { kind: 'held', ms: Math.max(0, at - created), timedOut: release.reason === 'RolloutGateTimedOut' };
 }
 
 /** A histogram's running sum and count, summed over all its label sets. */

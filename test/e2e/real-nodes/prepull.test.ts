@@ -18,6 +18,7 @@ import { describePods, helmInstallKwarm, kwarmLogs, kwarmPods, podReady, waitKwa
 import { buildAndPushImage } from '../../../local-cluster/oci-image.ts';
 import { sharedRealCluster, type RealCluster } from '../../../local-cluster/real-cluster.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
+import { sleeperDeployment } from '../../../local-cluster/workloads.ts';
 
 const NS = 'e2e-shop';
 const APP = 'shop';
@@ -38,25 +39,9 @@ interface NisJson {
 }
 
 function appDeployment(image: string, replicas: number): string {
-  return JSON.stringify({
-    apiVersion: 'apps/v1', kind: 'Deployment',
-    metadata: { name: APP, namespace: NS, labels: { app: APP, 'kwarm.io/enabled': 'true' } },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: APP } },
-      // All old pods go before new ones start: each node gets a new pod of its own, and that pod has to find
-      // the image on the node (no surge pod elsewhere).
-      strategy: { type: 'Recreate' },
-      template: {
-        metadata: { labels: { app: APP } },
-        spec: {
-          topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: { app: APP } } }],
-          terminationGracePeriodSeconds: 1,
-          containers: [{ name: 'app', image }],
-        },
-      },
-    },
-  });
+  // All old pods go before new ones start (Recreate): each node gets a new pod of its own, and that pod has to
+  // find the image on the node (no surge pod elsewhere).
+  return sleeperDeployment({ name: APP, namespace: NS, image, replicas, labels: { 'kwarm.io/enabled': 'true' }, placement: 'spread', strategy: { type: 'Recreate' } });
 }
 
 describe('e2e on real nodes: pods start on images kwarm pre-pulled', function () {

@@ -23,6 +23,7 @@ import { buildAndPushImage } from '../../../local-cluster/oci-image.ts';
 import { sharedRealCluster, type RealCluster } from '../../../local-cluster/real-cluster.ts';
 import type { RealNode } from '../../../local-cluster/real-node.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
+import { sleeperDeployment } from '../../../local-cluster/workloads.ts';
 
 const NS = 'e2e-warmup';
 const APP = 'warm-app';
@@ -66,24 +67,9 @@ interface Snapshot {
   pending: number;
 }
 
+// One pod per node: the replica beyond the node count waits for a node to join, as in a scale-up.
 function deployment(image: string, replicas: number): string {
-  return JSON.stringify({
-    apiVersion: 'apps/v1', kind: 'Deployment',
-    metadata: { name: APP, namespace: NS, labels: { app: APP, 'kwarm-e2e/warmup': 'true' } },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: APP } },
-      template: {
-        metadata: { labels: { app: APP } },
-        spec: {
-          // One pod per node: the replica beyond the node count waits for a node to join, as in a scale-up.
-          affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { app: APP } } }] } },
-          terminationGracePeriodSeconds: 1,
-          containers: [{ name: 'app', image }],
-        },
-      },
-    },
-  });
+  return sleeperDeployment({ name: APP, namespace: NS, image, replicas, labels: { 'kwarm-e2e/warmup': 'true' }, placement: 'one-per-node' });
 }
 
 describe('e2e on real nodes: the warm-up barrier holds a joining node until its images are warm', function () {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { goDurationMs, histogramTotals, imageWait, meanBetweenMs, type KubeletEvent } from '../../../bench/rollout-figures.ts';
+import { gateHold, goDurationMs, histogramTotals, imageWait, meanBetweenMs, type KubeletEvent } from '../../../bench/rollout-figures.ts';
 
 const IMAGE = '127.0.0.1:5001/bench/rollout:kwarm-3';
 
@@ -45,6 +45,30 @@ describe('bench/rollout-figures', () => {
         { reason: 'Pulling', message: `Pulling image "${IMAGE}"`, involvedObject: { kind: 'Pod', name: 'a' } },
       ];
       expect(imageWait(events, 'a', IMAGE)).to.deep.equal({ kind: 'unknown' });
+    });
+  });
+
+  describe('gateHold', () => {
+    const released = (pod: string, reason: string, at: string): KubeletEvent => ({ reason, message: 'Removed scheduling gate kwarm.io/images-warm', involvedObject: { kind: 'Pod', name: pod }, firstTimestamp: at });
+
+    it('is pod creation to kwarm\'s release Event', () => {
+      const events = [released('a', 'RolloutGateReleased', '2026-12-06T12:00:14Z')];
+      expect(gateHold(events, 'a', '2026-12-06T12:00:03Z')).to.deep.equal({ kind: 'held', ms: 11_000, timedOut: false });
+    });
+
+    it('says when the gate came off at the timeout', () => {
+      const events = [released('a', 'RolloutGateTimedOut', '2026-12-06T12:05:03Z')];
+      expect(gateHold(events, 'a', '2026-12-06T12:00:03Z')).to.deep.equal({ kind: 'held', ms: 300_000, timedOut: true });
+    });
+
+    it('a pod with no release Event of its own was never gated', () => {
+      const events = [released('b', 'RolloutGateReleased', '2026-12-06T12:00:14Z'), pulled('a', `Container image "${IMAGE}" already present on machine`)];
+      expect(gateHold(events, 'a', '2026-12-06T12:00:03Z')).to.deep.equal({ kind: 'never' });
+    });
+
+    it('refuses an Event without a time rather than guess', () => {
+      const events: KubeletEvent[] = [{ reason: 'RolloutGateReleased', involvedObject: { kind: 'Pod', name: 'a' } }];
+      expect(() => gateHold(events, 'a', '2026-12-06T12:00:03Z')).to.throw(/not a time/);
     });
   });
 
