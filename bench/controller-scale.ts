@@ -178,7 +178,11 @@ async function main(): Promise<void> {
         kubeconfig, name, main, nodeArgs, logLevel: CONTROLLER_LOG, waitReady: false,
         args: ['--max-concurrent-pulls=0', '--write-qps=500', '--write-burst=500', `--resync-period=${RESYNC_SECONDS}s`],
       });
-      await started.waitReady(1_800_000);
+      // A controller that never gets ready must not outlive the bench (it did, retrying a stopped API server).
+      await started.waitReady(1_800_000).catch(async (err: unknown) => {
+        await started.stop();
+        throw err;
+      });
       return started;
     };
     const tStart = Date.now();
