@@ -243,7 +243,8 @@ async function main(): Promise<void> {
     const passes = (metricValue(after, 'kwarm_reconcile_duration_seconds_count') ?? 0) - passesBefore;
     const passSeconds = (metricValue(after, 'kwarm_reconcile_duration_seconds_sum') ?? 0) - sumBefore;
     console.log(`image change on ${affected.length} affected nodes: all their NodeImageSets updated in ${toNis} ms (since the Deployment patch), PrePullImage Completed in ${toNis + toCompleted} ms`);
-    console.log(`writes for the image change: ${total} (${byKind.filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ')}); affected nodes + constant = ${affected.length} + ${total - affected.length}`);
+    const refused = (metricValue(after, 'kwarm_api_write_errors_total') ?? 0) - (metricValue(before, 'kwarm_api_write_errors_total') ?? 0);
+    console.log(`writes for the image change: ${total} (${byKind.filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ')}); affected nodes + constant = ${affected.length} + ${total - affected.length}; refused by the API server: ${refused}`);
     const nisGoalMs = 2000 + (affected.length / writeRate) * 1000;
     console.log(`goal: all ${affected.length} affected NodeImageSets within 2 s + ${affected.length} / ${writeRate.toFixed(1)} per s = ${(nisGoalMs / 1000).toFixed(1)} s: ${toNis <= nisGoalMs ? 'met' : 'MISSED'} (${(toNis / 1000).toFixed(1)} s)`);
     const planSeconds = (metricValue(after, 'kwarm_reconcile_plan_duration_seconds_sum') ?? 0) - planBefore;
