@@ -7,6 +7,7 @@
 //
 //   node_modules/.bin/node bench/controller-scale.ts [--nodes=5000] [--deployments=2000] [--pools=40]
 //       [--restart-node-args='none|--max-semi-space-size=4'] (extra restarts with these Node flags, to compare)
+//       [--controller-log=debug] (the controller's log level; with KWARM_KEEP_TEST_DIRS=1 its log is kept)
 //
 // Deployments are spread over node pools (a pod nodeSelector), as real clusters partition workloads;
 // every node of a pool pre-pulls the images of the pool's Deployments (deployments/pools images per node).
@@ -36,6 +37,9 @@ const POOLS = arg('pools', 40);
 const NAMESPACES = 20;
 const restartNodeArgs = (process.argv.find((a) => a.startsWith('--restart-node-args='))?.slice('--restart-node-args='.length) ?? '')
   .split('|').filter((x) => x !== '').map((set) => set.trim().split(/\s+/u).filter((x) => x !== '' && x !== 'none'));
+const controllerLogArg = process.argv.find((a) => a.startsWith('--controller-log='))?.slice('--controller-log='.length) ?? 'info';
+if (controllerLogArg !== 'info' && controllerLogArg !== 'debug') throw new Error('--controller-log must be info or debug');
+const CONTROLLER_LOG: 'info' | 'debug' = controllerLogArg;
 const RESYNC_SECONDS = 20;
 const KWARM = '/apis/kwarm.io/v1alpha1';
 
@@ -171,10 +175,14 @@ async function main(): Promise<void> {
     const kubeconfig = await controllerKubeconfig(cp);
     const startController = async (name: string, nodeArgs: readonly string[] = chartNodeArgs): Promise<ControllerProcess> => {
       const started = await ControllerProcess.start({
-        kubeconfig, name, main, nodeArgs, logLevel: 'info', waitReady: false,
+        kubeconfig, name, main, nodeArgs, logLevel: CONTROLLER_LOG, waitReady: false,
         args: ['--max-concurrent-pulls=0', '--write-qps=500', '--write-burst=500', `--resync-period=${RESYNC_SECONDS}s`],
       });
-      await started.waitReady(1_800_000);
+      // A controller that never gets ready must not outlive the bench (it did, retrying a stopped API server).
+      await started.waitReady(1_800_000).catch(async (err: unknown) => {
+        await started.stop();
+        throw err;
+      });
       return started;
     };
     const tStart = Date.now();
@@ -235,7 +243,8 @@ async function main(): Promise<void> {
     const passes = (metricValue(after, 'kwarm_reconcile_duration_seconds_count') ?? 0) - passesBefore;
     const passSeconds = (metricValue(after, 'kwarm_reconcile_duration_seconds_sum') ?? 0) - sumBefore;
     console.log(`image change on ${affected.length} affected nodes: all their NodeImageSets updated in ${toNis} ms (since the Deployment patch), PrePullImage Completed in ${toNis + toCompleted} ms`);
-    console.log(`writes for the image change: ${total} (${byKind.filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ')}); affected nodes + constant = ${affected.length} + ${total - affected.length}`);
+    const refused = (metricValue(after, 'kwarm_api_write_errors_total') ?? 0) - (metricValue(before, 'kwarm_api_write_errors_total') ?? 0);
+    console.log(`writes for the image change: ${total} (${byKind.filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ')}); affected nodes + constant = ${affected.length} + ${total - affected.length}; refused by the API server: ${refused}`);
     const nisGoalMs = 2000 + (affected.length / writeRate) * 1000;
     console.log(`goal: all ${affected.length} affected NodeImageSets within 2 s + ${affected.length} / ${writeRate.toFixed(1)} per s = ${(nisGoalMs / 1000).toFixed(1)} s: ${toNis <= nisGoalMs ? 'met' : 'MISSED'} (${(toNis / 1000).toFixed(1)} s)`);
     const planSeconds = (metricValue(after, 'kwarm_reconcile_plan_duration_seconds_sum') ?? 0) - planBefore;

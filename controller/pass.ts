@@ -46,8 +46,16 @@ export interface PassOptions {
 export interface PassResult {
   /** Every write succeeded (or found its object gone). */
   readonly ok: boolean;
-  /** When a held-back status write, a purge's give-up time or a refreshInterval comes due (ms). */
+  /**
+   * When a held-back status write, a purge's give-up time, a refreshInterval or a failed write's retry comes
+   * due (ms).
+   */
   readonly dueAtMs: number | undefined;
+}
+
+/** The earliest of some times (ms); undefined when none is set. */
+function earliest(times: readonly (number | undefined)[]): number | undefined {
+  return times.reduce<number | undefined>((x, y) => (y === undefined ? x : Math.min(x ?? y, y)), undefined);
 }
 
 /** What a pass derives from the caches before planning. */
@@ -202,7 +210,7 @@ export class Pass {
         computeMs: Math.round(computeMs),
       });
     }
-    const dueAtMs = [refresh.dueAtMs, status.dueAtMs, spec.nodePlan.dueAtMs].reduce<number | undefined>((x, y) => (y === undefined ? x : Math.min(x ?? y, y)), undefined);
+    const dueAtMs = earliest([refresh.dueAtMs, status.dueAtMs, spec.nodePlan.dueAtMs, a.retryAtMs, b.retryAtMs, c.retryAtMs, d.retryAtMs]);
     return { ok: !(a.failed || b.failed || c.failed || d.failed), dueAtMs };
   }
 }

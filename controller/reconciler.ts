@@ -1,5 +1,6 @@
 // The controller's loop. Informers only mark work dirty; the loop waits for work (or a resync, or a held-back
-// write coming due), lets events settle for a moment, runs one pass (pass.ts) and backs off while writes fail.
+// write or a failed write's retry coming due), lets events settle for a moment and runs one pass (pass.ts).
+// A failed write backs off on its own (write/writer.ts), so it never delays the loop or the other writes.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import { backoffDelaySeconds, type BackoffPolicy } from '../lib/backoff.ts';
@@ -45,7 +46,7 @@ export interface ControllerOptions {
   readonly argoDiscoveryIntervalMs?: number;
 }
 
-/** After a pass with a failed write: 0.4 s, doubling, at most 30 s (no jitter: one controller, one API server). */
+/** After a pass that threw (not a failed write: those back off on their own): 0.4 s, doubling, at most 30 s. */
 const PASS_RETRY: BackoffPolicy = { baseSeconds: 0.4, capSeconds: 30, jitter: 'none' };
 
 export class Controller {
@@ -117,19 +118,16 @@ export class Controller {
         try {
           const result = await this.pass.run(signal);
           this.dueAtMs = result.dueAtMs;
-          failures = result.ok ? 0 : failures + 1;
+          failures = 0;
         } catch (err) {
           if (stopping()) break;
           failures++;
           log.error('reconcile failed', { error: errorText(err) });
+          // Run again after a back-off, or at the next event, whichever comes first.
+          this.dueAtMs = this.o.now().getTime() + backoffDelaySeconds(PASS_RETRY, failures, Math.random) * 1000;
         } finally {
           end();
           this.passes++;
-        }
-        if (failures > 0) {
-          // Some write failed: try again, backing off so a broken API server is not hammered.
-          this.dirty = true;
-          await sleep(backoffDelaySeconds(PASS_RETRY, failures, Math.random) * 1000, undefined, { signal }).catch(() => undefined);
         }
       }
     } finally {

@@ -18,9 +18,10 @@ import type { WritePlan } from '../../../controller/write/writes.ts';
 const NS = 'writer-test';
 const KWARM = '/apis/kwarm.io/v1alpha1';
 
-/** The real client, except that writes to `refused` paths fail as a broken API server would. */
-function refusing(client: KubeClient, refused: Set<string>): ApiWriter {
+/** The real client, except that writes to `refused` paths fail as a broken API server would; `sent` counts requests by path. */
+function refusing(client: KubeClient, refused: Set<string>, sent = new Map<string, number>()): ApiWriter {
   const check = (path: string): void => {
+    sent.set(path, (sent.get(path) ?? 0) + 1);
     if (refused.has(path)) throw new Error(`injected: ${path} refused`);
   };
   return {
@@ -64,7 +65,7 @@ describe('controller/write/writer on a real API server', function () {
   });
 
   after(async () => {
-    for (const name of ['a', 'b']) {
+    for (const name of ['a', 'b', 'c', 'd']) {
       await admin.patch(`${KWARM}/namespaces/${NS}/prepullimages/${name}`, 'merge', { metadata: { finalizers: null } }, signal).catch(() => undefined);
     }
     await cp.kubectl(['delete', 'namespace', NS, '--wait=false'], { allowFailure: true });
@@ -110,5 +111,38 @@ describe('controller/write/writer on a real API server', function () {
     expect(result.failed).to.equal(false);
     expect(overlays.deletions.unshown(`${NS}/never-there`, gone)).to.equal(true);
     expect(overlays.deletions.unshown(`${NS}/never-there`, undefined)).to.equal(undefined);
+  });
+
+  it('holds a failed write back until its own back-off passes, sends the others, and sends a changed write at once', async () => {
+    const c = await handWritten('c');
+    const d = await handWritten('d');
+    const statusPath = (name: string): string => `${KWARM}/namespaces/${NS}/prepullimages/${name}/status`;
+    const refused = new Set([statusPath('c')]);
+    const sent = new Map<string, number>();
+    const w = writer(refusing(admin, refused, sent), new Overlays());
+    const plan = (phase: 'InProgress' | 'Completed'): WritePlan => [
+      { writes: [c, d].map((ppi) => ({ kind: 'prePullImageStatus' as const, key: `${NS}/${ppi.metadata.name ?? ''}`, ppi, status: { observedGeneration: 1, phase }, events: [] })) },
+    ];
+    const t0 = Date.now();
+    const first = await w.apply(plan('InProgress'), t0, signal);
+    expect(first.failed).to.equal(true);
+    // The first back-off: 0.4 s.
+    expect(first.retryAtMs).to.equal(t0 + 400);
+    // Before it is due, c is not sent again; d is.
+    const second = await w.apply(plan('InProgress'), t0 + 100, signal);
+    expect(second.failed).to.equal(true);
+    expect(second.retryAtMs).to.equal(t0 + 400);
+    expect(sent.get(statusPath('c'))).to.equal(1);
+    expect(sent.get(statusPath('d'))).to.equal(2);
+    // Due: sent, refused again, and the next back-off doubles.
+    const third = await w.apply(plan('InProgress'), t0 + 400, signal);
+    expect(sent.get(statusPath('c'))).to.equal(2);
+    expect(third.retryAtMs).to.equal(t0 + 400 + 800);
+    // A changed write is a new one: sent at once, and it lands once the API server accepts it.
+    refused.clear();
+    const changed = await w.apply(plan('Completed'), t0 + 500, signal);
+    expect(sent.get(statusPath('c'))).to.equal(3);
+    expect(changed).to.include({ failed: false, retryAtMs: undefined });
+    expect((await getPrePullImage(admin, NS, 'c', signal))?.status?.phase).to.equal('Completed');
   });
 });
