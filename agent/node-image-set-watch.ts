@@ -1,6 +1,7 @@
 // The agent's one watch: its own NodeImageSet (fieldSelector metadata.name=<node>), through the
 // shared list-watch cache, which restarts on any error. Objects are decoded once here; a status
-// that does not decode is dropped rather than the whole object (the agent rewrites status anyway).
+// that does not decode is dropped rather than the whole object (the agent rewrites status anyway), and
+// an object whose spec does not decode leaves the last one that did in place.
 import type { Logger } from 'winston';
 import { decode } from '../api/schema.ts';
 import { API_VERSION } from '../api/v1alpha1/group.ts';
@@ -28,7 +29,8 @@ export function decodeNodeImageSet(raw: unknown, log?: Logger): WatchedNodeImage
   const meta = decode(objectMetaSchema, field(raw, 'metadata'));
   const spec = decode(nodeImageSetSpecSchema, field(raw, 'spec') ?? {});
   if (!meta.ok || !spec.ok || meta.value.name === undefined) {
-    log?.error('NodeImageSet does not decode; ignoring it', { errors: [...(meta.ok ? [] : meta.errors), ...(spec.ok ? [] : spec.errors)].slice(0, 10) });
+    // The list-watch keeps the last version that decoded (finding 11): the agent goes on with that spec.
+    log?.error('NodeImageSet does not decode; going on with the last spec that did, if any', { errors: [...(meta.ok ? [] : meta.errors), ...(spec.ok ? [] : spec.errors)].slice(0, 10) });
     return undefined;
   }
   const rawStatus = field(raw, 'status');

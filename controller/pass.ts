@@ -99,6 +99,8 @@ export class Pass {
     const argoUncertain = src.argo.uncertainKinds();
     const uncertainSource = (p: PrePullImage): boolean => {
       if (!isManaged(p)) return false;
+      // Its policy exists but does not decode (finding 11): unknown, not deleted, so its images are neither deleted nor purged.
+      if (src.policies.undecodableKeys().has(p.metadata.labels?.[POLICY_LABEL] ?? '')) return true;
       if (p.metadata.annotations?.[SOURCE_ANNOTATION] === CONFIGMAP_SOURCE) return pendingPolicies.has(p.metadata.labels?.[POLICY_LABEL] ?? '');
       const ownerKind = p.metadata.ownerReferences?.find((o) => o.controller === true)?.kind ?? '';
       return isArgoKind(ownerKind) && argoUncertain.has(ownerKind);

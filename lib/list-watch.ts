@@ -13,7 +13,10 @@ export interface ListWatchOptions<T> {
   path: string;
   labelSelector?: string;
   fieldSelector?: string;
-  /** Projects a raw object into what the cache keeps; `undefined` drops it (it failed to decode). */
+  /**
+   * Projects a raw object into what the cache keeps; `undefined` when it does not decode. Such an object is never
+   * taken for deleted: the last version that decoded stays cached, and the key is listed by `undecodableKeys`.
+   */
   decode: (raw: unknown) => T | undefined;
   /** Called after the cache changed for `key` (`obj` undefined: deleted). */
   onChange: (key: string, obj: T | undefined) => void;
@@ -54,6 +57,8 @@ export function objectKey(namespace: string | undefined, name: string): string {
 export class ListWatch<T> {
   private readonly opts: ListWatchOptions<T>;
   private readonly cache = new Map<string, T>();
+  /** Keys whose newest version does not decode (with or without a last good version in the cache). */
+  private readonly undecodable = new Set<string>();
   private syncedOnce = false;
   private readonly syncWaiters: (() => void)[] = [];
   private lastErrorMessage: string | undefined;
@@ -102,6 +107,15 @@ export class ListWatch<T> {
     return this.lastErrorMessage;
   }
 
+  /**
+   * Objects that exist but whose newest version does not decode (a newer CRD's enum value, a bound this build does
+   * not know): the cache keeps the last version that decoded, if any. Callers must treat these as unknown, never
+   * as deleted (finding 11 of the review).
+   */
+  undecodableKeys(): ReadonlySet<string> {
+    return this.undecodable;
+  }
+
   waitForSync(signal: AbortSignal): Promise<void> {
     if (this.syncedOnce) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -117,10 +131,17 @@ export class ListWatch<T> {
     const key = objectKey(meta.namespace, meta.name);
     const obj = this.opts.decode(raw);
     if (obj === undefined) {
-      this.opts.log.warn('ignoring an object that does not decode', { path: this.opts.path, key });
-      if (this.cache.delete(key)) this.opts.onChange(key, undefined);
+      // Not a deletion: acting on it as one could delete or purge what the object still asks for.
+      const kept = this.cache.has(key);
+      if (!this.undecodable.has(key)) {
+        this.opts.log.warn(kept ? 'an object no longer decodes; keeping its last version that did' : 'ignoring an object that does not decode (unknown, not absent)', {
+          path: this.opts.path, key, resourceVersion: meta.resourceVersion,
+        });
+      }
+      this.undecodable.add(key);
       return key;
     }
+    this.undecodable.delete(key);
     this.cache.set(key, obj);
     this.opts.onChange(key, obj);
     return key;
@@ -148,6 +169,7 @@ export class ListWatch<T> {
         this.opts.onChange(key, undefined);
       }
     }
+    for (const key of [...this.undecodable]) if (!seen.has(key)) this.undecodable.delete(key);
     if (!this.syncedOnce) {
       this.syncedOnce = true;
       for (const w of this.syncWaiters.splice(0)) w();
@@ -169,6 +191,7 @@ export class ListWatch<T> {
       case 'DELETED': {
         if (meta.name === undefined) return undefined;
         const key = objectKey(meta.namespace, meta.name);
+        this.undecodable.delete(key);
         if (this.cache.delete(key)) this.opts.onChange(key, undefined);
         break;
       }

@@ -17,6 +17,8 @@ export interface PodSpecView extends PodSchedulingSpec {
   readonly serviceAccountName?: string;
   readonly serviceAccount?: string;
   readonly hostNetwork?: boolean;
+  /** Resolved against the RuntimeClasses where the controller's sources hand out workloads (sources/informers.ts). */
+  readonly runtimeClassName?: string;
 }
 
 /** The workload kinds the controller watches itself (the Argo kinds come through sources/argo-source.ts). */
@@ -136,6 +138,7 @@ export function schedulingSpecFor(kind: BuiltinWorkloadKind, spec: PodSpecView):
     ...(spec.nodeSelector !== undefined ? { nodeSelector: spec.nodeSelector } : {}),
     ...(spec.affinity !== undefined ? { affinity: spec.affinity } : {}),
     ...(spec.os !== undefined ? { os: spec.os } : {}),
+    ...(spec.extendedResources !== undefined ? { extendedResources: spec.extendedResources } : {}),
   };
 }
 

@@ -30,12 +30,14 @@ export const ARCH_LABEL = 'kubernetes.io/arch';
 export const ineligibilityReasons = [
   'NotReady',
   'Unschedulable',
+  'RuntimeClassRejected',
   'NodeNameMismatch',
   'OSMismatch',
   'ArchMismatch',
   'NodeSelectorMismatch',
   'AffinityMismatch',
   'UntoleratedTaint',
+  'MissingExtendedResource',
 ] as const;
 export type IneligibilityReason = (typeof ineligibilityReasons)[number];
 
@@ -62,6 +64,8 @@ export interface NodeView {
   };
   readonly status?: {
     readonly conditions?: readonly { readonly type: string; readonly status: string }[];
+    /** Quantities by resource name; only extended resources are read (see nodeHasExtendedResource). */
+    readonly allocatable?: Readonly<Record<string, string>>;
   };
 }
 
@@ -128,6 +132,10 @@ export interface PodSchedulingSpec {
   readonly affinity?: AffinitySpec;
   readonly tolerations?: readonly TolerationSpec[];
   readonly os?: { readonly name: string };
+  /** Extended resources (e.g. nvidia.com/gpu) some container requests a positive amount of; see requestedExtendedResources. */
+  readonly extendedResources?: readonly string[];
+  /** Why admission refuses pods of this spec, so they run nowhere (a missing or conflicting RuntimeClass); see withRuntimeClass. */
+  readonly rejection?: string;
 }
 
 // ---- taints and tolerations -------------------------------------------------------------------------
@@ -169,6 +177,88 @@ export function describeTaint(taint: TaintSpec): string {
   return value === '' ? `${taint.key}:${taint.effect}` : `${taint.key}=${value}:${taint.effect}`;
 }
 
+// ---- extended resources and RuntimeClass (finding 22 of the review) ----------------------------------
+
+/**
+ * The scheduler's NodeResourcesFit also filters on extended resources: a pod requesting `nvidia.com/gpu`
+ * never runs on a node without allocatable GPUs. Only "allocatable > 0" is checked, not the free amount:
+ * what other pods use changes by the second, and an image is worth having where the pod can ever run.
+ * Native resources (cpu, memory, hugepages, ephemeral-storage, anything under kubernetes.io/) are not
+ * checked for the same reason.
+ */
+export function isExtendedResourceName(name: string): boolean {
+  // v1helper.IsExtendedResourceName: a domain-prefixed name outside kubernetes.io, not a quota "requests." name.
+  return name.includes('/') && !name.includes('kubernetes.io/') && !name.startsWith('requests.');
+}
+
+/** A quantity's number part has a non-zero digit; extended resources are integers, so this is "> 0". */
+export function isPositiveQuantity(q: string): boolean {
+  const number = /^\+?([0-9]*\.?[0-9]*)/.exec(q.trim())?.[1] ?? '';
+  return /[1-9]/.test(number);
+}
+
+export function nodeHasExtendedResource(node: NodeView, resource: string): boolean {
+  const q = node.status?.allocatable?.[resource];
+  return q !== undefined && isPositiveQuantity(q);
+}
+
+/** What requestedExtendedResources reads of a container; any V1Container is one. */
+export interface ContainerResourcesSpec {
+  readonly resources?: {
+    readonly requests?: Readonly<Record<string, string>>;
+    readonly limits?: Readonly<Record<string, string>>;
+  };
+}
+
+/**
+ * Extended resources any container or init container requests a positive amount of, sorted. A limit counts
+ * too: for extended resources the API server defaults the request to the limit (and requires them equal).
+ */
+export function requestedExtendedResources(containers: readonly ContainerResourcesSpec[]): string[] {
+  const names = new Set<string>();
+  for (const c of containers) {
+    for (const amounts of [c.resources?.requests, c.resources?.limits]) {
+      for (const [name, q] of Object.entries(amounts ?? {})) if (isExtendedResourceName(name) && isPositiveQuantity(q)) names.add(name);
+    }
+  }
+  return [...names].sort();
+}
+
+/** A RuntimeClass's `scheduling`, which the RuntimeClass admission plugin merges into every pod that names it. */
+export interface RuntimeClassView {
+  readonly name: string;
+  readonly nodeSelector?: Readonly<Record<string, string>>;
+  readonly tolerations?: readonly TolerationSpec[];
+}
+
+/**
+ * The pod spec as the RuntimeClass admission plugin leaves it for pods naming `runtimeClassName`: the
+ * class's nodeSelector merged in (a key the pod sets to another value is a conflict: the pod is refused),
+ * its tolerations added where the pod does not have them. A class that does not exist refuses the pod too.
+ * Refused pods run nowhere, so the result carries `rejection` and selects no node.
+ */
+export function withRuntimeClass(spec: PodSchedulingSpec, runtimeClassName: string, runtimeClass: RuntimeClassView | undefined): PodSchedulingSpec {
+  if (runtimeClass === undefined) return { ...spec, rejection: `RuntimeClass ${JSON.stringify(runtimeClassName)} does not exist, so admission refuses the pods` };
+  const nodeSelector: Record<string, string> = { ...spec.nodeSelector };
+  for (const [k, v] of Object.entries(runtimeClass.nodeSelector ?? {})) {
+    const own = nodeSelector[k];
+    if (own !== undefined && own !== v) {
+      return { ...spec, rejection: `nodeSelector ${k}=${own} conflicts with RuntimeClass ${JSON.stringify(runtimeClassName)}'s ${k}=${v}, so admission refuses the pods` };
+    }
+    nodeSelector[k] = v;
+  }
+  const tolerations = [...(spec.tolerations ?? [])];
+  for (const t of runtimeClass.tolerations ?? []) {
+    const n = normalizedToleration(t).join('\n');
+    if (!tolerations.some((own) => normalizedToleration(own).join('\n') === n)) tolerations.push(t);
+  }
+  return {
+    ...spec,
+    ...(Object.keys(nodeSelector).length > 0 ? { nodeSelector } : {}),
+    ...(tolerations.length > 0 ? { tolerations } : {}),
+  };
+}
+
 // ---- compiled pod placement -------------------------------------------------------------------------
 
 /** A matchFields requirement; only In/NotIn with one value exist, read against the node's fields. */
@@ -194,6 +284,8 @@ export interface PodPlacement {
   readonly requiredTerms: readonly CompiledTerm[] | undefined;
   readonly tolerations: readonly TolerationSpec[];
   readonly podOS: string | undefined;
+  readonly extendedResources: readonly string[];
+  readonly rejection: string | undefined;
   readonly key: string;
 }
 
@@ -240,6 +332,8 @@ export function compilePodPlacement(spec: PodSchedulingSpec): PodPlacement {
   const requiredTerms = rawTerms?.map(compileTerm);
   const tolerations = spec.tolerations ?? [];
   const podOS = spec.os?.name !== undefined && spec.os.name !== '' ? spec.os.name : undefined;
+  const extendedResources = [...new Set(spec.extendedResources ?? [])].sort();
+  const rejection = spec.rejection;
   const key = JSON.stringify([
     nodeName ?? null,
     nodeSelector,
@@ -249,8 +343,10 @@ export function compilePodPlacement(spec: PodSchedulingSpec): PodPlacement {
     ]) ?? null,
     tolerations.map(normalizedToleration),
     podOS ?? null,
+    // Appended only when set, so placements without them keep the keys they had.
+    ...(extendedResources.length > 0 || rejection !== undefined ? [extendedResources, rejection ?? null] : []),
   ]);
-  return { nodeName, nodeSelector, requiredTerms, tolerations, podOS, key };
+  return { nodeName, nodeSelector, requiredTerms, tolerations, podOS, extendedResources, rejection, key };
 }
 
 /** The fields a node selector term's matchFields can read; only metadata.name exists for nodes. */
@@ -284,6 +380,7 @@ function describeLabel(labels: LabelSet, key: string): string {
 export function placementAllows(placement: PodPlacement, node: NodeView): Eligibility {
   const base = nodeAcceptsPulls(node);
   if (!base.eligible) return base;
+  if (placement.rejection !== undefined) return ineligible('RuntimeClassRejected', placement.rejection);
 
   const name = node.metadata?.name ?? '';
   if (placement.nodeName !== undefined && placement.nodeName !== name) {
@@ -328,6 +425,8 @@ export function placementAllows(placement: PodPlacement, node: NodeView): Eligib
 
   const taint = findUntoleratedTaint(node.spec?.taints, placement.tolerations);
   if (taint !== undefined) return ineligible('UntoleratedTaint', `taint ${describeTaint(taint)} is not tolerated`);
+  const missing = placement.extendedResources.find((r) => !nodeHasExtendedResource(node, r));
+  if (missing !== undefined) return ineligible('MissingExtendedResource', `pods request ${missing}; the node's status.allocatable has none`);
   return ELIGIBLE;
 }
 

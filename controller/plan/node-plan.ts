@@ -49,6 +49,11 @@ export interface PlannedNodeImageSet {
   readonly digest: string;
   /** image → round of every entry in spec. */
   readonly released: ReadonlyMap<string, number>;
+  /**
+   * Images a purge asks to remove here that another target wants on this node but the budget has not released
+   * yet: the removal is left out (the agent would not see them as Wanted), and the purge counts them Kept (Wanted).
+   */
+  readonly wantedAgain?: readonly string[];
 }
 
 export interface NodePlan {
@@ -364,7 +369,13 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     // A NodeImageSet whose Node is gone is left to the garbage collector.
     if (info === undefined) continue;
     const k = kept.get(name);
-    const removals = removalsOn.get(name) ?? [];
+    const asked = removalsOn.get(name) ?? [];
+    // Finding 14: a removal of an image another target wants here waits for nothing; held by the budget, it is not
+    // in spec.images yet, so the removal is cancelled rather than let the agent remove what is about to be pulled.
+    const wanted = wantedOn.get(name)?.wanted;
+    const heldBack = k instanceof Map && wanted !== undefined ? asked.filter((r) => wanted.has(r.image) && !k.has(r.image)).map((r) => r.image) : [];
+    const removals = heldBack.length === 0 ? asked : asked.filter((r) => !heldBack.includes(r.image));
+    const wantedAgain = heldBack.length > 0 ? { wantedAgain: heldBack } : {};
     const removed = removalsDigest(removals);
     // Counted from what the node wants, held entries included: a node whose gating pulls all wait for the
     // budget must not look as if it had nothing to wait for.
@@ -377,11 +388,11 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     }
     const entries = [...(k?.values() ?? [])].sort(byImage);
     // Nothing released yet and nothing to empty: no write (unless the node is warming, see PlanInput.warming).
-    if (entries.length === 0 && removals.length === 0 && gating === 0 && !input.current.has(name) && !warming.has(name)) continue;
+    if (entries.length === 0 && removals.length === 0 && heldBack.length === 0 && gating === 0 && !input.current.has(name) && !warming.has(name)) continue;
     const spec: NodeImageSetSpec = { maxConcurrentPulls: perNodeLimit, images: entries, removals, ...gatingSpec };
     const released = new Map(entries.map((e) => [e.image, e.round]));
     nodeImageSets.set(name, {
-      node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, entriesDigest(entries, true), removed, gating), released,
+      node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, entriesDigest(entries, true), removed, gating), released, ...wantedAgain,
     });
   }
   if (input.memo !== undefined) input.memo.settled = settled;

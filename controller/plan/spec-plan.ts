@@ -123,6 +123,11 @@ function prePullImageWrites(input: SpecInput): { writes: Write[]; pending: Map<s
   return { writes, pending, shadowed };
 }
 
+/** The planner's key of a desired PrePullImage whose name is still taken by the one being deleted. */
+export function successorKey(key: string): string {
+  return `${key} (successor)`;
+}
+
 type RawTarget = { readonly target: Omit<ImageTarget, 'pullSecrets'>; readonly secretRefs: string[] };
 
 /** Derived images as desired now (not as cached), plus hand-written ones, those kept as cached, and purges. */
@@ -131,11 +136,15 @@ function targetsOf(input: SpecInput): RawTarget[] {
   const out: RawTarget[] = [];
   for (const [key, d] of desired) {
     const c = cached.get(key);
-    // A derived one being deleted is purged (below) or simply goes; it is derived again once it is gone.
-    if (c !== undefined && (!isManaged(c) || c.metadata.deletionTimestamp !== undefined)) continue;
+    if (c !== undefined && !isManaged(c)) continue;
+    // A derived one being deleted is purged (below) or simply goes, and it is written again once it is gone. Its
+    // successor (the workload re-created: `kubectl replace --force`, helm uninstall + install) is wanted now, so
+    // it is a target already, under a key of its own: its image stays in spec.images and the agents answer the
+    // old one's removal with Kept/Wanted instead of removing the image under the new pods (finding 14).
+    const successor = c !== undefined && c.metadata.deletionTimestamp !== undefined;
     out.push({
       target: {
-        key, namespace: d.namespace, name: d.name, image: d.spec.image, imageDigest: undefined,
+        key: successor ? successorKey(key) : key, namespace: d.namespace, name: d.name, image: d.spec.image, imageDigest: undefined,
         nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, targeting: memos.targeting(d.spec.nodes),
         retry: d.spec.retry, timeout: d.spec.timeout, round: roundOf(key),
         ...(d.spec.gateNewNodes === true ? { gatesNodes: true } : {}),

@@ -20,7 +20,14 @@ import {
 } from '../../api/v1alpha1/index.ts';
 import type { ConfigMapView } from '../derive/configmap-image-lists.ts';
 import type { ServiceAccountView, WorkloadView } from '../derive/desired-images.ts';
-import type { NodeView, TaintSpec } from '../plan/node-eligibility.ts';
+import {
+  isExtendedResourceName,
+  requestedExtendedResources,
+  type ContainerResourcesSpec,
+  type NodeView,
+  type RuntimeClassView,
+  type TaintSpec,
+} from '../plan/node-eligibility.ts';
 import { type NodeImageSetView, type NodeImageStatusView, type NodeRemovalStatusView } from '../plan/node-image-set-view.ts';
 import { startCounts } from '../status/start-rollup.ts';
 import type { SecretView } from '../derive/pull-secrets.ts';
@@ -99,8 +106,37 @@ function taintOf(v: unknown): TaintSpec | undefined {
   return { key, effect, ...defined({ value: str(field(v, 'value')) }) };
 }
 
+/** Only extended resources (GPUs and the like): cpu and memory are not checked, and they change often. */
+function extendedAllocatable(v: unknown, intern: Intern): Record<string, string> | undefined {
+  if (!isRecord(v)) return undefined;
+  const out: Record<string, string> = {};
+  for (const [name, q] of Object.entries(v)) if (typeof q === 'string' && isExtendedResourceName(name)) out[intern(name)] = intern(q);
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** A RuntimeClass's name and `scheduling` (node.k8s.io/v1); handler and overhead are not kwarm's concern. */
+export function decodeRuntimeClass(raw: unknown, previous?: RuntimeClassView): RuntimeClassView | undefined {
+  const name = str(field(raw, 'metadata', 'name'));
+  if (name === undefined) return undefined;
+  const scheduling = field(raw, 'scheduling');
+  const nodeSelector = field(scheduling, 'nodeSelector');
+  const tolerations = list(field(scheduling, 'tolerations'), tolerationOf);
+  const rc: RuntimeClassView = {
+    name,
+    ...(isRecord(nodeSelector) ? { nodeSelector: stringMap(nodeSelector) } : {}),
+    ...(tolerations.length > 0 ? { tolerations } : {}),
+  };
+  return previous !== undefined && sameProjection(previous, rc) ? previous : rc;
+}
+
+function resourcesOf(v: unknown): ContainerResourcesSpec {
+  const requests = field(v, 'resources', 'requests');
+  const limits = field(v, 'resources', 'limits');
+  return { resources: { ...(isRecord(requests) ? { requests: stringMap(requests) } : {}), ...(isRecord(limits) ? { limits: stringMap(limits) } : {}) } };
+}
+
 /**
- * Name, uid, labels, taints, unschedulable and the Ready condition: what eligibility reads. `previous` (the
+ * Name, uid, labels, taints, unschedulable, extended resources and the Ready condition: what eligibility reads. `previous` (the
  * cached projection) is returned when none of that changed.
  */
 export function decodeNode(raw: unknown, previous?: NodeView, shared?: SharedValues): NodeView | undefined {
@@ -112,13 +148,17 @@ export function decodeNode(raw: unknown, previous?: NodeView, shared?: SharedVal
   const ready = Array.isArray(conditions) ? (conditions as unknown[]).find((c) => field(c, 'type') === 'Ready') : undefined;
   const readyStatus = str(field(ready, 'status'));
   const taints = list(field(raw, 'spec', 'taints'), taintOf);
+  const allocatable = extendedAllocatable(field(raw, 'status', 'allocatable'), intern);
   const node: NodeView = {
     metadata: { name, ...defined({ uid: str(field(raw, 'metadata', 'uid')) }), labels: internedMap(field(raw, 'metadata', 'labels'), intern) },
     spec: {
       ...(field(raw, 'spec', 'unschedulable') === true ? { unschedulable: true } : {}),
       ...(taints.length > 0 ? { taints } : {}),
     },
-    status: { conditions: readyStatus === undefined ? [] : [{ type: 'Ready', status: readyStatus }] },
+    status: {
+      conditions: readyStatus === undefined ? [] : [{ type: 'Ready', status: readyStatus }],
+      ...(allocatable !== undefined ? { allocatable } : {}),
+    },
   };
   return previous !== undefined && sameProjection(previous, node) ? previous : node;
 }
@@ -155,6 +195,7 @@ function podSpecOf(spec: Obj, intern: Intern): PodSpecView {
   const tolerations = list(spec.tolerations, tolerationOf);
   const required = field(spec, 'affinity', 'nodeAffinity', 'requiredDuringSchedulingIgnoredDuringExecution');
   const osName = str(field(spec, 'os', 'name'));
+  const extendedResources = requestedExtendedResources([...list(spec.containers, resourcesOf), ...list(spec.initContainers, resourcesOf)]);
   return {
     containers: list(spec.containers, container),
     ...(initContainers.length > 0 ? { initContainers } : {}),
@@ -163,11 +204,13 @@ function podSpecOf(spec: Obj, intern: Intern): PodSpecView {
     ...(isRecord(spec.nodeSelector) ? { nodeSelector: stringMap(spec.nodeSelector) } : {}),
     ...(isRecord(required) ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: list(required.nodeSelectorTerms, termOf) } } } } : {}),
     ...(osName !== undefined ? { os: { name: osName } } : {}),
+    ...(extendedResources.length > 0 ? { extendedResources: extendedResources.map(intern) } : {}),
     ...(typeof spec.hostNetwork === 'boolean' ? { hostNetwork: spec.hostNetwork } : {}),
     ...defined({
       serviceAccountName: str(spec.serviceAccountName),
       serviceAccount: str(spec.serviceAccount),
       nodeName: str(spec.nodeName),
+      runtimeClassName: str(spec.runtimeClassName),
     }),
   };
 }

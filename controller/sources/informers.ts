@@ -13,6 +13,7 @@ import {
   decodeNodeImageSet,
   decodePolicy,
   decodePrePullImage,
+  decodeRuntimeClass,
   decodeSecret,
   decodeServiceAccount,
   SharedValues,
@@ -24,9 +25,12 @@ import { configMapWatchOf } from '../derive/listed-images.ts';
 import type { SecretView } from '../derive/pull-secrets.ts';
 import { DOCKERCFG_TYPE, DOCKER_CONFIG_JSON_TYPE } from '../../lib/docker-config.ts';
 import { builtinWorkloadKinds, type BuiltinWorkloadKind } from '../derive/workload-images.ts';
-import type { NodeView } from '../plan/node-eligibility.ts';
+import { withRuntimeClass, type NodeView, type RuntimeClassView } from '../plan/node-eligibility.ts';
 import type { NodeImageSetView } from '../plan/node-image-set-view.ts';
 import { paths } from '../write/api-objects.ts';
+
+/** RuntimeClasses (cluster-scoped): their `scheduling` decides where pods naming them run. */
+export const RUNTIME_CLASSES_PATH = '/apis/node.k8s.io/v1/runtimeclasses';
 
 /** How long the first pass waits for the ConfigMap lists; after that, policies whose list is missing keep their ConfigMap images as they are. */
 const CONFIGMAP_SYNC_WAIT_MS = 30_000;
@@ -50,10 +54,13 @@ export class Informers {
   readonly serviceAccounts: ListWatch<ServiceAccountView>;
   readonly secretCopies: ListWatch<SecretView>;
   readonly workloads: ReadonlyMap<BuiltinWorkloadKind, ListWatch<WorkloadView>>;
+  readonly runtimeClasses: ListWatch<RuntimeClassView>;
   readonly configMapWatches: ConfigMapWatches;
   readonly argo: ArgoSource;
   private readonly secretSources: ListWatch<SecretView>[];
   private readonly all: ListWatch<unknown>[];
+  /** A workload naming a RuntimeClass, as handed out with that class merged in; valid while both are the same objects. */
+  private readonly resolved = new WeakMap<WorkloadView, { readonly runtimeClass: RuntimeClassView | undefined; readonly view: WorkloadView }>();
 
   constructor(opts: InformersOptions) {
     const { client, log, onChange } = opts;
@@ -71,11 +78,12 @@ export class Informers {
     this.secretSources = [DOCKER_CONFIG_JSON_TYPE, DOCKERCFG_TYPE].map((type) => watch(paths.secrets, decodeSecret, { fieldSelector: `type=${type}` }));
     this.secretCopies = watch(paths.namespacedSecrets(opts.namespace), decodeSecret, { labelSelector: `${SECRET_COPY_LABEL}=true` });
     this.workloads = new Map(builtinWorkloadKinds.map((k) => [k, watch(paths.workloads[k], workloadDecoder(k, shared))]));
+    this.runtimeClasses = watch(RUNTIME_CLASSES_PATH, decodeRuntimeClass);
     this.configMapWatches = new ConfigMapWatches({ client, log, onChange });
     this.argo = new ArgoSource({ client, log, onChange, discoveryIntervalMs: opts.argoDiscoveryIntervalMs });
     this.all = [
       this.policies, this.prePullImages, this.nodeImageSets, this.nodes, this.serviceAccounts, this.secretCopies,
-      ...this.secretSources, ...this.workloads.values(),
+      ...this.secretSources, ...this.workloads.values(), this.runtimeClasses,
     ] as ListWatch<unknown>[];
   }
 
@@ -121,9 +129,25 @@ export class Informers {
     return undefined;
   }
 
+  /**
+   * The workloads, each as its pods are scheduled: one naming a RuntimeClass gets that class's `scheduling`
+   * merged into its scheduling spec, as the RuntimeClass admission plugin does to its pods. The same object
+   * is handed out while the workload and its class are unchanged, so the derivation memo keeps working.
+   */
   workloadViews(): WorkloadView[] {
     const out: WorkloadView[] = [];
-    for (const lw of this.workloads.values()) for (const w of lw.values()) out.push(w);
+    for (const lw of this.workloads.values()) for (const w of lw.values()) out.push(this.withRuntimeClass(w));
     return out;
+  }
+
+  private withRuntimeClass(w: WorkloadView): WorkloadView {
+    const name = w.template.podSpec.runtimeClassName;
+    if (name === undefined || name === '') return w;
+    const runtimeClass = this.runtimeClasses.get(name);
+    const known = this.resolved.get(w);
+    if (known !== undefined && known.runtimeClass === runtimeClass) return known.view;
+    const view: WorkloadView = { ...w, template: { ...w.template, schedulingSpec: withRuntimeClass(w.template.schedulingSpec, name, runtimeClass) } };
+    this.resolved.set(w, { runtimeClass, view });
+    return view;
   }
 }

@@ -36,9 +36,16 @@ export interface PurgeRollup {
 
 /** A node's answer, when its agent has given one for the removal the plan asks of it. */
 function answerOf(node: string, image: string, input: PurgeInput): NodeRemovalStatusView | undefined {
-  const asked = input.planned.get(node)?.spec.removals.some((r) => r.image === image) ?? false;
+  const planned = input.planned.get(node);
+  // The plan cancelled the removal: another PrePullImage (e.g. the re-created workload's) wants the image there.
+  if (planned?.wantedAgain?.includes(image) === true) return WANTED_AGAIN;
+  const asked = planned?.spec.removals.some((r) => r.image === image) ?? false;
   return asked ? input.current.get(node)?.removals?.get(image) : undefined;
 }
+
+const WANTED_AGAIN: NodeRemovalStatusView = {
+  result: 'Kept', reason: 'Wanted', message: 'another PrePullImage wants the image on this node (waiting for the pull budget); the removal was not asked',
+};
 
 const DETAIL_ORDER: Record<RemovalResult, number> = { Failed: 0, Kept: 1, Removed: 2, NotPresent: 3 };
 

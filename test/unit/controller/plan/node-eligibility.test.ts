@@ -304,6 +304,9 @@ describe('controller/node-eligibility', () => {
         node: makeNode({ taints: [{ key: 'a', effect: 'NoSchedule' }] }),
         want: 'NodeSelectorMismatch',
       },
+      // Finding 22 (more in node-eligibility-resources.test.ts): what sources/ merges in from resources and the RuntimeClass.
+      { name: 'extended resource the node has none of', spec: Object.assign(spec(), { extendedResources: ['nvidia.com/gpu'] }), node: linux, want: 'MissingExtendedResource' },
+      { name: 'pods admission refuses (RuntimeClass)', spec: Object.assign(spec(), { rejection: 'RuntimeClass "kata" does not exist' }), node: linux, want: 'RuntimeClassRejected' },
     ];
     for (const c of cases) {
       it(c.name, () => {

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import type { PrePullImage } from '../../../../api/v1alpha1/index.ts';
 import { desiredPrePullImages, prePullImageKey, type DesiredPrePullImage } from '../../../../controller/derive/desired-images.ts';
 import type { NodeImageSetView } from '../../../../controller/plan/node-image-set-view.ts';
-import { planDeletes, planSpecs, SpecMemos, type SpecInput } from '../../../../controller/plan/spec-plan.ts';
+import { planDeletes, planSpecs, SpecMemos, successorKey, type SpecInput } from '../../../../controller/plan/spec-plan.ts';
+import { purgeRollup } from '../../../../controller/status/purge-rollup.ts';
 import { decodePrePullImage } from '../../../../controller/sources/decode.ts';
 import { prePullImageApplyBody } from '../../../../controller/write/api-objects.ts';
 import { Overlays } from '../../../../controller/write/overlays.ts';
@@ -11,8 +12,8 @@ import { node, policy, prePullImage, workload } from '../planning-fixtures.ts';
 
 const KEY = prePullImageKey('shop', 'deployment.web.app');
 
-function derived(image = 'r.example/app:1'): Map<string, DesiredPrePullImage> {
-  const p = policy('web', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } } });
+function derived(image = 'r.example/app:1', purgeOnDelete = false): Map<string, DesiredPrePullImage> {
+  const p = policy('web', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, ...(purgeOnDelete ? { purgeOnDelete } : {}) });
   const w = workload({ name: 'web', podSpec: { containers: [{ name: 'app', image }] } });
   return new Map(desiredPrePullImages([p], [w], new Map()).images);
 }
@@ -106,6 +107,40 @@ describe('controller/plan/spec-plan', () => {
     };
     const again = planSpecs(input({ nodeImageSets: cache([asWritten]) }));
     expect(ofKind(again.writes, 'nodeImageSet').map((w) => w.planned.node)).to.deep.equal(['n2']);
+  });
+
+  it('finding 14: a re-created workload\'s successor is wanted while the old PrePullImage is purged, so the image stays in spec.images', () => {
+    const IMAGE = 'r.example/app:1';
+    const old = stored(derived(IMAGE, true).get(KEY)!);
+    const deleting: PrePullImage = { ...old, metadata: { ...old.metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } };
+    expect(deleting.metadata.finalizers).to.include('kwarm.io/purge');
+    const plan = planSpecs(input({ desired: derived(IMAGE, true), cached: new Map([[KEY, deleting]]) }));
+    expect(plan.targets.map((t) => [t.key, t.purge === true])).to.deep.equal([[successorKey(KEY), false], [KEY, true]]);
+    for (const n of ['n1', 'n2']) {
+      const spec = plan.nodePlan.nodeImageSets.get(n)?.spec;
+      // Both: the agent answers the removal with Kept (Wanted) and goes on with the image.
+      expect(spec?.images.map((e) => e.image), n).to.deep.equal([IMAGE]);
+      expect(spec?.removals.map((r) => r.image), n).to.deep.equal([IMAGE]);
+    }
+    // The old one's purge nodes are its own, not overwritten by the successor's.
+    expect(plan.nodePlan.targetNodes.get(KEY)).to.deep.equal(['n1', 'n2']);
+  });
+
+  it('finding 14: where the budget holds the successor\'s pull back, the removal is cancelled and the purge counts the node Kept (Wanted)', () => {
+    const IMAGE = 'r.example/app:1';
+    const old = stored(derived(IMAGE, true).get(KEY)!);
+    const deleting: PrePullImage = { ...old, metadata: { ...old.metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } };
+    const plan = planSpecs(input({ desired: derived(IMAGE, true), cached: new Map([[KEY, deleting]]), clusterPullBudget: 1 }));
+    const [released, held] = ['n1', 'n2'].map((n) => plan.nodePlan.nodeImageSets.get(n));
+    expect(released?.spec.images.map((e) => e.image)).to.deep.equal([IMAGE]);
+    expect(released?.spec.removals.map((r) => r.image)).to.deep.equal([IMAGE]);
+    expect(released?.wantedAgain).to.equal(undefined);
+    expect(held?.spec.images).to.deep.equal([]);
+    expect(held?.spec.removals).to.deep.equal([]);
+    expect(held?.wantedAgain).to.deep.equal([IMAGE]);
+    const rollup = purgeRollup({ image: IMAGE, nodes: ['n1', 'n2'], planned: plan.nodePlan.nodeImageSets, current: new Map(), giveUpAtMs: undefined, nowMs: 0 });
+    expect(rollup.purge).to.include({ total: 2, kept: 1, pending: 1, removed: 0 });
+    expect(rollup.purge.nodes?.find((n) => n.node === 'n2')).to.include({ result: 'Kept', reason: 'Wanted' });
   });
 
   it('holds pairs beyond the cluster pull budget', () => {
