@@ -20,7 +20,7 @@ import type { NodeImageSetView } from '../plan/node-image-set-view.ts';
 
 export const PULL_SECRETS_READY = 'PullSecretsReady';
 
-export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullSecretProblem' | 'Purged' | 'RefreshRequested' | 'InvalidImageList';
+export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullSecretProblem' | 'Purged' | 'RefreshRequested' | 'InvalidImageList' | 'NodeImageSetFull';
 
 export interface StatusEvent {
   readonly type: 'Normal' | 'Warning';
