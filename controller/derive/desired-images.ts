@@ -3,7 +3,7 @@
 import type { LabelSelector, NodeSelectorTerms, PrePullPolicy, Retry, Toleration } from '../../api/v1alpha1/index.ts';
 import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector, type LabelSet } from '../plan/label-selector.ts';
 import { compilePodPlacement, type PodPlacement } from '../plan/node-eligibility.ts';
-import { prePullImageName, workloadApiVersion, type WorkloadIdentity, type WorkloadPodTemplate } from './workload-images.ts';
+import { prePullImageName, workloadApiVersion, type BuiltinWorkloadKind, type WorkloadIdentity, type WorkloadPodTemplate } from './workload-images.ts';
 import { ARGO_GROUP_VERSION, argoImageGroups, describeUsers, isArgoKind, type ArgoIdentity, type ArgoKind, type ArgoWorkflowView } from './argo-workflow-images.ts';
 import { CONTAINER_ANNOTATION, WORKLOAD_ANNOTATION } from '../../api/v1alpha1/labels.ts';
 import { boundPullSecrets, derivedSpecProblem } from './derived-validation.ts';
@@ -309,6 +309,16 @@ function deriveArgoImages(
     });
   }
   return { policy: owner.policy, serviceAccount, images, problems };
+}
+
+/** Built-in workload kinds some live policy names: the only ones the controller list-watches. */
+export function builtinKindsNamed(policies: Iterable<PrePullPolicy>): Set<BuiltinWorkloadKind> {
+  const kinds = new Set<BuiltinWorkloadKind>();
+  for (const p of policies) {
+    if (p.metadata.deletionTimestamp !== undefined) continue;
+    for (const k of p.spec.workloadKinds) if (!isArgoKind(k)) kinds.add(k);
+  }
+  return kinds;
 }
 
 /** Argo kinds some live policy names: the ones worth discovering and watching. */
