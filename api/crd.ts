@@ -19,6 +19,18 @@ export interface KindNames {
   scope: 'Cluster' | 'Namespaced';
 }
 
+/**
+ * A CEL rule on the whole object, for what only the root can see: `self.metadata.name` (the one metadata
+ * field besides generateName that CRD validation rules may read).
+ */
+export interface RootRule {
+  rule: string;
+  message: string;
+  fieldPath: string;
+  /** The same check in TypeScript, for the unit tests and the reference doc. */
+  check: (name: string) => boolean;
+}
+
 /** Everything a CRD and the API reference need to know about one kind. */
 export interface KindDefinition {
   names: KindNames;
@@ -26,6 +38,8 @@ export interface KindDefinition {
   spec: AnySchema;
   status: AnySchema;
   printerColumns: readonly PrinterColumn[];
+  /** Rules on metadata.name, checked by the API server at admission. */
+  nameRules?: readonly RootRule[];
 }
 
 const AGE: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Time since creation.' };
@@ -42,11 +56,15 @@ export function rootSchema(def: KindDefinition): JsonObject {
     properties: {
       apiVersion: { description: `APIVersion of this object, ${API_VERSION}.`, type: 'string' },
       kind: { description: `Kind of this object, ${def.names.kind}.`, type: 'string' },
-      metadata: { type: 'object' },
+      // A rule's fieldPath must name a declared property; name is the one a CRD may describe (besides generateName).
+      metadata: def.nameRules === undefined || def.nameRules.length === 0 ? { type: 'object' } : { type: 'object', properties: { name: { type: 'string' } } },
       spec: toOpenAPI(def.spec),
       status: toOpenAPI(def.status),
     },
     required: ['spec'],
+    ...(def.nameRules === undefined || def.nameRules.length === 0
+      ? {}
+      : { 'x-kubernetes-validations': def.nameRules.map((r) => ({ rule: r.rule, message: r.message, fieldPath: r.fieldPath })) }),
   };
 }
 

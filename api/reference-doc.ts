@@ -93,6 +93,7 @@ function kindSection(def: KindDefinition): string[] {
     '',
     `- \`apiVersion: ${API_VERSION}\`, \`kind: ${names.kind}\`, ${names.scope === 'Cluster' ? 'cluster-scoped' : 'namespaced'}`,
     `- \`kubectl get ${names.plural}\` (short name \`${names.shortNames.join('`, `')}\`, category \`${CATEGORY}\`) prints ${columns}`,
+    ...(def.nameRules ?? []).map((r) => `- \`metadata.name\` ${r.message}`),
     '',
     '### spec',
     '',

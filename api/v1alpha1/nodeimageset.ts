@@ -18,9 +18,13 @@ export const nodeImageSetNames = {
 } as const;
 
 export const DEFAULT_MAX_CONCURRENT_PULLS = 2;
-/** Images per node; keeps a NodeImageSet far below etcd's 1.5 MiB request limit. */
+/** Images per node. The controller also bounds a NodeImageSet by bytes (controller/plan/size-bound.ts). */
 export const MAX_NODE_IMAGES = 512;
-export const MAX_IMAGE_SOURCES = 16;
+/**
+ * PrePullImages listed per entry. Only informative (status comes from the PrePullImages themselves), and
+ * each one is repeated in managedFields: 16 of them made an entry several KB.
+ */
+export const MAX_IMAGE_SOURCES = 4;
 export const MAX_NODE_REMOVALS = 128;
 /** Image ids remembered as pulled by the agent; the oldest are forgotten first (and then never removed). */
 export const MAX_PULLED_IMAGE_IDS = 512;

@@ -26,6 +26,14 @@ export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
 
 export const MAX_STATIC_IMAGES = 256;
 
+/**
+ * A policy's name is the value of the kwarm.io/policy label on every PrePullImage it derives, and label
+ * values have at most 63 characters: a longer name could never be written, so the API refuses it.
+ */
+export const MAX_POLICY_NAME_LENGTH = 63;
+export const POLICY_NAME_MESSAGE =
+  `must be at most ${MAX_POLICY_NAME_LENGTH} characters: kwarm writes the policy's name into the kwarm.io/policy label of every PrePullImage it derives, and label values are limited to ${MAX_POLICY_NAME_LENGTH}`;
+
 /** Condition types the controller sets on a PrePullPolicy. */
 export const prePullPolicyConditionTypes = {
   /** The policy is valid and its workloads' images are pre-pulled on their target nodes. */
@@ -36,6 +44,8 @@ export const prePullPolicyConditionTypes = {
   ConfigMapsValid: 'ConfigMapsValid',
   /** spec.workloadKinds names an Argo kind: False (reason NotInstalled) while the cluster does not serve it. */
   ArgoSourceActive: 'ArgoSourceActive',
+  /** False while a selected workload has an image or pull secrets the PrePullImage API cannot hold (the message names them); those are left out. */
+  InputsValid: 'InputsValid',
 } as const;
 
 export const prePullPolicySpecSchema = s.object({
@@ -104,7 +114,7 @@ export const prePullPolicyStatusSchema = s.object({
   watchedConfigMaps: s.integer({ minimum: 0, format: 'int32', description: 'ConfigMaps the policy currently reads images from.' }).optional(),
   images: s.integer({ minimum: 0, format: 'int32', description: 'PrePullImages derived through the policy, from every source.' }).optional(),
   conditions: conditions(
-    'Ready: the policy\'s images are pre-pulled on their target nodes. ResourcesIgnored: spec.resources is set and has no effect. ConfigMapsValid: every selected ConfigMap lists images. ArgoSourceActive: the Argo kinds the policy names are served by the cluster.',
+    'Ready: the policy\'s images are pre-pulled on their target nodes. ResourcesIgnored: spec.resources is set and has no effect. ConfigMapsValid: every selected ConfigMap lists images. ArgoSourceActive: the Argo kinds the policy names are served by the cluster. InputsValid: False while a selected workload has an image or pull secrets kwarm cannot write into a PrePullImage (left out, named in the message).',
   ).optional(),
 }, { description: 'Written by kwarm-controller.' });
 
@@ -124,4 +134,10 @@ export const prePullPolicyDefinition: KindDefinition = {
     { name: 'Workloads', type: 'integer', jsonPath: '.status.watchedWorkloads', description: 'Workloads the policy selects.' },
     { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status', description: 'Status of the Ready condition.' },
   ],
+  nameRules: [{
+    rule: `size(self.metadata.name) <= ${MAX_POLICY_NAME_LENGTH}`,
+    message: POLICY_NAME_MESSAGE,
+    fieldPath: '.metadata.name',
+    check: (name) => name.length <= MAX_POLICY_NAME_LENGTH,
+  }],
 };

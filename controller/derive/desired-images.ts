@@ -3,9 +3,10 @@
 import type { LabelSelector, NodeSelectorTerms, PrePullPolicy, Retry, Toleration } from '../../api/v1alpha1/index.ts';
 import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector, type LabelSet } from '../plan/label-selector.ts';
 import { compilePodPlacement, type PodPlacement } from '../plan/node-eligibility.ts';
-import { prePullImageName, workloadApiVersion, type WorkloadIdentity, type WorkloadPodTemplate } from './workload-images.ts';
+import { prePullImageName, workloadApiVersion, type BuiltinWorkloadKind, type WorkloadIdentity, type WorkloadPodTemplate } from './workload-images.ts';
 import { ARGO_GROUP_VERSION, argoImageGroups, describeUsers, isArgoKind, type ArgoIdentity, type ArgoKind, type ArgoWorkflowView } from './argo-workflow-images.ts';
 import { CONTAINER_ANNOTATION, WORKLOAD_ANNOTATION } from '../../api/v1alpha1/labels.ts';
+import { boundPullSecrets, derivedSpecProblem } from './derived-validation.ts';
 
 /** What the controller keeps of a workload: its labels and its pod template. */
 export interface WorkloadView {
@@ -92,6 +93,8 @@ export interface PolicyEvaluation {
   readonly shadowed: number;
   /** Keys (namespace/name) of the PrePullImages derived through this policy. */
   readonly images: readonly string[];
+  /** Images and pull secrets of selected workloads left out because the PrePullImage API cannot hold them, one line each. */
+  readonly inputProblems?: readonly string[];
 }
 
 export interface DesiredImages {
@@ -202,19 +205,31 @@ function deriveImages(
 ): DerivedImages {
   const { identity } = w.template;
   const placement = compilePodPlacement(w.template.schedulingSpec);
-  const imagePullSecrets = pullSecretsFor(owner.policy, w.template, serviceAccounts).map((name) => ({ name }));
+  const source = `${identity.kind} ${identity.namespace}/${identity.name}`;
+  const secrets = boundPullSecrets(pullSecretsFor(owner.policy, w.template, serviceAccounts));
+  const problems = secrets.problem === undefined ? [] : [`${source}: ${secrets.problem}`];
+  const imagePullSecrets = secrets.names.map((name) => ({ name }));
   const nodes = policyNodes(owner.policy);
   const ownerRef = selectedOwner(identity);
-  const images = w.template.images.map((c): DesiredPrePullImage => ({
-    namespace: identity.namespace,
-    name: prePullImageName(identity.kind, identity.name, c.containerName),
-    policy: owner.name,
-    owner: ownerRef,
-    annotations: { [WORKLOAD_ANNOTATION]: `${identity.kind}/${identity.name}`, [CONTAINER_ANNOTATION]: c.containerName },
-    spec: managedSpec(owner.policy, c.image, nodes, imagePullSecrets),
-    placement,
-  }));
-  return { policy: owner.policy, serviceAccount, images };
+  const images: DesiredPrePullImage[] = [];
+  for (const c of w.template.images) {
+    const spec = managedSpec(owner.policy, c.image, nodes, imagePullSecrets);
+    const problem = derivedSpecProblem(spec);
+    if (problem !== undefined) {
+      problems.push(`${source} container ${c.containerName}: ${problem}`);
+      continue;
+    }
+    images.push({
+      namespace: identity.namespace,
+      name: prePullImageName(identity.kind, identity.name, c.containerName),
+      policy: owner.name,
+      owner: ownerRef,
+      annotations: { [WORKLOAD_ANNOTATION]: `${identity.kind}/${identity.name}`, [CONTAINER_ANNOTATION]: c.containerName },
+      spec,
+      placement,
+    });
+  }
+  return { policy: owner.policy, serviceAccount, images, problems };
 }
 
 function emptyKindCounts(): Record<SelectedKind, number> {
@@ -226,6 +241,8 @@ interface DerivedImages {
   readonly policy: PrePullPolicy;
   readonly serviceAccount: ServiceAccountView | undefined;
   readonly images: readonly DesiredPrePullImage[];
+  /** What was left out of `images`, one line each (see derived-validation.ts). */
+  readonly problems: readonly string[];
 }
 
 /**
@@ -266,20 +283,42 @@ function deriveArgoImages(
   // Secrets are looked up in the PrePullImage's namespace (kwarm's for a ClusterWorkflowTemplate).
   // A ClusterWorkflowTemplate runs in any namespace: there is no ServiceAccount to inherit from.
   const source: PullSecretSource = { identity: { namespace }, imagePullSecrets: a.imagePullSecrets, serviceAccountName: a.identity.namespace === '' ? '' : a.serviceAccountName };
-  const imagePullSecrets = pullSecretsFor(owner.policy, source, serviceAccounts).map((name) => ({ name }));
+  const described = `${a.identity.kind} ${a.identity.namespace === '' ? '' : `${a.identity.namespace}/`}${a.identity.name}`;
+  const secrets = boundPullSecrets(pullSecretsFor(owner.policy, source, serviceAccounts));
+  const problems = secrets.problem === undefined ? [] : [`${described}: ${secrets.problem}`];
+  const imagePullSecrets = secrets.names.map((name) => ({ name }));
   const nodes = policyNodes(owner.policy);
   const ownerRef = selectedOwner(a.identity);
   const annotations = { [WORKLOAD_ANNOTATION]: `${a.identity.kind}/${a.identity.name}` };
-  const images = argoImageGroups(a).map((g): DesiredPrePullImage => ({
-    namespace,
-    name: g.name,
-    policy: owner.name,
-    owner: ownerRef,
-    annotations: { ...annotations, [CONTAINER_ANNOTATION]: describeUsers(g.users) },
-    spec: managedSpec(owner.policy, g.image, nodes, imagePullSecrets),
-    placement: g.placement,
-  }));
-  return { policy: owner.policy, serviceAccount, images };
+  const images: DesiredPrePullImage[] = [];
+  for (const g of argoImageGroups(a)) {
+    const spec = managedSpec(owner.policy, g.image, nodes, imagePullSecrets);
+    const problem = derivedSpecProblem(spec);
+    if (problem !== undefined) {
+      problems.push(`${described} (${describeUsers(g.users)}): ${problem}`);
+      continue;
+    }
+    images.push({
+      namespace,
+      name: g.name,
+      policy: owner.name,
+      owner: ownerRef,
+      annotations: { ...annotations, [CONTAINER_ANNOTATION]: describeUsers(g.users) },
+      spec,
+      placement: g.placement,
+    });
+  }
+  return { policy: owner.policy, serviceAccount, images, problems };
+}
+
+/** Built-in workload kinds some live policy names: the only ones the controller list-watches. */
+export function builtinKindsNamed(policies: Iterable<PrePullPolicy>): Set<BuiltinWorkloadKind> {
+  const kinds = new Set<BuiltinWorkloadKind>();
+  for (const p of policies) {
+    if (p.metadata.deletionTimestamp !== undefined) continue;
+    for (const k of p.spec.workloadKinds) if (!isArgoKind(k)) kinds.add(k);
+  }
+  return kinds;
 }
 
 /** Argo kinds some live policy names: the ones worth discovering and watching. */
@@ -307,7 +346,7 @@ export function desiredPrePullImages(
     .filter((p) => p.metadata.deletionTimestamp === undefined)
     .map(compilePolicy)
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const stats = new Map(compiled.map((p) => [p.name, { byKind: emptyKindCounts(), shadowed: 0, images: [] as string[] }]));
+  const stats = new Map(compiled.map((p) => [p.name, { byKind: emptyKindCounts(), shadowed: 0, images: [] as string[], problems: [] as string[] }]));
   const images = new Map<string, DesiredPrePullImage>();
   const all = [...workloads];
   // A Job created by a CronJob some policy selects is that CronJob's run: its images are the CronJob's,
@@ -343,6 +382,7 @@ export function desiredPrePullImages(
       images.set(key, d);
       stats.get(owner.name)?.images.push(key);
     }
+    stats.get(owner.name)?.problems.push(...derived.problems);
   }
 
   // Argo objects the same way: the first policy by name takes each.
@@ -373,6 +413,7 @@ export function desiredPrePullImages(
       images.set(key, d);
       stats.get(owner.name)?.images.push(key);
     }
+    stats.get(owner.name)?.problems.push(...derived.problems);
   }
 
   const evaluations = new Map<string, PolicyEvaluation>();
@@ -387,6 +428,7 @@ export function desiredPrePullImages(
       watchedByKind: s.byKind,
       shadowed: s.shadowed,
       images: s.images,
+      ...(s.problems.length > 0 ? { inputProblems: s.problems } : {}),
     });
   }
   return { images, policies: evaluations };

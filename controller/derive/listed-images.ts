@@ -25,17 +25,39 @@ export function listedImageName(prefix: string, owner: string, image: string): s
   return middle === '' ? `${prefix}.${hash}` : `${prefix}.${middle}.${hash}`;
 }
 
-/** A policy's spec.configMaps as far as the ConfigMap watches are concerned. */
+/**
+ * A policy's spec.configMaps as far as the ConfigMap watches are concerned: the label selector query, and the
+ * list-watches it needs (configMapWatchKey), one per namespace when `namespaces` is set (finding 15 of the
+ * review: a cluster-wide watch filtered afterwards cached every selected ConfigMap of the cluster).
+ */
 export type ConfigMapWatch =
   | { readonly kind: 'none' }
   | { readonly kind: 'invalid'; readonly error: string }
-  | { readonly kind: 'selector'; readonly query: string };
+  | { readonly kind: 'selector'; readonly query: string; readonly keys: readonly string[] };
+
+/** One ConfigMap list-watch: a namespace ('' for the whole cluster) and a label selector query. */
+export interface ConfigMapWatchScope {
+  readonly namespace: string;
+  readonly query: string;
+}
+
+/** `<namespace>/<query>`, with an empty namespace for the whole cluster (namespaces contain no '/'). */
+export function configMapWatchKey(scope: ConfigMapWatchScope): string {
+  return `${scope.namespace}/${scope.query}`;
+}
+
+export function configMapWatchScope(key: string): ConfigMapWatchScope {
+  const slash = key.indexOf('/');
+  return { namespace: key.slice(0, slash), query: key.slice(slash + 1) };
+}
 
 export function configMapWatchOf(policy: PrePullPolicy): ConfigMapWatch {
   const source = policy.spec.configMaps;
   if (source === undefined) return { kind: 'none' };
   const query = labelSelectorQuery(source.selector);
-  return query.ok ? { kind: 'selector', query: query.value } : { kind: 'invalid', error: `configMaps.selector: ${query.error}` };
+  if (!query.ok) return { kind: 'invalid', error: `configMaps.selector: ${query.error}` };
+  const namespaces = source.namespaces === undefined ? [''] : [...new Set(source.namespaces)].sort();
+  return { kind: 'selector', query: query.value, keys: namespaces.map((namespace) => configMapWatchKey({ namespace, query: query.value })) };
 }
 
 export interface ConfigMapProblem {
@@ -123,9 +145,9 @@ function byName(a: PrePullPolicy, b: PrePullPolicy): number {
 
 export interface ListedImagesInput {
   readonly policies: Iterable<PrePullPolicy>;
-  /** The ConfigMaps each list-watch holds, by selector query; a query missing here has not listed yet. */
+  /** The ConfigMaps each list-watch holds, by configMapWatchKey; a key missing here has not listed yet. */
   readonly configMaps: ReadonlyMap<string, Iterable<ConfigMapView>>;
-  /** Why a list-watch that has not listed yet failed, by selector query. */
+  /** Why a list-watch that has not listed yet failed, by configMapWatchKey. */
   readonly listErrors?: ReadonlyMap<string, string>;
   /** kwarm's own namespace: static images live there. */
   readonly namespace: string;
@@ -170,11 +192,13 @@ export function desiredListedImages(input: ListedImagesInput): ListedImages {
         state = { kind: 'invalidSelector', error: watch.error };
         break;
       case 'selector': {
-        const listed = input.configMaps.get(watch.query);
-        if (listed === undefined) {
-          state = { kind: 'pending', error: input.listErrors?.get(watch.query) };
+        const lists = watch.keys.map((k) => input.configMaps.get(k));
+        const missing = watch.keys.filter((_, i) => lists[i] === undefined);
+        if (missing.length > 0) {
+          state = { kind: 'pending', error: missing.map((k) => input.listErrors?.get(k)).find((e) => e !== undefined) };
           break;
         }
+        const listed = lists.flatMap((l) => [...(l ?? [])]);
         const namespaces = policy.spec.configMaps?.namespaces;
         const allowed = namespaces === undefined ? undefined : new Set(namespaces);
         let count = 0;

@@ -13,6 +13,7 @@ import { byImage, compareStrings, entriesDigest, removalsDigest, specDigestOf } 
 import { agentStaleAtMs, agentState, awaitsRepull, isFinished, type NodeImageSetView } from './node-image-set-view.ts';
 import { nodeAcceptsPulls, type NodeView } from './node-eligibility.ts';
 import { eligibleGroups, planRemovals, type ImageTarget, type NodeInfo } from './target-groups.ts';
+import { fitsNodeImageSet } from './size-bound.ts';
 
 export type { ImageTarget } from './target-groups.ts';
 
@@ -351,7 +352,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     const entry = wantedOn.get(c.node)?.wanted.get(c.image);
     // Only nodes with candidates have a map of their own.
     if (!(keep instanceof Map) || entry === undefined) continue;
-    if (available <= 0 || (!c.raise && keep.size >= MAX_NODE_IMAGES)) {
+    if (available <= 0 || (!c.raise && !fitsNodeImageSet(keep, entry))) {
       held++;
       continue;
     }

@@ -1,12 +1,14 @@
-// One list-watch of ConfigMaps per distinct label selector the policies use, started and stopped as the
-// policies change. The API server filters by the selector, and the cache keeps only identity and data, so
-// the controller never holds every ConfigMap of the cluster.
+// One list-watch of ConfigMaps per distinct (namespace, label selector) the policies use, started and stopped
+// as the policies change: per namespace when a policy names its namespaces, cluster-wide otherwise. The API
+// server filters by both, and the cache keeps only identity and data, so the controller never holds every
+// ConfigMap of the cluster, nor those of namespaces no policy reads.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import type { KubeClient } from '../../lib/kube-client.ts';
 import type { ListWatch } from '../../lib/list-watch.ts';
 import { paths } from '../write/api-objects.ts';
 import { decodeConfigMap } from './decode.ts';
+import { configMapWatchScope } from '../derive/listed-images.ts';
 import { projectedWatch } from './projected-watch.ts';
 import type { ConfigMapView } from '../derive/configmap-image-lists.ts';
 import { errorText } from '../../lib/errors.ts';
@@ -32,38 +34,40 @@ export class ConfigMapWatches {
     this.o = opts;
   }
 
-  /** Starts watches for new selector queries and stops those no policy uses any more. */
-  update(queries: ReadonlySet<string>, signal: AbortSignal): void {
-    for (const [query, w] of this.watches) {
-      if (queries.has(query)) continue;
+  /** Starts watches for new keys (configMapWatchKey) and stops those no policy uses any more. */
+  update(keys: ReadonlySet<string>, signal: AbortSignal): void {
+    for (const [key, w] of this.watches) {
+      if (keys.has(key)) continue;
       w.stop.abort();
-      this.watches.delete(query);
-      this.o.log.info('stopped watching ConfigMaps', { labelSelector: query });
+      this.watches.delete(key);
+      const { namespace, query } = configMapWatchScope(key);
+      this.o.log.info('stopped watching ConfigMaps', { namespace: namespace === '' ? '(all)' : namespace, labelSelector: query });
     }
     if (signal.aborted) return;
-    for (const query of queries) {
-      if (this.watches.has(query)) continue;
+    for (const key of keys) {
+      if (this.watches.has(key)) continue;
+      const { namespace, query } = configMapWatchScope(key);
       const stop = new AbortController();
       const both = AbortSignal.any([signal, stop.signal]);
       const informer = projectedWatch<ConfigMapView>({
         client: this.o.client,
-        path: paths.configMaps,
+        path: namespace === '' ? paths.configMaps : paths.namespacedConfigMaps(namespace),
         log: this.o.log,
         labelSelector: query,
         decode: decodeConfigMap,
         onChange: () => { this.o.onChange(); },
       });
       const running = informer.run(both).catch((err: unknown) => {
-        this.o.log.error('ConfigMap watch ended', { labelSelector: query, error: errorText(err) });
+        this.o.log.error('ConfigMap watch ended', { namespace: namespace === '' ? '(all)' : namespace, labelSelector: query, error: errorText(err) });
       });
       // An empty first list changes no object, yet the policies waiting for it can now be evaluated.
       informer.waitForSync(both).then(() => { this.o.onChange(); }, () => undefined);
-      this.watches.set(query, { informer, stop, running });
-      this.o.log.info('watching ConfigMaps', { labelSelector: query });
+      this.watches.set(key, { informer, stop, running });
+      this.o.log.info('watching ConfigMaps', { namespace: namespace === '' ? '(all)' : namespace, labelSelector: query });
     }
   }
 
-  /** The ConfigMaps of each watch that has listed once, by selector query. */
+  /** The ConfigMaps of each watch that has listed once, by key. */
   synced(): Map<string, Iterable<ConfigMapView>> {
     const out = new Map<string, Iterable<ConfigMapView>>();
     for (const [query, w] of this.watches) if (w.informer.synced) out.set(query, [...w.informer.values()]);
@@ -76,7 +80,7 @@ export class ConfigMapWatches {
     await Promise.race([all, sleep(timeoutMs, undefined, { signal })]).catch(() => undefined);
   }
 
-  /** Why each watch that has not listed yet failed, by selector query. */
+  /** Why each watch that has not listed yet failed, by key. */
   listErrors(): Map<string, string> {
     const out = new Map<string, string>();
     for (const [query, w] of this.watches) {

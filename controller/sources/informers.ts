@@ -20,11 +20,12 @@ import {
   workloadDecoder,
 } from './decode.ts';
 import { projectedWatch } from './projected-watch.ts';
-import { argoKindsNamed, type ServiceAccountView, type WorkloadView } from '../derive/desired-images.ts';
+import { argoKindsNamed, builtinKindsNamed, type ServiceAccountView, type WorkloadView } from '../derive/desired-images.ts';
 import { configMapWatchOf } from '../derive/listed-images.ts';
 import type { SecretView } from '../derive/pull-secrets.ts';
 import { DOCKERCFG_TYPE, DOCKER_CONFIG_JSON_TYPE } from '../../lib/docker-config.ts';
 import { builtinWorkloadKinds, type BuiltinWorkloadKind } from '../derive/workload-images.ts';
+import { KeyedWatches } from './keyed-watches.ts';
 import { withRuntimeClass, type NodeView, type RuntimeClassView } from '../plan/node-eligibility.ts';
 import type { NodeImageSetView } from '../plan/node-image-set-view.ts';
 import { paths } from '../write/api-objects.ts';
@@ -53,7 +54,8 @@ export class Informers {
   readonly nodes: ListWatch<NodeView>;
   readonly serviceAccounts: ListWatch<ServiceAccountView>;
   readonly secretCopies: ListWatch<SecretView>;
-  readonly workloads: ReadonlyMap<BuiltinWorkloadKind, ListWatch<WorkloadView>>;
+  /** By kind: only the kinds some policy names are watched (finding 15). */
+  readonly workloads: KeyedWatches<WorkloadView>;
   readonly runtimeClasses: ListWatch<RuntimeClassView>;
   readonly configMapWatches: ConfigMapWatches;
   readonly argo: ArgoSource;
@@ -77,20 +79,20 @@ export class Informers {
     this.serviceAccounts = watch(paths.serviceAccounts, decodeServiceAccount);
     this.secretSources = [DOCKER_CONFIG_JSON_TYPE, DOCKERCFG_TYPE].map((type) => watch(paths.secrets, decodeSecret, { fieldSelector: `type=${type}` }));
     this.secretCopies = watch(paths.namespacedSecrets(opts.namespace), decodeSecret, { labelSelector: `${SECRET_COPY_LABEL}=true` });
-    this.workloads = new Map(builtinWorkloadKinds.map((k) => [k, watch(paths.workloads[k], workloadDecoder(k, shared))]));
+    this.workloads = workloadWatches(opts, shared);
     this.runtimeClasses = watch(RUNTIME_CLASSES_PATH, decodeRuntimeClass);
     this.configMapWatches = new ConfigMapWatches({ client, log, onChange });
     this.argo = new ArgoSource({ client, log, onChange, discoveryIntervalMs: opts.argoDiscoveryIntervalMs });
     this.all = [
       this.policies, this.prePullImages, this.nodeImageSets, this.nodes, this.serviceAccounts, this.secretCopies,
-      ...this.secretSources, ...this.workloads.values(), this.runtimeClasses,
+      ...this.secretSources, this.runtimeClasses,
     ] as ListWatch<unknown>[];
   }
 
   /** Runs every list-watch and the Argo source until `signal` aborts; resolves once all have ended. */
   async run(signal: AbortSignal): Promise<void> {
     await Promise.allSettled([...this.all.map((i) => i.run(signal)), this.argo.run(signal)]);
-    await this.configMapWatches.stop();
+    await Promise.all([this.configMapWatches.stop(), this.workloads.stop()]);
   }
 
   /**
@@ -100,22 +102,25 @@ export class Informers {
   async waitForSync(signal: AbortSignal): Promise<void> {
     await Promise.all(this.all.map((i) => i.waitForSync(signal)));
     this.followPolicies(signal);
-    await Promise.all([this.configMapWatches.waitForSync(signal, CONFIGMAP_SYNC_WAIT_MS), this.argo.settle(signal, ARGO_SETTLE_TIMEOUT_MS)]);
+    await Promise.all([
+      this.workloads.waitForSync(signal), this.configMapWatches.waitForSync(signal, CONFIGMAP_SYNC_WAIT_MS), this.argo.settle(signal, ARGO_SETTLE_TIMEOUT_MS),
+    ]);
   }
 
   /** Informers whose watch is down, for readiness. */
   unhealthy(): string[] {
-    return [...this.all.filter((i) => !i.healthy).map((i) => i.lastError ?? 'not synced'), ...this.configMapWatches.unhealthy()];
+    return [...this.all.filter((i) => !i.healthy).map((i) => i.lastError ?? 'not synced'), ...this.workloads.unhealthy(), ...this.configMapWatches.unhealthy()];
   }
 
   /** Starts and stops the ConfigMap watches and Argo kinds the current policies name. */
   followPolicies(signal: AbortSignal): void {
     this.argo.want(argoKindsNamed(this.policies.values()));
+    this.workloads.update(builtinKindsNamed(this.policies.values()), signal);
     const queries = new Set<string>();
     for (const p of this.policies.values()) {
       if (p.metadata.deletionTimestamp !== undefined) continue;
       const w = configMapWatchOf(p);
-      if (w.kind === 'selector') queries.add(w.query);
+      if (w.kind === 'selector') for (const key of w.keys) queries.add(key);
     }
     this.configMapWatches.update(queries, signal);
   }
@@ -135,9 +140,7 @@ export class Informers {
    * is handed out while the workload and its class are unchanged, so the derivation memo keeps working.
    */
   workloadViews(): WorkloadView[] {
-    const out: WorkloadView[] = [];
-    for (const lw of this.workloads.values()) for (const w of lw.values()) out.push(this.withRuntimeClass(w));
-    return out;
+    return [...this.workloads.values()].map((w) => this.withRuntimeClass(w));
   }
 
   private withRuntimeClass(w: WorkloadView): WorkloadView {
@@ -150,4 +153,19 @@ export class Informers {
     this.resolved.set(w, { runtimeClass, view });
     return view;
   }
+}
+
+function isBuiltinKind(key: string): key is BuiltinWorkloadKind {
+  return (builtinWorkloadKinds as readonly string[]).includes(key);
+}
+
+function workloadWatches(opts: InformersOptions, shared: SharedValues): KeyedWatches<WorkloadView> {
+  const { client, log, onChange } = opts;
+  return new KeyedWatches<WorkloadView>({
+    log, what: 'workloads', onChange,
+    watch: (kind) => {
+      if (!isBuiltinKind(kind)) throw new Error(`not a built-in workload kind: ${kind}`);
+      return projectedWatch<WorkloadView>({ client, log, path: paths.workloads[kind], decode: workloadDecoder(kind, shared), onChange });
+    },
+  });
 }

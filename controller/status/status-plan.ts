@@ -21,6 +21,7 @@ import type { Write, WritePlan } from '../write/writes.ts';
 import { purgeRollup, purgeSummary, purgingStatus } from './purge-rollup.ts';
 import { startRollup, withStarts } from './start-rollup.ts';
 import { configMapProblemText, prePullImageStatus, prePullPolicyStatus, type StatusEvent } from './status-rollup.ts';
+import { leftOutForSize, sizeLimitEvents } from './size-limit-events.ts';
 
 /** Small numbers naming objects by identity, for fingerprints of a status's inputs. */
 class ObjectIds {
@@ -57,6 +58,8 @@ export class StatusMemo {
   readonly writtenAt = new Map<string, number>();
   /** ConfigMap problems (uid, resourceVersion, key) an Event was sent for. */
   reportedProblems = new Set<string>();
+  /** PrePullImages and the full nodes a NodeImageSetFull Event was sent for (size-limit-events.ts). */
+  reportedFull = new Set<string>();
 }
 
 export interface StatusInput {
@@ -268,10 +271,12 @@ export function planStatuses(input: StatusInput): StatusPlan {
   const purges = purgeStatuses(input, targetByKey);
   const policies = policyStatuses(input, images.phaseOf);
   const problems = configMapProblemEvents(input.listed.values(), policies.namedBefore, input.memo.reportedProblems);
+  const full = sizeLimitEvents(leftOutForSize(input.nodePlan, input.targets), input.cached, input.memo.reportedFull);
+  input.memo.reportedFull = full.reported;
   const dueAtMs = [images.dueAtMs, purges.dueAtMs].reduce<number | undefined>((a, b) => (b === undefined ? a : earliest(a, b)), undefined);
   return {
     writes: [
-      { writes: [...images.writes, ...purges.writes] },
+      { writes: [...images.writes, ...purges.writes, ...full.writes] },
       // A finalizer is removed only after the status that records the purge (the writer checks it was written).
       { writes: purges.releases },
       { writes: policies.writes },

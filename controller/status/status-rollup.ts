@@ -13,13 +13,14 @@ import {
 } from '../../api/v1alpha1/index.ts';
 import { ARGO_GROUP_VERSION } from '../derive/argo-workflow-images.ts';
 import type { PolicyEvaluation } from '../derive/desired-images.ts';
+import { inputsCondition } from '../derive/derived-validation.ts';
 import type { ConfigMapsState, ListedEvaluation } from '../derive/listed-images.ts';
 import type { PlannedNodeImageSet } from '../plan/node-plan.ts';
 import type { NodeImageSetView } from '../plan/node-image-set-view.ts';
 
 export const PULL_SECRETS_READY = 'PullSecretsReady';
 
-export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullSecretProblem' | 'Purged' | 'RefreshRequested' | 'InvalidImageList';
+export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullSecretProblem' | 'Purged' | 'RefreshRequested' | 'InvalidImageList' | 'NodeImageSetFull';
 
 export interface StatusEvent {
   readonly type: 'Normal' | 'Warning';
@@ -257,6 +258,8 @@ export function prePullPolicyStatus(input: PolicyStatusInput): PrePullPolicyStat
   if (configMapsValid !== undefined) conditions.push(setCondition(input.previous?.conditions, configMapsValid, now));
   const argo = input.argo === undefined ? undefined : argoSourceCondition(input.argo, input.previous?.conditions, generation, now);
   if (argo !== undefined) conditions.push(argo);
+  const inputs = inputsCondition(ev.inputProblems ?? [], input.previous?.conditions, generation);
+  if (inputs !== undefined) conditions.push(setCondition(input.previous?.conditions, inputs, now));
   return {
     observedGeneration: generation,
     watchedWorkloads: ev.watchedWorkloads,

@@ -25,6 +25,7 @@ export const paths = {
   secret: (ns: string, name: string) => `/api/v1/namespaces/${ns}/secrets/${name}`,
   events: (ns: string) => `/api/v1/namespaces/${ns}/events`,
   configMaps: '/api/v1/configmaps',
+  namespacedConfigMaps: (ns: string) => `/api/v1/namespaces/${ns}/configmaps`,
   workloads: {
     Deployment: '/apis/apps/v1/deployments',
     StatefulSet: '/apis/apps/v1/statefulsets',

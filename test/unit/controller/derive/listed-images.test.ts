@@ -3,6 +3,7 @@ import type { PrePullPolicy } from '../../../../api/v1alpha1/index.ts';
 import type { ConfigMapView } from '../../../../controller/derive/configmap-image-lists.ts';
 import {
   configMapWatchOf,
+  configMapWatchScope,
   desiredListedImages,
   listedImageName,
   ListedImagesMemo,
@@ -86,7 +87,7 @@ describe('controller/listed-images', () => {
 
     it('carries the policy\'s purgeOnDelete and refreshInterval, as workload images do', () => {
       const p = withUid(policy('warm', { selector: SELECTOR, images: ['alpine'], configMaps: { selector: { matchLabels: { l: 'x' } } }, purgeOnDelete: true, refreshInterval: '24h' }));
-      const { images } = listed({ policies: [p], configMaps: new Map([['l=x', [cm('shop', 'list', { a: 'debian' })]]]) });
+      const { images } = listed({ policies: [p], configMaps: new Map([['/l=x', [cm('shop', 'list', { a: 'debian' })]]]) });
       expect([...images.values()].map((d) => [d.spec.image, d.spec.purgeOnDelete, d.spec.refreshInterval]).sort())
         .to.deep.equal([['alpine', true, '24h'], ['debian', true, '24h']]);
       const plain = listed({ policies: [withUid(policy('warm', { selector: SELECTOR, images: ['alpine'] }))] });
@@ -116,12 +117,18 @@ describe('controller/listed-images', () => {
 
   describe('ConfigMaps', () => {
     const source = { selector: { matchLabels: { 'kwarm.io/images': 'true' } } };
-    const query = 'kwarm.io/images=true';
+    const selectorQuery = 'kwarm.io/images=true';
+    /** The key of the cluster-wide list-watch for the selector. */
+    const query = `/${selectorQuery}`;
 
-    it('maps a policy to the selector query its list-watch uses', () => {
+    it('maps a policy to the list-watches it needs: cluster-wide, or one per namespace it names (finding 15)', () => {
       expect(configMapWatchOf(policy('p', { selector: SELECTOR }))).to.deep.equal({ kind: 'none' });
-      expect(configMapWatchOf(policy('p', { selector: SELECTOR, configMaps: source }))).to.deep.equal({ kind: 'selector', query });
-      expect(configMapWatchOf(policy('p', { selector: SELECTOR, configMaps: { selector: {} } }))).to.deep.equal({ kind: 'selector', query: '' });
+      expect(configMapWatchOf(policy('p', { selector: SELECTOR, configMaps: source }))).to.deep.equal({ kind: 'selector', query: selectorQuery, keys: [query] });
+      expect(configMapWatchOf(policy('p', { selector: SELECTOR, configMaps: { selector: {} } }))).to.deep.equal({ kind: 'selector', query: '', keys: ['/'] });
+      const scoped = configMapWatchOf(policy('p', { selector: SELECTOR, configMaps: { ...source, namespaces: ['shop', 'ci'] } }));
+      expect(scoped).to.deep.equal({ kind: 'selector', query: selectorQuery, keys: [`ci/${selectorQuery}`, `shop/${selectorQuery}`] });
+      expect(configMapWatchScope(`ci/${selectorQuery}`)).to.deep.equal({ namespace: 'ci', query: selectorQuery });
+      expect(configMapWatchScope('/a/b=c')).to.deep.equal({ namespace: '', query: 'a/b=c' });
     });
 
     it('derives one PrePullImage per image of a selected ConfigMap, in its namespace, owned by it, with the policy settings', () => {
@@ -136,11 +143,15 @@ describe('controller/listed-images', () => {
       expect(policies.get('cms')!.configMapImages).to.have.length(2);
     });
 
-    it('reads only the namespaces the policy names', () => {
-      const p = withUid(policy('cms', { selector: SELECTOR, configMaps: { ...source, namespaces: ['shop'] } }));
-      const { images, policies } = listed({ policies: [p], configMaps: new Map([[query, [cm('shop', 'a', { k: 'alpine' }), cm('other', 'b', { k: 'debian' })]]]) });
-      expect([...images.values()].map((d) => d.namespace)).to.deep.equal(['shop']);
-      expect(policies.get('cms')!.configMaps).to.include({ configMaps: 1 });
+    it('reads only the namespaces the policy names, from their own list-watches, pending until each has listed', () => {
+      const p = withUid(policy('cms', { selector: SELECTOR, configMaps: { ...source, namespaces: ['shop', 'ci'] } }));
+      const shop = [cm('shop', 'a', { k: 'alpine' })];
+      const ci = [cm('ci', 'c', { k: 'busybox' })];
+      const half = listed({ policies: [p], configMaps: new Map([[`shop/${selectorQuery}`, shop], [query, [cm('other', 'b', { k: 'debian' })]]]) });
+      expect(half.policies.get('cms')!.configMaps).to.deep.equal({ kind: 'pending', error: undefined });
+      const both = listed({ policies: [p], configMaps: new Map([[`shop/${selectorQuery}`, shop], [`ci/${selectorQuery}`, ci], [query, [cm('other', 'b', { k: 'debian' })]]]) });
+      expect([...both.images.values()].map((d) => d.namespace).sort()).to.deep.equal(['ci', 'shop']);
+      expect(both.policies.get('cms')!.configMaps).to.include({ configMaps: 2 });
     });
 
     it('reports malformed keys with ConfigMap, key and version, and keeps the good keys working', () => {
