@@ -18,6 +18,8 @@ import { warmupOptions } from './warmup/barrier-decision.ts';
 import { BarrierLoop } from './warmup/barrier.ts';
 import { MUTATE_PODS_PATH, mutatePodsHandler } from './gate/admission.ts';
 import { ReleaseLoop, releaseAllGates } from './gate/release-loop.ts';
+import { credentialsConfig, credentialsOptions } from './credentials/options.ts';
+import { startCredentialsServer, type CredentialsServer } from './credentials/server.ts';
 import { startWebhookServer, webhookConfig, webhookOptions, type WebhookServer } from './webhook/webhook-server.ts';
 
 function duration(name: string, text: string): number {
@@ -52,6 +54,7 @@ async function main(): Promise<number> {
     .option('rollout-gate', { type: 'boolean', default: false, describe: 'Rollout gate: serve the admission webhook that gates new pods of policies with rolloutGate.enabled (/mutate-pods, see the --webhook-* flags), and release them (leader)' })
     .option('release-rollout-gates', { type: 'boolean', default: false, describe: 'Remove kwarm\'s scheduling gate from every pod and exit (the chart\'s pre-delete hook)' })
     .options(webhookOptions)
+    .options(credentialsOptions)
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
     .option('log-format', { choices: LOG_FORMATS, default: 'json' as const })
     .strict()
@@ -66,6 +69,7 @@ async function main(): Promise<number> {
   const agentStaleMs = duration('agent-stale-after', argv['agent-stale-after']);
   const warmup = warmupOptions(argv['warmup-taint'], argv['warmup-timeout'], argv['warmup-condition-on-new-nodes'], agentStaleMs);
   const webhook = argv['rollout-gate'] ? webhookConfig(argv, argv.namespace) : undefined;
+  const credentials = argv['pull-credentials'] ? credentialsConfig(argv, argv.namespace) : undefined;
 
   const log = createLogger({ level: argv['log-level'], format: argv['log-format'], component: 'kwarm-controller' });
   const access = await loadClusterAccess(defaultAccessSource(argv.kubeconfig, {
@@ -128,6 +132,9 @@ async function main(): Promise<number> {
   const webhookClient = new KubeClient(access, { userAgent: 'kwarm-controller/webhook', timeoutMs: 30_000 });
   let webhookServer: WebhookServer | undefined;
   if (webhook !== undefined) webhookServer = await startWebhookServer(webhook, { [MUTATE_PODS_PATH]: mutatePodsHandler({ client: webhookClient, log, namespace: argv.namespace }) }, { client: webhookClient, log });
+  // Served by every replica too, with the same client: its TokenReviews and reads are not the leader's work.
+  let credentialsServer: CredentialsServer | undefined;
+  if (credentials !== undefined) credentialsServer = await startCredentialsServer(credentials, { client: webhookClient, log });
   const metricsServer = await serveMetrics(metrics.registry, argv['metrics-bind-address']);
   const healthServer = await serveHealth({
     live: {},
@@ -141,6 +148,7 @@ async function main(): Promise<number> {
       },
       // Not ready without a trusted certificate: the webhook Service then sends the API server to other replicas.
       webhook: () => webhookServer?.check() ?? { ok: true },
+      pullCredentials: () => credentialsServer?.check() ?? { ok: true },
     },
   }, argv['health-probe-bind-address']);
 
@@ -185,6 +193,7 @@ async function main(): Promise<number> {
     await closeServer(metricsServer);
     await closeServer(healthServer);
     await webhookServer?.close();
+    await credentialsServer?.close();
     webhookClient.close();
     client.close();
   }
