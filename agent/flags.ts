@@ -30,7 +30,17 @@ export interface AgentFlags {
   /** 0 = liveness never fails for the runtime. */
   runtimeUnreachableTimeoutMs: number;
   repullAfterGc: RepullAfterGc;
+  /** Where pull secrets come from: kwarm-controller's endpoint, or GETs of Secrets (needs the RBAC to read them). */
+  pullSecretsFrom: PullSecretsFrom;
+  /** With `controller`: the Service of the endpoint in `namespace`, and the ConfigMap with its CA. */
+  pullCredentialsService: string;
+  pullCredentialsCaConfigMap: string;
+  /** Overrides the address read from the Service (an agent run outside a pod). */
+  pullCredentialsUrl: string | undefined;
 }
+
+export const PULL_SECRETS_FROM = ['controller', 'api'] as const;
+export type PullSecretsFrom = (typeof PULL_SECRETS_FROM)[number];
 
 export const DEFAULT_DISK_THRESHOLD_PERCENT = 80;
 const REPULL_MODES: readonly RepullAfterGc[] = ['now', 'wait'];
@@ -75,6 +85,10 @@ function parser(argv: readonly string[]) {
       'log-format': { type: 'string', default: 'json', choices: LOG_FORMATS },
       'shutdown-grace-period': { type: 'string', default: '25s', describe: 'On SIGTERM, how long running pulls may take to finish' },
       'repull-after-gc': { type: 'string', default: 'wait', choices: REPULL_MODES, describe: 'An image the runtime lost (kubelet image GC): "now" pulls it again at once; "wait" reports it Pending (RemovedFromRuntime) until kwarm-controller releases the re-pull within its budget' },
+      'pull-secrets-from': { type: 'string', default: 'api', choices: PULL_SECRETS_FROM, describe: 'Where pull secrets come from: "controller" asks kwarm-controller, which serves only the copies this node\'s NodeImageSet names (the chart\'s default); "api" GETs the Secrets in --namespace (needs RBAC to read them)' },
+      'pull-credentials-service': { type: 'string', default: 'kwarm-credentials', describe: 'With --pull-secrets-from=controller: the Service in --namespace of the controller\'s endpoint; its certificate must name <service>.<namespace>.svc' },
+      'pull-credentials-ca-configmap': { type: 'string', default: 'kwarm-credentials-ca', describe: 'With --pull-secrets-from=controller: the ConfigMap in --namespace holding the endpoint\'s CA (ca.crt)' },
+      'pull-credentials-url': { type: 'string', describe: 'With --pull-secrets-from=controller: https://host:port of the endpoint instead of the Service\'s cluster IP (an agent outside a pod)' },
       'runtime-unreachable-timeout': { type: 'string', default: '2m', describe: '/healthz fails once the CRI runtime has not answered for this long, so the kubelet restarts the agent ("0s" = never)' },
     })
     .strict()
@@ -114,6 +128,12 @@ export async function parseAgentFlags(argv: readonly string[], env: { NODE_NAME?
   const repull = a['repull-after-gc'];
   if (!isOneOf(REPULL_MODES, repull)) throw new FlagError(`--repull-after-gc: ${repull}`);
   const criSocket = a['cri-socket']?.trim();
+  const from = a['pull-secrets-from'];
+  if (!isOneOf(PULL_SECRETS_FROM, from)) throw new FlagError(`--pull-secrets-from: ${from}`);
+  const credentialsUrl = a['pull-credentials-url']?.trim();
+  if (credentialsUrl !== undefined && credentialsUrl !== '' && !/^https:\/\/[^/]+\/?$/.test(credentialsUrl)) {
+    throw new FlagError(`--pull-credentials-url: ${JSON.stringify(credentialsUrl)} is not https://host:port`);
+  }
   return {
     kind: 'run',
     flags: {
@@ -133,6 +153,10 @@ export async function parseAgentFlags(argv: readonly string[], env: { NODE_NAME?
       shutdownGraceMs: duration('shutdown-grace-period', a['shutdown-grace-period'], 0),
       runtimeUnreachableTimeoutMs: duration('runtime-unreachable-timeout', a['runtime-unreachable-timeout'], 0),
       repullAfterGc: repull,
+      pullSecretsFrom: from,
+      pullCredentialsService: a['pull-credentials-service'],
+      pullCredentialsCaConfigMap: a['pull-credentials-ca-configmap'],
+      pullCredentialsUrl: credentialsUrl === '' ? undefined : credentialsUrl,
     },
   };
 }

@@ -8,6 +8,26 @@ import { agentAccessSource } from './api-access.ts';
 import { createAgentMetrics } from './agent-metrics.ts';
 import { FlagError, parseAgentFlags } from './flags.ts';
 import { errorText } from '../lib/errors.ts';
+import type { RequestOptions } from 'node:https';
+import { ControllerSecretSource } from './secret-reader.ts';
+
+function isHeaderList(h: RequestOptions['headers']): h is readonly string[] {
+  return Array.isArray(h);
+}
+
+/** The Authorization header the agent sends the API server (its pod-bound token), for kwarm-controller too. */
+function authorizationOf(access: ClusterAccess): () => Promise<string> {
+  return async () => {
+    const o: RequestOptions = {};
+    await access.applyToHTTPSOptions(o);
+    const headers = o.headers;
+    const h = headers !== undefined && !isHeaderList(headers) ? headers.authorization : undefined;
+    if (typeof h !== 'string' || !h.startsWith('Bearer ')) {
+      throw new Error('the agent has no ServiceAccount token to prove its node to kwarm-controller (--pull-secrets-from=controller needs the pod\'s projected token)');
+    }
+    return h;
+  };
+}
 
 async function main(): Promise<number> {
   let parsed;
@@ -37,6 +57,16 @@ async function main(): Promise<number> {
   }
   const client = new KubeClient(access, { userAgent: `kwarm-agent/${flags.nodeName}`, timeoutMs: 30_000 });
   const metrics = createAgentMetrics();
+  const secrets = flags.pullSecretsFrom === 'controller'
+    ? new ControllerSecretSource({
+      service: flags.pullCredentialsService,
+      ...(flags.pullCredentialsUrl !== undefined ? { url: flags.pullCredentialsUrl } : {}),
+      namespace: flags.namespace,
+      caConfigMap: flags.pullCredentialsCaConfigMap,
+      client,
+      authorization: authorizationOf(access),
+    })
+    : undefined;
   const agent = new Agent({
     nodeName: flags.nodeName,
     namespace: flags.namespace,
@@ -49,7 +79,7 @@ async function main(): Promise<number> {
     shutdownGraceMs: flags.shutdownGraceMs,
     runtimeUnreachableLimitMs: flags.runtimeUnreachableTimeoutMs,
     repullAfterGc: flags.repullAfterGc,
-  }, { client, log, metrics });
+  }, { client, log, metrics, ...(secrets !== undefined ? { secrets } : {}) });
 
   const metricsServer = await serveMetrics(metrics.registry, flags.metricsBindAddress);
   const healthServer = await serveHealth({ live: agent.liveness(), ready: agent.readiness() }, flags.healthProbeBindAddress);
@@ -57,6 +87,7 @@ async function main(): Promise<number> {
     node: flags.nodeName,
     namespace: flags.namespace,
     criSocket: flags.criSocket ?? 'auto-detect',
+    pullSecretsFrom: flags.pullSecretsFrom,
     metricsPort: boundPort(metricsServer),
     healthPort: boundPort(healthServer),
   });

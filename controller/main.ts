@@ -19,6 +19,8 @@ import { BarrierLoop } from './warmup/barrier.ts';
 import { MUTATE_PODS_PATH, mutatePodsHandler } from './gate/admission.ts';
 import { CachedAdmissionLookups } from './gate/admission-lookups.ts';
 import { ReleaseLoop, releaseAllGates } from './gate/release-loop.ts';
+import { credentialsConfig, credentialsOptions } from './credentials/options.ts';
+import { startCredentialsServer, type CredentialsServer } from './credentials/server.ts';
 import { startWebhookServer, webhookConfig, webhookOptions, type WebhookServer } from './webhook/webhook-server.ts';
 
 function duration(name: string, text: string): number {
@@ -53,6 +55,7 @@ async function main(): Promise<number> {
     .option('rollout-gate', { type: 'boolean', default: false, describe: 'Rollout gate: serve the admission webhook that gates new pods of policies with rolloutGate.enabled (/mutate-pods, see the --webhook-* flags), and release them (leader)' })
     .option('release-rollout-gates', { type: 'boolean', default: false, describe: 'Remove kwarm\'s scheduling gate from every pod and exit (the chart\'s pre-delete hook)' })
     .options(webhookOptions)
+    .options(credentialsOptions)
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
     .option('log-format', { choices: LOG_FORMATS, default: 'json' as const })
     .strict()
@@ -67,6 +70,7 @@ async function main(): Promise<number> {
   const agentStaleMs = duration('agent-stale-after', argv['agent-stale-after']);
   const warmup = warmupOptions(argv['warmup-taint'], argv['warmup-timeout'], argv['warmup-condition-on-new-nodes'], agentStaleMs);
   const webhook = argv['rollout-gate'] ? webhookConfig(argv, argv.namespace) : undefined;
+  const credentials = argv['pull-credentials'] ? credentialsConfig(argv, argv.namespace) : undefined;
 
   const log = createLogger({ level: argv['log-level'], format: argv['log-format'], component: 'kwarm-controller' });
   const access = await loadClusterAccess(defaultAccessSource(argv.kubeconfig, {
@@ -147,6 +151,9 @@ async function main(): Promise<number> {
       throw err;
     }
   }
+  // Served by every replica too, with the same client: its TokenReviews and reads are not the leader's work.
+  let credentialsServer: CredentialsServer | undefined;
+  if (credentials !== undefined) credentialsServer = await startCredentialsServer(credentials, { client: webhookClient, log });
   const metricsServer = await serveMetrics(metrics.registry, argv['metrics-bind-address']);
   const healthServer = await serveHealth({
     live: {},
@@ -160,6 +167,7 @@ async function main(): Promise<number> {
       },
       // Not ready without a trusted certificate: the webhook Service then sends the API server to other replicas.
       webhook: () => webhookServer?.check() ?? { ok: true },
+      pullCredentials: () => credentialsServer?.check() ?? { ok: true },
     },
   }, argv['health-probe-bind-address']);
 
@@ -204,6 +212,7 @@ async function main(): Promise<number> {
     await closeServer(metricsServer);
     await closeServer(healthServer);
     await webhookServer?.close();
+    await credentialsServer?.close();
     stopLookups.abort();
     await lookupsRunning;
     webhookClient.close();

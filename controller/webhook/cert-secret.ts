@@ -26,7 +26,13 @@ export interface SelfManagedOptions {
   readonly log: Logger;
   readonly namespace: string;
   readonly secret: string;
-  readonly configuration: string;
+  /**
+   * The MutatingWebhookConfiguration whose caBundle gets the CA; undefined for a server whose clients learn the
+   * CA another way (the pull credentials endpoint: publishCa).
+   */
+  readonly configuration?: string;
+  /** Called with the CA after every read of the Secret; a throw is retried like any other failure. */
+  readonly publishCa?: (caPem: string, signal: AbortSignal) => Promise<void>;
   readonly dnsNames: readonly string[];
   readonly now: () => number;
   /** Called with the Secret's serving certificate whenever it is (re)read; the server swaps it in. */
@@ -58,6 +64,7 @@ export class SelfManagedCertificates {
   #lastError: string | undefined;
   #caBundleWritten = false;
   #configurationMissing = false;
+  #served = false;
 
   constructor(o: SelfManagedOptions) {
     this.#o = o;
@@ -66,6 +73,7 @@ export class SelfManagedCertificates {
   /** Why the webhook cannot be trusted by the API server yet, or undefined once the caBundle holds our CA. */
   get problem(): string | undefined {
     if (this.#lastError !== undefined) return this.#lastError;
+    if (this.#o.configuration === undefined) return this.#served ? undefined : 'certificate not read yet';
     if (this.#configurationMissing) return `MutatingWebhookConfiguration ${this.#o.configuration} not found`;
     return this.#caBundleWritten ? undefined : 'caBundle not written yet';
   }
@@ -83,7 +91,7 @@ export class SelfManagedCertificates {
     const version = (raw: unknown): string => str(field(raw, 'metadata', 'resourceVersion')) ?? '';
     const watches = [
       new ListWatch({ client, log, path: `/api/v1/namespaces/${namespace}/secrets`, fieldSelector: `metadata.name=${secret}`, decode: version, onChange: changed }),
-      new ListWatch({ client, log, path: WEBHOOK_CONFIGURATIONS, fieldSelector: `metadata.name=${configuration}`, decode: version, onChange: changed }),
+      ...(configuration === undefined ? [] : [new ListWatch({ client, log, path: WEBHOOK_CONFIGURATIONS, fieldSelector: `metadata.name=${configuration}`, decode: version, onChange: changed })]),
     ].map((w) => w.run(signal));
     let failures = 0;
     let previous: number | undefined;
@@ -134,7 +142,9 @@ export class SelfManagedCertificates {
         throw err;
       }
     }
-    this.#o.onMaterial({ cert: data[SECRET_KEYS.cert], key: data[SECRET_KEYS.key] });
+    this.#o.onMaterial({ cert: data[SECRET_KEYS.cert], key: data[SECRET_KEYS.key], ca: data[SECRET_KEYS.caCert] });
+    this.#served = true;
+    await this.#o.publishCa?.(data[SECRET_KEYS.caCert], signal);
     if (!await this.#ensureCaBundle(data[SECRET_KEYS.caCert], signal)) return 0;
     if (plan.kind !== 'keep') return 0;
     return Math.max(1000, Math.min(plan.renewAtMs - nowMs, RECHECK_MS));
@@ -142,7 +152,8 @@ export class SelfManagedCertificates {
 
   /** The Secret, owned by the webhook configuration when it exists, so that uninstalling kwarm removes both. */
   async #newSecret(data: Required<CertSecretData>, signal: AbortSignal): Promise<unknown> {
-    const config = await this.#o.client.getOptional(`${WEBHOOK_CONFIGURATIONS}/${this.#o.configuration}`, signal);
+    const configuration = this.#o.configuration;
+    const config = configuration === undefined ? undefined : await this.#o.client.getOptional(`${WEBHOOK_CONFIGURATIONS}/${configuration}`, signal);
     const uid = str(field(config, 'metadata', 'uid'));
     return {
       apiVersion: 'v1',
@@ -152,7 +163,7 @@ export class SelfManagedCertificates {
         namespace: this.#o.namespace,
         labels: { 'app.kubernetes.io/name': 'kwarm', 'app.kubernetes.io/component': 'webhook-certificate', 'app.kubernetes.io/managed-by': 'kwarm-controller' },
         ...(uid === undefined ? {} : {
-          ownerReferences: [{ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', name: this.#o.configuration, uid }],
+          ownerReferences: [{ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', name: configuration, uid }],
         }),
       },
       type: 'kubernetes.io/tls',
@@ -163,6 +174,7 @@ export class SelfManagedCertificates {
   /** Writes the CA into every webhook's caBundle; false when the write lost a race and should be redone. */
   async #ensureCaBundle(caPem: string, signal: AbortSignal): Promise<boolean> {
     const { client, log, configuration } = this.#o;
+    if (configuration === undefined) return true;
     const path = `${WEBHOOK_CONFIGURATIONS}/${configuration}`;
     const raw = await client.getOptional(path, signal);
     if (raw === undefined) {

@@ -1,19 +1,40 @@
 // The webhook's HTTPS endpoint: JSON in, JSON out, one handler per path. TLS material is swapped in place
 // (setSecureContext) when the certificate changes, so a renewal never restarts the server or drops the port.
 import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import type { Logger } from 'winston';
 import { errorText } from '../../lib/errors.ts';
 
-/** A handler gets the decoded JSON body and returns what is sent back as JSON. A throw answers 500 with its reason. */
-export type WebhookHandler = (body: unknown, signal: AbortSignal) => Promise<unknown>;
+/** What a handler may know of the request besides its body (the credentials endpoint reads Authorization). */
+export interface RequestInfo {
+  readonly headers: IncomingHttpHeaders;
+}
+
+/**
+ * A handler gets the decoded JSON body and returns what is sent back as JSON. A throw answers 500 with its
+ * reason, or the status of an HttpError.
+ */
+export type WebhookHandler = (body: unknown, signal: AbortSignal, request: RequestInfo) => Promise<unknown>;
+
+/** Thrown by a handler to answer with this status (401, 403...) and its message as the error. */
+export class HttpError extends Error {
+  readonly status: number;
+
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = 'HttpError';
+    this.status = status;
+  }
+}
 export type WebhookRoutes = Readonly<Record<string, WebhookHandler>>;
 
 /** PEM certificate (chain) and key. */
 export interface ServingMaterial {
   readonly cert: string;
   readonly key: string;
+  /** The CA that issued `cert`, when the source knows it (self-managed); published for clients to trust. */
+  readonly ca?: string;
 }
 
 /**
@@ -116,9 +137,14 @@ export class HttpsJsonServer {
     res.once('close', () => { gone.abort(new Error('the caller closed the connection')); });
     const signal = AbortSignal.any([gone.signal, AbortSignal.timeout(HANDLER_TIMEOUT_MS)]);
     try {
-      const result = await handler(body, signal);
+      const result = await handler(body, signal, { headers: req.headers });
       reply(200, result);
     } catch (err) {
+      if (err instanceof HttpError) {
+        this.#log.info('request refused', { path, status: err.status, reason: err.message });
+        reply(err.status, { error: err.message });
+        return;
+      }
       this.#log.warn('webhook handler failed', { path, error: errorText(err) });
       reply(signal.aborted ? 503 : 500, { error: errorText(err) });
     }

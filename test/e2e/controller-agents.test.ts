@@ -17,6 +17,7 @@ import { installCrds } from '../../local-cluster/crds.ts';
 import { buildAndPushImage, type PushedImage } from '../../local-cluster/oci-image.ts';
 import { startRegistry, type TestRegistry } from '../../local-cluster/registry.ts';
 import { waitFor } from '../../local-cluster/wait.ts';
+import { freePort } from '../../local-cluster/ports.ts';
 import { auditWrites, createNode, deleteNodes, deployment, getPrePullImage, specImages } from '../../local-cluster/cluster-fixtures.ts';
 
 const SAMPLES = join(import.meta.dirname, '..', '..', 'deploy', 'samples');
@@ -60,16 +61,21 @@ describe('e2e: controller and agents with containerd', function () {
     ]);
     images = { v1, v2, secret };
     const kubeconfigFor = (nodeName: string): Promise<string> => agentKubeconfig(cp, { namespace: KWARM_NS, nodeName });
+    // As the chart runs them: agents get pull secrets from the controller's endpoint (their RBAC reads no Secret).
+    // The controller starts first, so its port is taken right after it was found free.
+    const credentialsPort = await freePort();
+    controller = await ControllerProcess.start({ kubeconfig: await controllerKubeconfig(cp, KWARM_NS), namespace: KWARM_NS, name: 'controller-e2e',
+      args: ['--pull-credentials', `--pull-credentials-port=${credentialsPort}`] });
+    const agentArgs = ['--pull-secrets-from=controller', `--pull-credentials-url=https://127.0.0.1:${credentialsPort}`];
     for (const name of NODES) {
       const rt = await startContainerd({ name, registries: [plain, privateRegistry] });
       runtimes.push(rt);
       cris.push(new GrpcImageRuntime({ endpoint: rt.socket }));
       await createNode(admin, { name, labels: { 'kwarm-test/pool': POOL } }, signal);
-      const agent = await startAgentProcess({ nodeName: name, kubeconfig: await kubeconfigFor(name), criSocket: rt.socket, namespace: KWARM_NS, verifyInterval: '5m' });
+      const agent = await startAgentProcess({ nodeName: name, kubeconfig: await kubeconfigFor(name), criSocket: rt.socket, namespace: KWARM_NS, verifyInterval: '5m', args: agentArgs });
       agents.push(agent);
     }
     for (const a of agents) await a.waitReady();
-    controller = await ControllerProcess.start({ kubeconfig: await controllerKubeconfig(cp, KWARM_NS), namespace: KWARM_NS, name: 'controller-e2e' });
   });
 
   after(async () => {

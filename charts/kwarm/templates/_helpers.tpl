@@ -44,6 +44,9 @@ seccompProfile:
 {{- define "kwarm.webhookConfigurationName" -}}{{ include "kwarm.fullname" . }}-rollout-gate{{- end -}}
 {{- define "kwarm.webhookServiceName" -}}{{ include "kwarm.fullname" . }}-webhook{{- end -}}
 {{- define "kwarm.webhookSecretName" -}}{{ include "kwarm.fullname" . }}-webhook-cert{{- end -}}
+{{- define "kwarm.credentialsServiceName" -}}{{ include "kwarm.fullname" . }}-credentials{{- end -}}
+{{- define "kwarm.credentialsSecretName" -}}{{ include "kwarm.fullname" . }}-credentials-cert{{- end -}}
+{{- define "kwarm.credentialsCaName" -}}{{ include "kwarm.fullname" . }}-credentials-ca{{- end -}}
 {{- define "kwarm.webhookCertManagerSecretName" -}}{{ include "kwarm.fullname" . }}-webhook-tls{{- end -}}
 
 {{/* ServiceMonitor/PodMonitor relabelings: node (the pod's node) and component, as in files/prometheus-scrape.yaml. */}}

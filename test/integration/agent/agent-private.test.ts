@@ -1,8 +1,16 @@
-// Private images: pull secrets copied into kwarm's namespace (read with GET only, as the agent's
-// RBAC allows) authenticate pulls from an htpasswd registry; a wrong secret fails with reason
-// Unauthorized without hot retries; no password ever shows in the agent's log, the status or Events.
+// Private images: pull secrets copied into kwarm's namespace authenticate pulls from an htpasswd registry; the
+// agent gets them as the chart runs it (--pull-secrets-from=controller): from the controller's pull credentials
+// endpoint, which checks the node in the agent's pod-bound token, since the agent's RBAC allows no Secret read.
+// A wrong secret fails with reason Unauthorized without hot retries; no password ever shows in the agent's
+// log, the controller's log, the status or Events.
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import winston from 'winston';
+import { startCredentialsServer, type CredentialsServer } from '../../../controller/credentials/server.ts';
+import { createNode, deleteNodes } from '../../../local-cluster/cluster-fixtures.ts';
+import { controllerKubeconfig } from '../../../local-cluster/kwarm-access.ts';
+import { waitFor } from '../../../local-cluster/wait.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
 import { KubeClient } from '../../../lib/kube-client.ts';
@@ -40,7 +48,7 @@ function dockerConfigSecret(name: string, registry: string, username: string, pa
   };
 }
 
-describe('agent: private images with pull secrets from the kwarm namespace', function () {
+describe('agent: private images with pull secrets from the kwarm namespace, served by the controller', function () {
   this.timeout(180_000);
   let cp: ControlPlane;
   let admin: KubeClient;
@@ -49,6 +57,11 @@ describe('agent: private images with pull secrets from the kwarm namespace', fun
   let cri: GrpcImageRuntime;
   let agent: AgentProcess | undefined;
   let images: Record<'good' | 'wrong' | 'both' | 'none' | 'missing', PushedImage>;
+  let controllerClient: KubeClient | undefined;
+  let credentials: CredentialsServer | undefined;
+  let controllerLog = '';
+  /** The agent flags of the chart's default, with the endpoint's address instead of its Service's. */
+  const credentialArgs = (): string[] => ['--pull-secrets-from=controller', `--pull-credentials-url=https://127.0.0.1:${credentials!.port}`];
 
   before(async () => {
     cp = await sharedControlPlane();
@@ -58,6 +71,10 @@ describe('agent: private images with pull secrets from the kwarm namespace', fun
     node = await startContainerd({ name: NODE, registries: [registry] });
     cri = new GrpcImageRuntime({ endpoint: node.socket });
     const kubeconfigFor = (nodeName: string): Promise<string> => agentKubeconfig(cp!, { namespace: NAMESPACE, nodeName });
+    // Pod-bound tokens name their node only when the Node object exists.
+    for (const name of [NODE, `${NODE}-rotate`]) {
+      await createNode(admin, { name }, AbortSignal.timeout(30_000)).catch((err: unknown) => { if (!String(err).includes('already exists')) throw err; });
+    }
     const names = ['good', 'wrong', 'both', 'none', 'missing'] as const;
     const pushed = await Promise.all(names.map((n) => buildAndPushImage(registry!, { repository: `private/${n}`, tag: 'v1', layers: [64 * 1024] })));
     images = Object.fromEntries(names.map((n, i) => [n, pushed[i]!])) as typeof images;
@@ -70,12 +87,24 @@ describe('agent: private images with pull secrets from the kwarm namespace', fun
       // Credentials for another registry are never sent to this one.
       dockerConfigSecret('regcred-elsewhere', 'other.example.com', USER, PASSWORD),
     ]) await admin.apply(`${secrets}/${s.metadata.name}`, s, 'kwarm-tests', AbortSignal.timeout(30_000));
-    agent = await startAgentProcess({ nodeName: NODE, kubeconfig, criSocket: node.socket, verifyInterval: '5m' });
+    // The controller's side, with the chart's controller RBAC.
+    controllerClient = new KubeClient(cp.kubeConfig(await controllerKubeconfig(cp, NAMESPACE)));
+    const sink = new PassThrough();
+    sink.on('data', (c: Buffer) => { controllerLog += c.toString('utf8'); });
+    credentials = await startCredentialsServer({
+      port: 0, host: '127.0.0.1', namespace: NAMESPACE, service: 'kwarm-credentials', secret: 'kwarm-credentials-cert',
+      caConfigMap: 'kwarm-credentials-ca', agentServiceAccount: 'kwarm-agent',
+    }, { client: controllerClient, log: winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] }) });
+    await waitFor(() => credentials!.check().ok, { timeoutMs: 30_000, what: 'the pull credentials server is ready' });
+    agent = await startAgentProcess({ nodeName: NODE, kubeconfig, criSocket: node.socket, verifyInterval: '5m', args: credentialArgs() });
     await agent.waitReady();
   });
 
   after(async () => {
     await agent?.dispose();
+    await credentials?.close();
+    controllerClient?.close();
+    await deleteNodes(admin, [NODE, `${NODE}-rotate`], AbortSignal.timeout(30_000)).catch(() => undefined);
     cri.close();
     await node?.dispose();
     await registry?.dispose();
@@ -126,7 +155,7 @@ describe('agent: private images with pull secrets from the kwarm namespace', fun
     await admin.apply(`${secrets}/regcred-rotating`, dockerConfigSecret('regcred-rotating', registry!.host, USER, WRONG_PASSWORD), 'kwarm-tests', AbortSignal.timeout(30_000));
     // The secrets are looked at again with each verify pass (here every second).
     const rotating = await startAgentProcess({
-      nodeName: ROTATE_NODE, kubeconfig: await agentKubeconfig(cp, { namespace: NAMESPACE, nodeName: ROTATE_NODE }), criSocket: node!.socket, verifyInterval: '1s',
+      nodeName: ROTATE_NODE, kubeconfig: await agentKubeconfig(cp, { namespace: NAMESPACE, nodeName: ROTATE_NODE }), criSocket: node!.socket, verifyInterval: '1s', args: credentialArgs(),
     });
     try {
       await rotating.waitReady();
@@ -152,6 +181,8 @@ describe('agent: private images with pull secrets from the kwarm namespace', fun
     const log = agent!.logText();
     expect(log.length).to.be.greaterThan(1000);
     expect(log).to.include('regcred-good');
+    expect(controllerLog).to.include('pull credentials served');
+    for (const f of forms) expect(controllerLog.includes(f), 'controller log').to.equal(false);
     const { stdout: nis } = await cp.kubectl(['get', 'nodeimageset', NODE, '-o', 'json']);
     const { stdout: events } = await cp.kubectl(['get', 'events', '--all-namespaces', '-o', 'json']);
     for (const f of forms) {

@@ -57,21 +57,29 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
   });
 
   it('NetworkPolicy: egress only on the API server ports, and only to its addresses when they are given', async () => {
-    interface Policy { spec: { egress: { ports: { port: number }[]; to?: { ipBlock: { cidr: string } }[] }[] } }
+    interface Policy { spec: { egress: { ports: { port: number }[]; to?: unknown[] }[] } }
+    // Agents also reach the controller pods' pull credentials endpoint (agent.pullSecretsFrom=controller).
+    const credentials = {
+      ports: [{ port: 9444, protocol: 'TCP' }],
+      to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'kwarm', 'app.kubernetes.io/instance': 'kwarm', 'app.kubernetes.io/component': 'controller' } } }],
+    };
+    const extra = (c: string): unknown[] => (c === 'agent' ? [credentials] : []);
     const egress = (yaml: string, component: string): Policy['spec']['egress'] =>
       (objects(yaml).get(`NetworkPolicy/kwarm-system/kwarm-${component}`) as Policy).spec.egress;
     const base = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system'])).stdout;
     for (const c of ['controller', 'agent']) {
-      expect(egress(base, c), c).to.deep.equal([{ ports: [{ port: 443, protocol: 'TCP' }, { port: 6443, protocol: 'TCP' }] }]);
+      expect(egress(base, c), c).to.deep.equal([...extra(c), { ports: [{ port: 443, protocol: 'TCP' }, { port: 6443, protocol: 'TCP' }] }]);
     }
     const narrowed = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system',
       '--set', 'networkPolicy.apiServerCIDRs={10.0.0.10/32,fd00::10/128}', '--set', 'networkPolicy.apiServerPorts={6443}'])).stdout;
     for (const c of ['controller', 'agent']) {
-      expect(egress(narrowed, c), c).to.deep.equal([{
+      expect(egress(narrowed, c), c).to.deep.equal([...extra(c), {
         ports: [{ port: 6443, protocol: 'TCP' }],
         to: [{ ipBlock: { cidr: '10.0.0.10/32' } }, { ipBlock: { cidr: 'fd00::10/128' } }],
       }]);
     }
+    const api = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system', '--set', 'agent.pullSecretsFrom=api'])).stdout;
+    expect(egress(api, 'agent')).to.deep.equal([{ ports: [{ port: 443, protocol: 'TCP' }, { port: 6443, protocol: 'TCP' }] }]);
     // The API server accepts them as rendered.
     const policies = narrowed.split(/^---$/m).filter((d) => d.includes('kind: NetworkPolicy')).join('\n---\n');
     await cp.kubectl(['create', 'namespace', 'kwarm-system'], { allowFailure: true });
@@ -123,7 +131,7 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
       controller = await cp.serviceAccountKubeconfig('kwarm-system', 'kwarm-controller');
     });
 
-    it('agent: reads NodeImageSets and writes only their status; gets Secrets only in its namespace', async () => {
+    it('agent: reads NodeImageSets and writes only their status; reads no Secret (pull credentials come from the controller)', async () => {
       expect(await can(agent, 'watch', 'nodeimagesets.kwarm.io')).to.equal('yes');
       expect(await can(agent, 'patch', 'nodeimagesets.kwarm.io', '--subresource=status')).to.equal('yes');
       expect(await can(agent, 'update', 'nodeimagesets.kwarm.io')).to.equal('no');
@@ -132,7 +140,13 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
       expect(await can(agent, 'list', 'secrets', '-A')).to.equal('no');
       expect(await can(agent, 'get', 'secrets', '-n', 'default')).to.equal('no');
       expect(await can(agent, 'list', 'secrets', '-n', 'kwarm-system')).to.equal('no');
-      expect(await can(agent, 'get', 'secrets', '-n', 'kwarm-system')).to.equal('yes');
+      // Finding 4: not even the copies in kwarm's namespace; only the endpoint's Service and CA, by name.
+      expect(await can(agent, 'get', 'secrets', '-n', 'kwarm-system')).to.equal('no');
+      expect(await can(agent, 'get', 'secrets/kwarm-pull.default.regcred', '-n', 'kwarm-system')).to.equal('no');
+      expect(await can(agent, 'get', 'configmaps/kwarm-credentials-ca', '-n', 'kwarm-system')).to.equal('yes');
+      expect(await can(agent, 'get', 'configmaps/other', '-n', 'kwarm-system')).to.equal('no');
+      expect(await can(agent, 'get', 'services/kwarm-credentials', '-n', 'kwarm-system')).to.equal('yes');
+      expect(await can(agent, 'get', 'services/kwarm-webhook', '-n', 'kwarm-system')).to.equal('no');
       expect(await can(agent, 'list', 'pods', '-A')).to.equal('no');
       expect(await can(agent, 'get', 'prepullimages.kwarm.io', '-A')).to.equal('no');
     });
@@ -159,6 +173,9 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
       for (const verb of ['update', 'patch', 'create', 'delete']) {
         expect(await can(controller, verb, 'configmaps', '-n', 'default'), `${verb} configmaps`).to.equal('no');
       }
+      // The pull credentials endpoint: TokenReviews, and its CA ConfigMap in kwarm's namespace only.
+      expect(await can(controller, 'create', 'tokenreviews.authentication.k8s.io')).to.equal('yes');
+      expect(await can(controller, 'patch', 'configmaps', '-n', 'kwarm-system')).to.equal('yes');
       expect(await can(controller, 'patch', 'nodeimagesets.kwarm.io')).to.equal('yes');
       // Nodes: patch only, for the warm-up barrier; the admission policy narrows it to kwarm's taint and
       // condition (test/integration/controller/warmup-writer.test.ts tries the rest).

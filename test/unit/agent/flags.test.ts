@@ -36,6 +36,10 @@ describe('agent/flags', () => {
       shutdownGraceMs: 25_000,
       runtimeUnreachableTimeoutMs: 120_000,
       repullAfterGc: 'wait',
+      pullSecretsFrom: 'api',
+      pullCredentialsService: 'kwarm-credentials',
+      pullCredentialsCaConfigMap: 'kwarm-credentials-ca',
+      pullCredentialsUrl: undefined,
     });
   });
 
@@ -45,17 +49,22 @@ describe('agent/flags', () => {
       '--verify-interval=90s', '--disk-threshold-percent=85', '--disk-check-interval=1s', '--metrics-bind-address=127.0.0.1:9000',
       '--health-probe-bind-address=0', '--log-level=debug', '--log-format=text', '--shutdown-grace-period=1m30s',
       '--runtime-unreachable-timeout=0s', '--repull-after-gc=now', '--container-starts-interval=0s',
+      '--pull-secrets-from=controller', '--pull-credentials-service=creds', '--pull-credentials-ca-configmap=creds-ca',
+      '--pull-credentials-url=https://127.0.0.1:9444',
     ]);
     expect(f).to.deep.equal({
       nodeName: 'n2', kubeconfig: '/k', namespace: 'kw', criSocket: 'unix:///run/x.sock', maxPullsPerNode: 5, verifyIntervalMs: 90_000, containerStartsIntervalMs: 0,
       diskThresholdPercent: 85, diskCheckIntervalMs: 1000, metricsBindAddress: '127.0.0.1:9000', healthProbeBindAddress: '0',
       logLevel: 'debug', logFormat: 'text', shutdownGraceMs: 90_000, runtimeUnreachableTimeoutMs: 0, repullAfterGc: 'now',
+      pullSecretsFrom: 'controller', pullCredentialsService: 'creds', pullCredentialsCaConfigMap: 'creds-ca', pullCredentialsUrl: 'https://127.0.0.1:9444',
     });
   });
 
   it('rejects what it cannot use, naming the flag', async () => {
     expect(await failure([], {})).to.match(/--node-name or the NODE_NAME/);
     expect(await failure(['--max-pulls-per-node=0'])).to.match(/--max-pulls-per-node/);
+    expect(await failure(['--pull-secrets-from=secrets'])).to.match(/pull-secrets-from/);
+    expect(await failure(['--pull-credentials-url=http://127.0.0.1:9444'])).to.match(/--pull-credentials-url.*not https/);
     expect(await failure(['--max-pulls-per-node=1.5'])).to.match(/--max-pulls-per-node/);
     expect(await failure(['--verify-interval=5'])).to.match(/--verify-interval.*not a duration/);
     expect(await failure(['--verify-interval=10ms'])).to.match(/--verify-interval.*at least/);
