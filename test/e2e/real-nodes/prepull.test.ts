@@ -8,6 +8,7 @@
 // reports the image on every node), so whether a pod waited is decided by kwarm and not by a race with the
 // kubelet; the Deployment's PrePullImage follows the paused template, as it would for a user.
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GrpcImageRuntime } from '../../../agent/cri/grpc-runtime.ts';
@@ -21,6 +22,9 @@ import { waitFor } from '../../../local-cluster/wait.ts';
 import { sleeperDeployment } from '../../../local-cluster/workloads.ts';
 
 const NS = 'e2e-shop';
+/** Finding 4: a PrePullImage with a pull secret, pulled with credentials the agents got from the controller. */
+const CREDS_NS = 'e2e-creds';
+const PASSWORD = `pw-${randomBytes(12).toString('hex')}`;
 const APP = 'shop';
 
 interface PodJson {
@@ -32,6 +36,11 @@ interface EventJson {
   reason?: string;
   message?: string;
   involvedObject: { name?: string; kind?: string };
+}
+interface CredsNisJson {
+  metadata: { name: string };
+  spec?: { images?: { image: string; pullSecrets?: string[] }[] };
+  status?: { images?: { image: string; phase: string; message?: string }[] };
 }
 interface NisJson {
   metadata: { name: string };
@@ -157,7 +166,7 @@ describe('e2e on real nodes: pods start on images kwarm pre-pulled', function ()
   });
 
   after(async () => {
-    await cluster.kubectl(['delete', 'namespace', NS, '--ignore-not-found', '--wait=false'], { allowFailure: true });
+    await cluster.kubectl(['delete', 'namespace', NS, CREDS_NS, '--ignore-not-found', '--wait=false'], { allowFailure: true });
     await cluster.kubectl(['delete', '-f', join(REPO_ROOT, 'deploy', 'samples', 'prepullpolicy_basic.yaml'), '--ignore-not-found'], { allowFailure: true });
     await kwarm?.uninstall();
   });
@@ -222,6 +231,52 @@ describe('e2e on real nodes: pods start on images kwarm pre-pulled', function ()
     const pods = await changeImage(next);
     await waitKwarmReady(cluster, kwarm!.images);
     await expectNoPodWaited(pods, next);
+  });
+
+  // Finding 4 on real pods: with the chart's default (agent.pullSecretsFrom=controller) each agent gets its node's
+  // pull credentials from the controller's endpoint through the Service's cluster IP (kube-proxy), proving its node
+  // with the token the kubelet mounted. The registry takes anonymous pulls, so what is checked is the credentials'
+  // path: the controller served each node, the agents may read no Secret, no password is logged.
+  it('pulls an image with a pull secret on every node through the controller; nothing logs the password', async () => {
+    const c = cluster;
+    const pushed = await buildAndPushImage(c.registry, { repository: 'e2e/creds', tag: 'v1', layers: [256 * 1024] });
+    const image = c.nodeImage(pushed.reference);
+    const host = image.split('/')[0]!;
+    const config = JSON.stringify({ auths: { [host]: { username: 'u', password: PASSWORD, auth: Buffer.from(`u:${PASSWORD}`).toString('base64') } } });
+    await c.kubectl(['create', 'namespace', CREDS_NS]);
+    await c.kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'v1', kind: 'List', items: [
+          { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'regcred', namespace: CREDS_NS }, type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': Buffer.from(config).toString('base64') } },
+          { apiVersion: 'kwarm.io/v1alpha1', kind: 'PrePullImage', metadata: { name: 'creds', namespace: CREDS_NS }, spec: { image, nodes: { names: c.nodes.map((n) => n.name) }, imagePullSecrets: [{ name: 'regcred' }] } },
+        ],
+      }),
+    });
+    let sets: CredsNisJson[] = [];
+    try {
+      await waitFor(async () => {
+        sets = (JSON.parse((await c.kubectl(['get', 'nodeimagesets', '-o', 'json'])).stdout) as { items: CredsNisJson[] }).items;
+        return c.nodes.every((n) => sets.find((s) => s.metadata.name === n.name)?.status?.images?.find((i) => i.image === image)?.phase === 'Completed');
+      }, { what: `${image} Completed on every node`, timeoutMs: 240_000, intervalMs: 1000 });
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${JSON.stringify(sets.map((s) => s.status?.images))}\n${describePods(await kwarmPods(c))}\n${await kwarmLogs(c, 30)}`);
+    }
+    for (const n of c.nodes) {
+      const entry = sets.find((s) => s.metadata.name === n.name)?.spec?.images?.find((i) => i.image === image);
+      expect(entry?.pullSecrets?.[0], n.name).to.match(/^kwarm-pull\./);
+    }
+    const controllerLogs: string[] = [];
+    for (const p of await kwarmPods(c, 'controller')) {
+      controllerLogs.push((await c.kubectl(['logs', '-n', KWARM_NAMESPACE, p.metadata?.name ?? ''])).stdout);
+    }
+    const logs = controllerLogs.join('\n');
+    for (const n of c.nodes) expect(logs, `served to ${n.name}`).to.match(new RegExp(`pull credentials served[^\\n]*"node":"${n.name}"`));
+    const all = `${logs}\n${await kwarmLogs(c, 500)}`;
+    for (const form of [PASSWORD, Buffer.from(`u:${PASSWORD}`).toString('base64')]) expect(all.includes(form)).to.equal(false);
+    // The agent's own token may not read the copy.
+    const can = await c.kubectl(['auth', 'can-i', 'get', `secrets/${sets[0]!.spec!.images!.find((i) => i.image === image)!.pullSecrets![0]!}`, '-n', KWARM_NAMESPACE,
+      `--as=system:serviceaccount:${KWARM_NAMESPACE}:kwarm-agent`], { allowFailure: true });
+    expect(can.stdout.trim()).to.equal('no');
   });
 
   it('an image the kubelet\'s own image GC removes from a node is pulled again', async function () {
