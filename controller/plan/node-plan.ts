@@ -8,16 +8,16 @@
 // Only nodes whose agent works hold the budget (node-image-set-view.ts agentState): a node without an agent
 // (Windows, virtual nodes) or with a silent or disk-paused one keeps its entries but neither counts nor gets
 // new ones. Pure: no I/O, no clock (the time comes in PlanInput.agents).
-import { durationMilliseconds, MAX_IMAGE_SOURCES, MAX_NODE_IMAGES, type NodeImage, type NodeImageSetSpec } from '../../api/v1alpha1/index.ts';
+import { MAX_NODE_IMAGES, type NodeImage, type NodeImageSetSpec } from '../../api/v1alpha1/index.ts';
 import { byImage, compareStrings, entriesDigest, removalsDigest, specDigestOf } from './node-image-set-digest.ts';
 import { agentStaleAtMs, agentState, awaitsRepull, isFinished, type NodeImageSetView } from './node-image-set-view.ts';
+import { mergeEntry, refuseConflictingPins, type SourceRefusal } from './entry-merge.ts';
 import { nodeAcceptsPulls, type NodeView } from './node-eligibility.ts';
 import { eligibleGroups, planRemovals, type ImageTarget, type NodeInfo } from './target-groups.ts';
 
 export type { ImageTarget } from './target-groups.ts';
 
-/** Pull secrets per NodeImageSet entry, as the CRD bounds them. */
-export const MAX_ENTRY_PULL_SECRETS = 16;
+export { MAX_ENTRY_PULL_SECRETS, type SourceRefusal } from './entry-merge.ts';
 
 export interface PlanInput {
   readonly targets: readonly ImageTarget[];
@@ -64,6 +64,8 @@ export interface NodePlan {
   readonly withoutAgent: number;
   /** When a node holding budget would see its agent turn absent (ms); undefined without `agents`. */
   readonly dueAtMs: number | undefined;
+  /** PrePullImages (by key) not planned, or not honoured in full, and why (entry-merge.ts). */
+  readonly refused: ReadonlyMap<string, SourceRefusal>;
 }
 
 
@@ -90,42 +92,6 @@ export class PlanMemo {
   settled = new Map<string, SettledNode>();
 }
 
-
-function longerTimeout(a: string, b: string): string {
-  return (durationMilliseconds(b) ?? 0) > (durationMilliseconds(a) ?? 0) ? b : a;
-}
-
-/** One spec entry for the targets (sorted by key) that want the same image on a node; the most patient settings win. */
-function mergeEntry(targets: readonly ImageTarget[]): NodeImage {
-  const first = targets[0];
-  if (first === undefined) throw new Error('mergeEntry needs at least one target');
-  let retry = first.retry;
-  let timeout = first.timeout;
-  let imageDigest = first.imageDigest;
-  let round = first.round;
-  const secrets = new Set<string>();
-  for (const t of targets) {
-    if (t !== first) {
-      retry = { maxAttempts: Math.max(retry.maxAttempts, t.retry.maxAttempts), backoffSeconds: Math.min(retry.backoffSeconds, t.retry.backoffSeconds) };
-      timeout = longerTimeout(timeout, t.timeout);
-      imageDigest ??= t.imageDigest;
-      round = Math.max(round, t.round);
-    }
-    for (const s of t.pullSecrets) secrets.add(s);
-  }
-  const entry: NodeImage = {
-    image: first.image,
-    pullSecrets: [...secrets].sort(compareStrings).slice(0, MAX_ENTRY_PULL_SECRETS),
-    timeout,
-    retry,
-    round,
-    sources: targets.slice(0, MAX_IMAGE_SOURCES).map((t) => ({ namespace: t.namespace, name: t.name })),
-  };
-  if (imageDigest !== undefined) entry.imageDigest = imageDigest;
-  // Only when set: the entries digest then stays as it was, and no existing NodeImageSet is rewritten.
-  if (targets.some((t) => t.gatesNodes === true)) entry.gatesNode = true;
-  return entry;
-}
 
 /**
  * Nodes in the same groups want the same images from the same targets: one class each, planned once.
@@ -219,7 +185,9 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   nodes.sort((a, b) => compareStrings(a.name, b.name));
   const nodeByName = new Map(nodes.map((n) => [n.name, n]));
   const ready = nodes.filter((n) => nodeAcceptsPulls(n.node).eligible);
-  const sorted = [...input.targets].sort((a, b) => compareStrings(a.key, b.key));
+  const pins = refuseConflictingPins(input.targets);
+  const refused = new Map<string, SourceRefusal>(pins.refused);
+  const sorted = pins.kept.sort((a, b) => compareStrings(a.key, b.key));
   const targets = sorted.filter((t) => t.purge !== true);
   const groups = eligibleGroups(targets, ready, input.memo);
   const targetNodes = new Map<string, readonly string[]>();
@@ -242,7 +210,18 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   const entryFor = (list: readonly ImageTarget[]): NodeImage => {
     const memoKey = list.length === 1 ? (list[0]?.key ?? '') : list.map((t) => t.key).join('\n');
     let entry = entryMemo.get(memoKey);
-    if (entry === undefined) entryMemo.set(memoKey, (entry = mergeEntry(list)));
+    if (entry === undefined) {
+      const merged = mergeEntry(list);
+      entryMemo.set(memoKey, (entry = merged.entry));
+      for (const u of merged.unchecked) {
+        if (refused.has(u.key)) continue;
+        refused.set(u.key, {
+          reason: 'DigestConflict',
+          message: `${entry.image}: PrePullImage ${u.unpinned} wants this image without a digest on nodes this one targets, so its entry there carries no pin and this one's digest is not checked there`,
+          excluded: false,
+        });
+      }
+    }
     return entry;
   };
   const classes = new Map<string, NodeClass>();
@@ -385,5 +364,5 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     });
   }
   if (input.memo !== undefined) input.memo.settled = settled;
-  return { nodeImageSets, targetNodes, unfinished, held, withoutAgent, dueAtMs };
+  return { nodeImageSets, targetNodes, unfinished, held, withoutAgent, dueAtMs, refused };
 }

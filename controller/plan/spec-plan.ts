@@ -139,6 +139,7 @@ function targetsOf(input: SpecInput): RawTarget[] {
         nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, targeting: memos.targeting(d.spec.nodes),
         retry: d.spec.retry, timeout: d.spec.timeout, round: roundOf(key),
         ...(d.spec.gateNewNodes === true ? { gatesNodes: true } : {}),
+        ...(c?.metadata.creationTimestamp !== undefined ? { createdAt: c.metadata.creationTimestamp } : {}),
       },
       secretRefs: d.spec.imagePullSecrets.map((r) => secretKey(d.namespace, r.name)),
     });
@@ -155,6 +156,7 @@ function targetsOf(input: SpecInput): RawTarget[] {
         nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, targeting: memos.targeting(p.spec.nodes),
         retry: p.spec.retry, timeout: p.spec.timeout, round: roundOf(key),
         ...(purge ? { purge: true } : p.spec.gateNewNodes ? { gatesNodes: true } : {}),
+        ...(p.metadata.creationTimestamp !== undefined ? { createdAt: p.metadata.creationTimestamp } : {}),
       },
       // Nothing is pulled for a purge: its secrets need no copies.
       secretRefs: purge ? [] : (p.spec.imagePullSecrets ?? []).map((r) => secretKey(ns, r.name)),

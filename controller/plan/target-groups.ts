@@ -35,6 +35,8 @@ export interface ImageTarget {
   readonly round: number;
   /** spec.gateNewNodes (of the PrePullImage, or of the policy it is derived from): its nodes' warm-up waits for it. */
   readonly gatesNodes?: boolean;
+  /** metadata.creationTimestamp; absent for a derived one not created yet. Orders conflicting sources (entry-merge.ts). */
+  readonly createdAt?: string;
 }
 
 export interface NodeInfo {

@@ -92,7 +92,7 @@ describe('controller/node-plan', () => {
     expect([...p.nodeImageSets.keys()]).to.deep.equal(['n1']);
   });
 
-  it('merges targets wanting the same image on a node: one entry, the most patient settings, all sources', () => {
+  it('merges targets wanting the same image on a node: one entry, settings towards the defaults, all sources', () => {
     const p = plan({
       targets: [
         target('b', 'r.example/x:1', { pullSecrets: ['s2', 's1'], retry: { maxAttempts: 5, backoffSeconds: 60 }, timeout: '1h' }),
@@ -101,7 +101,7 @@ describe('controller/node-plan', () => {
     });
     const images = p.nodeImageSets.get('n1')!.spec.images;
     expect(images).to.have.length(1);
-    expect(images[0]).to.deep.include({ pullSecrets: ['s1', 's2'], timeout: '1h', retry: { maxAttempts: 5, backoffSeconds: 10 } });
+    expect(images[0]).to.deep.include({ pullSecrets: ['s1', 's2'], timeout: '10m', retry: { maxAttempts: 3, backoffSeconds: 30 } });
     expect(images[0]!.sources).to.deep.equal([{ namespace: 'shop', name: 'a' }, { namespace: 'shop', name: 'b' }]);
   });
 

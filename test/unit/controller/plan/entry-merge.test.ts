@@ -1,0 +1,87 @@
+// Finding 5 of the review: PrePullImages of different namespaces that want the same image share one entry per
+// node; none of them may change the outcome of another's pulls.
+import { expect } from 'chai';
+import { planNodeImageSets, type ImageTarget } from '../../../../controller/plan/node-plan.ts';
+import { mergeRetry, mergeTimeout, roundRobinSecrets } from '../../../../controller/plan/entry-merge.ts';
+import { node } from '../planning-fixtures.ts';
+
+const GOOD = `sha256:${'a'.repeat(64)}`;
+const BAD = `sha256:${'0'.repeat(64)}`;
+
+function target(ns: string, name: string, extra: Partial<ImageTarget> = {}): ImageTarget {
+  return {
+    key: `${ns}/${name}`, namespace: ns, name, image: 'docker.io/library/python:3.12', imageDigest: undefined,
+    nodeNames: undefined, nodeSelector: undefined, placement: undefined, targeting: undefined, pullSecrets: [],
+    retry: { maxAttempts: 3, backoffSeconds: 30 }, timeout: '10m', round: 0, ...extra,
+  };
+}
+
+function plan(targets: ImageTarget[]) {
+  return planNodeImageSets({ targets, nodes: [node({ name: 'n1' }), node({ name: 'n2' })], current: new Map(), clusterPullBudget: 0, maxPullsPerNode: 2 });
+}
+
+describe('controller/plan entry merging between tenants (finding 5)', () => {
+  it('never merges conflicting pins: the later PrePullImage is refused with DigestConflict naming the earlier one', () => {
+    const p = plan([
+      target('team-a', 'py', { imageDigest: GOOD, createdAt: '2026-01-01T00:00:00Z' }),
+      target('team-b', 'py', { imageDigest: BAD, createdAt: '2026-01-02T00:00:00Z' }),
+    ]);
+    const entry = p.nodeImageSets.get('n1')!.spec.images[0]!;
+    expect(entry.imageDigest).to.equal(GOOD);
+    expect(entry.sources).to.deep.equal([{ namespace: 'team-a', name: 'py' }]);
+    expect(p.targetNodes.has('team-b/py')).to.equal(false);
+    const r = p.refused.get('team-b/py');
+    expect(r).to.include({ reason: 'DigestConflict', excluded: true });
+    expect(r?.message).to.contain('team-a/py');
+    expect(p.refused.has('team-a/py')).to.equal(false);
+  });
+
+  it('orders conflicting pins by creation time before name, so a later-created pin cannot displace an earlier one', () => {
+    const p = plan([
+      target('a-first-by-name', 'py', { imageDigest: BAD, createdAt: '2026-01-02T00:00:00Z' }),
+      target('z-last-by-name', 'py', { imageDigest: GOOD, createdAt: '2026-01-01T00:00:00Z' }),
+    ]);
+    expect(p.nodeImageSets.get('n1')!.spec.images[0]!.imageDigest).to.equal(GOOD);
+    expect(p.refused.get('a-first-by-name/py')?.reason).to.equal('DigestConflict');
+  });
+
+  it('a pin never reaches an entry another source wants unpinned: the pinned one is told its pin is not checked', () => {
+    const p = plan([
+      target('team-a', 'derived', { createdAt: '2026-01-02T00:00:00Z' }),
+      target('team-b', 'py', { imageDigest: BAD, createdAt: '2026-01-01T00:00:00Z' }),
+    ]);
+    const entry = p.nodeImageSets.get('n1')!.spec.images[0]!;
+    expect(entry).to.not.have.property('imageDigest');
+    expect(entry.sources).to.have.length(2);
+    expect(p.refused.get('team-b/py')).to.include({ reason: 'DigestConflict', excluded: false });
+    expect(p.refused.has('team-a/derived')).to.equal(false);
+  });
+
+  it('keeps the pin where every source pins the same digest', () => {
+    const p = plan([target('team-a', 'py', { imageDigest: GOOD }), target('team-b', 'py', { imageDigest: GOOD })]);
+    expect(p.nodeImageSets.get('n1')!.spec.images[0]!.imageDigest).to.equal(GOOD);
+    expect(p.refused.size).to.equal(0);
+  });
+
+  it('does not let one source force 24h timeouts, 100 attempts or no back-off onto everyone, nor cut them short', () => {
+    const p = plan([
+      target('team-a', 'py'),
+      target('team-b', 'greedy', { timeout: '24h', retry: { maxAttempts: 100, backoffSeconds: 0 } }),
+    ]);
+    expect(p.nodeImageSets.get('n1')!.spec.images[0]).to.deep.include({ timeout: '10m', retry: { maxAttempts: 3, backoffSeconds: 30 } });
+    const hurried = plan([target('team-a', 'slow', { timeout: '1h' }), target('team-b', 'hurried', { timeout: '1s', retry: { maxAttempts: 1, backoffSeconds: 0 } })]);
+    expect(hurried.nodeImageSets.get('n1')!.spec.images[0]).to.deep.include({ timeout: '10m', retry: { maxAttempts: 3, backoffSeconds: 30 } });
+    // Sources that agree get what they ask for.
+    expect(mergeTimeout(['2m', '90s'])).to.equal('2m');
+    expect(mergeRetry([{ maxAttempts: 8, backoffSeconds: 5 }, { maxAttempts: 6, backoffSeconds: 10 }])).to.deep.equal({ maxAttempts: 6, backoffSeconds: 10 });
+  });
+
+  it('keeps each source\'s secrets: 16 dummy secrets sorting first do not push out another team\'s real one', () => {
+    const dummies = Array.from({ length: 16 }, (_, i) => `kwarm-pull.a${String(i).padStart(2, '0')}`);
+    const p = plan([target('team-a', 'py', { pullSecrets: ['kwarm-pull.zz-real'] }), target('team-b', 'py', { pullSecrets: dummies })]);
+    const secrets = p.nodeImageSets.get('n1')!.spec.images[0]!.pullSecrets;
+    expect(secrets).to.have.length(16);
+    expect(secrets).to.include('kwarm-pull.zz-real');
+    expect(roundRobinSecrets([['a1', 'a2'], ['b1'], ['a1', 'c2']], 16)).to.deep.equal(['a1', 'b1', 'a2', 'c2']);
+  });
+});
