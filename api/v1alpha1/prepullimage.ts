@@ -44,7 +44,7 @@ export const MAX_NODE_NAMES = 1000;
 export const MAX_STATUS_NODES = 20;
 
 export const prePullImageSpecSchema = s.object({
-  image: imageReference('The image to pre-pull, e.g. registry.example.com/team/app:v2 or with @sha256:<digest>; passed to the runtime unchanged.'),
+  image: imageReference('The image to pre-pull, e.g. registry.example.com/team/app:v2 or with @sha256:<digest>. Planned, and passed to the runtime, fully qualified (nginx as docker.io/library/nginx:latest), which pulls the same image; every spelling of one image is one entry per node.'),
   imageDigest: imageDigest('Expected digest (sha256:<64 hex>). A pull that resolves to another digest fails.').optional(),
   nodes: s.object({
     names: s.array(s.string({ minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN }), {

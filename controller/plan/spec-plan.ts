@@ -3,6 +3,7 @@
 // secret copies and NodeImageSets within the pull budget. Also what later stages read of it: the targets,
 // their secrets and the node plan. And the deletes that run last (stage D).
 import type { PrePullImage } from '../../api/v1alpha1/index.ts';
+import { formatFullyQualified, parseImageRef } from '../../lib/image-ref.ts';
 import type { DesiredPrePullImage } from '../derive/desired-images.ts';
 import { planSecretCopies, secretKey, type SecretPlan, type SecretView } from '../derive/pull-secrets.ts';
 import { cachedPrePullImageDigest, desiredPrePullImageDigest, hasPurgeFinalizer, isManaged } from '../write/api-objects.ts';
@@ -40,6 +41,23 @@ export class SpecMemos {
     let d = this.desiredDigests.get(p);
     if (d === undefined) this.desiredDigests.set(p, (d = desiredPrePullImageDigest(p)));
     return d;
+  }
+
+  private references = new Map<string, string>();
+  private referencesBefore = new Map<string, string>();
+
+  /** planningReference, remembered for the references seen in this pass and the one before. */
+  reference(image: string): string {
+    let r = this.references.get(image) ?? this.referencesBefore.get(image);
+    if (r === undefined) r = planningReference(image);
+    this.references.set(image, r);
+    return r;
+  }
+
+  /** Forgets references no target used since the last call (called once per pass). */
+  endPass(): void {
+    this.referencesBefore = this.references;
+    this.references = new Map();
   }
 
   /** Compiled spec.nodes targeting, by the spec.nodes object. */
@@ -123,6 +141,18 @@ function prePullImageWrites(input: SpecInput): { writes: Write[]; pending: Map<s
   return { writes, pending, shadowed };
 }
 
+/**
+ * The reference an image is planned under (finding 20 of the review): fully qualified, `:latest` when neither tag
+ * nor digest is given, so `nginx`, `nginx:latest` and `docker.io/library/nginx:latest` are one entry per node. The
+ * runtime pulls the same thing from it as from the user's spelling. A reference that does not parse (the CRD's rule
+ * should have refused it) is planned as written, so the agent reports why it fails.
+ */
+export function planningReference(image: string): string {
+  const r = parseImageRef(image);
+  if (!r.ok) return image;
+  return formatFullyQualified(r.ref.tag === undefined && r.ref.digest === undefined ? { ...r.ref, tag: 'latest' } : r.ref);
+}
+
 type RawTarget = { readonly target: Omit<ImageTarget, 'pullSecrets'>; readonly secretRefs: string[] };
 
 /** Derived images as desired now (not as cached), plus hand-written ones, those kept as cached, and purges. */
@@ -135,7 +165,7 @@ function targetsOf(input: SpecInput): RawTarget[] {
     if (c !== undefined && (!isManaged(c) || c.metadata.deletionTimestamp !== undefined)) continue;
     out.push({
       target: {
-        key, namespace: d.namespace, name: d.name, image: d.spec.image, imageDigest: undefined,
+        key, namespace: d.namespace, name: d.name, image: memos.reference(d.spec.image), imageDigest: undefined,
         nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, targeting: memos.targeting(d.spec.nodes),
         retry: d.spec.retry, timeout: d.spec.timeout, round: roundOf(key),
         ...(d.spec.gateNewNodes === true ? { gatesNodes: true } : {}),
@@ -152,7 +182,7 @@ function targetsOf(input: SpecInput): RawTarget[] {
     const ns = p.metadata.namespace ?? '';
     out.push({
       target: {
-        key, namespace: ns, name: p.metadata.name ?? '', image: p.spec.image, imageDigest: p.spec.imageDigest,
+        key, namespace: ns, name: p.metadata.name ?? '', image: memos.reference(p.spec.image), imageDigest: p.spec.imageDigest,
         nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, targeting: memos.targeting(p.spec.nodes),
         retry: p.spec.retry, timeout: p.spec.timeout, round: roundOf(key),
         ...(purge ? { purge: true } : p.spec.gateNewNodes ? { gatesNodes: true } : {}),
@@ -203,6 +233,7 @@ export function nodeImageSetsAsWritten(cache: CacheView<NodeImageSetView>, overl
 export function planSpecs(input: SpecInput): SpecPlan {
   const ppis = prePullImageWrites(input);
   const raw = targetsOf(input);
+  input.memos.endPass();
   const secrets = planSecretCopies(raw.flatMap((t) => t.secretRefs), input.sourceSecret, copiesAsWritten(input));
   const targets: ImageTarget[] = raw.map(({ target, secretRefs }) => ({
     ...target,

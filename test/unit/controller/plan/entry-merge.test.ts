@@ -3,6 +3,7 @@
 import { expect } from 'chai';
 import { planNodeImageSets, type ImageTarget } from '../../../../controller/plan/node-plan.ts';
 import { mergeRetry, mergeTimeout, roundRobinSecrets } from '../../../../controller/plan/entry-merge.ts';
+import { planningReference } from '../../../../controller/plan/spec-plan.ts';
 import { node } from '../planning-fixtures.ts';
 
 const GOOD = `sha256:${'a'.repeat(64)}`;
@@ -83,5 +84,17 @@ describe('controller/plan entry merging between tenants (finding 5)', () => {
     expect(secrets).to.have.length(16);
     expect(secrets).to.include('kwarm-pull.zz-real');
     expect(roundRobinSecrets([['a1', 'a2'], ['b1'], ['a1', 'c2']], 16)).to.deep.equal(['a1', 'b1', 'a2', 'c2']);
+  });
+});
+
+describe('controller/plan planningReference (finding 20)', () => {
+  it('plans every spelling of one image under its fully qualified reference, tag and digest kept', () => {
+    for (const spelling of ['nginx', 'nginx:latest', 'docker.io/library/nginx', 'index.docker.io/library/nginx:latest', 'docker.io/library/nginx:latest']) {
+      expect(planningReference(spelling), spelling).to.equal('docker.io/library/nginx:latest');
+    }
+    expect(planningReference('127.0.0.1:5000/team/app')).to.equal('127.0.0.1:5000/team/app:latest');
+    expect(planningReference(`ghcr.io/org/app@${GOOD}`)).to.equal(`ghcr.io/org/app@${GOOD}`);
+    expect(planningReference(`bitnami/redis:7@${GOOD}`)).to.equal(`docker.io/bitnami/redis:7@${GOOD}`);
+    expect(planningReference('Not A Reference')).to.equal('Not A Reference');
   });
 });
