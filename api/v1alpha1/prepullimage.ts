@@ -54,7 +54,7 @@ export const prePullImageSpecSchema = s.object({
     }).optional(),
     selector: labelSelector('Nodes by label.').optional(),
     affinity: nodeAffinity('Required node affinity the nodes must also meet, as in a Pod spec.').optional(),
-    tolerations: tolerations('Set: nodes with a NoSchedule or NoExecute taint none of these tolerate are left out. Absent: taints are not considered.').optional(),
+    tolerations: tolerations('Nodes with a NoSchedule or NoExecute taint none of these tolerate are left out, as for a pod. Absent: no taint is tolerated (a workload-derived image follows its pods\' tolerations instead), so tainted nodes such as control-plane ones get the image only when a toleration says so.').optional(),
   }, {
     description: 'Target nodes: those named plus those the selector matches, always only Ready ones. Neither set: all ready nodes.',
   }).default({}),

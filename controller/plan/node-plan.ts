@@ -176,6 +176,11 @@ function frozenEntries(
   return out;
 }
 
+/** The namespace a pair is charged to: its first source's (sources are in key order, so the first by name). */
+function namespaceOf(entry: NodeImage | undefined): string {
+  return entry?.sources[0]?.namespace ?? '';
+}
+
 export function planNodeImageSets(input: PlanInput): NodePlan {
   const nodes: NodeInfo[] = [];
   for (const node of input.nodes) {
@@ -247,6 +252,12 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
 
   // Kept entries (already released) count against the budget while unfinished; new ones are candidates.
   let unfinished = 0;
+  // Unfinished pairs per namespace (namespaceOf), for the fair release below.
+  const heldBy = new Map<string, number>();
+  const holds = (entry: NodeImage): void => {
+    const ns = namespaceOf(entry);
+    heldBy.set(ns, (heldBy.get(ns) ?? 0) + 1);
+  };
   const kept = new Map<string, Map<string, NodeImage> | NodeClass>();
   const wantedOn = new Map<string, NodeClass>();
   // `raise`: a refresh of a finished pair (or the re-pull of a lost one), kept in its old round until the
@@ -274,6 +285,10 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
       settled.set(node, s);
       if (s.asClass) {
         if (!absent) unfinished += s.unfinished;
+        // Only with a budget does the share matter; then unfinished pairs are few, so this loop is short.
+        if (!absent && s.unfinished > 0 && input.clusterPullBudget > 0) {
+          for (const [image, entry] of c.wanted) if (!isFinished(current.status.get(image), entry.round)) holds(entry);
+        }
         pending();
         kept.set(node, c);
         continue;
@@ -303,7 +318,10 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
       // Rounds never go down (the CRD forbids it); an unfinished pair is raised at once, it already counts.
       const next = Math.max(round, base.round);
       keep.set(image, next === base.round ? base : { ...base, round: next });
-      if (!isFinished(status, next) && !absent) unfinished++;
+      if (!isFinished(status, next) && !absent) {
+        unfinished++;
+        holds(base);
+      }
     }
     pending();
     kept.set(node, keep);
@@ -312,24 +330,63 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   for (const [node, keep] of frozenEntries(nodes, ready, targets, input, entryFor)) {
     const current = input.current.get(node);
     const absent = agents !== undefined && agentState(current, agents.nowMs, agents.staleMs) === 'absent';
-    for (const [image, e] of keep) if (!absent && !isFinished(current?.status.get(image), e.round) && !awaitsRepull(current?.status.get(image), e.round)) unfinished++;
+    for (const [image, e] of keep) {
+      if (!absent && !isFinished(current?.status.get(image), e.round) && !awaitsRepull(current?.status.get(image), e.round)) {
+        unfinished++;
+        holds(e);
+      }
+    }
     kept.set(node, keep);
   }
 
-  // Release image by image (all nodes of one image before the next), so one rollout finishes first.
-  candidates.sort((a, b) => compareStrings(a.image, b.image) || compareStrings(a.node, b.node));
+  // Finding 6 of the review: the budget is shared fairly between namespaces. Each free slot goes to the
+  // namespace holding the fewest unfinished pairs (released ones and those released in this pass), ties by
+  // name; within a namespace image by image (all nodes of one image before the next), so its rollout finishes
+  // first. A pair several namespaces want is charged to the first of them by name.
+  const queues = new Map<string, typeof candidates>();
+  for (const c of candidates) {
+    const ns = namespaceOf(wantedOn.get(c.node)?.wanted.get(c.image));
+    const q = queues.get(ns);
+    if (q === undefined) queues.set(ns, [c]);
+    else q.push(c);
+  }
+  for (const q of queues.values()) q.sort((a, b) => compareStrings(b.image, a.image) || compareStrings(b.node, a.node));
   let available = input.clusterPullBudget === 0 ? Number.POSITIVE_INFINITY : Math.max(0, input.clusterPullBudget - unfinished);
   let held = 0;
-  for (const c of candidates) {
+  const order = [...queues.keys()];
+  let left = candidates.length;
+  for (;;) {
+    // Without a budget every pair is released (up to each node's cap) and the order changes nothing else;
+    // with one, the loop ends when it is spent, so its length is bounded by the budget.
+    if (available <= 0) {
+      held += left;
+      break;
+    }
+    let ns: string | undefined;
+    // Unlimited: nothing to share, so no search (a first rollout may have a pair per node and image).
+    if (available === Number.POSITIVE_INFINITY) {
+      while (order.length > 0 && (queues.get(order[0] ?? '')?.length ?? 0) === 0) order.shift();
+      ns = order[0];
+    } else for (const n of order) {
+      if ((queues.get(n)?.length ?? 0) === 0) continue;
+      if (ns === undefined || (heldBy.get(n) ?? 0) < (heldBy.get(ns) ?? 0) || ((heldBy.get(n) ?? 0) === (heldBy.get(ns) ?? 0) && compareStrings(n, ns) < 0)) ns = n;
+    }
+    if (ns === undefined) break;
+    // Queues are sorted in reverse, so the next pair is at the end.
+    const c = queues.get(ns)?.pop();
+    if (c === undefined) break;
+    left--;
     const keep = kept.get(c.node);
     const entry = wantedOn.get(c.node)?.wanted.get(c.image);
     // Only nodes with candidates have a map of their own.
     if (!(keep instanceof Map) || entry === undefined) continue;
-    if (available <= 0 || (!c.raise && keep.size >= MAX_NODE_IMAGES)) {
+    if (!c.raise && keep.size >= MAX_NODE_IMAGES) {
       held++;
       continue;
     }
-    keep.set(c.image, c.round === undefined || c.round === entry.round ? entry : { ...entry, round: c.round });
+    const released = c.round === undefined || c.round === entry.round ? entry : { ...entry, round: c.round };
+    keep.set(c.image, released);
+    holds(released);
     available--;
     unfinished++;
   }
