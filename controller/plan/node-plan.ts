@@ -12,6 +12,7 @@ import { MAX_NODE_IMAGES, type NodeImage, type NodeImageSetSpec } from '../../ap
 import { byImage, compareStrings, entriesDigest, removalsDigest, specDigestOf } from './node-image-set-digest.ts';
 import { agentStaleAtMs, agentState, awaitsRepull, isFinished, type NodeImageSetView } from './node-image-set-view.ts';
 import { mergeEntry, refuseConflictingPins, type SourceRefusal } from './entry-merge.ts';
+import { capImagesPerNamespace } from './namespace-limits.ts';
 import { nodeAcceptsPulls, type NodeView } from './node-eligibility.ts';
 import { eligibleGroups, planRemovals, type ImageTarget, type NodeInfo } from './target-groups.ts';
 
@@ -28,6 +29,10 @@ export interface PlanInput {
   readonly clusterPullBudget: number;
   /** Pulls each agent runs at once (--max-pulls-per-node); written as every NodeImageSet's spec.maxConcurrentPulls. */
   readonly maxPullsPerNode: number;
+  /** --max-images-per-namespace: distinct images one namespace's PrePullImages may want; 0 or absent = no cap. */
+  readonly maxImagesPerNamespace?: number;
+  /** A namespace the cap does not apply to (kwarm's own: the policies' static images). */
+  readonly uncappedNamespace?: string;
   /** Remembered from the last pass (see PlanMemo); optional. */
   readonly memo?: PlanMemo;
   /**
@@ -191,8 +196,9 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   const nodeByName = new Map(nodes.map((n) => [n.name, n]));
   const ready = nodes.filter((n) => nodeAcceptsPulls(n.node).eligible);
   const pins = refuseConflictingPins(input.targets);
-  const refused = new Map<string, SourceRefusal>(pins.refused);
-  const sorted = pins.kept.sort((a, b) => compareStrings(a.key, b.key));
+  const capped = capImagesPerNamespace(pins.kept, input.maxImagesPerNamespace ?? 0, input.uncappedNamespace);
+  const refused = new Map<string, SourceRefusal>([...pins.refused, ...capped.refused]);
+  const sorted = capped.kept.sort((a, b) => compareStrings(a.key, b.key));
   const targets = sorted.filter((t) => t.purge !== true);
   const groups = eligibleGroups(targets, ready, input.memo);
   const targetNodes = new Map<string, readonly string[]>();

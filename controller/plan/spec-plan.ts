@@ -98,6 +98,9 @@ export interface SpecInput extends PrePullImageSets {
   readonly clusterPullBudget: number;
   /** Pulls each agent runs at once (--max-pulls-per-node), written into every NodeImageSet. */
   readonly maxPullsPerNode: number;
+  /** --max-images-per-namespace (0 or absent: no cap), and the namespace exempt from it (kwarm's own). */
+  readonly maxImagesPerNamespace?: number;
+  readonly uncappedNamespace?: string;
   /** Now and --agent-stale-after: pairs on nodes without a working agent do not hold the budget. */
   readonly agents?: { readonly nowMs: number; readonly staleMs: number };
 }
@@ -247,6 +250,8 @@ export function planSpecs(input: SpecInput): SpecPlan {
     current,
     clusterPullBudget: input.clusterPullBudget,
     maxPullsPerNode: input.maxPullsPerNode,
+    ...(input.maxImagesPerNamespace !== undefined ? { maxImagesPerNamespace: input.maxImagesPerNamespace } : {}),
+    ...(input.uncappedNamespace !== undefined ? { uncappedNamespace: input.uncappedNamespace } : {}),
     memo: input.memos.plan,
     ...(input.agents !== undefined ? { agents: input.agents } : {}),
   });

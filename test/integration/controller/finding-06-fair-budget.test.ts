@@ -2,7 +2,8 @@
 // first took every slot; and a PrePullImage without tolerations went to every node, control-plane ones included.
 // Here, on a real API server with the controller process (--max-concurrent-pulls=2, no agent, so nothing
 // finishes): a namespace with four images named to sort first and another with one image share the two slots,
-// and a tainted control-plane node gets only the image that tolerates its taint.
+// and a tainted control-plane node gets only the image that tolerates its taint. With
+// --max-images-per-namespace=5, a namespace's sixth image is refused in its status and not planned.
 import { expect } from 'chai';
 import { KubeClient } from '../../../lib/kube-client.ts';
 import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
@@ -35,7 +36,7 @@ describe('finding 06: the budget is shared between namespaces, and tainted nodes
     await createNode(admin, { name: CONTROL_PLANE, labels: { 'kwarm-test/pool': POOL, 'node-role.kubernetes.io/control-plane': '' }, taints: [CP_TAINT] }, signal);
     for (const ns of [GREEDY, MODEST]) await cp.kubectl(['create', 'namespace', ns]);
     controller = await ControllerProcess.start({
-      kubeconfig: await controllerKubeconfig(cp, KWARM_NS), namespace: KWARM_NS, name: 'controller-f06', args: ['--max-concurrent-pulls=2'],
+      kubeconfig: await controllerKubeconfig(cp, KWARM_NS), namespace: KWARM_NS, name: 'controller-f06', args: ['--max-concurrent-pulls=2', '--max-images-per-namespace=5'],
     });
   });
 
@@ -82,5 +83,19 @@ describe('finding 06: the budget is shared between namespaces, and tainted nodes
     await waitFor(async () => (await total('plain')) !== undefined && (await total('tolerant')) !== undefined, { what: 'both statuses', timeoutMs: 30_000 });
     expect(await total('plain'), 'nodes of the image without tolerations').to.equal(1);
     expect(await total('tolerant'), 'nodes of the image tolerating the control-plane taint').to.equal(2);
+  });
+
+  it('refuses a namespace\'s images past --max-images-per-namespace in their status, and plans none of them', async () => {
+    // GREEDY has four images; a fifth is within the cap, the sixth is not (created a second later, so it is the later one).
+    await apply(GREEDY, 'fifth', { image: '0.registry.invalid/f06/e:1', nodes: { names: [WORKER] } });
+    await new Promise((r) => setTimeout(r, 1100));
+    await apply(GREEDY, 'sixth', { image: '0.registry.invalid/f06/f:1', nodes: { names: [WORKER] } });
+    const ready = async (name: string) => (await getPrePullImage(admin, GREEDY, name, signal))?.status?.conditions?.find((c) => c.type === 'Ready');
+    await waitFor(async () => (await ready('sixth'))?.reason === 'NamespaceImageLimit', { what: 'the sixth image refused', timeoutMs: 30_000 });
+    expect((await getPrePullImage(admin, GREEDY, 'sixth', signal))?.status?.phase).to.equal('Failed');
+    expect((await getPrePullImage(admin, GREEDY, 'sixth', signal))?.status?.summary?.total).to.equal(0);
+    expect((await ready('fifth'))?.reason).to.not.equal('NamespaceImageLimit');
+    // Another namespace is not affected by GREEDY's cap.
+    expect((await getPrePullImage(admin, MODEST, 'app', signal))?.status?.summary?.total).to.equal(1);
   });
 });

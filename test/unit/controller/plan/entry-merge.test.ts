@@ -98,3 +98,33 @@ describe('controller/plan planningReference (finding 20)', () => {
     expect(planningReference('Not A Reference')).to.equal('Not A Reference');
   });
 });
+
+describe('controller/plan per-namespace image cap (finding 6)', () => {
+  function capped(targets: ImageTarget[], max: number) {
+    return planNodeImageSets({ targets, nodes: [node({ name: 'n1' })], current: new Map(), clusterPullBudget: 0, maxPullsPerNode: 2, maxImagesPerNamespace: max, uncappedNamespace: 'kwarm-system' });
+  }
+  const img = (n: number): string => `r.example/img-${n}:1`;
+
+  it('plans at most the cap of distinct images per namespace, the earliest created first, and refuses the rest', () => {
+    const p = capped([
+      target('greedy', 'c', { image: img(3), createdAt: '2026-01-03T00:00:00Z' }),
+      target('greedy', 'a', { image: img(1), createdAt: '2026-01-01T00:00:00Z' }),
+      target('greedy', 'a-again', { image: img(1), createdAt: '2026-01-04T00:00:00Z' }),
+      target('greedy', 'b', { image: img(2), createdAt: '2026-01-02T00:00:00Z' }),
+      target('other', 'x', { image: img(3) }),
+      target('kwarm-system', 's1', { image: img(4) }), target('kwarm-system', 's2', { image: img(5) }), target('kwarm-system', 's3', { image: img(6) }),
+    ], 2);
+    const images = p.nodeImageSets.get('n1')!.spec.images;
+    // greedy: img-1 (twice, one image) and img-2; img-3 only through `other`; kwarm's namespace is not capped.
+    expect(images.map((e) => e.image)).to.deep.equal([1, 2, 3, 4, 5, 6].map(img));
+    expect(images.find((e) => e.image === img(3))?.sources).to.deep.equal([{ namespace: 'other', name: 'x' }]);
+    expect(p.refused.get('greedy/c')).to.include({ reason: 'NamespaceImageLimit', excluded: true });
+    expect([...p.refused.keys()]).to.deep.equal(['greedy/c']);
+  });
+
+  it('does not cap with 0', () => {
+    const p = capped([1, 2, 3].map((n) => target('greedy', `p${n}`, { image: img(n) })), 0);
+    expect(p.nodeImageSets.get('n1')!.spec.images).to.have.length(3);
+    expect(p.refused.size).to.equal(0);
+  });
+});
