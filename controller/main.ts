@@ -51,6 +51,7 @@ async function main(): Promise<number> {
     .option('warmup-taint', { type: 'string', default: DEFAULT_WARMUP_TAINT_KEY, describe: 'Startup taint kwarm removes from a node once its gating images (gateNewNodes) are present' })
     .option('warmup-timeout', { type: 'string', default: DEFAULT_WARMUP_TIMEOUT, describe: 'From a node\'s creation to the removal of the warm-up taint whatever the images (fail open)' })
     .option('warmup-condition-on-new-nodes', { type: 'boolean', default: false, describe: 'Also write the ImagesWarm condition on new nodes without the warm-up taint, for readiness gates on the condition' })
+    .option('max-images-per-namespace', { type: 'number', default: 0, describe: 'Distinct images the PrePullImages of one namespace (hand-written or derived) may want; those past it are not planned and say so in their status. kwarm\'s own namespace is not capped. 0 = no cap' })
     .option('agent-stale-after', { type: 'string', default: '15m', describe: 'A node whose kwarm-agent wrote no heartbeat for this long (or none since its NodeImageSet was created) holds no pull budget and gets no new pulls' })
     .option('rollout-gate', { type: 'boolean', default: false, describe: 'Rollout gate: serve the admission webhook that gates new pods of policies with rolloutGate.enabled (/mutate-pods, see the --webhook-* flags), and release them (leader)' })
     .option('release-rollout-gates', { type: 'boolean', default: false, describe: 'Remove kwarm\'s scheduling gate from every pod and exit (the chart\'s pre-delete hook)' })
@@ -67,6 +68,8 @@ async function main(): Promise<number> {
   const maxPullsPerNode = argv['max-pulls-per-node'];
   if (!Number.isInteger(clusterPullBudget) || clusterPullBudget < 0) throw new Error('--max-concurrent-pulls must be an integer >= 0');
   if (!Number.isInteger(maxPullsPerNode) || maxPullsPerNode < 1 || maxPullsPerNode > 64) throw new Error('--max-pulls-per-node must be an integer from 1 to 64');
+  const maxImagesPerNamespace = argv['max-images-per-namespace'];
+  if (!Number.isInteger(maxImagesPerNamespace) || maxImagesPerNamespace < 0) throw new Error('--max-images-per-namespace must be an integer >= 0');
   const agentStaleMs = duration('agent-stale-after', argv['agent-stale-after']);
   const warmup = warmupOptions(argv['warmup-taint'], argv['warmup-timeout'], argv['warmup-condition-on-new-nodes'], agentStaleMs);
   const webhook = argv['rollout-gate'] ? webhookConfig(argv, argv.namespace) : undefined;
@@ -108,6 +111,7 @@ async function main(): Promise<number> {
     namespace: argv.namespace,
     clusterPullBudget,
     maxPullsPerNode,
+    maxImagesPerNamespace,
     resyncPeriodMs: duration('resync-period', argv['resync-period']),
     argoDiscoveryIntervalMs: duration('argo-discovery-interval', argv['argo-discovery-interval']),
     warmupTaintKey: warmup.taintKey,

@@ -41,6 +41,8 @@ export interface PassOptions {
   readonly warmupTaintKey: string;
   /** --agent-stale-after: an agent silent this long holds no budget and gets no new pulls. */
   readonly agentStaleMs: number;
+  /** --max-images-per-namespace (0: no cap); kwarm's own namespace is not capped. */
+  readonly maxImagesPerNamespace: number;
 }
 
 export interface PassResult {
@@ -169,6 +171,7 @@ export class Pass {
       sourceSecret: (key) => src.sourceSecret(key),
       clusterPullBudget: this.o.clusterPullBudget,
       maxPullsPerNode: this.o.maxPullsPerNode,
+      maxImagesPerNamespace: this.o.maxImagesPerNamespace, uncappedNamespace: this.o.namespace,
       agents: { nowMs: refreshAt, staleMs: this.o.agentStaleMs },
     }));
     for (const key of spec.shadowed) log.debug('a hand-written PrePullImage has the name kwarm would derive; leaving it alone', { prePullImage: key });

@@ -23,6 +23,8 @@ export interface ControllerOptions {
   readonly clusterPullBudget: number;
   /** --max-pulls-per-node: how many pulls each agent runs at once, written into every NodeImageSet. */
   readonly maxPullsPerNode: number;
+  /** --max-images-per-namespace: distinct images one namespace may want; 0 or absent = no cap. */
+  readonly maxImagesPerNamespace?: number;
   /** A full pass without any event this often; it writes nothing when nothing changed. */
   readonly resyncPeriodMs: number;
   /** Events arriving within this window are handled by one pass. */
@@ -69,7 +71,7 @@ export class Controller {
     this.pass = new Pass({
       client, log, metrics, namespace, informers: this.informers, identity: opts.identity, now: this.o.now,
       clusterPullBudget: opts.clusterPullBudget, maxPullsPerNode: opts.maxPullsPerNode, warmupTaintKey: opts.warmupTaintKey ?? DEFAULT_WARMUP_TAINT_KEY,
-      agentStaleMs: opts.agentStaleMs ?? AGENT_STALE_MS,
+      agentStaleMs: opts.agentStaleMs ?? AGENT_STALE_MS, maxImagesPerNamespace: opts.maxImagesPerNamespace ?? 0,
       statusProgressIntervalMs: opts.statusProgressIntervalMs ?? 5000, writeConcurrency: opts.writeConcurrency ?? 8,
     });
   }

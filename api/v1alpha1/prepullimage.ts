@@ -44,7 +44,7 @@ export const MAX_NODE_NAMES = 1000;
 export const MAX_STATUS_NODES = 20;
 
 export const prePullImageSpecSchema = s.object({
-  image: imageReference('The image to pre-pull, e.g. registry.example.com/team/app:v2 or with @sha256:<digest>; passed to the runtime unchanged.'),
+  image: imageReference('The image to pre-pull, e.g. registry.example.com/team/app:v2 or with @sha256:<digest>. Planned, and passed to the runtime, fully qualified (nginx as docker.io/library/nginx:latest), which pulls the same image; every spelling of one image is one entry per node.'),
   imageDigest: imageDigest('Expected digest (sha256:<64 hex>). A pull that resolves to another digest fails.').optional(),
   nodes: s.object({
     names: s.array(s.string({ minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN }), {
@@ -54,7 +54,7 @@ export const prePullImageSpecSchema = s.object({
     }).optional(),
     selector: labelSelector('Nodes by label.').optional(),
     affinity: nodeAffinity('Required node affinity the nodes must also meet, as in a Pod spec.').optional(),
-    tolerations: tolerations('Set: nodes with a NoSchedule or NoExecute taint none of these tolerate are left out. Absent: taints are not considered.').optional(),
+    tolerations: tolerations('Nodes with a NoSchedule or NoExecute taint none of these tolerate are left out, as for a pod. Absent: no taint is tolerated (a workload-derived image follows its pods\' tolerations instead), so tainted nodes such as control-plane ones get the image only when a toleration says so.').optional(),
   }, {
     description: 'Target nodes: those named plus those the selector matches, always only Ready ones. Neither set: all ready nodes.',
   }).default({}),

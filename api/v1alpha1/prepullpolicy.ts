@@ -90,7 +90,7 @@ export const prePullPolicySpecSchema = s.object({
     }).optional(),
   }, { description: 'Which nodes receive the images, in addition to where the workload can be scheduled.' }).default({}),
   affinity: nodeAffinity('Required node affinity the target nodes must also meet, as in a Pod spec; additive to nodeSelector.').optional(),
-  tolerations: tolerations('Taints (NoSchedule, NoExecute) a target node may carry. Absent: taints are not considered for the policy\'s static and ConfigMap images, and workload images follow their pods\' tolerations. Set: a node with a taint none of these tolerate gets none of the policy\'s images.').optional(),
+  tolerations: tolerations('Taints (NoSchedule, NoExecute) a target node may carry. Absent: the policy\'s static and ConfigMap images go to no node with such a taint (control-plane nodes included), as for a pod without tolerations, and workload images follow their pods\' tolerations. Set: a node with a taint none of these tolerate gets none of the policy\'s images.').optional(),
   refreshInterval: refreshIntervalSchema.optional(),
   purgeOnDelete: s.boolean({
     description: 'Remove an image from its nodes when its PrePullImage is deleted (the workload is deleted, or leaves the policy), where no other PrePullImage wants it and no container uses it.',

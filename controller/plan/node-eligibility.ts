@@ -444,8 +444,8 @@ export interface NodeTargetingSpec {
 }
 
 /**
- * Node targeting of a PrePullImage, compiled once. Unlike a pod's placement, taints count only when
- * tolerations are set: an image wanted "on these nodes" says nothing about taints unless it says so.
+ * Node targeting of a PrePullImage, compiled once. With a workload's placement, taints count only when
+ * tolerations are set (the pods' own tolerations decide); without one, see listedImageAllows.
  */
 export interface NodeTargeting {
   /** undefined: no required node affinity. */
@@ -484,5 +484,21 @@ export function targetingAllows(targeting: NodeTargeting, node: NodeView): Eligi
     const taint = findUntoleratedTaint(node.spec?.taints, targeting.tolerations);
     if (taint !== undefined) return ineligible('UntoleratedTaint', `taint ${describeTaint(taint)} is not tolerated`);
   }
+  return ELIGIBLE;
+}
+
+/**
+ * Finding 6 of the review: an image with no workload placement (hand-written, static, ConfigMap) meets taints as a
+ * pod with the targeting's tolerations would, none when it sets none. So control-plane nodes
+ * (node-role.kubernetes.io/control-plane:NoSchedule) and other tainted nodes get it only when a toleration says
+ * so, as they would get its pods.
+ */
+export function listedImageAllows(targeting: NodeTargeting | undefined, node: NodeView): Eligibility {
+  if (targeting !== undefined) {
+    const t = targetingAllows(targeting, node);
+    if (!t.eligible || targeting.tolerations !== undefined) return t;
+  }
+  const taint = findUntoleratedTaint(node.spec?.taints, targeting?.tolerations);
+  if (taint !== undefined) return ineligible('UntoleratedTaint', `taint ${describeTaint(taint)} is not tolerated (the PrePullImage sets no toleration for it)`);
   return ELIGIBLE;
 }

@@ -8,17 +8,18 @@
 // Only nodes whose agent works hold the budget (node-image-set-view.ts agentState): a node without an agent
 // (Windows, virtual nodes) or with a silent or disk-paused one keeps its entries but neither counts nor gets
 // new ones. Pure: no I/O, no clock (the time comes in PlanInput.agents).
-import { durationMilliseconds, MAX_IMAGE_SOURCES, MAX_NODE_IMAGES, type NodeImage, type NodeImageSetSpec } from '../../api/v1alpha1/index.ts';
+import { MAX_NODE_IMAGES, type NodeImage, type NodeImageSetSpec } from '../../api/v1alpha1/index.ts';
 import { byImage, compareStrings, entriesDigest, removalsDigest, specDigestOf } from './node-image-set-digest.ts';
 import { agentStaleAtMs, agentState, awaitsRepull, isFinished, type NodeImageSetView } from './node-image-set-view.ts';
+import { mergeEntry, refuseConflictingPins, type SourceRefusal } from './entry-merge.ts';
+import { capImagesPerNamespace } from './namespace-limits.ts';
 import { nodeAcceptsPulls, type NodeView } from './node-eligibility.ts';
 import { eligibleGroups, planRemovals, type ImageTarget, type NodeInfo } from './target-groups.ts';
 import { fitsNodeImageSet } from './size-bound.ts';
 
 export type { ImageTarget } from './target-groups.ts';
 
-/** Pull secrets per NodeImageSet entry, as the CRD bounds them. */
-export const MAX_ENTRY_PULL_SECRETS = 16;
+export { MAX_ENTRY_PULL_SECRETS, type SourceRefusal } from './entry-merge.ts';
 
 export interface PlanInput {
   readonly targets: readonly ImageTarget[];
@@ -29,6 +30,10 @@ export interface PlanInput {
   readonly clusterPullBudget: number;
   /** Pulls each agent runs at once (--max-pulls-per-node); written as every NodeImageSet's spec.maxConcurrentPulls. */
   readonly maxPullsPerNode: number;
+  /** --max-images-per-namespace: distinct images one namespace's PrePullImages may want; 0 or absent = no cap. */
+  readonly maxImagesPerNamespace?: number;
+  /** A namespace the cap does not apply to (kwarm's own: the policies' static images). */
+  readonly uncappedNamespace?: string;
   /** Remembered from the last pass (see PlanMemo); optional. */
   readonly memo?: PlanMemo;
   /**
@@ -70,6 +75,8 @@ export interface NodePlan {
   readonly withoutAgent: number;
   /** When a node holding budget would see its agent turn absent (ms); undefined without `agents`. */
   readonly dueAtMs: number | undefined;
+  /** PrePullImages (by key) not planned, or not honoured in full, and why (entry-merge.ts). */
+  readonly refused: ReadonlyMap<string, SourceRefusal>;
 }
 
 
@@ -96,42 +103,6 @@ export class PlanMemo {
   settled = new Map<string, SettledNode>();
 }
 
-
-function longerTimeout(a: string, b: string): string {
-  return (durationMilliseconds(b) ?? 0) > (durationMilliseconds(a) ?? 0) ? b : a;
-}
-
-/** One spec entry for the targets (sorted by key) that want the same image on a node; the most patient settings win. */
-function mergeEntry(targets: readonly ImageTarget[]): NodeImage {
-  const first = targets[0];
-  if (first === undefined) throw new Error('mergeEntry needs at least one target');
-  let retry = first.retry;
-  let timeout = first.timeout;
-  let imageDigest = first.imageDigest;
-  let round = first.round;
-  const secrets = new Set<string>();
-  for (const t of targets) {
-    if (t !== first) {
-      retry = { maxAttempts: Math.max(retry.maxAttempts, t.retry.maxAttempts), backoffSeconds: Math.min(retry.backoffSeconds, t.retry.backoffSeconds) };
-      timeout = longerTimeout(timeout, t.timeout);
-      imageDigest ??= t.imageDigest;
-      round = Math.max(round, t.round);
-    }
-    for (const s of t.pullSecrets) secrets.add(s);
-  }
-  const entry: NodeImage = {
-    image: first.image,
-    pullSecrets: [...secrets].sort(compareStrings).slice(0, MAX_ENTRY_PULL_SECRETS),
-    timeout,
-    retry,
-    round,
-    sources: targets.slice(0, MAX_IMAGE_SOURCES).map((t) => ({ namespace: t.namespace, name: t.name })),
-  };
-  if (imageDigest !== undefined) entry.imageDigest = imageDigest;
-  // Only when set: the entries digest then stays as it was, and no existing NodeImageSet is rewritten.
-  if (targets.some((t) => t.gatesNodes === true)) entry.gatesNode = true;
-  return entry;
-}
 
 /**
  * Nodes in the same groups want the same images from the same targets: one class each, planned once.
@@ -216,6 +187,11 @@ function frozenEntries(
   return out;
 }
 
+/** The namespace a pair is charged to: its first source's (sources are in key order, so the first by name). */
+function namespaceOf(entry: NodeImage | undefined): string {
+  return entry?.sources[0]?.namespace ?? '';
+}
+
 export function planNodeImageSets(input: PlanInput): NodePlan {
   const nodes: NodeInfo[] = [];
   for (const node of input.nodes) {
@@ -225,7 +201,10 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   nodes.sort((a, b) => compareStrings(a.name, b.name));
   const nodeByName = new Map(nodes.map((n) => [n.name, n]));
   const ready = nodes.filter((n) => nodeAcceptsPulls(n.node).eligible);
-  const sorted = [...input.targets].sort((a, b) => compareStrings(a.key, b.key));
+  const pins = refuseConflictingPins(input.targets);
+  const capped = capImagesPerNamespace(pins.kept, input.maxImagesPerNamespace ?? 0, input.uncappedNamespace);
+  const refused = new Map<string, SourceRefusal>([...pins.refused, ...capped.refused]);
+  const sorted = capped.kept.sort((a, b) => compareStrings(a.key, b.key));
   const targets = sorted.filter((t) => t.purge !== true);
   const groups = eligibleGroups(targets, ready, input.memo);
   const targetNodes = new Map<string, readonly string[]>();
@@ -248,7 +227,18 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   const entryFor = (list: readonly ImageTarget[]): NodeImage => {
     const memoKey = list.length === 1 ? (list[0]?.key ?? '') : list.map((t) => t.key).join('\n');
     let entry = entryMemo.get(memoKey);
-    if (entry === undefined) entryMemo.set(memoKey, (entry = mergeEntry(list)));
+    if (entry === undefined) {
+      const merged = mergeEntry(list);
+      entryMemo.set(memoKey, (entry = merged.entry));
+      for (const u of merged.unchecked) {
+        if (refused.has(u.key)) continue;
+        refused.set(u.key, {
+          reason: 'DigestConflict',
+          message: `${entry.image}: PrePullImage ${u.unpinned} wants this image without a digest on nodes this one targets, so its entry there carries no pin and this one's digest is not checked there`,
+          excluded: false,
+        });
+      }
+    }
     return entry;
   };
   const classes = new Map<string, NodeClass>();
@@ -274,6 +264,12 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
 
   // Kept entries (already released) count against the budget while unfinished; new ones are candidates.
   let unfinished = 0;
+  // Unfinished pairs per namespace (namespaceOf), for the fair release below.
+  const heldBy = new Map<string, number>();
+  const holds = (entry: NodeImage): void => {
+    const ns = namespaceOf(entry);
+    heldBy.set(ns, (heldBy.get(ns) ?? 0) + 1);
+  };
   const kept = new Map<string, Map<string, NodeImage> | NodeClass>();
   const wantedOn = new Map<string, NodeClass>();
   // `raise`: a refresh of a finished pair (or the re-pull of a lost one), kept in its old round until the
@@ -301,6 +297,10 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
       settled.set(node, s);
       if (s.asClass) {
         if (!absent) unfinished += s.unfinished;
+        // Only with a budget does the share matter; then unfinished pairs are few, so this loop is short.
+        if (!absent && s.unfinished > 0 && input.clusterPullBudget > 0) {
+          for (const [image, entry] of c.wanted) if (!isFinished(current.status.get(image), entry.round)) holds(entry);
+        }
         pending();
         kept.set(node, c);
         continue;
@@ -330,7 +330,10 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
       // Rounds never go down (the CRD forbids it); an unfinished pair is raised at once, it already counts.
       const next = Math.max(round, base.round);
       keep.set(image, next === base.round ? base : { ...base, round: next });
-      if (!isFinished(status, next) && !absent) unfinished++;
+      if (!isFinished(status, next) && !absent) {
+        unfinished++;
+        holds(base);
+      }
     }
     pending();
     kept.set(node, keep);
@@ -339,24 +342,63 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   for (const [node, keep] of frozenEntries(nodes, ready, targets, input, entryFor)) {
     const current = input.current.get(node);
     const absent = agents !== undefined && agentState(current, agents.nowMs, agents.staleMs) === 'absent';
-    for (const [image, e] of keep) if (!absent && !isFinished(current?.status.get(image), e.round) && !awaitsRepull(current?.status.get(image), e.round)) unfinished++;
+    for (const [image, e] of keep) {
+      if (!absent && !isFinished(current?.status.get(image), e.round) && !awaitsRepull(current?.status.get(image), e.round)) {
+        unfinished++;
+        holds(e);
+      }
+    }
     kept.set(node, keep);
   }
 
-  // Release image by image (all nodes of one image before the next), so one rollout finishes first.
-  candidates.sort((a, b) => compareStrings(a.image, b.image) || compareStrings(a.node, b.node));
+  // Finding 6 of the review: the budget is shared fairly between namespaces. Each free slot goes to the
+  // namespace holding the fewest unfinished pairs (released ones and those released in this pass), ties by
+  // name; within a namespace image by image (all nodes of one image before the next), so its rollout finishes
+  // first. A pair several namespaces want is charged to the first of them by name.
+  const queues = new Map<string, typeof candidates>();
+  for (const c of candidates) {
+    const ns = namespaceOf(wantedOn.get(c.node)?.wanted.get(c.image));
+    const q = queues.get(ns);
+    if (q === undefined) queues.set(ns, [c]);
+    else q.push(c);
+  }
+  for (const q of queues.values()) q.sort((a, b) => compareStrings(b.image, a.image) || compareStrings(b.node, a.node));
   let available = input.clusterPullBudget === 0 ? Number.POSITIVE_INFINITY : Math.max(0, input.clusterPullBudget - unfinished);
   let held = 0;
-  for (const c of candidates) {
+  const order = [...queues.keys()];
+  let left = candidates.length;
+  for (;;) {
+    // Without a budget every pair is released (up to each node's cap) and the order changes nothing else;
+    // with one, the loop ends when it is spent, so its length is bounded by the budget.
+    if (available <= 0) {
+      held += left;
+      break;
+    }
+    let ns: string | undefined;
+    // Unlimited: nothing to share, so no search (a first rollout may have a pair per node and image).
+    if (available === Number.POSITIVE_INFINITY) {
+      while (order.length > 0 && (queues.get(order[0] ?? '')?.length ?? 0) === 0) order.shift();
+      ns = order[0];
+    } else for (const n of order) {
+      if ((queues.get(n)?.length ?? 0) === 0) continue;
+      if (ns === undefined || (heldBy.get(n) ?? 0) < (heldBy.get(ns) ?? 0) || ((heldBy.get(n) ?? 0) === (heldBy.get(ns) ?? 0) && compareStrings(n, ns) < 0)) ns = n;
+    }
+    if (ns === undefined) break;
+    // Queues are sorted in reverse, so the next pair is at the end.
+    const c = queues.get(ns)?.pop();
+    if (c === undefined) break;
+    left--;
     const keep = kept.get(c.node);
     const entry = wantedOn.get(c.node)?.wanted.get(c.image);
     // Only nodes with candidates have a map of their own.
     if (!(keep instanceof Map) || entry === undefined) continue;
-    if (available <= 0 || (!c.raise && !fitsNodeImageSet(keep, entry))) {
+    if (!c.raise && !fitsNodeImageSet(keep, entry)) {
       held++;
       continue;
     }
-    keep.set(c.image, c.round === undefined || c.round === entry.round ? entry : { ...entry, round: c.round });
+    const released = c.round === undefined || c.round === entry.round ? entry : { ...entry, round: c.round };
+    keep.set(c.image, released);
+    holds(released);
     available--;
     unfinished++;
   }
@@ -397,5 +439,5 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     });
   }
   if (input.memo !== undefined) input.memo.settled = settled;
-  return { nodeImageSets, targetNodes, unfinished, held, withoutAgent, dueAtMs };
+  return { nodeImageSets, targetNodes, unfinished, held, withoutAgent, dueAtMs, refused };
 }

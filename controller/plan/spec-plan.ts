@@ -3,6 +3,7 @@
 // secret copies and NodeImageSets within the pull budget. Also what later stages read of it: the targets,
 // their secrets and the node plan. And the deletes that run last (stage D).
 import type { PrePullImage } from '../../api/v1alpha1/index.ts';
+import { formatFullyQualified, parseImageRef } from '../../lib/image-ref.ts';
 import type { DesiredPrePullImage } from '../derive/desired-images.ts';
 import { planSecretCopies, secretKey, type SecretPlan, type SecretView } from '../derive/pull-secrets.ts';
 import { cachedPrePullImageDigest, desiredPrePullImageDigest, hasPurgeFinalizer, isManaged } from '../write/api-objects.ts';
@@ -40,6 +41,23 @@ export class SpecMemos {
     let d = this.desiredDigests.get(p);
     if (d === undefined) this.desiredDigests.set(p, (d = desiredPrePullImageDigest(p)));
     return d;
+  }
+
+  private references = new Map<string, string>();
+  private referencesBefore = new Map<string, string>();
+
+  /** planningReference, remembered for the references seen in this pass and the one before. */
+  reference(image: string): string {
+    let r = this.references.get(image) ?? this.referencesBefore.get(image);
+    if (r === undefined) r = planningReference(image);
+    this.references.set(image, r);
+    return r;
+  }
+
+  /** Forgets references no target used since the last call (called once per pass). */
+  endPass(): void {
+    this.referencesBefore = this.references;
+    this.references = new Map();
   }
 
   /** Compiled spec.nodes targeting, by the spec.nodes object. */
@@ -80,6 +98,9 @@ export interface SpecInput extends PrePullImageSets {
   readonly clusterPullBudget: number;
   /** Pulls each agent runs at once (--max-pulls-per-node), written into every NodeImageSet. */
   readonly maxPullsPerNode: number;
+  /** --max-images-per-namespace (0 or absent: no cap), and the namespace exempt from it (kwarm's own). */
+  readonly maxImagesPerNamespace?: number;
+  readonly uncappedNamespace?: string;
   /** Now and --agent-stale-after: pairs on nodes without a working agent do not hold the budget. */
   readonly agents?: { readonly nowMs: number; readonly staleMs: number };
 }
@@ -128,6 +149,18 @@ export function successorKey(key: string): string {
   return `${key} (successor)`;
 }
 
+/**
+ * The reference an image is planned under (finding 20 of the review): fully qualified, `:latest` when neither tag
+ * nor digest is given, so `nginx`, `nginx:latest` and `docker.io/library/nginx:latest` are one entry per node. The
+ * runtime pulls the same thing from it as from the user's spelling. A reference that does not parse (the CRD's rule
+ * should have refused it) is planned as written, so the agent reports why it fails.
+ */
+export function planningReference(image: string): string {
+  const r = parseImageRef(image);
+  if (!r.ok) return image;
+  return formatFullyQualified(r.ref.tag === undefined && r.ref.digest === undefined ? { ...r.ref, tag: 'latest' } : r.ref);
+}
+
 type RawTarget = { readonly target: Omit<ImageTarget, 'pullSecrets'>; readonly secretRefs: string[] };
 
 /** Derived images as desired now (not as cached), plus hand-written ones, those kept as cached, and purges. */
@@ -144,10 +177,11 @@ function targetsOf(input: SpecInput): RawTarget[] {
     const successor = c !== undefined && c.metadata.deletionTimestamp !== undefined;
     out.push({
       target: {
-        key: successor ? successorKey(key) : key, namespace: d.namespace, name: d.name, image: d.spec.image, imageDigest: undefined,
+        key: successor ? successorKey(key) : key, namespace: d.namespace, name: d.name, image: memos.reference(d.spec.image), imageDigest: undefined,
         nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, targeting: memos.targeting(d.spec.nodes),
         retry: d.spec.retry, timeout: d.spec.timeout, round: roundOf(key),
         ...(d.spec.gateNewNodes === true ? { gatesNodes: true } : {}),
+        ...(c?.metadata.creationTimestamp !== undefined ? { createdAt: c.metadata.creationTimestamp } : {}),
       },
       secretRefs: d.spec.imagePullSecrets.map((r) => secretKey(d.namespace, r.name)),
     });
@@ -160,10 +194,11 @@ function targetsOf(input: SpecInput): RawTarget[] {
     const ns = p.metadata.namespace ?? '';
     out.push({
       target: {
-        key, namespace: ns, name: p.metadata.name ?? '', image: p.spec.image, imageDigest: p.spec.imageDigest,
+        key, namespace: ns, name: p.metadata.name ?? '', image: memos.reference(p.spec.image), imageDigest: p.spec.imageDigest,
         nodeNames: p.spec.nodes.names, nodeSelector: p.spec.nodes.selector, placement: undefined, targeting: memos.targeting(p.spec.nodes),
         retry: p.spec.retry, timeout: p.spec.timeout, round: roundOf(key),
         ...(purge ? { purge: true } : p.spec.gateNewNodes ? { gatesNodes: true } : {}),
+        ...(p.metadata.creationTimestamp !== undefined ? { createdAt: p.metadata.creationTimestamp } : {}),
       },
       // Nothing is pulled for a purge: its secrets need no copies.
       secretRefs: purge ? [] : (p.spec.imagePullSecrets ?? []).map((r) => secretKey(ns, r.name)),
@@ -210,6 +245,7 @@ export function nodeImageSetsAsWritten(cache: CacheView<NodeImageSetView>, overl
 export function planSpecs(input: SpecInput): SpecPlan {
   const ppis = prePullImageWrites(input);
   const raw = targetsOf(input);
+  input.memos.endPass();
   const secrets = planSecretCopies(raw.flatMap((t) => t.secretRefs), input.sourceSecret, copiesAsWritten(input));
   const targets: ImageTarget[] = raw.map(({ target, secretRefs }) => ({
     ...target,
@@ -223,6 +259,8 @@ export function planSpecs(input: SpecInput): SpecPlan {
     current,
     clusterPullBudget: input.clusterPullBudget,
     maxPullsPerNode: input.maxPullsPerNode,
+    ...(input.maxImagesPerNamespace !== undefined ? { maxImagesPerNamespace: input.maxImagesPerNamespace } : {}),
+    ...(input.uncappedNamespace !== undefined ? { uncappedNamespace: input.uncappedNamespace } : {}),
     memo: input.memos.plan,
     ...(input.agents !== undefined ? { agents: input.agents } : {}),
   });

@@ -4,7 +4,7 @@
 import { MAX_IMAGE_SOURCES, MAX_NODE_REMOVALS, type LabelSelector, type Retry } from '../../api/v1alpha1/index.ts';
 import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector } from './label-selector.ts';
 import { compareStrings, type NodeRemoval } from './node-image-set-digest.ts';
-import { placementAllows, targetingAllows, type NodeTargeting, type NodeView, type PodPlacement } from './node-eligibility.ts';
+import { listedImageAllows, placementAllows, targetingAllows, type NodeTargeting, type NodeView, type PodPlacement } from './node-eligibility.ts';
 
 /** One PrePullImage as the planner sees it, derived or hand-written. */
 export interface ImageTarget {
@@ -35,6 +35,8 @@ export interface ImageTarget {
   readonly round: number;
   /** spec.gateNewNodes (of the PrePullImage, or of the policy it is derived from): its nodes' warm-up waits for it. */
   readonly gatesNodes?: boolean;
+  /** metadata.creationTimestamp; absent for a derived one not created yet. Orders conflicting sources (entry-merge.ts). */
+  readonly createdAt?: string;
 }
 
 export interface NodeInfo {
@@ -104,8 +106,9 @@ export function eligibleGroups(targets: readonly ImageTarget[], ready: readonly 
       const { placement, targeting } = t;
       // Both apply when both exist: the pods' placement and the PrePullImage's own targeting.
       names = ready
-        .filter((n) => filterAllows(filter, n) && (placement === undefined || placementAllows(placement, n.node).eligible) &&
-          (targeting === undefined || targetingAllows(targeting, n.node).eligible))
+        .filter((n) => filterAllows(filter, n) && (placement === undefined
+          ? listedImageAllows(targeting, n.node).eligible
+          : placementAllows(placement, n.node).eligible && (targeting === undefined || targetingAllows(targeting, n.node).eligible)))
         .map((n) => n.name);
     }
     used.set(groupKey, names);

@@ -146,11 +146,13 @@ function imageStatuses(input: StatusInput, targetByKey: ReadonlyMap<string, Imag
     const generation = input.generations.get(key) ?? p.metadata.generation ?? 0;
     const nodes = plan.targetNodes.get(key) ?? [];
     // `now` is left out: with the same inputs (previous status included) the rollup moves no timestamp.
-    const fingerprint = JSON.stringify([generation, t.image, t.round, memo.ids.of(previous), nodesToken(nodes), refs.length, problems]);
+    const refusal = plan.refused.get(key);
+    const fingerprint = JSON.stringify([generation, t.image, t.round, memo.ids.of(previous), nodesToken(nodes), refs.length, problems, refusal ?? null]);
     let r = memo.rolledUp.get(key);
     if (r?.fingerprint !== fingerprint) {
       const { status, events } = prePullImageStatus({
         generation, image: t.image, round: t.round, nodes, planned: plan.nodeImageSets, current, previous, secrets: { referenced: refs.length, problems }, now,
+        ...(refusal !== undefined ? { refusal } : {}),
       });
       const withCounts = withStarts(status, startRollup(t.image, nodes, current));
       r = { fingerprint, status: withCounts, events, changed: canonicalDigest(withCounts) !== canonicalDigest(previous ?? {}) };

@@ -15,12 +15,12 @@ import { ARGO_GROUP_VERSION } from '../derive/argo-workflow-images.ts';
 import type { PolicyEvaluation } from '../derive/desired-images.ts';
 import { inputsCondition } from '../derive/derived-validation.ts';
 import type { ConfigMapsState, ListedEvaluation } from '../derive/listed-images.ts';
-import type { PlannedNodeImageSet } from '../plan/node-plan.ts';
+import type { PlannedNodeImageSet, SourceRefusal } from '../plan/node-plan.ts';
 import type { NodeImageSetView } from '../plan/node-image-set-view.ts';
 
 export const PULL_SECRETS_READY = 'PullSecretsReady';
 
-export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullSecretProblem' | 'Purged' | 'RefreshRequested' | 'InvalidImageList' | 'NodeImageSetFull';
+export type EventReason = 'PullStarted' | 'PullCompleted' | 'PullFailed' | 'PullRefused' | 'PullSecretProblem' | 'Purged' | 'RefreshRequested' | 'InvalidImageList' | 'NodeImageSetFull';
 
 export interface StatusEvent {
   readonly type: 'Normal' | 'Warning';
@@ -58,6 +58,8 @@ export interface ImageStatusInput {
   readonly previous: PrePullImageStatus | undefined;
   readonly secrets: SecretResolution;
   readonly now: string;
+  /** Why the planner left this PrePullImage out or did not honour it in full (node-plan.ts NodePlan.refused). */
+  readonly refusal?: SourceRefusal;
 }
 
 interface NodeState {
@@ -109,12 +111,15 @@ export function prePullImageStatus(input: ImageStatusInput): { status: PrePullIm
     if (st.finishedAt !== undefined && (lastFinish === undefined || st.finishedAt > lastFinish)) lastFinish = st.finishedAt;
   }
   const total = input.nodes.length;
-  const phase = phaseOf(total, counts);
+  const refusal = input.refusal;
+  // Left out of planning: nothing will happen until the user acts, so it is Failed, not Pending forever.
+  const phase = refusal?.excluded === true ? 'Failed' : phaseOf(total, counts);
   const prev = input.previous?.observedGeneration === generation ? input.previous : undefined;
   const prevPhase = prev?.phase;
 
   const ready = ((): Omit<Condition, 'lastTransitionTime'> => {
     const base = { type: prePullImageConditionTypes.Ready, observedGeneration: generation };
+    if (refusal !== undefined) return { ...base, status: 'False', reason: refusal.reason, message: clip(refusal.message, 32_000) ?? '' };
     switch (phase) {
       case 'Completed':
         return { ...base, status: 'True', reason: 'ImagePresent', message: `${image} is present on all ${total} target nodes` };
@@ -173,6 +178,8 @@ export function prePullImageStatus(input: ImageStatusInput): { status: PrePullIm
       events.push({ type: 'Normal', reason: 'PullStarted', message: `Pulling ${image} on ${total} target nodes` });
     } else if (phase === 'Completed') {
       events.push({ type: 'Normal', reason: 'PullCompleted', message: `${image} is present on all ${total} target nodes` });
+    } else if (phase === 'Failed' && refusal?.excluded === true) {
+      events.push({ type: 'Warning', reason: 'PullRefused', message: clip(`${refusal.reason}: ${refusal.message}`, 1024) ?? '' });
     } else if (phase === 'Failed') {
       const failed = nodes.find((n) => n.phase === 'Failed');
       const why = failed === undefined ? '' : `; ${failed.node}: ${failed.reason ?? 'failed'}${failed.message !== undefined ? ` (${failed.message})` : ''}`;

@@ -92,7 +92,7 @@ describe('controller/node-plan', () => {
     expect([...p.nodeImageSets.keys()]).to.deep.equal(['n1']);
   });
 
-  it('merges targets wanting the same image on a node: one entry, the most patient settings, all sources', () => {
+  it('merges targets wanting the same image on a node: one entry, settings towards the defaults, all sources', () => {
     const p = plan({
       targets: [
         target('b', 'r.example/x:1', { pullSecrets: ['s2', 's1'], retry: { maxAttempts: 5, backoffSeconds: 60 }, timeout: '1h' }),
@@ -101,7 +101,7 @@ describe('controller/node-plan', () => {
     });
     const images = p.nodeImageSets.get('n1')!.spec.images;
     expect(images).to.have.length(1);
-    expect(images[0]).to.deep.include({ pullSecrets: ['s1', 's2'], timeout: '1h', retry: { maxAttempts: 5, backoffSeconds: 10 } });
+    expect(images[0]).to.deep.include({ pullSecrets: ['s1', 's2'], timeout: '10m', retry: { maxAttempts: 3, backoffSeconds: 30 } });
     expect(images[0]!.sources).to.deep.equal([{ namespace: 'shop', name: 'a' }, { namespace: 'shop', name: 'b' }]);
   });
 
@@ -570,12 +570,31 @@ describe('controller/node-plan', () => {
     const big = compileNodeTargeting({ affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cores', operator: 'Gt', values: ['8'] }] }] } } } });
     const strict = compileNodeTargeting({ tolerations: [] });
 
-    it('targets the nodes the affinity selects; taints count only when tolerations are set', () => {
-      const p = plan({ nodes: pool, targets: [target('big', 'r.example/big:1', { targeting: big }), target('plain', 'r.example/plain:1'), target('strict', 'r.example/strict:1', { targeting: strict })] });
-      expect(p.targetNodes.get('shop/big')).to.deep.equal(['n2', 'n3']);
-      expect(p.targetNodes.get('shop/plain')).to.deep.equal(['n1', 'n2', 'n3']);
+    it('targets the nodes the affinity selects; without a workload, taints count as for a pod (finding 6)', () => {
+      const tolerant = compileNodeTargeting({ tolerations: [{ key: 'gpu', operator: 'Exists' }] });
+      const p = plan({
+        nodes: pool,
+        targets: [
+          target('big', 'r.example/big:1', { targeting: big }), target('plain', 'r.example/plain:1'),
+          target('strict', 'r.example/strict:1', { targeting: strict }), target('tolerant', 'r.example/tolerant:1', { targeting: tolerant }),
+        ],
+      });
+      expect(p.targetNodes.get('shop/big')).to.deep.equal(['n2']);
+      expect(p.targetNodes.get('shop/plain')).to.deep.equal(['n1', 'n2']);
       expect(p.targetNodes.get('shop/strict')).to.deep.equal(['n1', 'n2']);
-      expect(imagesOn(p, 'n3')).to.deep.equal(['r.example/big:1', 'r.example/plain:1']);
+      expect(p.targetNodes.get('shop/tolerant')).to.deep.equal(['n1', 'n2', 'n3']);
+      expect(imagesOn(p, 'n3')).to.deep.equal(['r.example/tolerant:1']);
+    });
+
+    it('leaves control-plane nodes out unless a toleration says so (finding 6)', () => {
+      const nodes = [node({ name: 'cp', taints: [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }] }), node({ name: 'w1' })];
+      const tolerant = compileNodeTargeting({ tolerations: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' }] });
+      const p = plan({ nodes, targets: [target('plain', 'r.example/plain:1'), target('tolerant', 'r.example/tolerant:1', { targeting: tolerant })] });
+      expect(p.targetNodes.get('shop/plain')).to.deep.equal(['w1']);
+      expect(p.targetNodes.get('shop/tolerant')).to.deep.equal(['cp', 'w1']);
+      // A workload's pods decide for its images: pods tolerating the taint can run there, so their image goes there.
+      const pods = compilePodPlacement({ tolerations: [{ operator: 'Exists' }] });
+      expect(plan({ nodes, targets: [target('ds', 'r.example/ds:1', { placement: pods })] }).targetNodes.get('shop/ds')).to.deep.equal(['cp', 'w1']);
     });
 
     it('applies both the workload placement and the targeting', () => {
@@ -593,7 +612,31 @@ describe('controller/node-plan', () => {
       const p = plan({ nodes: pool, memo, targets: [target('a', 'r.example/a:1', { targeting: strict })] });
       expect(p.targetNodes.get('shop/a')).to.deep.equal(['n1', 'n2']);
       const q = plan({ nodes: pool, memo, targets: [target('a', 'r.example/a:1', { targeting: big })] });
-      expect(q.targetNodes.get('shop/a')).to.deep.equal(['n2', 'n3']);
+      expect(q.targetNodes.get('shop/a')).to.deep.equal(['n2']);
     });
+  });
+});
+
+describe('controller/node-plan finding 6: the budget is shared fairly between namespaces', () => {
+  function t(ns: string, name: string, image: string): ImageTarget {
+    return { ...target(name, image), key: `${ns}/${name}`, namespace: ns };
+  }
+  const greedy = ['0.example.com/a:1', '0.example.com/b:1', '0.example.com/c:1', '0.example.com/d:1'].map((img, i) => t('aaa', `g${i}`, img));
+  const modest = t('zzz', 'app', 'r.example/app:1');
+
+  it('does not release in image-name order: a namespace whose names sort first does not take every slot', () => {
+    const p = plan({ nodes: [node({ name: 'n1' })], targets: [...greedy, modest], clusterPullBudget: 2 });
+    expect(imagesOn(p, 'n1')).to.deep.equal(['0.example.com/a:1', 'r.example/app:1']);
+    expect(p.held).to.equal(3);
+  });
+
+  it('gives a freed slot to the namespace holding fewer unfinished pairs', () => {
+    // aaa already holds one pull in progress; one slot is free.
+    const current = new Map([['n1', nodeImageSetView('n1', { '0.example.com/a:1': 0 }, { '0.example.com/a:1': { phase: 'Pulling' } })]]);
+    const p = plan({ nodes: [node({ name: 'n1' })], targets: [...greedy, modest], clusterPullBudget: 2, current });
+    expect(imagesOn(p, 'n1')).to.deep.equal(['0.example.com/a:1', 'r.example/app:1']);
+    // Without the modest namespace, aaa gets the slot.
+    const q = plan({ nodes: [node({ name: 'n1' })], targets: greedy, clusterPullBudget: 2, current });
+    expect(imagesOn(q, 'n1')).to.deep.equal(['0.example.com/a:1', '0.example.com/b:1']);
   });
 });
