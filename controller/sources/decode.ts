@@ -25,9 +25,9 @@ import {
   requestedExtendedResources,
   type ContainerResourcesSpec,
   type NodeView,
-  type RuntimeClassView,
   type TaintSpec,
 } from '../plan/node-eligibility.ts';
+import type { RuntimeClassView } from '../plan/runtime-class.ts';
 import { type NodeImageSetView, type NodeImageStatusView, type NodeRemovalStatusView } from '../plan/node-image-set-view.ts';
 import { startCounts } from '../status/start-rollup.ts';
 import type { SecretView } from '../derive/pull-secrets.ts';

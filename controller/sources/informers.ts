@@ -26,7 +26,8 @@ import type { SecretView } from '../derive/pull-secrets.ts';
 import { DOCKERCFG_TYPE, DOCKER_CONFIG_JSON_TYPE } from '../../lib/docker-config.ts';
 import { builtinWorkloadKinds, type BuiltinWorkloadKind } from '../derive/workload-images.ts';
 import { KeyedWatches } from './keyed-watches.ts';
-import { withRuntimeClass, type NodeView, type RuntimeClassView } from '../plan/node-eligibility.ts';
+import type { NodeView } from '../plan/node-eligibility.ts';
+import { withRuntimeClass, type RuntimeClassView } from '../plan/runtime-class.ts';
 import type { NodeImageSetView } from '../plan/node-image-set-view.ts';
 import { paths } from '../write/api-objects.ts';
 

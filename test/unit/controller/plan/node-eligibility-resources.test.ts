@@ -6,11 +6,10 @@ import {
   isPositiveQuantity,
   podCanRunOn,
   requestedExtendedResources,
-  withRuntimeClass,
   type NodeView,
   type PodSchedulingSpec,
-  type RuntimeClassView,
 } from '../../../../controller/plan/node-eligibility.ts';
+import { withRuntimeClass, type RuntimeClassView } from '../../../../controller/plan/runtime-class.ts';
 import { decodeNode, decodeRuntimeClass, workloadDecoder } from '../../../../controller/sources/decode.ts';
 
 function node(name: string, o: { allocatable?: Record<string, string>; labels?: Record<string, string>; taints?: { key: string; effect: string }[] } = {}): NodeView {
