@@ -2,12 +2,13 @@
 // filtered by spec.configMaps.namespaces afterwards, so every selected ConfigMap of the cluster was held; and
 // all five built-in workload kinds were list-watched whatever the policies named (10^5 Jobs in a batch
 // cluster, for a policy that only names Deployments). Here the controller's own Informers run against the
-// real API server, and the test counts what their caches hold.
+// real API server, and the test counts what their caches hold. The API server is this test's own: what the
+// caches hold depends on every policy and workload in the cluster, and other tests leave theirs in a shared one.
 import { expect } from 'chai';
 import winston from 'winston';
 import { KubeClient } from '../../../lib/kube-client.ts';
 import { Informers } from '../../../controller/sources/informers.ts';
-import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { startControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
 import { installCrds } from '../../../local-cluster/crds.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
 
@@ -32,7 +33,7 @@ describe('finding 15: the controller caches only what the policies name', functi
   const signal = ac.signal;
 
   before(async () => {
-    cp = await sharedControlPlane();
+    cp = await startControlPlane();
     await installCrds(cp);
     admin = new KubeClient(cp.kubeConfig());
     await cp.kubectl(['create', 'namespace', NS_A]);
@@ -61,9 +62,8 @@ describe('finding 15: the controller caches only what the policies name', functi
   after(async () => {
     ac.abort();
     await running;
-    await cp.kubectl(['delete', 'prepullpolicy', POLICY, '--ignore-not-found'], { allowFailure: true });
-    await cp.kubectl(['delete', 'namespace', NS_A, NS_B, '--wait=false'], { allowFailure: true });
     admin.close();
+    await cp.stop();
   });
 
   /** Every ConfigMap the controller's ConfigMap caches hold, as namespace/name. */

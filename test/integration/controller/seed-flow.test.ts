@@ -15,6 +15,8 @@ const NS = 'seed-flow';
 const POOL = 'seed-flow';
 const NODES = ['seed-1', 'seed-2', 'seed-3'];
 const PPI = 'deployment.my-app.app';
+/** NodeImageSets name an image fully qualified (finding 20): one entry however the workloads spell it. */
+const onNodes = (image: string): string => `docker.io/${image}`;
 
 describe('controller: the seed flow on a real API server', function () {
   this.timeout(240_000);
@@ -54,7 +56,7 @@ describe('controller: the seed flow on a real API server', function () {
     expect(v2.metadata.ownerReferences?.[0]).to.include({ kind: 'Deployment', name: 'my-app', controller: true });
     expect(v2.spec.retry).to.deep.equal({ maxAttempts: 3, backoffSeconds: 30 });
     for (const n of NODES) {
-      await waitFor(async () => (await specImages(admin, n, signal)).includes('my-registry/my-app:v2'), { what: `${n} to want v2` });
+      await waitFor(async () => (await specImages(admin, n, signal)).includes(onNodes('my-registry/my-app:v2')), { what: `${n} to want v2` });
     }
 
     // The rollout: a new tag.
@@ -63,7 +65,7 @@ describe('controller: the seed flow on a real API server', function () {
     for (const n of NODES) {
       await waitFor(async () => {
         const images = await specImages(admin, n, signal);
-        return images.length === 1 && images[0] === 'my-registry/my-app:v3';
+        return images.length === 1 && images[0] === onNodes('my-registry/my-app:v3');
       }, { what: `${n} to want only v3` });
     }
     const nis = await admin.get('/apis/kwarm.io/v1alpha1/nodeimagesets/seed-1', signal) as { metadata: { ownerReferences: { kind: string; name: string }[] }; spec: { maxConcurrentPulls: number } };
@@ -71,9 +73,9 @@ describe('controller: the seed flow on a real API server', function () {
     expect(nis.spec.maxConcurrentPulls).to.equal(2);
 
     // The agents pull: one starts, then all complete.
-    await reportImages(admin, 'seed-1', { 'my-registry/my-app:v3': 'Pulling' }, signal);
+    await reportImages(admin, 'seed-1', { [onNodes('my-registry/my-app:v3')]: 'Pulling' }, signal);
     await waitFor(async () => (await getPrePullImage(admin, NS, PPI, signal))?.status?.phase === 'InProgress', { what: 'phase InProgress' });
-    for (const n of NODES) await reportImages(admin, n, { 'my-registry/my-app:v3': 'Completed' }, signal);
+    for (const n of NODES) await reportImages(admin, n, { [onNodes('my-registry/my-app:v3')]: 'Completed' }, signal);
     const done = await waitFor(async () => {
       const p = await getPrePullImage(admin, NS, PPI, signal);
       return p?.status?.phase === 'Completed' ? p : undefined;
