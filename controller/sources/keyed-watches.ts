@@ -69,6 +69,23 @@ export class KeyedWatches<T> {
     for (const w of this.watches.values()) yield* w.informer.values();
   }
 
+  /** The objects of each watch that has listed once, by key. */
+  syncedByKey(): Map<string, T[]> {
+    const out = new Map<string, T[]>();
+    for (const [key, w] of this.watches) if (w.informer.synced) out.set(key, [...w.informer.values()]);
+    return out;
+  }
+
+  /** Why each watch that has not listed yet failed, by key. */
+  listErrors(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const [key, w] of this.watches) {
+      const error = w.informer.lastError;
+      if (!w.informer.synced && error !== undefined) out.set(key, error);
+    }
+    return out;
+  }
+
   /** Keys whose watch has not listed yet. */
   unsynced(): string[] {
     return [...this.watches].filter(([, w]) => !w.informer.synced).map(([k]) => k);
