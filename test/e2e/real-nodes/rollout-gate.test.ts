@@ -15,16 +15,16 @@
 // pre-delete hook).
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
 import { ROLLOUT_GATE_NAME, WORKLOAD_ANNOTATION } from '../../../api/v1alpha1/index.ts';
 import { errorText } from '../../../lib/errors.ts';
-import { KubeApiError, KubeClient } from '../../../lib/kube-client.ts';
+import { KubeApiError } from '../../../lib/kube-client.ts';
 import { BUSYBOX } from '../../../local-cluster/busybox-images.ts';
 import { KWARM_NAMESPACE } from '../../../local-cluster/kwarm-access.ts';
 import { helmInstallKwarm, kwarmLogs, kwarmPods, podReady, waitKwarmReady, CONTROLLER_DEPLOYMENT, type KwarmInstallation } from '../../../local-cluster/kwarm-install.ts';
 import { buildAndPushImage } from '../../../local-cluster/oci-image.ts';
 import { linkNodesToRegistry } from '../../../local-cluster/node-registry-link.ts';
 import { sharedRealCluster, type RealCluster } from '../../../local-cluster/real-cluster.ts';
+import { clientWithToken, kubeletIssuedToken } from '../../../local-cluster/pod-tokens.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
 
 const WEBHOOK_NS = 'e2e-webhook';
@@ -181,28 +181,6 @@ describe('e2e on real nodes: the rollout gate (chart, webhook over TLS, release 
     return first?.lastTimestamp ?? first?.eventTime ?? first?.firstTimestamp;
   }
 
-  /**
-   * The service account token the kubelet mounted into `pod` (its kube-api-access projected volume), read inside
-   * the node's mount namespace, where the kubelet's tmpfs for the volume is mounted.
-   */
-  async function kubeletIssuedToken(pod: { metadata?: { uid?: string; name?: string }; spec?: { nodeName?: string } }): Promise<string> {
-    const n = cluster.node(pod.spec?.nodeName ?? '');
-    const volumes = `/var/lib/kubelet/pods/${pod.metadata?.uid ?? ''}/volumes/kubernetes.io~projected`;
-    const access = (await n.namespaces.exec('ls', [volumes])).split('\n').find((v) => v.startsWith('kube-api-access-'));
-    if (access === undefined) throw new Error(`no kube-api-access volume of ${pod.metadata?.name ?? '?'} in ${volumes} on ${n.name}`);
-    return (await n.namespaces.exec('cat', [`${volumes}/${access}/token`])).trim();
-  }
-
-  function clientWith(token: string, user: string): KubeClient {
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'real', server: cluster.controlPlane.server, caFile: cluster.controlPlane.caFile }],
-      users: [{ name: user, token }],
-      contexts: [{ name: user, cluster: 'real', user }],
-      currentContext: user,
-    });
-    return new KubeClient(kc);
-  }
 
   /** Rethrows a failed wait with gateDiagnostics() appended. */
   async function withGateDiagnostics(err: unknown): Promise<never> {
@@ -384,7 +362,7 @@ describe('e2e on real nodes: the rollout gate (chart, webhook over TLS, release 
     it('the pod writes kwarm must never make are refused for the token the kubelet gave the controller', async () => {
       const controller = (await kwarmPods(cluster, 'controller')).find(podReady);
       if (controller === undefined) throw new Error('no Ready controller pod');
-      const client = clientWith(await kubeletIssuedToken(controller), 'kwarm-controller');
+      const client = clientWithToken(cluster, await kubeletIssuedToken(cluster, controller), 'kwarm-controller');
       const ac = new AbortController();
       const name = 'foreign-gate';
       // A pod with someone else's gate (it never schedules while gated): only kwarm's own gate may be removed.

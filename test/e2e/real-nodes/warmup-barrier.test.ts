@@ -12,7 +12,6 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_WARMUP_TAINT_KEY } from '../../../api/v1alpha1/index.ts';
 import { KubeApiError, KubeClient } from '../../../lib/kube-client.ts';
 import { BUSYBOX } from '../../../local-cluster/busybox-images.ts';
@@ -21,6 +20,7 @@ import { KWARM_NAMESPACE } from '../../../local-cluster/kwarm-access.ts';
 import { describePods, helmInstallKwarm, kwarmLogs, kwarmPods, podReady, RELEASE, waitKwarmReady, type KwarmInstallation } from '../../../local-cluster/kwarm-install.ts';
 import { buildAndPushImage } from '../../../local-cluster/oci-image.ts';
 import { sharedRealCluster, type RealCluster } from '../../../local-cluster/real-cluster.ts';
+import { clientWithToken, kubeletIssuedToken } from '../../../local-cluster/pod-tokens.ts';
 import type { RealNode } from '../../../local-cluster/real-node.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
 import { sleeperDeployment } from '../../../local-cluster/workloads.ts';
@@ -278,28 +278,6 @@ describe('e2e on real nodes: the warm-up barrier holds a joining node until its 
     let agentClient: KubeClient | undefined;
     const ac = new AbortController();
 
-    /**
-     * The service account token the kubelet mounted into `pod` (its kube-api-access projected volume), read inside
-     * the node's mount namespace, where the kubelet's tmpfs for the volume is mounted.
-     */
-    async function kubeletIssuedToken(pod: { metadata?: { uid?: string; name?: string }; spec?: { nodeName?: string } }): Promise<string> {
-      const n = cluster.node(pod.spec?.nodeName ?? '');
-      const volumes = `/var/lib/kubelet/pods/${pod.metadata?.uid ?? ''}/volumes/kubernetes.io~projected`;
-      const access = (await n.namespaces.exec('ls', [volumes])).split('\n').find((v) => v.startsWith('kube-api-access-'));
-      if (access === undefined) throw new Error(`no kube-api-access volume of ${pod.metadata?.name ?? '?'} in ${volumes} on ${n.name}`);
-      return (await n.namespaces.exec('cat', [`${volumes}/${access}/token`])).trim();
-    }
-
-    function clientWith(token: string, user: string): KubeClient {
-      const kc = new KubeConfig();
-      kc.loadFromOptions({
-        clusters: [{ name: 'real', server: cluster.controlPlane.server, caFile: cluster.controlPlane.caFile }],
-        users: [{ name: user, token }],
-        contexts: [{ name: user, cluster: 'real', user }],
-        currentContext: user,
-      });
-      return new KubeClient(kc);
-    }
 
     async function refused(write: () => Promise<unknown>): Promise<KubeApiError> {
       try {
@@ -320,8 +298,8 @@ describe('e2e on real nodes: the warm-up barrier holds a joining node until its 
       const controller = (await kwarmPods(cluster, 'controller')).find(podReady);
       if (agent === undefined || controller === undefined) throw new Error(`kwarm's pods: ${describePods(await kwarmPods(cluster))}`);
       other = cluster.nodes.map((n) => n.name).find((n) => n !== target) ?? '';
-      controllerClient = clientWith(await kubeletIssuedToken(controller), 'kwarm-controller');
-      agentClient = clientWith(await kubeletIssuedToken(agent), 'kwarm-agent');
+      controllerClient = clientWithToken(cluster, await kubeletIssuedToken(cluster, controller), 'kwarm-controller');
+      agentClient = clientWithToken(cluster, await kubeletIssuedToken(cluster, agent), 'kwarm-agent');
       await cluster.kubectl(['taint', 'nodes', target, `${FOREIGN.key}=${FOREIGN.value}:${FOREIGN.effect}`]);
       // The tokens are the real ones: each reads what its role allows.
       await ctl().get(`/api/v1/nodes/${target}`, ac.signal);
