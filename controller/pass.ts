@@ -173,6 +173,7 @@ export class Pass {
       maxPullsPerNode: this.o.maxPullsPerNode,
       maxImagesPerNamespace: this.o.maxImagesPerNamespace, uncappedNamespace: this.o.namespace,
       agents: { nowMs: refreshAt, staleMs: this.o.agentStaleMs },
+      nowMs: refreshAt,
     }));
     for (const key of spec.shadowed) log.debug('a hand-written PrePullImage has the name kwarm would derive; leaving it alone', { prePullImage: key });
     const b = await apply(spec.writes, refreshAt);
@@ -215,7 +216,7 @@ export class Pass {
         computeMs: Math.round(computeMs),
       });
     }
-    const dueAtMs = earliest([refresh.dueAtMs, status.dueAtMs, spec.nodePlan.dueAtMs, a.retryAtMs, b.retryAtMs, c.retryAtMs, d.retryAtMs]);
+    const dueAtMs = earliest([refresh.dueAtMs, status.dueAtMs, spec.nodePlan.dueAtMs, spec.purgeDueAtMs, a.retryAtMs, b.retryAtMs, c.retryAtMs, d.retryAtMs]);
     return { ok: !(a.failed || b.failed || c.failed || d.failed), dueAtMs };
   }
 }

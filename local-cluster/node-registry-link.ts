@@ -14,7 +14,7 @@
 // node's containerd learns the address as a plain-HTTP registry from a hosts.toml beside the one the harness
 // wrote for 10.250.0.1:5000; containerd reads that directory on each pull, so no restart is needed. Nothing
 // listens outside loopback and the harness's namespaces; stop() (or the processes' watchdogs) removes it all.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { errorText } from '../lib/errors.ts';
 import { forward, type Forwarder } from './forwarder.ts';
@@ -47,6 +47,8 @@ interface OneLink {
   proxy: ThrottledProxy;
   inProcess: Forwarder;
   inNode: ManagedProcess;
+  /** The hosts.toml directory written for the link's address in the node's certs.d. */
+  hostsEntry: string;
 }
 
 /**
@@ -65,8 +67,9 @@ function hostsTemplate(cluster: RealCluster, node: NodeBeforeKubelet): { hostsDi
 
 async function linkNode(cluster: RealCluster, node: NodeBeforeKubelet, host: string, bytesPerSecond: number, dir: string): Promise<OneLink> {
   const { hostsDir, text } = hostsTemplate(cluster, node);
-  mkdirSync(join(hostsDir, host), { recursive: true });
-  writeFileSync(join(hostsDir, host, 'hosts.toml'), text.replaceAll(cluster.registryFromNodes, host));
+  const hostsEntry = join(hostsDir, host);
+  mkdirSync(hostsEntry, { recursive: true });
+  writeFileSync(join(hostsEntry, 'hosts.toml'), text.replaceAll(cluster.registryFromNodes, host));
   const proxy = await startThrottledProxy(cluster.registry, bytesPerSecond, 'shared');
   const socket = join(dir, `${node.name}.sock`);
   const inProcess = await forward({ kind: 'unix', path: socket }, { kind: 'tcp', host: '127.0.0.1', port: Number(proxy.host.split(':')[1]) });
@@ -80,7 +83,7 @@ async function linkNode(cluster: RealCluster, node: NodeBeforeKubelet, host: str
     if (!inNode.running) throw new Error(`${node.name}'s registry link (forwarder) exited: ${inNode.tail()}`);
     return inNode.tail().includes('ready');
   }, { what: `${node.name}'s registry link`, timeoutMs: 30_000, intervalMs: 50 });
-  return { proxy, inProcess, inNode };
+  return { proxy, inProcess, inNode, hostsEntry };
 }
 
 /** A paced registry link for each node the cluster has now (nodes added later: addNode). */
@@ -93,6 +96,8 @@ export async function linkNodesToRegistry(cluster: RealCluster, opts: NodeRegist
       await l.inNode.stop();
       await l.inProcess.close();
       await l.proxy.stop();
+      // The node's containerd would otherwise keep a registry entry for an address nothing serves any more.
+      rmSync(l.hostsEntry, { recursive: true, force: true });
     }
     removeDir(dir);
   };

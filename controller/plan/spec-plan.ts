@@ -103,7 +103,17 @@ export interface SpecInput extends PrePullImageSets {
   readonly uncappedNamespace?: string;
   /** Now and --agent-stale-after: pairs on nodes without a working agent do not hold the budget. */
   readonly agents?: { readonly nowMs: number; readonly staleMs: number };
+  /** Now, for PURGE_SETTLE_MS; absent: a purge starts at once (unit tests that are not about it). */
+  readonly nowMs?: number;
 }
+
+/**
+ * How long a deleted PrePullImage holding the purge finalizer stays wanted before its purge starts. A workload
+ * re-created at once (`kubectl replace --force`) is gone for a moment, and the controller's watches need not show
+ * the new one before the old PrePullImage's deletion: without this wait, its image was removed from the nodes and
+ * pulled again under the new pods (finding 14, seen under load). A purge is never urgent; a re-pull can be.
+ */
+export const PURGE_SETTLE_MS = 10_000;
 
 export interface SpecPlan {
   /** Secrets, then PrePullImages and their finalizers, then NodeImageSets: the order the agents need them in. */
@@ -119,6 +129,8 @@ export interface SpecPlan {
   /** NodeImageSets as last written, which the node plan was made against. */
   readonly current: ReadonlyMap<string, NodeImageSetView>;
   readonly nodePlan: NodePlan;
+  /** When the first purge held by PURGE_SETTLE_MS may start: the pass is due then. */
+  readonly purgeDueAtMs: number | undefined;
 }
 
 function prePullImageWrites(input: SpecInput): { writes: Write[]; pending: Map<string, number>; shadowed: string[] } {
@@ -132,6 +144,9 @@ function prePullImageWrites(input: SpecInput): { writes: Write[]; pending: Map<s
       shadowed.push(key);
       continue;
     }
+    // Being deleted: an apply would only change what is going away. The successor is a target meanwhile
+    // (targetsOf) and is written under this name once the old one is gone.
+    if (c?.metadata.deletionTimestamp !== undefined) continue;
     const digest = memos.desiredDigest(d);
     const written = overlays.prePullImages.unshown(key, c);
     if (written?.digest === digest) {
@@ -164,9 +179,10 @@ export function planningReference(image: string): string {
 type RawTarget = { readonly target: Omit<ImageTarget, 'pullSecrets'>; readonly secretRefs: string[] };
 
 /** Derived images as desired now (not as cached), plus hand-written ones, those kept as cached, and purges. */
-function targetsOf(input: SpecInput): RawTarget[] {
+function targetsOf(input: SpecInput): { raw: RawTarget[]; purgeDueAtMs: number | undefined } {
   const { desired, cached, memos, roundOf, keptAsCached } = input;
   const out: RawTarget[] = [];
+  let purgeDueAtMs: number | undefined;
   for (const [key, d] of desired) {
     const c = cached.get(key);
     if (c !== undefined && !isManaged(c)) continue;
@@ -188,9 +204,11 @@ function targetsOf(input: SpecInput): RawTarget[] {
   }
   for (const [key, p] of cached) {
     const deleting = p.metadata.deletionTimestamp !== undefined;
-    // Removal: state Absent, or deleted while holding the purge finalizer (derived ones too).
-    const purge = deleting ? hasPurgeFinalizer(p) : !isManaged(p) && p.spec.state === 'Absent';
-    if (!purge && !keptAsCached(key, p) && (isManaged(p) || deleting)) continue;
+    const settleEnd = deleting && hasPurgeFinalizer(p) ? purgeStartMs(p, input.nowMs) : undefined;
+    if (settleEnd !== undefined) purgeDueAtMs = Math.min(purgeDueAtMs ?? settleEnd, settleEnd);
+    // Removal: state Absent, or deleted while holding the purge finalizer (derived ones too) and settled.
+    const purge = deleting ? hasPurgeFinalizer(p) && settleEnd === undefined : !isManaged(p) && p.spec.state === 'Absent';
+    if (!purge && settleEnd === undefined && !keptAsCached(key, p) && (isManaged(p) || deleting)) continue;
     const ns = p.metadata.namespace ?? '';
     out.push({
       target: {
@@ -204,7 +222,15 @@ function targetsOf(input: SpecInput): RawTarget[] {
       secretRefs: purge ? [] : (p.spec.imagePullSecrets ?? []).map((r) => secretKey(ns, r.name)),
     });
   }
-  return out;
+  return { raw: out, purgeDueAtMs };
+}
+
+/** While a deleted PrePullImage settles (PURGE_SETTLE_MS), when its purge may start; undefined once it may. */
+function purgeStartMs(p: PrePullImage, nowMs: number | undefined): number | undefined {
+  const deletedAt = Date.parse(p.metadata.deletionTimestamp ?? '');
+  if (nowMs === undefined || Number.isNaN(deletedAt)) return undefined;
+  const start = deletedAt + PURGE_SETTLE_MS;
+  return nowMs < start ? start : undefined;
 }
 
 /** The purge finalizer on hand-written PrePullImages (derived ones carry it in their applied object). */
@@ -244,7 +270,7 @@ export function nodeImageSetsAsWritten(cache: CacheView<NodeImageSetView>, overl
 
 export function planSpecs(input: SpecInput): SpecPlan {
   const ppis = prePullImageWrites(input);
-  const raw = targetsOf(input);
+  const { raw, purgeDueAtMs } = targetsOf(input);
   input.memos.endPass();
   const secrets = planSecretCopies(raw.flatMap((t) => t.secretRefs), input.sourceSecret, copiesAsWritten(input));
   const targets: ImageTarget[] = raw.map(({ target, secretRefs }) => ({
@@ -283,6 +309,7 @@ export function planSpecs(input: SpecInput): SpecPlan {
     secrets,
     current,
     nodePlan,
+    purgeDueAtMs,
   };
 }
 

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { PrePullImage } from '../../../../api/v1alpha1/index.ts';
 import { desiredPrePullImages, prePullImageKey, type DesiredPrePullImage } from '../../../../controller/derive/desired-images.ts';
 import type { NodeImageSetView } from '../../../../controller/plan/node-image-set-view.ts';
-import { planDeletes, planSpecs, SpecMemos, successorKey, type SpecInput } from '../../../../controller/plan/spec-plan.ts';
+import { planDeletes, planSpecs, PURGE_SETTLE_MS, SpecMemos, successorKey, type SpecInput } from '../../../../controller/plan/spec-plan.ts';
 import { purgeRollup } from '../../../../controller/status/purge-rollup.ts';
 import { decodePrePullImage } from '../../../../controller/sources/decode.ts';
 import { prePullImageApplyBody } from '../../../../controller/write/api-objects.ts';
@@ -124,6 +124,34 @@ describe('controller/plan/spec-plan', () => {
     }
     // The old one's purge nodes are its own, not overwritten by the successor's.
     expect(plan.nodePlan.targetNodes.get(KEY)).to.deep.equal(['n1', 'n2']);
+  });
+
+  it('finding 14: no write to a PrePullImage being deleted, even when its successor wants another spec (it is written once the old one is gone)', () => {
+    const old = stored(derived('r.example/app:1', true).get(KEY)!);
+    const deleting: PrePullImage = { ...old, metadata: { ...old.metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } };
+    const plan = planSpecs(input({ desired: derived('r.example/app:2', true), cached: new Map([[KEY, deleting]]) }));
+    expect(ofKind(plan.writes, 'prePullImage')).to.deep.equal([]);
+    // The successor is still a target: its image goes to the nodes meanwhile.
+    expect(plan.targets.map((t) => t.key)).to.include(successorKey(KEY));
+  });
+
+  it('finding 14: a deleted PrePullImage stays wanted for PURGE_SETTLE_MS before its purge starts (a re-created workload may not be seen yet)', () => {
+    const IMAGE = 'r.example/app:1';
+    const old = stored(derived(IMAGE, true).get(KEY)!);
+    const deletedAt = Date.parse('2026-01-01T00:00:00Z');
+    const deleting: PrePullImage = { ...old, metadata: { ...old.metadata, deletionTimestamp: new Date(deletedAt).toISOString() } };
+    // The workload is gone from the caches: nothing desired.
+    const settling = planSpecs(input({ desired: new Map(), cached: new Map([[KEY, deleting]]), nowMs: deletedAt + PURGE_SETTLE_MS - 1 }));
+    expect(settling.purgeDueAtMs).to.equal(deletedAt + PURGE_SETTLE_MS);
+    expect(settling.targets.map((t) => [t.key, t.purge === true])).to.deep.equal([[KEY, false]]);
+    for (const n of ['n1', 'n2']) {
+      expect(settling.nodePlan.nodeImageSets.get(n)?.spec.images.map((e) => e.image), n).to.deep.equal([IMAGE]);
+      expect(settling.nodePlan.nodeImageSets.get(n)?.spec.removals, n).to.deep.equal([]);
+    }
+    const settled = planSpecs(input({ desired: new Map(), cached: new Map([[KEY, deleting]]), nowMs: deletedAt + PURGE_SETTLE_MS }));
+    expect(settled.purgeDueAtMs).to.equal(undefined);
+    expect(settled.targets.map((t) => [t.key, t.purge === true])).to.deep.equal([[KEY, true]]);
+    expect(settled.nodePlan.nodeImageSets.get('n1')?.spec.removals.map((r) => r.image)).to.deep.equal([IMAGE]);
   });
 
   it('finding 14: where the budget holds the successor\'s pull back, the removal is cancelled and the purge counts the node Kept (Wanted)', () => {
