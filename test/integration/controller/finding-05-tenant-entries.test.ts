@@ -4,12 +4,11 @@
 // team's pulls of that image. Here, on a real API server with the controller process, team B tries each of
 // those against team A's PrePullImages, and the entries stay A's; B is told why in its Ready condition.
 import { expect } from 'chai';
-import { KubeClient } from '../../../lib/kube-client.ts';
-import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
-import { ControllerProcess, controllerKubeconfig } from '../../../local-cluster/controller-process.ts';
-import { installCrds } from '../../../local-cluster/crds.ts';
+import type { KubeClient } from '../../../lib/kube-client.ts';
+import type { ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { ControllerTestbed } from '../../../local-cluster/controller-testbed.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
-import { createNode, deleteNodes, getNodeImageSet, getPrePullImage } from '../../../local-cluster/cluster-fixtures.ts';
+import { getNodeImageSet, getPrePullImage } from '../../../local-cluster/cluster-fixtures.ts';
 import type { NodeImage } from '../../../api/v1alpha1/index.ts';
 
 const NODE = 'f05-node';
@@ -24,28 +23,17 @@ const BAD = `sha256:${'0'.repeat(64)}`;
 
 describe('finding 05: one namespace cannot change the outcome of another\'s pulls of the same image', function () {
   this.timeout(120_000);
+  const bed = new ControllerTestbed({ nodes: [{ name: NODE, labels: { 'kwarm-test/pool': POOL } }], namespaces: [TEAM_A, TEAM_B] });
   let cp: ControlPlane;
   let admin: KubeClient;
-  let controller: ControllerProcess | undefined;
-  const ac = new AbortController();
-  const signal = ac.signal;
+  const signal = bed.signal;
 
   before(async () => {
-    cp = await sharedControlPlane();
-    await installCrds(cp);
-    admin = new KubeClient(cp.kubeConfig());
-    await createNode(admin, { name: NODE, labels: { 'kwarm-test/pool': POOL } }, signal);
-    for (const ns of [TEAM_A, TEAM_B]) await cp.kubectl(['create', 'namespace', ns]);
-    controller = await ControllerProcess.start({ kubeconfig: await controllerKubeconfig(cp, KWARM_NS), namespace: KWARM_NS, name: 'controller-f05' });
+    ({ cp, admin } = await bed.setUp());
+    await bed.startController({ namespace: KWARM_NS, name: 'controller-f05' });
   });
 
-  after(async () => {
-    await controller?.stop();
-    for (const ns of [TEAM_A, TEAM_B]) await cp.kubectl(['delete', 'namespace', ns, '--wait=false'], { allowFailure: true });
-    await deleteNodes(admin, [NODE], signal).catch(() => undefined);
-    ac.abort();
-    admin.close();
-  });
+  after(() => bed.tearDown());
 
   async function apply(ns: string, name: string, spec: Record<string, unknown>): Promise<void> {
     await cp.kubectl(['apply', '-f', '-'], {

@@ -5,12 +5,11 @@
 // lands once the policy is gone). Before the fix, every failed pass doubled a sleep of the whole loop
 // (0.4 s up to 30 s) that no event could cut short.
 import { expect } from 'chai';
-import { KubeClient } from '../../../lib/kube-client.ts';
-import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
-import { ControllerProcess, controllerKubeconfig } from '../../../local-cluster/controller-process.ts';
-import { installCrds } from '../../../local-cluster/crds.ts';
+import type { KubeClient } from '../../../lib/kube-client.ts';
+import type { ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { ControllerTestbed } from '../../../local-cluster/controller-testbed.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
-import { createNode, deleteNodes, deployment, getPrePullImage, specImages } from '../../../local-cluster/cluster-fixtures.ts';
+import { deployment, getPrePullImage, specImages } from '../../../local-cluster/cluster-fixtures.ts';
 
 const NS = 'finding-07';
 const POOL = 'finding-07';
@@ -33,18 +32,17 @@ function labelled(name: string, image: string): unknown {
 
 describe('finding 7: a write the API server always refuses does not slow the others', function () {
   this.timeout(240_000);
+  const bed = new ControllerTestbed({
+    nodes: NODES.map((name) => ({ name, labels: { 'kwarm-test/pool': POOL } })),
+    namespaces: [NS],
+    cleanup: [['delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', ADMISSION, '--wait=false'], ['delete', 'prepullpolicy', 'finding-07', '--wait=false']],
+  });
   let cp: ControlPlane;
   let admin: KubeClient;
-  let controller: ControllerProcess | undefined;
-  const ac = new AbortController();
-  const signal = ac.signal;
+  const signal = bed.signal;
 
   before(async () => {
-    cp = await sharedControlPlane();
-    await installCrds(cp);
-    admin = new KubeClient(cp.kubeConfig());
-    for (const name of NODES) await createNode(admin, { name, labels: { 'kwarm-test/pool': POOL } }, signal);
-    await cp.kubectl(['create', 'namespace', NS]);
+    ({ cp, admin } = await bed.setUp());
     // Refuses, in this namespace only, every PrePullImage whose image names the repository "refused".
     await cp.apply(`
 apiVersion: admissionregistration.k8s.io/v1
@@ -93,22 +91,13 @@ spec:
     matchLabels:
       ${LABEL}: "07"
 `);
-    const kubeconfig = await controllerKubeconfig(cp);
-    controller = await ControllerProcess.start({ kubeconfig, name: 'controller-finding-07', args: ['--resync-period=60s'] });
+    await bed.startController({ name: 'controller-finding-07', args: ['--resync-period=60s'] });
   });
 
-  after(async () => {
-    await controller?.stop();
-    await cp.kubectl(['delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', ADMISSION, '--wait=false'], { allowFailure: true });
-    await cp.kubectl(['delete', 'namespace', NS, '--wait=false'], { allowFailure: true });
-    await cp.kubectl(['delete', 'prepullpolicy', 'finding-07', '--wait=false'], { allowFailure: true });
-    await deleteNodes(admin, NODES, signal);
-    ac.abort();
-    admin.close();
-  });
+  after(() => bed.tearDown());
 
   it('keeps reacting to other changes at once, and still retries the refused write', async () => {
-    const c = controller;
+    const c = bed.controller;
     if (c === undefined) throw new Error('no controller');
     await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify(labelled('good', 'r.example/good:v1')) });
     for (const n of NODES) await waitFor(async () => (await specImages(admin, n, signal)).includes('r.example/good:v1'), { what: `${n} to want good:v1` });

@@ -6,12 +6,11 @@
 // workload, container and image) and never written; the secrets are trimmed to 32 valid names and reported;
 // the good container of the same workload gets its PrePullImage; and not one write is refused.
 import { expect } from 'chai';
-import { KubeClient } from '../../../lib/kube-client.ts';
-import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
-import { ControllerProcess, controllerKubeconfig } from '../../../local-cluster/controller-process.ts';
-import { installCrds } from '../../../local-cluster/crds.ts';
+import type { KubeClient } from '../../../lib/kube-client.ts';
+import type { ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { ControllerTestbed } from '../../../local-cluster/controller-testbed.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
-import { createNode, deleteNodes, getPolicy, getPrePullImage } from '../../../local-cluster/cluster-fixtures.ts';
+import { getPolicy, getPrePullImage } from '../../../local-cluster/cluster-fixtures.ts';
 import { prePullImageName } from '../../../controller/derive/workload-images.ts';
 
 const KWARM_NS = 'kwarm-f7';
@@ -25,29 +24,17 @@ const LONG = `127.0.0.1:5999/f7/${'a'.repeat(500)}:v1`;
 
 describe('finding 7: inputs that made a write fail forever', function () {
   this.timeout(180_000);
+  const bed = new ControllerTestbed({ nodes: [{ name: NODE, labels: { 'kwarm-test/pool': POOL } }], namespaces: [NS], cleanup: [['delete', 'prepullpolicy', 'f7-inputs', '--ignore-not-found']] });
   let cp: ControlPlane;
   let admin: KubeClient;
-  let controller: ControllerProcess | undefined;
-  const ac = new AbortController();
-  const signal = ac.signal;
+  const signal = bed.signal;
 
   before(async () => {
-    cp = await sharedControlPlane();
-    await installCrds(cp);
-    admin = new KubeClient(cp.kubeConfig());
-    await createNode(admin, { name: NODE, labels: { 'kwarm-test/pool': POOL } }, signal);
-    await cp.kubectl(['create', 'namespace', NS]);
-    controller = await ControllerProcess.start({ kubeconfig: await controllerKubeconfig(cp, KWARM_NS), namespace: KWARM_NS, name: 'controller-f7' });
+    ({ cp, admin } = await bed.setUp());
+    await bed.startController({ namespace: KWARM_NS, name: 'controller-f7' });
   });
 
-  after(async () => {
-    await controller?.stop();
-    await cp.kubectl(['delete', 'namespace', NS, '--wait=false'], { allowFailure: true });
-    await cp.kubectl(['delete', 'prepullpolicy', 'f7-inputs', '--ignore-not-found'], { allowFailure: true });
-    await deleteNodes(admin, [NODE], signal).catch(() => undefined);
-    ac.abort();
-    admin.close();
-  });
+  after(() => bed.tearDown());
 
   it('refuses a PrePullPolicy whose name is longer than 63 characters, saying why', async () => {
     const name = `p${'x'.repeat(63)}`;
@@ -109,7 +96,7 @@ describe('finding 7: inputs that made a write fail forever', function () {
       const p = await getPolicy(admin, 'f7-inputs', signal);
       return p?.status?.conditions?.some((c) => c.type === 'InputsValid' && c.status === 'False') === true ? p : undefined;
     }, { what: 'InputsValid=False on the policy', timeoutMs: 60_000 }).catch((err: unknown) => {
-      throw new Error(`${String(err)}\n${controller?.tail(30) ?? ''}`);
+      throw new Error(`${String(err)}\n${bed.controller?.tail(30) ?? ''}`);
     });
     const message = policy.status?.conditions?.find((c) => c.type === 'InputsValid')?.message ?? '';
     for (const container of ['upper', 'sha512', 'long']) expect(message).to.contain(`Deployment ${NS}/mixed container ${container}`);
@@ -120,8 +107,8 @@ describe('finding 7: inputs that made a write fail forever', function () {
       expect(await getPrePullImage(admin, NS, prePullImageName('Deployment', 'mixed', container), signal), container).to.equal(undefined);
     }
     // Not one apply was refused (before: every pass failed three applies, and the loop backed off to 30 s).
-    const refused = await controller!.metric('kwarm_api_write_errors_total');
-    expect(refused ?? 0, controller!.tail(30)).to.equal(0);
+    const refused = await bed.controller!.metric('kwarm_api_write_errors_total');
+    expect(refused ?? 0, bed.controller!.tail(30)).to.equal(0);
 
     // Fixing the workload clears the condition.
     await cp.kubectl(['-n', NS, 'patch', 'deployment', 'mixed', '--type=json', '-p', JSON.stringify([

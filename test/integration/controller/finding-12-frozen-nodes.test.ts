@@ -4,13 +4,12 @@
 // node is cordoned (`kubectl cordon`), the other turns NotReady; both keep their entry, and the image comes
 // back as a target once they are Ready and uncordoned again.
 import { expect } from 'chai';
-import { KubeClient } from '../../../lib/kube-client.ts';
+import type { KubeClient } from '../../../lib/kube-client.ts';
 import { errorText } from '../../../lib/errors.ts';
-import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
-import { ControllerProcess, controllerKubeconfig } from '../../../local-cluster/controller-process.ts';
-import { installCrds } from '../../../local-cluster/crds.ts';
+import type { ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { ControllerTestbed } from '../../../local-cluster/controller-testbed.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
-import { createNode, deleteNodes, getPrePullImage, specImages } from '../../../local-cluster/cluster-fixtures.ts';
+import { getPrePullImage, specImages } from '../../../local-cluster/cluster-fixtures.ts';
 
 const CORDONED = 'f12-cordoned';
 const NOT_READY = 'f12-not-ready';
@@ -21,28 +20,17 @@ const IMAGE = 'registry.invalid/f12/app:v1';
 
 describe('finding 12: NotReady and cordoned nodes keep their NodeImageSet entries', function () {
   this.timeout(120_000);
+  const bed = new ControllerTestbed({ nodes: [CORDONED, NOT_READY].map((name) => ({ name, labels: { 'kwarm-test/pool': POOL } })), namespaces: [NS] });
   let cp: ControlPlane;
   let admin: KubeClient;
-  let controller: ControllerProcess | undefined;
-  const ac = new AbortController();
-  const signal = ac.signal;
+  const signal = bed.signal;
 
   before(async () => {
-    cp = await sharedControlPlane();
-    await installCrds(cp);
-    admin = new KubeClient(cp.kubeConfig());
-    for (const name of [CORDONED, NOT_READY]) await createNode(admin, { name, labels: { 'kwarm-test/pool': POOL } }, signal);
-    controller = await ControllerProcess.start({ kubeconfig: await controllerKubeconfig(cp, KWARM_NS), namespace: KWARM_NS, name: 'controller-f12' });
-    await cp.kubectl(['create', 'namespace', NS]);
+    ({ cp, admin } = await bed.setUp());
+    await bed.startController({ namespace: KWARM_NS, name: 'controller-f12' });
   });
 
-  after(async () => {
-    await controller?.stop();
-    await cp.kubectl(['delete', 'namespace', NS, '--wait=false'], { allowFailure: true });
-    await deleteNodes(admin, [CORDONED, NOT_READY], signal).catch(() => undefined);
-    ac.abort();
-    admin.close();
-  });
+  after(() => bed.tearDown());
 
   async function targets(): Promise<number | undefined> {
     return (await getPrePullImage(admin, NS, 'app', signal))?.status?.summary?.total;
@@ -70,7 +58,7 @@ describe('finding 12: NotReady and cordoned nodes keep their NodeImageSet entrie
     await setReady(NOT_READY, false);
     // The roll-up no longer counts them: the controller has planned with both nodes out.
     await waitFor(async () => (await targets()) === 0, { what: 'both nodes out of the targets', timeoutMs: 30_000 }).catch(async (err: unknown) => {
-      throw new Error(`${errorText(err)} (total ${String(await targets())})\n${controller?.tail(20) ?? ''}`);
+      throw new Error(`${errorText(err)} (total ${String(await targets())})\n${bed.controller?.tail(20) ?? ''}`);
     });
     // A further pass changes nothing either.
     await cp.kubectl(['-n', NS, 'label', 'prepullimage', 'app', 'poke=1']);

@@ -5,12 +5,11 @@
 // node's NodeImageSet trimmed to what fits its byte cap, no write is refused, the stored object stays well
 // under etcd's limit, and the images left out are reported.
 import { expect } from 'chai';
-import { KubeClient } from '../../../lib/kube-client.ts';
-import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
-import { ControllerProcess, controllerKubeconfig } from '../../../local-cluster/controller-process.ts';
-import { installCrds } from '../../../local-cluster/crds.ts';
+import type { KubeClient } from '../../../lib/kube-client.ts';
+import type { ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { ControllerTestbed } from '../../../local-cluster/controller-testbed.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
-import { createNode, deleteNodes, getNodeImageSet } from '../../../local-cluster/cluster-fixtures.ts';
+import { getNodeImageSet } from '../../../local-cluster/cluster-fixtures.ts';
 import { entriesBytes, MAX_NODE_IMAGE_SET_SPEC_BYTES } from '../../../controller/plan/size-bound.ts';
 
 const KWARM_NS = 'kwarm-f16';
@@ -31,18 +30,13 @@ function image(i: number): string {
 
 describe('finding 16: a NodeImageSet is bounded by bytes, not only by count', function () {
   this.timeout(300_000);
+  const bed = new ControllerTestbed({ nodes: [{ name: NODE, labels: { 'kwarm-test/pool': 'f16' } }], namespaces: [NS] });
   let cp: ControlPlane;
   let admin: KubeClient;
-  let controller: ControllerProcess | undefined;
-  const ac = new AbortController();
-  const signal = ac.signal;
+  const signal = bed.signal;
 
   before(async () => {
-    cp = await sharedControlPlane();
-    await installCrds(cp);
-    admin = new KubeClient(cp.kubeConfig());
-    await createNode(admin, { name: NODE, labels: { 'kwarm-test/pool': 'f16' } }, signal);
-    await cp.kubectl(['create', 'namespace', NS]);
+    ({ cp, admin } = await bed.setUp());
     const auth = Buffer.from(JSON.stringify({ auths: { '127.0.0.1:5999': { auth: Buffer.from('u:p').toString('base64') } } })).toString('base64');
     const objects: unknown[] = Array.from({ length: SECRETS }, (_, i) => ({
       apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/dockerconfigjson', metadata: { namespace: NS, name: secretName(i) }, data: { '.dockerconfigjson': auth },
@@ -54,25 +48,17 @@ describe('finding 16: a NodeImageSet is bounded by bytes, not only by count', fu
       });
     }
     await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }) });
-    controller = await ControllerProcess.start({
-      kubeconfig: await controllerKubeconfig(cp, KWARM_NS), namespace: KWARM_NS, name: 'controller-f16', args: ['--max-concurrent-pulls=0'],
-    });
+    await bed.startController({ namespace: KWARM_NS, name: 'controller-f16', args: ['--max-concurrent-pulls=0'] });
   });
 
-  after(async () => {
-    await controller?.stop();
-    await cp.kubectl(['delete', 'namespace', NS, '--wait=false'], { allowFailure: true });
-    await deleteNodes(admin, [NODE], signal).catch(() => undefined);
-    ac.abort();
-    admin.close();
-  });
+  after(() => bed.tearDown());
 
   it('writes the NodeImageSet trimmed to its byte cap instead of failing, and reports the images left out', async () => {
     const nis = await waitFor(async () => {
       const n = await getNodeImageSet(admin, NODE, signal);
       return n !== undefined && n.spec.images.length > 0 ? n : undefined;
     }, { what: 'the node\'s NodeImageSet', timeoutMs: 90_000 }).catch(async (err: unknown) => {
-      throw new Error(`${String(err)}\nrefused writes: ${String(await controller?.metric('kwarm_api_write_errors_total'))}\n${controller?.tail(20) ?? ''}`);
+      throw new Error(`${String(err)}\nrefused writes: ${String(await bed.controller?.metric('kwarm_api_write_errors_total'))}\n${bed.controller?.tail(20) ?? ''}`);
     });
     const written = nis.spec.images.length;
     const estimate = entriesBytes(nis.spec.images);
@@ -86,9 +72,9 @@ describe('finding 16: a NodeImageSet is bounded by bytes, not only by count', fu
     expect(estimate).to.be.above(stored * 0.75);
     for (const e of nis.spec.images) expect(e.sources.length).to.be.at.most(4);
     // Nothing was refused: before, the apply failed on every pass.
-    expect((await controller!.metric('kwarm_api_write_errors_total')) ?? 0, controller!.tail(30)).to.equal(0);
+    expect((await bed.controller!.metric('kwarm_api_write_errors_total')) ?? 0, bed.controller!.tail(30)).to.equal(0);
     // The images left out are reported as held (waiting for room), and named in a Warning Event.
-    expect(await controller!.metric('kwarm_held_pulls')).to.equal(IMAGES - written);
+    expect(await bed.controller!.metric('kwarm_held_pulls')).to.equal(IMAGES - written);
     const events = await waitFor(async () => {
       const { stdout: out } = await cp.kubectl(['-n', NS, 'get', 'events', '--field-selector', 'reason=NodeImageSetFull', '-o', 'json']);
       const items = (JSON.parse(out) as { items: { involvedObject: { name: string }; message: string }[] }).items;

@@ -4,12 +4,11 @@
 // the fully qualified reference (which the runtime pulls exactly as it pulls `nginx`), with all three behind it.
 // Nothing is pulled: no agent runs, so no registry is contacted.
 import { expect } from 'chai';
-import { KubeClient } from '../../../lib/kube-client.ts';
-import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
-import { ControllerProcess, controllerKubeconfig } from '../../../local-cluster/controller-process.ts';
-import { installCrds } from '../../../local-cluster/crds.ts';
+import type { KubeClient } from '../../../lib/kube-client.ts';
+import type { ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { ControllerTestbed } from '../../../local-cluster/controller-testbed.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
-import { createNode, deleteNodes, getNodeImageSet } from '../../../local-cluster/cluster-fixtures.ts';
+import { getNodeImageSet } from '../../../local-cluster/cluster-fixtures.ts';
 
 const NODE = 'f20-node';
 const POOL = 'finding-20';
@@ -19,28 +18,17 @@ const SPELLINGS = { short: 'nginx', tagged: 'nginx:latest', full: 'docker.io/lib
 
 describe('finding 20: image references are normalised for planning', function () {
   this.timeout(120_000);
+  const bed = new ControllerTestbed({ nodes: [{ name: NODE, labels: { 'kwarm-test/pool': POOL } }], namespaces: [NS] });
   let cp: ControlPlane;
   let admin: KubeClient;
-  let controller: ControllerProcess | undefined;
-  const ac = new AbortController();
-  const signal = ac.signal;
+  const signal = bed.signal;
 
   before(async () => {
-    cp = await sharedControlPlane();
-    await installCrds(cp);
-    admin = new KubeClient(cp.kubeConfig());
-    await createNode(admin, { name: NODE, labels: { 'kwarm-test/pool': POOL } }, signal);
-    await cp.kubectl(['create', 'namespace', NS]);
-    controller = await ControllerProcess.start({ kubeconfig: await controllerKubeconfig(cp, KWARM_NS), namespace: KWARM_NS, name: 'controller-f20' });
+    ({ cp, admin } = await bed.setUp());
+    await bed.startController({ namespace: KWARM_NS, name: 'controller-f20' });
   });
 
-  after(async () => {
-    await controller?.stop();
-    await cp.kubectl(['delete', 'namespace', NS, '--wait=false'], { allowFailure: true });
-    await deleteNodes(admin, [NODE], signal).catch(() => undefined);
-    ac.abort();
-    admin.close();
-  });
+  after(() => bed.tearDown());
 
   it('plans nginx, nginx:latest and docker.io/library/nginx:latest as one entry with three sources', async () => {
     for (const [name, image] of Object.entries(SPELLINGS)) {

@@ -5,13 +5,12 @@
 // goes to the GPU node only, and the sandboxed image to no node while its RuntimeClass is missing, then to the
 // sandbox node only once the RuntimeClass exists.
 import { expect } from 'chai';
-import { KubeClient } from '../../../lib/kube-client.ts';
+import type { KubeClient } from '../../../lib/kube-client.ts';
 import { errorText } from '../../../lib/errors.ts';
-import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
-import { ControllerProcess, controllerKubeconfig } from '../../../local-cluster/controller-process.ts';
-import { installCrds } from '../../../local-cluster/crds.ts';
+import type { ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { ControllerTestbed } from '../../../local-cluster/controller-testbed.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
-import { createNode, deleteNodes, deployment, getPrePullImage, specImages } from '../../../local-cluster/cluster-fixtures.ts';
+import { deployment, getPrePullImage, specImages } from '../../../local-cluster/cluster-fixtures.ts';
 
 const GPU_NODE = 'f22-gpu';
 const CPU_NODE = 'f22-cpu';
@@ -35,35 +34,27 @@ function workload(name: string, image: string, podSpec: Record<string, unknown>)
 
 describe('finding 22: targeting honours extended resources and RuntimeClass scheduling', function () {
   this.timeout(120_000);
+  const bed = new ControllerTestbed({
+    nodes: [
+      { name: GPU_NODE, labels: { 'kwarm-test/pool': POOL }, taints: [{ key: GPU, value: 'present', effect: 'NoSchedule' }] },
+      { name: CPU_NODE, labels: { 'kwarm-test/pool': POOL } },
+      { name: SANDBOX_NODE, labels: { 'kwarm-test/pool': POOL, 'f22/sandbox': 'gvisor' }, taints: [{ key: 'f22/sandbox', value: 'gvisor', effect: 'NoSchedule' }] },
+    ],
+    namespaces: [NS],
+    cleanup: [['delete', 'prepullpolicy', POLICY], ['delete', 'runtimeclass', RUNTIME_CLASS]],
+  });
   let cp: ControlPlane;
   let admin: KubeClient;
-  let controller: ControllerProcess | undefined;
-  const ac = new AbortController();
-  const signal = ac.signal;
+  const signal = bed.signal;
 
   before(async () => {
-    cp = await sharedControlPlane();
-    await installCrds(cp);
-    admin = new KubeClient(cp.kubeConfig());
-    const pool = { 'kwarm-test/pool': POOL };
-    await createNode(admin, { name: GPU_NODE, labels: pool, taints: [{ key: GPU, value: 'present', effect: 'NoSchedule' }] }, signal);
+    ({ cp, admin } = await bed.setUp());
     await admin.patch(`/api/v1/nodes/${GPU_NODE}/status`, 'merge', { status: { capacity: { cpu: '8', [GPU]: '2' }, allocatable: { cpu: '8', [GPU]: '2' } } }, signal);
-    await createNode(admin, { name: CPU_NODE, labels: pool }, signal);
     await admin.patch(`/api/v1/nodes/${CPU_NODE}/status`, 'merge', { status: { capacity: { cpu: '8' }, allocatable: { cpu: '8' } } }, signal);
-    await createNode(admin, { name: SANDBOX_NODE, labels: { ...pool, 'f22/sandbox': 'gvisor' }, taints: [{ key: 'f22/sandbox', value: 'gvisor', effect: 'NoSchedule' }] }, signal);
-    await cp.kubectl(['create', 'namespace', NS]);
-    controller = await ControllerProcess.start({ kubeconfig: await controllerKubeconfig(cp, KWARM_NS), namespace: KWARM_NS, name: 'controller-f22' });
+    await bed.startController({ namespace: KWARM_NS, name: 'controller-f22' });
   });
 
-  after(async () => {
-    await controller?.stop();
-    await cp.kubectl(['delete', 'prepullpolicy', POLICY], { allowFailure: true });
-    await cp.kubectl(['delete', 'runtimeclass', RUNTIME_CLASS], { allowFailure: true });
-    await cp.kubectl(['delete', 'namespace', NS, '--wait=false'], { allowFailure: true });
-    await deleteNodes(admin, NODES, signal).catch(() => undefined);
-    ac.abort();
-    admin.close();
-  });
+  after(() => bed.tearDown());
 
   async function imagesByNode(): Promise<Record<string, string[]>> {
     const out: Record<string, string[]> = {};
@@ -92,7 +83,7 @@ describe('finding 22: targeting honours extended resources and RuntimeClass sche
     await waitFor(async () => (await total('deployment.train.app')) === 1 && (await total('deployment.sandboxed.app')) === 0, {
       what: 'the GPU image on one node and the sandboxed one on none', timeoutMs: 45_000,
     }).catch(async (err: unknown) => {
-      throw new Error(`${errorText(err)}: ${JSON.stringify(await imagesByNode())}\n${controller?.tail(20) ?? ''}`);
+      throw new Error(`${errorText(err)}: ${JSON.stringify(await imagesByNode())}\n${bed.controller?.tail(20) ?? ''}`);
     });
     expect(await imagesByNode()).to.deep.equal({ [GPU_NODE]: [GPU_IMAGE], [CPU_NODE]: [], [SANDBOX_NODE]: [] });
 
@@ -105,7 +96,7 @@ describe('finding 22: targeting honours extended resources and RuntimeClass sche
     await waitFor(async () => (await specImages(admin, SANDBOX_NODE, signal)).includes(SANDBOX_IMAGE), {
       what: 'the sandboxed image on the sandbox node', timeoutMs: 30_000,
     }).catch(async (err: unknown) => {
-      throw new Error(`${errorText(err)}: ${JSON.stringify(await imagesByNode())}\n${controller?.tail(20) ?? ''}`);
+      throw new Error(`${errorText(err)}: ${JSON.stringify(await imagesByNode())}\n${bed.controller?.tail(20) ?? ''}`);
     });
     expect(await imagesByNode()).to.deep.equal({ [GPU_NODE]: [GPU_IMAGE], [CPU_NODE]: [], [SANDBOX_NODE]: [SANDBOX_IMAGE] });
     await waitFor(async () => (await total('deployment.sandboxed.app')) === 1, { what: 'the sandboxed PrePullImage counting one node', timeoutMs: 30_000 });

@@ -3,12 +3,11 @@
 // image; agent status rolls up to READY 3/3, Completed, and `kubectl wait --for=condition=Ready` returns.
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { KubeClient } from '../../../lib/kube-client.ts';
-import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
-import { ControllerProcess, controllerKubeconfig } from '../../../local-cluster/controller-process.ts';
-import { installCrds } from '../../../local-cluster/crds.ts';
+import type { KubeClient } from '../../../lib/kube-client.ts';
+import type { ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { ControllerTestbed } from '../../../local-cluster/controller-testbed.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
-import { createNode, deleteNodes, deployment, getPolicy, getPrePullImage, reportImages, specImages } from '../../../local-cluster/cluster-fixtures.ts';
+import { deployment, getPolicy, getPrePullImage, reportImages, specImages } from '../../../local-cluster/cluster-fixtures.ts';
 
 const SAMPLES = join(import.meta.dirname, '..', '..', '..', 'deploy', 'samples');
 const NS = 'seed-flow';
@@ -20,30 +19,17 @@ const onNodes = (image: string): string => `docker.io/${image}`;
 
 describe('controller: the seed flow on a real API server', function () {
   this.timeout(240_000);
+  const bed = new ControllerTestbed({ nodes: NODES.map((name) => ({ name, labels: { 'kwarm-test/pool': POOL } })), namespaces: [NS], cleanup: [['delete', '-f', join(SAMPLES, 'prepullpolicy_basic.yaml')]] });
   let cp: ControlPlane;
   let admin: KubeClient;
-  let controller: ControllerProcess | undefined;
-  const ac = new AbortController();
-  const signal = ac.signal;
+  const signal = bed.signal;
 
   before(async () => {
-    cp = await sharedControlPlane();
-    await installCrds(cp);
-    admin = new KubeClient(cp.kubeConfig());
-    for (const name of NODES) await createNode(admin, { name, labels: { 'kwarm-test/pool': POOL } }, signal);
-    await cp.kubectl(['create', 'namespace', NS]);
-    const kubeconfig = await controllerKubeconfig(cp);
-    controller = await ControllerProcess.start({ kubeconfig, name: 'controller-seed', args: ['--resync-period=2s'] });
+    ({ cp, admin } = await bed.setUp());
+    await bed.startController({ name: 'controller-seed', args: ['--resync-period=2s'] });
   });
 
-  after(async () => {
-    await controller?.stop();
-    await cp.kubectl(['delete', 'namespace', NS, '--wait=false'], { allowFailure: true });
-    await cp.kubectl(['delete', '-f', join(SAMPLES, 'prepullpolicy_basic.yaml')], { allowFailure: true });
-    await deleteNodes(admin, NODES, signal);
-    ac.abort();
-    admin.close();
-  });
+  after(() => bed.tearDown());
 
   it('follows a Deployment image change to the NodeImageSets and rolls agent status up to Ready', async () => {
     await cp.kubectl(['apply', '-f', join(SAMPLES, 'prepullpolicy_basic.yaml')]);
@@ -100,7 +86,7 @@ describe('controller: the seed flow on a real API server', function () {
     expect(policy.status?.watchedWorkloads).to.be.at.least(1);
     expect(policy.status?.conditions?.find((c) => c.type === 'ResourcesIgnored')).to.include({ status: 'True', reason: 'NoPullJobs' });
 
-    const metrics = await controller!.metrics();
+    const metrics = await bed.controller!.metrics();
     expect(metrics).to.match(/kwarm_watched_deployments\{policy="default"\} [1-9]/);
     expect(metrics).to.match(/kwarm_prepullimages_by_phase\{phase="Completed"\} [1-9]/);
     expect(metrics).to.contain('kwarm_reconcile_duration_seconds_count');
@@ -109,11 +95,11 @@ describe('controller: the seed flow on a real API server', function () {
   it('writes nothing during idle resyncs', async () => {
     // Let in-flight work settle, then watch two full resync periods.
     await new Promise((r) => setTimeout(r, 3000));
-    const before = await controller!.writes();
-    const passes = (await controller!.metric('kwarm_reconcile_duration_seconds_count'))!;
+    const before = await bed.controller!.writes();
+    const passes = (await bed.controller!.metric('kwarm_reconcile_duration_seconds_count'))!;
     await new Promise((r) => setTimeout(r, 5000));
-    expect(await controller!.metric('kwarm_reconcile_duration_seconds_count')).to.be.above(passes + 1);
-    expect(await controller!.writes()).to.equal(before);
+    expect(await bed.controller!.metric('kwarm_reconcile_duration_seconds_count')).to.be.above(passes + 1);
+    expect(await bed.controller!.writes()).to.equal(before);
   });
 
   it('drops the PrePullImage and the image when the Deployment leaves the policy, without touching the Deployment', async () => {
