@@ -81,6 +81,11 @@ export const prePullPolicySpecSchema = s.object({
     }).optional(),
   }, {
     description: 'ConfigMaps that list images: every data key holds a JSON array of image references (image-cache-daemon\'s format) or one reference per line (blank lines and lines starting with # are skipped). Edits apply without restarts.',
+  }).validate({
+    // Finding 15 of the review: that pair would have the controller list-watch every ConfigMap of the cluster,
+    // with its data. No TypeScript check: a policy stored before this rule still decodes and works.
+    rule: 'has(self.namespaces) || (has(self.selector.matchLabels) && size(self.selector.matchLabels) > 0) || (has(self.selector.matchExpressions) && size(self.selector.matchExpressions) > 0)',
+    message: 'an empty selector without namespaces would read every ConfigMap of the cluster: give the selector labels or expressions, or list the namespaces',
   }).optional(),
   nodeSelector: s.object({
     matchLabels: labelMap('Labels a node must carry, all of them. Empty: all ready nodes.').default({}),

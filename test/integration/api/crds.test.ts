@@ -242,6 +242,18 @@ describe('kwarm.io/v1alpha1 CRDs on a real API server', function () {
       }
     });
 
+    it('refuses a configMaps selector that would read every ConfigMap of the cluster (finding 15), and accepts it with labels or namespaces', async () => {
+      const create = (configMaps: unknown): Promise<{ code: number; stderr: string }> =>
+        cp.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(validPolicy({ configMaps })), allowFailure: true });
+      const everything = await create({ selector: {} });
+      expect(everything.code, 'kubectl exit code').to.not.equal(0);
+      expect(everything.stderr).to.contain('spec.configMaps: Invalid value').and.to.contain('would read every ConfigMap of the cluster');
+      for (const ok of [{ selector: {}, namespaces: ['ci'] }, { selector: { matchLabels: { images: 'true' } } }, { selector: { matchExpressions: [{ key: 'images', operator: 'Exists' }] } }]) {
+        const r = await create(ok);
+        expect(r.code, `${JSON.stringify(ok)}: ${r.stderr}`).to.equal(0);
+      }
+    });
+
     for (const c of invalidCases) {
       it(`rejects ${c.title} (${c.field})`, async () => {
         const { code, stderr } = await cp.kubectl(['create', '-f', '-'], { input: JSON.stringify(c.object), allowFailure: true });
