@@ -7,10 +7,13 @@
 // its round and waits): it does not count while it waits, and is released as round+1 when the budget allows.
 // Only nodes whose agent works hold the budget (node-image-set-view.ts agentState): a node without an agent
 // (Windows, virtual nodes) or with a silent or disk-paused one keeps its entries but neither counts nor gets
-// new ones. Pure: no I/O, no clock (the time comes in PlanInput.agents).
+// new ones. Nor does a pair whose last attempt failed while the agent waits out its retry back-off
+// (node-image-set-view.ts inBackoff): when the retry starts it counts again, so the budget can be exceeded by
+// the pairs whose back-off ends together, and nothing new is released until it is back under (finding 6,
+// docs/decisions/0017). Pure: no I/O, no clock (the time comes in PlanInput.agents).
 import { MAX_NODE_IMAGES, type NodeImage, type NodeImageSetSpec } from '../../api/v1alpha1/index.ts';
 import { byImage, compareStrings, entriesDigest, removalsDigest, specDigestOf } from './node-image-set-digest.ts';
-import { agentStaleAtMs, agentState, awaitsRepull, isFinished, type NodeImageSetView } from './node-image-set-view.ts';
+import { agentStaleAtMs, agentState, awaitsRepull, holdsBudget, isFinished, type NodeImageSetView } from './node-image-set-view.ts';
 import { mergeEntry, refuseConflictingPins, type SourceRefusal } from './entry-merge.ts';
 import { capImagesPerNamespace } from './namespace-limits.ts';
 import { nodeAcceptsPulls, type NodeView } from './node-eligibility.ts';
@@ -67,7 +70,10 @@ export interface NodePlan {
   readonly nodeImageSets: ReadonlyMap<string, PlannedNodeImageSet>;
   /** Target key → eligible node names, sorted. */
   readonly targetNodes: ReadonlyMap<string, readonly string[]>;
-  /** Pairs released and not finished once this plan is written; never above the budget unless it already was. */
+  /**
+   * Pairs released and holding the budget once this plan is written; never above the budget unless it already was
+   * (pairs back from their retry back-off count again).
+   */
   readonly unfinished: number;
   /** Pairs wanted but waiting for the budget (or for room in a full NodeImageSet). */
   readonly held: number;
@@ -132,7 +138,7 @@ function settle(view: NodeImageSetView, c: NodeClass): SettledNode {
         asClass = false;
         break;
       }
-      if (!isFinished(status, entry.round)) unfinished++;
+      if (holdsBudget(status, entry.round)) unfinished++;
     }
   }
   return { view, entriesDigest: c.entriesDigest, asClass, unfinished: asClass ? unfinished : 0 };
@@ -299,7 +305,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
         if (!absent) unfinished += s.unfinished;
         // Only with a budget does the share matter; then unfinished pairs are few, so this loop is short.
         if (!absent && s.unfinished > 0 && input.clusterPullBudget > 0) {
-          for (const [image, entry] of c.wanted) if (!isFinished(current.status.get(image), entry.round)) holds(entry);
+          for (const [image, entry] of c.wanted) if (holdsBudget(current.status.get(image), entry.round)) holds(entry);
         }
         pending();
         kept.set(node, c);
@@ -330,7 +336,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
       // Rounds never go down (the CRD forbids it); an unfinished pair is raised at once, it already counts.
       const next = Math.max(round, base.round);
       keep.set(image, next === base.round ? base : { ...base, round: next });
-      if (!isFinished(status, next) && !absent) {
+      if (holdsBudget(status, next) && !absent) {
         unfinished++;
         holds(base);
       }
@@ -343,7 +349,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     const current = input.current.get(node);
     const absent = agents !== undefined && agentState(current, agents.nowMs, agents.staleMs) === 'absent';
     for (const [image, e] of keep) {
-      if (!absent && !isFinished(current?.status.get(image), e.round) && !awaitsRepull(current?.status.get(image), e.round)) {
+      if (!absent && holdsBudget(current?.status.get(image), e.round)) {
         unfinished++;
         holds(e);
       }

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { MAX_NODE_IMAGES } from '../../../../api/v1alpha1/index.ts';
 import { compileNodeTargeting, compilePodPlacement } from '../../../../controller/plan/node-eligibility.ts';
 import { planNodeImageSets, PlanMemo, type ImageTarget, type PlanInput } from '../../../../controller/plan/node-plan.ts';
-import { agentState, awaitsRepull, isFinished, type NodeImageSetView } from '../../../../controller/plan/node-image-set-view.ts';
+import { agentState, awaitsRepull, holdsBudget, inBackoff, isFinished, type NodeImageSetView } from '../../../../controller/plan/node-image-set-view.ts';
 import { node, nodeImageSetView } from '../planning-fixtures.ts';
 import { nodeImageSetDigest } from '../../../../controller/plan/node-image-set-digest.ts';
 
@@ -638,5 +638,55 @@ describe('controller/node-plan finding 6: the budget is shared fairly between na
     // Without the modest namespace, aaa gets the slot.
     const q = plan({ nodes: [node({ name: 'n1' })], targets: greedy, clusterPullBudget: 2, current });
     expect(imagesOn(q, 'n1')).to.deep.equal(['0.example.com/a:1', '0.example.com/b:1']);
+  });
+});
+
+describe('controller/node-plan finding 6: a pair in retry back-off holds no budget slot', () => {
+  const BAD = 'r.example/bad:1';
+  const GOOD = 'r.example/good:1';
+  const one = [node({ name: 'n1' })];
+  const targets = [target('bad', BAD), target('good', GOOD)];
+  const viewWith = (st: Record<string, { phase: 'Pending' | 'Pulling'; reason?: string; round: number }>) =>
+    new Map([['n1', nodeImageSetView('n1', { [BAD]: 0 }, st)]]);
+
+  it('releases the next pair while the failed one waits out its back-off, and counts the failed one again once it retries', () => {
+    // Budget 1: the first pass releases only the first image.
+    const first = plan({ nodes: one, targets, clusterPullBudget: 1 });
+    expect(imagesOn(first, 'n1')).to.deep.equal([BAD]);
+    // Its attempt failed; the agent reports it Pending with the failure's reason while it waits to retry.
+    const backoff = plan({ nodes: one, targets, clusterPullBudget: 1, current: viewWith({ [BAD]: { phase: 'Pending', reason: 'Unreachable', round: 0 } }) });
+    expect(imagesOn(backoff, 'n1')).to.deep.equal([BAD, GOOD]);
+    expect(backoff.unfinished).to.equal(1);
+    expect(backoff.held).to.equal(0);
+    // Pulling again (the retry started): it holds a slot again, so nothing else would be released.
+    const retrying = plan({ nodes: one, targets, clusterPullBudget: 1, current: viewWith({ [BAD]: { phase: 'Pulling', round: 0 } }) });
+    expect(imagesOn(retrying, 'n1')).to.deep.equal([BAD]);
+    expect(retrying.held).to.equal(1);
+  });
+
+  it('waiting for the container runtime is a back-off too; queued behind the per-node limit (no reason) is not', () => {
+    const runtime = plan({ nodes: one, targets, clusterPullBudget: 1, current: viewWith({ [BAD]: { phase: 'Pending', reason: 'RuntimeUnavailable', round: 0 } }) });
+    expect(imagesOn(runtime, 'n1')).to.deep.equal([BAD, GOOD]);
+    const queued = plan({ nodes: one, targets, clusterPullBudget: 1, current: viewWith({ [BAD]: { phase: 'Pending', round: 0 } }) });
+    expect(imagesOn(queued, 'n1')).to.deep.equal([BAD]);
+  });
+
+  it('plans the same with a PlanMemo', () => {
+    const memo = new PlanMemo();
+    const current = viewWith({ [BAD]: { phase: 'Pending', reason: 'Unreachable', round: 0 } });
+    const withMemo = plan({ nodes: one, targets, clusterPullBudget: 1, current, memo });
+    expect(imagesOn(withMemo, 'n1')).to.deep.equal([BAD, GOOD]);
+  });
+
+  it('inBackoff and holdsBudget look at the current round only; a lost image awaiting its re-pull is not a back-off', () => {
+    expect(inBackoff({ phase: 'Pending', reason: 'Timeout', round: 2 }, 2)).to.equal(true);
+    expect(inBackoff({ phase: 'Pending', reason: 'Timeout', round: 1 }, 2)).to.equal(false);
+    expect(inBackoff({ phase: 'Pending', round: 2 }, 2)).to.equal(false);
+    expect(inBackoff({ phase: 'Pending', reason: 'RemovedFromRuntime', round: 2 }, 2)).to.equal(false);
+    expect(inBackoff({ phase: 'Failed', reason: 'Timeout', round: 2 }, 2)).to.equal(false);
+    expect(holdsBudget({ phase: 'Pending', reason: 'RemovedFromRuntime', round: 2 }, 2)).to.equal(false);
+    expect(holdsBudget({ phase: 'Pending', reason: 'Timeout', round: 1 }, 2)).to.equal(true);
+    expect(holdsBudget({ phase: 'Pulling', round: 2 }, 2)).to.equal(true);
+    expect(holdsBudget(undefined, 0)).to.equal(true);
   });
 });
