@@ -15,7 +15,7 @@ import { MAX_NODE_IMAGES, type NodeImage, type NodeImageSetSpec } from '../../ap
 import { byImage, compareStrings, entriesDigest, removalsDigest, specDigestOf } from './node-image-set-digest.ts';
 import { agentStaleAtMs, agentState, awaitsRepull, holdsBudget, isFinished, type NodeImageSetView } from './node-image-set-view.ts';
 import { mergeEntry, refuseConflictingPins, type SourceRefusal } from './entry-merge.ts';
-import { capImagesPerNamespace } from './namespace-limits.ts';
+import { capImagesPerNamespace, capNodeImagesPerNamespace, namespacePullCap, type NamespaceLimits } from './namespace-limits.ts';
 import { nodeAcceptsPulls, type NodeView } from './node-eligibility.ts';
 import { eligibleGroups, planRemovals, type ImageTarget, type NodeInfo } from './target-groups.ts';
 import { fitsNodeImageSet } from './size-bound.ts';
@@ -37,6 +37,8 @@ export interface PlanInput {
   readonly maxImagesPerNamespace?: number;
   /** A namespace the cap does not apply to (kwarm's own: the policies' static images). */
   readonly uncappedNamespace?: string;
+  /** --namespace-pull-share and --namespace-node-images-per-node. */
+  readonly namespaceLimits?: NamespaceLimits;
   /** Remembered from the last pass (see PlanMemo); optional. */
   readonly memo?: PlanMemo;
   /**
@@ -211,8 +213,13 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   const capped = capImagesPerNamespace(pins.kept, input.maxImagesPerNamespace ?? 0, input.uncappedNamespace);
   const refused = new Map<string, SourceRefusal>([...pins.refused, ...capped.refused]);
   const sorted = capped.kept.sort((a, b) => compareStrings(a.key, b.key));
-  const targets = sorted.filter((t) => t.purge !== true);
-  const groups = eligibleGroups(targets, ready, input.memo);
+  const wanting = sorted.filter((t) => t.purge !== true);
+  const selected = eligibleGroups(wanting, ready, input.memo);
+  const overNodes = capNodeImagesPerNamespace(selected, input.namespaceLimits?.nodeImagesPerNode ?? 0, ready.length, input.uncappedNamespace);
+  for (const [key, r] of overNodes) refused.set(key, r);
+  const targets = overNodes.size === 0 ? wanting : wanting.filter((t) => !overNodes.has(t.key));
+  // A group left without targets wants nothing (memberOf below skips it).
+  const groups = overNodes.size === 0 ? selected : selected.map((g) => ({ ...g, targets: g.targets.filter((t) => !overNodes.has(t.key)) }));
   const targetNodes = new Map<string, readonly string[]>();
   for (const g of groups) for (const t of g.targets) targetNodes.set(t.key, g.names);
   const removalsOn = planRemovals(sorted.filter((t) => t.purge === true), nodes, targetNodes);
@@ -360,7 +367,11 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   // Finding 6 of the review: the budget is shared fairly between namespaces. Each free slot goes to the
   // namespace holding the fewest unfinished pairs (released ones and those released in this pass), ties by
   // name; within a namespace image by image (all nodes of one image before the next), so its rollout finishes
-  // first. A pair several namespaces want is charged to the first of them by name.
+  // first. A pair several namespaces want is charged to the first of them by name. So while several namespaces
+  // wait, none gets a slot past its share, ceil(budget / namespaces waiting or holding); a slot nobody else
+  // waits for is lent to whoever does, but never past --namespace-pull-share of the budget, which bounds what a
+  // newcomer waits for: the lent pulls are not taken back, they end (finished, or in back-off).
+  const perNamespace = namespacePullCap(input.clusterPullBudget, input.namespaceLimits);
   const queues = new Map<string, typeof candidates>();
   for (const c of candidates) {
     const ns = namespaceOf(wantedOn.get(c.node)?.wanted.get(c.image));
@@ -386,10 +397,14 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
       while (order.length > 0 && (queues.get(order[0] ?? '')?.length ?? 0) === 0) order.shift();
       ns = order[0];
     } else for (const n of order) {
-      if ((queues.get(n)?.length ?? 0) === 0) continue;
+      if ((queues.get(n)?.length ?? 0) === 0 || (heldBy.get(n) ?? 0) >= perNamespace) continue;
       if (ns === undefined || (heldBy.get(n) ?? 0) < (heldBy.get(ns) ?? 0) || ((heldBy.get(n) ?? 0) === (heldBy.get(ns) ?? 0) && compareStrings(n, ns) < 0)) ns = n;
     }
-    if (ns === undefined) break;
+    if (ns === undefined) {
+      // Every namespace still waiting holds its whole share.
+      held += left;
+      break;
+    }
     // Queues are sorted in reverse, so the next pair is at the end.
     const c = queues.get(ns)?.pop();
     if (c === undefined) break;
