@@ -52,6 +52,8 @@ async function main(): Promise<number> {
     .option('warmup-timeout', { type: 'string', default: DEFAULT_WARMUP_TIMEOUT, describe: 'From a node\'s creation to the removal of the warm-up taint whatever the images (fail open)' })
     .option('warmup-condition-on-new-nodes', { type: 'boolean', default: false, describe: 'Also write the ImagesWarm condition on new nodes without the warm-up taint, for readiness gates on the condition' })
     .option('max-images-per-namespace', { type: 'number', default: 0, describe: 'Distinct images the PrePullImages of one namespace (hand-written or derived) may want; those past it are not planned and say so in their status. kwarm\'s own namespace is not capped. 0 = no cap' })
+    .option('namespace-pull-share', { type: 'number', default: 100, describe: 'Percent of --max-concurrent-pulls one namespace may hold even when no other waits (rounded up, at least 1); while several wait each gets an equal share anyway. 100 = the whole budget' })
+    .option('namespace-node-images-per-node', { type: 'number', default: 0, describe: '(node, image) pairs one namespace may want, as a multiple of the Ready nodes (32: 32 images on every node, or 128 on a quarter of them); the latest created images past it are not planned and say so in their status. kwarm\'s own namespace is not capped. 0 = no cap' })
     .option('agent-stale-after', { type: 'string', default: '15m', describe: 'A node whose kwarm-agent wrote no heartbeat for this long (or none since its NodeImageSet was created) holds no pull budget and gets no new pulls' })
     .option('rollout-gate', { type: 'boolean', default: false, describe: 'Rollout gate: serve the admission webhook that gates new pods of policies with rolloutGate.enabled (/mutate-pods, see the --webhook-* flags), and release them (leader)' })
     .option('release-rollout-gates', { type: 'boolean', default: false, describe: 'Remove kwarm\'s scheduling gate from every pod and exit (the chart\'s pre-delete hook)' })
@@ -70,6 +72,10 @@ async function main(): Promise<number> {
   if (!Number.isInteger(maxPullsPerNode) || maxPullsPerNode < 1 || maxPullsPerNode > 64) throw new Error('--max-pulls-per-node must be an integer from 1 to 64');
   const maxImagesPerNamespace = argv['max-images-per-namespace'];
   if (!Number.isInteger(maxImagesPerNamespace) || maxImagesPerNamespace < 0) throw new Error('--max-images-per-namespace must be an integer >= 0');
+  const pullSharePercent = argv['namespace-pull-share'];
+  if (!Number.isInteger(pullSharePercent) || pullSharePercent < 1 || pullSharePercent > 100) throw new Error('--namespace-pull-share must be an integer from 1 to 100 (percent)');
+  const nodeImagesPerNode = argv['namespace-node-images-per-node'];
+  if (!Number.isInteger(nodeImagesPerNode) || nodeImagesPerNode < 0) throw new Error('--namespace-node-images-per-node must be an integer >= 0');
   const agentStaleMs = duration('agent-stale-after', argv['agent-stale-after']);
   const warmup = warmupOptions(argv['warmup-taint'], argv['warmup-timeout'], argv['warmup-condition-on-new-nodes'], agentStaleMs);
   const webhook = argv['rollout-gate'] ? webhookConfig(argv, argv.namespace) : undefined;
@@ -112,6 +118,7 @@ async function main(): Promise<number> {
     clusterPullBudget,
     maxPullsPerNode,
     maxImagesPerNamespace,
+    namespaceLimits: { pullSharePercent, nodeImagesPerNode },
     resyncPeriodMs: duration('resync-period', argv['resync-period']),
     argoDiscoveryIntervalMs: duration('argo-discovery-interval', argv['argo-discovery-interval']),
     warmupTaintKey: warmup.taintKey,

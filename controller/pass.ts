@@ -20,6 +20,7 @@ import { Overlays } from './write/overlays.ts';
 import { writeCount, type WritePlan } from './write/writes.ts';
 import { withoutWarmupTaint } from './warmup/decode.ts';
 import type { NodeView } from './plan/node-eligibility.ts';
+import type { NamespaceLimits } from './plan/namespace-limits.ts';
 import { Writer, type ApiWriter } from './write/writer.ts';
 
 export interface PassOptions {
@@ -43,6 +44,8 @@ export interface PassOptions {
   readonly agentStaleMs: number;
   /** --max-images-per-namespace (0: no cap); kwarm's own namespace is not capped. */
   readonly maxImagesPerNamespace: number;
+  /** --namespace-pull-share and --namespace-node-images-per-node; absent: neither applies. */
+  readonly namespaceLimits?: NamespaceLimits;
 }
 
 export interface PassResult {
@@ -172,6 +175,7 @@ export class Pass {
       clusterPullBudget: this.o.clusterPullBudget,
       maxPullsPerNode: this.o.maxPullsPerNode,
       maxImagesPerNamespace: this.o.maxImagesPerNamespace, uncappedNamespace: this.o.namespace,
+      ...(this.o.namespaceLimits !== undefined ? { namespaceLimits: this.o.namespaceLimits } : {}),
       agents: { nowMs: refreshAt, staleMs: this.o.agentStaleMs },
       nowMs: refreshAt,
     }));

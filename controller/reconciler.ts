@@ -12,6 +12,7 @@ import { Pass } from './pass.ts';
 import { DEFAULT_WARMUP_TAINT_KEY } from '../api/v1alpha1/index.ts';
 import { Informers } from './sources/informers.ts';
 import { AGENT_STALE_MS } from './warmup/barrier-decision.ts';
+import type { NamespaceLimits } from './plan/namespace-limits.ts';
 
 export interface ControllerOptions {
   readonly client: KubeClient;
@@ -25,6 +26,8 @@ export interface ControllerOptions {
   readonly maxPullsPerNode: number;
   /** --max-images-per-namespace: distinct images one namespace may want; 0 or absent = no cap. */
   readonly maxImagesPerNamespace?: number;
+  /** --namespace-pull-share and --namespace-node-images-per-node; absent: neither applies. */
+  readonly namespaceLimits?: NamespaceLimits;
   /** A full pass without any event this often; it writes nothing when nothing changed. */
   readonly resyncPeriodMs: number;
   /** Events arriving within this window are handled by one pass. */
@@ -72,6 +75,7 @@ export class Controller {
       client, log, metrics, namespace, informers: this.informers, identity: opts.identity, now: this.o.now,
       clusterPullBudget: opts.clusterPullBudget, maxPullsPerNode: opts.maxPullsPerNode, warmupTaintKey: opts.warmupTaintKey ?? DEFAULT_WARMUP_TAINT_KEY,
       agentStaleMs: opts.agentStaleMs ?? AGENT_STALE_MS, maxImagesPerNamespace: opts.maxImagesPerNamespace ?? 0,
+      ...(opts.namespaceLimits !== undefined ? { namespaceLimits: opts.namespaceLimits } : {}),
       statusProgressIntervalMs: opts.statusProgressIntervalMs ?? 5000, writeConcurrency: opts.writeConcurrency ?? 8,
     });
   }

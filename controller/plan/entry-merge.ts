@@ -27,7 +27,7 @@ export const MAX_ENTRY_PULL_SECRETS = 16;
 
 /** Why a PrePullImage is not (or not fully) honoured, for its Ready condition. */
 export interface SourceRefusal {
-  readonly reason: 'DigestConflict' | 'NamespaceImageLimit';
+  readonly reason: 'DigestConflict' | 'NamespaceImageLimit' | 'NamespaceNodeImageLimit';
   readonly message: string;
   /** True: the source is left out of planning altogether (it targets no node). */
   readonly excluded: boolean;

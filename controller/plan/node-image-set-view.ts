@@ -91,3 +91,18 @@ export function isFinished(status: NodeImageStatusView | undefined, round: numbe
 export function awaitsRepull(status: NodeImageStatusView | undefined, round: number): boolean {
   return status !== undefined && status.round === round && status.phase === 'Pending' && status.reason === REMOVED_FROM_RUNTIME;
 }
+
+/**
+ * True when the agent's last attempt of this round failed and it waits out its retry back-off (or waits for the
+ * container runtime to come back) before trying again: a Pending record that carries the failure's reason. The
+ * agent clears the reason when an attempt starts (Pulling), so a pair only queued for a pull slot has none.
+ * Finding 6 of the review: such a pair holds no budget slot while it waits (docs/decisions/0017).
+ */
+export function inBackoff(status: NodeImageStatusView | undefined, round: number): boolean {
+  return status !== undefined && status.round === round && status.phase === 'Pending' && status.reason !== undefined && status.reason !== REMOVED_FROM_RUNTIME;
+}
+
+/** True when a released pair holds a budget slot: not finished, not waiting for its re-pull, not in back-off. */
+export function holdsBudget(status: NodeImageStatusView | undefined, round: number): boolean {
+  return !isFinished(status, round) && !awaitsRepull(status, round) && !inBackoff(status, round);
+}

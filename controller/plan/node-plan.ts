@@ -7,12 +7,15 @@
 // its round and waits): it does not count while it waits, and is released as round+1 when the budget allows.
 // Only nodes whose agent works hold the budget (node-image-set-view.ts agentState): a node without an agent
 // (Windows, virtual nodes) or with a silent or disk-paused one keeps its entries but neither counts nor gets
-// new ones. Pure: no I/O, no clock (the time comes in PlanInput.agents).
+// new ones. Nor does a pair whose last attempt failed while the agent waits out its retry back-off
+// (node-image-set-view.ts inBackoff): when the retry starts it counts again, so the budget can be exceeded by
+// the pairs whose back-off ends together, and nothing new is released until it is back under (finding 6,
+// docs/decisions/0017). Pure: no I/O, no clock (the time comes in PlanInput.agents).
 import { MAX_NODE_IMAGES, type NodeImage, type NodeImageSetSpec } from '../../api/v1alpha1/index.ts';
 import { byImage, compareStrings, entriesDigest, removalsDigest, specDigestOf } from './node-image-set-digest.ts';
-import { agentStaleAtMs, agentState, awaitsRepull, isFinished, type NodeImageSetView } from './node-image-set-view.ts';
+import { agentStaleAtMs, agentState, awaitsRepull, holdsBudget, isFinished, type NodeImageSetView } from './node-image-set-view.ts';
 import { mergeEntry, refuseConflictingPins, type SourceRefusal } from './entry-merge.ts';
-import { capImagesPerNamespace } from './namespace-limits.ts';
+import { capImagesPerNamespace, capNodeImagesPerNamespace, namespacePullCap, type NamespaceLimits } from './namespace-limits.ts';
 import { nodeAcceptsPulls, type NodeView } from './node-eligibility.ts';
 import { eligibleGroups, planRemovals, type ImageTarget, type NodeInfo } from './target-groups.ts';
 import { fitsNodeImageSet } from './size-bound.ts';
@@ -34,6 +37,8 @@ export interface PlanInput {
   readonly maxImagesPerNamespace?: number;
   /** A namespace the cap does not apply to (kwarm's own: the policies' static images). */
   readonly uncappedNamespace?: string;
+  /** --namespace-pull-share and --namespace-node-images-per-node. */
+  readonly namespaceLimits?: NamespaceLimits;
   /** Remembered from the last pass (see PlanMemo); optional. */
   readonly memo?: PlanMemo;
   /**
@@ -67,7 +72,10 @@ export interface NodePlan {
   readonly nodeImageSets: ReadonlyMap<string, PlannedNodeImageSet>;
   /** Target key → eligible node names, sorted. */
   readonly targetNodes: ReadonlyMap<string, readonly string[]>;
-  /** Pairs released and not finished once this plan is written; never above the budget unless it already was. */
+  /**
+   * Pairs released and holding the budget once this plan is written; never above the budget unless it already was
+   * (pairs back from their retry back-off count again).
+   */
   readonly unfinished: number;
   /** Pairs wanted but waiting for the budget (or for room in a full NodeImageSet). */
   readonly held: number;
@@ -132,7 +140,7 @@ function settle(view: NodeImageSetView, c: NodeClass): SettledNode {
         asClass = false;
         break;
       }
-      if (!isFinished(status, entry.round)) unfinished++;
+      if (holdsBudget(status, entry.round)) unfinished++;
     }
   }
   return { view, entriesDigest: c.entriesDigest, asClass, unfinished: asClass ? unfinished : 0 };
@@ -205,8 +213,13 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   const capped = capImagesPerNamespace(pins.kept, input.maxImagesPerNamespace ?? 0, input.uncappedNamespace);
   const refused = new Map<string, SourceRefusal>([...pins.refused, ...capped.refused]);
   const sorted = capped.kept.sort((a, b) => compareStrings(a.key, b.key));
-  const targets = sorted.filter((t) => t.purge !== true);
-  const groups = eligibleGroups(targets, ready, input.memo);
+  const wanting = sorted.filter((t) => t.purge !== true);
+  const selected = eligibleGroups(wanting, ready, input.memo);
+  const overNodes = capNodeImagesPerNamespace(selected, input.namespaceLimits?.nodeImagesPerNode ?? 0, ready.length, input.uncappedNamespace);
+  for (const [key, r] of overNodes) refused.set(key, r);
+  const targets = overNodes.size === 0 ? wanting : wanting.filter((t) => !overNodes.has(t.key));
+  // A group left without targets wants nothing (memberOf below skips it).
+  const groups = overNodes.size === 0 ? selected : selected.map((g) => ({ ...g, targets: g.targets.filter((t) => !overNodes.has(t.key)) }));
   const targetNodes = new Map<string, readonly string[]>();
   for (const g of groups) for (const t of g.targets) targetNodes.set(t.key, g.names);
   const removalsOn = planRemovals(sorted.filter((t) => t.purge === true), nodes, targetNodes);
@@ -299,7 +312,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
         if (!absent) unfinished += s.unfinished;
         // Only with a budget does the share matter; then unfinished pairs are few, so this loop is short.
         if (!absent && s.unfinished > 0 && input.clusterPullBudget > 0) {
-          for (const [image, entry] of c.wanted) if (!isFinished(current.status.get(image), entry.round)) holds(entry);
+          for (const [image, entry] of c.wanted) if (holdsBudget(current.status.get(image), entry.round)) holds(entry);
         }
         pending();
         kept.set(node, c);
@@ -330,7 +343,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
       // Rounds never go down (the CRD forbids it); an unfinished pair is raised at once, it already counts.
       const next = Math.max(round, base.round);
       keep.set(image, next === base.round ? base : { ...base, round: next });
-      if (!isFinished(status, next) && !absent) {
+      if (holdsBudget(status, next) && !absent) {
         unfinished++;
         holds(base);
       }
@@ -343,7 +356,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     const current = input.current.get(node);
     const absent = agents !== undefined && agentState(current, agents.nowMs, agents.staleMs) === 'absent';
     for (const [image, e] of keep) {
-      if (!absent && !isFinished(current?.status.get(image), e.round) && !awaitsRepull(current?.status.get(image), e.round)) {
+      if (!absent && holdsBudget(current?.status.get(image), e.round)) {
         unfinished++;
         holds(e);
       }
@@ -354,7 +367,11 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   // Finding 6 of the review: the budget is shared fairly between namespaces. Each free slot goes to the
   // namespace holding the fewest unfinished pairs (released ones and those released in this pass), ties by
   // name; within a namespace image by image (all nodes of one image before the next), so its rollout finishes
-  // first. A pair several namespaces want is charged to the first of them by name.
+  // first. A pair several namespaces want is charged to the first of them by name. So while several namespaces
+  // wait, none gets a slot past its share, ceil(budget / namespaces waiting or holding); a slot nobody else
+  // waits for is lent to whoever does, but never past --namespace-pull-share of the budget, which bounds what a
+  // newcomer waits for: the lent pulls are not taken back, they end (finished, or in back-off).
+  const perNamespace = namespacePullCap(input.clusterPullBudget, input.namespaceLimits);
   const queues = new Map<string, typeof candidates>();
   for (const c of candidates) {
     const ns = namespaceOf(wantedOn.get(c.node)?.wanted.get(c.image));
@@ -380,10 +397,14 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
       while (order.length > 0 && (queues.get(order[0] ?? '')?.length ?? 0) === 0) order.shift();
       ns = order[0];
     } else for (const n of order) {
-      if ((queues.get(n)?.length ?? 0) === 0) continue;
+      if ((queues.get(n)?.length ?? 0) === 0 || (heldBy.get(n) ?? 0) >= perNamespace) continue;
       if (ns === undefined || (heldBy.get(n) ?? 0) < (heldBy.get(ns) ?? 0) || ((heldBy.get(n) ?? 0) === (heldBy.get(ns) ?? 0) && compareStrings(n, ns) < 0)) ns = n;
     }
-    if (ns === undefined) break;
+    if (ns === undefined) {
+      // Every namespace still waiting holds its whole share.
+      held += left;
+      break;
+    }
     // Queues are sorted in reverse, so the next pair is at the end.
     const c = queues.get(ns)?.pop();
     if (c === undefined) break;

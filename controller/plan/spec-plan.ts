@@ -12,6 +12,7 @@ import type { Write, WritePlan } from '../write/writes.ts';
 import { compileNodeTargeting, type NodeTargeting, type NodeTargetingSpec, type NodeView } from './node-eligibility.ts';
 import { PlanMemo, planNodeImageSets, type ImageTarget, type NodePlan } from './node-plan.ts';
 import type { NodeImageSetView } from './node-image-set-view.ts';
+import type { NamespaceLimits } from './namespace-limits.ts';
 
 /** A cache as the stages read it: by key, and all values. */
 export interface CacheView<T> {
@@ -101,6 +102,8 @@ export interface SpecInput extends PrePullImageSets {
   /** --max-images-per-namespace (0 or absent: no cap), and the namespace exempt from it (kwarm's own). */
   readonly maxImagesPerNamespace?: number;
   readonly uncappedNamespace?: string;
+  /** --namespace-pull-share and --namespace-node-images-per-node (namespace-limits.ts). */
+  readonly namespaceLimits?: NamespaceLimits;
   /** Now and --agent-stale-after: pairs on nodes without a working agent do not hold the budget. */
   readonly agents?: { readonly nowMs: number; readonly staleMs: number };
   /** Now, for PURGE_SETTLE_MS; absent: a purge starts at once (unit tests that are not about it). */
@@ -287,6 +290,7 @@ export function planSpecs(input: SpecInput): SpecPlan {
     maxPullsPerNode: input.maxPullsPerNode,
     ...(input.maxImagesPerNamespace !== undefined ? { maxImagesPerNamespace: input.maxImagesPerNamespace } : {}),
     ...(input.uncappedNamespace !== undefined ? { uncappedNamespace: input.uncappedNamespace } : {}),
+    ...(input.namespaceLimits !== undefined ? { namespaceLimits: input.namespaceLimits } : {}),
     memo: input.memos.plan,
     ...(input.agents !== undefined ? { agents: input.agents } : {}),
   });

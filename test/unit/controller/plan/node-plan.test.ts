@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { MAX_NODE_IMAGES } from '../../../../api/v1alpha1/index.ts';
 import { compileNodeTargeting, compilePodPlacement } from '../../../../controller/plan/node-eligibility.ts';
 import { planNodeImageSets, PlanMemo, type ImageTarget, type PlanInput } from '../../../../controller/plan/node-plan.ts';
-import { agentState, awaitsRepull, isFinished, type NodeImageSetView } from '../../../../controller/plan/node-image-set-view.ts';
+import { agentState, awaitsRepull, holdsBudget, inBackoff, isFinished, type NodeImageSetView } from '../../../../controller/plan/node-image-set-view.ts';
 import { node, nodeImageSetView } from '../planning-fixtures.ts';
 import { nodeImageSetDigest } from '../../../../controller/plan/node-image-set-digest.ts';
 
@@ -630,6 +630,38 @@ describe('controller/node-plan finding 6: the budget is shared fairly between na
     expect(p.held).to.equal(3);
   });
 
+  it('--namespace-pull-share: a namespace alone holds at most its percentage of the budget, the rest stays free for others', () => {
+    const n1 = [node({ name: 'n1' })];
+    // 4 images of aaa alone, budget 4, share 50 %: 2 released, 2 held although 2 slots are free.
+    const alone = plan({ nodes: n1, targets: greedy, clusterPullBudget: 4, namespaceLimits: { pullSharePercent: 50 } });
+    expect(imagesOn(alone, 'n1')).to.deep.equal(['0.example.com/a:1', '0.example.com/b:1']);
+    expect(alone.held).to.equal(2);
+    // Without the share (the default, 100 %) it takes all four.
+    expect(imagesOn(plan({ nodes: n1, targets: greedy, clusterPullBudget: 4 }), 'n1')).to.have.length(4);
+    // A newcomer finds the free slots at once.
+    const current = new Map([['n1', nodeImageSetView('n1', { '0.example.com/a:1': 0, '0.example.com/b:1': 0 }, { '0.example.com/a:1': { phase: 'Pulling' }, '0.example.com/b:1': { phase: 'Pulling' } })]]);
+    const later = plan({ nodes: n1, targets: [...greedy, modest], clusterPullBudget: 4, namespaceLimits: { pullSharePercent: 50 }, current });
+    expect(imagesOn(later, 'n1')).to.deep.equal(['0.example.com/a:1', '0.example.com/b:1', 'r.example/app:1']);
+    // Rounded up, at least one pull; without a budget there is nothing to share.
+    expect(imagesOn(plan({ nodes: n1, targets: greedy, clusterPullBudget: 3, namespaceLimits: { pullSharePercent: 1 } }), 'n1')).to.have.length(1);
+    expect(imagesOn(plan({ nodes: n1, targets: greedy, clusterPullBudget: 3, namespaceLimits: { pullSharePercent: 34 } }), 'n1')).to.have.length(2);
+    expect(imagesOn(plan({ nodes: n1, targets: greedy, clusterPullBudget: 0, namespaceLimits: { pullSharePercent: 1 } }), 'n1')).to.have.length(4);
+  });
+
+  it('while several namespaces wait the slots go round, and one a namespace does not need is lent to another', () => {
+    const n1 = [node({ name: 'n1' })];
+    const others = ['0.example.com/x:1', '0.example.com/y:1', '0.example.com/z:1'].map((img, i) => t('bbb', `o${i}`, img));
+    // Budget 6 for 3 namespaces is 2 each; zzz wants only one, so its second slot goes to aaa (first by name).
+    const p = plan({ nodes: n1, targets: [...greedy, ...others, modest], clusterPullBudget: 6 });
+    const count = (list: readonly ImageTarget[]) => imagesOn(p, 'n1').filter((i) => list.some((x) => x.image === i)).length;
+    expect([count(greedy), count(others), count([modest])]).to.deep.equal([3, 2, 1]);
+    expect(p.held).to.equal(2);
+    // With a share of 25 % (ceil(1.5) = 2 each) the slot zzz does not need stays free.
+    const capped = plan({ nodes: n1, targets: [...greedy, ...others, modest], clusterPullBudget: 6, namespaceLimits: { pullSharePercent: 25 } });
+    expect(capped.nodeImageSets.get('n1')?.spec.images).to.have.length(5);
+    expect(capped.held).to.equal(3);
+  });
+
   it('gives a freed slot to the namespace holding fewer unfinished pairs', () => {
     // aaa already holds one pull in progress; one slot is free.
     const current = new Map([['n1', nodeImageSetView('n1', { '0.example.com/a:1': 0 }, { '0.example.com/a:1': { phase: 'Pulling' } })]]);
@@ -638,5 +670,109 @@ describe('controller/node-plan finding 6: the budget is shared fairly between na
     // Without the modest namespace, aaa gets the slot.
     const q = plan({ nodes: [node({ name: 'n1' })], targets: greedy, clusterPullBudget: 2, current });
     expect(imagesOn(q, 'n1')).to.deep.equal(['0.example.com/a:1', '0.example.com/b:1']);
+  });
+});
+
+describe('controller/node-plan finding 6: a pair in retry back-off holds no budget slot', () => {
+  const BAD = 'r.example/bad:1';
+  const GOOD = 'r.example/good:1';
+  const one = [node({ name: 'n1' })];
+  const targets = [target('bad', BAD), target('good', GOOD)];
+  const viewWith = (st: Record<string, { phase: 'Pending' | 'Pulling'; reason?: string; round: number }>) =>
+    new Map([['n1', nodeImageSetView('n1', { [BAD]: 0 }, st)]]);
+
+  it('releases the next pair while the failed one waits out its back-off, and counts the failed one again once it retries', () => {
+    // Budget 1: the first pass releases only the first image.
+    const first = plan({ nodes: one, targets, clusterPullBudget: 1 });
+    expect(imagesOn(first, 'n1')).to.deep.equal([BAD]);
+    // Its attempt failed; the agent reports it Pending with the failure's reason while it waits to retry.
+    const backoff = plan({ nodes: one, targets, clusterPullBudget: 1, current: viewWith({ [BAD]: { phase: 'Pending', reason: 'Unreachable', round: 0 } }) });
+    expect(imagesOn(backoff, 'n1')).to.deep.equal([BAD, GOOD]);
+    expect(backoff.unfinished).to.equal(1);
+    expect(backoff.held).to.equal(0);
+    // Pulling again (the retry started): it holds a slot again, so nothing else would be released.
+    const retrying = plan({ nodes: one, targets, clusterPullBudget: 1, current: viewWith({ [BAD]: { phase: 'Pulling', round: 0 } }) });
+    expect(imagesOn(retrying, 'n1')).to.deep.equal([BAD]);
+    expect(retrying.held).to.equal(1);
+  });
+
+  it('waiting for the container runtime is a back-off too; queued behind the per-node limit (no reason) is not', () => {
+    const runtime = plan({ nodes: one, targets, clusterPullBudget: 1, current: viewWith({ [BAD]: { phase: 'Pending', reason: 'RuntimeUnavailable', round: 0 } }) });
+    expect(imagesOn(runtime, 'n1')).to.deep.equal([BAD, GOOD]);
+    const queued = plan({ nodes: one, targets, clusterPullBudget: 1, current: viewWith({ [BAD]: { phase: 'Pending', round: 0 } }) });
+    expect(imagesOn(queued, 'n1')).to.deep.equal([BAD]);
+  });
+
+  it('plans the same with a PlanMemo', () => {
+    const memo = new PlanMemo();
+    const current = viewWith({ [BAD]: { phase: 'Pending', reason: 'Unreachable', round: 0 } });
+    const withMemo = plan({ nodes: one, targets, clusterPullBudget: 1, current, memo });
+    expect(imagesOn(withMemo, 'n1')).to.deep.equal([BAD, GOOD]);
+  });
+
+  it('inBackoff and holdsBudget look at the current round only; a lost image awaiting its re-pull is not a back-off', () => {
+    expect(inBackoff({ phase: 'Pending', reason: 'Timeout', round: 2 }, 2)).to.equal(true);
+    expect(inBackoff({ phase: 'Pending', reason: 'Timeout', round: 1 }, 2)).to.equal(false);
+    expect(inBackoff({ phase: 'Pending', round: 2 }, 2)).to.equal(false);
+    expect(inBackoff({ phase: 'Pending', reason: 'RemovedFromRuntime', round: 2 }, 2)).to.equal(false);
+    expect(inBackoff({ phase: 'Failed', reason: 'Timeout', round: 2 }, 2)).to.equal(false);
+    expect(holdsBudget({ phase: 'Pending', reason: 'RemovedFromRuntime', round: 2 }, 2)).to.equal(false);
+    expect(holdsBudget({ phase: 'Pending', reason: 'Timeout', round: 1 }, 2)).to.equal(true);
+    expect(holdsBudget({ phase: 'Pulling', round: 2 }, 2)).to.equal(true);
+    expect(holdsBudget(undefined, 0)).to.equal(true);
+  });
+});
+
+describe('controller/node-plan finding 6: --namespace-node-images-per-node caps what one namespace puts on the nodes', () => {
+  function t(ns: string, name: string, image: string, createdAt: string, extra: Partial<ImageTarget> = {}): ImageTarget {
+    return { ...target(name, image), key: `${ns}/${name}`, namespace: ns, createdAt, ...extra };
+  }
+  const on = (p: ReturnType<typeof plan>) => Object.fromEntries(['n1', 'n2', 'n3'].map((n) => [n, imagesOn(p, n)]));
+
+  it('plans the oldest images up to perNode × Ready nodes (pairs) and refuses the later ones whole, with a reason', () => {
+    // 3 Ready nodes, 1 per node: 3 pairs. a on every node (3) fits; b on n1 only would make 4.
+    const targets = [
+      t('team', 'a', 'r.example/a:1', '2026-01-01T00:00:00Z'),
+      t('team', 'b', 'r.example/b:1', '2026-01-02T00:00:00Z', { nodeNames: ['n1'] }),
+      t('other', 'c', 'r.example/c:1', '2026-01-03T00:00:00Z'),
+    ];
+    const p = plan({ targets, namespaceLimits: { nodeImagesPerNode: 1 } });
+    expect(on(p)).to.deep.equal({ n1: ['r.example/a:1', 'r.example/c:1'], n2: ['r.example/a:1', 'r.example/c:1'], n3: ['r.example/a:1', 'r.example/c:1'] });
+    expect(p.refused.get('team/b')).to.include({ reason: 'NamespaceNodeImageLimit', excluded: true });
+    expect(p.refused.get('team/b')?.message).to.match(/namespace team already wants 3 .*cap of 3 \(--namespace-node-images-per-node=1 × 3 Ready nodes\)/);
+    expect(p.targetNodes.has('team/b')).to.equal(false);
+    expect(p.refused.has('team/a')).to.equal(false);
+    expect(p.refused.has('other/c')).to.equal(false);
+    // 0 or absent: no cap.
+    expect(on(plan({ targets, namespaceLimits: { nodeImagesPerNode: 0 } })).n1).to.have.length(3);
+    expect(on(plan({ targets })).n1).to.have.length(3);
+  });
+
+  it('counts an image once per node however many PrePullImages of the namespace want it, and leaves kwarm\'s namespace and purges alone', () => {
+    const targets = [
+      t('team', 'a1', 'r.example/a:1', '2026-01-01T00:00:00Z', { nodeNames: ['n1', 'n2'] }),
+      t('team', 'a2', 'r.example/a:1', '2026-01-02T00:00:00Z', { nodeNames: ['n2', 'n3'] }),
+      t('team', 'b', 'r.example/b:1', '2026-01-03T00:00:00Z', { nodeNames: ['n3'] }),
+      t('kwarm-system', 's', 'r.example/s:1', '2026-01-01T00:00:00Z'),
+    ];
+    // 2 per node = 6 pairs: a on 3 nodes (once, though two PrePullImages want it) and b on 1 fit.
+    const p = plan({ targets, namespaceLimits: { nodeImagesPerNode: 2 }, uncappedNamespace: 'kwarm-system' });
+    expect(p.refused.size).to.equal(0);
+    expect(on(p).n3).to.deep.equal(['r.example/a:1', 'r.example/b:1', 'r.example/s:1']);
+    // 1 per node = 3 pairs: a fits exactly, b does not; kwarm-system's static image is not counted.
+    const q = plan({ targets, namespaceLimits: { nodeImagesPerNode: 1 }, uncappedNamespace: 'kwarm-system' });
+    expect([...q.refused.keys()]).to.deep.equal(['team/b']);
+    expect(on(q).n3).to.deep.equal(['r.example/a:1', 'r.example/s:1']);
+  });
+
+  it('refuses from the first image that does not fit on, even if a later one would', () => {
+    const targets = [
+      t('team', 'big', 'r.example/big:1', '2026-01-01T00:00:00Z'),
+      t('team', 'wide', 'r.example/wide:1', '2026-01-02T00:00:00Z'),
+      t('team', 'small', 'r.example/small:1', '2026-01-03T00:00:00Z', { nodeNames: ['n1'] }),
+    ];
+    const p = plan({ targets, namespaceLimits: { nodeImagesPerNode: 1 }, nodes: [...three, node({ name: 'n4' })] });
+    // 4 pairs: big on 4 nodes fits exactly; wide does not, and small after it is refused too.
+    expect([...p.refused.keys()].sort()).to.deep.equal(['team/small', 'team/wide']);
   });
 });
