@@ -280,8 +280,8 @@ describe('e2e on real nodes: pods start on images kwarm pre-pulled', function ()
   });
 
   it('an image the kubelet\'s own image GC removes from a node is pulled again', async function () {
-    // The kubelet collects at start and every 5 minutes; RealNode.collectImages restarts it with a 1 % threshold
-    // and waits for a cycle, so this test takes about 5 minutes. Every unused image on the node goes, kwarm's too.
+    // RealNode.collectImages restarts the kubelet with a 1 % threshold and waits for its pass at start-up (seconds;
+    // the 420 s limit covers the kubelet's next periodic pass). Every unused image on the node goes, kwarm's too.
     this.timeout(600_000);
     const image = cluster.nodeImage((await pushSleeperImage(cluster.registry, 'e2e/gc-victim', 'v1')).reference);
     await cluster.controlPlane.apply(JSON.stringify({

@@ -32,7 +32,11 @@ const TAINT = DEFAULT_WARMUP_TAINT_KEY;
 const STARTUP_TAINT = { key: TAINT, effect: 'NoSchedule' } as const;
 /** Long enough for a node with a working agent to warm on a loaded machine; the agent-less case lowers it. */
 const TIMEOUT_WORKING = '5m';
-const TIMEOUT_NO_AGENT_S = 60;
+/**
+ * The agent-less node's wait, all of it spent in the test: long enough to see the node held with
+ * AgentNotReporting (the condition came 1 s after Ready, Ready about 1 s after the Node's creation), no longer.
+ */
+const TIMEOUT_NO_AGENT_S = 30;
 const FOREIGN = { key: 'kwarm-e2e/foreign', value: 'x', effect: 'PreferNoSchedule' } as const;
 
 interface Condition { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }
