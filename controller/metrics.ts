@@ -48,7 +48,7 @@ export class ControllerMetrics {
     });
     this.apiWrites = new Counter({ name: 'kwarm_api_writes_total', help: 'Write requests sent to the API server, by resource.', labelNames: ['kind'], registers });
     this.apiErrors = new Counter({ name: 'kwarm_api_write_errors_total', help: 'Write requests the API server refused, by resource.', labelNames: ['kind'], registers });
-    this.unfinishedPulls = new Gauge({ name: 'kwarm_unfinished_pulls', help: '(node, image) pairs released to agents and not finished.', registers });
+    this.unfinishedPulls = new Gauge({ name: 'kwarm_unfinished_pulls', help: '(node, image) pairs released to agents and not finished, as the budget counts them (not those in retry back-off).', registers });
     this.heldPulls = new Gauge({ name: 'kwarm_held_pulls', help: '(node, image) pairs waiting for the --max-concurrent-pulls budget.', registers });
     this.refreshes = new Counter({ name: 'kwarm_refreshes_total', help: 'Refreshes recorded on PrePullImages, by trigger (Annotation, Interval).', labelNames: ['trigger'], registers });
     this.leader = new Gauge({ name: 'kwarm_controller_leader', help: '1 while this replica holds the leader Lease (or runs without election).', registers });
