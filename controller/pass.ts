@@ -8,7 +8,7 @@ import { POLICY_LABEL, SOURCE_ANNOTATION } from '../api/v1alpha1/labels.ts';
 import { isArgoKind } from './derive/argo-workflow-images.ts';
 import { DesiredImagesMemo, desiredPrePullImages, prePullImageKey, type PolicyEvaluation } from './derive/desired-images.ts';
 import { CONFIGMAP_SOURCE, desiredListedImages, ListedImagesMemo, type ListedEvaluation } from './derive/listed-images.ts';
-import { secretKey } from './derive/pull-secrets.ts';
+import { namespacesWithPullSecrets, secretKey } from './derive/pull-secrets.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { planDeletes, planSpecs, SpecMemos, type PrePullImageSets } from './plan/spec-plan.ts';
 import type { Informers } from './sources/informers.ts';
@@ -112,6 +112,10 @@ export class Pass {
       const { namespace: ns, name } = p.metadata;
       if (ns !== undefined && name !== undefined) cached.set(prePullImageKey(ns, name), p);
     }
+    src.followSecrets(namespacesWithPullSecrets([
+      ...[...desired.values()].map((d) => ({ namespace: d.namespace, imagePullSecrets: d.spec.imagePullSecrets })),
+      ...[...cached.values()].map((p) => ({ namespace: p.metadata.namespace, imagePullSecrets: p.spec.imagePullSecrets })),
+    ]), signal);
     return {
       sets: {
         desired,
