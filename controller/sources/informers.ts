@@ -25,6 +25,7 @@ import { configMapWatchOf } from '../derive/listed-images.ts';
 import { namespacesWithPullSecrets, type SecretView, type SourceSecret } from '../derive/pull-secrets.ts';
 import { builtinWorkloadKinds, type BuiltinWorkloadKind } from '../derive/workload-images.ts';
 import { KeyedWatches } from './keyed-watches.ts';
+import type { UndecodableKind } from '../metrics.ts';
 import { SecretWatches } from './secret-watches.ts';
 import type { NodeView } from '../plan/node-eligibility.ts';
 import { withRuntimeClass, type RuntimeClassView } from '../plan/runtime-class.ts';
@@ -114,6 +115,26 @@ export class Informers {
   /** Informers whose watch is down, for readiness. */
   unhealthy(): string[] {
     return [...this.all.filter((i) => !i.healthy).map((i) => i.lastError ?? 'not synced'), ...this.workloads.unhealthy(), ...this.configMapWatches.unhealthy(), ...this.secretSources.unhealthy()];
+  }
+
+  /**
+   * Objects that exist but do not decode, by kind (finding 11): the caches keep their last good version or, if
+   * none, nothing, and treat them as unknown. For the `kwarm_undecodable_objects` metric.
+   */
+  undecodableByKind(): Map<UndecodableKind, number> {
+    const out = new Map<UndecodableKind, number>([
+      ['PrePullPolicy', this.policies.undecodableKeys().size],
+      ['PrePullImage', this.prePullImages.undecodableKeys().size],
+      ['NodeImageSet', this.nodeImageSets.undecodableKeys().size],
+      ['Node', this.nodes.undecodableKeys().size],
+      ['ServiceAccount', this.serviceAccounts.undecodableKeys().size],
+      ['Secret', this.secretCopies.undecodableKeys().size + this.secretSources.undecodableCount()],
+      ['RuntimeClass', this.runtimeClasses.undecodableKeys().size],
+      ['ConfigMap', this.configMapWatches.undecodableCount()],
+    ]);
+    for (const kind of builtinWorkloadKinds) out.set(kind, this.workloads.get(kind)?.undecodableKeys().size ?? 0);
+    for (const [kind, n] of this.argo.undecodableByKind()) out.set(kind, n);
+    return out;
   }
 
   /** Starts and stops the ConfigMap watches and Argo kinds the current policies name. */
