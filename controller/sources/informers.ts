@@ -37,6 +37,11 @@ export const RUNTIME_CLASSES_PATH = '/apis/node.k8s.io/v1/runtimeclasses';
 
 /** How long the first pass waits for the ConfigMap lists; after that, policies whose list is missing keep their ConfigMap images as they are. */
 const CONFIGMAP_SYNC_WAIT_MS = 30_000;
+/**
+ * How long the first pass waits for the pull Secrets of the namespaces existing PrePullImages reference; after
+ * that, a namespace still not listed is 'unknown' and its copies stay as they are.
+ */
+const SECRET_SYNC_WAIT_MS = 30_000;
 /** The first pass waits at most this long for the Argo kinds' discovery and lists. */
 const ARGO_SETTLE_TIMEOUT_MS = 30_000;
 
@@ -99,8 +104,8 @@ export class Informers {
   }
 
   /**
-   * Resolves once every collection has listed, and then the policies' ConfigMaps and Argo objects (each
-   * bounded), so the first pass removes nothing they list.
+   * Resolves once every collection has listed, and then the policies' ConfigMaps, the referenced namespaces' pull
+   * Secrets and Argo objects (each bounded), so the first pass removes nothing they list.
    */
   async waitForSync(signal: AbortSignal): Promise<void> {
     await Promise.all(this.all.map((i) => i.waitForSync(signal)));
@@ -108,7 +113,7 @@ export class Informers {
     // The namespaces the existing PrePullImages reference: their copies are checked in the first pass.
     this.followSecrets(namespacesWithPullSecrets([...this.prePullImages.values()].map((p) => ({ namespace: p.metadata.namespace, imagePullSecrets: p.spec.imagePullSecrets }))), signal);
     await Promise.all([
-      this.workloads.waitForSync(signal), this.secretSources.waitForSync(signal), this.configMapWatches.waitForSync(signal, CONFIGMAP_SYNC_WAIT_MS), this.argo.settle(signal, ARGO_SETTLE_TIMEOUT_MS),
+      this.workloads.waitForSync(signal), this.secretSources.waitForSync(signal, SECRET_SYNC_WAIT_MS), this.configMapWatches.waitForSync(signal, CONFIGMAP_SYNC_WAIT_MS), this.argo.settle(signal, ARGO_SETTLE_TIMEOUT_MS),
     ]);
   }
 
