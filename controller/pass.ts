@@ -55,6 +55,9 @@ export interface PassResult {
   readonly dueAtMs: number | undefined;
 }
 
+/** How long a pass waits for the pull Secret lists of namespaces it has just started watching. */
+const SECRET_LIST_WAIT_MS = 2000;
+
 /** The earliest of some times (ms); undefined when none is set. */
 function earliest(times: readonly (number | undefined)[]): number | undefined {
   return times.reduce<number | undefined>((x, y) => (y === undefined ? x : Math.min(x ?? y, y)), undefined);
@@ -143,6 +146,9 @@ export class Pass {
     const apply = (plan: WritePlan, nowMs: number, failedBefore = false) => this.writer.apply(plan, nowMs, signal, failedBefore);
     const now = metaTime(this.o.now());
     const derived = timed(() => this.derive(signal));
+    // A namespace referenced for the first time: its pull Secrets are listed before planning (bounded; after that
+    // they are 'unknown', which keeps existing copies).
+    await src.waitForSecrets(signal, SECRET_LIST_WAIT_MS);
     const { cached } = derived.sets;
 
     // A. Refreshes, persisted before planning raises any round from them.

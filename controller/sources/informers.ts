@@ -161,6 +161,14 @@ export class Informers {
   }
 
   /**
+   * Waits, at most `timeoutMs`, for the Secret lists of namespaces just referenced: they take a round trip, and a
+   * pass planned before they arrive would release a new image to the nodes without its pull secret.
+   */
+  async waitForSecrets(signal: AbortSignal, timeoutMs: number): Promise<void> {
+    await this.secretSources.waitForSync(signal, timeoutMs);
+  }
+
+  /**
    * A Secret a PrePullImage may name, by `namespace/name`; the controller's own copies are never one.
    * 'unknown' while its namespace is not watched or not listed yet.
    */

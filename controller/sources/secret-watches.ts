@@ -73,7 +73,9 @@ export class SecretWatches {
     return this.byType.reduce((n, w) => n + w.undecodableCount(), 0);
   }
 
+  /** Resolves once every current watch has listed once (at once if they all have), or after `timeoutMs` when given. */
   async waitForSync(signal: AbortSignal, timeoutMs?: number): Promise<void> {
+    if (this.byType.every((w) => w.unsynced().length === 0)) return;
     await Promise.all(this.byType.map((w) => w.waitForSync(signal, timeoutMs)));
   }
 
