@@ -4,6 +4,15 @@ import { PREPULLIMAGE_PHASES, type PrePullImagePhase } from '../api/v1alpha1/ind
 import type { HttpMethod } from '../lib/kube-client.ts';
 import { ADMISSION_OUTCOMES, type AdmissionOutcome } from './gate/admission.ts';
 import { RELEASE_REASONS, type ReleaseReason } from './gate/gate-decision.ts';
+import { ARGO_WORKLOAD_KINDS } from '../api/v1alpha1/index.ts';
+import { builtinWorkloadKinds } from './derive/workload-images.ts';
+
+/** Every kind the controller list-watches: the label values of `kwarm_undecodable_objects`, all present from the start. */
+export const UNDECODABLE_KINDS = [
+  'PrePullPolicy', 'PrePullImage', 'NodeImageSet', 'Node', 'ServiceAccount', 'Secret', 'RuntimeClass', 'ConfigMap',
+  ...builtinWorkloadKinds, ...ARGO_WORKLOAD_KINDS,
+] as const;
+export type UndecodableKind = (typeof UNDECODABLE_KINDS)[number];
 
 /** `prepullimages/status`, `nodeimagesets`, `events`… from an API path: a bounded label. */
 export function resourceOfPath(path: string): string {
@@ -31,6 +40,9 @@ export class ControllerMetrics {
   readonly gateAdmissions: Counter<'outcome'>;
   readonly gateReleases: Counter<'reason'>;
   readonly gatedPods: Gauge;
+  readonly undecodableObjects: Gauge<'kind'>;
+  /** Read at each scrape; until trackUndecodable is called, every kind reads 0. */
+  private undecodableSource: () => ReadonlyMap<UndecodableKind, number> = () => new Map();
 
   constructor() {
     const registers = [this.registry];
@@ -61,10 +73,24 @@ export class ControllerMetrics {
       help: 'Pods the rollout gate released, by reason (ImagesWarm, TimedOut, NotSelected, Uninstalled).',
     });
     this.gatedPods = new Gauge({ name: 'kwarm_rollout_gate_gated_pods', help: 'Pods carrying kwarm\'s scheduling gate now, as the leader sees them (0 on a standby).', registers });
+    const undecodable = (): ReadonlyMap<UndecodableKind, number> => this.undecodableSource();
+    this.undecodableObjects = new Gauge({
+      name: 'kwarm_undecodable_objects', registers, labelNames: ['kind'],
+      help: 'Objects the controller watches that this build cannot decode (for example a newer CRD\'s value), by kind: kept as last seen, or ignored, never taken for deleted.',
+      collect() {
+        const counts = undecodable();
+        for (const kind of UNDECODABLE_KINDS) this.set({ kind }, counts.get(kind) ?? 0);
+      },
+    });
     for (const phase of PREPULLIMAGE_PHASES) this.prePullImagesByPhase.set({ phase }, 0);
     // Every series from the start, so rate() and alerts see a first increment.
     for (const outcome of ADMISSION_OUTCOMES) this.gateAdmissions.inc({ outcome }, 0);
     for (const reason of RELEASE_REASONS) this.gateReleases.inc({ reason }, 0);
+  }
+
+  /** Where `kwarm_undecodable_objects` reads its counts at each scrape (the controller's caches). */
+  trackUndecodable(source: () => ReadonlyMap<UndecodableKind, number>): void {
+    this.undecodableSource = source;
   }
 
   admitted(outcome: AdmissionOutcome): void {

@@ -8,7 +8,7 @@ import { POLICY_LABEL, SOURCE_ANNOTATION } from '../api/v1alpha1/labels.ts';
 import { isArgoKind } from './derive/argo-workflow-images.ts';
 import { DesiredImagesMemo, desiredPrePullImages, prePullImageKey, type PolicyEvaluation } from './derive/desired-images.ts';
 import { CONFIGMAP_SOURCE, desiredListedImages, ListedImagesMemo, type ListedEvaluation } from './derive/listed-images.ts';
-import { secretKey } from './derive/pull-secrets.ts';
+import { namespacesWithPullSecrets, secretKey } from './derive/pull-secrets.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { planDeletes, planSpecs, SpecMemos, type PrePullImageSets } from './plan/spec-plan.ts';
 import type { Informers } from './sources/informers.ts';
@@ -57,6 +57,9 @@ export interface PassResult {
    */
   readonly dueAtMs: number | undefined;
 }
+
+/** How long a pass waits for the pull Secret lists of namespaces it has just started watching. */
+const SECRET_LIST_WAIT_MS = 2000;
 
 /** The earliest of some times (ms); undefined when none is set. */
 function earliest(times: readonly (number | undefined)[]): number | undefined {
@@ -115,6 +118,10 @@ export class Pass {
       const { namespace: ns, name } = p.metadata;
       if (ns !== undefined && name !== undefined) cached.set(prePullImageKey(ns, name), p);
     }
+    src.followSecrets(namespacesWithPullSecrets([
+      ...[...desired.values()].map((d) => ({ namespace: d.namespace, imagePullSecrets: d.spec.imagePullSecrets })),
+      ...[...cached.values()].map((p) => ({ namespace: p.metadata.namespace, imagePullSecrets: p.spec.imagePullSecrets })),
+    ]), signal);
     return {
       sets: {
         desired,
@@ -142,6 +149,9 @@ export class Pass {
     const apply = (plan: WritePlan, nowMs: number, failedBefore = false) => this.writer.apply(plan, nowMs, signal, failedBefore);
     const now = metaTime(this.o.now());
     const derived = timed(() => this.derive(signal));
+    // A namespace referenced for the first time: its pull Secrets are listed before planning (bounded; after that
+    // they are 'unknown', which keeps existing copies).
+    await src.waitForSecrets(signal, SECRET_LIST_WAIT_MS);
     const { cached } = derived.sets;
 
     // A. Refreshes, persisted before planning raises any round from them.

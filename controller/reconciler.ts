@@ -71,6 +71,7 @@ export class Controller {
     this.informers = new Informers({
       client, log, namespace, onChange: () => { this.markDirty(); }, argoDiscoveryIntervalMs: opts.argoDiscoveryIntervalMs ?? 60_000,
     });
+    metrics.trackUndecodable(() => this.informers.undecodableByKind());
     this.pass = new Pass({
       client, log, metrics, namespace, informers: this.informers, identity: opts.identity, now: this.o.now,
       clusterPullBudget: opts.clusterPullBudget, maxPullsPerNode: opts.maxPullsPerNode, warmupTaintKey: opts.warmupTaintKey ?? DEFAULT_WARMUP_TAINT_KEY,

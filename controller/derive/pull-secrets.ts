@@ -74,6 +74,25 @@ export function checkPullSecret(secret: SecretView | undefined, ref: string): Se
   }
 }
 
+/**
+ * What the controller knows of a source Secret: the Secret, `undefined` when it is known not to exist, or
+ * `'unknown'` while its namespace's Secrets have not been listed yet (a namespace newly referenced, a list that
+ * keeps failing). Unknown is not absent: taking it for absent would delete copies agents are using.
+ */
+export type SourceSecret = SecretView | undefined | 'unknown';
+
+/**
+ * Namespaces whose Secrets the controller must watch: those of PrePullImages naming pull secrets (the ones
+ * wanted and the ones that exist, so a copy stays known until nothing references it).
+ */
+export function namespacesWithPullSecrets(
+  prePullImages: Iterable<{ readonly namespace: string | undefined; readonly imagePullSecrets: readonly unknown[] | undefined }>,
+): Set<string> {
+  const out = new Set<string>();
+  for (const p of prePullImages) if (p.namespace !== undefined && (p.imagePullSecrets?.length ?? 0) > 0) out.add(p.namespace);
+  return out;
+}
+
 /** A copy as the controller writes it. */
 export interface SecretCopy {
   readonly name: string;
@@ -104,7 +123,7 @@ export function copyMatches(copy: SecretView | undefined, want: SecretCopy): boo
  */
 export function planSecretCopies(
   references: Iterable<string>,
-  sources: (key: string) => SecretView | undefined,
+  sources: (key: string) => SourceSecret,
   copies: ReadonlyMap<string, SecretView>,
 ): SecretPlan {
   const copyNames = new Map<string, string>();
@@ -115,6 +134,12 @@ export function planSecretCopies(
     const namespace = key.slice(0, slash);
     const name = key.slice(slash + 1);
     const source = sources(key);
+    if (source === 'unknown') {
+      // Neither copied nor reported: an existing copy of it stays named and in place until the source is known.
+      const copyName = secretCopyName(namespace, name);
+      if (copies.get(copyName)?.annotations[SECRET_SOURCE_ANNOTATION] === key) copyNames.set(key, copyName);
+      continue;
+    }
     const check = checkPullSecret(source, key);
     if (!check.ok || source === undefined) {
       if (!check.ok) problems.set(key, { reason: check.reason, message: check.message });

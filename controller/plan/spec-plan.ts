@@ -5,7 +5,7 @@
 import type { PrePullImage } from '../../api/v1alpha1/index.ts';
 import { formatFullyQualified, parseImageRef } from '../../lib/image-ref.ts';
 import type { DesiredPrePullImage } from '../derive/desired-images.ts';
-import { planSecretCopies, secretKey, type SecretPlan, type SecretView } from '../derive/pull-secrets.ts';
+import { planSecretCopies, secretKey, type SecretPlan, type SecretView, type SourceSecret } from '../derive/pull-secrets.ts';
 import { cachedPrePullImageDigest, desiredPrePullImageDigest, hasPurgeFinalizer, isManaged } from '../write/api-objects.ts';
 import type { Overlays } from '../write/overlays.ts';
 import type { Write, WritePlan } from '../write/writes.ts';
@@ -93,8 +93,8 @@ export interface SpecInput extends PrePullImageSets {
   readonly nodeImageSets: CacheView<NodeImageSetView>;
   /** Pull secret copies in kwarm's namespace, by name. */
   readonly secretCopies: CacheView<SecretView>;
-  /** A source Secret by `namespace/name`. */
-  readonly sourceSecret: (key: string) => SecretView | undefined;
+  /** A source Secret by `namespace/name`; 'unknown' while its namespace is not listed (its copy is kept). */
+  readonly sourceSecret: (key: string) => SourceSecret;
   /** Cluster-wide released-but-unfinished (node, image) pairs; 0 = unlimited (--max-concurrent-pulls). */
   readonly clusterPullBudget: number;
   /** Pulls each agent runs at once (--max-pulls-per-node), written into every NodeImageSet. */

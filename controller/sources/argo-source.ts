@@ -71,6 +71,13 @@ export class ArgoSource {
     for (const w of this.watches.values()) yield* w.informer.values();
   }
 
+  /** Objects that do not decode now, by kind (finding 11). */
+  undecodableByKind(): Map<ArgoKind, number> {
+    const out = new Map<ArgoKind, number>();
+    for (const [kind, w] of this.watches) out.set(kind, w.informer.undecodableKeys().size);
+    return out;
+  }
+
   /**
    * Kinds whose objects are not fully known yet (named by a policy, but discovery has not answered or the
    * watch has not listed): PrePullImages derived from them must not be deleted as unwanted meanwhile.

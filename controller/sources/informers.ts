@@ -22,10 +22,11 @@ import {
 import { projectedWatch } from './projected-watch.ts';
 import { argoKindsNamed, builtinKindsNamed, type ServiceAccountView, type WorkloadView } from '../derive/desired-images.ts';
 import { configMapWatchOf } from '../derive/listed-images.ts';
-import type { SecretView } from '../derive/pull-secrets.ts';
-import { DOCKERCFG_TYPE, DOCKER_CONFIG_JSON_TYPE } from '../../lib/docker-config.ts';
+import { namespacesWithPullSecrets, type SecretView, type SourceSecret } from '../derive/pull-secrets.ts';
 import { builtinWorkloadKinds, type BuiltinWorkloadKind } from '../derive/workload-images.ts';
 import { KeyedWatches } from './keyed-watches.ts';
+import type { UndecodableKind } from '../metrics.ts';
+import { SecretWatches } from './secret-watches.ts';
 import type { NodeView } from '../plan/node-eligibility.ts';
 import { withRuntimeClass, type RuntimeClassView } from '../plan/runtime-class.ts';
 import type { NodeImageSetView } from '../plan/node-image-set-view.ts';
@@ -36,6 +37,11 @@ export const RUNTIME_CLASSES_PATH = '/apis/node.k8s.io/v1/runtimeclasses';
 
 /** How long the first pass waits for the ConfigMap lists; after that, policies whose list is missing keep their ConfigMap images as they are. */
 const CONFIGMAP_SYNC_WAIT_MS = 30_000;
+/**
+ * How long the first pass waits for the pull Secrets of the namespaces existing PrePullImages reference; after
+ * that, a namespace still not listed is 'unknown' and its copies stay as they are.
+ */
+const SECRET_SYNC_WAIT_MS = 30_000;
 /** The first pass waits at most this long for the Argo kinds' discovery and lists. */
 const ARGO_SETTLE_TIMEOUT_MS = 30_000;
 
@@ -60,7 +66,8 @@ export class Informers {
   readonly runtimeClasses: ListWatch<RuntimeClassView>;
   readonly configMapWatches: ConfigMapWatches;
   readonly argo: ArgoSource;
-  private readonly secretSources: ListWatch<SecretView>[];
+  /** Pull Secrets, only in the namespaces whose PrePullImages name some (finding 15). */
+  readonly secretSources: SecretWatches;
   private readonly all: ListWatch<unknown>[];
   /** A workload naming a RuntimeClass, as handed out with that class merged in; valid while both are the same objects. */
   private readonly resolved = new WeakMap<WorkloadView, { readonly runtimeClass: RuntimeClassView | undefined; readonly view: WorkloadView }>();
@@ -78,7 +85,7 @@ export class Informers {
     this.nodeImageSets = watch(paths.nodeImageSets, (raw, previous) => decodeNodeImageSet(raw, previous, shared));
     this.nodes = watch(paths.nodes, (raw, previous) => decodeNode(raw, previous, shared));
     this.serviceAccounts = watch(paths.serviceAccounts, decodeServiceAccount);
-    this.secretSources = [DOCKER_CONFIG_JSON_TYPE, DOCKERCFG_TYPE].map((type) => watch(paths.secrets, decodeSecret, { fieldSelector: `type=${type}` }));
+    this.secretSources = new SecretWatches({ client, log, onChange });
     this.secretCopies = watch(paths.namespacedSecrets(opts.namespace), decodeSecret, { labelSelector: `${SECRET_COPY_LABEL}=true` });
     this.workloads = workloadWatches(opts, shared);
     this.runtimeClasses = watch(RUNTIME_CLASSES_PATH, decodeRuntimeClass);
@@ -86,31 +93,53 @@ export class Informers {
     this.argo = new ArgoSource({ client, log, onChange, discoveryIntervalMs: opts.argoDiscoveryIntervalMs });
     this.all = [
       this.policies, this.prePullImages, this.nodeImageSets, this.nodes, this.serviceAccounts, this.secretCopies,
-      ...this.secretSources, this.runtimeClasses,
+      this.runtimeClasses,
     ] as ListWatch<unknown>[];
   }
 
   /** Runs every list-watch and the Argo source until `signal` aborts; resolves once all have ended. */
   async run(signal: AbortSignal): Promise<void> {
     await Promise.allSettled([...this.all.map((i) => i.run(signal)), this.argo.run(signal)]);
-    await Promise.all([this.configMapWatches.stop(), this.workloads.stop()]);
+    await Promise.all([this.configMapWatches.stop(), this.workloads.stop(), this.secretSources.stop()]);
   }
 
   /**
-   * Resolves once every collection has listed, and then the policies' ConfigMaps and Argo objects (each
-   * bounded), so the first pass removes nothing they list.
+   * Resolves once every collection has listed, and then the policies' ConfigMaps, the referenced namespaces' pull
+   * Secrets and Argo objects (each bounded), so the first pass removes nothing they list.
    */
   async waitForSync(signal: AbortSignal): Promise<void> {
     await Promise.all(this.all.map((i) => i.waitForSync(signal)));
     this.followPolicies(signal);
+    // The namespaces the existing PrePullImages reference: their copies are checked in the first pass.
+    this.followSecrets(namespacesWithPullSecrets([...this.prePullImages.values()].map((p) => ({ namespace: p.metadata.namespace, imagePullSecrets: p.spec.imagePullSecrets }))), signal);
     await Promise.all([
-      this.workloads.waitForSync(signal), this.configMapWatches.waitForSync(signal, CONFIGMAP_SYNC_WAIT_MS), this.argo.settle(signal, ARGO_SETTLE_TIMEOUT_MS),
+      this.workloads.waitForSync(signal), this.secretSources.waitForSync(signal, SECRET_SYNC_WAIT_MS), this.configMapWatches.waitForSync(signal, CONFIGMAP_SYNC_WAIT_MS), this.argo.settle(signal, ARGO_SETTLE_TIMEOUT_MS),
     ]);
   }
 
   /** Informers whose watch is down, for readiness. */
   unhealthy(): string[] {
-    return [...this.all.filter((i) => !i.healthy).map((i) => i.lastError ?? 'not synced'), ...this.workloads.unhealthy(), ...this.configMapWatches.unhealthy()];
+    return [...this.all.filter((i) => !i.healthy).map((i) => i.lastError ?? 'not synced'), ...this.workloads.unhealthy(), ...this.configMapWatches.unhealthy(), ...this.secretSources.unhealthy()];
+  }
+
+  /**
+   * Objects that exist but do not decode, by kind (finding 11): the caches keep their last good version or, if
+   * none, nothing, and treat them as unknown. For the `kwarm_undecodable_objects` metric.
+   */
+  undecodableByKind(): Map<UndecodableKind, number> {
+    const out = new Map<UndecodableKind, number>([
+      ['PrePullPolicy', this.policies.undecodableKeys().size],
+      ['PrePullImage', this.prePullImages.undecodableKeys().size],
+      ['NodeImageSet', this.nodeImageSets.undecodableKeys().size],
+      ['Node', this.nodes.undecodableKeys().size],
+      ['ServiceAccount', this.serviceAccounts.undecodableKeys().size],
+      ['Secret', this.secretCopies.undecodableKeys().size + this.secretSources.undecodableCount()],
+      ['RuntimeClass', this.runtimeClasses.undecodableKeys().size],
+      ['ConfigMap', this.configMapWatches.undecodableCount()],
+    ]);
+    for (const kind of builtinWorkloadKinds) out.set(kind, this.workloads.get(kind)?.undecodableKeys().size ?? 0);
+    for (const [kind, n] of this.argo.undecodableByKind()) out.set(kind, n);
+    return out;
   }
 
   /** Starts and stops the ConfigMap watches and Argo kinds the current policies name. */
@@ -126,13 +155,25 @@ export class Informers {
     this.configMapWatches.update(queries, signal);
   }
 
-  /** A Secret a PrePullImage may name, by `namespace/name`; the controller's own copies are never one. */
-  sourceSecret(key: string): SecretView | undefined {
-    for (const lw of this.secretSources) {
-      const s = lw.get(key);
-      if (s !== undefined && s.labels[SECRET_COPY_LABEL] !== 'true') return s;
-    }
-    return undefined;
+  /** Watches pull Secrets in exactly these namespaces (see namespacesWithPullSecrets). */
+  followSecrets(namespaces: ReadonlySet<string>, signal: AbortSignal): void {
+    this.secretSources.update(namespaces, signal);
+  }
+
+  /**
+   * Waits, at most `timeoutMs`, for the Secret lists of namespaces just referenced: they take a round trip, and a
+   * pass planned before they arrive would release a new image to the nodes without its pull secret.
+   */
+  async waitForSecrets(signal: AbortSignal, timeoutMs: number): Promise<void> {
+    await this.secretSources.waitForSync(signal, timeoutMs);
+  }
+
+  /**
+   * A Secret a PrePullImage may name, by `namespace/name`; the controller's own copies are never one.
+   * 'unknown' while its namespace is not watched or not listed yet.
+   */
+  sourceSecret(key: string): SourceSecret {
+    return this.secretSources.get(key);
   }
 
   /**

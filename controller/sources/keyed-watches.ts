@@ -113,6 +113,13 @@ export class KeyedWatches<T> {
     return n;
   }
 
+  /** Objects of all current watches whose newest version does not decode (finding 11). */
+  undecodableCount(): number {
+    let n = 0;
+    for (const w of this.watches.values()) n += w.informer.undecodableKeys().size;
+    return n;
+  }
+
   /** Stops every watch and waits for them to end. */
   async stop(): Promise<void> {
     const all = [...this.watches.values()];

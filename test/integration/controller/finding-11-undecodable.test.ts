@@ -87,6 +87,8 @@ describe('finding 11: an object that does not decode is never treated as deleted
     }, { what: 'the API server to accept the new workload kind', timeoutMs: 30_000 });
     await expectKept('after the policy stopped decoding').catch((err: unknown) => { throw new Error(`${errorText(err)}\n${controller?.tail(20) ?? ''}`); });
     expect(controller.tail(200)).to.contain('keeping its last version');
+    // An operator sees it: one PrePullPolicy that does not decode.
+    expect(await controller.metrics()).to.match(/^kwarm_undecodable_objects\{kind="PrePullPolicy"\} 1$/m);
 
     // A controller that starts now has never seen the policy decode: the images are unknown, not unwanted.
     await controller.stop();
@@ -94,6 +96,9 @@ describe('finding 11: an object that does not decode is never treated as deleted
     await waitFor(() => Promise.resolve((controller?.tail(200) ?? '').includes('caches synced')), { what: 'the restarted controller synced', timeoutMs: 30_000 });
     await expectKept('after a restart').catch((err: unknown) => { throw new Error(`${errorText(err)}\n${controller?.tail(20) ?? ''}`); });
     expect(controller.tail(200)).to.contain('ignoring an object that does not decode');
+    const metrics = await controller.metrics();
+    expect(metrics).to.match(/^kwarm_undecodable_objects\{kind="PrePullPolicy"\} 1$/m);
+    expect(metrics).to.match(/^kwarm_undecodable_objects\{kind="PrePullImage"\} 0$/m);
   });
 
   it('agent: a NodeImageSet update that does not decode keeps the last spec', async () => {

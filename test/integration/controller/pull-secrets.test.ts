@@ -66,6 +66,11 @@ spec:
     expect(copy.data['.dockerconfigjson']).to.equal(dockerConfig('one'));
     expect(copy.metadata.annotations['kwarm.io/source']).to.equal(`${NS}/regcred`);
     await waitFor(async () => (await getNodeImageSet(admin, NODE, signal))?.spec.images[0]?.pullSecrets.includes(COPY), { what: 'the NodeImageSet to name the copy' });
+    // The namespace was referenced for the first time: its Secrets were listed before the image went to the node,
+    // so no version of the NodeImageSet offered the image without its pull secret (the agent would have pulled
+    // without credentials and failed).
+    const nis = await admin.get(`/apis/kwarm.io/v1alpha1/nodeimagesets/${NODE}`, signal) as { metadata: { generation?: number } };
+    expect(nis.metadata.generation, 'NodeImageSet spec versions before it named the copy').to.equal(1);
     const ppi = await waitFor(async () => {
       const p = await getPrePullImage(admin, NS, 'deployment.app.app', signal);
       return p?.status?.conditions?.find((c) => c.type === 'PullSecretsReady') !== undefined ? p : undefined;

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { checkPullSecret, copyMatches, planSecretCopies, secretCopyName, type SecretView } from '../../../../controller/derive/pull-secrets.ts';
+import { checkPullSecret, copyMatches, namespacesWithPullSecrets, planSecretCopies, secretCopyName, type SecretView, type SourceSecret } from '../../../../controller/derive/pull-secrets.ts';
 import { DOCKER_CONFIG_JSON_TYPE as DOCKER_CONFIG_JSON } from '../../../../lib/docker-config.ts';
 import { SECRET_COPY_LABEL, SECRET_SOURCE_ANNOTATION } from '../../../../api/v1alpha1/labels.ts';
 
@@ -54,5 +54,46 @@ describe('controller/pull-secrets', () => {
     expect(plan.problems.get('shop/bad')?.reason).to.equal('SecretMalformed');
     expect(plan.problems.get('shop/missing')?.reason).to.equal('SecretNotFound');
     expect(copyMatches(copies.get('kwarm-pull.shop.a'), plan.apply[0]!)).to.equal(false);
+  });
+
+  it('keeps the copy of a Secret whose namespace is not listed yet, and neither copies nor reports it', () => {
+    // A namespace newly referenced: its Secret watch has not listed. Taking that for "no such Secret" would
+    // remove the copy agents pull with (and report SecretNotFound) until the list comes back.
+    const sources = new Map<string, SourceSecret>([['shop/a', 'unknown'], ['new/b', 'unknown'], ['shop/c', secret('shop', 'c')]]);
+    const copies = new Map([
+      ['kwarm-pull.shop.a', copy('kwarm-pull.shop.a', 'shop/a', { '.dockerconfigjson': b64('{"auths":{}}') })],
+      ['kwarm-pull.shop.c', copy('kwarm-pull.shop.c', 'shop/c')],
+      ['kwarm-pull.gone.x', copy('kwarm-pull.gone.x', 'gone/x')],
+    ]);
+    const plan = planSecretCopies(['shop/a', 'new/b', 'shop/c'], (k) => sources.get(k), copies);
+    expect([...plan.copyNames]).to.deep.equal([['shop/a', 'kwarm-pull.shop.a'], ['shop/c', 'kwarm-pull.shop.c']]);
+    // Not rewritten either: what the copy should hold is not known yet.
+    expect(plan.apply).to.deep.equal([]);
+    expect(plan.remove).to.deep.equal(['kwarm-pull.gone.x']);
+    expect([...plan.problems.keys()]).to.deep.equal([]);
+
+    // Once listed and absent, it is reported and its copy removed.
+    const listed = planSecretCopies(['shop/a'], () => undefined, copies);
+    expect(listed.problems.get('shop/a')?.reason).to.equal('SecretNotFound');
+    expect(listed.remove).to.include('kwarm-pull.shop.a');
+  });
+
+  it('does not take a copy of another source for the unknown one', () => {
+    // Same name, another source annotation (cannot come from secretCopyName, but a hand-edited copy could say so).
+    const copies = new Map([['kwarm-pull.shop.a', copy('kwarm-pull.shop.a', 'other/a')]]);
+    const plan = planSecretCopies(['shop/a'], () => 'unknown', copies);
+    expect([...plan.copyNames]).to.deep.equal([]);
+    expect(plan.remove).to.deep.equal(['kwarm-pull.shop.a']);
+  });
+
+  it('watches Secrets only in namespaces whose PrePullImages name pull secrets', () => {
+    const ns = namespacesWithPullSecrets([
+      { namespace: 'shop', imagePullSecrets: [{ name: 'regcred' }] },
+      { namespace: 'quiet', imagePullSecrets: [] },
+      { namespace: 'none', imagePullSecrets: undefined },
+      { namespace: undefined, imagePullSecrets: [{ name: 'x' }] },
+      { namespace: 'shop', imagePullSecrets: [{ name: 'other' }] },
+    ]);
+    expect([...ns]).to.deep.equal(['shop']);
   });
 });
