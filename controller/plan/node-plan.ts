@@ -12,12 +12,13 @@
 // the pairs whose back-off ends together, and nothing new is released until it is back under (finding 6,
 // docs/decisions/0017). Pure: no I/O, no clock (the time comes in PlanInput.agents).
 import { MAX_NODE_IMAGES, type NodeImage, type NodeImageSetSpec } from '../../api/v1alpha1/index.ts';
-import { byImage, compareStrings, entriesDigest, removalsDigest, specDigestOf } from './node-image-set-digest.ts';
+import { byImage, compareStrings, entriesDigest, removalsDigest, specDigestOf, type NodeRemoval } from './node-image-set-digest.ts';
 import { agentStaleAtMs, agentState, awaitsRepull, holdsBudget, isFinished, type NodeImageSetView } from './node-image-set-view.ts';
 import { mergeEntry, refuseConflictingPins, type SourceRefusal } from './entry-merge.ts';
 import { capImagesPerNamespace, capNodeImagesPerNamespace, namespacePullCap, type NamespaceLimits } from './namespace-limits.ts';
+import { namespaceOf, releaseFairly, type Candidate } from './fair-release.ts';
 import { nodeAcceptsPulls, type NodeView } from './node-eligibility.ts';
-import { eligibleGroups, planRemovals, type ImageTarget, type NodeInfo } from './target-groups.ts';
+import { eligibleGroups, planRemovals, type ImageTarget, type NodeInfo, type TargetGroup } from './target-groups.ts';
 import { fitsNodeImageSet } from './size-bound.ts';
 
 export type { ImageTarget } from './target-groups.ts';
@@ -195,20 +196,66 @@ function frozenEntries(
   return out;
 }
 
-/** The namespace a pair is charged to: its first source's (sources are in key order, so the first by name). */
-function namespaceOf(entry: NodeImage | undefined): string {
-  return entry?.sources[0]?.namespace ?? '';
+/** What planNodeImageSets decided, as NodeImageSet specs: kept and released entries, removals, gating. */
+function nodeImageSetsOf(a: {
+  readonly input: PlanInput;
+  readonly nodeByName: ReadonlyMap<string, NodeInfo>;
+  readonly ready: readonly NodeInfo[];
+  readonly kept: ReadonlyMap<string, Map<string, NodeImage> | NodeClass>;
+  readonly removalsOn: ReadonlyMap<string, NodeRemoval[]>;
+  readonly wantedOn: ReadonlyMap<string, NodeClass>;
+}): Map<string, PlannedNodeImageSet> {
+  const { input, nodeByName, ready, kept, removalsOn, wantedOn } = a;
+  const nodeImageSets = new Map<string, PlannedNodeImageSet>();
+  const warming = new Set(ready.filter((n) => input.warming?.has(n.name) === true).map((n) => n.name));
+  const names = new Set([...kept.keys(), ...input.current.keys(), ...removalsOn.keys(), ...warming]);
+  const perNodeLimit = input.maxPullsPerNode;
+  for (const name of [...names].sort(compareStrings)) {
+    const info = nodeByName.get(name);
+    // A NodeImageSet whose Node is gone is left to the garbage collector.
+    if (info === undefined) continue;
+    const k = kept.get(name);
+    const asked = removalsOn.get(name) ?? [];
+    // Finding 14: a removal of an image another target wants here waits for nothing; held by the budget, it is not
+    // in spec.images yet, so the removal is cancelled rather than let the agent remove what is about to be pulled.
+    const wanted = wantedOn.get(name)?.wanted;
+    const heldBack = k instanceof Map && wanted !== undefined ? asked.filter((r) => wanted.has(r.image) && !k.has(r.image)).map((r) => r.image) : [];
+    const removals = heldBack.length === 0 ? asked : asked.filter((r) => !heldBack.includes(r.image));
+    const wantedAgain = heldBack.length > 0 ? { wantedAgain: heldBack } : {};
+    const removed = removalsDigest(removals);
+    // Counted from what the node wants, held entries included: a node whose gating pulls all wait for the
+    // budget must not look as if it had nothing to wait for.
+    const gating = wantedOn.get(name)?.gating ?? 0;
+    const gatingSpec = gating > 0 ? { gatingImages: gating } : {};
+    if (k !== undefined && !(k instanceof Map)) {
+      const spec: NodeImageSetSpec = { maxConcurrentPulls: perNodeLimit, images: k.entries as NodeImage[], removals, ...gatingSpec };
+      nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, k.entriesDigest, removed, gating), released: k.released });
+      continue;
+    }
+    const entries = [...(k?.values() ?? [])].sort(byImage);
+    // Nothing released yet and nothing to empty: no write (unless the node is warming, see PlanInput.warming).
+    if (entries.length === 0 && removals.length === 0 && heldBack.length === 0 && gating === 0 && !input.current.has(name) && !warming.has(name)) continue;
+    const spec: NodeImageSetSpec = { maxConcurrentPulls: perNodeLimit, images: entries, removals, ...gatingSpec };
+    const released = new Map(entries.map((e) => [e.image, e.round]));
+    nodeImageSets.set(name, {
+      node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, entriesDigest(entries, true), removed, gating), released, ...wantedAgain,
+    });
+  }
+  return nodeImageSets;
 }
 
-export function planNodeImageSets(input: PlanInput): NodePlan {
-  const nodes: NodeInfo[] = [];
-  for (const node of input.nodes) {
-    const name = node.metadata?.name ?? '';
-    if (name !== '') nodes.push({ node, name, uid: node.metadata?.uid ?? '' });
-  }
-  nodes.sort((a, b) => compareStrings(a.name, b.name));
-  const nodeByName = new Map(nodes.map((n) => [n.name, n]));
-  const ready = nodes.filter((n) => nodeAcceptsPulls(n.node).eligible);
+/**
+ * Which targets want which nodes, after the per-namespace caps and the refusal of conflicting pins; the removals
+ * purges ask; and, per node, the groups (targets wanting the same nodes) it is in, in group order.
+ */
+function selectTargets(input: PlanInput, nodes: readonly NodeInfo[], ready: readonly NodeInfo[]): {
+  refused: Map<string, SourceRefusal>;
+  targets: ImageTarget[];
+  groups: TargetGroup[];
+  targetNodes: Map<string, readonly string[]>;
+  removalsOn: Map<string, NodeRemoval[]>;
+  memberOf: Map<string, number[]>;
+} {
   const pins = refuseConflictingPins(input.targets);
   const capped = capImagesPerNamespace(pins.kept, input.maxImagesPerNamespace ?? 0, input.uncappedNamespace);
   const refused = new Map<string, SourceRefusal>([...pins.refused, ...capped.refused]);
@@ -224,7 +271,6 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   for (const g of groups) for (const t of g.targets) targetNodes.set(t.key, g.names);
   const removalsOn = planRemovals(sorted.filter((t) => t.purge === true), nodes, targetNodes);
 
-  // node → the groups it is in, in group order.
   const memberOf = new Map<string, number[]>();
   groups.forEach((g, i) => {
     if (g.targets.length === 0) return;
@@ -234,6 +280,20 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
       else list.push(i);
     }
   });
+
+  return { refused, targets, groups, targetNodes, removalsOn, memberOf };
+}
+
+export function planNodeImageSets(input: PlanInput): NodePlan {
+  const nodes: NodeInfo[] = [];
+  for (const node of input.nodes) {
+    const name = node.metadata?.name ?? '';
+    if (name !== '') nodes.push({ node, name, uid: node.metadata?.uid ?? '' });
+  }
+  nodes.sort((a, b) => compareStrings(a.name, b.name));
+  const nodeByName = new Map(nodes.map((n) => [n.name, n]));
+  const ready = nodes.filter((n) => nodeAcceptsPulls(n.node).eligible);
+  const { refused, targets, groups, targetNodes, removalsOn, memberOf } = selectTargets(input, nodes, ready);
 
   // Entries are shared between nodes wanting the same image for the same targets.
   const entryMemo = new Map<string, NodeImage>();
@@ -287,7 +347,7 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   const wantedOn = new Map<string, NodeClass>();
   // `raise`: a refresh of a finished pair (or the re-pull of a lost one), kept in its old round until the
   // budget releases it in `round` (the wanted entry's own round when undefined).
-  const candidates: { node: string; image: string; raise: boolean; round?: number }[] = [];
+  const candidates: Candidate[] = [];
   const settled = new Map<string, SettledNode>();
   // Pairs on a node without a working agent neither count nor get released (finding 1 of the review).
   let withoutAgent = 0;
@@ -364,101 +424,22 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     kept.set(node, keep);
   }
 
-  // Finding 6 of the review: the budget is shared fairly between namespaces. Each free slot goes to the
-  // namespace holding the fewest unfinished pairs (released ones and those released in this pass), ties by
-  // name; within a namespace image by image (all nodes of one image before the next), so its rollout finishes
-  // first. A pair several namespaces want is charged to the first of them by name. So while several namespaces
-  // wait, none gets a slot past its share, ceil(budget / namespaces waiting or holding); a slot nobody else
-  // waits for is lent to whoever does, but never past --namespace-pull-share of the budget, which bounds what a
-  // newcomer waits for: the lent pulls are not taken back, they end (finished, or in back-off).
-  const perNamespace = namespacePullCap(input.clusterPullBudget, input.namespaceLimits);
-  const queues = new Map<string, typeof candidates>();
-  for (const c of candidates) {
-    const ns = namespaceOf(wantedOn.get(c.node)?.wanted.get(c.image));
-    const q = queues.get(ns);
-    if (q === undefined) queues.set(ns, [c]);
-    else q.push(c);
-  }
-  for (const q of queues.values()) q.sort((a, b) => compareStrings(b.image, a.image) || compareStrings(b.node, a.node));
-  let available = input.clusterPullBudget === 0 ? Number.POSITIVE_INFINITY : Math.max(0, input.clusterPullBudget - unfinished);
-  let held = 0;
-  const order = [...queues.keys()];
-  let left = candidates.length;
-  for (;;) {
-    // Without a budget every pair is released (up to each node's cap) and the order changes nothing else;
-    // with one, the loop ends when it is spent, so its length is bounded by the budget.
-    if (available <= 0) {
-      held += left;
-      break;
-    }
-    let ns: string | undefined;
-    // Unlimited: nothing to share, so no search (a first rollout may have a pair per node and image).
-    if (available === Number.POSITIVE_INFINITY) {
-      while (order.length > 0 && (queues.get(order[0] ?? '')?.length ?? 0) === 0) order.shift();
-      ns = order[0];
-    } else for (const n of order) {
-      if ((queues.get(n)?.length ?? 0) === 0 || (heldBy.get(n) ?? 0) >= perNamespace) continue;
-      if (ns === undefined || (heldBy.get(n) ?? 0) < (heldBy.get(ns) ?? 0) || ((heldBy.get(n) ?? 0) === (heldBy.get(ns) ?? 0) && compareStrings(n, ns) < 0)) ns = n;
-    }
-    if (ns === undefined) {
-      // Every namespace still waiting holds its whole share.
-      held += left;
-      break;
-    }
-    // Queues are sorted in reverse, so the next pair is at the end.
-    const c = queues.get(ns)?.pop();
-    if (c === undefined) break;
-    left--;
-    const keep = kept.get(c.node);
-    const entry = wantedOn.get(c.node)?.wanted.get(c.image);
-    // Only nodes with candidates have a map of their own.
-    if (!(keep instanceof Map) || entry === undefined) continue;
-    if (!c.raise && !fitsNodeImageSet(keep, entry)) {
-      held++;
-      continue;
-    }
-    const released = c.round === undefined || c.round === entry.round ? entry : { ...entry, round: c.round };
-    keep.set(c.image, released);
-    holds(released);
-    available--;
-    unfinished++;
-  }
+  const release = releaseFairly({
+    candidates, heldBy, unfinished, clusterPullBudget: input.clusterPullBudget, perNamespace: namespacePullCap(input.clusterPullBudget, input.namespaceLimits),
+    entryOf: (c) => wantedOn.get(c.node)?.wanted.get(c.image),
+    admit: (c, entry) => {
+      const keep = kept.get(c.node);
+      // Only nodes with candidates have a map of their own.
+      if (!(keep instanceof Map)) return 'skip';
+      if (!c.raise && !fitsNodeImageSet(keep, entry)) return 'hold';
+      keep.set(c.image, c.round === undefined || c.round === entry.round ? entry : { ...entry, round: c.round });
+      return 'release';
+    },
+  });
+  unfinished = release.unfinished;
+  const held = release.held;
 
-  const nodeImageSets = new Map<string, PlannedNodeImageSet>();
-  const warming = new Set(ready.filter((n) => input.warming?.has(n.name) === true).map((n) => n.name));
-  const names = new Set([...kept.keys(), ...input.current.keys(), ...removalsOn.keys(), ...warming]);
-  const perNodeLimit = input.maxPullsPerNode;
-  for (const name of [...names].sort(compareStrings)) {
-    const info = nodeByName.get(name);
-    // A NodeImageSet whose Node is gone is left to the garbage collector.
-    if (info === undefined) continue;
-    const k = kept.get(name);
-    const asked = removalsOn.get(name) ?? [];
-    // Finding 14: a removal of an image another target wants here waits for nothing; held by the budget, it is not
-    // in spec.images yet, so the removal is cancelled rather than let the agent remove what is about to be pulled.
-    const wanted = wantedOn.get(name)?.wanted;
-    const heldBack = k instanceof Map && wanted !== undefined ? asked.filter((r) => wanted.has(r.image) && !k.has(r.image)).map((r) => r.image) : [];
-    const removals = heldBack.length === 0 ? asked : asked.filter((r) => !heldBack.includes(r.image));
-    const wantedAgain = heldBack.length > 0 ? { wantedAgain: heldBack } : {};
-    const removed = removalsDigest(removals);
-    // Counted from what the node wants, held entries included: a node whose gating pulls all wait for the
-    // budget must not look as if it had nothing to wait for.
-    const gating = wantedOn.get(name)?.gating ?? 0;
-    const gatingSpec = gating > 0 ? { gatingImages: gating } : {};
-    if (k !== undefined && !(k instanceof Map)) {
-      const spec: NodeImageSetSpec = { maxConcurrentPulls: perNodeLimit, images: k.entries as NodeImage[], removals, ...gatingSpec };
-      nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, k.entriesDigest, removed, gating), released: k.released });
-      continue;
-    }
-    const entries = [...(k?.values() ?? [])].sort(byImage);
-    // Nothing released yet and nothing to empty: no write (unless the node is warming, see PlanInput.warming).
-    if (entries.length === 0 && removals.length === 0 && heldBack.length === 0 && gating === 0 && !input.current.has(name) && !warming.has(name)) continue;
-    const spec: NodeImageSetSpec = { maxConcurrentPulls: perNodeLimit, images: entries, removals, ...gatingSpec };
-    const released = new Map(entries.map((e) => [e.image, e.round]));
-    nodeImageSets.set(name, {
-      node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, entriesDigest(entries, true), removed, gating), released, ...wantedAgain,
-    });
-  }
+  const nodeImageSets = nodeImageSetsOf({ input, nodeByName, ready, kept, removalsOn, wantedOn });
   if (input.memo !== undefined) input.memo.settled = settled;
   return { nodeImageSets, targetNodes, unfinished, held, withoutAgent, dueAtMs, refused };
 }
