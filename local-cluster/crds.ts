@@ -6,6 +6,7 @@ import { CRD_FILE_PATTERN } from '../api/generated-files.ts';
 import { crdName } from '../api/crd.ts';
 import { API_VERSION, kinds } from '../api/v1alpha1/index.ts';
 import type { ControlPlane } from './control-plane.ts';
+import { errorText } from '../lib/errors.ts';
 import { waitFor } from './wait.ts';
 
 const CRD_DIR = join(import.meta.dirname, '..', 'deploy', 'crds');
@@ -31,7 +32,16 @@ async function install(cp: ControlPlane): Promise<void> {
     throw new Error(`expected ${kinds.length} CRD files in ${CRD_DIR}, found ${files.length}: run npm run crds`);
   }
   await cp.kubectl(['apply', '--server-side', '--field-manager=kwarm-tests', '--force-conflicts', ...files.flatMap((f) => ['-f', f])]);
-  await cp.kubectl(['wait', '--for=condition=Established', '--timeout=60s', ...kinds.map((k) => `crd/${crdName(k.names)}`)]);
+  // kubectl wait fails at once (".status.conditions accessor error") when it reads a CRD before the API server
+  // wrote its first status, as happens under load: ask again until Established or the minute is up.
+  let last = '';
+  await waitFor(async () => {
+    const r = await cp.kubectl(['wait', '--for=condition=Established', '--timeout=10s', ...kinds.map((k) => `crd/${crdName(k.names)}`)], { allowFailure: true });
+    last = r.stderr.trim();
+    return r.code === 0;
+  }, { what: 'kwarm\'s CRDs Established', timeoutMs: 60_000, intervalMs: 200 }).catch((err: unknown) => {
+    throw new Error(`${errorText(err)}; kubectl wait said: ${last}`);
+  });
   // Established comes a moment before discovery lists the resources; kubectl needs discovery.
   await waitFor(async () => {
     const { stdout, code } = await cp.kubectl(['get', '--raw', `/apis/${API_VERSION}`], { allowFailure: true });
