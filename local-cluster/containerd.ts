@@ -3,8 +3,10 @@
 // config, so several run side by side without touching the host's /run/containerd or /var/lib.
 // Pulls only: the native snapshotter works everywhere, and no CNI network is needed. A real node
 // (real-node.ts) runs one inside its namespaces instead, at the standard paths with the bridge CNI.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { GrpcImageRuntime, loadCriProto, type CriProto } from '../agent/cri/grpc-runtime.ts';
 import { systemBinary } from './binaries.ts';
 import { ManagedProcess, type StartOptions } from './process.ts';
@@ -23,6 +25,12 @@ export interface ContainerdOptions {
   sandboxImage?: string;
   /** Run inside a real node's namespaces rather than beside the test process. */
   placement?: ContainerdPlacement;
+  /**
+   * The CRI snapshotter (default native, which works on any file system). overlayfs needs a root on a file
+   * system overlayfs accepts as upper (not overlayfs itself) but unpacks each layer once and creates a
+   * container without copying its image: see overlayfsWorks().
+   */
+  snapshotter?: 'native' | 'overlayfs';
 }
 
 /** A containerd of a real node: standard paths inside the node, backed by host directories. */
@@ -70,9 +78,34 @@ const DISABLED_PLUGINS = [
 
 const toml = (s: string): string => JSON.stringify(s);
 
+let overlayfsAnswer: Promise<boolean> | undefined;
+
+/**
+ * Whether an overlayfs mount works with its upper and work dirs in `dir` (as root, on a file system overlayfs
+ * accepts: ext4 or xfs yes, overlayfs itself, as in many containers, no). Asked once per process: every node
+ * of a run keeps its files in the same temp dir.
+ */
+export function overlayfsWorks(dir: string): Promise<boolean> {
+  overlayfsAnswer ??= (async () => {
+    const probe = mkdtempSync(join(dir, '.overlay-probe-'));
+    const sub = (name: string): string => { const d = join(probe, name); mkdirSync(d); return d; };
+    const [lower, upper, work, merged] = [sub('lower'), sub('upper'), sub('work'), sub('merged')];
+    try {
+      await promisify(execFile)('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged]);
+    } catch {
+      rmSync(probe, { recursive: true, force: true });
+      return false;
+    }
+    await promisify(execFile)('umount', [merged]);
+    rmSync(probe, { recursive: true, force: true });
+    return true;
+  })();
+  return overlayfsAnswer;
+}
+
 interface ConfigDirs { root: string; state: string; socket: string; hostsDir: string; cniBinDir: string; cniConfDir: string }
 
-function configToml(dirs: ConfigDirs, sandboxImage: string | undefined): string {
+function configToml(dirs: ConfigDirs, sandboxImage: string | undefined, snapshotter: 'native' | 'overlayfs'): string {
   const cri = '[plugins."io.containerd.grpc.v1.cri"]';
   return `version = 2
 root = ${toml(dirs.root)}
@@ -101,7 +134,7 @@ ${cri}
   # "can't get final child's PID"); never lower than containerd's own is allowed.
   restrict_oom_score_adj = true
 ${sandboxImage === undefined ? '' : `  sandbox_image = ${toml(sandboxImage)}\n`}  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "native"
+    snapshotter = ${toml(snapshotter)}
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = ${toml(dirs.cniBinDir)}
     conf_dir = ${toml(dirs.cniConfDir)}
@@ -139,7 +172,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<TestCont
   const dirs: ConfigDirs = placement === undefined
     ? { root, state, socket, hostsDir, cniBinDir, cniConfDir }
     : { root: '/var/lib/containerd', state: '/run/containerd', socket: '/run/containerd/containerd.sock', hostsDir, cniBinDir, cniConfDir };
-  writeFileSync(configFile, configToml(dirs, opts.sandboxImage));
+  writeFileSync(configFile, configToml(dirs, opts.sandboxImage, opts.snapshotter ?? 'native'));
   const logFile = join(dir, 'containerd.log');
   const command = systemBinary('containerd');
   const proto: CriProto = loadCriProto();

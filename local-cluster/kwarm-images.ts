@@ -423,16 +423,46 @@ async function runtimeLayer(): Promise<{ layer: Layer; what: string }> {
   const libs = parseLdd(stdout);
   if (libs.length === 0) throw new Error(`ldd found no libraries for ${node}; a static Node would need none, but this one is dynamic`);
   const files: [string, string][] = [[node, 'usr/local/bin/node'], ...libs.map((l): [string, string] => [l, strip(l)])];
-  const key = sha256Hex('runtime', builderHash(), ...files.flatMap(([host, target]) => [target, sha256Hex(readFileSync(host))]));
+  const stripped = await stripWorks();
+  const key = sha256Hex('runtime', builderHash(), String(stripped), ...files.flatMap(([host, target]) => [target, sha256Hex(readFileSync(host))]));
   const version = (await execFileAsync(node, ['--version'])).stdout.trim();
-  const layer = await cachedLayer(key, () => Promise.resolve([
+  const layer = await cachedLayer(key, async () => [
     // readFileSync follows symlinks: the loader and the libraries are stored as the files they point at.
-    ...files.map(([host, target]): TarEntry => ({ type: 'file', path: target, content: readFileSync(host), mode: 0o755 })),
+    ...await Promise.all(files.map(async ([host, target]): Promise<TarEntry> => ({
+      type: 'file', path: target, mode: 0o755,
+      content: stripped && target === 'usr/local/bin/node' ? await strippedBinary(host) : readFileSync(host),
+    }))),
     { type: 'file', path: 'etc/passwd', content: Buffer.from(PASSWD) },
     { type: 'file', path: 'etc/group', content: Buffer.from(GROUP) },
     { type: 'dir', path: 'tmp', mode: 0o1777 },
-  ]));
-  return { layer, what: `Node ${version} from node_modules/node with ${libs.map((l) => posix.basename(l)).join(', ')}` };
+  ]);
+  return { layer, what: `Node ${version} from node_modules/node${stripped ? ' (stripped)' : ''} with ${libs.map((l) => posix.basename(l)).join(', ')}` };
+}
+
+/** Whether `strip` (binutils) is installed; without it the Node binary goes in as it is. */
+async function stripWorks(): Promise<boolean> {
+  try {
+    await execFileAsync('strip', ['--version']);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The Node binary without its symbols and debug information: 125 MB becomes 107 MB, 52 MB gzipped becomes
+ * 44 MB, and every node pulls and unpacks that much less before kwarm's pods start (the pull of the images was
+ * the longest part of helm install -> Ready).
+ */
+async function strippedBinary(path: string): Promise<Buffer> {
+  const dir = makeTempDir('strip');
+  try {
+    const out = join(dir, 'node');
+    await execFileAsync('strip', ['-o', out, path]);
+    return readFileSync(out);
+  } finally {
+    removeDir(dir);
+  }
 }
 
 /** `npm ci --omit=dev` without the network: the production packages of the lock file, from node_modules. */
