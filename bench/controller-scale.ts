@@ -8,6 +8,7 @@
 //   node_modules/.bin/node bench/controller-scale.ts [--nodes=5000] [--deployments=2000] [--pools=40]
 //       [--restart-node-args='none|--max-semi-space-size=4'] (extra restarts with these Node flags, to compare)
 //       [--controller-log=debug] (the controller's log level; with KWARM_KEEP_TEST_DIRS=1 its log is kept)
+//       [--write-concurrency=N] (the controller's --write-concurrency; default: the controller's)
 //
 // Deployments are spread over node pools (a pod nodeSelector), as real clusters partition workloads;
 // every node of a pool pre-pulls the images of the pool's Deployments (deployments/pools images per node).
@@ -42,6 +43,8 @@ const restartNodeArgs = (process.argv.find((a) => a.startsWith('--restart-node-a
 const controllerLogArg = process.argv.find((a) => a.startsWith('--controller-log='))?.slice('--controller-log='.length) ?? 'info';
 if (controllerLogArg !== 'info' && controllerLogArg !== 'debug') throw new Error('--controller-log must be info or debug');
 const CONTROLLER_LOG: 'info' | 'debug' = controllerLogArg;
+const writeConcurrencyArg = process.argv.find((a) => a.startsWith('--write-concurrency='));
+const WRITE_CONCURRENCY = writeConcurrencyArg === undefined ? undefined : arg('write-concurrency', 0);
 const RESYNC_SECONDS = 20;
 const KWARM = '/apis/kwarm.io/v1alpha1';
 
@@ -193,7 +196,10 @@ async function main(): Promise<void> {
     const startController = async (name: string, nodeArgs: readonly string[] = chartNodeArgs): Promise<ControllerProcess> => {
       const started = await ControllerProcess.start({
         kubeconfig, name, main, nodeArgs, logLevel: CONTROLLER_LOG, waitReady: false,
-        args: ['--max-concurrent-pulls=0', '--write-qps=500', '--write-burst=500', `--resync-period=${RESYNC_SECONDS}s`],
+        args: [
+          '--max-concurrent-pulls=0', '--write-qps=500', '--write-burst=500', `--resync-period=${RESYNC_SECONDS}s`,
+          ...(WRITE_CONCURRENCY === undefined ? [] : [`--write-concurrency=${WRITE_CONCURRENCY}`]),
+        ],
       });
       // A controller that never gets ready must not outlive the bench (it did, retrying a stopped API server).
       await started.waitReady(1_800_000).catch(async (err: unknown) => {
