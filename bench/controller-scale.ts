@@ -8,6 +8,7 @@
 //   node_modules/.bin/node bench/controller-scale.ts [--nodes=5000] [--deployments=2000] [--pools=40]
 //       [--restart-node-args='none|--max-semi-space-size=4'] (extra restarts with these Node flags, to compare)
 //       [--controller-log=debug] (the controller's log level; with KWARM_KEEP_TEST_DIRS=1 its log is kept)
+//       [--write-concurrency=N] (the controller's --write-concurrency; default: the controller's)
 //
 // Deployments are spread over node pools (a pod nodeSelector), as real clusters partition workloads;
 // every node of a pool pre-pulls the images of the pool's Deployments (deployments/pools images per node).
@@ -23,6 +24,8 @@ import { ControllerProcess, controllerKubeconfig, metricValue } from '../local-c
 import { installCrds } from '../local-cluster/crds.ts';
 import { chartControllerNodeArgs, compiledController } from './compiled-binaries.ts';
 import { eachLimited } from '../lib/each-limited.ts';
+import { apiServerSample, describeApiServerWindow, type ApiServerSample } from './api-server-figures.ts';
+import { busyPercent, machineTicks, type MachineTicks } from './proc-stats.ts';
 
 function arg(name: string, fallback: number): number {
   const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -40,6 +43,8 @@ const restartNodeArgs = (process.argv.find((a) => a.startsWith('--restart-node-a
 const controllerLogArg = process.argv.find((a) => a.startsWith('--controller-log='))?.slice('--controller-log='.length) ?? 'info';
 if (controllerLogArg !== 'info' && controllerLogArg !== 'debug') throw new Error('--controller-log must be info or debug');
 const CONTROLLER_LOG: 'info' | 'debug' = controllerLogArg;
+const writeConcurrencyArg = process.argv.find((a) => a.startsWith('--write-concurrency='));
+const WRITE_CONCURRENCY = writeConcurrencyArg === undefined ? undefined : arg('write-concurrency', 0);
 const RESYNC_SECONDS = 20;
 const KWARM = '/apis/kwarm.io/v1alpha1';
 
@@ -68,6 +73,17 @@ function procStats(pid: number): { rssMiB: number; peakMiB: number; cpuSeconds: 
   return { rssMiB: kb('VmRSS') / 1024, peakMiB: kb('VmHWM') / 1024, cpuSeconds: ticks / 100 };
 }
 
+/** What a window of the bench is compared by: the API server's figures, the machine's CPU, this process's CPU. */
+interface WindowMark { readonly at: number; readonly api: ApiServerSample; readonly machine: MachineTicks; readonly benchCpu: NodeJS.CpuUsage; readonly load: string }
+
+/** Where a window's time went: the API server, the machine (shared with whatever else runs), the simulator. */
+function describeWindow(what: string, a: WindowMark, b: WindowMark): string {
+  const wall = (b.at - a.at) / 1000;
+  const bench = process.cpuUsage(a.benchCpu);
+  return `${what}: API server ${describeApiServerWindow(a.api, b.api, wall)}; machine ${busyPercent(a.machine, b.machine).toFixed(0)}% busy ` +
+    `(load ${a.load} -> ${b.load}); this bench process (simulated agents, watches, probes) CPU ${((bench.user + bench.system) / 1e6).toFixed(1)} s`;
+}
+
 /** What the simulated agents keep of a NodeImageSet. */
 interface NisView { name: string; images: { image: string; round: number }[]; done: Set<string> }
 
@@ -93,6 +109,10 @@ async function main(): Promise<void> {
   const signal = ac.signal;
   let controller: ControllerProcess | undefined;
   const admin = new KubeClient(cp.kubeConfig(), { timeoutMs: 60_000 });
+  const mark = async (): Promise<WindowMark> => ({
+    at: Date.now(), api: apiServerSample(String(await admin.get('/metrics', signal))), machine: machineTicks(), benchCpu: process.cpuUsage(),
+    load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0] ?? '?',
+  });
   try {
     await installCrds(cp);
     console.log(`bench: ${NODES} nodes, ${DEPLOYMENTS} Deployments in ${POOLS} pools (${(DEPLOYMENTS / POOLS).toFixed(0)} images per node, ${(NODES / POOLS).toFixed(0)} nodes per pool)`);
@@ -176,7 +196,10 @@ async function main(): Promise<void> {
     const startController = async (name: string, nodeArgs: readonly string[] = chartNodeArgs): Promise<ControllerProcess> => {
       const started = await ControllerProcess.start({
         kubeconfig, name, main, nodeArgs, logLevel: CONTROLLER_LOG, waitReady: false,
-        args: ['--max-concurrent-pulls=0', '--write-qps=500', '--write-burst=500', `--resync-period=${RESYNC_SECONDS}s`],
+        args: [
+          '--max-concurrent-pulls=0', '--write-qps=500', '--write-burst=500', `--resync-period=${RESYNC_SECONDS}s`,
+          ...(WRITE_CONCURRENCY === undefined ? [] : [`--write-concurrency=${WRITE_CONCURRENCY}`]),
+        ],
       });
       // A controller that never gets ready must not outlive the bench (it did, retrying a stopped API server).
       await started.waitReady(1_800_000).catch(async (err: unknown) => {
@@ -186,12 +209,14 @@ async function main(): Promise<void> {
       return started;
     };
     const tStart = Date.now();
+    const startMark = await mark();
     controller = await startController('controller-bench');
     const pid = controller.process.pid ?? 0;
     const completed = async (): Promise<number> => (await controller!.metric('kwarm_prepullimages_by_phase', { phase: 'Completed' })) ?? 0;
     await waitUntil('every PrePullImage Completed', 1_800_000, async () => (await completed()) === DEPLOYMENTS && pending.size === 0);
     const initial = procStats(pid);
     console.log(`initial convergence: ${((Date.now() - tStart) / 1000).toFixed(1)} s to ${DEPLOYMENTS} PrePullImages Completed on ${NODES} NodeImageSets; controller CPU ${initial.cpuSeconds.toFixed(1)} s, RSS ${initial.rssMiB.toFixed(0)} MiB (peak ${initial.peakMiB.toFixed(0)} MiB); simulated agent status writes ${agentWrites}`);
+    console.log(describeWindow('initial convergence', startMark, await mark()));
 
     // --- idle: a full resync with nothing changed ------------------------------------------------------------
     await sleep(5000);
@@ -216,21 +241,35 @@ async function main(): Promise<void> {
     // The API server's sustained write rate for NodeImageSet-sized writes on this machine, as the controller
     // sends them (8 at a time): one annotation patch per affected NodeImageSet. The controller's decoder keeps
     // no annotations, so these start no pass. The change's goal is 2 s + affected / rate.
-    const tProbe = Date.now();
-    await eachLimited(affected, 8, async (name) => {
-      await admin.patch(`${KWARM}/nodeimagesets/${name}`, 'merge', { metadata: { annotations: { 'kwarm-bench/write-rate-probe': String(tProbe) } } }, signal);
-    });
-    const writeRate = affected.length / Math.max(0.001, (Date.now() - tProbe) / 1000);
-    console.log(`API server sustained write rate: ${writeRate.toFixed(1)} NodeImageSet writes/s (${affected.length} annotation patches, 8 at a time)`);
+    const probe = async (concurrency: number): Promise<number> => {
+      const t = Date.now();
+      const m = await mark();
+      // A starved API server answers 504 after its 60 s request timeout (seen at 32 in flight, load 65 on 2
+      // cores): counted, not fatal, so the run still measures the change.
+      let failed = 0;
+      await eachLimited(affected, concurrency, async (name) => {
+        await admin.patch(`${KWARM}/nodeimagesets/${name}`, 'merge', { metadata: { annotations: { 'kwarm-bench/write-rate-probe': `${t}-${concurrency}` } } }, signal)
+          .catch(() => { failed++; });
+      });
+      const rate = (affected.length - failed) / Math.max(0.001, (Date.now() - t) / 1000);
+      console.log(`API server sustained write rate: ${rate.toFixed(1)} NodeImageSet writes/s (${affected.length} annotation patches, ${concurrency} at a time, ${failed} failed)`);
+      console.log(describeWindow(`  write-rate probe, ${concurrency} at a time`, m, await mark()));
+      return rate;
+    };
+    const writeRate = await probe(8);
+    // Whether more writes in flight would raise the rate (the controller's --write-concurrency).
+    await probe(32);
     await sleep(2000);
     const before = await controller.metrics();
     const passesBefore = metricValue(before, 'kwarm_reconcile_duration_seconds_count') ?? 0;
     const sumBefore = metricValue(before, 'kwarm_reconcile_duration_seconds_sum') ?? 0;
     const planBefore = metricValue(before, 'kwarm_reconcile_plan_duration_seconds_sum') ?? 0;
+    const changeMark = await mark();
     const tChange = Date.now();
     await admin.patch(`/apis/apps/v1/namespaces/${changed.ns}/deployments/${changed.name}`, 'merge', { spec: { template: { spec: { containers: [{ name: 'app', image: newImage }] } } } }, signal);
     await waitUntil('all affected NodeImageSets to want the new image', 300_000, () => affected.every((n) => nis.get(n)?.images.some((e) => e.image === newImage) === true));
     const toNis = Date.now() - tChange;
+    console.log(describeWindow('image change until all affected NodeImageSets updated', changeMark, await mark()));
     const toCompleted = await waitUntil('the PrePullImage to be Completed again', 300_000, async () => {
       const raw = await admin.get(`${KWARM}/namespaces/${changed.ns}/prepullimages/deployment.${changed.name}.app`, signal) as { spec: { image: string }; status?: { phase?: string } };
       return raw.spec.image === newImage && raw.status?.phase === 'Completed';

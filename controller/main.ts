@@ -12,7 +12,7 @@ import { LeaderElector } from '../lib/leader-election.ts';
 import { createLogger, LOG_FORMATS, LOG_LEVELS } from '../lib/logger.ts';
 import { TokenBucket } from '../lib/token-bucket.ts';
 import { ControllerMetrics } from './metrics.ts';
-import { Controller } from './reconciler.ts';
+import { Controller, DEFAULT_WRITE_CONCURRENCY } from './reconciler.ts';
 import { errorText } from '../lib/errors.ts';
 import { warmupOptions } from './warmup/barrier-decision.ts';
 import { BarrierLoop } from './warmup/barrier.ts';
@@ -27,6 +27,11 @@ function duration(name: string, text: string): number {
   const ms = durationMilliseconds(text);
   if (ms === undefined) throw new Error(`--${name}: "${text}" is not a duration such as 15s or 5m`);
   return ms;
+}
+
+function positiveInteger(name: string, n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new Error(`--${name} must be an integer from 1 to 1024`);
+  return n;
 }
 
 async function main(): Promise<number> {
@@ -48,6 +53,7 @@ async function main(): Promise<number> {
     .option('argo-discovery-interval', { type: 'string', default: '60s', describe: 'While a policy names an Argo Workflows kind: how often to check which Argo kinds the cluster serves' })
     .option('write-qps', { type: 'number', default: 50, describe: 'Client-side limit of API writes per second' })
     .option('write-burst', { type: 'number', default: 100, describe: 'API writes allowed at once above --write-qps' })
+    .option('write-concurrency', { type: 'number', default: DEFAULT_WRITE_CONCURRENCY, describe: 'API writes the controller keeps in flight at once (--write-qps still applies)' })
     .option('warmup-taint', { type: 'string', default: DEFAULT_WARMUP_TAINT_KEY, describe: 'Startup taint kwarm removes from a node once its gating images (gateNewNodes) are present' })
     .option('warmup-timeout', { type: 'string', default: DEFAULT_WARMUP_TIMEOUT, describe: 'From a node\'s creation to the removal of the warm-up taint whatever the images (fail open)' })
     .option('warmup-condition-on-new-nodes', { type: 'boolean', default: false, describe: 'Also write the ImagesWarm condition on new nodes without the warm-up taint, for readiness gates on the condition' })
@@ -123,6 +129,7 @@ async function main(): Promise<number> {
     argoDiscoveryIntervalMs: duration('argo-discovery-interval', argv['argo-discovery-interval']),
     warmupTaintKey: warmup.taintKey,
     agentStaleMs,
+    writeConcurrency: positiveInteger('write-concurrency', argv['write-concurrency']),
   });
   // The planner and the warm-up barrier run side by side under the same lease; the barrier reads only what
   // the planner and the agents wrote, so either may start first. One failing stops the other, and both have
@@ -191,7 +198,7 @@ async function main(): Promise<number> {
 
   log.info('starting', {
     identity, namespace: argv.namespace, maxConcurrentPulls: clusterPullBudget, maxPullsPerNode, leaderElect: argv['leader-elect'],
-    writeQps: argv['write-qps'], writeBurst: argv['write-burst'], warmupTaint: warmup.taintKey, warmupTimeoutMs: warmup.timeoutMs,
+    writeQps: argv['write-qps'], writeBurst: argv['write-burst'], writeConcurrency: argv['write-concurrency'], warmupTaint: warmup.taintKey, warmupTimeoutMs: warmup.timeoutMs,
     warmupConditionOnNewNodes: warmup.conditionOnNewNodes,
   });
   let code = 0;

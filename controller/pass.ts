@@ -46,6 +46,8 @@ export interface PassOptions {
   readonly maxImagesPerNamespace: number;
   /** --namespace-pull-share and --namespace-node-images-per-node; absent: neither applies. */
   readonly namespaceLimits?: NamespaceLimits;
+  /** Whether an event is waiting for the next pass: progress-only status writes then yield to it (writer.ts). */
+  readonly newWork?: () => boolean;
 }
 
 export interface PassResult {
@@ -146,7 +148,8 @@ export class Pass {
         computeMs += performance.now() - start;
       }
     };
-    const apply = (plan: WritePlan, nowMs: number, failedBefore = false) => this.writer.apply(plan, nowMs, signal, failedBefore);
+    const apply = (plan: WritePlan, nowMs: number, failedBefore = false, newWork?: () => boolean) =>
+      this.writer.apply(plan, nowMs, signal, failedBefore, newWork);
     const now = metaTime(this.o.now());
     const derived = timed(() => this.derive(signal));
     // A namespace referenced for the first time: its pull Secrets are listed before planning (bounded; after that
@@ -209,7 +212,8 @@ export class Pass {
       metrics.watchedDeployments.set({ policy }, byKind.Deployment);
       for (const [kind, n] of Object.entries(byKind)) metrics.watchedWorkloads.set({ policy, kind }, n);
     }
-    const c = await apply(status.writes, statusAt, a.failed || b.failed);
+    // Only statuses yield to new work: specs are what a change waits for, deletes are few.
+    const c = await apply(status.writes, statusAt, a.failed || b.failed, this.o.newWork);
     if (!c.skipped.has(status.configMapEventsStep)) this.statusMemo.reportedProblems = status.reportedProblems;
 
     // D. Deletions last: nothing still needs them.

@@ -51,6 +51,9 @@ export interface ControllerOptions {
   readonly argoDiscoveryIntervalMs?: number;
 }
 
+/** --write-concurrency's default. */
+export const DEFAULT_WRITE_CONCURRENCY = 8;
+
 /** After a pass that threw (not a failed write: those back off on their own): 0.4 s, doubling, at most 30 s. */
 const PASS_RETRY: BackoffPolicy = { baseSeconds: 0.4, capSeconds: 30, jitter: 'none' };
 
@@ -77,7 +80,8 @@ export class Controller {
       clusterPullBudget: opts.clusterPullBudget, maxPullsPerNode: opts.maxPullsPerNode, warmupTaintKey: opts.warmupTaintKey ?? DEFAULT_WARMUP_TAINT_KEY,
       agentStaleMs: opts.agentStaleMs ?? AGENT_STALE_MS, maxImagesPerNamespace: opts.maxImagesPerNamespace ?? 0,
       ...(opts.namespaceLimits !== undefined ? { namespaceLimits: opts.namespaceLimits } : {}),
-      statusProgressIntervalMs: opts.statusProgressIntervalMs ?? 5000, writeConcurrency: opts.writeConcurrency ?? 8,
+      statusProgressIntervalMs: opts.statusProgressIntervalMs ?? 5000, writeConcurrency: opts.writeConcurrency ?? DEFAULT_WRITE_CONCURRENCY,
+      newWork: () => this.dirty,
     });
   }
 

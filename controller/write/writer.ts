@@ -54,6 +54,8 @@ export interface ApplyResult {
   readonly generations: ReadonlyMap<string, number>;
   /** Steps skipped because a write before them failed, by index. */
   readonly skipped: ReadonlySet<number>;
+  /** Progress-only status writes left for the next pass because new work was waiting (see Writer.apply). */
+  readonly deferred: number;
 }
 
 /** After a failed write, that write alone: 0.4 s, doubling, at most 30 s (no jitter: one controller, one API server). */
@@ -99,6 +101,14 @@ function writeContent(w: Write): string {
   return JSON.stringify(w);
 }
 
+/**
+ * A status write that only counts progress (no Event, no refresh): the next pass plans it again from the
+ * same caches, so it may wait for one pass without anything being lost.
+ */
+function progressOnly(w: Write): w is Extract<Write, { kind: 'prePullImageStatus' }> {
+  return w.kind === 'prePullImageStatus' && w.refresh === undefined && w.events.length === 0;
+}
+
 /** What identifies a write across plans: the same object and request. */
 export function writeId(w: Write): string {
   switch (w.kind) {
@@ -123,6 +133,8 @@ export class Writer {
   private readonly o: WriterOptions;
   /** Writes that failed, by writeId: held back until their back-off has passed. */
   private readonly retries = new Map<string, RetryState>();
+  /** The last apply given `newWork` deferred writes: the next one does not, so statuses are never starved. */
+  private deferredLast = false;
 
   constructor(opts: WriterOptions) {
     this.o = opts;
@@ -131,10 +143,24 @@ export class Writer {
   /**
    * Applies `plan` in order; `nowMs` stamps Events and the status write times. `failedBefore`: a write of an
    * earlier stage of the same pass failed (steps that need everything before them written are skipped).
+   * `newWork`: whether an event is waiting for the next pass. While it is, progress-only status writes not yet
+   * sent are left for the next pass (counted as held back: due at once), so a change is planned after the writes
+   * in flight rather than after hundreds of READY-count updates at the API server's pace. Never in two applies
+   * in a row: the pass after one that deferred writes them all.
    */
-  async apply(plan: WritePlan, nowMs: number, signal: AbortSignal, failedBefore = false): Promise<ApplyResult> {
+  async apply(plan: WritePlan, nowMs: number, signal: AbortSignal, failedBefore = false, newWork?: () => boolean): Promise<ApplyResult> {
     const run: Run = {
       signal, nowMs, now: metaTime(new Date(nowMs)), failed: failedBefore, retryAtMs: undefined, generations: new Map(), unwritten: new Set(),
+    };
+    const mayDefer = newWork !== undefined && !this.deferredLast;
+    let deferred = 0;
+    const defer = (w: Write): boolean => {
+      if (!mayDefer || !progressOnly(w) || !newWork()) return false;
+      deferred++;
+      run.failed = true;
+      run.retryAtMs = Math.min(run.retryAtMs ?? run.nowMs, run.nowMs);
+      run.unwritten.add(w.key);
+      return true;
     };
     for (const [id, r] of this.retries) if (nowMs - r.seenMs > RETRY_FORGET_MS) this.retries.delete(id);
     const skipped = new Set<number>();
@@ -145,9 +171,11 @@ export class Writer {
         skipped.add(i);
         continue;
       }
-      await eachLimited(step.writes, this.o.concurrency, (w) => this.held(w, run) ? Promise.resolve() : this.write(w, run));
+      await eachLimited(step.writes, this.o.concurrency, (w) => this.held(w, run) || defer(w) ? Promise.resolve() : this.write(w, run));
     }
-    return { failed: run.failed, retryAtMs: run.retryAtMs, generations: run.generations, skipped };
+    if (newWork !== undefined) this.deferredLast = deferred > 0;
+    if (deferred > 0) this.o.log.debug('status writes left for the next pass: new work is waiting', { deferred });
+    return { failed: run.failed, retryAtMs: run.retryAtMs, generations: run.generations, skipped, deferred };
   }
 
   /** Whether `w` failed before and its back-off has not passed: then it is not sent, and counts as failed. */

@@ -65,7 +65,7 @@ describe('controller/write/writer on a real API server', function () {
   });
 
   after(async () => {
-    for (const name of ['a', 'b', 'c', 'd']) {
+    for (const name of ['a', 'b', 'c', 'd', 'e', 'f']) {
       await admin.patch(`${KWARM}/namespaces/${NS}/prepullimages/${name}`, 'merge', { metadata: { finalizers: null } }, signal).catch(() => undefined);
     }
     await cp.kubectl(['delete', 'namespace', NS, '--wait=false'], { allowFailure: true });
@@ -144,5 +144,35 @@ describe('controller/write/writer on a real API server', function () {
     expect(sent.get(statusPath('c'))).to.equal(3);
     expect(changed).to.include({ failed: false, retryAtMs: undefined });
     expect((await getPrePullImage(admin, NS, 'c', signal))?.status?.phase).to.equal('Completed');
+  });
+
+  it('leaves progress-only status writes for the next pass while new work waits, but never in two applies in a row', async () => {
+    const e = await handWritten('e');
+    const f = await handWritten('f');
+    const statusPath = (name: string): string => `${KWARM}/namespaces/${NS}/prepullimages/${name}/status`;
+    const sent = new Map<string, number>();
+    const w = writer(refusing(admin, new Set(), sent), new Overlays());
+    const event = { type: 'Normal' as const, reason: 'Purged' as const, message: 'test' };
+    // e only counts progress; f records a transition with an Event, which is never deferred.
+    const plan: WritePlan = [{
+      writes: [
+        { kind: 'prePullImageStatus', key: `${NS}/e`, ppi: e, status: { observedGeneration: 1, phase: 'InProgress' }, events: [] },
+        { kind: 'prePullImageStatus', key: `${NS}/f`, ppi: f, status: { observedGeneration: 1, phase: 'Completed' }, events: [event] },
+      ],
+    }];
+    const t0 = Date.now();
+    const first = await w.apply(plan, t0, signal, false, () => true);
+    expect(first).to.include({ deferred: 1, failed: true, retryAtMs: t0 });
+    expect(sent.get(statusPath('e'))).to.equal(undefined);
+    expect(sent.get(statusPath('f'))).to.equal(1);
+    // New work still waits, but the last apply deferred: this one writes everything.
+    const second = await w.apply(plan, t0 + 10, signal, false, () => true);
+    expect(second).to.include({ deferred: 0, failed: false });
+    expect(sent.get(statusPath('e'))).to.equal(1);
+    expect((await getPrePullImage(admin, NS, 'e', signal))?.status?.phase).to.equal('InProgress');
+    // Without waiting work nothing is deferred.
+    const third = await w.apply(plan, t0 + 20, signal, false, () => false);
+    expect(third.deferred).to.equal(0);
+    expect(sent.get(statusPath('e'))).to.equal(2);
   });
 });
