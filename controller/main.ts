@@ -6,7 +6,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULT_WARMUP_TAINT_KEY, DEFAULT_WARMUP_TIMEOUT, durationMilliseconds } from '../api/v1alpha1/index.ts';
 import { defaultAccessSource, isFile, loadClusterAccess } from '../lib/cluster-access.ts';
-import { closeServer, serveHealth, serveMetrics } from '../lib/endpoints.ts';
+import { closeServer, serveHealth, serveMetrics, type Check } from '../lib/endpoints.ts';
 import { KubeClient } from '../lib/kube-client.ts';
 import { LeaderElector } from '../lib/leader-election.ts';
 import { createLogger, LOG_FORMATS, LOG_LEVELS } from '../lib/logger.ts';
@@ -34,8 +34,9 @@ function positiveInteger(name: string, n: number): number {
   return n;
 }
 
-async function main(): Promise<number> {
-  const argv = await yargs(hideBin(process.argv))
+/** The flags, parsed and typed (yargs checks types and unknown flags; the checks of values follow in main). */
+function parseFlags(args: string[]) {
+  return yargs(args)
     .scriptName('kwarm-controller')
     .usage('$0 [flags]\n\nPlans which images each node pre-pulls (NodeImageSets) from PrePullPolicies, workloads and PrePullImages.')
     .option('max-concurrent-pulls', { type: 'number', default: 10, describe: 'Cluster-wide (node, image) pulls released and not finished; 0 = unlimited' })
@@ -70,7 +71,12 @@ async function main(): Promise<number> {
     .strict()
     .help()
     .parseAsync();
+}
 
+/** The budget and cap flags, checked. */
+function budgetFlags(argv: Awaited<ReturnType<typeof parseFlags>>): {
+  clusterPullBudget: number; maxPullsPerNode: number; maxImagesPerNamespace: number; pullSharePercent: number; nodeImagesPerNode: number;
+} {
   // The flag keeps the seed's name; inside, the cluster-wide budget is told apart from the per-node limit.
   const clusterPullBudget = argv['max-concurrent-pulls'];
   const maxPullsPerNode = argv['max-pulls-per-node'];
@@ -82,6 +88,34 @@ async function main(): Promise<number> {
   if (!Number.isInteger(pullSharePercent) || pullSharePercent < 1 || pullSharePercent > 100) throw new Error('--namespace-pull-share must be an integer from 1 to 100 (percent)');
   const nodeImagesPerNode = argv['namespace-node-images-per-node'];
   if (!Number.isInteger(nodeImagesPerNode) || nodeImagesPerNode < 0) throw new Error('--namespace-node-images-per-node must be an integer >= 0');
+  return { clusterPullBudget, maxPullsPerNode, maxImagesPerNamespace, pullSharePercent, nodeImagesPerNode };
+}
+
+/** /readyz: what makes a replica ready to take traffic (the webhook, the credentials endpoint) or to lead. */
+function readinessChecks(o: {
+  readonly standby: () => boolean;
+  readonly controller: Controller;
+  readonly webhook: () => WebhookServer | undefined;
+  readonly credentials: () => CredentialsServer | undefined;
+}): Record<string, Check> {
+  return {
+    // A standby replica is ready (it serves probes and waits for the Lease); a leader once its caches synced.
+    caches: () => o.standby() || o.controller.synced ? { ok: true } : { ok: false, reason: 'caches not synced yet' },
+    // A leader whose watches are down plans from stale caches; the failing watches' errors say why.
+    watches: () => {
+      const down = o.standby() ? [] : o.controller.unhealthyInformers();
+      return down.length === 0 ? { ok: true } : { ok: false, reason: `${down.length} API watch(es) down: ${down.slice(0, 3).join('; ')}` };
+    },
+    // Not ready without a trusted certificate: the webhook Service then sends the API server to other replicas.
+    webhook: () => o.webhook()?.check() ?? { ok: true },
+    pullCredentials: () => o.credentials()?.check() ?? { ok: true },
+  };
+}
+
+async function main(): Promise<number> {
+  const argv = await parseFlags(hideBin(process.argv));
+
+  const { clusterPullBudget, maxPullsPerNode, maxImagesPerNamespace, pullSharePercent, nodeImagesPerNode } = budgetFlags(argv);
   const agentStaleMs = duration('agent-stale-after', argv['agent-stale-after']);
   const warmup = warmupOptions(argv['warmup-taint'], argv['warmup-timeout'], argv['warmup-condition-on-new-nodes'], agentStaleMs);
   const webhook = argv['rollout-gate'] ? webhookConfig(argv, argv.namespace) : undefined;
@@ -175,18 +209,7 @@ async function main(): Promise<number> {
   const metricsServer = await serveMetrics(metrics.registry, argv['metrics-bind-address']);
   const healthServer = await serveHealth({
     live: {},
-    ready: {
-      // A standby replica is ready (it serves probes and waits for the Lease); a leader once its caches synced.
-      caches: () => (elector !== undefined && !elector.isLeader) || controller.synced ? { ok: true } : { ok: false, reason: 'caches not synced yet' },
-      // A leader whose watches are down plans from stale caches; the failing watches' errors say why.
-      watches: () => {
-        const down = elector !== undefined && !elector.isLeader ? [] : controller.unhealthyInformers();
-        return down.length === 0 ? { ok: true } : { ok: false, reason: `${down.length} API watch(es) down: ${down.slice(0, 3).join('; ')}` };
-      },
-      // Not ready without a trusted certificate: the webhook Service then sends the API server to other replicas.
-      webhook: () => webhookServer?.check() ?? { ok: true },
-      pullCredentials: () => credentialsServer?.check() ?? { ok: true },
-    },
+    ready: readinessChecks({ standby: () => elector !== undefined && !elector.isLeader, controller, webhook: () => webhookServer, credentials: () => credentialsServer }),
   }, argv['health-probe-bind-address']);
 
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
