@@ -3,7 +3,7 @@
 // and the test made (cluster-scoped objects through `cleanup`), also after a setUp that failed half-way.
 import { KubeClient } from '../lib/kube-client.ts';
 import { createNode, deleteNodes, type NodeSpecFixture } from './cluster-fixtures.ts';
-import { sharedControlPlane, type ControlPlane } from './control-plane.ts';
+import { sharedControlPlane, startControlPlane, type ControlPlane } from './control-plane.ts';
 import { ControllerProcess, controllerKubeconfig, type ControllerProcessOptions } from './controller-process.ts';
 import { installCrds } from './crds.ts';
 
@@ -12,6 +12,8 @@ export interface ControllerTestbedOptions {
   readonly namespaces: readonly string[];
   /** kubectl arguments run after the controller stopped (failures ignored), e.g. deleting a PrePullPolicy. */
   readonly cleanup?: readonly (readonly string[])[];
+  /** An API server of the test's own, stopped by tearDown: for tests that count every node or object. */
+  readonly ownControlPlane?: boolean;
 }
 
 export class ControllerTestbed {
@@ -35,7 +37,7 @@ export class ControllerTestbed {
   }
 
   async setUp(): Promise<{ cp: ControlPlane; admin: KubeClient }> {
-    const cp = await sharedControlPlane();
+    const cp = this.#o.ownControlPlane === true ? await startControlPlane() : await sharedControlPlane();
     this.#cp = cp;
     await installCrds(cp);
     const admin = new KubeClient(cp.kubeConfig());
@@ -65,5 +67,6 @@ export class ControllerTestbed {
       this.#admin.close();
     }
     this.#ac.abort();
+    if (this.#o.ownControlPlane === true) await cp?.stop();
   }
 }

@@ -5,12 +5,11 @@
 // and a tainted control-plane node gets only the image that tolerates its taint. With
 // --max-images-per-namespace=5, a namespace's sixth image is refused in its status and not planned.
 import { expect } from 'chai';
-import { KubeClient } from '../../../lib/kube-client.ts';
-import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
-import { ControllerProcess, controllerKubeconfig } from '../../../local-cluster/controller-process.ts';
-import { installCrds } from '../../../local-cluster/crds.ts';
+import type { KubeClient } from '../../../lib/kube-client.ts';
+import type { ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { ControllerTestbed } from '../../../local-cluster/controller-testbed.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
-import { createNode, deleteNodes, getPrePullImage, specImages } from '../../../local-cluster/cluster-fixtures.ts';
+import { getPrePullImage, specImages } from '../../../local-cluster/cluster-fixtures.ts';
 
 const WORKER = 'f06-worker';
 const CONTROL_PLANE = 'f06-control-plane';
@@ -22,31 +21,23 @@ const CP_TAINT = { key: 'node-role.kubernetes.io/control-plane', effect: 'NoSche
 
 describe('finding 06: the budget is shared between namespaces, and tainted nodes get only what tolerates them', function () {
   this.timeout(120_000);
+  const bed = new ControllerTestbed({
+    nodes: [
+      { name: WORKER, labels: { 'kwarm-test/pool': POOL } },
+      { name: CONTROL_PLANE, labels: { 'kwarm-test/pool': POOL, 'node-role.kubernetes.io/control-plane': '' }, taints: [CP_TAINT] },
+    ],
+    namespaces: [GREEDY, MODEST],
+  });
   let cp: ControlPlane;
   let admin: KubeClient;
-  let controller: ControllerProcess | undefined;
-  const ac = new AbortController();
-  const signal = ac.signal;
+  const signal = bed.signal;
 
   before(async () => {
-    cp = await sharedControlPlane();
-    await installCrds(cp);
-    admin = new KubeClient(cp.kubeConfig());
-    await createNode(admin, { name: WORKER, labels: { 'kwarm-test/pool': POOL } }, signal);
-    await createNode(admin, { name: CONTROL_PLANE, labels: { 'kwarm-test/pool': POOL, 'node-role.kubernetes.io/control-plane': '' }, taints: [CP_TAINT] }, signal);
-    for (const ns of [GREEDY, MODEST]) await cp.kubectl(['create', 'namespace', ns]);
-    controller = await ControllerProcess.start({
-      kubeconfig: await controllerKubeconfig(cp, KWARM_NS), namespace: KWARM_NS, name: 'controller-f06', args: ['--max-concurrent-pulls=2', '--max-images-per-namespace=5'],
-    });
+    ({ cp, admin } = await bed.setUp());
+    await bed.startController({ namespace: KWARM_NS, name: 'controller-f06', args: ['--max-concurrent-pulls=2', '--max-images-per-namespace=5'] });
   });
 
-  after(async () => {
-    await controller?.stop();
-    for (const ns of [GREEDY, MODEST]) await cp.kubectl(['delete', 'namespace', ns, '--wait=false'], { allowFailure: true });
-    await deleteNodes(admin, [WORKER, CONTROL_PLANE], signal).catch(() => undefined);
-    ac.abort();
-    admin.close();
-  });
+  after(() => bed.tearDown());
 
   async function apply(ns: string, name: string, spec: Record<string, unknown>): Promise<void> {
     await cp.kubectl(['apply', '-f', '-'], {

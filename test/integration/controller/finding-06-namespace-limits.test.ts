@@ -6,12 +6,11 @@
 // other 2 at once; --namespace-node-images-per-node=2 on 2 Ready nodes lets a namespace want 4 (node, image) pairs,
 // and its image that would pass that is refused in its status and not planned.
 import { expect } from 'chai';
-import { KubeClient } from '../../../lib/kube-client.ts';
-import { startControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
-import { ControllerProcess, controllerKubeconfig } from '../../../local-cluster/controller-process.ts';
-import { installCrds } from '../../../local-cluster/crds.ts';
+import type { KubeClient } from '../../../lib/kube-client.ts';
+import type { ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { ControllerTestbed } from '../../../local-cluster/controller-testbed.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
-import { createNode, getPrePullImage, specImages } from '../../../local-cluster/cluster-fixtures.ts';
+import { getPrePullImage, specImages } from '../../../local-cluster/cluster-fixtures.ts';
 
 const NODES = ['f06l-node-1', 'f06l-node-2'];
 const KWARM_NS = 'kwarm-system';
@@ -21,30 +20,19 @@ const WIDE = 'f06l-wide';
 
 describe('finding 06: per-namespace share of the budget and cap on (node, image) pairs', function () {
   this.timeout(120_000);
+  const bed = new ControllerTestbed({ nodes: NODES.map((name) => ({ name })), namespaces: [KWARM_NS, ALONE, LATER, WIDE], ownControlPlane: true });
   let cp: ControlPlane;
   let admin: KubeClient;
-  let controller: ControllerProcess | undefined;
-  const ac = new AbortController();
-  const signal = ac.signal;
+  const signal = bed.signal;
 
   before(async () => {
-    cp = await startControlPlane();
-    await installCrds(cp);
-    admin = new KubeClient(cp.kubeConfig());
-    for (const name of NODES) await createNode(admin, { name }, signal);
-    for (const ns of [KWARM_NS, ALONE, LATER, WIDE]) await cp.kubectl(['create', 'namespace', ns]);
-    controller = await ControllerProcess.start({
-      kubeconfig: await controllerKubeconfig(cp, KWARM_NS), namespace: KWARM_NS, name: 'controller-f06l',
-      args: ['--max-concurrent-pulls=4', '--namespace-pull-share=50', '--namespace-node-images-per-node=2'],
+    ({ cp, admin } = await bed.setUp());
+    await bed.startController({
+      namespace: KWARM_NS, name: 'controller-f06l', args: ['--max-concurrent-pulls=4', '--namespace-pull-share=50', '--namespace-node-images-per-node=2'],
     });
   });
 
-  after(async () => {
-    await controller?.stop();
-    ac.abort();
-    admin.close();
-    await cp.stop();
-  });
+  after(() => bed.tearDown());
 
   function prePullImage(ns: string, name: string, image: string, nodes: readonly string[]): unknown {
     return { apiVersion: 'kwarm.io/v1alpha1', kind: 'PrePullImage', metadata: { name, namespace: ns }, spec: { image, nodes: { names: nodes } } };
