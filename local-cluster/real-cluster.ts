@@ -16,7 +16,7 @@
 //   await cluster.restartContainerd('node-1')
 //   await cluster.node('node-1').restartKubelet({ maxPods: 42 })   KubeletConfiguration fields over the
 //                                    harness's; restartKubelet() without them restores the harness's own
-//   await cluster.node('node-1').collectImages(done)   the kubelet's own image GC (about 5 minutes)
+//   await cluster.node('node-1').collectImages(done)   the kubelet's own image GC (seconds: it restarts the kubelet)
 //   await cluster.stop()             everything gone: processes, namespaces, mounts, veths, files
 //
 // Shape (docs/decisions/0012-real-nodes.md): the control plane (etcd, kube-apiserver, kube-controller-manager,
