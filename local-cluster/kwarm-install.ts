@@ -117,7 +117,7 @@ export async function kustomizeInstallKwarm(cluster: RealCluster): Promise<Kwarm
 
 interface Condition { type?: string; status?: string; reason?: string; message?: string }
 interface PodJson {
-  metadata?: { name?: string; labels?: Record<string, string> };
+  metadata?: { name?: string; labels?: Record<string, string>; deletionTimestamp?: string };
   spec?: { nodeName?: string; containers?: { image?: string }[] };
   status?: { phase?: string; conditions?: Condition[]; containerStatuses?: { ready?: boolean; restartCount?: number; state?: Record<string, { reason?: string; message?: string } | undefined> }[] };
 }
@@ -167,8 +167,11 @@ export async function waitKwarmReady(cluster: RealCluster, images: KwarmImageRef
   try {
     return await waitFor(async () => {
       last = await kwarmPods(cluster);
-      const agents = last.filter((p) => p.metadata?.labels?.['app.kubernetes.io/component'] === 'agent');
-      const controllers = last.filter((p) => p.metadata?.labels?.['app.kubernetes.io/component'] === 'controller');
+      // A pod being deleted stays listed (and may still be Ready) for its grace period: it does not count, so a
+      // wait after deleting a pod returns once its replacement is Ready.
+      const live = last.filter((p) => p.metadata?.deletionTimestamp === undefined);
+      const agents = live.filter((p) => p.metadata?.labels?.['app.kubernetes.io/component'] === 'agent');
+      const controllers = live.filter((p) => p.metadata?.labels?.['app.kubernetes.io/component'] === 'controller');
       const nodes = cluster.nodes.map((n) => n.name).sort();
       const agentNodes = agents.filter(podReady).filter((p) => p.spec?.containers?.[0]?.image === agentImage).map((p) => p.spec?.nodeName ?? '').sort();
       const ok = JSON.stringify(agentNodes) === JSON.stringify(nodes) && agents.length === nodes.length

@@ -122,7 +122,8 @@ describe('e2e on real nodes: pods start on images kwarm pre-pulled', function ()
 
   /** Pauses the rollout, sets the image, waits for kwarm on every node, resumes; returns the new pods. */
   async function changeImage(image: string, whilePaused: () => Promise<void> = async () => { await waitOnEveryNode(image); }): Promise<PodJson[]> {
-    await cluster.kubectl(['rollout', 'pause', `deployment/${APP}`, '-n', NS]);
+    // A patch, not `rollout pause`: that fails on a Deployment left paused (a test that failed mid-change).
+    await cluster.kubectl(['patch', `deployment/${APP}`, '-n', NS, '--type=merge', '-p', '{"spec":{"paused":true}}']);
     await cluster.kubectl(['set', 'image', `deployment/${APP}`, `app=${image}`, '-n', NS]);
     await whilePaused();
     await cluster.kubectl(['rollout', 'resume', `deployment/${APP}`, '-n', NS]);
