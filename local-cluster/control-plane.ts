@@ -325,16 +325,27 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         await waitReady(apiserver);
       },
       async stop() {
+        running.delete(cp);
         for (const p of [...processes].reverse()) await p.stop();
         if (process.env.KWARM_KEEP_TEST_DIRS === undefined) removeDir(dir);
       },
     };
+    running.add(cp);
     console.log(`    [harness] kube-apiserver ${await serverVersion(kubectl)} + etcd ready at ${server} in ${Date.now() - started} ms${opts.controllerManager === true ? ' (with kube-controller-manager)' : ''}`);
     return cp;
   } catch (err) {
     for (const p of processes.reverse()) await p.stop();
+    if (process.env.KWARM_KEEP_TEST_DIRS === undefined) removeDir(dir);
     throw err;
   }
+}
+
+/** Own control planes (not the shared one) started and not stopped yet: a test whose after hook failed first leaves one. */
+const running = new Set<ControlPlane>();
+
+/** Stops every control plane still running (the root after hook), so none leaves its files behind. */
+export async function stopLeftoverControlPlanes(): Promise<void> {
+  for (const cp of [...running]) await cp.stop();
 }
 
 /**
@@ -378,7 +389,8 @@ let shared: Promise<ControlPlane> | undefined;
 
 /** One control plane per mocha process, with kube-controller-manager; stopped by the root hook in hooks.ts. */
 export function sharedControlPlane(): Promise<ControlPlane> {
-  shared ??= startControlPlane({ controllerManager: true });
+  // Not a leftover: stopSharedControlPlane stops it, and tests running after stopLeftoverControlPlanes use it.
+  shared ??= startControlPlane({ controllerManager: true }).then((cp) => { running.delete(cp); return cp; });
   return shared;
 }
 

@@ -1,6 +1,6 @@
 // Mocha root hooks: shared real servers started lazily by tests are stopped once at the end of the run.
 import type { Context } from 'mocha';
-import { stopSharedControlPlane } from '../../local-cluster/control-plane.ts';
+import { stopLeftoverControlPlanes, stopSharedControlPlane } from '../../local-cluster/control-plane.ts';
 import { stopSharedRealCluster } from '../../local-cluster/real-cluster.ts';
 
 export const mochaHooks = {
@@ -11,6 +11,8 @@ export const mochaHooks = {
     const started = Date.now();
     await stopSharedRealCluster();
     await stopSharedControlPlane();
+    // Own control planes a test started and did not stop (its after hook failed first): their files go too.
+    await stopLeftoverControlPlanes();
     const seconds = (Date.now() - started) / 1000;
     if (seconds > 30) console.log(`    [harness] shared servers stopped in ${seconds.toFixed(0)} s`);
   },

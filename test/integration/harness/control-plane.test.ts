@@ -1,9 +1,9 @@
 // The harness's control plane is real: RBAC denies what it should, ServiceAccount tokens work, the audit log
 // records writes, and the API server survives a restart with its data.
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
+import { sharedControlPlane, startControlPlane, stopLeftoverControlPlanes, type ControlPlane } from '../../../local-cluster/control-plane.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
 import { errorText } from '../../../lib/errors.ts';
 
@@ -71,5 +71,12 @@ describe('harness: control plane (etcd + kube-apiserver + kube-controller-manage
       const list = await core.listNamespacedConfigMap({ namespace: 'default', fieldSelector: 'metadata.name=gc-dependent' });
       return list.items.length === 0;
     }, { what: 'the dependent ConfigMap to be garbage-collected', timeoutMs: 60_000, intervalMs: 500 });
+  });
+
+  it('stops a control plane a test left running, and removes its files (a test whose after hook failed first)', async () => {
+    const own = await startControlPlane();
+    expect(existsSync(own.dir)).to.equal(true);
+    await stopLeftoverControlPlanes();
+    expect(existsSync(own.dir), own.dir).to.equal(process.env.KWARM_KEEP_TEST_DIRS !== undefined);
   });
 });
