@@ -14,6 +14,10 @@ describe('e2e: npm run demo', function () {
       });
     });
     expect(code, `demo failed:\n${stderr}\n${stdout.slice(-3000)}`).to.equal(0);
+    // The demo's own account of its time (cluster start to rollout, cleanup not included), by phase.
+    const inAll = /\(demo: [^\n]* in all: [^\n]*\)/.exec(stdout)?.[0];
+    expect(inAll, 'the demo prints its time in all').to.not.equal(undefined);
+    console.log(`      [figures] ${inAll ?? ''}`);
     expect(stdout).to.match(/deployment\.my-app\.app\s+\S+\/demo\/my-app:v2\s+3\/3\s+Completed/);
     expect(stdout).to.match(/node-1\s+-\s+Completed/).and.match(/node-2\s+-\s+Completed/).and.match(/node-3\s+-\s+Completed/);
     expect(stdout).to.include('condition met');
