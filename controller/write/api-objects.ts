@@ -1,6 +1,9 @@
 // The objects the controller writes, as request bodies, and the comparable form of what it reads back, so
 // "changed?" is a digest comparison. Pure: no I/O; times come from the caller.
-import { API_VERSION, PURGE_FINALIZER, type PrePullImage, type PrePullImageStatus, type PrePullPolicyStatus } from '../../api/v1alpha1/index.ts';
+import {
+  API_VERSION, DEFAULT_BACKOFF_SECONDS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_CONCURRENT_PULLS, DEFAULT_TIMEOUT, PURGE_FINALIZER,
+  type NodeImageSetSpec, type PrePullImage, type PrePullImageStatus, type PrePullPolicyStatus,
+} from '../../api/v1alpha1/index.ts';
 import { canonicalDigest } from './canonical-json.ts';
 import { type DesiredPrePullImage } from '../derive/desired-images.ts';
 import type { PlannedNodeImageSet } from '../plan/node-plan.ts';
@@ -150,7 +153,38 @@ export function nodeImageSetApplyBody(p: PlannedNodeImageSet): unknown {
       // The Node owns it: when the Node is deleted, the garbage collector deletes its NodeImageSet.
       ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: p.node, uid: p.nodeUid, controller: true, blockOwnerDeletion: false }],
     },
-    spec: p.spec,
+    spec: leanSpec(p.spec),
+  };
+}
+
+/**
+ * The spec as applied: the fields whose value is the CRD's default are left out. The API server fills them in
+ * (the decoder reads back the same spec, so the digest is unchanged), and what the controller does not send it
+ * does not own, so managedFields do not list them once per entry. Every write of the object, the agent's status
+ * patches included, costs the API server less.
+ */
+export function leanSpec(spec: NodeImageSetSpec): Record<string, unknown> {
+  const images = spec.images.map((e) => {
+    const { pullSecrets, timeout, retry, round, sources, ...kept } = e;
+    const leanRetry = {
+      ...(retry.maxAttempts === DEFAULT_MAX_ATTEMPTS ? {} : { maxAttempts: retry.maxAttempts }),
+      ...(retry.backoffSeconds === DEFAULT_BACKOFF_SECONDS ? {} : { backoffSeconds: retry.backoffSeconds }),
+    };
+    return {
+      ...kept,
+      ...(pullSecrets.length === 0 ? {} : { pullSecrets }),
+      ...(timeout === DEFAULT_TIMEOUT ? {} : { timeout }),
+      ...(Object.keys(leanRetry).length === 0 ? {} : { retry: leanRetry }),
+      ...(round === 0 ? {} : { round }),
+      ...(sources.length === 0 ? {} : { sources }),
+    };
+  });
+  const { maxConcurrentPulls, removals, images: _images, ...rest } = spec;
+  return {
+    ...rest,
+    ...(maxConcurrentPulls === DEFAULT_MAX_CONCURRENT_PULLS ? {} : { maxConcurrentPulls }),
+    ...(images.length === 0 ? {} : { images }),
+    ...(removals.length === 0 ? {} : { removals }),
   };
 }
 
