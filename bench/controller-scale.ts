@@ -26,17 +26,11 @@ import { chartControllerNodeArgs, compiledController } from './compiled-binaries
 import { eachLimited } from '../lib/each-limited.ts';
 import { apiServerSample, describeApiServerWindow, type ApiServerSample } from './api-server-figures.ts';
 import { busyPercent, machineTicks, type MachineTicks } from './proc-stats.ts';
+import { positiveIntArg } from './cli-args.ts';
 
-function arg(name: string, fallback: number): number {
-  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
-  const n = hit === undefined ? fallback : Number(hit.slice(name.length + 3));
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer`);
-  return n;
-}
-
-const NODES = arg('nodes', 5000);
-const DEPLOYMENTS = arg('deployments', 2000);
-const POOLS = arg('pools', 40);
+const NODES = positiveIntArg('nodes', 5000);
+const DEPLOYMENTS = positiveIntArg('deployments', 2000);
+const POOLS = positiveIntArg('pools', 40);
 const NAMESPACES = 20;
 const restartNodeArgs = (process.argv.find((a) => a.startsWith('--restart-node-args='))?.slice('--restart-node-args='.length) ?? '')
   .split('|').filter((x) => x !== '').map((set) => set.trim().split(/\s+/u).filter((x) => x !== '' && x !== 'none'));
@@ -44,7 +38,7 @@ const controllerLogArg = process.argv.find((a) => a.startsWith('--controller-log
 if (controllerLogArg !== 'info' && controllerLogArg !== 'debug') throw new Error('--controller-log must be info or debug');
 const CONTROLLER_LOG: 'info' | 'debug' = controllerLogArg;
 const writeConcurrencyArg = process.argv.find((a) => a.startsWith('--write-concurrency='));
-const WRITE_CONCURRENCY = writeConcurrencyArg === undefined ? undefined : arg('write-concurrency', 0);
+const WRITE_CONCURRENCY = writeConcurrencyArg === undefined ? undefined : positiveIntArg('write-concurrency', 0);
 const RESYNC_SECONDS = 20;
 const KWARM = '/apis/kwarm.io/v1alpha1';
 

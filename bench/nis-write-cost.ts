@@ -23,17 +23,11 @@ import { metricValue } from '../local-cluster/controller-process.ts';
 import { installCrds } from '../local-cluster/crds.ts';
 import { CONTROLLER_FIELD_MANAGER } from '../api/v1alpha1/labels.ts';
 import { summarize } from './stats.ts';
+import { positiveIntArg } from './cli-args.ts';
 
-function arg(name: string, fallback: number): number {
-  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
-  const n = hit === undefined ? fallback : Number(hit.slice(name.length + 3));
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer`);
-  return n;
-}
-
-const OBJECTS = arg('objects', 60);
-const IMAGES = arg('images', 50);
-const ROUNDS = arg('rounds', 5);
+const OBJECTS = positiveIntArg('objects', 60);
+const IMAGES = positiveIntArg('images', 50);
+const ROUNDS = positiveIntArg('rounds', 5);
 const PROFILE = process.argv.find((a) => a.startsWith('--profile='))?.slice('--profile='.length);
 const KWARM = '/apis/kwarm.io/v1alpha1';
 const IN_FLIGHT = 8;
