@@ -1,7 +1,7 @@
 // The objects the controller writes, as request bodies, and the comparable form of what it reads back, so
 // "changed?" is a digest comparison. Pure: no I/O; times come from the caller.
 import {
-  API_VERSION, DEFAULT_BACKOFF_SECONDS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_CONCURRENT_PULLS, DEFAULT_TIMEOUT, PURGE_FINALIZER,
+  API_VERSION, DEFAULT_BACKOFF_SECONDS, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, PURGE_FINALIZER,
   type NodeImageSetSpec, type PrePullImage, type PrePullImageStatus, type PrePullPolicyStatus,
 } from '../../api/v1alpha1/index.ts';
 import { canonicalDigest } from './canonical-json.ts';
@@ -161,7 +161,7 @@ export function nodeImageSetApplyBody(p: PlannedNodeImageSet): unknown {
  * The spec as applied: the fields whose value is the CRD's default are left out. The API server fills them in
  * (the decoder reads back the same spec, so the digest is unchanged), and what the controller does not send it
  * does not own, so managedFields do not list them once per entry. Every write of the object, the agent's status
- * patches included, costs the API server less.
+ * patches included, costs the API server less. Only entries are thinned: see below for the top level.
  */
 export function leanSpec(spec: NodeImageSetSpec): Record<string, unknown> {
   const images = spec.images.map((e) => {
@@ -179,14 +179,11 @@ export function leanSpec(spec: NodeImageSetSpec): Record<string, unknown> {
       ...(sources.length === 0 ? {} : { sources }),
     };
   });
-  const { maxConcurrentPulls, removals, images: _images, ...rest } = spec;
-  return {
-    ...rest,
-    ...(maxConcurrentPulls === DEFAULT_MAX_CONCURRENT_PULLS ? {} : { maxConcurrentPulls }),
-    ...(images.length === 0 ? {} : { images }),
-    ...(removals.length === 0 ? {} : { removals }),
-  };
+  // The top-level fields stay, empty lists included: server-side apply drops a spec that holds no value the
+  // applier owns (an empty list owns none), and the API server then refuses the object (spec: Required value).
+  return { ...spec, images };
 }
+
 
 // ---- Secrets and Events ---------------------------------------------------------------------------------
 
