@@ -7,7 +7,7 @@
 // Each round writes every object once with each kind, kinds interleaved, 8 writes in flight, and reads the API
 // server's CPU (process_cpu_seconds_total) around each kind. Kinds:
 //   apply         the controller's server-side apply of the whole spec, one entry's round raised
-//   apply-lean    the same, leaving out the fields that equal the CRD's defaults
+//   apply-lean    the same as the controller sends it now: entries without the fields that equal the CRD's defaults
 //   spec-merge    a JSON merge patch of spec.images with the same change
 //   probe         a merge patch of one annotation (bench:controller's write-rate probe)
 //   status        a merge patch of status.images, as the agents write (one entry's time changed)
@@ -22,6 +22,9 @@ import { cachedBinary } from '../local-cluster/binaries.ts';
 import { metricValue } from '../local-cluster/controller-process.ts';
 import { installCrds } from '../local-cluster/crds.ts';
 import { CONTROLLER_FIELD_MANAGER } from '../api/v1alpha1/labels.ts';
+import { nodeImageSetSpecSchema } from '../api/v1alpha1/index.ts';
+import { decode } from '../api/schema.ts';
+import { leanSpec } from '../controller/write/api-objects.ts';
 import { summarize } from './stats.ts';
 import { positiveIntArg } from './cli-args.ts';
 
@@ -41,7 +44,7 @@ function imageName(i: number): string {
   return `registry.bench.example/team-${i % 20}/app-${i}:v1`;
 }
 
-/** A spec entry as the controller writes it today: every defaulted field spelled out. */
+/** A spec entry as the controller wrote it before: every defaulted field spelled out. */
 function fullEntry(e: Entry): Record<string, unknown> {
   return {
     image: e.image, pullSecrets: [], timeout: '10m', retry: { maxAttempts: 3, backoffSeconds: 30 }, round: e.round,
@@ -49,18 +52,12 @@ function fullEntry(e: Entry): Record<string, unknown> {
   };
 }
 
-/** The same entry without the fields whose value is the CRD's default. */
-function leanEntry(e: Entry): Record<string, unknown> {
-  const { pullSecrets: _p, timeout: _t, retry: _r, round, ...rest } = fullEntry(e);
-  return { ...rest, ...(round === 0 ? {} : { round }) };
-}
-
+/** The spec as the controller writes it: before (every default spelled out) or now (controller/write/api-objects.ts). */
 function applyBody(name: string, entries: readonly Entry[], lean: boolean): unknown {
-  const images = entries.map(lean ? leanEntry : fullEntry);
-  return {
-    apiVersion: 'kwarm.io/v1alpha1', kind: 'NodeImageSet', metadata: { name },
-    spec: lean ? { images } : { maxConcurrentPulls: 2, images, removals: [] },
-  };
+  const full = { maxConcurrentPulls: 2, images: entries.map(fullEntry), removals: [] };
+  const decoded = decode(nodeImageSetSpecSchema, full);
+  if (!decoded.ok) throw new Error(`bench spec does not decode: ${decoded.errors.join('; ')}`);
+  return { apiVersion: 'kwarm.io/v1alpha1', kind: 'NodeImageSet', metadata: { name }, spec: lean ? leanSpec(decoded.value) : full };
 }
 
 function statusImages(entries: readonly Entry[], now: string): unknown[] {
