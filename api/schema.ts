@@ -2,6 +2,8 @@
 // schema fragment for a CRD, and decodes untrusted values at the API edge. The CRDs, the types and the
 // decoders all come from the same nodes, so they cannot disagree.
 
+import { isDeepStrictEqual } from 'node:util';
+
 /** A JSON value as it appears in a CRD or on the wire. */
 export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
 export interface JsonObject { [key: string]: Json }
@@ -277,6 +279,26 @@ export function decode<S extends AnySchema>(schema: S, value: unknown): DecodeRe
   const decoded = decodeNode(schema, value, '', errors);
   // decodeNode has checked every constraint the type expresses; an error-free result has type Infer<S>.
   return errors.length === 0 ? { ok: true, value: decoded as Infer<S> } : { ok: false, errors };
+}
+
+/**
+ * The inverse of defaulting: `value` (as `decode` returns it) without the properties that equal what the API
+ * server would fill in for them, inner objects and list items first, so a writer need not own them. Decoding
+ * the result gives `value` back. Only for objects this schema describes; other values come back unchanged.
+ */
+export function withoutDefaults(schema: AnySchema, value: unknown): unknown {
+  const def = schema.def;
+  if (def.kind === 'array' && Array.isArray(value)) return value.map((x) => withoutDefaults(def.items, x));
+  if (def.kind !== 'object' || !isRecord(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    const prop = def.shape[key];
+    const lean = prop === undefined ? v : withoutDefaults(prop, v);
+    const fallback = prop?.common.defaultValue;
+    if (prop?.common.presence === 'defaulted' && fallback !== undefined && isDeepStrictEqual(lean, withoutDefaults(prop, fallback))) continue;
+    out[key] = lean;
+  }
+  return out;
 }
 
 function at(path: string): string {

@@ -1,9 +1,10 @@
 // The objects the controller writes, as request bodies, and the comparable form of what it reads back, so
 // "changed?" is a digest comparison. Pure: no I/O; times come from the caller.
 import {
-  API_VERSION, DEFAULT_BACKOFF_SECONDS, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, PURGE_FINALIZER,
+  API_VERSION, nodeImageSetSpecSchema, PURGE_FINALIZER,
   type NodeImageSetSpec, type PrePullImage, type PrePullImageStatus, type PrePullPolicyStatus,
 } from '../../api/v1alpha1/index.ts';
+import { withoutDefaults } from '../../api/schema.ts';
 import { canonicalDigest } from './canonical-json.ts';
 import { type DesiredPrePullImage } from '../derive/desired-images.ts';
 import type { PlannedNodeImageSet } from '../plan/node-plan.ts';
@@ -158,32 +159,17 @@ export function nodeImageSetApplyBody(p: PlannedNodeImageSet): unknown {
 }
 
 /**
- * The spec as applied: the fields whose value is the CRD's default are left out. The API server fills them in
- * (the decoder reads back the same spec, so the digest is unchanged), and what the controller does not send it
- * does not own, so managedFields do not list them once per entry. Every write of the object, the agent's status
- * patches included, costs the API server less. Only entries are thinned: see below for the top level.
+ * The spec as applied: its entries without the fields whose value is the CRD's default (withoutDefaults). The API
+ * server fills them in (the decoder reads back the same spec, so the digest is unchanged), and what the controller
+ * does not send it does not own, so managedFields do not list them once per entry. Every write of the object, the
+ * agent's status patches included, costs the API server less (bench/nis-write-cost.ts).
+ * The top-level fields stay, empty lists included: server-side apply drops a spec that holds no value the applier
+ * owns (an empty list owns none), and the API server then refuses the object (spec: Required value).
  */
 export function leanSpec(spec: NodeImageSetSpec): Record<string, unknown> {
-  const images = spec.images.map((e) => {
-    const { pullSecrets, timeout, retry, round, sources, ...kept } = e;
-    const leanRetry = {
-      ...(retry.maxAttempts === DEFAULT_MAX_ATTEMPTS ? {} : { maxAttempts: retry.maxAttempts }),
-      ...(retry.backoffSeconds === DEFAULT_BACKOFF_SECONDS ? {} : { backoffSeconds: retry.backoffSeconds }),
-    };
-    return {
-      ...kept,
-      ...(pullSecrets.length === 0 ? {} : { pullSecrets }),
-      ...(timeout === DEFAULT_TIMEOUT ? {} : { timeout }),
-      ...(Object.keys(leanRetry).length === 0 ? {} : { retry: leanRetry }),
-      ...(round === 0 ? {} : { round }),
-      ...(sources.length === 0 ? {} : { sources }),
-    };
-  });
-  // The top-level fields stay, empty lists included: server-side apply drops a spec that holds no value the
-  // applier owns (an empty list owns none), and the API server then refuses the object (spec: Required value).
-  return { ...spec, images };
+  const lean = withoutDefaults(nodeImageSetSpecSchema, spec) as { images?: unknown };
+  return { ...spec, images: lean.images ?? [] };
 }
-
 
 // ---- Secrets and Events ---------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import * as s from '../../../api/schema.ts';
-import { decode, toOpenAPI, type Infer, type Input } from '../../../api/schema.ts';
+import { decode, toOpenAPI, withoutDefaults, type Infer, type Input } from '../../../api/schema.ts';
 
 const widget = s.object({
   name: s.string({ minLength: 1, maxLength: 8, pattern: '^[a-z]+$' }),
@@ -176,5 +176,25 @@ describe('api/schema toOpenAPI', () => {
     const described = base.describe('A name.');
     expect(toOpenAPI(described)).to.deep.equal({ description: 'A name.', type: 'string' });
     expect(toOpenAPI(base)).to.deep.equal({ type: 'string' });
+  });
+
+  describe('withoutDefaults', () => {
+    const decoded = (value: unknown): Widget => {
+      const r = decode(widget, value);
+      if (!r.ok) throw new Error(r.errors.join('; '));
+      return r.value;
+    };
+
+    it('leaves out what defaulting would fill in, inner objects included, and decodes back to the same value', () => {
+      const all = decoded({ name: 'a', parts: [{ id: 'x' }] });
+      expect(withoutDefaults(widget, all)).to.deep.equal({ name: 'a', parts: [{ id: 'x' }] });
+      expect(decoded(withoutDefaults(widget, all))).to.deep.equal(all);
+    });
+
+    it('keeps values that differ from the default, only the default parts of an inner object going', () => {
+      const some = decoded({ name: 'a', size: 4, settings: { limit: 7 }, tags: ['t'], color: 'blue', note: null });
+      expect(withoutDefaults(widget, some)).to.deep.equal({ name: 'a', size: 4, settings: { limit: 7 }, tags: ['t'], color: 'blue', note: null });
+      expect(decoded(withoutDefaults(widget, some))).to.deep.equal(some);
+    });
   });
 });
