@@ -12,7 +12,6 @@
 //
 // Deployments are spread over node pools (a pod nodeSelector), as real clusters partition workloads;
 // every node of a pool pre-pulls the images of the pool's Deployments (deployments/pools images per node).
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,6 +26,8 @@ import { eachLimited } from '../lib/each-limited.ts';
 import { apiServerSample, describeApiServerWindow, type ApiServerSample } from './api-server-figures.ts';
 import { busyPercent, machineTicks, type MachineTicks } from './proc-stats.ts';
 import { positiveIntArg } from './cli-args.ts';
+import { completedImageStatus } from './simulated-agent.ts';
+import { metaTime } from '../controller/write/api-objects.ts';
 
 const NODES = positiveIntArg('nodes', 5000);
 const DEPLOYMENTS = positiveIntArg('deployments', 2000);
@@ -112,7 +113,7 @@ async function main(): Promise<void> {
     console.log(`bench: ${NODES} nodes, ${DEPLOYMENTS} Deployments in ${POOLS} pools (${(DEPLOYMENTS / POOLS).toFixed(0)} images per node, ${(NODES / POOLS).toFixed(0)} nodes per pool)`);
 
     // --- the cluster -----------------------------------------------------------------------------------
-    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const now = metaTime(new Date());
     const nodeNames = Array.from({ length: NODES }, (_, i) => `node-${String(i).padStart(5, '0')}`);
     await eachLimited(nodeNames, 32, async (name) => {
       const pool = `p${Number(name.slice(5)) % POOLS}`;
@@ -170,14 +171,7 @@ async function main(): Promise<void> {
         await eachLimited(batch, 16, async (name) => {
           const v = nis.get(name);
           if (v === undefined) return;
-          // What a real agent reports of a pulled image, so the objects have their real size.
-          const images = v.images.map((e) => {
-            const hex = createHash('sha256').update(e.image).digest('hex');
-            return {
-              image: e.image, phase: 'Completed', round: e.round, attempts: 1, startedAt: now, finishedAt: now, lastVerifiedAt: now,
-              imageId: `sha256:${hex}`, repoDigest: `${e.image.replace(/:[^:/]*$/, '')}@sha256:${hex}`, sizeBytes: 28_000_000,
-            };
-          });
+          const images = v.images.map((e) => completedImageStatus(e.image, e.round, now));
           await admin.patch(`${KWARM}/nodeimagesets/${name}/status`, 'merge', { status: { images, desired: images.length, ready: images.length, pulling: 0, failed: 0 } }, signal)
             .then(() => { agentWrites++; }, () => { pending.add(name); });
         });

@@ -12,7 +12,6 @@
 //   probe         a merge patch of one annotation (bench:controller's write-rate probe)
 //   status        a merge patch of status.images, as the agents write (one entry's time changed)
 // --profile=FILE also writes a 20 s CPU profile of the API server during apply rounds (go tool pprof -top FILE).
-import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { KubeClient } from '../lib/kube-client.ts';
@@ -24,7 +23,8 @@ import { installCrds } from '../local-cluster/crds.ts';
 import { CONTROLLER_FIELD_MANAGER } from '../api/v1alpha1/labels.ts';
 import { nodeImageSetSpecSchema } from '../api/v1alpha1/index.ts';
 import { decode } from '../api/schema.ts';
-import { leanSpec } from '../controller/write/api-objects.ts';
+import { leanSpec, metaTime } from '../controller/write/api-objects.ts';
+import { completedImageStatus } from './simulated-agent.ts';
 import { summarize } from './stats.ts';
 import { positiveIntArg } from './cli-args.ts';
 
@@ -61,17 +61,7 @@ function applyBody(name: string, entries: readonly Entry[], lean: boolean): unkn
 }
 
 function statusImages(entries: readonly Entry[], now: string): unknown[] {
-  return entries.map((e) => {
-    const hex = createHash('sha256').update(e.image).digest('hex');
-    return {
-      image: e.image, phase: 'Completed', round: e.round, attempts: 1, startedAt: now, finishedAt: now, lastVerifiedAt: now,
-      imageId: `sha256:${hex}`, repoDigest: `${e.image.replace(/:[^:/]*$/u, '')}@sha256:${hex}`, sizeBytes: 28_000_000,
-    };
-  });
-}
-
-function seconds(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/u, 'Z');
+  return entries.map((e) => completedImageStatus(e.image, e.round, now));
 }
 
 async function main(): Promise<void> {
@@ -91,7 +81,7 @@ async function main(): Promise<void> {
     await eachLimited([...names, ...leanNames], IN_FLIGHT, async (name) => {
       const es = entries.get(name) ?? [];
       await admin.apply(`${KWARM}/nodeimagesets/${name}`, applyBody(name, es, name.startsWith('lean-')), CONTROLLER_FIELD_MANAGER, signal);
-      await admin.patch(`${KWARM}/nodeimagesets/${name}/status`, 'merge', { status: { images: statusImages(es, seconds(new Date())) } }, signal);
+      await admin.patch(`${KWARM}/nodeimagesets/${name}/status`, 'merge', { status: { images: statusImages(es, metaTime(new Date())) } }, signal);
     });
     const kb = async (name: string): Promise<string> => (JSON.stringify(await admin.get(`${KWARM}/nodeimagesets/${name}`, signal)).length / 1024).toFixed(0);
     console.log(`${OBJECTS} NodeImageSets of ${IMAGES} images (${await kb(names[0] ?? '')} KB each as the API server returns it, ` +
@@ -104,7 +94,7 @@ async function main(): Promise<void> {
       if (kind === 'probe') {
         await admin.patch(path, 'merge', { metadata: { annotations: { 'kwarm-bench/probe': String(tick) } } }, signal);
       } else if (kind === 'status') {
-        await admin.patch(`${path}/status`, 'merge', { status: { images: statusImages(es, seconds(new Date(Date.now() + tick * 1000))) } }, signal);
+        await admin.patch(`${path}/status`, 'merge', { status: { images: statusImages(es, metaTime(new Date(Date.now() + tick * 1000))) } }, signal);
       } else {
         const first = es[0];
         if (first !== undefined) first.round++;
@@ -152,8 +142,11 @@ async function main(): Promise<void> {
     }
     const n = summarize(noCel);
     console.log(`  apply, CRD without CEL rules: CPU ${n.median.toFixed(1)} ms (${n.min.toFixed(1)}-${n.max.toFixed(1)})`);
-    const after = await admin.get(`${KWARM}/nodeimagesets/${names[0] ?? ''}`, signal) as { metadata: { managedFields?: unknown[] } };
-    console.log(`object after the rounds: ${(JSON.stringify(after).length / 1024).toFixed(0)} KB, managedFields ${(JSON.stringify(after.metadata.managedFields ?? []).length / 1024).toFixed(0)} KB`);
+    // What each kind of apply leaves in managedFields (the controller's entries and the agents' status).
+    for (const [what, name] of [['applied in full', names[0]], ['applied lean', leanNames[0]]] as const) {
+      const after = await admin.get(`${KWARM}/nodeimagesets/${name ?? ''}`, signal) as { metadata: { managedFields?: unknown[] } };
+      console.log(`object ${what}, after the rounds: ${(JSON.stringify(after).length / 1024).toFixed(0)} KB, managedFields ${(JSON.stringify(after.metadata.managedFields ?? []).length / 1024).toFixed(0)} KB`);
+    }
 
     if (PROFILE !== undefined) {
       const running = (async () => {
