@@ -162,7 +162,8 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
   const log = opts.log ?? ((line: string) => { console.log(`    [harness] ${line}`); });
   const started = Date.now();
   sweepStaleDirs();
-  const dir = makeTempDir('real-cluster');
+  // Its own janitor removes it (after the containers' cgroups, found from the files in it), not tmp.ts's.
+  const dir = makeTempDir('real-cluster', { ownCrashCleanup: true });
   writeFileSync(join(dir, 'owner.pid'), String(process.pid));
   writeFileSync(join(dir, 'dirs'), '');
   const janitor = keepDirs() ? undefined : startJanitor(dir);
