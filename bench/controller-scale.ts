@@ -9,6 +9,8 @@
 //       [--restart-node-args='none|--max-semi-space-size=4'] (extra restarts with these Node flags, to compare)
 //       [--controller-log=debug] (the controller's log level; with KWARM_KEEP_TEST_DIRS=1 its log is kept)
 //       [--write-concurrency=N] (the controller's --write-concurrency; default: the controller's)
+//       [--changes=4] (image changes, on another pool each, alternating with and without the chart's priority
+//       level for the agents' status writes; the odd ones with it)
 //
 // Deployments are spread over node pools (a pod nodeSelector), as real clusters partition workloads;
 // every node of a pool pre-pulls the images of the pool's Deployments (deployments/pools images per node).
@@ -16,11 +18,13 @@ import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import winston from 'winston';
-import { KubeClient } from '../lib/kube-client.ts';
+import { isNotFound, KubeClient } from '../lib/kube-client.ts';
 import { ListWatch } from '../lib/list-watch.ts';
 import { startControlPlane } from '../local-cluster/control-plane.ts';
 import { ControllerProcess, controllerKubeconfig, metricValue } from '../local-cluster/controller-process.ts';
 import { installCrds } from '../local-cluster/crds.ts';
+import { AGENT_SA, installKwarmAccess, KWARM_NAMESPACE } from '../local-cluster/kwarm-access.ts';
+import { summarize } from './stats.ts';
 import { chartControllerNodeArgs, compiledController } from './compiled-binaries.ts';
 import { eachLimited } from '../lib/each-limited.ts';
 import { apiServerSample, describeApiServerWindow, type ApiServerSample } from './api-server-figures.ts';
@@ -40,7 +44,10 @@ if (controllerLogArg !== 'info' && controllerLogArg !== 'debug') throw new Error
 const CONTROLLER_LOG: 'info' | 'debug' = controllerLogArg;
 const writeConcurrencyArg = process.argv.find((a) => a.startsWith('--write-concurrency='));
 const WRITE_CONCURRENCY = writeConcurrencyArg === undefined ? undefined : positiveIntArg('write-concurrency', 0);
+const CHANGES = positiveIntArg('changes', 4);
 const RESYNC_SECONDS = 20;
+/** The chart's FlowSchema for the agents' status writes (charts/kwarm/templates/flowcontrol.yaml). */
+const AGENT_STATUS_FLOW_SCHEMA = `${AGENT_SA}-status`;
 const KWARM = '/apis/kwarm.io/v1alpha1';
 
 /** The controller's V8 heap from its default metrics: what RSS holds beyond live objects shows here. */
@@ -103,6 +110,7 @@ async function main(): Promise<void> {
   const ac = new AbortController();
   const signal = ac.signal;
   let controller: ControllerProcess | undefined;
+  let agentClient: KubeClient | undefined;
   const admin = new KubeClient(cp.kubeConfig(), { timeoutMs: 60_000 });
   const mark = async (): Promise<WindowMark> => ({
     at: Date.now(), api: apiServerSample(String(await admin.get('/metrics', signal))), machine: machineTicks(), benchCpu: process.cpuUsage(),
@@ -155,6 +163,12 @@ async function main(): Promise<void> {
     console.log(`setup: ${NODES} nodes and ${DEPLOYMENTS} Deployments created in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
     // --- the simulated agents: complete whatever appears in a NodeImageSet ----------------------------------
+    // As the chart's agent ServiceAccount, so the API server treats their status writes as it treats the real
+    // agents' (the chart's RBAC and priority level). One token plays every node, so the admission policy that
+    // holds a real agent to its own node's NodeImageSet is unbound here.
+    await installKwarmAccess(cp);
+    await admin.delete(`/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/${AGENT_SA}-own-node-only`, signal);
+    agentClient = new KubeClient(cp.kubeConfig(await cp.serviceAccountKubeconfig(KWARM_NAMESPACE, AGENT_SA)), { timeoutMs: 60_000 });
     const pending = new Set<string>();
     let agentWrites = 0;
     const nis = new ListWatch<NisView>({
@@ -172,7 +186,7 @@ async function main(): Promise<void> {
           const v = nis.get(name);
           if (v === undefined) return;
           const images = v.images.map((e) => completedImageStatus(e.image, e.round, now));
-          await admin.patch(`${KWARM}/nodeimagesets/${name}/status`, 'merge', { status: { images, desired: images.length, ready: images.length, pulling: 0, failed: 0 } }, signal)
+          await agentClient!.patch(`${KWARM}/nodeimagesets/${name}/status`, 'merge', { status: { images, desired: images.length, ready: images.length, pulling: 0, failed: 0 } }, signal)
             .then(() => { agentWrites++; }, () => { pending.add(name); });
         });
         await sleep(100, undefined, { signal }).catch(() => undefined);
@@ -221,61 +235,91 @@ async function main(): Promise<void> {
     };
     console.log(`idle ${RESYNC_SECONDS + 5} s (resync period ${RESYNC_SECONDS} s): ${idle.passes} passes, ${idle.writes} API writes, controller CPU ${idle.cpu.toFixed(2)} s`);
 
-    // --- one image change -----------------------------------------------------------------------------------
-    const target = 7;
-    const changed = deployment(target, 'v2');
-    const newImage = `registry.bench.example/team-${target % NAMESPACES}/app-${target}:v2`;
-    const affected = nodeNames.filter((n) => Number(n.slice(5)) % POOLS === target % POOLS);
+    // --- image changes -------------------------------------------------------------------------------------
     // The API server's sustained write rate for NodeImageSet-sized writes on this machine, as the controller
-    // sends them (8 at a time): one annotation patch per affected NodeImageSet. The controller's decoder keeps
-    // no annotations, so these start no pass. The change's goal is 2 s + affected / rate.
+    // sends them (8 at a time): one annotation patch per node of a pool. The controller's decoder keeps no
+    // annotations, so these start no pass. A change's goal is 2 s + affected / rate.
+    const poolNodes = (pool: number): string[] => nodeNames.filter((n) => Number(n.slice(5)) % POOLS === pool % POOLS);
     const probe = async (concurrency: number): Promise<number> => {
       const t = Date.now();
       const m = await mark();
+      const nodes = poolNodes(7);
       // A starved API server answers 504 after its 60 s request timeout (seen at 32 in flight, load 65 on 2
       // cores): counted, not fatal, so the run still measures the change.
       let failed = 0;
-      await eachLimited(affected, concurrency, async (name) => {
+      await eachLimited(nodes, concurrency, async (name) => {
         await admin.patch(`${KWARM}/nodeimagesets/${name}`, 'merge', { metadata: { annotations: { 'kwarm-bench/write-rate-probe': `${t}-${concurrency}` } } }, signal)
           .catch(() => { failed++; });
       });
-      const rate = (affected.length - failed) / Math.max(0.001, (Date.now() - t) / 1000);
-      console.log(`API server sustained write rate: ${rate.toFixed(1)} NodeImageSet writes/s (${affected.length} annotation patches, ${concurrency} at a time, ${failed} failed)`);
+      const rate = (nodes.length - failed) / Math.max(0.001, (Date.now() - t) / 1000);
+      console.log(`API server sustained write rate: ${rate.toFixed(1)} NodeImageSet writes/s (${nodes.length} annotation patches, ${concurrency} at a time, ${failed} failed)`);
       console.log(describeWindow(`  write-rate probe, ${concurrency} at a time`, m, await mark()));
       return rate;
     };
     const writeRate = await probe(8);
     // Whether more writes in flight would raise the rate (the controller's --write-concurrency).
     await probe(32);
-    await sleep(2000);
-    const before = await controller.metrics();
-    const passesBefore = metricValue(before, 'kwarm_reconcile_duration_seconds_count') ?? 0;
-    const sumBefore = metricValue(before, 'kwarm_reconcile_duration_seconds_sum') ?? 0;
-    const planBefore = metricValue(before, 'kwarm_reconcile_plan_duration_seconds_sum') ?? 0;
-    const changeMark = await mark();
-    const tChange = Date.now();
-    await admin.patch(`/apis/apps/v1/namespaces/${changed.ns}/deployments/${changed.name}`, 'merge', { spec: { template: { spec: { containers: [{ name: 'app', image: newImage }] } } } }, signal);
-    await waitUntil('all affected NodeImageSets to want the new image', 300_000, () => affected.every((n) => nis.get(n)?.images.some((e) => e.image === newImage) === true));
-    const toNis = Date.now() - tChange;
-    console.log(describeWindow('image change until all affected NodeImageSets updated', changeMark, await mark()));
-    const toCompleted = await waitUntil('the PrePullImage to be Completed again', 300_000, async () => {
-      const raw = await admin.get(`${KWARM}/namespaces/${changed.ns}/prepullimages/deployment.${changed.name}.app`, signal) as { spec: { image: string }; status?: { phase?: string } };
-      return raw.spec.image === newImage && raw.status?.phase === 'Completed';
-    });
-    await sleep(5000);
-    const after = await controller.metrics();
-    const kinds = ['prepullimages', 'prepullimages/status', 'nodeimagesets', 'events', 'prepullpolicies/status', 'secrets'];
-    const byKind = kinds.map((k) => [k, (metricValue(after, 'kwarm_api_writes_total', { kind: k }) ?? 0) - (metricValue(before, 'kwarm_api_writes_total', { kind: k }) ?? 0)] as const);
-    const total = (metricValue(after, 'kwarm_api_writes_total') ?? 0) - (metricValue(before, 'kwarm_api_writes_total') ?? 0);
-    const passes = (metricValue(after, 'kwarm_reconcile_duration_seconds_count') ?? 0) - passesBefore;
-    const passSeconds = (metricValue(after, 'kwarm_reconcile_duration_seconds_sum') ?? 0) - sumBefore;
-    console.log(`image change on ${affected.length} affected nodes: all their NodeImageSets updated in ${toNis} ms (since the Deployment patch), PrePullImage Completed in ${toNis + toCompleted} ms`);
-    const refused = (metricValue(after, 'kwarm_api_write_errors_total') ?? 0) - (metricValue(before, 'kwarm_api_write_errors_total') ?? 0);
-    console.log(`writes for the image change: ${total} (${byKind.filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ')}); affected nodes + constant = ${affected.length} + ${total - affected.length}; refused by the API server: ${refused}`);
-    const nisGoalMs = 2000 + (affected.length / writeRate) * 1000;
-    console.log(`goal: all ${affected.length} affected NodeImageSets within 2 s + ${affected.length} / ${writeRate.toFixed(1)} per s = ${(nisGoalMs / 1000).toFixed(1)} s: ${toNis <= nisGoalMs ? 'met' : 'MISSED'} (${(toNis / 1000).toFixed(1)} s)`);
-    const planSeconds = (metricValue(after, 'kwarm_reconcile_plan_duration_seconds_sum') ?? 0) - planBefore;
-    console.log(`reconcile passes during the change: ${passes}, mean ${(passSeconds / Math.max(1, passes) * 1000).toFixed(0)} ms per pass over the whole cluster, of which ${(planSeconds / Math.max(1, passes) * 1000).toFixed(0)} ms computing (the rest waits for API writes)`);
+
+    // The chart's priority level for the agents' status writes (agent.statusWriteShares), on for some changes
+    // and off (its FlowSchema deleted) for the others, alternating, so both are measured side by side.
+    const flowSchemaPath = `/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas/${AGENT_STATUS_FLOW_SCHEMA}`;
+    const { metadata: fsMeta, spec: fsSpec } = await admin.get(flowSchemaPath, signal) as { metadata: { name: string; labels?: Record<string, string> }; spec: unknown };
+    const flowSchema = { apiVersion: 'flowcontrol.apiserver.k8s.io/v1', kind: 'FlowSchema', metadata: { name: fsMeta.name, labels: fsMeta.labels }, spec: fsSpec };
+    const setAgentLevel = async (on: boolean): Promise<void> => {
+      const exists = await admin.get(flowSchemaPath, signal).then(() => true, (err: unknown) => { if (isNotFound(err)) return false; throw err; });
+      if (on && !exists) await admin.create('/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas', flowSchema, signal);
+      if (!on && exists) await admin.delete(flowSchemaPath, signal);
+      await sleep(2000); // The API server's flow-control configuration follows its watch.
+    };
+    interface ChangeResult { readonly levelOn: boolean; readonly toNisMs: number; readonly goalMs: number; readonly overhead: number }
+    const measureChange = async (target: number, levelOn: boolean): Promise<ChangeResult> => {
+      await setAgentLevel(levelOn);
+      const label = `change ${target} (agents' status level ${levelOn ? 'on' : 'off'})`;
+      const changed = deployment(target, 'v2');
+      const newImage = `registry.bench.example/team-${target % NAMESPACES}/app-${target}:v2`;
+      const affected = poolNodes(target);
+      await sleep(2000);
+      const before = await controller!.metrics();
+      const passesBefore = metricValue(before, 'kwarm_reconcile_duration_seconds_count') ?? 0;
+      const sumBefore = metricValue(before, 'kwarm_reconcile_duration_seconds_sum') ?? 0;
+      const planBefore = metricValue(before, 'kwarm_reconcile_plan_duration_seconds_sum') ?? 0;
+      const changeMark = await mark();
+      const tChange = Date.now();
+      await admin.patch(`/apis/apps/v1/namespaces/${changed.ns}/deployments/${changed.name}`, 'merge', { spec: { template: { spec: { containers: [{ name: 'app', image: newImage }] } } } }, signal);
+      await waitUntil('all affected NodeImageSets to want the new image', 300_000, () => affected.every((n) => nis.get(n)?.images.some((e) => e.image === newImage) === true));
+      const toNis = Date.now() - tChange;
+      console.log(describeWindow(`${label} until all affected NodeImageSets updated`, changeMark, await mark()));
+      const toCompleted = await waitUntil('the PrePullImage to be Completed again', 300_000, async () => {
+        const raw = await admin.get(`${KWARM}/namespaces/${changed.ns}/prepullimages/deployment.${changed.name}.app`, signal) as { spec: { image: string }; status?: { phase?: string } };
+        return raw.spec.image === newImage && raw.status?.phase === 'Completed';
+      });
+      await sleep(5000);
+      const after = await controller!.metrics();
+      const kinds = ['prepullimages', 'prepullimages/status', 'nodeimagesets', 'events', 'prepullpolicies/status', 'secrets'];
+      const byKind = kinds.map((k) => [k, (metricValue(after, 'kwarm_api_writes_total', { kind: k }) ?? 0) - (metricValue(before, 'kwarm_api_writes_total', { kind: k }) ?? 0)] as const);
+      const total = (metricValue(after, 'kwarm_api_writes_total') ?? 0) - (metricValue(before, 'kwarm_api_writes_total') ?? 0);
+      const passes = (metricValue(after, 'kwarm_reconcile_duration_seconds_count') ?? 0) - passesBefore;
+      const passSeconds = (metricValue(after, 'kwarm_reconcile_duration_seconds_sum') ?? 0) - sumBefore;
+      console.log(`${label} on ${affected.length} affected nodes: all their NodeImageSets updated in ${toNis} ms (since the Deployment patch), PrePullImage Completed in ${toNis + toCompleted} ms`);
+      const refused = (metricValue(after, 'kwarm_api_write_errors_total') ?? 0) - (metricValue(before, 'kwarm_api_write_errors_total') ?? 0);
+      console.log(`  writes for the change: ${total} (${byKind.filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ')}); affected nodes + constant = ${affected.length} + ${total - affected.length}; refused by the API server: ${refused}`);
+      const goalMs = 2000 + (affected.length / writeRate) * 1000;
+      console.log(`  goal: all ${affected.length} affected NodeImageSets within 2 s + ${affected.length} / ${writeRate.toFixed(1)} per s = ${(goalMs / 1000).toFixed(1)} s: ${toNis <= goalMs ? 'met' : 'MISSED'} (${(toNis / 1000).toFixed(1)} s)`);
+      const planSeconds = (metricValue(after, 'kwarm_reconcile_plan_duration_seconds_sum') ?? 0) - planBefore;
+      console.log(`  reconcile passes during the change: ${passes}, mean ${(passSeconds / Math.max(1, passes) * 1000).toFixed(0)} ms per pass over the whole cluster, of which ${(planSeconds / Math.max(1, passes) * 1000).toFixed(0)} ms computing (the rest waits for API writes)`);
+      return { levelOn, toNisMs: toNis, goalMs, overhead: total - affected.length };
+    };
+    const changes: ChangeResult[] = [];
+    for (let i = 0; i < CHANGES; i++) changes.push(await measureChange(7 + i, i % 2 === 0));
+    await setAgentLevel(true);
+    for (const on of [true, false]) {
+      const of = changes.filter((c) => c.levelOn === on);
+      if (of.length === 0) continue;
+      const s = summarize(of.map((c) => c.toNisMs / 1000));
+      const met = of.filter((c) => c.toNisMs <= c.goalMs).length;
+      console.log(`image changes with the agents' status level ${on ? 'on (the chart\'s default)' : 'off'}: all NodeImageSets written in median ${s.median.toFixed(1)} s (${s.min.toFixed(1)}-${s.max.toFixed(1)}, n=${of.length}); goal met in ${met} of ${of.length}`);
+    }
+    const overheadMax = Math.max(...changes.map((c) => c.overhead));
     const final = procStats(pid);
     console.log(`controller: RSS ${final.rssMiB.toFixed(0)} MiB (peak ${final.peakMiB.toFixed(0)} MiB), CPU ${final.cpuSeconds.toFixed(1)} s in total; ${heapText(await controller.metrics())}`);
 
@@ -301,13 +345,14 @@ async function main(): Promise<void> {
       console.log(`restart variant [${set.join(' ') || 'no flags'}]: synced in ${(readyMs / 1000).toFixed(1)} s; RSS ${v.rssMiB.toFixed(0)} MiB (peak ${v.peakMiB.toFixed(0)} MiB), CPU ${v.cpuSeconds.toFixed(1)} s; ${heapText(await controller.metrics())}`);
     }
     const peak = Math.max(final.peakMiB, restarted.peakMiB);
-    console.log(`goals: RSS <= 300 MiB: ${peak <= 300 ? 'met' : 'MISSED'} (peak ${peak.toFixed(0)} MiB, restart included); idle resync 0 writes: ${idle.writes === 0 ? 'met' : 'MISSED'}; writes per change <= affected nodes + constant: ${total - affected.length <= 10 ? 'met' : 'MISSED'}; restart 0 writes: ${restartWrites === 0 ? 'met' : 'MISSED'}`);
+    console.log(`goals: RSS <= 300 MiB: ${peak <= 300 ? 'met' : 'MISSED'} (peak ${peak.toFixed(0)} MiB, restart included); idle resync 0 writes: ${idle.writes === 0 ? 'met' : 'MISSED'}; writes per change <= affected nodes + constant: ${overheadMax <= 10 ? 'met' : 'MISSED'} (constant at most ${overheadMax}); restart 0 writes: ${restartWrites === 0 ? 'met' : 'MISSED'}`);
     ac.abort();
     await Promise.allSettled([nisRunning, agentsRunning]);
   } finally {
     ac.abort();
     await controller?.stop();
     admin.close();
+    agentClient?.close();
     await cp.stop();
   }
 }

@@ -1,5 +1,6 @@
-// The chart's own ServiceAccounts, RBAC and admission policy on a test control plane, and credentials for
-// them: tests run the controller and the agents with exactly the permissions a Helm install grants.
+// The chart's own ServiceAccounts, RBAC, admission policy and the agents' API priority level on a test control
+// plane, and credentials for them: tests run the controller and the agents with exactly the permissions (and
+// the API server's treatment) a Helm install gives them.
 import { dumpYaml, loadAllYaml } from '@kubernetes/client-node';
 import type { ControlPlane } from './control-plane.ts';
 import { helm } from './helm.ts';
@@ -11,15 +12,17 @@ export const AGENT_SA = 'kwarm-agent';
 
 const ACCESS_KINDS = new Set([
   'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding',
-  'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
+  'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'PriorityLevelConfiguration', 'FlowSchema',
 ]);
-const CLUSTER_SCOPED = new Set(['ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+const CLUSTER_SCOPED = new Set([
+  'ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'PriorityLevelConfiguration', 'FlowSchema',
+]);
 
 interface Doc {
   kind: string;
   metadata: { name: string };
   roleRef?: { kind: string; name: string };
-  spec?: { policyName?: string };
+  spec?: { policyName?: string; priorityLevelConfiguration?: { name: string } };
 }
 
 /**
@@ -34,6 +37,7 @@ export async function accessManifest(namespace: string): Promise<string> {
     if (CLUSTER_SCOPED.has(d.kind)) d.metadata.name += suffix;
     if (d.kind === 'ClusterRoleBinding' && d.roleRef !== undefined) d.roleRef.name += suffix;
     if (d.kind === 'ValidatingAdmissionPolicyBinding' && d.spec?.policyName !== undefined) d.spec.policyName += suffix;
+    if (d.kind === 'FlowSchema' && d.spec?.priorityLevelConfiguration !== undefined) d.spec.priorityLevelConfiguration.name += suffix;
   }
   return [`apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${namespace}\n`, ...docs.map((d) => dumpYaml(d))].join('---\n');
 }

@@ -1,11 +1,12 @@
 // The install artefacts on a real API server: the Helm chart and the kustomize tree hold the same objects and
 // both apply; the RBAC they grant is no wider than the agent and controller need; the admission policy keeps
-// an agent to its own node's NodeImageSet status.
+// an agent to its own node's NodeImageSet status; the agents' status writes get their own API priority level.
 import { expect } from 'chai';
 import { loadAllYaml } from '@kubernetes/client-node';
 import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
 import { installCrds } from '../../../local-cluster/crds.ts';
 import { helm } from '../../../local-cluster/helm.ts';
+import { metricValue } from '../../../local-cluster/controller-process.ts';
 
 interface Obj { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }
 
@@ -207,6 +208,27 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
       // The policy does not get in the controller's way.
       const ctrl = await cp.kubectl(['patch', 'nodeimageset', 'vap-node-b', '--type=merge', '-p', '{"spec":{"maxConcurrentPulls":3}}'], { kubeconfig: controller, allowFailure: true });
       expect(ctrl.code, ctrl.stderr).to.equal(0);
+    });
+
+    it('API priority: the agent\'s status patches run in the chart\'s own priority level; its reads and the controller\'s writes do not', async () => {
+      const level = JSON.parse((await cp.kubectl(['get', 'prioritylevelconfiguration', 'kwarm-agent-status', '-o', 'json'])).stdout) as
+        { spec: { limited: { nominalConcurrencyShares: number; lendablePercent: number; borrowingLimitPercent: number } } };
+      expect(level.spec.limited).to.include({ nominalConcurrencyShares: 1, lendablePercent: 0, borrowingLimitPercent: 0 });
+      await cp.apply('apiVersion: v1\nkind: Node\nmetadata:\n  name: apf-node\n---\napiVersion: kwarm.io/v1alpha1\nkind: NodeImageSet\nmetadata:\n  name: apf-node\nspec: {}\n');
+      await cp.apply('apiVersion: v1\nkind: Pod\nmetadata:\n  name: agent-on-apf-node\n  namespace: kwarm-system\nspec:\n  serviceAccountName: kwarm-agent\n  nodeName: apf-node\n  containers:\n  - name: agent\n    image: kwarm-agent:test\n');
+      const bound = await cp.serviceAccountKubeconfig('kwarm-system', 'kwarm-agent', { boundPod: 'agent-on-apf-node' });
+      // Requests the API server dispatched through the chart's FlowSchema (its own metric, by schema and level).
+      const dispatched = async (): Promise<number> => metricValue((await cp.kubectl(['get', '--raw', '/metrics'])).stdout,
+        'apiserver_flowcontrol_dispatched_requests_total', { flow_schema: 'kwarm-agent-status', priority_level: 'kwarm-agent-status' }) ?? 0;
+      const before = await dispatched();
+      for (let i = 1; i <= 3; i++) {
+        const out = await cp.kubectl(['patch', 'nodeimageset', 'apf-node', '--subresource=status', '--type=merge', '-p', `{"status":{"observedGeneration":${i}}}`], { kubeconfig: bound, allowFailure: true });
+        expect(out.code, out.stderr).to.equal(0);
+      }
+      expect(await dispatched() - before).to.equal(3);
+      await cp.kubectl(['get', 'nodeimageset', 'apf-node', '-o', 'name'], { kubeconfig: bound });
+      await cp.kubectl(['patch', 'nodeimageset', 'apf-node', '--type=merge', '-p', '{"spec":{"maxConcurrentPulls":3}}'], { kubeconfig: controller });
+      expect(await dispatched() - before).to.equal(3);
     });
   });
 });
