@@ -8,9 +8,12 @@
 //   seconds to kill them, then removes the listed dirs (never crossing into a mount) and the list;
 // - if the janitor was killed too: the first makeTempDir of the next harness process removes the dirs that the
 //   list of every dead owner names, and the list.
-// A dir holding a file named `keep` is left to the user by both. With KWARM_KEEP_TEST_DIRS set a process lists
-// nothing, starts no janitor and sweeps nothing, so its dirs stay after it. removeDir() leaves its dir's line in
-// the list: the janitor's rm of a dir already gone costs nothing, a rewrite per removal would (tests make hundreds).
+// A dir holding a file named `keep` is left to the user by both. KWARM_KEEP_TEST_DIRS (keepTestDirs()) keeps
+// every dir, and this file is the one place that rule lives: with it set removeDir() removes nothing (its callers
+// do not check the variable), and a process lists nothing, starts no janitor and sweeps nothing, so its dirs stay
+// after it. removeScratchDir() removes whatever the variable says: for pure temporaries and other runs' leftovers.
+// removeDir() leaves its dir's line in the list: the janitor's rm of a dir already gone costs nothing, a rewrite
+// per removal would (tests make hundreds).
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,11 +55,16 @@ export function processOwner(pid: number): Owner | undefined {
   return fields[0] === 'Z' || startTime === undefined ? undefined : { pid, startTime };
 }
 
+/** Whether KWARM_KEEP_TEST_DIRS is set: the harness's dirs stay after the run, for the user to read. */
+export function keepTestDirs(): boolean {
+  return process.env.KWARM_KEEP_TEST_DIRS !== undefined;
+}
+
 /** This process's list file, set up by the first makeTempDir; null when nothing is listed (KWARM_KEEP_TEST_DIRS). */
 let ownList: string | null | undefined;
 
 function setUpOwnList(): string | null {
-  if (process.env.KWARM_KEEP_TEST_DIRS !== undefined) return null;
+  if (keepTestDirs()) return null;
   const self = processOwner(process.pid);
   if (self === undefined) return null; // No /proc (not Linux): no crash cleanup, as before it existed.
   sweepDeadOwners();
@@ -73,7 +81,20 @@ export function makeTempDir(prefix: string, opts: TempDirOptions = {}): string {
   return dir;
 }
 
+/**
+ * Removes a harness dir (made by makeTempDir, or in one) when its user is done with it, unless KWARM_KEEP_TEST_DIRS
+ * is set: then it stays, with the servers' data and logs, for the user to read.
+ */
 export function removeDir(dir: string): void {
+  if (keepTestDirs()) return;
+  removeScratchDir(dir);
+}
+
+/**
+ * Removes a dir whatever KWARM_KEEP_TEST_DIRS says: for pure temporaries that keeping would only fill the disk
+ * with (an image build's scratch copy, a stripped Node binary), and for another run's leftovers.
+ */
+export function removeScratchDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
 }
 

@@ -1,6 +1,7 @@
 // The harness's temp dirs (local-cluster/tmp.ts) go when the process that made them dies without removing them,
 // SIGKILL included: its janitor removes them a few seconds later, and if the janitor died too, the next harness
 // process does. A live owner's dirs, a dir with a `keep` file and KWARM_KEEP_TEST_DIRS runs are left alone.
+// removeDir itself keeps its dir with KWARM_KEEP_TEST_DIRS.
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -125,5 +126,26 @@ describe('harness: temp dirs are removed even when the process that made them is
     await sleep(6_000);
     for (const d of dirs) expect(existsSync(join(d, 'data')), d).to.equal(true);
     for (const d of dirs) removeDir(d);
+  });
+});
+
+describe('harness: removeDir', function () {
+  this.timeout(60_000);
+  const cleanUp: string[] = [];
+
+  afterEach(async () => {
+    for (const c of children.splice(0)) await kill(c);
+    for (const p of cleanUp.splice(0)) rmSync(p, { recursive: true, force: true });
+  });
+
+  it('removeDir removes the dir, and leaves it with KWARM_KEEP_TEST_DIRS', async () => {
+    const removed = await startOwner(['tmpsweep-remove', '--remove', '--exit']);
+    cleanUp.push(...removed.dirs, listFile(removed.owner));
+    const kept = await startOwner(['tmpsweep-remove-keep', '--remove', '--exit'], true);
+    cleanUp.push(...kept.dirs);
+    expect(removed.dirs).to.have.length(1);
+    expect(kept.dirs).to.have.length(1);
+    for (const d of removed.dirs) expect(existsSync(d), d).to.equal(false);
+    for (const d of kept.dirs) expect(existsSync(join(d, 'data')), d).to.equal(true);
   });
 });
