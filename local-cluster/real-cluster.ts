@@ -146,7 +146,7 @@ function startJanitor(dir: string): ChildProcess {
 for t in "${dir}"/node-*/run-containerd/io.containerd.runtime.v2.task/k8s.io/*; do
   [ -e "$t" ] || continue; id=$(basename "$t"); rmdir /sys/fs/cgroup/k8s.io/"$id" /sys/fs/cgroup/*/k8s.io/"$id" 2>/dev/null
 done
-while read -r d; do rm -rf "$d"; done < "${dir}/dirs"; rm -rf "${dir}"`;
+while read -r d; do rm -rf --one-file-system -- "$d"; done < "${dir}/dirs"; rm -rf --one-file-system -- "${dir}"`;
   const janitor = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
   janitor.unref();
   return janitor;

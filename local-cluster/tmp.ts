@@ -12,10 +12,11 @@
 // every dir, and this file is the one place that rule lives: with it set removeDir() removes nothing (its callers
 // do not check the variable), and a process lists nothing, starts no janitor and sweeps nothing, so its dirs stay
 // after it. removeScratchDir() removes whatever the variable says: for pure temporaries and other runs' leftovers.
-// removeDir() leaves its dir's line in the list: the janitor's rm of a dir already gone costs nothing, a rewrite
-// per removal would (tests make hundreds).
+// Neither crosses into a mount: both refuse, removing nothing, when a mount point lies in the dir. removeDir()
+// leaves its dir's line in the list: the janitor's rm of a dir already gone costs nothing, a rewrite per removal
+// would (tests make hundreds).
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
@@ -83,7 +84,8 @@ export function makeTempDir(prefix: string, opts: TempDirOptions = {}): string {
 
 /**
  * Removes a harness dir (made by makeTempDir, or in one) when its user is done with it, unless KWARM_KEEP_TEST_DIRS
- * is set: then it stays, with the servers' data and logs, for the user to read.
+ * is set: then it stays, with the servers' data and logs, for the user to read. Throws, removing nothing, if a
+ * mount point lies in it.
  */
 export function removeDir(dir: string): void {
   if (keepTestDirs()) return;
@@ -92,10 +94,36 @@ export function removeDir(dir: string): void {
 
 /**
  * Removes a dir whatever KWARM_KEEP_TEST_DIRS says: for pure temporaries that keeping would only fill the disk
- * with (an image build's scratch copy, a stripped Node binary), and for another run's leftovers.
+ * with (an image build's scratch copy, a stripped Node binary), and for another run's leftovers. Throws, removing
+ * nothing, if a mount point lies in it. rmSync has no one-file-system option: Node 22's removes the rest of the
+ * dir and then fails with EBUSY on the mount point, and a recursion that empties directories before removing
+ * them (std::filesystem::remove_all, which later Node versions use) would delete the mounted files as well.
  */
 export function removeScratchDir(dir: string): void {
+  const mounts = mountPointsIn(dir);
+  if (mounts.length > 0) {
+    throw new Error(`not removing ${dir}: ${mounts.join(', ')} ${mounts.length === 1 ? 'is a mount point' : 'are mount points'} in it; unmount first`);
+  }
   rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+}
+
+/** The mount points at or below `dir` in this process's mount namespace (/proc/self/mountinfo, field 5). */
+function mountPointsIn(dir: string): string[] {
+  let real: string;
+  let table: string;
+  try {
+    real = realpathSync(dir);
+    table = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return []; // The dir is gone (nothing to remove), or there is no /proc (not Linux): rmSync has the last word.
+  }
+  return table.split('\n').flatMap((line) => {
+    const field = line.split(' ')[4];
+    if (field === undefined) return [];
+    // Space, tab, newline and backslash in a path appear as octal escapes (\040).
+    const mount = field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+    return mount === real || mount.startsWith(real === '/' ? '/' : `${real}/`) ? [mount] : [];
+  });
 }
 
 /**
