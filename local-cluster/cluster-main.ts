@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { cachedBinary } from './binaries.ts';
 import { startRealCluster } from './real-cluster.ts';
+import { keepTestDirs } from './tmp.ts';
 
 const { values } = parseArgs({ options: { nodes: { type: 'string', default: '3' } } });
 const nodes = Number(values.nodes);
@@ -32,7 +33,7 @@ Files and logs (kubelet.log, containerd's, kube-apiserver.log): ${cluster.dir} a
 Pods reach the API server through the kubernetes Service (KUBERNETES_SERVICE_HOST); there is no cluster DNS.
 Inside a node: nsenter --target ${String(cluster.nodes[0]?.namespaces.pid)} --net --mount --pid (node-1).
 
-Ctrl-C stops it${process.env.KWARM_KEEP_TEST_DIRS === undefined ? ' and removes its files' : '; its files are kept (KWARM_KEEP_TEST_DIRS)'}.
+Ctrl-C stops it${keepTestDirs() ? '; its files are kept (KWARM_KEEP_TEST_DIRS)' : ' and removes its files'}.
 KWARM_CLUSTER_READY dir=${cluster.dir}
 `);
 

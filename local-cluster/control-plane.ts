@@ -327,7 +327,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       async stop() {
         running.delete(cp);
         for (const p of [...processes].reverse()) await p.stop();
-        if (process.env.KWARM_KEEP_TEST_DIRS === undefined) removeDir(dir);
+        removeDir(dir);
       },
     };
     running.add(cp);
@@ -335,7 +335,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     return cp;
   } catch (err) {
     for (const p of processes.reverse()) await p.stop();
-    if (process.env.KWARM_KEEP_TEST_DIRS === undefined) removeDir(dir);
+    removeDir(dir);
     throw err;
   }
 }

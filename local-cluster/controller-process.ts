@@ -62,7 +62,7 @@ export class ControllerProcess {
   readonly metricsPort: number;
   readonly healthPort: number;
   readonly process: ManagedProcess;
-  /** Holds the log; removed on stop() and kill() unless KWARM_KEEP_TEST_DIRS is set. */
+  /** Holds the log; removed on stop() and kill() (removeDir: kept with KWARM_KEEP_TEST_DIRS). */
   private readonly dir: string;
 
   private constructor(name: string, dir: string, proc: ManagedProcess, metricsPort: number, healthPort: number) {
@@ -127,7 +127,7 @@ export class ControllerProcess {
   /** Stops the process and removes its temp dir: tail() answers '(no log)' afterwards. */
   async stop(): Promise<void> {
     await this.process.stop();
-    this.removeFiles();
+    removeDir(this.dir);
   }
 
   /** SIGKILL: a crash, no lease release, no flush. */
@@ -135,10 +135,6 @@ export class ControllerProcess {
     this.process.signal('SIGKILL');
     await this.process.wait();
     await this.stop();
-  }
-
-  private removeFiles(): void {
-    if (process.env.KWARM_KEEP_TEST_DIRS === undefined) removeDir(this.dir);
   }
 }
 

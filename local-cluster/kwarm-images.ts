@@ -18,7 +18,7 @@ import { dirname, join, posix, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { cacheDir } from './binaries.ts';
 import { gzipLayer, pushImage, tarArchive, type ImageRunConfig, type Layer, type PushedImage, type PushTarget, type TarEntry } from './oci-image.ts';
-import { makeTempDir, removeDir } from './tmp.ts';
+import { makeTempDir, removeScratchDir } from './tmp.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -461,7 +461,7 @@ async function strippedBinary(path: string): Promise<Buffer> {
     await execFileAsync('strip', ['-o', out, path]);
     return readFileSync(out);
   } finally {
-    removeDir(dir);
+    removeScratchDir(dir);
   }
 }
 
@@ -555,7 +555,7 @@ function stageOutputPart(stage: StagePlan, source: string, dest: string, signal:
       if (!existsSync(out)) throw new Error(`stage ${stage.name} made no ${source}`);
       return walk(out, (r) => r === 'node_modules').map((rel) => entryFor(join(out, rel), strip(posix.join(dest, rel))));
     } finally {
-      removeDir(scratch);
+      removeScratchDir(scratch);
     }
   } };
 }

@@ -111,7 +111,7 @@ export async function startPrometheus(cluster: RealCluster, opts: PrometheusOpti
     for (const p of procs.splice(0).reverse()) await p.stop();
     await cluster.kubectl(['delete', 'clusterrolebinding,clusterrole', CLUSTER_ROLE, '--ignore-not-found'], { allowFailure: true });
     await cluster.kubectl(['delete', 'namespace', PROMETHEUS_NAMESPACE, '--ignore-not-found', '--wait=false'], { allowFailure: true });
-    if (process.env.KWARM_KEEP_TEST_DIRS === undefined) removeDir(dir);
+    removeDir(dir);
   };
 
   try {

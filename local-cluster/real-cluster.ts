@@ -28,7 +28,7 @@
 // traffic goes to loopback or to the harness's own namespaces. Every process has a watchdog, a detached
 // janitor removes the files if this process dies, and KWARM_KEEP_TEST_DIRS=1 keeps them.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pushSleeperImage } from './busybox-images.ts';
@@ -40,7 +40,7 @@ import { createPki } from './pki.ts';
 import type { ManagedProcess } from './process.ts';
 import { startRealNode, type JoinOptions, type NodeCluster, type RealNode } from './real-node.ts';
 import { startRegistry, type TestRegistry } from './registry.ts';
-import { makeTempDir, removeDir } from './tmp.ts';
+import { keepTestDirs, makeTempDir, removeScratchDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
 
 export interface RealClusterOptions {
@@ -96,8 +96,6 @@ const REGISTRY_PORT = 5000;
 const DIR_PREFIX = 'kwarm-real-cluster-';
 const NODE_READY_TIMEOUT_MS = 120_000;
 
-const keepDirs = (): boolean => process.env.KWARM_KEEP_TEST_DIRS !== undefined;
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -123,13 +121,19 @@ function sweepStaleDirs(): void {
   }
 }
 
+/**
+ * Removes the cluster's dir and the dirs it lists whatever KWARM_KEEP_TEST_DIRS says: called for a dead run's
+ * leftovers (a run that kept its files left a `keep` file) and by stop() only when this run keeps nothing.
+ */
 function removeListedDirs(dir: string): void {
+  let listed: string[] = [];
   try {
-    for (const d of readFileSync(join(dir, 'dirs'), 'utf8').split('\n')) if (d !== '') rmSync(d, { recursive: true, force: true });
+    listed = readFileSync(join(dir, 'dirs'), 'utf8').split('\n').filter((d) => d !== '');
   } catch {
     // No list yet.
   }
-  removeDir(dir);
+  for (const d of listed) removeScratchDir(d);
+  removeScratchDir(dir);
 }
 
 /**
@@ -142,7 +146,7 @@ function startJanitor(dir: string): ChildProcess {
 for t in "${dir}"/node-*/run-containerd/io.containerd.runtime.v2.task/k8s.io/*; do
   [ -e "$t" ] || continue; id=$(basename "$t"); rmdir /sys/fs/cgroup/k8s.io/"$id" /sys/fs/cgroup/*/k8s.io/"$id" 2>/dev/null
 done
-while read -r d; do rm -rf "$d"; done < "${dir}/dirs"; rm -rf "${dir}"`;
+while read -r d; do rm -rf --one-file-system -- "$d"; done < "${dir}/dirs"; rm -rf --one-file-system -- "${dir}"`;
   const janitor = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
   janitor.unref();
   return janitor;
@@ -166,7 +170,7 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
   const dir = makeTempDir('real-cluster', { ownCrashCleanup: true });
   writeFileSync(join(dir, 'owner.pid'), String(process.pid));
   writeFileSync(join(dir, 'dirs'), '');
-  const janitor = keepDirs() ? undefined : startJanitor(dir);
+  const janitor = keepTestDirs() ? undefined : startJanitor(dir);
   if (janitor === undefined) writeFileSync(join(dir, 'keep'), '');
   const cleanUp = (): void => {
     if (janitor === undefined) return;

@@ -8,11 +8,15 @@
 //   seconds to kill them, then removes the listed dirs (never crossing into a mount) and the list;
 // - if the janitor was killed too: the first makeTempDir of the next harness process removes the dirs that the
 //   list of every dead owner names, and the list.
-// A dir holding a file named `keep` is left to the user by both. With KWARM_KEEP_TEST_DIRS set a process lists
-// nothing, starts no janitor and sweeps nothing, so its dirs stay after it. removeDir() leaves its dir's line in
-// the list: the janitor's rm of a dir already gone costs nothing, a rewrite per removal would (tests make hundreds).
+// A dir holding a file named `keep` is left to the user by both. KWARM_KEEP_TEST_DIRS (keepTestDirs()) keeps
+// every dir, and this file is the one place that rule lives: with it set removeDir() removes nothing (its callers
+// do not check the variable), and a process lists nothing, starts no janitor and sweeps nothing, so its dirs stay
+// after it. removeScratchDir() removes whatever the variable says: for pure temporaries and other runs' leftovers.
+// Neither crosses into a mount: both refuse, removing nothing, when a mount point lies in the dir. removeDir()
+// leaves its dir's line in the list: the janitor's rm of a dir already gone costs nothing, a rewrite per removal
+// would (tests make hundreds).
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
@@ -52,11 +56,16 @@ export function processOwner(pid: number): Owner | undefined {
   return fields[0] === 'Z' || startTime === undefined ? undefined : { pid, startTime };
 }
 
+/** Whether KWARM_KEEP_TEST_DIRS is set: the harness's dirs stay after the run, for the user to read. */
+export function keepTestDirs(): boolean {
+  return process.env.KWARM_KEEP_TEST_DIRS !== undefined;
+}
+
 /** This process's list file, set up by the first makeTempDir; null when nothing is listed (KWARM_KEEP_TEST_DIRS). */
 let ownList: string | null | undefined;
 
 function setUpOwnList(): string | null {
-  if (process.env.KWARM_KEEP_TEST_DIRS !== undefined) return null;
+  if (keepTestDirs()) return null;
   const self = processOwner(process.pid);
   if (self === undefined) return null; // No /proc (not Linux): no crash cleanup, as before it existed.
   sweepDeadOwners();
@@ -73,8 +82,48 @@ export function makeTempDir(prefix: string, opts: TempDirOptions = {}): string {
   return dir;
 }
 
+/**
+ * Removes a harness dir (made by makeTempDir, or in one) when its user is done with it, unless KWARM_KEEP_TEST_DIRS
+ * is set: then it stays, with the servers' data and logs, for the user to read. Throws, removing nothing, if a
+ * mount point lies in it.
+ */
 export function removeDir(dir: string): void {
+  if (keepTestDirs()) return;
+  removeScratchDir(dir);
+}
+
+/**
+ * Removes a dir whatever KWARM_KEEP_TEST_DIRS says: for pure temporaries that keeping would only fill the disk
+ * with (an image build's scratch copy, a stripped Node binary), and for another run's leftovers. Throws, removing
+ * nothing, if a mount point lies in it. rmSync has no one-file-system option: Node 22's removes the rest of the
+ * dir and then fails with EBUSY on the mount point, and a recursion that empties directories before removing
+ * them (std::filesystem::remove_all, which later Node versions use) would delete the mounted files as well.
+ */
+export function removeScratchDir(dir: string): void {
+  const mounts = mountPointsIn(dir);
+  if (mounts.length > 0) {
+    throw new Error(`not removing ${dir}: ${mounts.join(', ')} ${mounts.length === 1 ? 'is a mount point' : 'are mount points'} in it; unmount first`);
+  }
   rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+}
+
+/** The mount points at or below `dir` in this process's mount namespace (/proc/self/mountinfo, field 5). */
+function mountPointsIn(dir: string): string[] {
+  let real: string;
+  let table: string;
+  try {
+    real = realpathSync(dir);
+    table = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return []; // The dir is gone (nothing to remove), or there is no /proc (not Linux): rmSync has the last word.
+  }
+  return table.split('\n').flatMap((line) => {
+    const field = line.split(' ')[4];
+    if (field === undefined) return [];
+    // Space, tab, newline and backslash in a path appear as octal escapes (\040).
+    const mount = field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+    return mount === real || mount.startsWith(real === '/' ? '/' : `${real}/`) ? [mount] : [];
+  });
 }
 
 /**

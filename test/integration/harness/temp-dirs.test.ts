@@ -1,13 +1,14 @@
 // The harness's temp dirs (local-cluster/tmp.ts) go when the process that made them dies without removing them,
 // SIGKILL included: its janitor removes them a few seconds later, and if the janitor died too, the next harness
 // process does. A live owner's dirs, a dir with a `keep` file and KWARM_KEEP_TEST_DIRS runs are left alone.
+// removeDir itself keeps its dir with KWARM_KEEP_TEST_DIRS, and neither it nor removeScratchDir goes into a mount.
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { listFile, processOwner, removeDir, type Owner } from '../../../local-cluster/tmp.ts';
+import { listFile, processOwner, removeDir, removeScratchDir, type Owner } from '../../../local-cluster/tmp.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
 
 const OWNER_SCRIPT = join(import.meta.dirname, 'temp-dir-owner.ts');
@@ -125,5 +126,55 @@ describe('harness: temp dirs are removed even when the process that made them is
     await sleep(6_000);
     for (const d of dirs) expect(existsSync(join(d, 'data')), d).to.equal(true);
     for (const d of dirs) removeDir(d);
+  });
+});
+
+describe('harness: removeDir and removeScratchDir', function () {
+  this.timeout(60_000);
+  const cleanUp: string[] = [];
+  const mounted: string[] = [];
+
+  afterEach(async () => {
+    for (const c of children.splice(0)) await kill(c);
+    // Unmounted first: a recursive rm of a dir with a mount in it would delete the mounted dir's files.
+    const stillMounted = mounted.splice(0).filter((m) => spawnSync('umount', [m]).status !== 0);
+    if (stillMounted.length > 0) throw new Error(`could not unmount ${stillMounted.join(', ')}; left ${cleanUp.splice(0).join(', ')} in place`);
+    for (const p of cleanUp.splice(0)) rmSync(p, { recursive: true, force: true });
+  });
+
+  it('removeDir removes the dir, and leaves it with KWARM_KEEP_TEST_DIRS', async () => {
+    const removed = await startOwner(['tmpsweep-remove', '--remove', '--exit']);
+    cleanUp.push(...removed.dirs, listFile(removed.owner));
+    const kept = await startOwner(['tmpsweep-remove-keep', '--remove', '--exit'], true);
+    cleanUp.push(...kept.dirs);
+    expect(removed.dirs).to.have.length(1);
+    expect(kept.dirs).to.have.length(1);
+    for (const d of removed.dirs) expect(existsSync(d), d).to.equal(false);
+    for (const d of kept.dirs) expect(existsSync(join(d, 'data')), d).to.equal(true);
+  });
+
+  // mount --bind needs root, as the real-node tests do.
+  it('removeScratchDir refuses a dir with a mount point in it, removing nothing, and removes it once unmounted', () => {
+    const dir = makeDir('mount');
+    const source = mkdtempSync(join(tmpdir(), 'tmpsweep-bind-source-'));
+    cleanUp.push(dir, source);
+    writeFileSync(join(source, 'precious'), 'not the harness\'s\n');
+    // A space, which /proc/self/mountinfo writes as \040.
+    const mountPoint = join(dir, 'sub', 'mount point');
+    mkdirSync(mountPoint, { recursive: true });
+    const bind = spawnSync('mount', ['--bind', source, mountPoint], { encoding: 'utf8' });
+    if (bind.status !== 0) throw new Error(`mount --bind ${source} ${mountPoint}: ${bind.stderr}`);
+    mounted.push(mountPoint);
+
+    expect(() => { removeScratchDir(dir); }).to.throw(`not removing ${dir}: ${mountPoint} is a mount point in it; unmount first`);
+    expect(existsSync(join(source, 'precious')), 'the mounted dir\'s file').to.equal(true);
+    expect(existsSync(join(dir, 'data')), 'the dir\'s own file').to.equal(true);
+
+    const unmount = spawnSync('umount', [mountPoint], { encoding: 'utf8' });
+    if (unmount.status !== 0) throw new Error(`umount ${mountPoint}: ${unmount.stderr}`);
+    mounted.splice(0);
+    removeScratchDir(dir);
+    expect(existsSync(dir)).to.equal(false);
+    expect(existsSync(join(source, 'precious'))).to.equal(true);
   });
 });
