@@ -168,7 +168,8 @@ async function main(): Promise<void> {
     // holds a real agent to its own node's NodeImageSet is unbound here.
     await installKwarmAccess(cp);
     await admin.delete(`/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/${AGENT_SA}-own-node-only`, signal);
-    agentClient = new KubeClient(cp.kubeConfig(await cp.serviceAccountKubeconfig(KWARM_NAMESPACE, AGENT_SA)), { timeoutMs: 60_000 });
+    const agents = new KubeClient(cp.kubeConfig(await cp.serviceAccountKubeconfig(KWARM_NAMESPACE, AGENT_SA)), { timeoutMs: 60_000 });
+    agentClient = agents;
     const pending = new Set<string>();
     let agentWrites = 0;
     const nis = new ListWatch<NisView>({
@@ -186,7 +187,7 @@ async function main(): Promise<void> {
           const v = nis.get(name);
           if (v === undefined) return;
           const images = v.images.map((e) => completedImageStatus(e.image, e.round, now));
-          await agentClient!.patch(`${KWARM}/nodeimagesets/${name}/status`, 'merge', { status: { images, desired: images.length, ready: images.length, pulling: 0, failed: 0 } }, signal)
+          await agents.patch(`${KWARM}/nodeimagesets/${name}/status`, 'merge', { status: { images, desired: images.length, ready: images.length, pulling: 0, failed: 0 } }, signal)
             .then(() => { agentWrites++; }, () => { pending.add(name); });
         });
         await sleep(100, undefined, { signal }).catch(() => undefined);
@@ -267,9 +268,10 @@ async function main(): Promise<void> {
     const flowSchema = { apiVersion: 'flowcontrol.apiserver.k8s.io/v1', kind: 'FlowSchema', metadata: { name: fsMeta.name, labels: fsMeta.labels }, spec: fsSpec };
     const setAgentLevel = async (on: boolean): Promise<void> => {
       const exists = await admin.get(flowSchemaPath, signal).then(() => true, (err: unknown) => { if (isNotFound(err)) return false; throw err; });
-      if (on && !exists) await admin.create('/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas', flowSchema, signal);
-      if (!on && exists) await admin.delete(flowSchemaPath, signal);
-      await sleep(2000); // The API server's flow-control configuration follows its watch.
+      if (on === exists) return;
+      if (on) await admin.create('/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas', flowSchema, signal);
+      else await admin.delete(flowSchemaPath, signal);
+      // measureChange's settle time (2 s) also covers the API server's flow-control configuration, which follows its watch.
     };
     interface ChangeResult { readonly levelOn: boolean; readonly toNisMs: number; readonly goalMs: number; readonly overhead: number }
     const measureChange = async (target: number, levelOn: boolean): Promise<ChangeResult> => {
