@@ -11,6 +11,9 @@
 //   spec-merge    a JSON merge patch of spec.images with the same change
 //   probe         a merge patch of one annotation (bench:controller's write-rate probe)
 //   status        a merge patch of status.images, as the agents write (one entry's time changed)
+//   atomic-*      apply-lean, status and probe on a copy of the CRD (another group) whose lists with one writer
+//                 and no per-entry rule are atomic: status.images, status.removals and the entries' sources.
+//                 managedFields then name each such list once instead of every entry's every field.
 // --profile=FILE also writes a 20 s CPU profile of the API server during apply rounds (go tool pprof -top FILE).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -35,8 +38,11 @@ const PROFILE = process.argv.find((a) => a.startsWith('--profile='))?.slice('--p
 const KWARM = '/apis/kwarm.io/v1alpha1';
 const IN_FLIGHT = 8;
 
-type Kind = 'apply' | 'apply-lean' | 'spec-merge' | 'probe' | 'status';
-const KINDS: readonly Kind[] = ['apply', 'apply-lean', 'spec-merge', 'probe', 'status'];
+type Kind = 'apply' | 'apply-lean' | 'spec-merge' | 'probe' | 'status' | 'atomic-apply' | 'atomic-status' | 'atomic-probe';
+const KINDS: readonly Kind[] = ['apply', 'apply-lean', 'spec-merge', 'probe', 'status', 'atomic-apply', 'atomic-status', 'atomic-probe'];
+/** The group of the CRD copy with atomic lists. */
+const ATOMIC_GROUP = 'atomic.kwarm-bench.io';
+const NIS_CRD = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/nodeimagesets.kwarm.io';
 
 interface Entry { image: string; round: number }
 
@@ -53,11 +59,31 @@ function fullEntry(e: Entry): Record<string, unknown> {
 }
 
 /** The spec as the controller writes it: before (every default spelled out) or now (controller/write/api-objects.ts). */
-function applyBody(name: string, entries: readonly Entry[], lean: boolean): unknown {
+function applyBody(name: string, entries: readonly Entry[], lean: boolean, group = 'kwarm.io'): unknown {
   const full = { maxConcurrentPulls: 2, images: entries.map(fullEntry), removals: [] };
   const decoded = decode(nodeImageSetSpecSchema, full);
   if (!decoded.ok) throw new Error(`bench spec does not decode: ${decoded.errors.join('; ')}`);
-  return { apiVersion: 'kwarm.io/v1alpha1', kind: 'NodeImageSet', metadata: { name }, spec: lean ? leanSpec(decoded.value) : full };
+  return { apiVersion: `${group}/v1alpha1`, kind: 'NodeImageSet', metadata: { name }, spec: lean ? leanSpec(decoded.value) : full };
+}
+
+type Schema = { properties?: Record<string, Schema>; items?: Schema } & Record<string, unknown>;
+
+/** The NodeImageSet CRD under ATOMIC_GROUP, its one-writer lists without a per-entry rule atomic. */
+function atomicCopy(crd: { spec: { versions: { schema: { openAPIV3Schema: Schema } }[] } & Record<string, unknown> }): unknown {
+  const spec = structuredClone(crd.spec);
+  for (const v of spec.versions) {
+    const root = v.schema.openAPIV3Schema.properties;
+    const lists = [
+      root?.spec?.properties?.images?.items?.properties?.sources, root?.spec?.properties?.removals?.items?.properties?.sources,
+      root?.status?.properties?.images, root?.status?.properties?.removals,
+    ];
+    for (const list of lists) {
+      if (list === undefined) throw new Error('the NodeImageSet schema has changed: a list this bench makes atomic is gone');
+      list['x-kubernetes-list-type'] = 'atomic';
+      delete list['x-kubernetes-list-map-keys'];
+    }
+  }
+  return { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: `nodeimagesets.${ATOMIC_GROUP}` }, spec: { ...spec, group: ATOMIC_GROUP } };
 }
 
 function statusImages(entries: readonly Entry[], now: string): unknown[] {
@@ -78,28 +104,41 @@ async function main(): Promise<void> {
     // apply-lean writes its own objects, so that neither kind of apply takes fields from the other's.
     const leanNames = names.map((n) => `lean-${n}`);
     names.forEach((n) => entries.set(`lean-${n}`, (entries.get(n) ?? []).map((e) => ({ ...e }))));
-    await eachLimited([...names, ...leanNames], IN_FLIGHT, async (name) => {
+    // atomic-* write objects of their own, in the CRD copy.
+    const atomicNames = names.map((n) => `atomic-${n}`);
+    names.forEach((n) => entries.set(`atomic-${n}`, (entries.get(n) ?? []).map((e) => ({ ...e }))));
+    await admin.create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', atomicCopy(await admin.get(NIS_CRD, signal) as Parameters<typeof atomicCopy>[0]), signal);
+    const atomicPath = `/apis/${ATOMIC_GROUP}/v1alpha1/nodeimagesets`;
+    for (let tries = 0; ; tries++) {
+      const served = await admin.get(atomicPath, signal).then(() => true, () => false);
+      if (served) break;
+      if (tries > 300) throw new Error(`${atomicPath} not served after 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const pathOf = (name: string): string => (name.startsWith('atomic-') ? `${atomicPath}/${name}` : `${KWARM}/nodeimagesets/${name}`);
+    await eachLimited([...names, ...leanNames, ...atomicNames], IN_FLIGHT, async (name) => {
       const es = entries.get(name) ?? [];
-      await admin.apply(`${KWARM}/nodeimagesets/${name}`, applyBody(name, es, name.startsWith('lean-')), CONTROLLER_FIELD_MANAGER, signal);
-      await admin.patch(`${KWARM}/nodeimagesets/${name}/status`, 'merge', { status: { images: statusImages(es, metaTime(new Date())) } }, signal);
+      const atomic = name.startsWith('atomic-');
+      await admin.apply(pathOf(name), applyBody(name, es, !name.startsWith('node-'), atomic ? ATOMIC_GROUP : 'kwarm.io'), CONTROLLER_FIELD_MANAGER, signal);
+      await admin.patch(`${pathOf(name)}/status`, 'merge', { status: { images: statusImages(es, metaTime(new Date())) } }, signal);
     });
-    const kb = async (name: string): Promise<string> => (JSON.stringify(await admin.get(`${KWARM}/nodeimagesets/${name}`, signal)).length / 1024).toFixed(0);
+    const kb = async (name: string): Promise<string> => (JSON.stringify(await admin.get(pathOf(name), signal)).length / 1024).toFixed(0);
     console.log(`${OBJECTS} NodeImageSets of ${IMAGES} images (${await kb(names[0] ?? '')} KB each as the API server returns it, ` +
-      `${await kb(leanNames[0] ?? '')} KB written lean), ${ROUNDS} rounds, ${IN_FLIGHT} writes in flight`);
+      `${await kb(leanNames[0] ?? '')} KB written lean, ${await kb(atomicNames[0] ?? '')} KB with atomic lists), ${ROUNDS} rounds, ${IN_FLIGHT} writes in flight`);
 
     const write = async (kind: Kind, name: string): Promise<void> => {
       const es = entries.get(name) ?? [];
-      const path = `${KWARM}/nodeimagesets/${name}`;
+      const path = pathOf(name);
       tick++;
-      if (kind === 'probe') {
+      if (kind === 'probe' || kind === 'atomic-probe') {
         await admin.patch(path, 'merge', { metadata: { annotations: { 'kwarm-bench/probe': String(tick) } } }, signal);
-      } else if (kind === 'status') {
+      } else if (kind === 'status' || kind === 'atomic-status') {
         await admin.patch(`${path}/status`, 'merge', { status: { images: statusImages(es, metaTime(new Date(Date.now() + tick * 1000))) } }, signal);
       } else {
         const first = es[0];
         if (first !== undefined) first.round++;
         if (kind === 'spec-merge') await admin.patch(path, 'merge', { spec: { images: es.map(fullEntry) } }, signal);
-        else await admin.apply(path, applyBody(name, es, kind === 'apply-lean'), CONTROLLER_FIELD_MANAGER, signal);
+        else await admin.apply(path, applyBody(name, es, kind !== 'apply', kind === 'atomic-apply' ? ATOMIC_GROUP : 'kwarm.io'), CONTROLLER_FIELD_MANAGER, signal);
       }
     };
 
@@ -108,7 +147,8 @@ async function main(): Promise<void> {
       for (const kind of KINDS) {
         const c0 = await cpu();
         const t0 = Date.now();
-        await eachLimited(kind === 'apply-lean' ? leanNames : names, IN_FLIGHT, (name) => write(kind, name));
+        const objects = kind === 'apply-lean' ? leanNames : kind.startsWith('atomic-') ? atomicNames : names;
+        await eachLimited(objects, IN_FLIGHT, (name) => write(kind, name));
         const wall = Date.now() - t0;
         const c1 = await cpu();
         const figures = perWrite.get(kind);
@@ -126,7 +166,7 @@ async function main(): Promise<void> {
         `wall ${w.median.toFixed(1)} ms (${w.min.toFixed(1)}-${w.max.toFixed(1)}), i.e. ${(1000 / w.median).toFixed(1)} writes/s`);
     }
     // The same applies once the CRD has no CEL rules (x-kubernetes-validations), to see what the rules cost.
-    const crdPath = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/nodeimagesets.kwarm.io';
+    const crdPath = NIS_CRD;
     const crd = await admin.get(crdPath, signal) as { spec: { versions: unknown[] } };
     const withoutCel = (v: unknown): unknown => Array.isArray(v) ? v.map(withoutCel)
       : typeof v === 'object' && v !== null
@@ -143,8 +183,8 @@ async function main(): Promise<void> {
     const n = summarize(noCel);
     console.log(`  apply, CRD without CEL rules: CPU ${n.median.toFixed(1)} ms (${n.min.toFixed(1)}-${n.max.toFixed(1)})`);
     // What each kind of apply leaves in managedFields (the controller's entries and the agents' status).
-    for (const [what, name] of [['applied in full', names[0]], ['applied lean', leanNames[0]]] as const) {
-      const after = await admin.get(`${KWARM}/nodeimagesets/${name ?? ''}`, signal) as { metadata: { managedFields?: unknown[] } };
+    for (const [what, name] of [['applied in full', names[0]], ['applied lean', leanNames[0]], ['with atomic lists, applied lean', atomicNames[0]]] as const) {
+      const after = await admin.get(pathOf(name ?? ''), signal) as { metadata: { managedFields?: unknown[] } };
       console.log(`object ${what}, after the rounds: ${(JSON.stringify(after).length / 1024).toFixed(0)} KB, managedFields ${(JSON.stringify(after.metadata.managedFields ?? []).length / 1024).toFixed(0)} KB`);
     }
 
