@@ -11,9 +11,9 @@
 //   spec-merge    a JSON merge patch of spec.images with the same change
 //   probe         a merge patch of one annotation (bench:controller's write-rate probe)
 //   status        a merge patch of status.images, as the agents write (one entry's time changed)
-//   atomic-*      apply-lean, status and probe on a copy of the CRD (another group) whose lists with one writer
-//                 and no per-entry rule are atomic: status.images, status.removals and the entries' sources.
-//                 managedFields then name each such list once instead of every entry's every field.
+//   keyed-*       apply-lean, status and probe on a copy of the CRD (another group) as it was before decision 0019:
+//                 status.images, status.removals and the entries' sources map-type lists keyed per entry,
+//                 pulledImageIds a set, so managedFields name every field of every entry
 // --profile=FILE also writes a 20 s CPU profile of the API server during apply rounds (go tool pprof -top FILE).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -38,10 +38,10 @@ const PROFILE = process.argv.find((a) => a.startsWith('--profile='))?.slice('--p
 const KWARM = '/apis/kwarm.io/v1alpha1';
 const IN_FLIGHT = 8;
 
-type Kind = 'apply' | 'apply-lean' | 'spec-merge' | 'probe' | 'status' | 'atomic-apply' | 'atomic-status' | 'atomic-probe';
-const KINDS: readonly Kind[] = ['apply', 'apply-lean', 'spec-merge', 'probe', 'status', 'atomic-apply', 'atomic-status', 'atomic-probe'];
-/** The group of the CRD copy with atomic lists. */
-const ATOMIC_GROUP = 'atomic.kwarm-bench.io';
+type Kind = 'apply' | 'apply-lean' | 'spec-merge' | 'probe' | 'status' | 'keyed-apply' | 'keyed-status' | 'keyed-probe';
+const KINDS: readonly Kind[] = ['apply', 'apply-lean', 'spec-merge', 'probe', 'status', 'keyed-apply', 'keyed-status', 'keyed-probe'];
+/** The group of the CRD copy with the lists keyed per entry. */
+const KEYED_GROUP = 'keyed.kwarm-bench.io';
 const NIS_CRD = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/nodeimagesets.kwarm.io';
 
 interface Entry { image: string; round: number }
@@ -68,22 +68,24 @@ function applyBody(name: string, entries: readonly Entry[], lean: boolean, group
 
 type Schema = { properties?: Record<string, Schema>; items?: Schema } & Record<string, unknown>;
 
-/** The NodeImageSet CRD under ATOMIC_GROUP, its one-writer lists without a per-entry rule atomic. */
-function atomicCopy(crd: { spec: { versions: { schema: { openAPIV3Schema: Schema } }[] } & Record<string, unknown> }): unknown {
+/** The NodeImageSet CRD under KEYED_GROUP, its lists keyed per entry as before decision 0019. */
+function keyedCopy(crd: { spec: { versions: { schema: { openAPIV3Schema: Schema } }[] } & Record<string, unknown> }): unknown {
   const spec = structuredClone(crd.spec);
   for (const v of spec.versions) {
     const root = v.schema.openAPIV3Schema.properties;
-    const lists = [
-      root?.spec?.properties?.images?.items?.properties?.sources, root?.spec?.properties?.removals?.items?.properties?.sources,
-      root?.status?.properties?.images, root?.status?.properties?.removals,
+    const lists: [Schema | undefined, string[] | undefined][] = [
+      [root?.spec?.properties?.images?.items?.properties?.sources, ['namespace', 'name']],
+      [root?.spec?.properties?.removals?.items?.properties?.sources, ['namespace', 'name']],
+      [root?.status?.properties?.images, ['image']], [root?.status?.properties?.removals, ['image']],
+      [root?.status?.properties?.pulledImageIds, undefined],
     ];
-    for (const list of lists) {
-      if (list === undefined) throw new Error('the NodeImageSet schema has changed: a list this bench makes atomic is gone');
-      list['x-kubernetes-list-type'] = 'atomic';
-      delete list['x-kubernetes-list-map-keys'];
+    for (const [list, keys] of lists) {
+      if (list === undefined) throw new Error('the NodeImageSet schema has changed: a list this bench keys is gone');
+      list['x-kubernetes-list-type'] = keys === undefined ? 'set' : 'map';
+      if (keys !== undefined) list['x-kubernetes-list-map-keys'] = keys;
     }
   }
-  return { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: `nodeimagesets.${ATOMIC_GROUP}` }, spec: { ...spec, group: ATOMIC_GROUP } };
+  return { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: `nodeimagesets.${KEYED_GROUP}` }, spec: { ...spec, group: KEYED_GROUP } };
 }
 
 function statusImages(entries: readonly Entry[], now: string): unknown[] {
@@ -104,41 +106,41 @@ async function main(): Promise<void> {
     // apply-lean writes its own objects, so that neither kind of apply takes fields from the other's.
     const leanNames = names.map((n) => `lean-${n}`);
     names.forEach((n) => entries.set(`lean-${n}`, (entries.get(n) ?? []).map((e) => ({ ...e }))));
-    // atomic-* write objects of their own, in the CRD copy.
-    const atomicNames = names.map((n) => `atomic-${n}`);
-    names.forEach((n) => entries.set(`atomic-${n}`, (entries.get(n) ?? []).map((e) => ({ ...e }))));
-    await admin.create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', atomicCopy(await admin.get(NIS_CRD, signal) as Parameters<typeof atomicCopy>[0]), signal);
-    const atomicPath = `/apis/${ATOMIC_GROUP}/v1alpha1/nodeimagesets`;
+    // keyed-* write objects of their own, in the CRD copy.
+    const keyedNames = names.map((n) => `keyed-${n}`);
+    names.forEach((n) => entries.set(`keyed-${n}`, (entries.get(n) ?? []).map((e) => ({ ...e }))));
+    await admin.create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', keyedCopy(await admin.get(NIS_CRD, signal) as Parameters<typeof keyedCopy>[0]), signal);
+    const keyedPath = `/apis/${KEYED_GROUP}/v1alpha1/nodeimagesets`;
     for (let tries = 0; ; tries++) {
-      const served = await admin.get(atomicPath, signal).then(() => true, () => false);
+      const served = await admin.get(keyedPath, signal).then(() => true, () => false);
       if (served) break;
-      if (tries > 300) throw new Error(`${atomicPath} not served after 30 s`);
+      if (tries > 300) throw new Error(`${keyedPath} not served after 30 s`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    const pathOf = (name: string): string => (name.startsWith('atomic-') ? `${atomicPath}/${name}` : `${KWARM}/nodeimagesets/${name}`);
-    await eachLimited([...names, ...leanNames, ...atomicNames], IN_FLIGHT, async (name) => {
+    const pathOf = (name: string): string => (name.startsWith('keyed-') ? `${keyedPath}/${name}` : `${KWARM}/nodeimagesets/${name}`);
+    await eachLimited([...names, ...leanNames, ...keyedNames], IN_FLIGHT, async (name) => {
       const es = entries.get(name) ?? [];
-      const atomic = name.startsWith('atomic-');
-      await admin.apply(pathOf(name), applyBody(name, es, !name.startsWith('node-'), atomic ? ATOMIC_GROUP : 'kwarm.io'), CONTROLLER_FIELD_MANAGER, signal);
+      const keyed = name.startsWith('keyed-');
+      await admin.apply(pathOf(name), applyBody(name, es, !name.startsWith('node-'), keyed ? KEYED_GROUP : 'kwarm.io'), CONTROLLER_FIELD_MANAGER, signal);
       await admin.patch(`${pathOf(name)}/status`, 'merge', { status: { images: statusImages(es, metaTime(new Date())) } }, signal);
     });
     const kb = async (name: string): Promise<string> => (JSON.stringify(await admin.get(pathOf(name), signal)).length / 1024).toFixed(0);
     console.log(`${OBJECTS} NodeImageSets of ${IMAGES} images (${await kb(names[0] ?? '')} KB each as the API server returns it, ` +
-      `${await kb(leanNames[0] ?? '')} KB written lean, ${await kb(atomicNames[0] ?? '')} KB with atomic lists), ${ROUNDS} rounds, ${IN_FLIGHT} writes in flight`);
+      `${await kb(leanNames[0] ?? '')} KB written lean, ${await kb(keyedNames[0] ?? '')} KB with the lists keyed per entry), ${ROUNDS} rounds, ${IN_FLIGHT} writes in flight`);
 
     const write = async (kind: Kind, name: string): Promise<void> => {
       const es = entries.get(name) ?? [];
       const path = pathOf(name);
       tick++;
-      if (kind === 'probe' || kind === 'atomic-probe') {
+      if (kind === 'probe' || kind === 'keyed-probe') {
         await admin.patch(path, 'merge', { metadata: { annotations: { 'kwarm-bench/probe': String(tick) } } }, signal);
-      } else if (kind === 'status' || kind === 'atomic-status') {
+      } else if (kind === 'status' || kind === 'keyed-status') {
         await admin.patch(`${path}/status`, 'merge', { status: { images: statusImages(es, metaTime(new Date(Date.now() + tick * 1000))) } }, signal);
       } else {
         const first = es[0];
         if (first !== undefined) first.round++;
         if (kind === 'spec-merge') await admin.patch(path, 'merge', { spec: { images: es.map(fullEntry) } }, signal);
-        else await admin.apply(path, applyBody(name, es, kind !== 'apply', kind === 'atomic-apply' ? ATOMIC_GROUP : 'kwarm.io'), CONTROLLER_FIELD_MANAGER, signal);
+        else await admin.apply(path, applyBody(name, es, kind !== 'apply', kind === 'keyed-apply' ? KEYED_GROUP : 'kwarm.io'), CONTROLLER_FIELD_MANAGER, signal);
       }
     };
 
@@ -147,7 +149,7 @@ async function main(): Promise<void> {
       for (const kind of KINDS) {
         const c0 = await cpu();
         const t0 = Date.now();
-        const objects = kind === 'apply-lean' ? leanNames : kind.startsWith('atomic-') ? atomicNames : names;
+        const objects = kind === 'apply-lean' ? leanNames : kind.startsWith('keyed-') ? keyedNames : names;
         await eachLimited(objects, IN_FLIGHT, (name) => write(kind, name));
         const wall = Date.now() - t0;
         const c1 = await cpu();
@@ -183,7 +185,7 @@ async function main(): Promise<void> {
     const n = summarize(noCel);
     console.log(`  apply, CRD without CEL rules: CPU ${n.median.toFixed(1)} ms (${n.min.toFixed(1)}-${n.max.toFixed(1)})`);
     // What each kind of apply leaves in managedFields (the controller's entries and the agents' status).
-    for (const [what, name] of [['applied in full', names[0]], ['applied lean', leanNames[0]], ['with atomic lists, applied lean', atomicNames[0]]] as const) {
+    for (const [what, name] of [['applied in full', names[0]], ['applied lean', leanNames[0]], ['with the lists keyed per entry, applied lean', keyedNames[0]]] as const) {
       const after = await admin.get(pathOf(name ?? ''), signal) as { metadata: { managedFields?: unknown[] } };
       console.log(`object ${what}, after the rounds: ${(JSON.stringify(after).length / 1024).toFixed(0)} KB, managedFields ${(JSON.stringify(after.metadata.managedFields ?? []).length / 1024).toFixed(0)} KB`);
     }
