@@ -22,7 +22,7 @@ import { eachLimited } from '../lib/each-limited.ts';
 import { startControlPlane } from '../local-cluster/control-plane.ts';
 import { cachedBinary } from '../local-cluster/binaries.ts';
 import { metricValue } from '../local-cluster/controller-process.ts';
-import { installCrds } from '../local-cluster/crds.ts';
+import { installCrds, keyedNodeImageSetCrd, type CrdObject } from '../local-cluster/crds.ts';
 import { CONTROLLER_FIELD_MANAGER } from '../api/v1alpha1/labels.ts';
 import { nodeImageSetSpecSchema } from '../api/v1alpha1/index.ts';
 import { decode } from '../api/schema.ts';
@@ -66,28 +66,6 @@ function applyBody(name: string, entries: readonly Entry[], lean: boolean, group
   return { apiVersion: `${group}/v1alpha1`, kind: 'NodeImageSet', metadata: { name }, spec: lean ? leanSpec(decoded.value) : full };
 }
 
-type Schema = { properties?: Record<string, Schema>; items?: Schema } & Record<string, unknown>;
-
-/** The NodeImageSet CRD under KEYED_GROUP, its lists keyed per entry as before decision 0019. */
-function keyedCopy(crd: { spec: { versions: { schema: { openAPIV3Schema: Schema } }[] } & Record<string, unknown> }): unknown {
-  const spec = structuredClone(crd.spec);
-  for (const v of spec.versions) {
-    const root = v.schema.openAPIV3Schema.properties;
-    const lists: [Schema | undefined, string[] | undefined][] = [
-      [root?.spec?.properties?.images?.items?.properties?.sources, ['namespace', 'name']],
-      [root?.spec?.properties?.removals?.items?.properties?.sources, ['namespace', 'name']],
-      [root?.status?.properties?.images, ['image']], [root?.status?.properties?.removals, ['image']],
-      [root?.status?.properties?.pulledImageIds, undefined],
-    ];
-    for (const [list, keys] of lists) {
-      if (list === undefined) throw new Error('the NodeImageSet schema has changed: a list this bench keys is gone');
-      list['x-kubernetes-list-type'] = keys === undefined ? 'set' : 'map';
-      if (keys !== undefined) list['x-kubernetes-list-map-keys'] = keys;
-    }
-  }
-  return { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: `nodeimagesets.${KEYED_GROUP}` }, spec: { ...spec, group: KEYED_GROUP } };
-}
-
 function statusImages(entries: readonly Entry[], now: string): unknown[] {
   return entries.map((e) => completedImageStatus(e.image, e.round, now));
 }
@@ -109,7 +87,7 @@ async function main(): Promise<void> {
     // keyed-* write objects of their own, in the CRD copy.
     const keyedNames = names.map((n) => `keyed-${n}`);
     names.forEach((n) => entries.set(`keyed-${n}`, (entries.get(n) ?? []).map((e) => ({ ...e }))));
-    await admin.create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', keyedCopy(await admin.get(NIS_CRD, signal) as Parameters<typeof keyedCopy>[0]), signal);
+    await admin.create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', keyedNodeImageSetCrd(await admin.get(NIS_CRD, signal) as CrdObject, KEYED_GROUP), signal);
     const keyedPath = `/apis/${KEYED_GROUP}/v1alpha1/nodeimagesets`;
     for (let tries = 0; ; tries++) {
       const served = await admin.get(keyedPath, signal).then(() => true, () => false);

@@ -67,3 +67,38 @@ export function installCrds(cp: ControlPlane): Promise<void> {
   }
   return done;
 }
+
+type SchemaNode = { properties?: Record<string, SchemaNode>; items?: SchemaNode } & Record<string, unknown>;
+
+/** A CustomResourceDefinition as the API server returns it, read only as far as keyedNodeImageSetCrd needs. */
+export interface CrdObject { spec: { versions: { schema: { openAPIV3Schema: SchemaNode } }[] } & Record<string, unknown> }
+
+/**
+ * kwarm's NodeImageSet CRD (`crd`, as the API server returns it) under another `group`, with the lists that
+ * decision 0019 made atomic keyed per entry as before: for benchmarks that compare both layouts side by side,
+ * and for tests of the upgrade from one to the other.
+ */
+export function keyedNodeImageSetCrd(crd: CrdObject, group: string): unknown {
+  const spec = structuredClone(crd.spec);
+  for (const v of spec.versions) {
+    const root = v.schema.openAPIV3Schema.properties;
+    const lists: [SchemaNode | undefined, string[] | undefined][] = [
+      [root?.spec?.properties?.images?.items?.properties?.sources, ['namespace', 'name']],
+      [root?.spec?.properties?.removals?.items?.properties?.sources, ['namespace', 'name']],
+      [root?.status?.properties?.images, ['image']],
+      [root?.status?.properties?.removals, ['image']],
+      [root?.status?.properties?.pulledImageIds, undefined],
+    ];
+    for (const [list, keys] of lists) {
+      if (list === undefined) throw new Error('the NodeImageSet schema has changed: a list decision 0019 made atomic is gone');
+      list['x-kubernetes-list-type'] = keys === undefined ? 'set' : 'map';
+      if (keys !== undefined) list['x-kubernetes-list-map-keys'] = keys;
+    }
+  }
+  // Without kwarm's short name and category, so that kubectl still finds only kwarm's own kind by them.
+  const { shortNames: _short, categories: _categories, ...names } = spec['names'] as Record<string, unknown>;
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition',
+    metadata: { name: `nodeimagesets.${group}` }, spec: { ...spec, group, names },
+  };
+}

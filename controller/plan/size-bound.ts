@@ -1,6 +1,7 @@
 // How much a NodeImageSet may hold. etcd refuses a request over 1.5 MiB, and the object carries its spec,
-// the server-side apply managedFields describing that spec (which repeat every keyed item: image, secret
-// names, sources), the agent's status and its managedFields. A count alone (512 entries) does not bound
+// the server-side apply managedFields describing that spec (which repeat every keyed item: the image and the
+// secret names; the sources too before decision 0019, and the estimate still counts them), the agent's
+// status and its managedFields. A count alone (512 entries) does not bound
 // that: a heavy entry (a 512-character image, 16 pull secrets of 253 characters, sources) is several KB,
 // and 512 of them came to several MiB, which the API server refused on every pass. So a new entry is
 // released onto a node only while the estimated bytes of its entries stay under a cap; entries already

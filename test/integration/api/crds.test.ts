@@ -4,15 +4,19 @@ import { expect } from 'chai';
 import { join } from 'node:path';
 import { crdName } from '../../../api/crd.ts';
 import { decode, type AnySchema } from '../../../api/schema.ts';
+import { AGENT_FIELD_MANAGER, CONTROLLER_FIELD_MANAGER } from '../../../api/v1alpha1/labels.ts';
 import {
   kinds,
+  nodeImageSetDefinition,
   nodeImageSetSchema,
   prePullImageSchema,
   prePullPolicySchema,
   prePullPolicySpecSchema,
 } from '../../../api/v1alpha1/index.ts';
 import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
-import { installCrds } from '../../../local-cluster/crds.ts';
+import { installCrds, keyedNodeImageSetCrd, type CrdObject } from '../../../local-cluster/crds.ts';
+import { waitFor } from '../../../local-cluster/wait.ts';
+import { KubeClient } from '../../../lib/kube-client.ts';
 import {
   invalidCases,
   invalidImageReferences,
@@ -285,6 +289,68 @@ describe('kwarm.io/v1alpha1 CRDs on a real API server', function () {
         await cp.kubectl(['patch', 'nodeimageset', name, '--type=merge', '-p', JSON.stringify(raise)]);
       } finally {
         await cp.kubectl(['delete', '--ignore-not-found', '--wait=false', 'nodeimageset', name]);
+      }
+    });
+  });
+
+  describe('upgrade from the NodeImageSet lists keyed per entry (decision 0019)', () => {
+    const GROUP = 'upgrade.kwarm-tests.io';
+    const CRDS = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
+    const NAME = 'node-upgraded';
+    const IMAGES = ['registry.example.com/team/a:v1', 'registry.example.com/team/b:v1'];
+
+    /** The fields each manager owns, as JSON text, by manager. */
+    function owned(o: unknown): Map<string, string> {
+      const fields = (o as { metadata: { managedFields?: { manager: string; fieldsV1?: unknown }[] } }).metadata.managedFields ?? [];
+      return new Map(fields.map((f) => [f.manager, JSON.stringify(f.fieldsV1)]));
+    }
+
+    it('keeps an object written with keyed lists writable by both binaries, and its managedFields shrink at their next writes', async () => {
+      const client = new KubeClient(cp.kubeConfig(), { timeoutMs: 30_000 });
+      const signal = AbortSignal.timeout(150_000);
+      const path = `/apis/${GROUP}/v1alpha1/nodeimagesets/${NAME}`;
+      const installed = await client.get(`${CRDS}/${crdName(nodeImageSetDefinition.names)}`, signal) as CrdObject;
+      let round = 0;
+      // As the controller applies a spec and the agent patches its status (controller/write, agent/status-reporter).
+      const writeBoth = async (): Promise<unknown> => {
+        round++;
+        const images = IMAGES.map((image, i) => ({ image, round, sources: [{ namespace: 'team', name: `app-${i}` }, { namespace: 'team', name: 'shared' }] }));
+        await client.apply(path, { apiVersion: `${GROUP}/v1alpha1`, kind: 'NodeImageSet', metadata: { name: NAME }, spec: { maxConcurrentPulls: 2, images, removals: [] } }, CONTROLLER_FIELD_MANAGER, signal);
+        const at = new Date(Date.UTC(2026, 0, 1, 0, 0, round)).toISOString().replace(/\.\d+Z$/u, 'Z');
+        const status = {
+          images: IMAGES.map((image) => ({ image, phase: 'Completed', round, finishedAt: at })),
+          pulledImageIds: IMAGES.map((_, i) => `sha256:${String(i).repeat(64)}`),
+        };
+        await client.patch(`${path}/status`, 'merge', { status }, signal, AGENT_FIELD_MANAGER);
+        return client.get(path, signal);
+      };
+      try {
+        await client.create(CRDS, keyedNodeImageSetCrd(installed, GROUP), signal);
+        const before = await waitFor(() => writeBoth().catch(() => undefined), { what: `${GROUP} served`, timeoutMs: 60_000, intervalMs: 200 });
+        const keyed = owned(before);
+        expect(keyed.get(AGENT_FIELD_MANAGER), 'the agent owns each status entry by its key').to.contain('k:{\\"image\\"').and.to.contain('v:\\"sha256:');
+        expect(keyed.get(CONTROLLER_FIELD_MANAGER), 'the controller owns each source by its key').to.contain('k:{\\"name\\"');
+
+        // The upgrade: the CRD takes today's schema. The API server reloads it on its own time, so both write again
+        // until their managedFields show the atomic lists.
+        await client.patch(`${CRDS}/nodeimagesets.${GROUP}`, 'merge', { spec: { versions: installed.spec.versions } }, signal);
+        const after = await waitFor(async () => {
+          const o = await writeBoth();
+          const f = owned(o);
+          return f.get(AGENT_FIELD_MANAGER)?.includes('k:{') === false && f.get(CONTROLLER_FIELD_MANAGER)?.includes('k:{\\"name\\"') === false ? o : undefined;
+        }, { what: 'managedFields without per-entry keys in the atomic lists', timeoutMs: 60_000, intervalMs: 500 });
+        const atomic = owned(after);
+        expect(atomic.get(AGENT_FIELD_MANAGER)).to.contain('"f:images":{}').and.to.contain('"f:pulledImageIds":{}');
+        expect((atomic.get(AGENT_FIELD_MANAGER) ?? '').length).to.be.below((keyed.get(AGENT_FIELD_MANAGER) ?? '').length);
+        expect((atomic.get(CONTROLLER_FIELD_MANAGER) ?? '').length).to.be.below((keyed.get(CONTROLLER_FIELD_MANAGER) ?? '').length);
+        // Both writers' data is all there, as written last.
+        const o = after as { spec: { images: { image: string; round: number; sources: unknown[] }[] }; status: { images: { image: string; round: number }[]; pulledImageIds: string[] } };
+        expect(o.spec.images.map((e) => [e.image, e.round, e.sources.length])).to.deep.equal(IMAGES.map((image) => [image, round, 2]));
+        expect(o.status.images.map((e) => [e.image, e.round])).to.deep.equal(IMAGES.map((image) => [image, round]));
+        expect(o.status.pulledImageIds).to.have.length(IMAGES.length);
+      } finally {
+        await client.delete(`${CRDS}/nodeimagesets.${GROUP}`, AbortSignal.timeout(30_000)).catch(() => undefined);
+        client.close();
       }
     });
   });
