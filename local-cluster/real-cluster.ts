@@ -40,7 +40,7 @@ import { createPki } from './pki.ts';
 import type { ManagedProcess } from './process.ts';
 import { startRealNode, type JoinOptions, type NodeCluster, type RealNode } from './real-node.ts';
 import { startRegistry, type TestRegistry } from './registry.ts';
-import { keepTestDirs, makeTempDir, removeScratchDir } from './tmp.ts';
+import { keepTestDirs, makeTempDir, processOwner, removeScratchDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
 
 export interface RealClusterOptions {
@@ -96,13 +96,17 @@ const REGISTRY_PORT = 5000;
 const DIR_PREFIX = 'kwarm-real-cluster-';
 const NODE_READY_TIMEOUT_MS = 120_000;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** `owner.pid` names the run that owns a cluster dir: its pid and start time, so a reused pid is not taken for it. */
+function ownerText(): string {
+  const self = processOwner(process.pid);
+  return self === undefined ? String(process.pid) : `${self.pid} ${self.startTime}`;
+}
+
+/** Whether the run `owner.pid` names is still running (a file without a start time: whether its pid is). */
+function ownerAlive(text: string): boolean {
+  const [pid, startTime] = text.trim().split(' ');
+  const now = processOwner(Number(pid));
+  return now !== undefined && (startTime === undefined || now.startTime === startTime);
 }
 
 /** Removes what a cluster of a test process that died left behind (unless it was asked to keep it). */
@@ -110,13 +114,13 @@ function sweepStaleDirs(): void {
   for (const entry of readdirSync(tmpdir())) {
     if (!entry.startsWith(DIR_PREFIX)) continue;
     const dir = join(tmpdir(), entry);
-    let owner: number;
+    let owner: string;
     try {
-      owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'));
+      owner = readFileSync(join(dir, 'owner.pid'), 'utf8');
     } catch {
       continue;
     }
-    if (existsSync(join(dir, 'keep')) || alive(owner)) continue;
+    if (existsSync(join(dir, 'keep')) || ownerAlive(owner)) continue;
     removeListedDirs(dir);
   }
 }
@@ -168,7 +172,7 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
   sweepStaleDirs();
   // Its own janitor removes it (after the containers' cgroups, found from the files in it), not tmp.ts's.
   const dir = makeTempDir('real-cluster', { ownCrashCleanup: true });
-  writeFileSync(join(dir, 'owner.pid'), String(process.pid));
+  writeFileSync(join(dir, 'owner.pid'), ownerText());
   writeFileSync(join(dir, 'dirs'), '');
   const janitor = keepTestDirs() ? undefined : startJanitor(dir);
   if (janitor === undefined) writeFileSync(join(dir, 'keep'), '');
