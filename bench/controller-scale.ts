@@ -241,7 +241,7 @@ async function main(): Promise<void> {
     // sends them (8 at a time): one annotation patch per node of a pool. The controller's decoder keeps no
     // annotations, so these start no pass. A change's goal is 2 s + affected / rate.
     const poolNodes = (pool: number): string[] => nodeNames.filter((n) => Number(n.slice(5)) % POOLS === pool % POOLS);
-    const probe = async (concurrency: number, what = 'API server sustained write rate'): Promise<number> => {
+    const probe = async (concurrency: number, what: string): Promise<number> => {
       const t = Date.now();
       const m = await mark();
       const nodes = poolNodes(7);
@@ -257,13 +257,12 @@ async function main(): Promise<void> {
       console.log(describeWindow(`  write-rate probe, ${concurrency} at a time`, m, await mark()));
       return rate;
     };
-    // The first annotation patch of an object adds the prober's entry to its managedFields and cost the API server
-    // up to twice the CPU of the next ones (76 against 42 ms per write with the atomic lists of decision 0019):
-    // a pass first, so the rate is that of the writes that follow, as the controller's are.
-    await probe(8, 'write-rate probe warm-up (each object\'s first annotation patch)');
-    const writeRate = await probe(8);
+    // Twice, and the faster one counts: one probe the API server served slowly would make the goal laxer (a run
+    // measured 22.6 writes/s 8 at a time, then 41.0 writes/s 32 at a time, though 32 in flight is usually no faster).
+    const writeRate = Math.max(await probe(8, 'write-rate probe 1'), await probe(8, 'write-rate probe 2'));
+    console.log(`API server sustained write rate: ${writeRate.toFixed(1)} NodeImageSet writes/s (the faster probe)`);
     // Whether more writes in flight would raise the rate (the controller's --write-concurrency).
-    await probe(32);
+    await probe(32, 'write-rate probe, 32 at a time');
 
     // The chart's priority level for the agents' status writes (agent.statusWriteShares), on for some changes
     // and off (its FlowSchema deleted) for the others, alternating, so both are measured side by side.
