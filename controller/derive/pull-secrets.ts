@@ -106,6 +106,8 @@ export interface SecretPlan {
   readonly copyNames: ReadonlyMap<string, string>;
   /** Source `namespace/name` → why it cannot be used. */
   readonly problems: ReadonlyMap<string, { readonly reason: SecretProblemReason; readonly message: string }>;
+  /** Source `namespace/name` keys whose Secret is not known yet (SourceSecret 'unknown'): neither usable nor a problem. */
+  readonly unknown: ReadonlySet<string>;
   /** Copies to create or update. */
   readonly apply: readonly SecretCopy[];
   /** Names of copies nothing references any more. */
@@ -129,12 +131,14 @@ export function planSecretCopies(
   const copyNames = new Map<string, string>();
   const problems = new Map<string, { reason: SecretProblemReason; message: string }>();
   const apply: SecretCopy[] = [];
+  const unknown = new Set<string>();
   for (const key of new Set(references)) {
     const slash = key.indexOf('/');
     const namespace = key.slice(0, slash);
     const name = key.slice(slash + 1);
     const source = sources(key);
     if (source === 'unknown') {
+      unknown.add(key);
       // Neither copied nor reported: an existing copy of it stays named and in place until the source is known.
       const copyName = secretCopyName(namespace, name);
       if (copies.get(copyName)?.annotations[SECRET_SOURCE_ANNOTATION] === key) copyNames.set(key, copyName);
@@ -152,5 +156,5 @@ export function planSecretCopies(
   }
   const used = new Set(copyNames.values());
   const remove = [...copies.keys()].filter((n) => !used.has(n)).sort();
-  return { copyNames, problems, apply, remove };
+  return { copyNames, problems, unknown, apply, remove };
 }

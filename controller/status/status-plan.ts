@@ -143,15 +143,16 @@ function imageStatuses(input: StatusInput, targetByKey: ReadonlyMap<string, Imag
       const pr = input.secrets.problems.get(r);
       return pr === undefined ? [] : [`${r}: ${pr.reason}: ${pr.message}`];
     });
+    const unknown = refs.filter((r) => input.secrets.unknown.has(r)).length;
     const generation = input.generations.get(key) ?? p.metadata.generation ?? 0;
     const nodes = plan.targetNodes.get(key) ?? [];
     // `now` is left out: with the same inputs (previous status included) the rollup moves no timestamp.
     const refusal = plan.refused.get(key);
-    const fingerprint = JSON.stringify([generation, t.image, t.round, memo.ids.of(previous), nodesToken(nodes), refs.length, problems, refusal ?? null]);
+    const fingerprint = JSON.stringify([generation, t.image, t.round, memo.ids.of(previous), nodesToken(nodes), refs.length, problems, unknown, refusal ?? null]);
     let r = memo.rolledUp.get(key);
     if (r?.fingerprint !== fingerprint) {
       const { status, events } = prePullImageStatus({
-        generation, image: t.image, round: t.round, nodes, planned: plan.nodeImageSets, current, previous, secrets: { referenced: refs.length, problems }, now,
+        generation, image: t.image, round: t.round, nodes, planned: plan.nodeImageSets, current, previous, secrets: { referenced: refs.length, problems, unknown }, now,
         ...(refusal !== undefined ? { refusal } : {}),
       });
       const withCounts = withStarts(status, startRollup(t.image, nodes, current));

@@ -44,6 +44,8 @@ export interface SecretResolution {
   readonly referenced: number;
   /** One line per secret that could not be used, e.g. `regcred: SecretNotFound: ...`. */
   readonly problems: readonly string[];
+  /** Secrets not known yet: their namespace's Secrets are not listed yet, or their list fails. Absent: 0. */
+  readonly unknown?: number;
 }
 
 export interface ImageStatusInput {
@@ -97,6 +99,20 @@ export function clip(text: string | undefined, max: number): string | undefined 
 
 const DETAIL_ORDER: Record<NodePullPhase, number> = { Failed: 0, Pulling: 1, Pending: 2, Completed: 3 };
 
+/** PullSecretsReady: False with the problems; Unknown while a secret is not known yet (not True: nothing was copied for it); else True. */
+function pullSecretsReady(secrets: SecretResolution, generation: number): Omit<Condition, 'lastTransitionTime'> {
+  const base = { type: PULL_SECRETS_READY, observedGeneration: generation };
+  if (secrets.problems.length > 0) return { ...base, status: 'False', reason: 'SecretUnusable', message: clip(secrets.problems.join('; '), 4096) ?? '' };
+  const unknown = secrets.unknown ?? 0;
+  if (unknown > 0) {
+    return {
+      ...base, status: 'Unknown', reason: 'SecretsNotListed',
+      message: `${unknown} of ${secrets.referenced} pull secrets not read yet: their namespace's Secrets are not listed yet, or listing them fails (see the controller's log)`,
+    };
+  }
+  return { ...base, status: 'True', reason: 'Copied', message: `${secrets.referenced} pull secrets copied to kwarm's namespace` };
+}
+
 export function prePullImageStatus(input: ImageStatusInput): { status: PrePullImageStatus; events: StatusEvent[] } {
   const { generation, image, now } = input;
   const counts: Record<NodePullPhase, number> = { Pending: 0, Pulling: 0, Completed: 0, Failed: 0 };
@@ -138,16 +154,7 @@ export function prePullImageStatus(input: ImageStatusInput): { status: PrePullIm
     }
   })();
   const conditions: Condition[] = [setCondition(input.previous?.conditions, ready, now)];
-  if (input.secrets.referenced > 0) {
-    const ok = input.secrets.problems.length === 0;
-    conditions.push(setCondition(input.previous?.conditions, {
-      type: PULL_SECRETS_READY,
-      status: ok ? 'True' : 'False',
-      reason: ok ? 'Copied' : 'SecretUnusable',
-      message: ok ? `${input.secrets.referenced} pull secrets copied to kwarm's namespace` : clip(input.secrets.problems.join('; '), 4096) ?? '',
-      observedGeneration: generation,
-    }, now));
-  }
+  if (input.secrets.referenced > 0) conditions.push(setCondition(input.previous?.conditions, pullSecretsReady(input.secrets, generation), now));
 
   notable.sort((a, b) => DETAIL_ORDER[a.phase] - DETAIL_ORDER[b.phase] || (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
   const nodes = notable.slice(0, MAX_STATUS_NODES).map((st) => {

@@ -86,6 +86,14 @@ describe('controller/pull-secrets', () => {
     expect(plan.remove).to.deep.equal(['kwarm-pull.shop.a']);
   });
 
+  it('lists the sources not known yet, apart from the usable ones and the problems', () => {
+    const sources = new Map<string, SourceSecret>([['shop/a', 'unknown'], ['shop/missing', undefined]]);
+    const plan = planSecretCopies(['shop/a', 'shop/missing', 'shop/a'], (k) => sources.get(k), new Map());
+    expect([...plan.unknown]).to.deep.equal(['shop/a']);
+    expect([...plan.problems.keys()]).to.deep.equal(['shop/missing']);
+    expect([...plan.copyNames]).to.deep.equal([]);
+  });
+
   it('watches Secrets only in namespaces whose PrePullImages name pull secrets', () => {
     const ns = namespacesWithPullSecrets([
       { namespace: 'shop', imagePullSecrets: [{ name: 'regcred' }] },

@@ -183,7 +183,7 @@ describe('controller/plan/spec-plan', () => {
 
     it('deletes derived PrePullImages nothing wants, once', () => {
       const overlays = new Overlays();
-      const secrets = { copyNames: new Map(), problems: new Map(), apply: [], remove: ['old-copy'] };
+      const secrets = { copyNames: new Map(), problems: new Map(), unknown: new Set<string>(), apply: [], remove: ['old-copy'] };
       const plan = planDeletes({ desired: new Map(), cached: gone(), keptAsCached: () => false }, overlays, secrets);
       expect(kinds(plan)).to.deep.equal([['deletePrePullImage'], ['deleteSecretCopy']]);
       overlays.deletions.record(KEY, true);
@@ -191,7 +191,7 @@ describe('controller/plan/spec-plan', () => {
     });
 
     it('keeps those whose source is not known yet, and hand-written ones', () => {
-      const secrets = { copyNames: new Map(), problems: new Map(), apply: [], remove: [] };
+      const secrets = { copyNames: new Map(), problems: new Map(), unknown: new Set<string>(), apply: [], remove: [] };
       expect(kinds(planDeletes({ desired: new Map(), cached: gone(), keptAsCached: () => true }, new Overlays(), secrets))).to.deep.equal([[], []]);
       const mine = new Map([['shop/mine', prePullImage('shop', 'mine', { image: 'r.example/x:1' })]]);
       expect(kinds(planDeletes({ desired: new Map(), cached: mine, keptAsCached: () => false }, new Overlays(), secrets))).to.deep.equal([[], []]);

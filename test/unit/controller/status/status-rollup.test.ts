@@ -147,6 +147,19 @@ describe('controller/status-rollup', () => {
     expect(fixed.status.conditions?.find((c) => c.type === PULL_SECRETS_READY)).to.include({ status: 'True', reason: 'Copied' });
   });
 
+  it('says Unknown, not True, while a pull secret is not known yet, and no Warning event', () => {
+    const pending = prePullImageStatus(input({ secrets: { referenced: 2, problems: [], unknown: 1 } }));
+    const cond = pending.status.conditions?.find((c) => c.type === PULL_SECRETS_READY);
+    expect(cond).to.include({ status: 'Unknown', reason: 'SecretsNotListed' });
+    expect(cond?.message).to.contain('1 of 2 pull secrets not read yet');
+    expect(pending.events.filter((e) => e.reason === 'PullSecretProblem')).to.deep.equal([]);
+    // A problem with another secret is reported as one, unknown or not.
+    const problem = prePullImageStatus(input({ secrets: { referenced: 2, problems: ['shop/b: SecretNotFound: gone'], unknown: 1 }, previous: pending.status }));
+    expect(problem.status.conditions?.find((c) => c.type === PULL_SECRETS_READY)).to.include({ status: 'False', reason: 'SecretUnusable' });
+    const known = prePullImageStatus(input({ secrets: { referenced: 2, problems: [] }, previous: pending.status }));
+    expect(known.status.conditions?.find((c) => c.type === PULL_SECRETS_READY)).to.include({ status: 'True', reason: 'Copied' });
+  });
+
   it('setCondition keeps lastTransitionTime while the status stays', () => {
     const prev = [{ type: 'Ready', status: 'False' as const, reason: 'A', message: '', lastTransitionTime: T0 }];
     expect(setCondition(prev, { type: 'Ready', status: 'False', reason: 'B', message: 'm' }, T1).lastTransitionTime).to.equal(T0);
