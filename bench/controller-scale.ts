@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import winston from 'winston';
+import { errorText } from '../lib/errors.ts';
 import { isNotFound, KubeClient } from '../lib/kube-client.ts';
 import { ListWatch } from '../lib/list-watch.ts';
 import { startControlPlane } from '../local-cluster/control-plane.ts';
@@ -56,11 +57,22 @@ function heapText(metrics: string): string {
   return `heap used ${mib('heap_size_used_bytes')} MiB of ${mib('heap_size_total_bytes')} MiB, external ${mib('external_memory_bytes')} MiB`;
 }
 
+/**
+ * Polls `probe` every 50 ms. A probe that fails (the controller's /metrics or the API server slow to answer under
+ * load) is asked again: only the timeout ends the bench, naming the last failure.
+ */
 async function waitUntil(what: string, timeoutMs: number, probe: () => boolean | Promise<boolean>): Promise<number> {
   const start = Date.now();
+  let lastError: unknown;
   for (;;) {
-    if (await probe()) return Date.now() - start;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    try {
+      if (await probe()) return Date.now() - start;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() - start > timeoutMs) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError === undefined ? '' : ` (last probe failure: ${errorText(lastError)})`}`);
+    }
     await sleep(50);
   }
 }
