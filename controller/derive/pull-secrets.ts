@@ -106,7 +106,10 @@ export interface SecretPlan {
   readonly copyNames: ReadonlyMap<string, string>;
   /** Source `namespace/name` → why it cannot be used. */
   readonly problems: ReadonlyMap<string, { readonly reason: SecretProblemReason; readonly message: string }>;
-  /** Source `namespace/name` keys whose Secret is not known yet (SourceSecret 'unknown'): neither usable nor a problem. */
+  /**
+   * Source `namespace/name` keys whose Secret is not known yet (SourceSecret 'unknown') and that have no copy in
+   * place: nothing usable yet, and no problem known. One with a copy from before is in copyNames (the copy stays).
+   */
   readonly unknown: ReadonlySet<string>;
   /** Copies to create or update. */
   readonly apply: readonly SecretCopy[];
@@ -138,10 +141,10 @@ export function planSecretCopies(
     const name = key.slice(slash + 1);
     const source = sources(key);
     if (source === 'unknown') {
-      unknown.add(key);
       // Neither copied nor reported: an existing copy of it stays named and in place until the source is known.
       const copyName = secretCopyName(namespace, name);
       if (copies.get(copyName)?.annotations[SECRET_SOURCE_ANNOTATION] === key) copyNames.set(key, copyName);
+      else unknown.add(key);
       continue;
     }
     const check = checkPullSecret(source, key);

@@ -44,7 +44,7 @@ export interface SecretResolution {
   readonly referenced: number;
   /** One line per secret that could not be used, e.g. `regcred: SecretNotFound: ...`. */
   readonly problems: readonly string[];
-  /** Secrets not known yet: their namespace's Secrets are not listed yet, or their list fails. Absent: 0. */
+  /** Secrets not known yet and not copied before: their namespace's Secrets are not listed yet, or their list fails. Absent: 0. */
   readonly unknown?: number;
 }
 

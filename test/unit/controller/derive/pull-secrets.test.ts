@@ -86,12 +86,13 @@ describe('controller/pull-secrets', () => {
     expect(plan.remove).to.deep.equal(['kwarm-pull.shop.a']);
   });
 
-  it('lists the sources not known yet, apart from the usable ones and the problems', () => {
-    const sources = new Map<string, SourceSecret>([['shop/a', 'unknown'], ['shop/missing', undefined]]);
-    const plan = planSecretCopies(['shop/a', 'shop/missing', 'shop/a'], (k) => sources.get(k), new Map());
+  it('lists the sources not known yet and without a copy, apart from the usable ones and the problems', () => {
+    const sources = new Map<string, SourceSecret>([['shop/a', 'unknown'], ['shop/kept', 'unknown'], ['shop/missing', undefined]]);
+    const copies = new Map([['kwarm-pull.shop.kept', copy('kwarm-pull.shop.kept', 'shop/kept')]]);
+    const plan = planSecretCopies(['shop/a', 'shop/missing', 'shop/a', 'shop/kept'], (k) => sources.get(k), copies);
     expect([...plan.unknown]).to.deep.equal(['shop/a']);
     expect([...plan.problems.keys()]).to.deep.equal(['shop/missing']);
-    expect([...plan.copyNames]).to.deep.equal([]);
+    expect([...plan.copyNames]).to.deep.equal([['shop/kept', 'kwarm-pull.shop.kept']]);
   });
 
   it('watches Secrets only in namespaces whose PrePullImages name pull secrets', () => {
