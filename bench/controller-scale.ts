@@ -18,10 +18,10 @@ import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import winston from 'winston';
-import { errorText } from '../lib/errors.ts';
 import { isNotFound, KubeClient } from '../lib/kube-client.ts';
 import { ListWatch } from '../lib/list-watch.ts';
 import { startControlPlane } from '../local-cluster/control-plane.ts';
+import { waitFor } from '../local-cluster/wait.ts';
 import { ControllerProcess, controllerKubeconfig, metricValue } from '../local-cluster/controller-process.ts';
 import { installCrds } from '../local-cluster/crds.ts';
 import { AGENT_SA, installKwarmAccess, KWARM_NAMESPACE } from '../local-cluster/kwarm-access.ts';
@@ -57,24 +57,11 @@ function heapText(metrics: string): string {
   return `heap used ${mib('heap_size_used_bytes')} MiB of ${mib('heap_size_total_bytes')} MiB, external ${mib('external_memory_bytes')} MiB`;
 }
 
-/**
- * Polls `probe` every 50 ms. A probe that fails (the controller's /metrics or the API server slow to answer under
- * load) is asked again: only the timeout ends the bench, naming the last failure.
- */
+/** Polls `probe` every 50 ms (a failing probe is asked again, see waitFor) and returns how long it took (ms). */
 async function waitUntil(what: string, timeoutMs: number, probe: () => boolean | Promise<boolean>): Promise<number> {
   const start = Date.now();
-  let lastError: unknown;
-  for (;;) {
-    try {
-      if (await probe()) return Date.now() - start;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() - start > timeoutMs) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError === undefined ? '' : ` (last probe failure: ${errorText(lastError)})`}`);
-    }
-    await sleep(50);
-  }
+  await waitFor(probe, { what, timeoutMs, intervalMs: 50 });
+  return Date.now() - start;
 }
 
 function procStats(pid: number): { rssMiB: number; peakMiB: number; cpuSeconds: number } {

@@ -22,7 +22,7 @@ import { eachLimited } from '../lib/each-limited.ts';
 import { startControlPlane } from '../local-cluster/control-plane.ts';
 import { cachedBinary } from '../local-cluster/binaries.ts';
 import { metricValue } from '../local-cluster/controller-process.ts';
-import { installCrds, keyedNodeImageSetCrd, type CrdObject } from '../local-cluster/crds.ts';
+import { createKeyedNodeImageSetCrd, installCrds } from '../local-cluster/crds.ts';
 import { CONTROLLER_FIELD_MANAGER } from '../api/v1alpha1/labels.ts';
 import { nodeImageSetSpecSchema } from '../api/v1alpha1/index.ts';
 import { decode } from '../api/schema.ts';
@@ -42,7 +42,6 @@ type Kind = 'apply' | 'apply-lean' | 'spec-merge' | 'probe' | 'status' | 'keyed-
 const KINDS: readonly Kind[] = ['apply', 'apply-lean', 'spec-merge', 'probe', 'status', 'keyed-apply', 'keyed-status', 'keyed-probe'];
 /** The group of the CRD copy with the lists keyed per entry. */
 const KEYED_GROUP = 'keyed.kwarm-bench.io';
-const NIS_CRD = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/nodeimagesets.kwarm.io';
 
 interface Entry { image: string; round: number }
 
@@ -87,14 +86,7 @@ async function main(): Promise<void> {
     // keyed-* write objects of their own, in the CRD copy.
     const keyedNames = names.map((n) => `keyed-${n}`);
     names.forEach((n) => entries.set(`keyed-${n}`, (entries.get(n) ?? []).map((e) => ({ ...e }))));
-    await admin.create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', keyedNodeImageSetCrd(await admin.get(NIS_CRD, signal) as CrdObject, KEYED_GROUP), signal);
-    const keyedPath = `/apis/${KEYED_GROUP}/v1alpha1/nodeimagesets`;
-    for (let tries = 0; ; tries++) {
-      const served = await admin.get(keyedPath, signal).then(() => true, () => false);
-      if (served) break;
-      if (tries > 300) throw new Error(`${keyedPath} not served after 30 s`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const keyedPath = await createKeyedNodeImageSetCrd(admin, KEYED_GROUP, signal);
     const pathOf = (name: string): string => (name.startsWith('keyed-') ? `${keyedPath}/${name}` : `${KWARM}/nodeimagesets/${name}`);
     await eachLimited([...names, ...leanNames, ...keyedNames], IN_FLIGHT, async (name) => {
       const es = entries.get(name) ?? [];
@@ -146,7 +138,7 @@ async function main(): Promise<void> {
         `wall ${w.median.toFixed(1)} ms (${w.min.toFixed(1)}-${w.max.toFixed(1)}), i.e. ${(1000 / w.median).toFixed(1)} writes/s`);
     }
     // The same applies once the CRD has no CEL rules (x-kubernetes-validations), to see what the rules cost.
-    const crdPath = NIS_CRD;
+    const crdPath = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/nodeimagesets.kwarm.io';
     const crd = await admin.get(crdPath, signal) as { spec: { versions: unknown[] } };
     const withoutCel = (v: unknown): unknown => Array.isArray(v) ? v.map(withoutCel)
       : typeof v === 'object' && v !== null

@@ -4,7 +4,8 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CRD_FILE_PATTERN } from '../api/generated-files.ts';
 import { crdName } from '../api/crd.ts';
-import { API_VERSION, kinds } from '../api/v1alpha1/index.ts';
+import { API_VERSION, kinds, nodeImageSetDefinition } from '../api/v1alpha1/index.ts';
+import type { KubeClient } from '../lib/kube-client.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { errorText } from '../lib/errors.ts';
 import { waitFor } from './wait.ts';
@@ -78,7 +79,7 @@ export interface CrdObject { spec: { versions: { schema: { openAPIV3Schema: Sche
  * decision 0019 made atomic keyed per entry as before: for benchmarks that compare both layouts side by side,
  * and for tests of the upgrade from one to the other.
  */
-export function keyedNodeImageSetCrd(crd: CrdObject, group: string): unknown {
+function keyedNodeImageSetCrd(crd: CrdObject, group: string): unknown {
   const spec = structuredClone(crd.spec);
   for (const v of spec.versions) {
     const root = v.schema.openAPIV3Schema.properties;
@@ -101,4 +102,22 @@ export function keyedNodeImageSetCrd(crd: CrdObject, group: string): unknown {
     apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition',
     metadata: { name: `nodeimagesets.${group}` }, spec: { ...spec, group, names },
   };
+}
+
+const CRDS = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
+
+/** kwarm's NodeImageSet CRD as the API server serves it (installCrds first). */
+export async function installedNodeImageSetCrd(client: KubeClient, signal: AbortSignal): Promise<CrdObject> {
+  return await client.get(`${CRDS}/${crdName(nodeImageSetDefinition.names)}`, signal) as CrdObject;
+}
+
+/**
+ * Creates kwarm's NodeImageSet CRD under `group` with the lists keyed per entry (keyedNodeImageSetCrd), waits
+ * until the API server serves it, and returns its collection path.
+ */
+export async function createKeyedNodeImageSetCrd(client: KubeClient, group: string, signal: AbortSignal): Promise<string> {
+  await client.create(CRDS, keyedNodeImageSetCrd(await installedNodeImageSetCrd(client, signal), group), signal);
+  const path = `/apis/${group}/v1alpha1/${nodeImageSetDefinition.names.plural}`;
+  await waitFor(() => client.get(path, signal).then(() => true), { what: `${path} served`, timeoutMs: 30_000 });
+  return path;
 }

@@ -40,7 +40,7 @@ import { createPki } from './pki.ts';
 import type { ManagedProcess } from './process.ts';
 import { startRealNode, type JoinOptions, type NodeCluster, type RealNode } from './real-node.ts';
 import { startRegistry, type TestRegistry } from './registry.ts';
-import { keepTestDirs, makeTempDir, processOwner, removeScratchDir } from './tmp.ts';
+import { keepTestDirs, makeTempDir, processOwner, removeScratchDir, stillRunning } from './tmp.ts';
 import { waitFor } from './wait.ts';
 
 export interface RealClusterOptions {
@@ -105,8 +105,7 @@ function ownerText(): string {
 /** Whether the run `owner.pid` names is still running (a file without a start time: whether its pid is). */
 function ownerAlive(text: string): boolean {
   const [pid, startTime] = text.trim().split(' ');
-  const now = processOwner(Number(pid));
-  return now !== undefined && (startTime === undefined || now.startTime === startTime);
+  return startTime === undefined ? processOwner(Number(pid)) !== undefined : stillRunning({ pid: Number(pid), startTime });
 }
 
 /** Removes what a cluster of a test process that died left behind (unless it was asked to keep it). */

@@ -56,6 +56,11 @@ export function processOwner(pid: number): Owner | undefined {
   return fields[0] === 'Z' || startTime === undefined ? undefined : { pid, startTime };
 }
 
+/** Whether the process `owner` names still runs (not another one that got its pid since). */
+export function stillRunning(owner: Owner): boolean {
+  return processOwner(owner.pid)?.startTime === owner.startTime;
+}
+
 /** Whether KWARM_KEEP_TEST_DIRS is set: the harness's dirs stay after the run, for the user to read. */
 export function keepTestDirs(): boolean {
   return process.env.KWARM_KEEP_TEST_DIRS !== undefined;
@@ -148,7 +153,7 @@ function sweepDeadOwners(): void {
     if (m === null) continue;
     const file = join(tmpdir(), name);
     const owner = { pid: Number(m[1]), startTime: m[2] ?? '' };
-    if (processOwner(owner.pid)?.startTime === owner.startTime) continue;
+    if (stillRunning(owner)) continue;
     let listed: string[];
     try {
       if (statSync(file).uid !== process.getuid?.()) continue;

@@ -7,14 +7,13 @@ import { decode, type AnySchema } from '../../../api/schema.ts';
 import { AGENT_FIELD_MANAGER, CONTROLLER_FIELD_MANAGER } from '../../../api/v1alpha1/labels.ts';
 import {
   kinds,
-  nodeImageSetDefinition,
   nodeImageSetSchema,
   prePullImageSchema,
   prePullPolicySchema,
   prePullPolicySpecSchema,
 } from '../../../api/v1alpha1/index.ts';
 import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/control-plane.ts';
-import { installCrds, keyedNodeImageSetCrd, type CrdObject } from '../../../local-cluster/crds.ts';
+import { createKeyedNodeImageSetCrd, installCrds, installedNodeImageSetCrd } from '../../../local-cluster/crds.ts';
 import { waitFor } from '../../../local-cluster/wait.ts';
 import { KubeClient } from '../../../lib/kube-client.ts';
 import {
@@ -309,7 +308,7 @@ describe('kwarm.io/v1alpha1 CRDs on a real API server', function () {
       const client = new KubeClient(cp.kubeConfig(), { timeoutMs: 30_000 });
       const signal = AbortSignal.timeout(150_000);
       const path = `/apis/${GROUP}/v1alpha1/nodeimagesets/${NAME}`;
-      const installed = await client.get(`${CRDS}/${crdName(nodeImageSetDefinition.names)}`, signal) as CrdObject;
+      const installed = await installedNodeImageSetCrd(client, signal);
       let round = 0;
       // As the controller applies a spec and the agent patches its status (controller/write, agent/status-reporter).
       const writeBoth = async (): Promise<unknown> => {
@@ -325,8 +324,8 @@ describe('kwarm.io/v1alpha1 CRDs on a real API server', function () {
         return client.get(path, signal);
       };
       try {
-        await client.create(CRDS, keyedNodeImageSetCrd(installed, GROUP), signal);
-        const before = await waitFor(() => writeBoth().catch(() => undefined), { what: `${GROUP} served`, timeoutMs: 60_000, intervalMs: 200 });
+        await createKeyedNodeImageSetCrd(client, GROUP, signal);
+        const before = await writeBoth();
         const keyed = owned(before);
         expect(keyed.get(AGENT_FIELD_MANAGER), 'the agent owns each status entry by its key').to.contain('k:{\\"image\\"').and.to.contain('v:\\"sha256:');
         expect(keyed.get(CONTROLLER_FIELD_MANAGER), 'the controller owns each source by its key').to.contain('k:{\\"name\\"');

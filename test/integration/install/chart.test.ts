@@ -7,6 +7,7 @@ import { sharedControlPlane, type ControlPlane } from '../../../local-cluster/co
 import { installCrds } from '../../../local-cluster/crds.ts';
 import { helm } from '../../../local-cluster/helm.ts';
 import { metricValue } from '../../../local-cluster/controller-process.ts';
+import { waitFor } from '../../../local-cluster/wait.ts';
 
 interface Obj { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }
 
@@ -216,11 +217,9 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
       expect(level.spec.limited).to.include({ nominalConcurrencyShares: 1, lendablePercent: 0, borrowingLimitPercent: 0 });
       // The README's "3 patches at a time": 1 share of the 246 with the API server's default in-flight limits
       // (400 + 200), rounded up. The API server reads the level from its watch, so its seats may take a moment.
-      const seats = async (): Promise<number | undefined> => metricValue((await cp.kubectl(['get', '--raw', '/metrics'])).stdout,
-        'apiserver_flowcontrol_nominal_limit_seats', { priority_level: 'kwarm-agent-status' });
-      const deadline = Date.now() + 30_000;
-      while ((await seats()) === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
-      expect(await seats(), 'apiserver_flowcontrol_nominal_limit_seats of the agents\' level').to.equal(3);
+      const seats = await waitFor(async () => metricValue((await cp.kubectl(['get', '--raw', '/metrics'])).stdout,
+        'apiserver_flowcontrol_nominal_limit_seats', { priority_level: 'kwarm-agent-status' }), { what: 'the agents\' level in the API server\'s metrics', intervalMs: 500 });
+      expect(seats, 'apiserver_flowcontrol_nominal_limit_seats of the agents\' level').to.equal(3);
       await cp.apply('apiVersion: v1\nkind: Node\nmetadata:\n  name: apf-node\n---\napiVersion: kwarm.io/v1alpha1\nkind: NodeImageSet\nmetadata:\n  name: apf-node\nspec: {}\n');
       await cp.apply('apiVersion: v1\nkind: Pod\nmetadata:\n  name: agent-on-apf-node\n  namespace: kwarm-system\nspec:\n  serviceAccountName: kwarm-agent\n  nodeName: apf-node\n  containers:\n  - name: agent\n    image: kwarm-agent:test\n');
       const bound = await cp.serviceAccountKubeconfig('kwarm-system', 'kwarm-agent', { boundPod: 'agent-on-apf-node' });
