@@ -116,6 +116,23 @@ export function roundRobinSecrets(lists: readonly (readonly string[])[], max: nu
 }
 
 /**
+ * The PrePullImages behind targets, each once: a PrePullImage being deleted and its successor (spec-plan.ts
+ * successorKey) are two targets of one namespace and name. `sources` is an atomic list (decision 0019), so the
+ * API server would not refuse the repeat.
+ */
+function distinctSources(targets: readonly ImageTarget[]): { namespace: string; name: string }[] {
+  const seen = new Set<string>();
+  const out: { namespace: string; name: string }[] = [];
+  for (const t of targets) {
+    const id = `${t.namespace}/${t.name}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push({ namespace: t.namespace, name: t.name });
+  }
+  return out;
+}
+
+/**
  * One spec entry for the sources (sorted by key, conflicting pins already refused) that want the same image on
  * a node. `unchecked` lists the pinned sources whose pin the entry does not carry, with an unpinned source.
  */
@@ -129,7 +146,7 @@ export function mergeEntry(targets: readonly ImageTarget[]): { entry: NodeImage;
     timeout: mergeTimeout(targets.map((t) => t.timeout)),
     retry: mergeRetry(targets.map((t) => t.retry)),
     round: Math.max(...targets.map((t) => t.round)),
-    sources: targets.slice(0, MAX_IMAGE_SOURCES).map((t) => ({ namespace: t.namespace, name: t.name })),
+    sources: distinctSources(targets).slice(0, MAX_IMAGE_SOURCES),
   };
   if (unpinned === undefined && first.imageDigest !== undefined) entry.imageDigest = first.imageDigest;
   // Only when set: the entries digest then stays as it was, and no existing NodeImageSet is rewritten.

@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { planNodeImageSets, type ImageTarget } from '../../../../controller/plan/node-plan.ts';
 import { mergeRetry, mergeTimeout, roundRobinSecrets } from '../../../../controller/plan/entry-merge.ts';
-import { planningReference } from '../../../../controller/plan/spec-plan.ts';
+import { planningReference, successorKey } from '../../../../controller/plan/spec-plan.ts';
 import { node } from '../planning-fixtures.ts';
 
 const GOOD = `sha256:${'a'.repeat(64)}`;
@@ -75,6 +75,11 @@ describe('controller/plan entry merging between tenants (finding 5)', () => {
     // Sources that agree get what they ask for.
     expect(mergeTimeout(['2m', '90s'])).to.equal('2m');
     expect(mergeRetry([{ maxAttempts: 8, backoffSeconds: 5 }, { maxAttempts: 6, backoffSeconds: 10 }])).to.deep.equal({ maxAttempts: 6, backoffSeconds: 10 });
+  });
+
+  it('lists a PrePullImage once in sources when it and its successor (finding 14) want the image on a node', () => {
+    const p = plan([target('shop', 'app'), target('shop', 'app', { key: successorKey('shop/app') }), target('team-b', 'py')]);
+    expect(p.nodeImageSets.get('n1')!.spec.images[0]!.sources).to.deep.equal([{ namespace: 'shop', name: 'app' }, { namespace: 'team-b', name: 'py' }]);
   });
 
   it('keeps each source\'s secrets: 16 dummy secrets sorting first do not push out another team\'s real one', () => {
