@@ -8,6 +8,8 @@
 //   node_modules/.bin/node bench/controller-scale.ts [--nodes=5000] [--deployments=2000] [--pools=40]
 //       [--restart-node-args='none|--max-semi-space-size=4'] (extra restarts with these Node flags, to compare)
 //       [--controller-log=debug] (the controller's log level; with KWARM_KEEP_TEST_DIRS=1 its log is kept)
+//       [--controller-node-args='--cpu-prof --cpu-prof-dir=/tmp/prof'] (added to the chart's Node flags of the
+//       first controller, for example to profile it)
 //       [--write-concurrency=N] (the controller's --write-concurrency; default: the controller's)
 //       [--changes=4] (image changes, on another pool each, alternating with and without the chart's priority
 //       level for the agents' status writes; the odd ones with it)
@@ -43,10 +45,13 @@ const restartNodeArgs = (process.argv.find((a) => a.startsWith('--restart-node-a
 const controllerLogArg = process.argv.find((a) => a.startsWith('--controller-log='))?.slice('--controller-log='.length) ?? 'info';
 if (controllerLogArg !== 'info' && controllerLogArg !== 'debug') throw new Error('--controller-log must be info or debug');
 const CONTROLLER_LOG: 'info' | 'debug' = controllerLogArg;
+const controllerNodeArgs = (process.argv.find((a) => a.startsWith('--controller-node-args='))?.slice('--controller-node-args='.length) ?? '')
+  .split(/\s+/u).filter((x) => x !== '');
 const writeConcurrencyArg = process.argv.find((a) => a.startsWith('--write-concurrency='));
 const WRITE_CONCURRENCY = writeConcurrencyArg === undefined ? undefined : positiveIntArg('write-concurrency', 0);
 const CHANGES = positiveIntArg('changes', 4);
 const RESYNC_SECONDS = 20;
+const IDLE_RESYNCS = 3;
 /** The chart's FlowSchema for the agents' status writes (charts/kwarm/templates/flowcontrol.yaml). */
 const AGENT_STATUS_FLOW_SCHEMA = `${AGENT_SA}-status`;
 const KWARM = '/apis/kwarm.io/v1alpha1';
@@ -212,7 +217,7 @@ async function main(): Promise<void> {
     };
     const tStart = Date.now();
     const startMark = await mark();
-    controller = await startController('controller-bench');
+    controller = await startController('controller-bench', [...chartNodeArgs, ...controllerNodeArgs]);
     const pid = controller.process.pid ?? 0;
     const completed = async (): Promise<number> => (await controller!.metric('kwarm_prepullimages_by_phase', { phase: 'Completed' })) ?? 0;
     await waitUntil('every PrePullImage Completed', 1_800_000, async () => (await completed()) === DEPLOYMENTS && pending.size === 0);
@@ -225,15 +230,19 @@ async function main(): Promise<void> {
     const idleText = await controller.metrics();
     const idleWrites = metricValue(idleText, 'kwarm_api_writes_total') ?? 0;
     const idlePasses = metricValue(idleText, 'kwarm_reconcile_duration_seconds_count') ?? 0;
+    const idlePlan = metricValue(idleText, 'kwarm_reconcile_plan_duration_seconds_sum') ?? 0;
     const idleCpu = procStats(pid).cpuSeconds;
-    await sleep((RESYNC_SECONDS + 5) * 1000);
+    // Three resync periods: three passes with nothing changed, whose computing time is the quiet pass's cost.
+    await sleep((IDLE_RESYNCS * RESYNC_SECONDS + 5) * 1000);
     const afterIdle = await controller.metrics();
     const idle = {
       writes: (metricValue(afterIdle, 'kwarm_api_writes_total') ?? 0) - idleWrites,
       passes: (metricValue(afterIdle, 'kwarm_reconcile_duration_seconds_count') ?? 0) - idlePasses,
       cpu: procStats(pid).cpuSeconds - idleCpu,
+      planMs: ((metricValue(afterIdle, 'kwarm_reconcile_plan_duration_seconds_sum') ?? 0) - idlePlan) * 1000,
     };
-    console.log(`idle ${RESYNC_SECONDS + 5} s (resync period ${RESYNC_SECONDS} s): ${idle.passes} passes, ${idle.writes} API writes, controller CPU ${idle.cpu.toFixed(2)} s`);
+    console.log(`idle ${IDLE_RESYNCS * RESYNC_SECONDS + 5} s (resync period ${RESYNC_SECONDS} s): ${idle.passes} passes, ${idle.writes} API writes, controller CPU ${idle.cpu.toFixed(2)} s, ` +
+      `${(idle.planMs / Math.max(1, idle.passes)).toFixed(0)} ms computing per pass (a pass with nothing changed)`);
 
     // --- image changes -------------------------------------------------------------------------------------
     // The API server's sustained write rate for NodeImageSet-sized writes on this machine, as the controller

@@ -229,16 +229,32 @@ function deriveImages(
       placement,
     });
   }
-  return { policy: owner.policy, serviceAccount, images, problems };
+  return { policy: derivationKey(owner.policy), serviceAccount, images, problems };
 }
 
 function emptyKindCounts(): Record<SelectedKind, number> {
   return { Deployment: 0, StatefulSet: 0, DaemonSet: 0, Job: 0, CronJob: 0, WorkflowTemplate: 0, ClusterWorkflowTemplate: 0, CronWorkflow: 0 };
 }
 
-/** A workload's derived images from an earlier pass, valid while the objects they came from are the same. */
+const derivationKeys = new WeakMap<PrePullPolicy, string>();
+
+/**
+ * What of a policy its derived PrePullImages depend on (name, uid, spec), as a key, once per policy object. The
+ * informer replaces a policy at every status write; its images are derived again only when this changes.
+ */
+export function derivationKey(policy: PrePullPolicy): string {
+  let key = derivationKeys.get(policy);
+  if (key === undefined) {
+    key = JSON.stringify([policy.metadata.name, policy.metadata.uid, policy.spec]);
+    derivationKeys.set(policy, key);
+  }
+  return key;
+}
+
+/** A workload's derived images from an earlier pass, valid while what they came from is the same. */
 interface DerivedImages {
-  readonly policy: PrePullPolicy;
+  /** derivationKey of the policy. */
+  readonly policy: string;
   readonly serviceAccount: ServiceAccountView | undefined;
   readonly images: readonly DesiredPrePullImage[];
   /** What was left out of `images`, one line each (see derived-validation.ts). */
@@ -308,7 +324,7 @@ function deriveArgoImages(
       placement: g.placement,
     });
   }
-  return { policy: owner.policy, serviceAccount, images, problems };
+  return { policy: derivationKey(owner.policy), serviceAccount, images, problems };
 }
 
 /** Built-in workload kinds some live policy names: the only ones the controller list-watches. */
@@ -375,7 +391,7 @@ export function desiredPrePullImages(
       ? serviceAccounts.get(serviceAccountKey(identity.namespace, w.template.serviceAccountName))
       : undefined;
     const known = memo?.derived.get(w);
-    const derived = known?.policy === owner.policy && known.serviceAccount === sa ? known : deriveImages(owner, w, serviceAccounts, sa);
+    const derived = known?.policy === derivationKey(owner.policy) && known.serviceAccount === sa ? known : deriveImages(owner, w, serviceAccounts, sa);
     memo?.derived.set(w, derived);
     for (const d of derived.images) {
       const key = prePullImageKey(d.namespace, d.name);
@@ -404,7 +420,7 @@ export function desiredPrePullImages(
       ? serviceAccounts.get(serviceAccountKey(a.identity.namespace, a.serviceAccountName))
       : undefined;
     const known = memo?.argoDerived.get(a);
-    const derived = known?.policy === owner.policy && known.serviceAccount === sa
+    const derived = known?.policy === derivationKey(owner.policy) && known.serviceAccount === sa
       ? known
       : deriveArgoImages(owner, a, serviceAccounts, sa, argo.clusterNamespace);
     memo?.argoDerived.set(a, derived);

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { API_VERSION, type PrePullPolicy } from '../../api/v1alpha1/index.ts';
 import { configMapImages, labelSelectorQuery, type ConfigMapImages, type ConfigMapView } from './configmap-image-lists.ts';
-import { managedSpec, policyNodes, prePullImageKey, type DesiredPrePullImage, type ManagedPrePullImageSpec } from './desired-images.ts';
+import { derivationKey, managedSpec, policyNodes, prePullImageKey, type DesiredPrePullImage, type ManagedPrePullImageSpec } from './desired-images.ts';
 import { PRE_PULL_IMAGE_NAME_MAX } from './workload-images.ts';
 import { CONFIGMAP_KEYS_ANNOTATION, SOURCE_ANNOTATION } from '../../api/v1alpha1/labels.ts';
 
@@ -98,8 +98,9 @@ export interface ListedImages {
  */
 export class ListedImagesMemo {
   readonly parsed = new WeakMap<ConfigMapView, ConfigMapImages>();
-  readonly statics = new WeakMap<PrePullPolicy, readonly DesiredPrePullImage[]>();
-  readonly fromConfigMap = new WeakMap<ConfigMapView, { readonly policy: PrePullPolicy; readonly images: readonly DesiredPrePullImage[] }>();
+  /** By policy name, with the policy's derivationKey. */
+  statics = new Map<string, { readonly policy: string; readonly images: readonly DesiredPrePullImage[] }>();
+  readonly fromConfigMap = new WeakMap<ConfigMapView, { readonly policy: string; readonly images: readonly DesiredPrePullImage[] }>();
 }
 
 /** The spec of every listed image of a policy but the image itself; one `nodes` object shared by all. */
@@ -167,14 +168,14 @@ export function desiredListedImages(input: ListedImagesInput): ListedImages {
   };
   const claimed = new Set<string>();
   const live = [...input.policies].filter((p) => p.metadata.deletionTimestamp === undefined).sort(byName);
+  const staticsNow = new Map<string, { readonly policy: string; readonly images: readonly DesiredPrePullImage[] }>();
   for (const policy of live) {
     const name = policy.metadata.name ?? '';
     const staticKeys: string[] = [];
-    let statics = input.memo?.statics.get(policy);
-    if (statics === undefined) {
-      statics = staticImages(policy, input.namespace);
-      input.memo?.statics.set(policy, statics);
-    }
+    const policyKey = derivationKey(policy);
+    const known = input.memo?.statics.get(name);
+    const statics = known?.policy === policyKey ? known.images : staticImages(policy, input.namespace);
+    staticsNow.set(name, { policy: policyKey, images: statics });
     for (const d of statics) {
       const key = prePullImageKey(d.namespace, d.name);
       images.set(key, d);
@@ -215,8 +216,8 @@ export function desiredListedImages(input: ListedImagesInput): ListedImages {
           if (claimed.has(id)) continue;
           claimed.add(id);
           const known = input.memo?.fromConfigMap.get(cm);
-          const derived = known?.policy === policy ? known.images : configMapDerived(policy, cm, parsed);
-          input.memo?.fromConfigMap.set(cm, { policy, images: derived });
+          const derived = known?.policy === derivationKey(policy) ? known.images : configMapDerived(policy, cm, parsed);
+          input.memo?.fromConfigMap.set(cm, { policy: derivationKey(policy), images: derived });
           for (const d of derived) {
             const key = prePullImageKey(d.namespace, d.name);
             images.set(key, d);
@@ -234,5 +235,6 @@ export function desiredListedImages(input: ListedImagesInput): ListedImages {
     }
     policies.set(name, { staticImages: staticKeys, configMapImages: owned, configMaps: state });
   }
+  if (input.memo !== undefined) input.memo.statics = staticsNow;
   return { images, policies };
 }

@@ -20,10 +20,12 @@ import { namespaceOf, releaseFairly, type Candidate } from './fair-release.ts';
 import { nodeAcceptsPulls, type NodeView } from './node-eligibility.ts';
 import { eligibleGroups, planRemovals, type ImageTarget, type NodeInfo, type TargetGroup } from './target-groups.ts';
 import { fitsNodeImageSet } from './size-bound.ts';
+import { PlanMemo, type ClassShaped, type MergedEntry, type NodeClass, type NodeList, type SettledNode } from './plan-memo.ts';
 
 export type { ImageTarget } from './target-groups.ts';
 
 export { MAX_ENTRY_PULL_SECRETS, type SourceRefusal } from './entry-merge.ts';
+export { PlanMemo } from './plan-memo.ts';
 
 export interface PlanInput {
   readonly targets: readonly ImageTarget[];
@@ -88,46 +90,6 @@ export interface NodePlan {
   readonly refused: ReadonlyMap<string, SourceRefusal>;
 }
 
-
-/** What a node's cached NodeImageSet was found to hold, against the entries of its class. */
-interface SettledNode {
-  readonly view: NodeImageSetView;
-  readonly entriesDigest: string;
-  /** The view released exactly the class's entries, in round 0. */
-  readonly asClass: boolean;
-  /** Of those, the ones not finished. */
-  readonly unfinished: number;
-}
-
-/**
- * What planning remembers between passes, so a pass in a quiet cluster does little per node:
- * - which nodes each distinct (node filter, placement, targeting) selects, valid while the Ready nodes are the same
- *   objects (the informer keeps an unchanged Node's projection);
- * - per node, how its cached NodeImageSet (the same object) compares with the same class entries.
- * Only a cache: a plan is the same with or without it.
- */
-export class PlanMemo {
-  ready: readonly NodeView[] = [];
-  groups = new Map<string, readonly string[]>();
-  settled = new Map<string, SettledNode>();
-}
-
-
-/**
- * Nodes in the same groups want the same images from the same targets: one class each, planned once.
- * In a steady cluster every node of a class has exactly the class's entries released in their wanted
- * rounds, and then shares the class's spec, released map and entries digest instead of building its own.
- */
-interface NodeClass {
-  /** image → entry, in the round its sources want. */
-  readonly wanted: ReadonlyMap<string, NodeImage>;
-  /** The wanted entries sorted by image. */
-  readonly entries: readonly NodeImage[];
-  readonly released: ReadonlyMap<string, number>;
-  readonly entriesDigest: string;
-  /** Wanted entries that gate the node's warm-up, released or held back by the budget (spec.gatingImages). */
-  readonly gating: number;
-}
 
 /** Whether `view` has exactly the class's images released, each in its wanted round, and how many are unfinished. */
 function settle(view: NodeImageSetView, c: NodeClass): SettledNode {
@@ -199,21 +161,22 @@ function frozenEntries(
 /** What planNodeImageSets decided, as NodeImageSet specs: kept and released entries, removals, gating. */
 function nodeImageSetsOf(a: {
   readonly input: PlanInput;
-  readonly nodeByName: ReadonlyMap<string, NodeInfo>;
+  readonly nodes: readonly NodeInfo[];
   readonly ready: readonly NodeInfo[];
   readonly kept: ReadonlyMap<string, Map<string, NodeImage> | NodeClass>;
   readonly removalsOn: ReadonlyMap<string, NodeRemoval[]>;
   readonly wantedOn: ReadonlyMap<string, NodeClass>;
 }): Map<string, PlannedNodeImageSet> {
-  const { input, nodeByName, ready, kept, removalsOn, wantedOn } = a;
+  const { input, nodes, ready, kept, removalsOn, wantedOn } = a;
   const nodeImageSets = new Map<string, PlannedNodeImageSet>();
   const warming = new Set(ready.filter((n) => input.warming?.has(n.name) === true).map((n) => n.name));
-  const names = new Set([...kept.keys(), ...input.current.keys(), ...removalsOn.keys(), ...warming]);
   const perNodeLimit = input.maxPullsPerNode;
-  for (const name of [...names].sort(compareStrings)) {
-    const info = nodeByName.get(name);
-    // A NodeImageSet whose Node is gone is left to the garbage collector.
-    if (info === undefined) continue;
+  const memo = input.memo;
+  const classShaped = new Map<string, ClassShaped<PlannedNodeImageSet>>();
+  // By node, in name order: a NodeImageSet whose Node is gone is left to the garbage collector.
+  for (const info of nodes) {
+    const name = info.name;
+    if (!kept.has(name) && !input.current.has(name) && !removalsOn.has(name) && !warming.has(name)) continue;
     const k = kept.get(name);
     const asked = removalsOn.get(name) ?? [];
     // Finding 14: a removal of an image another target wants here waits for nothing; held by the budget, it is not
@@ -228,8 +191,17 @@ function nodeImageSetsOf(a: {
     const gating = wantedOn.get(name)?.gating ?? 0;
     const gatingSpec = gating > 0 ? { gatingImages: gating } : {};
     if (k !== undefined && !(k instanceof Map)) {
+      // Without removals, a node's spec is its class's: the same as last pass while the class and node are.
+      const before = removals.length === 0 ? memo?.classShaped.get(name) as ClassShaped<PlannedNodeImageSet> | undefined : undefined;
+      if (before !== undefined && before.entries === k.entries && before.uid === info.uid && before.gating === gating && before.perNodeLimit === perNodeLimit) {
+        nodeImageSets.set(name, before.planned);
+        classShaped.set(name, before);
+        continue;
+      }
       const spec: NodeImageSetSpec = { maxConcurrentPulls: perNodeLimit, images: k.entries as NodeImage[], removals, ...gatingSpec };
-      nodeImageSets.set(name, { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, k.entriesDigest, removed, gating), released: k.released });
+      const planned = { node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, k.entriesDigest, removed, gating), released: k.released };
+      nodeImageSets.set(name, planned);
+      if (removals.length === 0) classShaped.set(name, { planned, uid: info.uid, entries: k.entries, gating, perNodeLimit });
       continue;
     }
     const entries = [...(k?.values() ?? [])].sort(byImage);
@@ -241,6 +213,7 @@ function nodeImageSetsOf(a: {
       node: name, nodeUid: info.uid, spec, digest: specDigestOf(info.uid, perNodeLimit, entriesDigest(entries, true), removed, gating), released, ...wantedAgain,
     });
   }
+  if (memo !== undefined) memo.classShaped = classShaped;
   return nodeImageSets;
 }
 
@@ -284,53 +257,76 @@ function selectTargets(input: PlanInput, nodes: readonly NodeInfo[], ready: read
   return { refused, targets, groups, targetNodes, removalsOn, memberOf };
 }
 
-export function planNodeImageSets(input: PlanInput): NodePlan {
+/** The nodes by name, and the Ready ones; kept from the last pass while the Node objects are the same. */
+function nodesOf(input: PlanInput): NodeList {
+  const given = [...input.nodes];
+  const known = input.memo?.nodes;
+  if (known !== undefined && known.given.length === given.length && known.given.every((n, i) => n === given[i])) return known;
   const nodes: NodeInfo[] = [];
-  for (const node of input.nodes) {
+  for (const node of given) {
     const name = node.metadata?.name ?? '';
     if (name !== '') nodes.push({ node, name, uid: node.metadata?.uid ?? '' });
   }
   nodes.sort((a, b) => compareStrings(a.name, b.name));
-  const nodeByName = new Map(nodes.map((n) => [n.name, n]));
-  const ready = nodes.filter((n) => nodeAcceptsPulls(n.node).eligible);
+  const list = { given, nodes, ready: nodes.filter((n) => nodeAcceptsPulls(n.node).eligible) };
+  if (input.memo !== undefined) input.memo.nodes = list;
+  return list;
+}
+
+export function planNodeImageSets(input: PlanInput): NodePlan {
+  const { nodes, ready } = nodesOf(input);
   const { refused, targets, groups, targetNodes, removalsOn, memberOf } = selectTargets(input, nodes, ready);
 
-  // Entries are shared between nodes wanting the same image for the same targets.
-  const entryMemo = new Map<string, NodeImage>();
-  const entryFor = (list: readonly ImageTarget[]): NodeImage => {
-    const memoKey = list.length === 1 ? (list[0]?.key ?? '') : list.map((t) => t.key).join('\n');
-    let entry = entryMemo.get(memoKey);
-    if (entry === undefined) {
-      const merged = mergeEntry(list);
-      entryMemo.set(memoKey, (entry = merged.entry));
-      for (const u of merged.unchecked) {
-        if (refused.has(u.key)) continue;
-        refused.set(u.key, {
-          reason: 'DigestConflict',
-          message: `${entry.image}: PrePullImage ${u.unpinned} wants this image without a digest on nodes this one targets, so its entry there carries no pin and this one's digest is not checked there`,
-          excluded: false,
-        });
-      }
+  // Entries are shared between nodes wanting the same image for the same targets, and kept from the last pass
+  // while the targets are the same objects (plan-memo.ts).
+  const memo = input.memo;
+  const entries = new Map<string, MergedEntry>();
+  const use = (memoKey: string, merged: MergedEntry): void => {
+    if (entries.has(memoKey)) return;
+    entries.set(memoKey, merged);
+    for (const u of merged.unchecked) {
+      if (refused.has(u.key)) continue;
+      refused.set(u.key, {
+        reason: 'DigestConflict',
+        message: `${merged.entry.image}: PrePullImage ${u.unpinned} wants this image without a digest on nodes this one targets, so its entry there carries no pin and this one's digest is not checked there`,
+        excluded: false,
+      });
     }
-    return entry;
   };
+  const mergedFor = (list: readonly ImageTarget[]): readonly [string, MergedEntry] => {
+    const memoKey = memo !== undefined ? memo.targetKey(list) : list.map((t) => t.key).join('\n');
+    const merged = entries.get(memoKey) ?? memo?.entries.get(memoKey) ?? mergeEntry(list);
+    use(memoKey, merged);
+    return [memoKey, merged];
+  };
+  const entryFor = (list: readonly ImageTarget[]): NodeImage => mergedFor(list)[1].entry;
   const classes = new Map<string, NodeClass>();
+  const classesByTargets = new Map<string, NodeClass>();
   const classOf = (ids: readonly number[]): NodeClass => {
     const classKey = ids.join(',');
     let c = classes.get(classKey);
     if (c === undefined) {
       const members = ids.flatMap((i) => groups[i]?.targets ?? []).sort((a, b) => compareStrings(a.key, b.key));
-      const targetsByImage = new Map<string, ImageTarget[]>();
-      for (const t of members) {
-        const list = targetsByImage.get(t.image);
-        if (list === undefined) targetsByImage.set(t.image, [t]);
-        else list.push(t);
+      const targetsKey = memo?.targetKey(members);
+      const known = targetsKey === undefined ? undefined : memo?.classes.get(targetsKey);
+      if (known !== undefined) {
+        for (const [memoKey, merged] of known.merged) use(memoKey, merged);
+        c = known;
+      } else {
+        const targetsByImage = new Map<string, ImageTarget[]>();
+        for (const t of members) {
+          const list = targetsByImage.get(t.image);
+          if (list === undefined) targetsByImage.set(t.image, [t]);
+          else list.push(t);
+        }
+        const merged = [...targetsByImage.values()].map(mergedFor);
+        const wanted = new Map(merged.map(([, m]) => [m.entry.image, m.entry]));
+        const sorted = [...wanted.values()].sort(byImage);
+        const gating = Math.min(MAX_NODE_IMAGES, sorted.filter((e) => e.gatesNode === true).length);
+        c = { wanted, entries: sorted, released: new Map(sorted.map((e) => [e.image, e.round])), entriesDigest: entriesDigest(sorted, true), gating, merged };
       }
-      const wanted = new Map([...targetsByImage].map(([image, list]) => [image, entryFor(list)]));
-      const entries = [...wanted.values()].sort(byImage);
-      const gating = Math.min(MAX_NODE_IMAGES, entries.filter((e) => e.gatesNode === true).length);
-      c = { wanted, entries, released: new Map(entries.map((e) => [e.image, e.round])), entriesDigest: entriesDigest(entries, true), gating };
       classes.set(classKey, c);
+      if (targetsKey !== undefined) classesByTargets.set(targetsKey, c);
     }
     return c;
   };
@@ -439,7 +435,11 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
   unfinished = release.unfinished;
   const held = release.held;
 
-  const nodeImageSets = nodeImageSetsOf({ input, nodeByName, ready, kept, removalsOn, wantedOn });
-  if (input.memo !== undefined) input.memo.settled = settled;
+  const nodeImageSets = nodeImageSetsOf({ input, nodes, ready, kept, removalsOn, wantedOn });
+  if (memo !== undefined) {
+    memo.settled = settled;
+    memo.entries = entries;
+    memo.classes = classesByTargets;
+  }
   return { nodeImageSets, targetNodes, unfinished, held, withoutAgent, dueAtMs, refused };
 }

@@ -34,10 +34,19 @@ export function entryBytes(entry: NodeImage): number {
   return bytes;
 }
 
+const listBytesMemo = new WeakMap<readonly NodeImage[], number>();
+
 export function entriesBytes(entries: Iterable<NodeImage>): number {
   let total = 0;
   for (const e of entries) total += entryBytes(e);
   return total;
+}
+
+/** entriesBytes of a spec's list, computed once per list: the nodes of a class share their class's list. */
+export function listBytes(entries: readonly NodeImage[]): number {
+  let bytes = listBytesMemo.get(entries);
+  if (bytes === undefined) listBytesMemo.set(entries, (bytes = entriesBytes(entries)));
+  return bytes;
 }
 
 /** The last total computed for a node's entries map, while its size is unchanged (entries are only added). */

@@ -61,6 +61,47 @@ export class SpecMemos {
     this.references = new Map();
   }
 
+  private targets = new Map<string, { readonly raw: RawTarget['target']; readonly target: ImageTarget }>();
+  private targetsNow = new Map<string, { readonly raw: RawTarget['target']; readonly target: ImageTarget }>();
+
+  /**
+   * `raw` with its pull secrets, as the same object as last pass when nothing in it changed: a PrePullImage whose
+   * planning inputs did not change keeps its target object, by which the node planner finds what it planned from
+   * it before (PlanMemo). Keeps only this pass's targets (see endTargets).
+   */
+  target(raw: RawTarget['target'], pullSecrets: readonly string[]): ImageTarget {
+    const before = this.targets.get(raw.key);
+    let kept: ImageTarget;
+    if (before !== undefined && before.raw === raw && sameStrings(before.target.pullSecrets, pullSecrets)) kept = before.target;
+    else {
+      const t = { ...raw, pullSecrets };
+      kept = before !== undefined && sameTarget(before.target, t) ? before.target : t;
+    }
+    this.targetsNow.set(raw.key, { raw, target: kept });
+    return kept;
+  }
+
+  private readonly rawTargets = new WeakMap<DesiredPrePullImage, { readonly cached: PrePullImage | undefined; readonly round: number; readonly raw: RawTarget }>();
+
+  /** The target derived from `d` in an earlier pass, while its cached object and wanted round are the same. */
+  rawTarget(d: DesiredPrePullImage, cached: PrePullImage | undefined, round: number, make: () => RawTarget): RawTarget {
+    const known = this.rawTargets.get(d);
+    if (known !== undefined && known.cached === cached && known.round === round) {
+      // Keeps its reference remembered for the next pass (see endPass).
+      this.reference(d.spec.image);
+      return known.raw;
+    }
+    const raw = make();
+    this.rawTargets.set(d, { cached, round, raw });
+    return raw;
+  }
+
+  /** Ends a pass's targets: the next pass compares with these. */
+  endTargets(): void {
+    this.targets = this.targetsNow;
+    this.targetsNow = new Map();
+  }
+
   /** Compiled spec.nodes targeting, by the spec.nodes object. */
   targeting(nodes: NodeTargetingSpec): NodeTargeting | undefined {
     if (this.targetings.has(nodes)) return this.targetings.get(nodes);
@@ -68,6 +109,17 @@ export class SpecMemos {
     this.targetings.set(nodes, t);
     return t;
   }
+}
+
+/** Whether two targets plan alike: the same values, the same lists of pull secrets, the same spec objects. */
+function sameTarget(a: ImageTarget, b: ImageTarget): boolean {
+  const keys = Object.keys(a) as (keyof ImageTarget)[];
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((k) => (k === 'pullSecrets' ? sameStrings(a.pullSecrets, b.pullSecrets) : a[k] === b[k]));
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** The PrePullImages of a pass: desired (derived now) and cached, by `namespace/name`. */
@@ -194,16 +246,17 @@ function targetsOf(input: SpecInput): { raw: RawTarget[]; purgeDueAtMs: number |
     // it is a target already, under a key of its own: its image stays in spec.images and the agents answer the
     // old one's removal with Kept/Wanted instead of removing the image under the new pods (finding 14).
     const successor = c !== undefined && c.metadata.deletionTimestamp !== undefined;
-    out.push({
+    const round = roundOf(key);
+    out.push(memos.rawTarget(d, c, round, () => ({
       target: {
         key: successor ? successorKey(key) : key, namespace: d.namespace, name: d.name, image: memos.reference(d.spec.image), imageDigest: undefined,
         nodeNames: undefined, nodeSelector: d.spec.nodes.selector, placement: d.placement, targeting: memos.targeting(d.spec.nodes),
-        retry: d.spec.retry, timeout: d.spec.timeout, round: roundOf(key),
+        retry: d.spec.retry, timeout: d.spec.timeout, round,
         ...(d.spec.gateNewNodes === true ? { gatesNodes: true } : {}),
         ...(c?.metadata.creationTimestamp !== undefined ? { createdAt: c.metadata.creationTimestamp } : {}),
       },
       secretRefs: d.spec.imagePullSecrets.map((r) => secretKey(d.namespace, r.name)),
-    });
+    })));
   }
   for (const [key, p] of cached) {
     const deleting = p.metadata.deletionTimestamp !== undefined;
@@ -276,10 +329,8 @@ export function planSpecs(input: SpecInput): SpecPlan {
   const { raw, purgeDueAtMs } = targetsOf(input);
   input.memos.endPass();
   const secrets = planSecretCopies(raw.flatMap((t) => t.secretRefs), input.sourceSecret, copiesAsWritten(input));
-  const targets: ImageTarget[] = raw.map(({ target, secretRefs }) => ({
-    ...target,
-    pullSecrets: secretRefs.flatMap((r) => secrets.copyNames.get(r) ?? []),
-  }));
+  const targets: ImageTarget[] = raw.map(({ target, secretRefs }) => input.memos.target(target, secretRefs.flatMap((r) => secrets.copyNames.get(r) ?? [])));
+  input.memos.endTargets();
   const current = nodeImageSetsAsWritten(input.nodeImageSets, input.overlays);
   const nodePlan = planNodeImageSets({
     targets,

@@ -78,6 +78,8 @@ function filterAllows(f: NodeFilter, n: NodeInfo): boolean {
 export interface GroupMemo {
   ready: readonly NodeView[];
   groups: Map<string, readonly string[]>;
+  /** A target of each group key: what the key's nodes are evaluated with when some nodes change. */
+  groupTargets: Map<string, ImageTarget>;
 }
 
 /** Targets that select the same nodes, in key order. */
@@ -90,28 +92,83 @@ function sameObjects(a: readonly object[], b: readonly object[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-/** Groups targets by the nodes they select, evaluating each distinct (node filter, placement, targeting) once. */
+const groupKeys = new WeakMap<ImageTarget, string>();
+
+/** What decides the nodes a target selects, as a key; computed once per target object (targets are not changed). */
+function groupKeyOf(t: ImageTarget): string {
+  let key = groupKeys.get(t);
+  if (key === undefined) {
+    key = JSON.stringify([t.nodeNames === undefined ? null : [...t.nodeNames].sort(), t.nodeSelector ?? null, t.placement?.key ?? null, t.targeting?.key ?? null]);
+    groupKeys.set(t, key);
+  }
+  return key;
+}
+
+/** Whether target `t` wants node `n` (Ready and schedulable already): its node filter, placement and targeting. */
+function selects(t: ImageTarget, filter: NodeFilter, n: NodeInfo): boolean {
+  const { placement, targeting } = t;
+  // Both apply when both exist: the pods' placement and the PrePullImage's own targeting.
+  return filterAllows(filter, n) && (placement === undefined
+    ? listedImageAllows(targeting, n.node).eligible
+    : placementAllows(placement, n.node).eligible && (targeting === undefined || targetingAllows(targeting, n.node).eligible));
+}
+
+/** Above this share of the Ready nodes changed, every group is evaluated again instead of patched. */
+const PATCH_SHARE = 0.25;
+
+/**
+ * The memo's groups brought up to date with the Ready nodes as they are now: only the nodes added, removed or
+ * changed (another object) since are evaluated again, and a group whose nodes are the same keeps its array.
+ * Undefined when too much changed (every group is evaluated again).
+ */
+function patchedGroups(memo: GroupMemo, ready: readonly NodeInfo[]): Map<string, readonly string[]> | undefined {
+  const before = new Map(memo.ready.map((n) => [n.metadata?.name ?? '', n]));
+  const now = new Set<string>();
+  const changed: NodeInfo[] = [];
+  for (const n of ready) {
+    now.add(n.name);
+    if (before.get(n.name) !== n.node) changed.push(n);
+  }
+  const gone = [...before.keys()].filter((name) => !now.has(name));
+  if (changed.length + gone.length > Math.max(1, ready.length * PATCH_SHARE)) return undefined;
+  const stale = new Set([...gone, ...changed.map((n) => n.name)]);
+  const out = new Map<string, readonly string[]>();
+  for (const [key, names] of memo.groups) {
+    const t = memo.groupTargets.get(key);
+    if (t === undefined) continue;
+    const filter = nodeFilter(t);
+    const added = changed.filter((n) => selects(t, filter, n)).map((n) => n.name);
+    const kept = names.filter((name) => !stale.has(name));
+    const patched = added.length === 0 ? kept : [...kept, ...added].sort(compareStrings);
+    out.set(key, sameStrings(patched, names) ? names : patched);
+  }
+  return out;
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * Groups targets by the nodes they select, evaluating each distinct (node filter, placement, targeting) once;
+ * with a memo, only what changed since its pass (group keys, Ready nodes) is evaluated.
+ */
 export function eligibleGroups(targets: readonly ImageTarget[], ready: readonly NodeInfo[], memo: GroupMemo | undefined): TargetGroup[] {
   const readyNodes = ready.map((n) => n.node);
-  const known = memo !== undefined && sameObjects(memo.ready, readyNodes) ? memo.groups : new Map<string, readonly string[]>();
+  const known = memo === undefined ? new Map<string, readonly string[]>()
+    : sameObjects(memo.ready, readyNodes) ? memo.groups : patchedGroups(memo, ready) ?? new Map<string, readonly string[]>();
   const used = new Map<string, readonly string[]>();
+  const usedTargets = new Map<string, ImageTarget>();
   const groups = new Map<readonly string[], TargetGroup>();
   for (const t of targets) {
-    const groupKey = JSON.stringify([
-      t.nodeNames === undefined ? null : [...t.nodeNames].sort(), t.nodeSelector ?? null, t.placement?.key ?? null, t.targeting?.key ?? null,
-    ]);
+    const groupKey = groupKeyOf(t);
     let names = used.get(groupKey) ?? known.get(groupKey);
     if (names === undefined) {
       const filter = nodeFilter(t);
-      const { placement, targeting } = t;
-      // Both apply when both exist: the pods' placement and the PrePullImage's own targeting.
-      names = ready
-        .filter((n) => filterAllows(filter, n) && (placement === undefined
-          ? listedImageAllows(targeting, n.node).eligible
-          : placementAllows(placement, n.node).eligible && (targeting === undefined || targetingAllows(targeting, n.node).eligible)))
-        .map((n) => n.name);
+      names = ready.filter((n) => selects(t, filter, n)).map((n) => n.name);
     }
     used.set(groupKey, names);
+    if (!usedTargets.has(groupKey)) usedTargets.set(groupKey, t);
     // Different keys may select the same nodes; an empty selection is one group too (it wants nothing).
     let group = groups.get(names);
     if (group === undefined) groups.set(names, (group = { names, targets: [] }));
@@ -120,6 +177,7 @@ export function eligibleGroups(targets: readonly ImageTarget[], ready: readonly 
   if (memo !== undefined) {
     memo.ready = readyNodes;
     memo.groups = used;
+    memo.groupTargets = usedTargets;
   }
   return [...groups.values()];
 }

@@ -2,7 +2,7 @@
 // their size cap (plan/size-bound.ts). One Event per PrePullImage and set of such nodes: the same situation
 // pass after pass sends nothing more. Pure: no I/O.
 import { MAX_NODE_IMAGES, type PrePullImage } from '../../api/v1alpha1/index.ts';
-import { entriesBytes, entryBytes, MAX_NODE_IMAGE_SET_SPEC_BYTES } from '../plan/size-bound.ts';
+import { entryBytes, listBytes, MAX_NODE_IMAGE_SET_SPEC_BYTES } from '../plan/size-bound.ts';
 import { MAX_ENTRY_PULL_SECRETS, type ImageTarget, type NodePlan } from '../plan/node-plan.ts';
 import type { Write } from '../write/writes.ts';
 
@@ -32,7 +32,7 @@ export function leftOutForSize(plan: NodePlan, targets: readonly ImageTarget[]):
   // Most clusters have no node anywhere near the cap: find the ones that could be full first.
   const nearlyFull = new Map<string, { readonly count: number; readonly bytes: number; readonly released: ReadonlyMap<string, number> }>();
   for (const [name, set] of plan.nodeImageSets) {
-    const bytes = entriesBytes(set.spec.images);
+    const bytes = listBytes(set.spec.images);
     if (set.spec.images.length >= MAX_NODE_IMAGES || bytes + MAX_ENTRY_BYTES > MAX_NODE_IMAGE_SET_SPEC_BYTES) {
       nearlyFull.set(name, { count: set.spec.images.length, bytes, released: set.released });
     }

@@ -60,6 +60,19 @@ export class StatusMemo {
   reportedProblems = new Set<string>();
   /** PrePullImages and the full nodes a NodeImageSetFull Event was sent for (size-limit-events.ts). */
   reportedFull = new Set<string>();
+  /** The last pass's token of each node list, reused while its nodes' planned and cached objects are the same. */
+  nodesTokens = new Map<readonly string[], NodesToken>();
+}
+
+/** A node list's token and the planned and cached NodeImageSet objects it stands for. */
+interface NodesToken {
+  readonly planned: readonly unknown[];
+  readonly cached: readonly unknown[];
+  readonly token: string;
+}
+
+function sameItems(a: readonly unknown[], b: readonly unknown[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 export interface StatusInput {
@@ -123,14 +136,22 @@ function imageStatuses(input: StatusInput, targetByKey: ReadonlyMap<string, Imag
   const writes: Write[] = [];
   // A status depends on its target nodes' planned specs and cached NodeImageSets: one token per node list
   // (targets of one group share the list), so an image none of whose nodes changed is not rolled up again.
-  const nodesTokens = new Map<readonly string[], string>();
+  // The planner hands out the same planned objects while nothing changed: then the token is not built again.
+  const nodesTokens = new Map<readonly string[], NodesToken>();
   const nodesToken = (nodes: readonly string[]): string => {
-    let token = nodesTokens.get(nodes);
-    if (token === undefined) {
-      const parts = nodes.map((n) => `${plan.nodeImageSets.get(n)?.digest ?? ''}/${memo.ids.of(current.get(n))}`);
-      nodesTokens.set(nodes, (token = `${memo.ids.of(nodes)}:${digest(parts.join('\n'))}`));
+    let t = nodesTokens.get(nodes);
+    if (t === undefined) {
+      const planned = nodes.map((n) => plan.nodeImageSets.get(n));
+      const cached = nodes.map((n) => current.get(n));
+      const before = memo.nodesTokens.get(nodes);
+      if (before !== undefined && sameItems(before.planned, planned) && sameItems(before.cached, cached)) t = before;
+      else {
+        const parts = nodes.map((n, i) => `${planned[i]?.digest ?? ''}/${memo.ids.of(cached[i])}`);
+        t = { planned, cached, token: `${memo.ids.of(nodes)}:${digest(parts.join('\n'))}` };
+      }
+      nodesTokens.set(nodes, t);
     }
-    return token;
+    return t.token;
   };
   const rolledUp = new Map<string, RolledUpStatus>();
   let dueAtMs: number | undefined;
@@ -170,6 +191,7 @@ function imageStatuses(input: StatusInput, targetByKey: ReadonlyMap<string, Imag
     }
     writes.push({ kind: 'prePullImageStatus', key, ppi: p, status: r.status, events: r.events });
   }
+  memo.nodesTokens = nodesTokens;
   return { writes, rolledUp, phaseOf, phases, dueAtMs };
 }
 

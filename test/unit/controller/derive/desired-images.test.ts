@@ -158,5 +158,17 @@ describe('controller/desired-images', () => {
       for (const r of [changedSa, changedPolicy, changedWorkload]) expect(r.images.size).to.equal(2);
       expect([...changedWorkload.images.values()]).to.deep.equal([...desiredPrePullImages([inherit], [w2, other], sas).images.values()]);
     });
+
+    it('keeps the derived objects when only the policy\'s status changed (the informer hands out a new object)', () => {
+      const memo = new DesiredImagesMemo();
+      const spec = { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } } };
+      const w = workload({ name: 'a', podSpec: { containers: [{ name: 'app', image: 'r.example/a:1' }] } });
+      const first = desiredPrePullImages([policy('default', spec)], [w], noSAs, memo);
+      const withStatus = { ...policy('default', spec), status: { observedGeneration: 1 } };
+      const again = desiredPrePullImages([withStatus], [w], noSAs, memo);
+      expect(again.images.get('shop/deployment.a.app')).to.equal(first.images.get('shop/deployment.a.app'));
+      const other = desiredPrePullImages([policy('default', { ...spec, timeout: '20m' })], [w], noSAs, memo);
+      expect(other.images.get('shop/deployment.a.app')!.spec.timeout).to.equal('20m');
+    });
   });
 });

@@ -270,6 +270,37 @@ describe('controller/node-plan', () => {
       }
     });
 
+    it('plans exactly as without it over 200 random changes of nodes, targets and statuses', () => {
+      let seed = 12345;
+      const pick = (n: number): number => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return Math.floor((seed / 2 ** 31) * n);
+      };
+      const pools = ['a', 'b', 'c'];
+      const placements = pools.map((p) => compilePodPlacement({ nodeSelector: { pool: p } }));
+      const someNode = (i: number) => node({ name: `n${String(i).padStart(2, '0')}`, labels: { pool: pools[pick(3)]! }, ready: pick(5) !== 0, unschedulable: pick(8) === 0 });
+      let nodes = Array.from({ length: 12 }, (_, i) => someNode(i));
+      let targets = Array.from({ length: 6 }, (_, i) => target(`t${i}`, `r.example/t${i}:1`, i === 5 ? {} : { placement: placements[i % 3] }));
+      let current = new Map<string, NodeImageSetView>();
+      const memo = new PlanMemo();
+      const phases = ['Completed', 'Failed', 'Pulling', undefined] as const;
+      for (let step = 0; step < 200; step++) {
+        const i = pick(targets.length);
+        switch (pick(6)) {
+          case 0: nodes = nodes.map((n, j) => (j === pick(nodes.length) ? someNode(j) : n)); break;
+          case 1: nodes = pick(2) === 0 && nodes.length > 4 ? nodes.slice(0, -1) : [...nodes, someNode(nodes.length)]; break;
+          case 2: targets = targets.map((t, j) => (j === i ? { ...t, image: `r.example/t${j}:${step}` } : t)); break;
+          case 3: targets = targets.map((t, j) => (j === i ? { ...t, placement: placements[pick(3)] } : t)); break;
+          case 4: targets = targets.map((t, j) => (j === i ? { ...t, round: t.round + 1 } : t)); break;
+          default: current = asCurrent(plan({ targets, nodes, current, clusterPullBudget: 4 }), () => phases[pick(4)]);
+        }
+        for (const clusterPullBudget of [0, 4]) {
+          const input = { targets, nodes, current, clusterPullBudget };
+          expect(summary(plan({ ...input, memo })), `step ${step}, budget ${clusterPullBudget}`).to.deep.equal(summary(plan(input)));
+        }
+      }
+    });
+
     it('keeps the node lists of targets (the same arrays) while the nodes are the same objects', () => {
       const memo = new PlanMemo();
       const targets = [target('a', 'r.example/a:1'), target('b', 'r.example/b:1', { nodeNames: ['n2'] })];
@@ -277,9 +308,39 @@ describe('controller/node-plan', () => {
       const p2 = plan({ targets, memo, current: asCurrent(p1, () => 'Completed') });
       expect(p2.targetNodes.get('shop/a')).to.equal(p1.targetNodes.get('shop/a'));
       expect(p2.targetNodes.get('shop/b')).to.equal(p1.targetNodes.get('shop/b'));
+      // n3 changes (another object) and is still selected: only n3 is evaluated again, and the lists stay.
       const p3 = plan({ targets, memo, nodes: [...three.slice(0, 2), node({ name: 'n3' })] });
-      expect(p3.targetNodes.get('shop/a')).to.not.equal(p1.targetNodes.get('shop/a'));
-      expect(p3.targetNodes.get('shop/a')).to.deep.equal(p1.targetNodes.get('shop/a'));
+      expect(p3.targetNodes.get('shop/a')).to.equal(p1.targetNodes.get('shop/a'));
+      // n3 turns NotReady, then n4 joins: new lists, as evaluated afresh.
+      const p4 = plan({ targets, memo, nodes: [...three.slice(0, 2), node({ name: 'n3', ready: false })] });
+      expect(p4.targetNodes.get('shop/a')).to.deep.equal(['n1', 'n2']);
+      expect(p4.targetNodes.get('shop/b')).to.equal(p1.targetNodes.get('shop/b'));
+      const p5 = plan({ targets, memo, nodes: [...three, node({ name: 'n4' })] });
+      expect(p5.targetNodes.get('shop/a')).to.deep.equal(['n1', 'n2', 'n3', 'n4']);
+      expect(p5.targetNodes.get('shop/b')).to.deep.equal(['n2']);
+    });
+
+    it('plans again only the nodes a changed target selects: the others keep last pass\'s NodeImageSet objects', () => {
+      const memo = new PlanMemo();
+      const pools = (n: number) => node({ name: `n${n}`, labels: { pool: n % 2 === 0 ? 'even' : 'odd' } });
+      const nodes = [1, 2, 3, 4].map(pools);
+      const even = compilePodPlacement({ nodeSelector: { pool: 'even' } });
+      const odd = compilePodPlacement({ nodeSelector: { pool: 'odd' } });
+      const a = target('a', 'r.example/a:1', { placement: even });
+      const b = target('b', 'r.example/b:1', { placement: odd });
+      const first = plan({ targets: [a, b], nodes, memo });
+      const current = asCurrent(first, () => 'Completed');
+      const settled = plan({ targets: [a, b], nodes, current, memo });
+      const again = plan({ targets: [a, b], nodes, current, memo });
+      for (const n of ['n1', 'n2', 'n3', 'n4']) expect(again.nodeImageSets.get(n), n).to.equal(settled.nodeImageSets.get(n));
+      // `a` changes: the even nodes are planned again, the odd ones are what they were.
+      const changed = plan({ targets: [{ ...a, image: 'r.example/a:2' }, b], nodes, current, memo });
+      for (const n of ['n1', 'n3']) expect(changed.nodeImageSets.get(n), n).to.equal(settled.nodeImageSets.get(n));
+      for (const n of ['n2', 'n4']) expect(changed.nodeImageSets.get(n)!.spec.images.map((e) => e.image), n).to.deep.equal(['r.example/a:2']);
+      // Without the memo the same plan, built afresh.
+      const fresh = plan({ targets: [{ ...a, image: 'r.example/a:2' }, b], nodes, current });
+      expect([...fresh.nodeImageSets].map(([n, s]) => [n, s.digest])).to.deep.equal([...changed.nodeImageSets].map(([n, s]) => [n, s.digest]));
+      expect(fresh.nodeImageSets.get('n1')).to.not.equal(settled.nodeImageSets.get('n1'));
     });
 
     it('shares one spec among the nodes whose NodeImageSets hold exactly their images, each with its own digest', () => {

@@ -54,6 +54,23 @@ const ofKind = <K extends Write['kind']>(plan: WritePlan, kind: K): Extract<Writ
   plan.flatMap((s) => s.writes).filter((w): w is Extract<Write, { kind: K }> => w.kind === kind);
 
 describe('controller/plan/spec-plan', () => {
+  it('keeps a PrePullImage\'s target object while its planning inputs are the same, and makes a new one when they change', () => {
+    const memos = new SpecMemos();
+    const desired = derived();
+    const cached = new Map([[KEY, stored(desired.get(KEY)!)]]);
+    const first = planSpecs(input({ desired, cached, memos }));
+    const again = planSpecs(input({ desired, cached, memos }));
+    expect(again.targets[0]).to.equal(first.targets[0]);
+    // Another cached object (a status write) with the same planning inputs: still the same target.
+    const rewritten = planSpecs(input({ desired, cached: new Map([[KEY, stored(desired.get(KEY)!)]]), memos }));
+    expect(rewritten.targets[0]).to.equal(first.targets[0]);
+    const raised = planSpecs(input({ desired, cached, memos, roundOf: () => 1 }));
+    expect(raised.targets[0]).to.not.equal(first.targets[0]);
+    expect(raised.targets[0]).to.deep.equal({ ...first.targets[0], round: 1 });
+    const changed = planSpecs(input({ desired: derived('r.example/app:2'), cached, memos }));
+    expect(changed.targets[0]!.image).to.equal('r.example/app:2');
+  });
+
   it('writes secrets, then PrePullImages and finalizers, then NodeImageSets, in that order', () => {
     const plan = planSpecs(input());
     expect(kinds(plan.writes)).to.deep.equal([[], ['prePullImage'], [], ['nodeImageSet', 'nodeImageSet']]);
