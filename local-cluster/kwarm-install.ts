@@ -183,6 +183,19 @@ export async function waitKwarmReady(cluster: RealCluster, images: KwarmImageRef
   }
 }
 
+/**
+ * Waits until one of `controllers` holds the controller's Lease: the planner and the warm-up barrier run only
+ * on the leader, and a Lease an earlier install left behind lasts until it expires.
+ */
+export async function waitKwarmLeader(cluster: RealCluster, controllers: readonly PodJson[], timeoutMs = 60_000): Promise<void> {
+  const names = controllers.map((p) => p.metadata?.name ?? '').filter((n) => n !== '');
+  await waitFor(async () => {
+    const { stdout } = await cluster.kubectl(['get', 'lease', 'kwarm-controller', '-n', KWARM_NAMESPACE, '-o', 'jsonpath={.spec.holderIdentity}'], { allowFailure: true });
+    // The controller's identity is its hostname (the pod's name), '_' and a random suffix.
+    return names.some((n) => stdout.startsWith(`${n}_`));
+  }, { what: `one of ${names.join(', ')} to hold the kwarm-controller Lease`, timeoutMs, intervalMs: 500 });
+}
+
 async function waitNoKwarmPods(cluster: RealCluster): Promise<void> {
   await waitFor(async () => (await kwarmPods(cluster)).length === 0, { what: 'kwarm\'s pods gone', timeoutMs: 120_000, intervalMs: 1000 });
 }

@@ -17,7 +17,7 @@ import { KubeApiError, KubeClient } from '../../../lib/kube-client.ts';
 import { BUSYBOX } from '../../../local-cluster/busybox-images.ts';
 import { helm } from '../../../local-cluster/helm.ts';
 import { KWARM_NAMESPACE } from '../../../local-cluster/kwarm-access.ts';
-import { describePods, helmInstallKwarm, kwarmLogs, kwarmPods, podReady, RELEASE, waitKwarmReady, type KwarmInstallation } from '../../../local-cluster/kwarm-install.ts';
+import { describePods, helmInstallKwarm, kwarmLogs, kwarmPods, podReady, RELEASE, waitKwarmLeader, waitKwarmReady, type KwarmInstallation } from '../../../local-cluster/kwarm-install.ts';
 import { buildAndPushImage } from '../../../local-cluster/oci-image.ts';
 import { sharedRealCluster, type RealCluster } from '../../../local-cluster/real-cluster.ts';
 import { clientWithToken, kubeletIssuedToken } from '../../../local-cluster/pod-tokens.ts';
@@ -175,7 +175,10 @@ describe('e2e on real nodes: the warm-up barrier holds a joining node until its 
   before(async () => {
     cluster = await sharedRealCluster();
     kwarm = await helmInstallKwarm(cluster, { set: { 'controller.warmup.timeout': TIMEOUT_WORKING } });
-    await waitKwarmReady(cluster, kwarm.images);
+    const { controllers } = await waitKwarmReady(cluster, kwarm.images);
+    // The barrier runs on the leader only, and the nodes below must join while it runs: after an earlier
+    // install, its Lease lasts until it expires (seen: about 10 s after Ready, when the image was already there).
+    await waitKwarmLeader(cluster, controllers);
     await cluster.kubectl(['create', 'namespace', NS]);
     await waitFor(async () => (await cluster.kubectl(['get', 'serviceaccount', 'default', '-n', NS], { allowFailure: true })).code === 0,
       { what: `the default ServiceAccount of ${NS}`, timeoutMs: 60_000, intervalMs: 250 });
