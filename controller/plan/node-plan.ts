@@ -21,6 +21,7 @@ import { nodeAcceptsPulls, type NodeView } from './node-eligibility.ts';
 import { eligibleGroups, planRemovals, type ImageTarget, type NodeInfo, type TargetGroup } from './target-groups.ts';
 import { fitsNodeImageSet } from './size-bound.ts';
 import { PlanMemo, type ClassShaped, type MergedEntry, type NodeClass, type NodeList, type SettledNode } from './plan-memo.ts';
+import { sameItems } from '../../lib/same-items.ts';
 
 export type { ImageTarget } from './target-groups.ts';
 
@@ -261,7 +262,7 @@ function selectTargets(input: PlanInput, nodes: readonly NodeInfo[], ready: read
 function nodesOf(input: PlanInput): NodeList {
   const given = [...input.nodes];
   const known = input.memo?.nodes;
-  if (known !== undefined && known.given.length === given.length && known.given.every((n, i) => n === given[i])) return known;
+  if (known !== undefined && sameItems(known.given, given)) return known;
   const nodes: NodeInfo[] = [];
   for (const node of given) {
     const name = node.metadata?.name ?? '';

@@ -13,6 +13,7 @@ import { compileNodeTargeting, type NodeTargeting, type NodeTargetingSpec, type 
 import { PlanMemo, planNodeImageSets, type ImageTarget, type NodePlan } from './node-plan.ts';
 import type { NodeImageSetView } from './node-image-set-view.ts';
 import type { NamespaceLimits } from './namespace-limits.ts';
+import { sameItems } from '../../lib/same-items.ts';
 
 /** A cache as the stages read it: by key, and all values. */
 export interface CacheView<T> {
@@ -55,10 +56,15 @@ export class SpecMemos {
     return r;
   }
 
-  /** Forgets references no target used since the last call (called once per pass). */
+  /**
+   * Ends a pass (called once, after its targets are made): forgets references no target used since the last
+   * call, and keeps this pass's targets for the next one to compare with.
+   */
   endPass(): void {
     this.referencesBefore = this.references;
     this.references = new Map();
+    this.targets = this.targetsNow;
+    this.targetsNow = new Map();
   }
 
   private targets = new Map<string, { readonly raw: RawTarget['target']; readonly target: ImageTarget }>();
@@ -67,12 +73,12 @@ export class SpecMemos {
   /**
    * `raw` with its pull secrets, as the same object as last pass when nothing in it changed: a PrePullImage whose
    * planning inputs did not change keeps its target object, by which the node planner finds what it planned from
-   * it before (PlanMemo). Keeps only this pass's targets (see endTargets).
+   * it before (PlanMemo). Keeps only this pass's targets (see endPass).
    */
   target(raw: RawTarget['target'], pullSecrets: readonly string[]): ImageTarget {
     const before = this.targets.get(raw.key);
     let kept: ImageTarget;
-    if (before !== undefined && before.raw === raw && sameStrings(before.target.pullSecrets, pullSecrets)) kept = before.target;
+    if (before !== undefined && before.raw === raw && sameItems(before.target.pullSecrets, pullSecrets)) kept = before.target;
     else {
       const t = { ...raw, pullSecrets };
       kept = before !== undefined && sameTarget(before.target, t) ? before.target : t;
@@ -96,12 +102,6 @@ export class SpecMemos {
     return raw;
   }
 
-  /** Ends a pass's targets: the next pass compares with these. */
-  endTargets(): void {
-    this.targets = this.targetsNow;
-    this.targetsNow = new Map();
-  }
-
   /** Compiled spec.nodes targeting, by the spec.nodes object. */
   targeting(nodes: NodeTargetingSpec): NodeTargeting | undefined {
     if (this.targetings.has(nodes)) return this.targetings.get(nodes);
@@ -115,11 +115,7 @@ export class SpecMemos {
 function sameTarget(a: ImageTarget, b: ImageTarget): boolean {
   const keys = Object.keys(a) as (keyof ImageTarget)[];
   if (keys.length !== Object.keys(b).length) return false;
-  return keys.every((k) => (k === 'pullSecrets' ? sameStrings(a.pullSecrets, b.pullSecrets) : a[k] === b[k]));
-}
-
-function sameStrings(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
+  return keys.every((k) => (k === 'pullSecrets' ? sameItems(a.pullSecrets, b.pullSecrets) : a[k] === b[k]));
 }
 
 /** The PrePullImages of a pass: desired (derived now) and cached, by `namespace/name`. */
@@ -327,10 +323,9 @@ export function nodeImageSetsAsWritten(cache: CacheView<NodeImageSetView>, overl
 export function planSpecs(input: SpecInput): SpecPlan {
   const ppis = prePullImageWrites(input);
   const { raw, purgeDueAtMs } = targetsOf(input);
-  input.memos.endPass();
   const secrets = planSecretCopies(raw.flatMap((t) => t.secretRefs), input.sourceSecret, copiesAsWritten(input));
   const targets: ImageTarget[] = raw.map(({ target, secretRefs }) => input.memos.target(target, secretRefs.flatMap((r) => secrets.copyNames.get(r) ?? [])));
-  input.memos.endTargets();
+  input.memos.endPass();
   const current = nodeImageSetsAsWritten(input.nodeImageSets, input.overlays);
   const nodePlan = planNodeImageSets({
     targets,

@@ -5,6 +5,7 @@ import { MAX_IMAGE_SOURCES, MAX_NODE_REMOVALS, type LabelSelector, type Retry } 
 import { compileLabelSelector, compiledSelectorMatches, type CompiledLabelSelector } from './label-selector.ts';
 import { compareStrings, type NodeRemoval } from './node-image-set-digest.ts';
 import { listedImageAllows, placementAllows, targetingAllows, type NodeTargeting, type NodeView, type PodPlacement } from './node-eligibility.ts';
+import { sameItems } from '../../lib/same-items.ts';
 
 /** One PrePullImage as the planner sees it, derived or hand-written. */
 export interface ImageTarget {
@@ -88,10 +89,6 @@ export interface TargetGroup {
   readonly targets: ImageTarget[];
 }
 
-function sameObjects(a: readonly object[], b: readonly object[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 const groupKeys = new WeakMap<ImageTarget, string>();
 
 /** What decides the nodes a target selects, as a key; computed once per target object (targets are not changed). */
@@ -140,13 +137,9 @@ function patchedGroups(memo: GroupMemo, ready: readonly NodeInfo[]): Map<string,
     const added = changed.filter((n) => selects(t, filter, n)).map((n) => n.name);
     const kept = names.filter((name) => !stale.has(name));
     const patched = added.length === 0 ? kept : [...kept, ...added].sort(compareStrings);
-    out.set(key, sameStrings(patched, names) ? names : patched);
+    out.set(key, sameItems(patched, names) ? names : patched);
   }
   return out;
-}
-
-function sameStrings(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /**
@@ -156,7 +149,7 @@ function sameStrings(a: readonly string[], b: readonly string[]): boolean {
 export function eligibleGroups(targets: readonly ImageTarget[], ready: readonly NodeInfo[], memo: GroupMemo | undefined): TargetGroup[] {
   const readyNodes = ready.map((n) => n.node);
   const known = memo === undefined ? new Map<string, readonly string[]>()
-    : sameObjects(memo.ready, readyNodes) ? memo.groups : patchedGroups(memo, ready) ?? new Map<string, readonly string[]>();
+    : sameItems(memo.ready, readyNodes) ? memo.groups : patchedGroups(memo, ready) ?? new Map<string, readonly string[]>();
   const used = new Map<string, readonly string[]>();
   const usedTargets = new Map<string, ImageTarget>();
   const groups = new Map<readonly string[], TargetGroup>();

@@ -22,6 +22,7 @@ import { purgeRollup, purgeSummary, purgingStatus } from './purge-rollup.ts';
 import { startRollup, withStarts } from './start-rollup.ts';
 import { configMapProblemText, prePullImageStatus, prePullPolicyStatus, type StatusEvent } from './status-rollup.ts';
 import { leftOutForSize, sizeLimitEvents } from './size-limit-events.ts';
+import { sameItems } from '../../lib/same-items.ts';
 
 /** Small numbers naming objects by identity, for fingerprints of a status's inputs. */
 class ObjectIds {
@@ -69,10 +70,6 @@ interface NodesToken {
   readonly planned: readonly unknown[];
   readonly cached: readonly unknown[];
   readonly token: string;
-}
-
-function sameItems(a: readonly unknown[], b: readonly unknown[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 export interface StatusInput {
