@@ -73,6 +73,8 @@ interface Derived {
   readonly sets: PrePullImageSets;
   readonly evaluations: ReadonlyMap<string, PolicyEvaluation>;
   readonly listed: ReadonlyMap<string, ListedEvaluation>;
+  /** Sources the policies name that have not listed yet (see SpecInput.sourcesListing). */
+  readonly listing: readonly string[];
 }
 
 export class Pass {
@@ -132,6 +134,7 @@ export class Pass {
       },
       evaluations: workloadImages.policies,
       listed: listed.policies,
+      listing: [...src.workloads.unsynced(), ...argoUncertain, ...[...pendingPolicies].map((name) => `ConfigMaps of ${name}`)],
     };
   }
 
@@ -182,6 +185,7 @@ export class Pass {
       },
       nodes,
       warming,
+      sourcesListing: derived.listing.length > 0,
       nodeImageSets: src.nodeImageSets,
       secretCopies: { get: (name) => src.secretCopies.get(secretKey(this.o.namespace, name)), values: () => src.secretCopies.values() },
       sourceSecret: (key) => src.sourceSecret(key),
@@ -192,6 +196,7 @@ export class Pass {
       agents: { nowMs: refreshAt, staleMs: this.o.agentStaleMs },
       nowMs: refreshAt,
     }));
+    if (warming.size > 0 && derived.listing.length > 0) log.debug('warming nodes with nothing to gate them wait for sources still listing', { sources: derived.listing });
     for (const key of spec.shadowed) log.debug('a hand-written PrePullImage has the name kwarm would derive; leaving it alone', { prePullImage: key });
     const b = await apply(spec.writes, refreshAt);
 

@@ -138,6 +138,12 @@ export interface SpecInput extends PrePullImageSets {
   readonly nodes: Iterable<NodeView>;
   /** Nodes carrying the warm-up taint: they get a NodeImageSet even with nothing to pull. */
   readonly warming?: ReadonlySet<string>;
+  /**
+   * Some source a policy names (a workload kind, its ConfigMaps, an Argo kind) has not listed yet, so images
+   * may be missing from this pass. A warming node is then not told that nothing gates it: a NodeImageSet
+   * without gating images would have the barrier lift the node before those images are known.
+   */
+  readonly sourcesListing?: boolean;
   readonly nodeImageSets: CacheView<NodeImageSetView>;
   /** Pull secret copies in kwarm's namespace, by name. */
   readonly secretCopies: CacheView<SecretView>;
@@ -342,6 +348,7 @@ export function planSpecs(input: SpecInput): SpecPlan {
   });
   const nodeImageSets: Write[] = [];
   for (const [name, planned] of nodePlan.nodeImageSets) {
+    if (input.sourcesListing === true && input.warming?.has(name) === true && planned.spec.gatingImages === undefined) continue;
     const cur = current.get(name);
     if (cur === undefined || cur.specDigest !== planned.digest) nodeImageSets.push({ kind: 'nodeImageSet', planned, current: cur });
   }

@@ -18,6 +18,12 @@ export interface WarmupOptions {
    * condition instead (Node Readiness Controller). Off: nodes without the taint are left alone.
    */
   readonly conditionOnNewNodes: boolean;
+  /**
+   * From the barrier's start (as for the timeout) until "nothing gates this node" lifts it. The controller's
+   * watches are not one snapshot: a workload created just before the node may reach it just after, and a
+   * NodeImageSet planned without it would lift the node for good.
+   */
+  readonly settleMs: number;
 }
 
 export interface NodeTaint {
@@ -216,6 +222,11 @@ export function decideBarrier(node: WarmupNodeView, set: WarmupImageSetView | un
   const deadlineMs = startMs + opts.timeoutMs;
 
   const w = warmth(node, set, nowMs, opts);
+  const settledAtMs = Math.min(startMs + opts.settleMs, deadlineMs);
+  if (w.kind === 'lift' && w.reason === 'NoGatingImages' && nowMs < settledAtMs) {
+    const message = `nothing gates this node so far; kwarm-controller waits until ${durationText(opts.settleMs)} after the node joined for workloads it may not have seen yet`;
+    return { removeTaint: false, condition: conditionFor(node.imagesWarm, 'False', 'NotPlanned', message, nowMs), event: undefined, recheckAtMs: settledAtMs };
+  }
   if (w.kind === 'lift') return lifted(node, hasTaint, w.reason, w.message, nowMs);
   if (nowMs >= deadlineMs) {
     const message = `warm-up timeout of ${durationText(opts.timeoutMs)} passed before the images were warm (${w.reason}: ${w.message})`;
@@ -238,6 +249,9 @@ function lifted(node: WarmupNodeView, hasTaint: boolean, reason: LiftReason, mes
  */
 export const AGENT_STALE_MS = 15 * 60_000;
 
+/** See WarmupOptions.settleMs: far longer than watch events of one moment arrive apart, far shorter than a node's boot. */
+export const WARMUP_SETTLE_MS = 5000;
+
 /** Validated barrier options from the controller's flags; throws with a message naming the flag. */
 export function warmupOptions(taintKey: string, timeout: string, conditionOnNewNodes = false, agentStaleMs = AGENT_STALE_MS): WarmupOptions {
   if (!TAINT_KEY.test(taintKey) || taintKey.length > 316) {
@@ -245,7 +259,7 @@ export function warmupOptions(taintKey: string, timeout: string, conditionOnNewN
   }
   const timeoutMs = durationMilliseconds(timeout);
   if (timeoutMs === undefined || timeoutMs <= 0) throw new Error(`--warmup-timeout "${timeout}" is not a positive duration such as 10m`);
-  return { taintKey, timeoutMs, agentStaleMs, conditionOnNewNodes };
+  return { taintKey, timeoutMs, agentStaleMs, conditionOnNewNodes, settleMs: WARMUP_SETTLE_MS };
 }
 
 // A qualified name: optional DNS subdomain prefix and '/', then a name of up to 63 characters.

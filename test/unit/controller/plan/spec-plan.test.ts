@@ -116,6 +116,20 @@ describe('controller/plan/spec-plan', () => {
     expect(ofKind(plan.writes, 'purgeFinalizer').map((w) => w.add)).to.deep.equal([true]);
   });
 
+  it('while a source is still listing, a warming node gets no NodeImageSet that would say nothing gates it; gating ones and other nodes are written', () => {
+    const nodes = [node({ name: 'n1' }), node({ name: 'n2' })];
+    const written = (over: Partial<SpecInput>): string[] => ofKind(planSpecs(input({ nodes, desired: new Map(), ...over })).writes, 'nodeImageSet').map((w) => w.planned.node);
+    expect(written({ warming: new Set(['n2']) })).to.deep.equal(['n2']);
+    expect(written({ warming: new Set(['n2']), sourcesListing: true })).to.deep.equal([]);
+    // An image that does not gate: n1 gets it, warming n2 waits (its spec would still say nothing gates it).
+    expect(written({ desired: derived(), warming: new Set(['n2']), sourcesListing: true })).to.deep.equal(['n1']);
+    const p = policy('web', { selector: { matchLabels: { 'kwarm.io/enabled': 'true' } }, gateNewNodes: true });
+    const gating = new Map(desiredPrePullImages([p], [workload({ name: 'web', podSpec: { containers: [{ name: 'app', image: 'r.example/app:1' }] } })], new Map()).images);
+    const plan = planSpecs(input({ nodes, desired: gating, warming: new Set(['n2']), sourcesListing: true }));
+    const n2 = ofKind(plan.writes, 'nodeImageSet').find((w) => w.planned.node === 'n2');
+    expect(n2?.planned.spec.gatingImages).to.equal(1);
+  });
+
   it('writes only the NodeImageSets whose spec differs from the one written', () => {
     const first = planSpecs(input());
     const n1 = ofKind(first.writes, 'nodeImageSet').find((w) => w.planned.node === 'n1')!.planned;

@@ -3,6 +3,7 @@ import {
   AGENT_STALE_MS,
   barrierApplies,
   decideBarrier,
+  WARMUP_SETTLE_MS,
   warmupOptions,
   type ImageProgress,
   type NodeConditionView,
@@ -107,6 +108,21 @@ describe('controller/warmup/barrier-decision', () => {
       expect(d.condition?.reason).to.equal('NoGatingImages');
     });
 
+    it('when nothing gates the node, only once WARMUP_SETTLE_MS have passed since it joined (a workload may reach the controller after the node)', () => {
+      const empty = set({ gatingImages: 0, gating: [] });
+      const early = decideBarrier(node(), empty, T0 + 1000, OPTS);
+      expect(early.removeTaint).to.equal(false);
+      expect(early.condition).to.include({ status: 'False', reason: 'NotPlanned' });
+      expect(early.condition?.message).to.include('5s after the node joined');
+      expect(early.recheckAtMs).to.equal(T0 + WARMUP_SETTLE_MS);
+      expect(decideBarrier(node(), empty, T0 + WARMUP_SETTLE_MS, OPTS).condition?.reason).to.equal('NoGatingImages');
+      // Counted from the taint's timeAdded when the API recorded one, and never past the timeout.
+      const added = new Date(T0 + MINUTE).toISOString();
+      const retainted = node({ taints: [{ key: KEY, effect: 'NoSchedule', timeAdded: added }] });
+      expect(decideBarrier(retainted, empty, T0 + MINUTE + 1000, OPTS).removeTaint).to.equal(false);
+      expect(decideBarrier(node(), empty, T0 + 1000, { ...OPTS, timeoutMs: 1000 }).condition).to.include({ status: 'True', reason: 'NoGatingImages' });
+    });
+
     it('when a gating image Failed and nothing else can still arrive, with a Warning Event', () => {
       const d = decideBarrier(node(), set({}, { [A]: 'Completed', [B]: 'Failed' }), T0 + MINUTE, OPTS);
       expect(d.removeTaint).to.equal(true);
@@ -190,7 +206,7 @@ describe('controller/warmup/barrier-decision', () => {
 
   describe('warmupOptions', () => {
     it('accepts qualified taint keys and positive durations', () => {
-      expect(warmupOptions('example.com/warm-up', '90s')).to.deep.equal({ taintKey: 'example.com/warm-up', timeoutMs: 90_000, agentStaleMs: AGENT_STALE_MS, conditionOnNewNodes: false });
+      expect(warmupOptions('example.com/warm-up', '90s')).to.deep.equal({ taintKey: 'example.com/warm-up', timeoutMs: 90_000, agentStaleMs: AGENT_STALE_MS, conditionOnNewNodes: false, settleMs: WARMUP_SETTLE_MS });
       expect(warmupOptions('warming', '1h').timeoutMs).to.equal(3_600_000);
     });
 
