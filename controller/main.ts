@@ -162,6 +162,7 @@ async function main(): Promise<number> {
     resyncPeriodMs: duration('resync-period', argv['resync-period']),
     argoDiscoveryIntervalMs: duration('argo-discovery-interval', argv['argo-discovery-interval']),
     warmupTaintKey: warmup.taintKey,
+    ...(warmup.conditionOnNewNodes ? { warmupNewNodesMs: warmup.timeoutMs } : {}),
     agentStaleMs,
     writeConcurrency: positiveInteger('write-concurrency', argv['write-concurrency']),
   });

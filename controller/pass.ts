@@ -18,7 +18,7 @@ import { planStatuses, StatusMemo } from './status/status-plan.ts';
 import { isManaged, metaTime } from './write/api-objects.ts';
 import { Overlays } from './write/overlays.ts';
 import { writeCount, type WritePlan } from './write/writes.ts';
-import { withoutWarmupTaint } from './warmup/decode.ts';
+import { warmsWithoutTaint, withoutWarmupTaint } from './warmup/decode.ts';
 import type { NodeView } from './plan/node-eligibility.ts';
 import type { NamespaceLimits } from './plan/namespace-limits.ts';
 import { Writer, type ApiWriter } from './write/writer.ts';
@@ -40,6 +40,11 @@ export interface PassOptions {
   readonly now: () => Date;
   /** --warmup-taint: no workload tolerates it, so the planner sees nodes without it. */
   readonly warmupTaintKey: string;
+  /**
+   * --warmup-condition-on-new-nodes: nodes younger than this (the warm-up timeout) are warming without the taint
+   * too (warmup/decode.ts warmsWithoutTaint). Absent: only tainted nodes are.
+   */
+  readonly warmupNewNodesMs?: number;
   /** --agent-stale-after: an agent silent this long holds no budget and gets no new pulls. */
   readonly agentStaleMs: number;
   /** --max-images-per-namespace (0: no cap); kwarm's own namespace is not capped. */
@@ -170,9 +175,11 @@ export class Pass {
     const taintKey = this.o.warmupTaintKey;
     const nodes: NodeView[] = [];
     const warming = new Set<string>();
+    const newNodesMs = this.o.warmupNewNodesMs;
     for (const n of src.nodes.values()) {
       const view = withoutWarmupTaint(n, taintKey);
-      if (view !== n && n.metadata?.name !== undefined) warming.add(n.metadata.name);
+      const warms = view !== n || (newNodesMs !== undefined && warmsWithoutTaint(n, refreshAt, newNodesMs));
+      if (warms && n.metadata?.name !== undefined) warming.add(n.metadata.name);
       nodes.push(view);
     }
     const spec = timed(() => planSpecs({

@@ -44,6 +44,8 @@ export interface ControllerOptions {
   readonly identity: string;
   /** --warmup-taint; default DEFAULT_WARMUP_TAINT_KEY. */
   readonly warmupTaintKey?: string;
+  /** --warmup-condition-on-new-nodes: the warm-up timeout; absent when off (see PassOptions.warmupNewNodesMs). */
+  readonly warmupNewNodesMs?: number;
   /** --agent-stale-after; default AGENT_STALE_MS. */
   readonly agentStaleMs?: number;
   readonly now?: () => Date;
@@ -80,6 +82,7 @@ export class Controller {
       clusterPullBudget: opts.clusterPullBudget, maxPullsPerNode: opts.maxPullsPerNode, warmupTaintKey: opts.warmupTaintKey ?? DEFAULT_WARMUP_TAINT_KEY,
       agentStaleMs: opts.agentStaleMs ?? AGENT_STALE_MS, maxImagesPerNamespace: opts.maxImagesPerNamespace ?? 0,
       ...(opts.namespaceLimits !== undefined ? { namespaceLimits: opts.namespaceLimits } : {}),
+      ...(opts.warmupNewNodesMs !== undefined ? { warmupNewNodesMs: opts.warmupNewNodesMs } : {}),
       statusProgressIntervalMs: opts.statusProgressIntervalMs ?? 5000, writeConcurrency: opts.writeConcurrency ?? DEFAULT_WRITE_CONCURRENCY,
       newWork: () => this.dirty,
     });

@@ -57,6 +57,8 @@ export interface NodeView {
     readonly name?: string;
     readonly uid?: string;
     readonly labels?: Readonly<Record<string, string>>;
+    /** metadata.creationTimestamp, for the warm-up barrier's new nodes (--warmup-condition-on-new-nodes). */
+    readonly createdAt?: string;
   };
   readonly spec?: {
     readonly unschedulable?: boolean;

@@ -8,6 +8,7 @@ import { decode } from '../../api/schema.ts';
 import { defined, field, isRecord, list, sameProjection, str, stringMap, type RawObject } from '../../lib/raw.ts';
 import { termOf, tolerationOf } from './scheduling-decode.ts';
 import {
+  IMAGES_WARM_CONDITION,
   NODE_PULL_PHASES,
   nodeImageSetSpecSchema,
   prePullImageSchema,
@@ -147,16 +148,24 @@ export function decodeNode(raw: unknown, previous?: NodeView, shared?: SharedVal
   const conditions = field(raw, 'status', 'conditions');
   const ready = Array.isArray(conditions) ? (conditions as unknown[]).find((c) => field(c, 'type') === 'Ready') : undefined;
   const readyStatus = str(field(ready, 'status'));
+  const warm = Array.isArray(conditions) ? (conditions as unknown[]).find((c) => field(c, 'type') === IMAGES_WARM_CONDITION) : undefined;
+  const warmStatus = str(field(warm, 'status'));
   const taints = list(field(raw, 'spec', 'taints'), taintOf);
   const allocatable = extendedAllocatable(field(raw, 'status', 'allocatable'), intern);
   const node: NodeView = {
-    metadata: { name, ...defined({ uid: str(field(raw, 'metadata', 'uid')) }), labels: internedMap(field(raw, 'metadata', 'labels'), intern) },
+    metadata: {
+      name, ...defined({ uid: str(field(raw, 'metadata', 'uid')), createdAt: str(field(raw, 'metadata', 'creationTimestamp')) }),
+      labels: internedMap(field(raw, 'metadata', 'labels'), intern),
+    },
     spec: {
       ...(field(raw, 'spec', 'unschedulable') === true ? { unschedulable: true } : {}),
       ...(taints.length > 0 ? { taints } : {}),
     },
     status: {
-      conditions: readyStatus === undefined ? [] : [{ type: 'Ready', status: readyStatus }],
+      conditions: [
+        ...(readyStatus === undefined ? [] : [{ type: 'Ready', status: readyStatus }]),
+        ...(warmStatus === undefined ? [] : [{ type: IMAGES_WARM_CONDITION, status: warmStatus }]),
+      ],
       ...(allocatable !== undefined ? { allocatable } : {}),
     },
   };

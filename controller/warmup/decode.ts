@@ -83,6 +83,19 @@ export function decodeWarmupImageSet(raw: unknown): WarmupImageSetView | undefin
 const plannerViews = new WeakMap<NodeView, NodeView>();
 
 /**
+ * Whether a node without kwarm's taint is warming for the barrier all the same (--warmup-condition-on-new-nodes,
+ * see barrierApplies): its ImagesWarm is False, or it has none and is younger than `windowMs` (the warm-up
+ * timeout). Such a node, like a tainted one, gets a NodeImageSet even with nothing to pull, so the barrier can
+ * set its condition True at once instead of at the timeout.
+ */
+export function warmsWithoutTaint(node: NodeView, nowMs: number, windowMs: number): boolean {
+  const warm = node.status?.conditions?.find((c) => c.type === IMAGES_WARM_CONDITION)?.status;
+  if (warm !== undefined) return warm !== 'True';
+  const created = Date.parse(node.metadata?.createdAt ?? '');
+  return !Number.isNaN(created) && nowMs < created + windowMs;
+}
+
+/**
  * The node lifecycle controller's taints on a node that has not reported Ready (NoSchedule, and NoExecute which
  * pods tolerate for 300 s through the DefaultTolerationSeconds admission plugin, not through their template);
  * removed once it has.

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { NodeView } from '../../../../controller/plan/node-eligibility.ts';
-import { decodeWarmupImageSet, decodeWarmupNode, withoutWarmupTaint } from '../../../../controller/warmup/decode.ts';
+import { decodeNode } from '../../../../controller/sources/decode.ts';
+import { decodeWarmupImageSet, decodeWarmupNode, warmsWithoutTaint, withoutWarmupTaint } from '../../../../controller/warmup/decode.ts';
 
 const KEY = 'kwarm.io/warming';
 
@@ -42,6 +43,20 @@ describe('controller/warmup/decode', () => {
     expect([...(view?.progress ?? [])]).to.deep.equal([['a', { phase: 'Completed', round: 2 }]]);
     expect(view?.heartbeatTime).to.equal('2026-01-01T10:02:00Z');
     expect(decodeWarmupImageSet({ metadata: { name: 'n1' }, spec: {} })).to.deep.include({ ownerUid: undefined, gatingImages: 0, gating: [] });
+  });
+
+  it('counts a node without the taint as warming while it is younger than the window and not ImagesWarm True, or while its ImagesWarm is False', () => {
+    const created = '2026-01-01T10:00:00Z';
+    const t0 = Date.parse(created);
+    const at = (warm?: string): NodeView => decodeNode({
+      metadata: { name: 'n1', uid: 'u1', creationTimestamp: created },
+      status: { conditions: [{ type: 'Ready', status: 'True' }, ...(warm !== undefined ? [{ type: 'ImagesWarm', status: warm }] : [])] },
+    })!;
+    expect(warmsWithoutTaint(at(), t0 + 1000, 60_000)).to.equal(true);
+    expect(warmsWithoutTaint(at(), t0 + 60_000, 60_000)).to.equal(false);
+    expect(warmsWithoutTaint(at('True'), t0 + 1000, 60_000)).to.equal(false);
+    expect(warmsWithoutTaint(at('False'), t0 + 120_000, 60_000)).to.equal(true);
+    expect(warmsWithoutTaint(decodeNode({ metadata: { name: 'n2' } })!, t0, 60_000)).to.equal(false);
   });
 
   it('shows the planner a warming node without kwarm\'s taint, the same object each time', () => {
