@@ -298,8 +298,15 @@ async function main(): Promise<void> {
       const planBefore = metricValue(before, 'kwarm_reconcile_plan_duration_seconds_sum') ?? 0;
       const changeMark = await mark();
       const tChange = Date.now();
+      // For lining up with the controller's log (--controller-log=debug: its 'reconciled' lines give passMs and specWritesMs).
+      console.log(`${label}: Deployment patched at ${new Date(tChange).toISOString()}`);
       await admin.patch(`/apis/apps/v1/namespaces/${changed.ns}/deployments/${changed.name}`, 'merge', { spec: { template: { spec: { containers: [{ name: 'app', image: newImage }] } } } }, signal);
-      await waitUntil('all affected NodeImageSets to want the new image', 300_000, () => affected.every((n) => nis.get(n)?.images.some((e) => e.image === newImage) === true));
+      let firstMs: number | undefined;
+      await waitUntil('all affected NodeImageSets to want the new image', 300_000, () => {
+        const done = affected.filter((n) => nis.get(n)?.images.some((e) => e.image === newImage) === true).length;
+        if (done > 0) firstMs ??= Date.now() - tChange;
+        return done === affected.length;
+      });
       const toNis = Date.now() - tChange;
       console.log(describeWindow(`${label} until all affected NodeImageSets updated`, changeMark, await mark()));
       const toCompleted = await waitUntil('the PrePullImage to be Completed again', 300_000, async () => {
@@ -313,7 +320,7 @@ async function main(): Promise<void> {
       const total = (metricValue(after, 'kwarm_api_writes_total') ?? 0) - (metricValue(before, 'kwarm_api_writes_total') ?? 0);
       const passes = (metricValue(after, 'kwarm_reconcile_duration_seconds_count') ?? 0) - passesBefore;
       const passSeconds = (metricValue(after, 'kwarm_reconcile_duration_seconds_sum') ?? 0) - sumBefore;
-      console.log(`${label} on ${affected.length} affected nodes: all their NodeImageSets updated in ${toNis} ms (since the Deployment patch), PrePullImage Completed in ${toNis + toCompleted} ms`);
+      console.log(`${label} on ${affected.length} affected nodes: all their NodeImageSets updated in ${toNis} ms (since the Deployment patch; the first after ${firstMs ?? toNis} ms), PrePullImage Completed in ${toNis + toCompleted} ms`);
       const refused = (metricValue(after, 'kwarm_api_write_errors_total') ?? 0) - (metricValue(before, 'kwarm_api_write_errors_total') ?? 0);
       console.log(`  writes for the change: ${total} (${byKind.filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ')}); affected nodes + constant = ${affected.length} + ${total - affected.length}; refused by the API server: ${refused}`);
       const goalMs = 2000 + (affected.length / writeRate) * 1000;

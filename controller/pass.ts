@@ -147,6 +147,7 @@ export class Pass {
   async run(signal: AbortSignal): Promise<PassResult> {
     const { log, metrics, informers: src } = this.o;
     const overlays = this.overlays;
+    const passStart = performance.now();
     let computeMs = 0;
     const timed = <T>(compute: () => T): T => {
       const start = performance.now();
@@ -205,7 +206,9 @@ export class Pass {
     }));
     if (warming.size > 0 && derived.listing.length > 0) log.debug('warming nodes with nothing to gate them wait for sources still listing', { sources: derived.listing });
     for (const key of spec.shadowed) log.debug('a hand-written PrePullImage has the name kwarm would derive; leaving it alone', { prePullImage: key });
+    const specStart = performance.now();
     const b = await apply(spec.writes, refreshAt);
+    const specWritesMs = performance.now() - specStart;
 
     // C. Statuses back up, and Events on transitions.
     const statusAt = this.o.now().getTime();
@@ -243,7 +246,7 @@ export class Pass {
       log.debug('reconciled', {
         secrets, prePullImages, nodeImageSets, statuses: status.writes[0]?.writes.length ?? 0, policies: status.writes[2]?.writes.length ?? 0,
         deleted: writeCount(deletes), unfinished: spec.nodePlan.unfinished, held: spec.nodePlan.held, withoutAgent: spec.nodePlan.withoutAgent,
-        computeMs: Math.round(computeMs),
+        computeMs: Math.round(computeMs), specWritesMs: Math.round(specWritesMs), passMs: Math.round(performance.now() - passStart),
       });
     }
     const dueAtMs = earliest([refresh.dueAtMs, status.dueAtMs, spec.nodePlan.dueAtMs, spec.purgeDueAtMs, a.retryAtMs, b.retryAtMs, c.retryAtMs, d.retryAtMs]);
