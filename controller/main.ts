@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import type { Logger } from 'winston';
 import { DEFAULT_WARMUP_TAINT_KEY, DEFAULT_WARMUP_TIMEOUT, durationMilliseconds } from '../api/v1alpha1/index.ts';
 import { defaultAccessSource, isFile, loadClusterAccess } from '../lib/cluster-access.ts';
 import { closeServer, serveHealth, serveMetrics, type Check } from '../lib/endpoints.ts';
@@ -110,6 +111,18 @@ function readinessChecks(o: {
     webhook: () => o.webhook()?.check() ?? { ok: true },
     pullCredentials: () => o.credentials()?.check() ?? { ok: true },
   };
+}
+
+/** The Lease election the --leader-elect-* flags describe. */
+function leaderElector(argv: Awaited<ReturnType<typeof parseFlags>>, client: KubeClient, log: Logger, identity: string): LeaderElector {
+  return new LeaderElector({
+    client, log, identity,
+    namespace: argv.namespace,
+    name: argv['leader-election-id'],
+    leaseDurationSeconds: Math.ceil(duration('leader-elect-lease-duration', argv['leader-elect-lease-duration']) / 1000),
+    renewDeadlineMs: duration('leader-elect-renew-deadline', argv['leader-elect-renew-deadline']),
+    retryPeriodMs: duration('leader-elect-retry-period', argv['leader-elect-retry-period']),
+  });
 }
 
 async function main(): Promise<number> {
@@ -228,14 +241,7 @@ async function main(): Promise<number> {
   let code = 0;
   try {
     if (argv['leader-elect']) {
-      elector = new LeaderElector({
-        client, log, identity,
-        namespace: argv.namespace,
-        name: argv['leader-election-id'],
-        leaseDurationSeconds: Math.ceil(duration('leader-elect-lease-duration', argv['leader-elect-lease-duration']) / 1000),
-        renewDeadlineMs: duration('leader-elect-renew-deadline', argv['leader-elect-renew-deadline']),
-        retryPeriodMs: duration('leader-elect-retry-period', argv['leader-elect-retry-period']),
-      });
+      elector = leaderElector(argv, client, log, identity);
       const outcome = await elector.run(stop.signal, async (leaderSignal) => {
         metrics.leader.set(1);
         try {

@@ -274,13 +274,17 @@ function nodesOf(input: PlanInput): NodeList {
   return list;
 }
 
-export function planNodeImageSets(input: PlanInput): NodePlan {
-  const { nodes, ready } = nodesOf(input);
-  const { refused, targets, groups, targetNodes, removalsOn, memberOf } = selectTargets(input, nodes, ready);
-
-  // Entries are shared between nodes wanting the same image for the same targets, and kept from the last pass
-  // while the targets are the same objects (plan-memo.ts).
-  const memo = input.memo;
+/**
+ * The pass's merged entries and node classes. Entries are shared between nodes wanting the same image for the
+ * same targets, and kept from the last pass while the targets are the same objects (plan-memo.ts); a merge
+ * that leaves a digest unchecked refuses the pinning PrePullImage in `refused` (DigestConflict).
+ */
+function entryClasses(groups: readonly TargetGroup[], refused: Map<string, SourceRefusal>, memo: PlanMemo | undefined): {
+  entryFor: (list: readonly ImageTarget[]) => NodeImage;
+  classOf: (ids: readonly number[]) => NodeClass;
+  entries: Map<string, MergedEntry>;
+  classesByTargets: Map<string, NodeClass>;
+} {
   const entries = new Map<string, MergedEntry>();
   const use = (memoKey: string, merged: MergedEntry): void => {
     if (entries.has(memoKey)) return;
@@ -331,6 +335,16 @@ export function planNodeImageSets(input: PlanInput): NodePlan {
     }
     return c;
   };
+
+  return { entryFor, classOf, entries, classesByTargets };
+}
+
+export function planNodeImageSets(input: PlanInput): NodePlan {
+  const { nodes, ready } = nodesOf(input);
+  const { refused, targets, groups, targetNodes, removalsOn, memberOf } = selectTargets(input, nodes, ready);
+
+  const memo = input.memo;
+  const { entryFor, classOf, entries, classesByTargets } = entryClasses(groups, refused, memo);
 
   // Kept entries (already released) count against the budget while unfinished; new ones are candidates.
   let unfinished = 0;
