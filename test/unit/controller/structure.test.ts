@@ -3,9 +3,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { expect } from 'chai';
+import ts from 'typescript';
 
 const ROOT = resolve(import.meta.dirname, '..', '..', '..', 'controller');
 const MAX_LINES = 500;
+const MAX_FUNCTION_LINES = 150;
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -45,6 +47,22 @@ export function circles(graph: ReadonlyMap<string, readonly string[]>): string[]
   return found;
 }
 
+/** Functions (declarations, methods, arrows) whose body spans more than `max` lines, as `file:line (lines)`. */
+export function longFunctions(name: string, text: string, max: number): string[] {
+  const sf = ts.createSourceFile(name, text, ts.ScriptTarget.Latest, true);
+  const out: string[] = [];
+  const visit = (n: ts.Node): void => {
+    if (ts.isFunctionLike(n) && 'body' in n && n.body !== undefined) {
+      const first = sf.getLineAndCharacterOfPosition(n.getStart(sf)).line;
+      const lines = sf.getLineAndCharacterOfPosition(n.end).line - first + 1;
+      if (lines > max) out.push(`${name}:${first + 1} (${lines})`);
+    }
+    ts.forEachChild(n, visit);
+  };
+  visit(sf);
+  return out;
+}
+
 describe('controller/ structure', () => {
   const files = sourceFiles(ROOT);
   const texts = new Map(files.map((f) => [f, readFileSync(f, 'utf8')]));
@@ -64,5 +82,15 @@ describe('controller/ structure', () => {
   it(`has no file over ${MAX_LINES} lines`, () => {
     const long = files.map((f) => ({ file: relative(ROOT, f), lines: (texts.get(f) ?? '').split('\n').length })).filter((x) => x.lines > MAX_LINES);
     expect(long).to.deep.equal([]);
+  });
+
+  it('finds a long function when there is one (the check itself)', () => {
+    const body = Array.from({ length: 5 }, (_, i) => `  const x${i} = ${i};`).join('\n');
+    expect(longFunctions('f.ts', `export function f(): void {\n${body}\n}\nconst g = () => 1;\n`, 6)).to.deep.equal(['f.ts:1 (7)']);
+    expect(longFunctions('f.ts', `export function f(): void {\n${body}\n}\n`, 7)).to.deep.equal([]);
+  });
+
+  it(`has no function over ${MAX_FUNCTION_LINES} lines`, () => {
+    expect(files.flatMap((f) => longFunctions(relative(ROOT, f), texts.get(f) ?? '', MAX_FUNCTION_LINES))).to.deep.equal([]);
   });
 });
