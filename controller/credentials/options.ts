@@ -1,6 +1,7 @@
 // The pull credentials endpoint's flags, and the configuration they make (main.ts adds the options to its
 // parser and passes the result to startCredentialsServer).
 import type { Options } from 'yargs';
+import { objectNameFlag, portFlag, serviceFlag } from '../flag-values.ts';
 import type { CredentialsConfig } from './server.ts';
 
 export const credentialsOptions = {
@@ -20,22 +21,14 @@ export interface CredentialsFlags {
   'agent-service-account': string;
 }
 
-const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
 /** The configuration of the flags, or an error naming the flag that is wrong. */
 export function credentialsConfig(flags: CredentialsFlags, namespace: string): CredentialsConfig {
-  const port = flags['pull-credentials-port'];
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--pull-credentials-port ${port} is not a port (0-65535; 0 picks a free one)`);
-  if (!LABEL.test(flags['pull-credentials-service'])) throw new Error(`--pull-credentials-service "${flags['pull-credentials-service']}" is not a Service name`);
-  for (const f of ['pull-credentials-secret', 'pull-credentials-ca-configmap', 'agent-service-account'] as const) {
-    if (!SUBDOMAIN.test(flags[f]) || flags[f].length > 253) throw new Error(`--${f} "${flags[f]}" is not an object name`);
-  }
+  const name = (f: 'pull-credentials-secret' | 'pull-credentials-ca-configmap' | 'agent-service-account'): string => objectNameFlag(f, flags[f]);
   return {
-    port, namespace,
-    service: flags['pull-credentials-service'],
-    secret: flags['pull-credentials-secret'],
-    caConfigMap: flags['pull-credentials-ca-configmap'],
-    agentServiceAccount: flags['agent-service-account'],
+    port: portFlag('pull-credentials-port', flags['pull-credentials-port']), namespace,
+    service: serviceFlag('pull-credentials-service', flags['pull-credentials-service']),
+    secret: name('pull-credentials-secret'),
+    caConfigMap: name('pull-credentials-ca-configmap'),
+    agentServiceAccount: name('agent-service-account'),
   };
 }

@@ -1,6 +1,7 @@
 // The admission webhook server's flags, and the typed configuration they make. main.ts adds the options to its
 // parser and passes the result of webhookConfig to startWebhookServer.
 import type { Options } from 'yargs';
+import { objectNameFlag, portFlag, serviceFlag } from '../flag-values.ts';
 
 export const WEBHOOK_TLS_MODES = ['self-managed', 'files'] as const;
 export type WebhookTlsMode = (typeof WEBHOOK_TLS_MODES)[number];
@@ -39,23 +40,15 @@ export interface WebhookFlags {
   'webhook-service': string;
 }
 
-// A DNS-1123 label (Service) or subdomain (Secret, configuration).
-const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
 /** The configuration of the flags, or an error naming the flag that is wrong. */
 export function webhookConfig(flags: WebhookFlags, namespace: string): WebhookConfig {
-  const port = flags['webhook-port'];
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--webhook-port ${port} is not a port (0-65535; 0 picks a free one)`);
-  const service = flags['webhook-service'];
-  if (!LABEL.test(service)) throw new Error(`--webhook-service "${service}" is not a Service name`);
+  const port = portFlag('webhook-port', flags['webhook-port']);
+  const service = serviceFlag('webhook-service', flags['webhook-service']);
   let tls: WebhookTls;
   switch (flags['webhook-tls']) {
     case 'self-managed': {
-      const secret = flags['webhook-secret'];
-      const configuration = flags['webhook-configuration'];
-      if (!SUBDOMAIN.test(secret) || secret.length > 253) throw new Error(`--webhook-secret "${secret}" is not a Secret name`);
-      if (!SUBDOMAIN.test(configuration) || configuration.length > 253) throw new Error(`--webhook-configuration "${configuration}" is not an object name`);
+      const secret = objectNameFlag('webhook-secret', flags['webhook-secret'], 'a Secret name');
+      const configuration = objectNameFlag('webhook-configuration', flags['webhook-configuration']);
       tls = { kind: 'self-managed', secret, configuration };
       break;
     }
