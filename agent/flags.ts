@@ -92,6 +92,8 @@ function parser(argv: readonly string[]) {
       'runtime-unreachable-timeout': { type: 'string', default: '2m', describe: '/healthz fails once the CRI runtime has not answered for this long, so the kubelet restarts the agent ("0s" = never)' },
     })
     .strict()
+    // A flag given twice takes its last value, as in the Kubernetes components (the chart's extraArgs come last).
+    .parserConfiguration({ 'duplicate-arguments-array': false })
     .wrap(120)
     .help(false)
     .version(false)

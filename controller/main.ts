@@ -70,6 +70,8 @@ function parseFlags(args: string[]) {
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as const })
     .option('log-format', { choices: LOG_FORMATS, default: 'json' as const })
     .strict()
+    // A flag given twice takes its last value, as in the Kubernetes components (the chart's extraArgs come last).
+    .parserConfiguration({ 'duplicate-arguments-array': false })
     .help()
     .parseAsync();
 }

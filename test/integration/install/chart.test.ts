@@ -33,7 +33,7 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
   it('passes helm lint, and its values schema rejects wrong values', async () => {
     const lint = await helm(['lint', 'charts/kwarm', '--strict']);
     expect(lint.stdout).to.include('0 chart(s) failed');
-    for (const bad of ['controller.maxConcurrentPulls=-1', 'agent.maxPullsPerNode=0', 'logFormat=xml', 'agent.criSocket=relative/path', 'controller.unknownKey=1', 'controller.warmup.taintKey=Not A Key', 'controller.warmup.timeout=ten']) {
+    for (const bad of ['controller.maxConcurrentPulls=-1', 'agent.maxPullsPerNode=0', 'logFormat=xml', 'agent.criSocket=relative/path', 'controller.unknownKey=1', 'controller.warmup.taintKey=Not A Key', 'controller.warmup.timeout=ten', 'controller.extraArgs[0]=resync-period=1m', 'agent.extraArgs[0]=-v']) {
       const res = await helm(['template', 'kwarm', 'charts/kwarm', '--set', bad], { allowFailure: true });
       expect(res.code, bad).to.not.equal(0);
       expect(res.stderr, bad).to.match(/values don't meet the specifications of the schema/);
@@ -56,6 +56,18 @@ describe('install: Helm chart, kustomize tree, least-privilege RBAC', function (
     expect(pod.volumes.find((v) => v.name === 'image-fs')?.hostPath).to.deep.equal({ path: '/var/lib/containerd', type: 'Directory' });
     expect(pod.containers[0]!.volumeMounts.find((m) => m.name === 'image-fs')?.readOnly).to.equal(true);
     expect(pod.containers[0]!.args).to.include('--disk-threshold-percent=90');
+  });
+
+  it('appends controller.extraArgs and agent.extraArgs after the chart\'s own flags', async () => {
+    const yaml = (await helm(['template', 'kwarm', 'charts/kwarm', '-n', 'kwarm-system', '--set', 'controller.extraArgs[0]=--resync-period=10m',
+      '--set', 'controller.extraArgs[1]=--max-concurrent-pulls=3', '--set', 'agent.extraArgs[0]=--container-starts-interval=1m'])).stdout;
+    type Pods = { spec: { template: { spec: { containers: { args: string[] }[] } } } };
+    const controllerArgs = (objects(yaml).get('Deployment/kwarm-system/kwarm-controller') as Pods).spec.template.spec.containers[0]!.args;
+    const agentArgs = (objects(yaml).get('DaemonSet/kwarm-system/kwarm-agent') as Pods).spec.template.spec.containers[0]!.args;
+    expect(controllerArgs.slice(-2)).to.deep.equal(['--resync-period=10m', '--max-concurrent-pulls=3']);
+    // The chart's own value stays in place; the binary takes the later one.
+    expect(controllerArgs).to.include('--max-concurrent-pulls=10');
+    expect(agentArgs.at(-1)).to.equal('--container-starts-interval=1m');
   });
 
   it('NetworkPolicy: egress only on the API server ports, and only to its addresses when they are given', async () => {

@@ -60,6 +60,11 @@ describe('agent/flags', () => {
     });
   });
 
+  it('takes the last value of a flag given twice (the chart\'s agent.extraArgs come after its own flags)', async () => {
+    const f = await flags(['--verify-interval=5m', '--max-pulls-per-node=2', '--verify-interval=90s', '--max-pulls-per-node=4']);
+    expect(f).to.include({ verifyIntervalMs: 90_000, maxPullsPerNode: 4 });
+  });
+
   it('rejects what it cannot use, naming the flag', async () => {
     expect(await failure([], {})).to.match(/--node-name or the NODE_NAME/);
     expect(await failure(['--max-pulls-per-node=0'])).to.match(/--max-pulls-per-node/);
