@@ -18,7 +18,7 @@ import { planStatuses, StatusMemo } from './status/status-plan.ts';
 import { isManaged, metaTime } from './write/api-objects.ts';
 import { Overlays } from './write/overlays.ts';
 import { writeCount, type WritePlan } from './write/writes.ts';
-import { warmsWithoutTaint, withoutWarmupTaint } from './warmup/decode.ts';
+import { nodeWarmsWithoutTaint, withoutWarmupTaint } from './warmup/decode.ts';
 import type { NodeView } from './plan/node-eligibility.ts';
 import type { NamespaceLimits } from './plan/namespace-limits.ts';
 import { Writer, type ApiWriter } from './write/writer.ts';
@@ -179,7 +179,7 @@ export class Pass {
     const newNodesMs = this.o.warmupNewNodesMs;
     for (const n of src.nodes.values()) {
       const view = withoutWarmupTaint(n, taintKey);
-      const warms = view !== n || (newNodesMs !== undefined && warmsWithoutTaint(n, refreshAt, newNodesMs));
+      const warms = view !== n || (newNodesMs !== undefined && nodeWarmsWithoutTaint(n, refreshAt, newNodesMs));
       if (warms && n.metadata?.name !== undefined) warming.add(n.metadata.name);
       nodes.push(view);
     }

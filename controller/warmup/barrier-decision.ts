@@ -201,11 +201,19 @@ function liftEvent(reason: LiftReason, message: string): BarrierEvent {
  */
 export function barrierApplies(node: WarmupNodeView, nowMs: number, opts: WarmupOptions): boolean {
   if (node.taints.some((t) => t.key === opts.taintKey)) return true;
-  if (node.imagesWarm?.status === 'True') return false;
-  if (node.imagesWarm !== undefined) return true;
-  if (!opts.conditionOnNewNodes) return false;
-  const created = parseTime(node.createdAt);
-  return created !== undefined && nowMs < created + opts.timeoutMs;
+  if (node.imagesWarm === undefined && !opts.conditionOnNewNodes) return false;
+  return warmsWithoutTaint(node.imagesWarm?.status, node.createdAt, nowMs, opts.timeoutMs);
+}
+
+/**
+ * Whether a node without kwarm's taint is still warming, from its ImagesWarm status and creation time: the
+ * condition is False, or absent on a node younger than `timeoutMs`. The barrier (barrierApplies) and the
+ * planner (which gives such a node a NodeImageSet even with nothing to pull) decide it alike.
+ */
+export function warmsWithoutTaint(imagesWarm: string | undefined, createdAt: string | undefined, nowMs: number, timeoutMs: number): boolean {
+  if (imagesWarm !== undefined) return imagesWarm !== 'True';
+  const created = parseTime(createdAt);
+  return created !== undefined && nowMs < created + timeoutMs;
 }
 
 /** The barrier's decision for one node at `nowMs`. */

@@ -3,7 +3,7 @@
 import { IMAGES_WARM_CONDITION, NODE_PULL_PHASES, type NodePullPhase } from '../../api/v1alpha1/index.ts';
 import { field, list, str } from '../../lib/raw.ts';
 import { isNodeReady, type NodeView } from '../plan/node-eligibility.ts';
-import type { GatingEntry, ImageProgress, NodeConditionView, NodeTaint, WarmupImageSetView, WarmupNodeView } from './barrier-decision.ts';
+import { warmsWithoutTaint, type GatingEntry, type ImageProgress, type NodeConditionView, type NodeTaint, type WarmupImageSetView, type WarmupNodeView } from './barrier-decision.ts';
 
 function taintOf(v: unknown): NodeTaint | undefined {
   const key = str(field(v, 'key'));
@@ -83,16 +83,13 @@ export function decodeWarmupImageSet(raw: unknown): WarmupImageSetView | undefin
 const plannerViews = new WeakMap<NodeView, NodeView>();
 
 /**
- * Whether a node without kwarm's taint is warming for the barrier all the same (--warmup-condition-on-new-nodes,
- * see barrierApplies): its ImagesWarm is False, or it has none and is younger than `windowMs` (the warm-up
- * timeout). Such a node, like a tainted one, gets a NodeImageSet even with nothing to pull, so the barrier can
- * set its condition True at once instead of at the timeout.
+ * warmsWithoutTaint for the planner's Node (--warmup-condition-on-new-nodes): such a node, like a tainted one,
+ * gets a NodeImageSet even with nothing to pull, so the barrier can set its condition True at once instead of
+ * at the timeout (`windowMs`).
  */
-export function warmsWithoutTaint(node: NodeView, nowMs: number, windowMs: number): boolean {
+export function nodeWarmsWithoutTaint(node: NodeView, nowMs: number, windowMs: number): boolean {
   const warm = node.status?.conditions?.find((c) => c.type === IMAGES_WARM_CONDITION)?.status;
-  if (warm !== undefined) return warm !== 'True';
-  const created = Date.parse(node.metadata?.createdAt ?? '');
-  return !Number.isNaN(created) && nowMs < created + windowMs;
+  return warmsWithoutTaint(warm, node.metadata?.createdAt, nowMs, windowMs);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { NodeView } from '../../../../controller/plan/node-eligibility.ts';
 import { decodeNode } from '../../../../controller/sources/decode.ts';
-import { decodeWarmupImageSet, decodeWarmupNode, warmsWithoutTaint, withoutWarmupTaint } from '../../../../controller/warmup/decode.ts';
+import { decodeWarmupImageSet, decodeWarmupNode, nodeWarmsWithoutTaint, withoutWarmupTaint } from '../../../../controller/warmup/decode.ts';
 
 const KEY = 'kwarm.io/warming';
 
@@ -52,11 +52,11 @@ describe('controller/warmup/decode', () => {
       metadata: { name: 'n1', uid: 'u1', creationTimestamp: created },
       status: { conditions: [{ type: 'Ready', status: 'True' }, ...(warm !== undefined ? [{ type: 'ImagesWarm', status: warm }] : [])] },
     })!;
-    expect(warmsWithoutTaint(at(), t0 + 1000, 60_000)).to.equal(true);
-    expect(warmsWithoutTaint(at(), t0 + 60_000, 60_000)).to.equal(false);
-    expect(warmsWithoutTaint(at('True'), t0 + 1000, 60_000)).to.equal(false);
-    expect(warmsWithoutTaint(at('False'), t0 + 120_000, 60_000)).to.equal(true);
-    expect(warmsWithoutTaint(decodeNode({ metadata: { name: 'n2' } })!, t0, 60_000)).to.equal(false);
+    expect(nodeWarmsWithoutTaint(at(), t0 + 1000, 60_000)).to.equal(true);
+    expect(nodeWarmsWithoutTaint(at(), t0 + 60_000, 60_000)).to.equal(false);
+    expect(nodeWarmsWithoutTaint(at('True'), t0 + 1000, 60_000)).to.equal(false);
+    expect(nodeWarmsWithoutTaint(at('False'), t0 + 120_000, 60_000)).to.equal(true);
+    expect(nodeWarmsWithoutTaint(decodeNode({ metadata: { name: 'n2' } })!, t0, 60_000)).to.equal(false);
   });
 
   it('shows the planner a warming node without kwarm\'s taint, the same object each time', () => {
