@@ -14,9 +14,14 @@
 import { KubeClient } from '../lib/kube-client.ts';
 import { eachLimited } from '../lib/each-limited.ts';
 import { KubeSecretSource, ControllerSecretSource, type SecretSource } from '../agent/secret-reader.ts';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { errorText } from '../lib/errors.ts';
+import { ManagedProcess } from '../local-cluster/process.ts';
+import { freePort } from '../local-cluster/ports.ts';
+import { makeTempDir, removeDir } from '../local-cluster/tmp.ts';
+import { waitFor } from '../local-cluster/wait.ts';
 import { processFigures } from './proc-stats.ts';
+import { apiServerSample } from './api-server-figures.ts';
 import { API_VERSION } from '../api/v1alpha1/index.ts';
 import { startControlPlane } from '../local-cluster/control-plane.ts';
 import { metricValue } from '../local-cluster/controller-process.ts';
@@ -47,34 +52,33 @@ interface Sample {
   readonly ownCpuMs: number;
 }
 
-/** bench/credentials-endpoint.ts in a child process; resolves with its port and pid once it serves. */
-async function startEndpoint(kubeconfig: string): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [...process.execArgv, new URL('./credentials-endpoint.ts', import.meta.url).pathname, kubeconfig, NS, AGENT_SA], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve(); }); });
-  const lines = createInterface({ input: child.stdout });
-  const port = await new Promise<number>((resolve, reject) => {
-    lines.on('line', (line) => {
-      const m = /^port (\d+)$/.exec(line);
-      if (m !== null) resolve(Number(m[1]));
-    });
-    child.once('exit', (code) => { reject(new Error(`the credentials endpoint exited (${code ?? 'signal'}) before it served`)); });
+/**
+ * bench/credentials-endpoint.ts as a ManagedProcess (stopped by its watchdog if this process dies), on a free
+ * port; resolves once it serves.
+ */
+async function startEndpoint(kubeconfig: string, dir: string): Promise<{ port: number; process: ManagedProcess }> {
+  const port = await freePort();
+  const proc = ManagedProcess.start({
+    name: 'credentials-endpoint', command: process.execPath, logFile: join(dir, 'credentials-endpoint.log'),
+    args: [...process.execArgv, new URL('./credentials-endpoint.ts', import.meta.url).pathname, kubeconfig, NS, AGENT_SA, String(port)],
   });
-  return {
-    port, pid: child.pid ?? 0,
-    stop: async () => {
-      child.stdin.end();
-      const timer = setTimeout(() => { child.kill('SIGKILL'); }, 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  try {
+    await waitFor(() => {
+      if (!proc.running) throw new Error('the credentials endpoint exited');
+      return proc.tail(5).includes(`serving on 127.0.0.1:${port}`);
+    }, { what: 'the credentials endpoint to serve', timeoutMs: 90_000 });
+  } catch (err) {
+    await proc.stop();
+    throw new Error(`${errorText(err)}\n${proc.tail(20)}`);
+  }
+  return { port, process: proc };
 }
 
 /** The API server's CPU seconds, and the requests a read can make (TokenReviews, NodeImageSet and Secret reads) so far. */
 async function apiServerCounters(admin: KubeClient): Promise<{ cpu: number; requests: number }> {
   const text = String(await admin.get('/metrics', AbortSignal.timeout(30_000)));
   const requests = ['tokenreviews', 'nodeimagesets', 'secrets'].reduce((n, resource) => n + (metricValue(text, 'apiserver_request_total', { resource }) ?? 0), 0);
-  return { cpu: metricValue(text, 'process_cpu_seconds_total') ?? 0, requests };
+  return { cpu: apiServerSample(text).cpuSeconds, requests };
 }
 
 async function main(): Promise<void> {
@@ -106,8 +110,12 @@ subjects: [{kind: ServiceAccount, name: ${AGENT_SA}, namespace: ${NS}}]
 `);
     const nodes = Array.from({ length: NODES }, (_, i) => `cred-bench-${i}`);
     const readers = new Map<Mode, SecretSource[]>([['endpoint', []], ['api', []]]);
-    const server = await startEndpoint(await controllerKubeconfig(cp, NS));
-    stopServer = server.stop;
+    const dir = makeTempDir('credentials-bench');
+    const server = await startEndpoint(await controllerKubeconfig(cp, NS), dir);
+    stopServer = async () => {
+      await server.process.stop();
+      removeDir(dir);
+    };
     for (const node of nodes) {
       await createNode(admin, { name: node }, signal);
       await admin.apply(`/apis/${API_VERSION}/nodeimagesets/${node}`, {
@@ -136,7 +144,7 @@ subjects: [{kind: ServiceAccount, name: ${AGENT_SA}, namespace: ${NS}}]
       const latencies: number[] = [];
       const before = await apiServerCounters(admin);
       const cpuBefore = process.cpuUsage();
-      const endpointBefore = processFigures(server.pid).cpuSeconds;
+      const endpointBefore = processFigures(server.process.pid ?? 0).cpuSeconds;
       const start = performance.now();
       await eachLimited(Array.from({ length: REQUESTS }, (_, i) => i), IN_FLIGHT, async (i) => {
         const t = performance.now();
@@ -146,7 +154,7 @@ subjects: [{kind: ServiceAccount, name: ${AGENT_SA}, namespace: ${NS}}]
       });
       const seconds = (performance.now() - start) / 1000;
       const cpu = process.cpuUsage(cpuBefore);
-      const endpointCpu = processFigures(server.pid).cpuSeconds - endpointBefore;
+      const endpointCpu = processFigures(server.process.pid ?? 0).cpuSeconds - endpointBefore;
       const after = await apiServerCounters(admin);
       return {
         mode, perSecond: REQUESTS / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99),
