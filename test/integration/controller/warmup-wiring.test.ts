@@ -29,6 +29,8 @@ interface Wired {
   warm(name: string): Promise<NonNullable<RawNode['status']['conditions']>[number] | undefined>;
   /** The policy (gateNewNodes) over the suite's namespace, and a Deployment in it whose pods go to `pool`. */
   applyPolicyAndDeployment(image: string, pool: string): Promise<void>;
+  /** Waits until the node's NodeImageSet wants `image`, and returns it. */
+  nodeImageSetWanting(node: string, image: string): Promise<NonNullable<Awaited<ReturnType<typeof getNodeImageSet>>>>;
   /** Reports the image Pulling as the node's agent would, then waits for ImagesWarm False with 0 of 1 present. */
   reportPulling(node: string, image: string): Promise<NonNullable<RawNode['status']['conditions']>[number]>;
 }
@@ -53,6 +55,10 @@ function wiredController(name: string, nodes: readonly string[], args: readonly 
       // The pods tolerate nothing, kwarm's taint included: a warming node must still get their image.
       await w.cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify(deployment(name, 'web', image, { pool })) });
     },
+    nodeImageSetWanting: (node, image) => waitFor(async () => {
+      const n = await getNodeImageSet(w.admin, node, ac.signal);
+      return n?.spec.images.some((e) => e.image === image) === true ? n : undefined;
+    }, { what: `${node}'s NodeImageSet to want ${image}`, timeoutMs: 60_000 }),
     reportPulling: async (node, image) => {
       const agent = new KubeClient(w.cp.kubeConfig(await agentKubeconfig(w.cp, node)));
       try {
@@ -118,10 +124,7 @@ describe('controller: the warm-up barrier wired into kwarm-controller', function
     await createNode(admin, { name: PLAIN, labels: { 'kwarm-test/pool': POOL } }, signal);
     await createNode(admin, { name: WARMING, labels: { 'kwarm-test/pool': POOL }, taints: [{ key: KEY, effect: 'NoSchedule' }] }, signal);
 
-    const nis = await waitFor(async () => {
-      const n = await getNodeImageSet(admin, WARMING, signal);
-      return n?.spec.images.some((e) => e.image === IMAGE) === true ? n : undefined;
-    }, { what: 'the warming node\'s NodeImageSet to want the image', timeoutMs: 60_000 });
+    const nis = await w.nodeImageSetWanting(WARMING, IMAGE);
     expect(nis.spec.images.find((e) => e.image === IMAGE)?.gatesNode).to.equal(true);
     expect(nis.spec.gatingImages).to.equal(1);
     const ppi = await admin.get(`/apis/kwarm.io/v1alpha1/namespaces/${NS}/prepullimages/deployment.web.app`, signal) as { spec: { gateNewNodes?: boolean } };
@@ -162,10 +165,7 @@ describe('controller: --warmup-condition-on-new-nodes wired into kwarm-controlle
     const { admin, signal } = w;
     await w.applyPolicyAndDeployment(IMAGE, POOL);
     await createNode(admin, { name: GATED, labels: { 'kwarm-test/pool': POOL } }, signal);
-    const nis = await waitFor(async () => {
-      const n = await getNodeImageSet(admin, GATED, signal);
-      return n?.spec.images.some((e) => e.image === IMAGE) === true ? n : undefined;
-    }, { what: 'the new node\'s NodeImageSet to want the image', timeoutMs: 60_000 });
+    const nis = await w.nodeImageSetWanting(GATED, IMAGE);
     expect(nis.spec.gatingImages).to.equal(1);
     const holding = await w.reportPulling(GATED, IMAGE);
     expect(holding.reason).to.be.oneOf(['Pulling', 'AgentNotReporting']);
