@@ -1,6 +1,6 @@
 // The README's flag tables list every flag each binary accepts (read from its --help), and no flag it lacks.
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 function helpFlags(entry: string): string[] {
@@ -22,4 +22,16 @@ describe('README: flag tables match the binaries', () => {
       expect(tableFlags(readme, heading).sort()).to.deep.equal(helpFlags(entry).sort());
     });
   }
+});
+
+describe('controller flags: a flag given twice takes its last value (the chart\'s controller.extraArgs come last)', () => {
+  // Flags are checked before the cluster is reached: with a kubeconfig that does not exist, the run fails on the
+  // kubeconfig when the flags are fine, and on the flag when its last value is not.
+  const run = (...args: string[]): string => spawnSync(process.execPath, ['controller/main.ts', '--kubeconfig=/nonexistent/kwarm-kubeconfig', ...args], { encoding: 'utf8', timeout: 60_000 }).stderr;
+
+  it('takes the later of two values', () => {
+    const later = run('--max-pulls-per-node=0', '--max-pulls-per-node=2');
+    expect(later).to.include('kwarm-kubeconfig').and.not.include('--max-pulls-per-node');
+    expect(run('--max-pulls-per-node=2', '--max-pulls-per-node=0')).to.include('--max-pulls-per-node must be an integer from 1 to 64');
+  });
 });
